@@ -1,0 +1,86 @@
+// The one datastore interface every backend implements (memory, SQLite, later etcd v3 and Kubernetes).
+// Its shape follows etcd v3 / the Kubernetes API: a single monotonically increasing revision per store,
+// optimistic concurrency on resourceVersion, and watch-from-revision with no lost events.
+import type { ObjectKey, Resource } from '../api/meta.js';
+
+export interface ListOptions {
+  /** Only namespaced kinds; undefined = all namespaces. */
+  namespace?: string;
+  /** A Kubernetes label selector (`a=b,c!=d,e`), or a predicate over labels. */
+  labelSelector?: string | ((labels: Record<string, string>) => boolean);
+}
+
+export interface ListResult {
+  items: Resource[];
+  /** The store revision the list was read at: watch from here to see every later change. */
+  revision: number;
+}
+
+export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
+
+export interface WatchEvent {
+  type: WatchEventType;
+  /** The revision at which this change happened. Strictly increasing along a watch. */
+  revision: number;
+  /** The object after the change; for DELETED, the object as it was last stored. */
+  object: Resource;
+}
+
+export interface WatchOptions {
+  /** Kind to watch; undefined = all kinds. */
+  kind?: string;
+  namespace?: string;
+  /** Deliver every event with revision > fromRevision (0 = from the beginning of history). */
+  fromRevision: number;
+}
+
+export interface Watch {
+  /** Stops delivery; resolves when the watch has released its resources. */
+  close(): Promise<void>;
+}
+
+export type WatchHandler = (events: WatchEvent[]) => void | Promise<void>;
+
+/** One operation of an atomic batch (`txn`). */
+export type TxnOp =
+  | { op: 'create'; object: Resource }
+  /** Update; when object.metadata.resourceVersion is set it must equal the stored one. */
+  | { op: 'update'; object: Resource }
+  /** Create or replace (apply) regardless of the stored version. */
+  | { op: 'put'; object: Resource }
+  | { op: 'delete'; key: ObjectKey; resourceVersion?: string };
+
+export interface Store {
+  /** Human description, e.g. `sqlite:/path/to/egw.db`. */
+  readonly description: string;
+  get(key: ObjectKey): Promise<Resource | undefined>;
+  list(kind: string, opts?: ListOptions): Promise<ListResult>;
+  /** Fails with StoreError('AlreadyExists') if present. Returns the stored object (resourceVersion, uid, creationTimestamp set). */
+  create(obj: Resource): Promise<Resource>;
+  /** Fails with StoreError('NotFound') if absent, StoreError('Conflict') if resourceVersion is given and stale. */
+  update(obj: Resource): Promise<Resource>;
+  /** Fails with StoreError('NotFound') if absent, StoreError('Conflict') if resourceVersion is given and stale. Returns the deleted object. */
+  delete(key: ObjectKey, opts?: { resourceVersion?: string }): Promise<Resource>;
+  /** All-or-nothing: either every op applies (each at its own consecutive revision) or none does. */
+  txn(ops: TxnOp[]): Promise<Resource[]>;
+  /** The current revision of the store. */
+  revision(): Promise<number>;
+  /**
+   * Delivers, in revision order and without gaps, every change after opts.fromRevision, then every new change.
+   * Fails with StoreError('Compacted') if history before fromRevision is no longer kept.
+   */
+  watch(opts: WatchOptions, handler: WatchHandler): Promise<Watch>;
+  close(): Promise<void>;
+}
+
+export type StoreErrorCode = 'NotFound' | 'AlreadyExists' | 'Conflict' | 'Compacted' | 'Invalid' | 'Unavailable';
+
+export class StoreError extends Error {
+  constructor(
+    readonly code: StoreErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'StoreError';
+  }
+}
