@@ -32,6 +32,11 @@ export interface WatchOptions {
   namespace?: string;
   /** Deliver every event with revision > fromRevision (0 = from the beginning of history). */
   fromRevision: number;
+  /**
+   * Called once if the watch stops on its own: the handler threw or rejected, history the watch still needed was
+   * compacted (StoreError 'Compacted'), or the backend failed. Without it such errors are logged to stderr.
+   */
+  onError?: (err: unknown) => void;
 }
 
 export interface Watch {
@@ -70,6 +75,11 @@ export interface Store {
    * Fails with StoreError('Compacted') if history before fromRevision is no longer kept.
    */
   watch(opts: WatchOptions, handler: WatchHandler): Promise<Watch>;
+  /**
+   * Optional: drops the history at and before `revision` (objects are kept). Later watches from an earlier revision,
+   * and running watches that have not yet read past it, fail with StoreError('Compacted').
+   */
+  compact?(revision: number): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -1,0 +1,234 @@
+// Resource shapes egw speaks: Calico's (IPPool, EgressGatewayPolicy, FelixConfiguration), the Tigera operator's
+// EgressGateway, and the Kubernetes core kinds egw needs outside Kubernetes (Node, Namespace, Pod).
+import type { Resource } from './meta.js';
+
+export type Labels = Record<string, string>;
+
+// ---- projectcalico.org/v3 IPPool -------------------------------------------------------------------------------
+export type EncapMode = 'Never' | 'Always' | 'CrossSubnet';
+export type IPPoolAllowedUse = 'Workload' | 'Tunnel' | 'LoadBalancer';
+
+export interface IPPoolSpec {
+  cidr: string;
+  blockSize?: number;
+  nodeSelector?: string;
+  natOutgoing?: boolean;
+  disabled?: boolean;
+  allowedUses?: IPPoolAllowedUse[];
+  /** Accepted as Calico does; egw does not act on these. */
+  ipipMode?: EncapMode;
+  vxlanMode?: EncapMode;
+  disableBGPExport?: boolean;
+  assignmentMode?: 'Automatic' | 'Manual';
+  namespaceSelector?: string;
+  awsSubnetID?: string;
+}
+export type IPPool = Resource<IPPoolSpec> & { kind: 'IPPool'; spec: IPPoolSpec };
+
+// ---- operator.tigera.io/v1 EgressGateway -----------------------------------------------------------------------
+export type LogSeverity = 'Fatal' | 'Error' | 'Warn' | 'Info' | 'Debug' | 'Trace';
+
+export interface EgressGatewayIPPool {
+  name?: string;
+  cidr?: string;
+}
+
+export interface ICMPProbe {
+  ips: string[];
+  intervalSeconds: number;
+  timeoutSeconds: number;
+}
+
+export interface HTTPProbe {
+  urls: string[];
+  intervalSeconds: number;
+  timeoutSeconds: number;
+}
+
+export interface EgressGatewayFailureDetection {
+  healthTimeoutDataStoreSeconds: number;
+  icmpProbe?: ICMPProbe;
+  httpProbe?: HTTPProbe;
+}
+
+export interface Toleration {
+  key?: string;
+  operator?: 'Exists' | 'Equal';
+  value?: string;
+  effect?: 'NoSchedule' | 'PreferNoSchedule' | 'NoExecute';
+  tolerationSeconds?: number;
+}
+
+export interface EgressGatewayPodSpec {
+  nodeSelector?: Labels;
+  affinity?: Record<string, unknown>;
+  tolerations?: Toleration[];
+  topologySpreadConstraints?: Record<string, unknown>[];
+  terminationGracePeriodSeconds?: number;
+  priorityClassName?: string;
+}
+
+export interface EgressGatewaySpec {
+  replicas: number;
+  ipPools: EgressGatewayIPPool[];
+  logSeverity: LogSeverity;
+  externalNetworks?: string[];
+  egressGatewayFailureDetection?: EgressGatewayFailureDetection;
+  template: {
+    metadata: { labels: Labels; annotations?: Record<string, string> };
+    spec?: EgressGatewayPodSpec;
+  };
+  aws?: { nativeIP?: 'Enabled' | 'Disabled'; elasticIPs?: string[] };
+}
+
+export interface Condition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason?: string;
+  message?: string;
+  lastTransitionTime?: string;
+  observedGeneration?: number;
+}
+
+export interface EgressGatewayReplicaStatus {
+  pod: string;
+  node?: string;
+  ip?: string;
+  health: 'Ready' | 'NotReady' | 'Draining' | 'Unknown';
+  reasons?: string[];
+  clients?: number;
+}
+
+export interface EgressGatewayStatus {
+  conditions?: Condition[];
+  replicas?: EgressGatewayReplicaStatus[];
+  readyReplicas?: number;
+  observedGeneration?: number;
+}
+export type EgressGateway = Resource<EgressGatewaySpec, EgressGatewayStatus> & {
+  kind: 'EgressGateway';
+  spec: EgressGatewaySpec;
+};
+
+// ---- projectcalico.org/v3 EgressGatewayPolicy ------------------------------------------------------------------
+export type GatewayPreference = 'None' | 'PreferNodeLocal';
+
+export interface EgressGatewayRuleGateway {
+  selector: string;
+  namespaceSelector?: string;
+  maxNextHops?: number;
+}
+
+export interface EgressGatewayRule {
+  description?: string;
+  destination?: { cidr: string };
+  gateway?: EgressGatewayRuleGateway;
+  gatewayPreference?: GatewayPreference;
+}
+
+export interface EgressGatewayPolicySpec {
+  rules: EgressGatewayRule[];
+}
+export type EgressGatewayPolicy = Resource<EgressGatewayPolicySpec> & {
+  kind: 'EgressGatewayPolicy';
+  spec: EgressGatewayPolicySpec;
+};
+
+// ---- projectcalico.org/v3 FelixConfiguration (the egress fields) -----------------------------------------------
+export type EgressIPSupport = 'Disabled' | 'EnabledPerNamespace' | 'EnabledPerNamespaceOrPerPod';
+
+export interface FelixConfigurationSpec {
+  egressIPSupport?: EgressIPSupport;
+  egressIPVXLANPort?: number;
+  egressIPVXLANVNI?: number;
+  egressIPRoutingRulePriority?: number;
+  /** A Go duration string such as "10s" or "250ms", as Calico writes it. */
+  egressGatewayPollInterval?: string;
+  egressGatewayPollFailureCount?: number;
+  /** Every other Felix field is kept as written and reported as not acted on. */
+  [other: string]: unknown;
+}
+export type FelixConfiguration = Resource<FelixConfigurationSpec> & {
+  kind: 'FelixConfiguration';
+  spec: FelixConfigurationSpec;
+};
+
+// ---- v1 Node / Namespace / Pod ---------------------------------------------------------------------------------
+export interface NodeAddress {
+  type: 'InternalIP' | 'ExternalIP' | 'Hostname' | 'InternalDNS' | 'ExternalDNS';
+  address: string;
+}
+export interface NodeSpec {
+  podCIDR?: string;
+  podCIDRs?: string[];
+  unschedulable?: boolean;
+  taints?: { key: string; value?: string; effect: string }[];
+  providerID?: string;
+}
+export interface NodeStatus {
+  addresses?: NodeAddress[];
+  [other: string]: unknown;
+}
+export type Node = Resource<NodeSpec, NodeStatus> & { kind: 'Node' };
+
+export type Namespace = Resource<Record<string, unknown>, Record<string, unknown>> & { kind: 'Namespace' };
+
+export interface ContainerPort {
+  containerPort: number;
+  name?: string;
+  protocol?: 'TCP' | 'UDP' | 'SCTP';
+  hostPort?: number;
+  hostIP?: string;
+}
+export interface Container {
+  name: string;
+  image?: string;
+  command?: string[];
+  args?: string[];
+  ports?: ContainerPort[];
+  [other: string]: unknown;
+}
+export interface PodSpec {
+  nodeName?: string;
+  containers: Container[];
+  terminationGracePeriodSeconds?: number;
+  nodeSelector?: Labels;
+  [other: string]: unknown;
+}
+export interface PodStatus {
+  phase?: 'Pending' | 'Running' | 'Succeeded' | 'Failed' | 'Unknown';
+  podIP?: string;
+  podIPs?: { ip: string }[];
+  hostIP?: string;
+  conditions?: Condition[];
+  [other: string]: unknown;
+}
+export type Pod = Resource<PodSpec, PodStatus> & { kind: 'Pod'; spec: PodSpec };
+
+// ---- Annotations egw reads ----------------------------------------------------------------------------------
+export const ANNOTATION = {
+  selector: 'egress.projectcalico.org/selector',
+  namespaceSelector: 'egress.projectcalico.org/namespaceSelector',
+  maxNextHops: 'egress.projectcalico.org/maxNextHops',
+  egressGatewayPolicy: 'egress.projectcalico.org/egressGatewayPolicy',
+  maintenanceGatewayIP: 'egress.projectcalico.org/gatewayMaintenanceGatewayIP',
+  maintenanceStarted: 'egress.projectcalico.org/gatewayMaintenanceStartedTimestamp',
+  maintenanceFinished: 'egress.projectcalico.org/gatewayMaintenanceFinishedTimestamp',
+  /** Calico OSS IPAM: which pools a pod's address comes from (JSON list of names or CIDRs). */
+  ipv4Pools: 'cni.projectcalico.org/ipv4pools',
+} as const;
+
+/** Label every namespace carries (as Calico adds it), so namespaceSelectors can pick namespaces by name. */
+export const NAMESPACE_NAME_LABEL = 'projectcalico.org/name';
+/** Default gateway pod label when an EgressGateway's template has none. */
+export const DEFAULT_GATEWAY_LABEL = 'projectcalico.org/egw';
+
+export const FELIX_DEFAULTS = {
+  egressIPSupport: 'Disabled' as EgressIPSupport,
+  egressIPVXLANPort: 4790,
+  egressIPVXLANVNI: 4097,
+  egressIPRoutingRulePriority: 100,
+  // egw's defaults are much faster than Calico's 10s x 3 (SPEC §5: failover within 1 s).
+  egressGatewayPollInterval: '200ms',
+  egressGatewayPollFailureCount: 3,
+};

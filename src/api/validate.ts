@@ -1,0 +1,615 @@
+// Validation and defaulting of each kind egw knows, following SPEC §1. Every problem names the field path; the
+// caller (see load.ts) turns paths into file:line:column. Pure: no I/O.
+import { Checker } from './check.js';
+import type { FieldPath, RawObject } from './manifest.js';
+import { isPlainObject } from './manifest.js';
+import { KINDS, kindInfo, type KindInfo, type ObjectMeta, type Resource } from './meta.js';
+import {
+  cidrSize,
+  formatCidr,
+  hasHostBits,
+  isLinkLocal,
+  networkOf,
+  parseCidr,
+  parseIPv4,
+} from './ipv4.js';
+import { ANNOTATION, DEFAULT_GATEWAY_LABEL } from './types.js';
+import { parseSelector, SelectorError } from '../selector/index.js';
+
+/** Older or alternative apiVersions accepted for a kind (Calico's CRD group), normalised to the canonical one. */
+const API_VERSION_ALIASES: Record<string, string[]> = {
+  IPPool: ['crd.projectcalico.org/v1'],
+  EgressGatewayPolicy: ['crd.projectcalico.org/v1'],
+  FelixConfiguration: ['crd.projectcalico.org/v1'],
+};
+
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const LABEL_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+
+export interface ValidationResult {
+  resource?: Resource;
+  checker: Checker;
+  /** `IPPool egress-ippool-1`, `Pod default/my-client`, or the kind alone if the name is unusable. */
+  subject: string;
+}
+
+/** Validates one decoded object: envelope, metadata and the kind's spec. Returns the defaulted copy if valid. */
+export function validateObject(raw: RawObject, opts: { defaultNamespace?: string } = {}): ValidationResult {
+  const c = new Checker();
+  const v = raw.value;
+  if (!isPlainObject(v)) {
+    c.error([], `expected a Kubernetes-style object with apiVersion, kind and metadata, got ${typeof v}`);
+    return { checker: c, subject: 'document' };
+  }
+  const kindName = typeof v.kind === 'string' ? v.kind : undefined;
+  const info = kindName ? kindInfo(kindName) : undefined;
+  const nameForSubject = isPlainObject(v.metadata) && typeof v.metadata.name === 'string' ? v.metadata.name : '';
+  const nsForSubject = isPlainObject(v.metadata) && typeof v.metadata.namespace === 'string' ? v.metadata.namespace : '';
+  const subject = `${kindName ?? 'object'}${nameForSubject ? ' ' + (nsForSubject && info?.namespaced ? nsForSubject + '/' : '') + nameForSubject : ''}`;
+
+  if (v.kind === undefined) c.error(['kind'], 'required field is missing', true);
+  else if (!info) {
+    c.error(['kind'], `unknown kind ${JSON.stringify(v.kind)}; egw knows ${KINDS.map((k) => k.kind).join(', ')}`);
+  }
+  if (!info) return { checker: c, subject };
+
+  c.object(v, [], ['apiVersion', 'kind', 'metadata', 'spec', 'status']);
+  const apiVersion = c.string(v.apiVersion, ['apiVersion']);
+  if (v.apiVersion === undefined) c.error(['apiVersion'], `required field is missing; use ${info.apiVersion}`, true);
+  else if (apiVersion !== undefined && apiVersion !== info.apiVersion && !(API_VERSION_ALIASES[info.kind] ?? []).includes(apiVersion)) {
+    c.error(['apiVersion'], `${info.kind} is ${info.apiVersion}, not ${JSON.stringify(apiVersion)}`);
+  }
+  const metadata = checkMetadata(c, v.metadata, info, opts.defaultNamespace ?? 'default');
+  const spec = SPEC_CHECKERS[info.kind](c, v.spec, ['spec'], metadata?.name ?? '');
+  const status = checkStatus(c, v.status, info);
+  if (info.kind === 'Namespace' || info.kind === 'Pod') checkEgressAnnotations(c, metadata?.annotations);
+  if (c.errors.length > 0 || !metadata) return { checker: c, subject };
+  const resource: Resource = { apiVersion: info.apiVersion, kind: info.kind, metadata };
+  if (spec !== undefined) resource.spec = spec;
+  if (status !== undefined) resource.status = status;
+  return { resource, checker: c, subject };
+}
+
+// ---- metadata --------------------------------------------------------------------------------------------------
+
+const METADATA_FIELDS = [
+  'name', 'namespace', 'labels', 'annotations', 'uid', 'resourceVersion', 'creationTimestamp', 'generation',
+  'deletionTimestamp', 'deletionGracePeriodSeconds', 'ownerReferences', 'finalizers', 'generateName', 'managedFields',
+  'selfLink',
+];
+
+function checkMetadata(c: Checker, v: unknown, info: KindInfo, defaultNamespace: string): ObjectMeta | undefined {
+  const p: FieldPath = ['metadata'];
+  if (v === undefined) {
+    c.error(p, 'required field is missing', true);
+    return undefined;
+  }
+  const m = c.object(v, p, METADATA_FIELDS);
+  if (!m) return undefined;
+  const name = c.string(m.name, [...p, 'name']);
+  if (m.name === undefined) c.error([...p, 'name'], 'required field is missing', true);
+  else if (name !== undefined) checkName(c, name, [...p, 'name'], info.kind === 'Namespace' ? 'label' : 'subdomain');
+  const namespace = c.string(m.namespace, [...p, 'namespace']);
+  if (!info.namespaced && namespace !== undefined) {
+    c.error([...p, 'namespace'], `${info.kind} is cluster-scoped and has no namespace; remove this field`);
+  }
+  if (info.namespaced && namespace !== undefined) checkName(c, namespace, [...p, 'namespace'], 'label');
+  const labels = c.stringMap(m.labels, [...p, 'labels']);
+  if (labels) checkLabels(c, labels, [...p, 'labels']);
+  const annotations = c.stringMap(m.annotations, [...p, 'annotations']);
+  if (annotations) {
+    for (const k of Object.keys(annotations)) checkQualifiedName(c, k, [...p, 'annotations', k], 'annotation key');
+  }
+  const ownerReferences = c.passthrough(m.ownerReferences, [...p, 'ownerReferences'], 'array');
+  const finalizers = c.stringArray(m.finalizers, [...p, 'finalizers']);
+  c.string(m.generateName, [...p, 'generateName']);
+  if (name === undefined) return undefined;
+  // Server-set fields (uid, resourceVersion, timestamps) are the store's; what a user copies from `get -o yaml`
+  // is not applied back.
+  const out: ObjectMeta = { name };
+  if (info.namespaced) out.namespace = namespace ?? defaultNamespace;
+  if (labels && Object.keys(labels).length) out.labels = labels;
+  if (annotations && Object.keys(annotations).length) out.annotations = annotations;
+  if (ownerReferences) out.ownerReferences = ownerReferences as ObjectMeta['ownerReferences'];
+  if (finalizers?.length) out.finalizers = finalizers;
+  return out;
+}
+
+function checkName(c: Checker, name: string, path: FieldPath, form: 'label' | 'subdomain'): void {
+  const max = form === 'label' ? 63 : 253;
+  if (name.length === 0) c.error(path, 'must not be empty');
+  else if (name.length > max) c.error(path, `must be at most ${max} characters, got ${name.length}`);
+  else if (!(form === 'label' ? DNS1123_LABEL : DNS1123_SUBDOMAIN).test(name)) {
+    c.error(
+      path,
+      `${JSON.stringify(name)} is not a valid name: use lower-case letters, digits and '-'${form === 'subdomain' ? " (and '.')" : ''}, starting and ending with a letter or digit`,
+    );
+  }
+}
+
+function checkQualifiedName(c: Checker, key: string, path: FieldPath, what: string): boolean {
+  const slash = key.indexOf('/');
+  const prefix = slash >= 0 ? key.slice(0, slash) : '';
+  const name = slash >= 0 ? key.slice(slash + 1) : key;
+  if (slash >= 0 && (prefix.length === 0 || prefix.length > 253 || !DNS1123_SUBDOMAIN.test(prefix))) {
+    c.error(path, `${what} ${JSON.stringify(key)}: the prefix must be a DNS subdomain such as example.com`, true);
+    return false;
+  }
+  if (name.length === 0 || name.length > 63 || !LABEL_NAME.test(name)) {
+    c.error(path, `${what} ${JSON.stringify(key)} is not valid: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit`, true);
+    return false;
+  }
+  return true;
+}
+
+function checkLabels(c: Checker, labels: Record<string, string>, path: FieldPath): void {
+  for (const [k, val] of Object.entries(labels)) {
+    checkQualifiedName(c, k, [...path, k], 'label key');
+    if (val.length > 63 || (val.length > 0 && !LABEL_NAME.test(val))) {
+      c.error([...path, k], `label value ${JSON.stringify(val)} is not valid: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit`);
+    }
+  }
+}
+
+function checkSelector(c: Checker, v: unknown, path: FieldPath, opts: { nonEmpty?: boolean } = {}): string | undefined {
+  const s = c.string(v, path);
+  if (s === undefined) return undefined;
+  if (opts.nonEmpty && s.trim() === '') return c.error(path, 'must not be empty; use "all()" to select everything');
+  try {
+    parseSelector(s);
+    return s; // kept as written, as Calico does; the canonical form is computed where it is used
+  } catch (e) {
+    if (e instanceof SelectorError) return c.error(path, `bad selector: ${(e as Error).message}`);
+    throw e;
+  }
+}
+
+// ---- spec of each kind ------------------------------------------------------------------------------------------
+
+type SpecChecker = (c: Checker, v: unknown, path: FieldPath, name: string) => unknown;
+
+const SPEC_CHECKERS: Record<KindInfo['kind'], SpecChecker> = {
+  IPPool: checkIPPoolSpec,
+  EgressGateway: checkEgressGatewaySpec,
+  EgressGatewayPolicy: checkPolicySpec,
+  FelixConfiguration: checkFelixSpec,
+  Node: checkNodeSpec,
+  Namespace: (c, v, p) => {
+    const s = c.object(v, p, ['finalizers']);
+    if (s) c.stringArray(s.finalizers, [...p, 'finalizers']);
+    return s && Object.keys(s).length ? s : undefined;
+  },
+  Pod: checkPodSpec,
+};
+
+const IPPOOL_FIELDS = [
+  'cidr', 'blockSize', 'nodeSelector', 'natOutgoing', 'disabled', 'allowedUses', 'ipipMode', 'vxlanMode',
+  'disableBGPExport', 'assignmentMode', 'namespaceSelector', 'awsSubnetID', 'ipip', 'nat-outgoing',
+];
+const ENCAP_MODES = ['Never', 'Always', 'CrossSubnet'] as const;
+const ALLOWED_USES = ['Workload', 'Tunnel', 'LoadBalancer'] as const;
+
+function checkIPPoolSpec(c: Checker, v: unknown, p: FieldPath): unknown {
+  if (v === undefined) return c.error(p, 'required field is missing (an IPPool needs spec.cidr)', true);
+  const s = c.object(v, p, IPPOOL_FIELDS);
+  if (!s) return undefined;
+  let cidr: string | undefined;
+  let prefix: number | undefined;
+  if (c.required(s, 'cidr', p)) {
+    const text = c.string(s.cidr, [...p, 'cidr']);
+    if (text !== undefined) {
+      const parsed = parseCidr(text);
+      if (!parsed) {
+        c.error([...p, 'cidr'], text.includes(':') ? `${JSON.stringify(text)}: IPv6 pools are not supported yet; use an IPv4 CIDR` : `${JSON.stringify(text)} is not an IPv4 CIDR such as 10.10.10.0/30`);
+      } else if (hasHostBits(parsed)) {
+        c.error([...p, 'cidr'], `${JSON.stringify(text)} has host bits set; did you mean ${formatCidr(networkOf(parsed))}?`);
+      } else if (isLinkLocal(parsed)) {
+        c.error([...p, 'cidr'], `${text} overlaps the link-local range 169.254.0.0/16, which cannot be an IP pool`);
+      } else {
+        cidr = formatCidr(parsed);
+        prefix = parsed.prefix;
+      }
+    }
+  }
+  const blockSize = c.int(s.blockSize, [...p, 'blockSize'], { min: 20, max: 32 }) ?? (s.blockSize === undefined ? 26 : undefined);
+  if (blockSize !== undefined && prefix !== undefined && prefix > blockSize) {
+    c.error([...p, 'blockSize'], `the pool's prefix /${prefix} is longer than its block size ${blockSize}; use blockSize ${prefix} or more`);
+  }
+  const nodeSelector = checkSelector(c, s.nodeSelector, [...p, 'nodeSelector']);
+  const natOutgoing = c.bool(s.natOutgoing, [...p, 'natOutgoing']);
+  const disabled = c.bool(s.disabled, [...p, 'disabled']);
+  const ipipMode = c.string(s.ipipMode, [...p, 'ipipMode'], { enum: ENCAP_MODES });
+  const vxlanMode = c.string(s.vxlanMode, [...p, 'vxlanMode'], { enum: ENCAP_MODES });
+  if (ipipMode && vxlanMode && ipipMode !== 'Never' && vxlanMode !== 'Never') {
+    c.error([...p, 'vxlanMode'], 'IPIP and VXLAN cannot both be enabled on one pool; set one of ipipMode, vxlanMode to Never');
+  }
+  const allowedUses = c.stringArray(s.allowedUses, [...p, 'allowedUses']);
+  allowedUses?.forEach((u, i) => c.string(u, [...p, 'allowedUses', i], { enum: ALLOWED_USES }));
+  if (allowedUses?.includes('LoadBalancer') && allowedUses.length > 1) {
+    c.error([...p, 'allowedUses'], 'LoadBalancer cannot be combined with other uses');
+  }
+  if (allowedUses && new Set(allowedUses).size !== allowedUses.length) c.error([...p, 'allowedUses'], 'lists a use twice');
+  const disableBGPExport = c.bool(s.disableBGPExport, [...p, 'disableBGPExport']);
+  const assignmentMode = c.string(s.assignmentMode, [...p, 'assignmentMode'], { enum: ['Automatic', 'Manual'] });
+  const namespaceSelector = checkSelector(c, s.namespaceSelector, [...p, 'namespaceSelector']);
+  const awsSubnetID = c.string(s.awsSubnetID, [...p, 'awsSubnetID']);
+  if (awsSubnetID !== undefined && !/^subnet-[0-9a-f]{8,17}$/.test(awsSubnetID)) {
+    c.error([...p, 'awsSubnetID'], `${JSON.stringify(awsSubnetID)} is not an AWS subnet ID (subnet-0123456789abcdef0)`);
+  }
+  if (s.ipip !== undefined) c.error([...p, 'ipip'], 'the v1 field ipip is not accepted in projectcalico.org/v3; use ipipMode', true);
+  if (s['nat-outgoing'] !== undefined) c.error([...p, 'nat-outgoing'], 'the v1 field nat-outgoing is not accepted in projectcalico.org/v3; use natOutgoing', true);
+
+  // Accepted, but not acted on by egw: say so rather than ignore silently.
+  for (const f of ['ipipMode', 'vxlanMode'] as const) {
+    if (s[f] !== undefined && s[f] !== 'Never') c.warn([...p, f], 'accepted; egw does not act on pool encapsulation');
+  }
+  for (const f of ['disableBGPExport', 'namespaceSelector', 'awsSubnetID'] as const) {
+    if (s[f] !== undefined) c.warn([...p, f], 'accepted; egw does not act on this field');
+  }
+  if (assignmentMode === 'Manual') c.warn([...p, 'assignmentMode'], 'accepted; egw assigns from this pool only to pods that name it');
+  if (!cidr || blockSize === undefined) return undefined;
+  return dropUndefined({
+    cidr,
+    blockSize,
+    nodeSelector: nodeSelector ?? 'all()',
+    natOutgoing: natOutgoing ?? false,
+    disabled: disabled ?? false,
+    allowedUses: allowedUses ?? ['Workload', 'Tunnel'],
+    ipipMode: ipipMode ?? 'Never',
+    vxlanMode: vxlanMode ?? 'Never',
+    disableBGPExport,
+    assignmentMode: assignmentMode ?? 'Automatic',
+    namespaceSelector,
+    awsSubnetID,
+  });
+}
+
+const EGW_FIELDS = ['replicas', 'ipPools', 'logSeverity', 'externalNetworks', 'egressGatewayFailureDetection', 'template', 'aws'];
+const LOG_SEVERITIES = ['Fatal', 'Error', 'Warn', 'Info', 'Debug', 'Trace'] as const;
+const EGW_POD_SPEC_FIELDS = ['nodeSelector', 'affinity', 'tolerations', 'topologySpreadConstraints', 'terminationGracePeriodSeconds', 'priorityClassName'];
+
+function checkEgressGatewaySpec(c: Checker, v: unknown, p: FieldPath, name: string): unknown {
+  if (v === undefined) return c.error(p, 'required field is missing (an EgressGateway needs spec.ipPools)', true);
+  const s = c.object(v, p, EGW_FIELDS);
+  if (!s) return undefined;
+  const replicas = c.int(s.replicas, [...p, 'replicas'], { min: 0 });
+  const ipPools: { name?: string; cidr?: string }[] = [];
+  if (c.required(s, 'ipPools', p)) {
+    const arr = c.array(s.ipPools, [...p, 'ipPools']);
+    if (arr && arr.length === 0) c.error([...p, 'ipPools'], 'must list at least one pool ({name: ...} or {cidr: ...})');
+    arr?.forEach((item, i) => {
+      const ip = [...p, 'ipPools', i];
+      const o = c.object(item, ip, ['name', 'cidr']);
+      if (!o) return;
+      const pname = c.string(o.name, [...ip, 'name'], { nonEmpty: true });
+      let pcidr = c.string(o.cidr, [...ip, 'cidr']);
+      if (pcidr !== undefined) {
+        const parsed = parseCidr(pcidr);
+        if (pcidr === '' && pname === undefined) c.error([...ip, 'cidr'], 'must not be empty: give the pool\'s CIDR or its name');
+        else if (pcidr === '') pcidr = undefined;
+        else if (!parsed) c.error([...ip, 'cidr'], `${JSON.stringify(pcidr)} is not an IPv4 CIDR`);
+        else if (hasHostBits(parsed)) c.error([...ip, 'cidr'], `${JSON.stringify(pcidr)} has host bits set; did you mean ${formatCidr(networkOf(parsed))}?`);
+        else pcidr = formatCidr(parsed);
+      }
+      if (o.name === undefined && o.cidr === undefined) c.error(ip, 'give the pool\'s name or cidr');
+      ipPools.push(dropUndefined({ name: pname, cidr: pcidr }));
+    });
+  }
+  const logSeverity = c.string(s.logSeverity, [...p, 'logSeverity'], { enum: LOG_SEVERITIES });
+  const externalNetworks = c.stringArray(s.externalNetworks, [...p, 'externalNetworks']);
+  if (externalNetworks?.length) c.warn([...p, 'externalNetworks'], 'accepted; egw does not support external networks yet');
+  const failureDetection = checkFailureDetection(c, s.egressGatewayFailureDetection, [...p, 'egressGatewayFailureDetection']);
+  const template = checkTemplate(c, s.template, [...p, 'template'], name);
+  const aws = c.object(s.aws, [...p, 'aws'], ['nativeIP', 'elasticIPs']);
+  if (aws) {
+    c.string(aws.nativeIP, [...p, 'aws', 'nativeIP'], { enum: ['Enabled', 'Disabled'] });
+    c.stringArray(aws.elasticIPs, [...p, 'aws', 'elasticIPs']);
+    c.warn([...p, 'aws'], 'accepted; egw does not act on AWS settings');
+  }
+  return dropUndefined({
+    replicas: replicas ?? 1,
+    ipPools,
+    logSeverity: logSeverity ?? 'Info',
+    externalNetworks,
+    egressGatewayFailureDetection: failureDetection,
+    template,
+    aws,
+  });
+}
+
+function checkFailureDetection(c: Checker, v: unknown, p: FieldPath): unknown {
+  const f = c.object(v, p, ['healthTimeoutDataStoreSeconds', 'icmpProbe', 'httpProbe']);
+  if (!f) return undefined;
+  const healthTimeout = c.int(f.healthTimeoutDataStoreSeconds, [...p, 'healthTimeoutDataStoreSeconds'], { min: 1 });
+  const probe = (key: 'icmpProbe' | 'httpProbe', listKey: 'ips' | 'urls', interval: number, timeout: number) => {
+    const pp = [...p, key];
+    const o = c.object(f[key], pp, [listKey, 'intervalSeconds', 'timeoutSeconds']);
+    if (!o) return undefined;
+    let list: string[] | undefined;
+    if (c.required(o, listKey, pp)) {
+      list = c.stringArray(o[listKey], [...pp, listKey]);
+      if (list && list.length === 0) c.error([...pp, listKey], 'must list at least one target');
+      list?.forEach((t, i) => {
+        if (listKey === 'ips' && parseIPv4(t) === undefined) c.error([...pp, listKey, i], `${JSON.stringify(t)} is not an IPv4 address`);
+        if (listKey === 'urls' && !isHttpUrl(t)) c.error([...pp, listKey, i], `${JSON.stringify(t)} is not an http:// or https:// URL`);
+      });
+    }
+    const iv = c.int(o.intervalSeconds, [...pp, 'intervalSeconds'], { min: 1 }) ?? interval;
+    const to = c.int(o.timeoutSeconds, [...pp, 'timeoutSeconds'], { min: 1 }) ?? timeout;
+    if (to < iv) c.error([...pp, 'timeoutSeconds'], `must be at least intervalSeconds (${iv}), got ${to}`);
+    return { [listKey]: list ?? [], intervalSeconds: iv, timeoutSeconds: to };
+  };
+  const icmpProbe = probe('icmpProbe', 'ips', 5, 15);
+  const httpProbe = probe('httpProbe', 'urls', 10, 30);
+  if (f.icmpProbe === undefined && f.httpProbe === undefined) {
+    c.error(p, 'configure icmpProbe, httpProbe or both (failure detection needs a probe)');
+  }
+  return dropUndefined({ healthTimeoutDataStoreSeconds: healthTimeout ?? 90, icmpProbe, httpProbe });
+}
+
+function isHttpUrl(s: string): boolean {
+  try {
+    const u = new URL(s);
+    return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
+function checkTemplate(c: Checker, v: unknown, p: FieldPath, name: string): unknown {
+  const t = c.object(v, p, ['metadata', 'spec']);
+  const md = c.object(t?.metadata, [...p, 'metadata'], ['labels', 'annotations']);
+  const labels = c.stringMap(md?.labels, [...p, 'metadata', 'labels']);
+  if (labels) checkLabels(c, labels, [...p, 'metadata', 'labels']);
+  const annotations = c.stringMap(md?.annotations, [...p, 'metadata', 'annotations']);
+  const ps = c.object(t?.spec, [...p, 'spec'], EGW_POD_SPEC_FIELDS);
+  let spec: Record<string, unknown> | undefined;
+  if (ps) {
+    const sp = [...p, 'spec'];
+    const nodeSelector = c.stringMap(ps.nodeSelector, [...sp, 'nodeSelector']);
+    if (nodeSelector) checkLabels(c, nodeSelector, [...sp, 'nodeSelector']);
+    const tolerations = c.array(ps.tolerations, [...sp, 'tolerations']);
+    tolerations?.forEach((tol, i) => {
+      const tp = [...sp, 'tolerations', i];
+      const o = c.object(tol, tp, ['key', 'operator', 'value', 'effect', 'tolerationSeconds']);
+      if (!o) return;
+      c.string(o.key, [...tp, 'key']);
+      c.string(o.operator, [...tp, 'operator'], { enum: ['Exists', 'Equal'] });
+      c.string(o.value, [...tp, 'value']);
+      c.string(o.effect, [...tp, 'effect'], { enum: ['NoSchedule', 'PreferNoSchedule', 'NoExecute'] });
+      c.int(o.tolerationSeconds, [...tp, 'tolerationSeconds']);
+    });
+    const affinity = c.object(ps.affinity, [...sp, 'affinity'], ['nodeAffinity', 'podAffinity', 'podAntiAffinity']);
+    const tsc = c.array(ps.topologySpreadConstraints, [...sp, 'topologySpreadConstraints']);
+    tsc?.forEach((x, i) => c.passthrough(x, [...sp, 'topologySpreadConstraints', i], 'object'));
+    const grace = c.int(ps.terminationGracePeriodSeconds, [...sp, 'terminationGracePeriodSeconds'], { min: 0 });
+    const priorityClassName = c.string(ps.priorityClassName, [...sp, 'priorityClassName']);
+    spec = dropUndefined({ nodeSelector, affinity, tolerations, topologySpreadConstraints: tsc, terminationGracePeriodSeconds: grace, priorityClassName });
+  }
+  const finalLabels = labels && Object.keys(labels).length ? labels : { [DEFAULT_GATEWAY_LABEL]: name };
+  return dropUndefined({
+    metadata: dropUndefined({ labels: finalLabels, annotations: annotations && Object.keys(annotations).length ? annotations : undefined }),
+    spec: spec && Object.keys(spec).length ? spec : undefined,
+  });
+}
+
+function checkPolicySpec(c: Checker, v: unknown, p: FieldPath): unknown {
+  if (v === undefined) return c.error(p, 'required field is missing (a policy needs spec.rules)', true);
+  const s = c.object(v, p, ['rules']);
+  if (!s) return undefined;
+  if (!c.required(s, 'rules', p)) return undefined;
+  const arr = c.array(s.rules, [...p, 'rules']);
+  if (!arr) return undefined;
+  if (arr.length === 0) return c.error([...p, 'rules'], 'must have at least one rule');
+  const seen = new Map<string, number>();
+  const rules: unknown[] = [];
+  let anyEffect = false;
+  arr.forEach((item, i) => {
+    const rp = [...p, 'rules', i];
+    const r = c.object(item, rp, ['destination', 'description', 'gateway', 'gatewayPreference']);
+    if (!r) return;
+    const description = c.string(r.description, [...rp, 'description']);
+    let dst = '0.0.0.0/0';
+    const d = c.object(r.destination, [...rp, 'destination'], ['cidr']);
+    if (d) {
+      if (c.required(d, 'cidr', [...rp, 'destination'])) {
+        const text = c.string(d.cidr, [...rp, 'destination', 'cidr']);
+        if (text !== undefined) {
+          const parsed = parseCidr(text);
+          if (!parsed) {
+            c.error([...rp, 'destination', 'cidr'], text.includes(':') ? `${JSON.stringify(text)}: IPv6 destinations are not supported yet` : `${JSON.stringify(text)} is not an IPv4 CIDR such as 10.0.0.0/8`);
+          } else if (hasHostBits(parsed)) {
+            c.error([...rp, 'destination', 'cidr'], `${JSON.stringify(text)} has host bits set; did you mean ${formatCidr(networkOf(parsed))}?`);
+          } else dst = formatCidr(parsed);
+        }
+      }
+    }
+    const earlier = seen.get(dst);
+    if (earlier !== undefined) {
+      c.error(r.destination === undefined ? rp : [...rp, 'destination'], `destination ${dst} is the same as rule ${earlier}'s; each destination may appear once`);
+    } else seen.set(dst, i);
+    let gateway: Record<string, unknown> | undefined;
+    const g = c.object(r.gateway, [...rp, 'gateway'], ['selector', 'namespaceSelector', 'maxNextHops']);
+    if (g) {
+      const gp = [...rp, 'gateway'];
+      let selector: string | undefined;
+      let namespaceSelector: string | undefined;
+      if (c.required(g, 'selector', gp)) selector = checkSelector(c, g.selector, [...gp, 'selector'], { nonEmpty: true });
+      if (c.required(g, 'namespaceSelector', gp)) namespaceSelector = checkSelector(c, g.namespaceSelector, [...gp, 'namespaceSelector'], { nonEmpty: true });
+      const maxNextHops = c.int(g.maxNextHops, [...gp, 'maxNextHops'], { min: 0 });
+      gateway = dropUndefined({ selector, namespaceSelector, maxNextHops });
+    }
+    const gatewayPreference = c.string(r.gatewayPreference, [...rp, 'gatewayPreference'], { enum: ['None', 'PreferNodeLocal'] });
+    if (r.destination !== undefined || r.gateway !== undefined) anyEffect = true;
+    rules.push(dropUndefined({
+      destination: { cidr: dst },
+      description,
+      gateway,
+      gatewayPreference: gatewayPreference ?? 'None',
+    }));
+  });
+  if (!anyEffect) c.error([...p, 'rules'], 'no rule sets a destination or a gateway, so the policy would do nothing');
+  return { rules };
+}
+
+const FELIX_EGRESS_FIELDS = [
+  'egressIPSupport', 'egressIPVXLANPort', 'egressIPVXLANVNI', 'egressIPRoutingRulePriority',
+  'egressGatewayPollInterval', 'egressGatewayPollFailureCount',
+];
+const GO_DURATION = /^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$/;
+
+function checkFelixSpec(c: Checker, v: unknown, p: FieldPath, name: string): unknown {
+  if (name && name !== 'default' && !name.startsWith('node.')) {
+    c.error(['metadata', 'name'], `FelixConfiguration must be named "default" (or "node.<nodename>"), got ${JSON.stringify(name)}`);
+  }
+  if (v === undefined) return undefined;
+  if (!isPlainObject(v)) return c.error(p, 'expected a mapping (object)');
+  c.string(v.egressIPSupport, [...p, 'egressIPSupport'], { enum: ['Disabled', 'EnabledPerNamespace', 'EnabledPerNamespaceOrPerPod'] });
+  c.int(v.egressIPVXLANPort, [...p, 'egressIPVXLANPort'], { min: 1, max: 65535 });
+  c.int(v.egressIPVXLANVNI, [...p, 'egressIPVXLANVNI'], { min: 1, max: 16777215 });
+  c.int(v.egressIPRoutingRulePriority, [...p, 'egressIPRoutingRulePriority'], { min: 1, max: 32765 });
+  const poll = c.string(v.egressGatewayPollInterval, [...p, 'egressGatewayPollInterval']);
+  if (poll !== undefined && !GO_DURATION.test(poll)) {
+    c.error([...p, 'egressGatewayPollInterval'], `${JSON.stringify(poll)} is not a duration such as "10s" or "200ms"`);
+  }
+  c.int(v.egressGatewayPollFailureCount, [...p, 'egressGatewayPollFailureCount'], { min: 1 });
+  for (const k of Object.keys(v)) {
+    if (!FELIX_EGRESS_FIELDS.includes(k)) c.warn([...p, k], 'accepted; egw acts only on the egress fields of FelixConfiguration');
+  }
+  return v;
+}
+
+function checkNodeSpec(c: Checker, v: unknown, p: FieldPath): unknown {
+  const s = c.object(v, p, ['podCIDR', 'podCIDRs', 'unschedulable', 'taints', 'providerID', 'externalID', 'configSource']);
+  if (!s) return undefined;
+  c.string(s.podCIDR, [...p, 'podCIDR']);
+  c.stringArray(s.podCIDRs, [...p, 'podCIDRs']);
+  c.bool(s.unschedulable, [...p, 'unschedulable']);
+  c.array(s.taints, [...p, 'taints']);
+  return Object.keys(s).length ? s : undefined;
+}
+
+const POD_SPEC_FIELDS = [
+  'volumes', 'initContainers', 'containers', 'ephemeralContainers', 'restartPolicy', 'terminationGracePeriodSeconds',
+  'activeDeadlineSeconds', 'dnsPolicy', 'nodeSelector', 'serviceAccountName', 'serviceAccount',
+  'automountServiceAccountToken', 'nodeName', 'hostNetwork', 'hostPID', 'hostIPC', 'shareProcessNamespace',
+  'securityContext', 'imagePullSecrets', 'hostname', 'subdomain', 'affinity', 'schedulerName', 'tolerations',
+  'hostAliases', 'priorityClassName', 'priority', 'dnsConfig', 'readinessGates', 'runtimeClassName',
+  'enableServiceLinks', 'preemptionPolicy', 'overhead', 'topologySpreadConstraints', 'setHostnameAsFQDN', 'os',
+  'hostUsers', 'schedulingGates', 'resourceClaims', 'resources',
+];
+const CONTAINER_FIELDS = [
+  'name', 'image', 'command', 'args', 'workingDir', 'ports', 'envFrom', 'env', 'resources', 'resizePolicy',
+  'restartPolicy', 'volumeMounts', 'volumeDevices', 'livenessProbe', 'readinessProbe', 'startupProbe', 'lifecycle',
+  'terminationMessagePath', 'terminationMessagePolicy', 'imagePullPolicy', 'securityContext', 'stdin', 'stdinOnce', 'tty',
+];
+
+function checkPodSpec(c: Checker, v: unknown, p: FieldPath): unknown {
+  if (v === undefined) return c.error(p, 'required field is missing (a Pod needs spec.containers)', true);
+  const s = c.object(v, p, POD_SPEC_FIELDS);
+  if (!s) return undefined;
+  c.string(s.nodeName, [...p, 'nodeName']);
+  c.int(s.terminationGracePeriodSeconds, [...p, 'terminationGracePeriodSeconds'], { min: 0 });
+  const ns = c.stringMap(s.nodeSelector, [...p, 'nodeSelector']);
+  if (ns) checkLabels(c, ns, [...p, 'nodeSelector']);
+  if (c.required(s, 'containers', p)) {
+    const arr = c.array(s.containers, [...p, 'containers']);
+    if (arr && arr.length === 0) c.error([...p, 'containers'], 'must have at least one container');
+    const names = new Set<string>();
+    arr?.forEach((item, i) => {
+      const cp = [...p, 'containers', i];
+      const ct = c.object(item, cp, CONTAINER_FIELDS);
+      if (!ct) return;
+      if (c.required(ct, 'name', cp)) {
+        const n = c.string(ct.name, [...cp, 'name']);
+        if (n !== undefined) {
+          checkName(c, n, [...cp, 'name'], 'label');
+          if (names.has(n)) c.error([...cp, 'name'], `container name ${JSON.stringify(n)} is used twice`);
+          names.add(n);
+        }
+      }
+      c.string(ct.image, [...cp, 'image']);
+      c.stringArray(ct.command, [...cp, 'command']);
+      c.stringArray(ct.args, [...cp, 'args']);
+      c.array(ct.ports, [...cp, 'ports'])?.forEach((port, j) => {
+        const pp = [...cp, 'ports', j];
+        const po = c.object(port, pp, ['containerPort', 'name', 'protocol', 'hostPort', 'hostIP']);
+        if (!po) return;
+        if (c.required(po, 'containerPort', pp)) c.int(po.containerPort, [...pp, 'containerPort'], { min: 1, max: 65535 });
+        c.string(po.name, [...pp, 'name']);
+        c.string(po.protocol, [...pp, 'protocol'], { enum: ['TCP', 'UDP', 'SCTP'] });
+        c.int(po.hostPort, [...pp, 'hostPort'], { min: 1, max: 65535 });
+      });
+    });
+  }
+  return s;
+}
+
+// ---- status ----------------------------------------------------------------------------------------------------
+
+function checkStatus(c: Checker, v: unknown, info: KindInfo): unknown {
+  if (v === undefined || v === null) return undefined;
+  const p: FieldPath = ['status'];
+  if (!isPlainObject(v)) return c.error(p, 'expected a mapping (object)');
+  switch (info.kind) {
+    case 'Pod': {
+      const ip = c.string(v.podIP, [...p, 'podIP']);
+      if (ip !== undefined && ip !== '' && parseIPv4(ip) === undefined) c.error([...p, 'podIP'], `${JSON.stringify(ip)} is not an IPv4 address`);
+      c.array(v.podIPs, [...p, 'podIPs'])?.forEach((item, i) => {
+        const o = c.object(item, [...p, 'podIPs', i], ['ip']);
+        const a = c.string(o?.ip, [...p, 'podIPs', i, 'ip']);
+        if (a !== undefined && parseIPv4(a) === undefined) c.error([...p, 'podIPs', i, 'ip'], `${JSON.stringify(a)} is not an IPv4 address`);
+      });
+      c.string(v.phase, [...p, 'phase'], { enum: ['Pending', 'Running', 'Succeeded', 'Failed', 'Unknown'] });
+      return v;
+    }
+    case 'Node': {
+      c.array(v.addresses, [...p, 'addresses'])?.forEach((item, i) => {
+        const ap = [...p, 'addresses', i];
+        const o = c.object(item, ap, ['type', 'address']);
+        if (!o) return;
+        c.string(o.type, [...ap, 'type'], { enum: ['InternalIP', 'ExternalIP', 'Hostname', 'InternalDNS', 'ExternalDNS'] });
+        const a = c.string(o.address, [...ap, 'address']);
+        if (a !== undefined && (o.type === 'InternalIP' || o.type === 'ExternalIP') && parseIPv4(a) === undefined) {
+          c.error([...ap, 'address'], `${JSON.stringify(a)} is not an IPv4 address`);
+        }
+      });
+      return v;
+    }
+    case 'Namespace':
+      return v;
+    default:
+      c.warn(p, 'status is written by egw itself; the status given here is not applied');
+      return undefined;
+  }
+}
+
+// ---- annotations egw reads -------------------------------------------------------------------------------------
+
+/** Checks the egress annotations on a Namespace or Pod (selectors parse, maxNextHops is a decimal). */
+export function checkEgressAnnotations(c: Checker, annotations: Record<string, string> | undefined): void {
+  if (!annotations) return;
+  const base: FieldPath = ['metadata', 'annotations'];
+  for (const key of [ANNOTATION.selector, ANNOTATION.namespaceSelector]) {
+    if (annotations[key] !== undefined) checkSelector(c, annotations[key], [...base, key]);
+  }
+  const hops = annotations[ANNOTATION.maxNextHops];
+  if (hops !== undefined && !/^[0-9]{1,9}$/.test(hops)) {
+    c.error([...base, ANNOTATION.maxNextHops], `${JSON.stringify(hops)} is not a whole number of hops (0 = all)`);
+  }
+  const policy = annotations[ANNOTATION.egressGatewayPolicy];
+  if (policy !== undefined && !DNS1123_SUBDOMAIN.test(policy)) {
+    c.error([...base, ANNOTATION.egressGatewayPolicy], `${JSON.stringify(policy)} is not a valid policy name`);
+  }
+}
+
+export function poolCapacity(cidr: string): number {
+  const parsed = parseCidr(cidr);
+  return parsed ? cidrSize(parsed) : 0;
+}
+
+function dropUndefined<T extends Record<string, unknown>>(o: T): T {
+  for (const k of Object.keys(o)) if (o[k] === undefined) delete o[k];
+  return o;
+}

@@ -1,0 +1,329 @@
+// The `egw` command, kubectl-like. Thin: parsing arguments and printing; the work is in api and datastore.
+import { Command, CommanderError, Option } from 'commander';
+import { readFile, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { stringify as toYaml } from 'yaml';
+import {
+  formatProblems,
+  keyOf,
+  keyString,
+  KINDS,
+  resolveKind,
+  validateManifests,
+  type KindInfo,
+  type ManifestFile,
+  type Resource,
+} from '../api/index.js';
+import { openStore, defaultDatastoreSpec } from '../datastore/open.js';
+import type { Store, TxnOp } from '../datastore/types.js';
+import { StoreError } from '../datastore/types.js';
+import { runSelectorCheck } from '../selector/check.js';
+import { describeObject, printTable } from './print.js';
+
+/** An error meant for the user: printed as one line, no stack trace. */
+export class UsageError extends Error {}
+
+interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  stdin: NodeJS.ReadableStream;
+}
+
+const defaultIo: Io = {
+  out: (s) => process.stdout.write(s),
+  err: (s) => process.stderr.write(s),
+  stdin: process.stdin,
+};
+
+export async function main(argv: string[], io: Io = defaultIo): Promise<number> {
+  let exitCode = 0;
+  const program = new Command('egw')
+    .description('egress gateways for Kubernetes: fixed, auditable source IPs for traffic that leaves the cluster')
+    .addOption(new Option('--datastore <spec>', `datastore: sqlite:PATH or memory: (default: $EGW_DATASTORE or ${defaultDatastoreSpec()})`))
+    .showHelpAfterError()
+    .exitOverride()
+    .configureOutput({ writeOut: io.out, writeErr: io.err });
+
+  const withStore = async <T>(fn: (store: Store) => Promise<T>): Promise<T> => {
+    const store = await openStore(program.opts().datastore);
+    try {
+      return await fn(store);
+    } finally {
+      await store.close();
+    }
+  };
+
+  program
+    .command('apply')
+    .description('create or update resources from files, a directory or stdin; all are validated first, and nothing is applied if any is bad')
+    .requiredOption('-f, --filename <path...>', 'file, directory or - for stdin')
+    .option('-R, --recursive', 'read directories recursively')
+    .option('-n, --namespace <ns>', 'namespace for namespaced objects that name none', 'default')
+    .option('--dry-run', 'validate and show what would change, without changing anything')
+    .action(async (opts) => {
+      exitCode = await withStore((store) => applyCommand(store, opts, io));
+    });
+
+  program
+    .command('validate')
+    .description('check manifests without applying them (references are checked against the datastore)')
+    .requiredOption('-f, --filename <path...>', 'file, directory or - for stdin')
+    .option('-R, --recursive', 'read directories recursively')
+    .action(async (opts) => {
+      exitCode = await withStore(async (store) => {
+        const files = await readInputs(opts.filename, !!opts.recursive, io);
+        const existing = await snapshot(store);
+        const result = validateManifests(files, existing);
+        if (result.warnings.length) io.err(formatProblems(result.warnings).replace(/^/gm, 'warning: ') + '\n');
+        if (result.errors.length) {
+          io.err(formatProblems(result.errors) + '\n');
+          return 1;
+        }
+        io.out(`${result.resources.length} object${result.resources.length === 1 ? '' : 's'} valid\n`);
+        return 0;
+      });
+    });
+
+  program
+    .command('get')
+    .description('list resources of a kind (egw get egressgateways, egw get egw red -o yaml)')
+    .argument('<kind>', `one of: ${KINDS.map((k) => k.plural).join(', ')} (short forms work too)`)
+    .argument('[name]', 'one object')
+    .option('-n, --namespace <ns>', 'namespace (namespaced kinds)', 'default')
+    .option('-A, --all-namespaces', 'every namespace')
+    .option('-l, --selector <labels>', 'label selector (a=b,c!=d)')
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['wide', 'yaml', 'json', 'name']))
+    .action(async (kindArg: string, name: string | undefined, opts) => {
+      const kind = kindOrThrow(kindArg);
+      exitCode = await withStore(async (store) => {
+        let items: Resource[];
+        if (name) {
+          const obj = await store.get({ kind: kind.kind, namespace: kind.namespaced ? opts.namespace : '', name });
+          if (!obj) throw new UsageError(`${kind.plural} "${name}" not found${kind.namespaced ? ` in namespace ${opts.namespace}` : ''}`);
+          items = [obj];
+        } else {
+          const res = await store.list(kind.kind, {
+            namespace: kind.namespaced && !opts.allNamespaces ? opts.namespace : undefined,
+            labelSelector: opts.selector,
+          });
+          items = res.items;
+        }
+        printObjects(items, kind, opts.output, !!opts.allNamespaces, !!name, io);
+        return 0;
+      });
+    });
+
+  program
+    .command('describe')
+    .description('show one resource in detail')
+    .argument('<kind>')
+    .argument('<name>')
+    .option('-n, --namespace <ns>', 'namespace (namespaced kinds)', 'default')
+    .action(async (kindArg: string, name: string, opts) => {
+      const kind = kindOrThrow(kindArg);
+      exitCode = await withStore(async (store) => {
+        const obj = await store.get({ kind: kind.kind, namespace: kind.namespaced ? opts.namespace : '', name });
+        if (!obj) throw new UsageError(`${kind.plural} "${name}" not found${kind.namespaced ? ` in namespace ${opts.namespace}` : ''}`);
+        io.out(describeObject(obj));
+        return 0;
+      });
+    });
+
+  program
+    .command('delete')
+    .description('delete resources by kind and name, or those a file defines')
+    .argument('[kind]')
+    .argument('[names...]')
+    .option('-f, --filename <path...>', 'delete the objects these files define')
+    .option('-n, --namespace <ns>', 'namespace (namespaced kinds)', 'default')
+    .option('--ignore-not-found', 'do not fail when an object does not exist')
+    .action(async (kindArg: string | undefined, names: string[], opts) => {
+      exitCode = await withStore((store) => deleteCommand(store, kindArg, names, opts, io));
+    });
+
+  const selector = program.command('selector').description('the Calico selector engine');
+  selector
+    .command('check')
+    .description('read JSON lines {"selector": "...", "labels": {...}} on stdin; write {"canonical", "matches"} or {"error"} per line')
+    .action(async () => {
+      exitCode = await runSelectorCheck(io.stdin, { write: (s: string) => (io.out(s), true) } as unknown as NodeJS.WritableStream);
+    });
+
+  try {
+    await program.parseAsync(argv);
+    return exitCode;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
+    if (e instanceof UsageError || e instanceof StoreError) {
+      io.err(`error: ${e.message}\n`);
+      return 1;
+    }
+    throw e;
+  }
+}
+
+function kindOrThrow(typed: string): KindInfo {
+  const k = resolveKind(typed);
+  if (!k) throw new UsageError(`unknown resource type "${typed}"; known: ${KINDS.map((k) => k.plural).join(', ')}`);
+  return k;
+}
+
+/** Reads -f arguments: files, directories (*.yaml, *.yml, *.json, sorted) and `-` for stdin. */
+async function readInputs(paths: string[], recursive: boolean, io: Io): Promise<ManifestFile[]> {
+  const out: ManifestFile[] = [];
+  for (const p of paths) {
+    if (p === '-') {
+      out.push({ file: '<stdin>', text: await readAll(io.stdin) });
+      continue;
+    }
+    let st;
+    try {
+      st = await stat(p);
+    } catch {
+      throw new UsageError(`${p}: no such file or directory`);
+    }
+    if (st.isDirectory()) {
+      const found = await listManifests(p, recursive);
+      if (found.length === 0) throw new UsageError(`${p}: no .yaml, .yml or .json files in this directory`);
+      for (const f of found) out.push({ file: f, text: await readFile(f, 'utf8') });
+    } else {
+      out.push({ file: p, text: await readFile(p, 'utf8') });
+    }
+  }
+  return out;
+}
+
+async function listManifests(dir: string, recursive: boolean): Promise<string[]> {
+  const entries = (await readdir(dir, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name));
+  const out: string[] = [];
+  for (const e of entries) {
+    const full = join(dir, e.name);
+    if (e.isDirectory() && recursive) out.push(...(await listManifests(full, true)));
+    else if (e.isFile() && /\.(ya?ml|json)$/i.test(e.name)) out.push(full);
+  }
+  return out;
+}
+
+function readAll(stream: NodeJS.ReadableStream): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: Buffer | string) => chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c)));
+    stream.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    stream.on('error', reject);
+  });
+}
+
+/** Everything stored, by kind, for the checks that look across objects. */
+async function snapshot(store: Store) {
+  const byKind = new Map<string, Resource[]>();
+  for (const k of KINDS) byKind.set(k.kind, (await store.list(k.kind)).items);
+  return { list: (kind: string) => byKind.get(kind) ?? [] };
+}
+
+function userIdentity(info: KindInfo, r: Resource): string {
+  const group = info.apiVersion.includes('/') ? '.' + info.apiVersion.split('/')[0] : '';
+  return `${info.kind.toLowerCase()}${group}/${r.metadata.name}`;
+}
+
+/** The parts a user writes; two objects equal here need no write. */
+function userContent(r: Resource): string {
+  const { labels, annotations, ownerReferences, finalizers } = r.metadata;
+  return JSON.stringify([labels ?? {}, annotations ?? {}, ownerReferences ?? [], finalizers ?? [], r.spec ?? null, r.status ?? null]);
+}
+
+async function applyCommand(store: Store, opts: { filename: string[]; recursive?: boolean; namespace: string; dryRun?: boolean }, io: Io): Promise<number> {
+  const files = await readInputs(opts.filename, !!opts.recursive, io);
+  const existing = await snapshot(store);
+  const result = validateManifests(files, existing, { defaultNamespace: opts.namespace });
+  if (result.warnings.length) io.err(formatProblems(result.warnings).replace(/^/gm, 'warning: ') + '\n');
+  if (result.errors.length) {
+    io.err(formatProblems(result.errors) + '\n');
+    io.err(`error: nothing applied (${result.errors.length} problem${result.errors.length === 1 ? '' : 's'})\n`);
+    return 1;
+  }
+  const ops: TxnOp[] = [];
+  const lines: string[] = [];
+  for (const { resource } of result.resources) {
+    const info = KINDS.find((k) => k.kind === resource.kind)!;
+    const current = existing.list(resource.kind).find((r) => keyString(keyOf(r)) === keyString(keyOf(resource)));
+    // Status belongs to whoever runs the object (controller, kubelet): a manifest without one keeps the current.
+    if (current && resource.status === undefined && current.status !== undefined) resource.status = current.status;
+    const verdict = !current ? 'created' : userContent(current) === userContent(resource) ? 'unchanged' : 'configured';
+    if (verdict !== 'unchanged') {
+      if (current) resource.metadata.resourceVersion = current.metadata.resourceVersion;
+      ops.push(current ? { op: 'update', object: resource } : { op: 'create', object: resource });
+    }
+    lines.push(`${userIdentity(info, resource)} ${verdict}${opts.dryRun ? ' (dry run)' : ''}`);
+  }
+  if (!opts.dryRun && ops.length) {
+    try {
+      await store.txn(ops);
+    } catch (e) {
+      if (e instanceof StoreError && e.code === 'Conflict') {
+        throw new UsageError(`nothing applied: an object changed while applying (${e.message}); run apply again`);
+      }
+      throw e;
+    }
+  }
+  io.out(lines.join('\n') + '\n');
+  return 0;
+}
+
+async function deleteCommand(
+  store: Store,
+  kindArg: string | undefined,
+  names: string[],
+  opts: { filename?: string[]; namespace: string; ignoreNotFound?: boolean },
+  io: Io,
+): Promise<number> {
+  const targets: { info: KindInfo; key: { kind: string; namespace: string; name: string } }[] = [];
+  if (opts.filename) {
+    if (kindArg) throw new UsageError('give either -f FILE or KIND NAME, not both');
+    const files = await readInputs(opts.filename, false, io);
+    // Deleting needs only the identities: references to other objects are not checked.
+    const result = validateManifests(files, { list: () => [] }, { defaultNamespace: opts.namespace, crossChecks: false });
+    if (result.errors.length) {
+      io.err(formatProblems(result.errors) + '\n');
+      return 1;
+    }
+    for (const { resource } of result.resources) targets.push({ info: resolveKind(resource.kind)!, key: keyOf(resource) });
+  } else {
+    if (!kindArg || names.length === 0) throw new UsageError('usage: egw delete KIND NAME... or egw delete -f FILE');
+    const info = kindOrThrow(kindArg);
+    for (const name of names) targets.push({ info, key: { kind: info.kind, namespace: info.namespaced ? opts.namespace : '', name } });
+  }
+  const present: typeof targets = [];
+  for (const t of targets) {
+    if (await store.get(t.key)) present.push(t);
+    else if (!opts.ignoreNotFound) throw new UsageError(`${t.info.plural} "${t.key.name}" not found${t.info.namespaced ? ` in namespace ${t.key.namespace}` : ''}; nothing deleted`);
+  }
+  if (present.length) await store.txn(present.map((t) => ({ op: 'delete', key: t.key })));
+  for (const t of present) io.out(`${userIdentity(t.info, { metadata: { name: t.key.name } } as Resource)} deleted\n`);
+  return 0;
+}
+
+function printObjects(items: Resource[], kind: KindInfo, output: string | undefined, allNamespaces: boolean, single: boolean, io: Io): void {
+  const clean = items.map(forOutput);
+  if (output === 'yaml' || output === 'json') {
+    const doc = single ? clean[0] : { apiVersion: 'v1', kind: 'List', items: clean };
+    io.out(output === 'json' ? JSON.stringify(doc, null, 2) + '\n' : toYaml(doc, { lineWidth: 0 }));
+    return;
+  }
+  if (output === 'name') {
+    for (const r of items) io.out(`${userIdentity(kind, r)}\n`);
+    return;
+  }
+  if (items.length === 0) {
+    io.err(`No resources found${kind.namespaced && !allNamespaces ? ' in this namespace' : ''}.\n`);
+    return;
+  }
+  io.out(printTable(items, kind, { wide: output === 'wide', allNamespaces }));
+}
+
+/** Objects as a user sees them: apiVersion and kind first. */
+function forOutput(r: Resource): Resource {
+  const out: Resource = { apiVersion: r.apiVersion, kind: r.kind, metadata: r.metadata };
+  if (r.spec !== undefined) out.spec = r.spec;
+  if (r.status !== undefined) out.status = r.status;
+  return out;
+}

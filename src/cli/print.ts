@@ -1,0 +1,158 @@
+// kubectl-style tables and `describe` text for each kind.
+import { stringify as toYaml } from 'yaml';
+import {
+  ANNOTATION,
+  type EgressGatewayPolicySpec,
+  type EgressGatewaySpec,
+  type EgressGatewayStatus,
+  type IPPoolSpec,
+  type KindInfo,
+  type NodeStatus,
+  type PodSpec,
+  type PodStatus,
+  type Resource,
+} from '../api/index.js';
+
+interface Column {
+  header: string;
+  value: (r: Resource) => string;
+  wide?: boolean;
+}
+
+const age: Column = { header: 'AGE', value: (r) => formatAge(r.metadata.creationTimestamp) };
+
+function egressAnnotations(r: Resource): string {
+  const a = r.metadata.annotations ?? {};
+  if (a[ANNOTATION.egressGatewayPolicy]) return `policy=${a[ANNOTATION.egressGatewayPolicy]}`;
+  const parts: string[] = [];
+  if (a[ANNOTATION.selector]) parts.push(`selector=${a[ANNOTATION.selector]}`);
+  if (a[ANNOTATION.namespaceSelector]) parts.push(`namespaceSelector=${a[ANNOTATION.namespaceSelector]}`);
+  if (a[ANNOTATION.maxNextHops]) parts.push(`maxNextHops=${a[ANNOTATION.maxNextHops]}`);
+  return parts.join(' ') || '<none>';
+}
+
+function labelsText(l: Record<string, string> | undefined): string {
+  const entries = Object.entries(l ?? {});
+  return entries.length ? entries.map(([k, v]) => `${k}=${v}`).join(',') : '<none>';
+}
+
+const COLUMNS: Record<string, Column[]> = {
+  IPPool: [
+    { header: 'NAME', value: (r) => r.metadata.name },
+    { header: 'CIDR', value: (r) => (r.spec as IPPoolSpec).cidr },
+    { header: 'BLOCKSIZE', value: (r) => String((r.spec as IPPoolSpec).blockSize) },
+    { header: 'NAT', value: (r) => String(!!(r.spec as IPPoolSpec).natOutgoing) },
+    { header: 'DISABLED', value: (r) => String(!!(r.spec as IPPoolSpec).disabled) },
+    { header: 'SELECTOR', value: (r) => (r.spec as IPPoolSpec).nodeSelector ?? 'all()', wide: true },
+    age,
+  ],
+  EgressGateway: [
+    { header: 'NAME', value: (r) => r.metadata.name },
+    {
+      header: 'READY',
+      value: (r) => `${(r.status as EgressGatewayStatus | undefined)?.readyReplicas ?? 0}/${(r.spec as EgressGatewaySpec).replicas}`,
+    },
+    { header: 'POOLS', value: (r) => (r.spec as EgressGatewaySpec).ipPools.map((p) => p.name ?? p.cidr).join(','), wide: true },
+    { header: 'LABELS', value: (r) => labelsText((r.spec as EgressGatewaySpec).template.metadata.labels), wide: true },
+    {
+      header: 'PROBES',
+      value: (r) => {
+        const fd = (r.spec as EgressGatewaySpec).egressGatewayFailureDetection;
+        const kinds = [fd?.icmpProbe ? 'icmp' : '', fd?.httpProbe ? 'http' : ''].filter(Boolean);
+        return kinds.join('+') || '<none>';
+      },
+      wide: true,
+    },
+    age,
+  ],
+  EgressGatewayPolicy: [
+    { header: 'NAME', value: (r) => r.metadata.name },
+    { header: 'RULES', value: (r) => String((r.spec as EgressGatewayPolicySpec).rules.length) },
+    {
+      header: 'DESTINATIONS',
+      value: (r) =>
+        (r.spec as EgressGatewayPolicySpec).rules
+          .map((x) => `${x.destination?.cidr ?? '0.0.0.0/0'}${x.gateway ? '→gw' : '→direct'}`)
+          .join(' '),
+      wide: true,
+    },
+    age,
+  ],
+  FelixConfiguration: [
+    { header: 'NAME', value: (r) => r.metadata.name },
+    { header: 'EGRESSIPSUPPORT', value: (r) => String((r.spec as Record<string, unknown> | undefined)?.egressIPSupport ?? 'Disabled') },
+    age,
+  ],
+  Node: [
+    { header: 'NAME', value: (r) => r.metadata.name },
+    {
+      header: 'INTERNAL-IP',
+      value: (r) => (r.status as NodeStatus | undefined)?.addresses?.find((a) => a.type === 'InternalIP')?.address ?? '<none>',
+    },
+    { header: 'LABELS', value: (r) => labelsText(r.metadata.labels), wide: true },
+    age,
+  ],
+  Namespace: [
+    { header: 'NAME', value: (r) => r.metadata.name },
+    { header: 'EGRESS', value: egressAnnotations },
+    { header: 'LABELS', value: (r) => labelsText(r.metadata.labels), wide: true },
+    age,
+  ],
+  Pod: [
+    { header: 'NAME', value: (r) => r.metadata.name },
+    { header: 'NODE', value: (r) => (r.spec as PodSpec).nodeName ?? '<none>' },
+    {
+      header: 'IP',
+      value: (r) => {
+        const s = r.status as PodStatus | undefined;
+        return s?.podIPs?.[0]?.ip ?? s?.podIP ?? '<none>';
+      },
+    },
+    { header: 'EGRESS', value: egressAnnotations, wide: true },
+    { header: 'LABELS', value: (r) => labelsText(r.metadata.labels), wide: true },
+    age,
+  ],
+};
+
+export function printTable(items: Resource[], kind: KindInfo, opts: { wide: boolean; allNamespaces: boolean }): string {
+  const cols = (COLUMNS[kind.kind] ?? [{ header: 'NAME', value: (r: Resource) => r.metadata.name }, age]).filter((c) => opts.wide || !c.wide);
+  if (kind.namespaced && opts.allNamespaces) cols.unshift({ header: 'NAMESPACE', value: (r) => r.metadata.namespace ?? '' });
+  const rows = [cols.map((c) => c.header), ...items.map((r) => cols.map((c) => c.value(r)))];
+  const widths = cols.map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] + 3))).join('').trimEnd()).join('\n') + '\n';
+}
+
+export function describeObject(r: Resource): string {
+  const lines = [
+    `Name:         ${r.metadata.name}`,
+    ...(r.metadata.namespace ? [`Namespace:    ${r.metadata.namespace}`] : []),
+    `Kind:         ${r.kind}`,
+    `API Version:  ${r.apiVersion}`,
+    `Labels:       ${multiline(r.metadata.labels)}`,
+    `Annotations:  ${multiline(r.metadata.annotations)}`,
+    `Created:      ${r.metadata.creationTimestamp ?? '<unknown>'}`,
+    `Version:      ${r.metadata.resourceVersion ?? '<unknown>'}`,
+  ];
+  if (r.spec !== undefined) lines.push('Spec:', indent(toYaml(r.spec, { lineWidth: 0 })));
+  if (r.status !== undefined) lines.push('Status:', indent(toYaml(r.status, { lineWidth: 0 })));
+  return lines.join('\n') + '\n';
+}
+
+function multiline(m: Record<string, string> | undefined): string {
+  const entries = Object.entries(m ?? {});
+  if (!entries.length) return '<none>';
+  return entries.map(([k, v], i) => `${i ? '              ' : ''}${k}=${v}`).join('\n');
+}
+
+function indent(text: string): string {
+  return text.trimEnd().replace(/^/gm, '  ');
+}
+
+export function formatAge(ts: string | undefined, now = Date.now()): string {
+  if (!ts) return '<unknown>';
+  const s = Math.max(0, Math.floor((now - Date.parse(ts)) / 1000));
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.floor(s / 60)}m`;
+  if (s < 172800) return `${Math.floor(s / 3600)}h`;
+  return `${Math.floor(s / 86400)}d`;
+}

@@ -1,0 +1,7 @@
+// The datastore: one Store interface (types.ts), an in-memory and an SQLite backend, and openStore() to pick one.
+export * from './types.js';
+export { MemoryStore } from './memory.js';
+export { SqliteStore, SCHEMA_VERSION, type SqliteStoreOptions } from './sqlite.js';
+export { openStore, defaultDatastoreSpec, parseDatastoreSpec, DATASTORE_FORMS, type DatastoreSpec } from './open.js';
+export { parseLabelSelector, labelMatcher, type LabelSelector, type LabelRequirement } from './labelselector.js';
+export { describeKey } from './common.js';
