@@ -46,7 +46,8 @@ export function validateObject(raw: RawObject, opts: { defaultNamespace?: string
   const info = kindName ? kindInfo(kindName) : undefined;
   const nameForSubject = isPlainObject(v.metadata) && typeof v.metadata.name === 'string' ? v.metadata.name : '';
   const nsForSubject = isPlainObject(v.metadata) && typeof v.metadata.namespace === 'string' ? v.metadata.namespace : '';
-  const subject = `${kindName ?? 'object'}${nameForSubject ? ' ' + (nsForSubject && info?.namespaced ? nsForSubject + '/' : '') + nameForSubject : ''}`;
+  const nsShown = info?.namespaced ? (nsForSubject || opts.defaultNamespace || 'default') + '/' : '';
+  const subject = `${kindName ?? 'object'}${nameForSubject ? ' ' + nsShown + nameForSubject : ''}`;
 
   if (v.kind === undefined) c.error(['kind'], 'required field is missing', true);
   else if (!info) {
@@ -160,7 +161,7 @@ function checkSelector(c: Checker, v: unknown, path: FieldPath, opts: { nonEmpty
     parseSelector(s);
     return s; // kept as written, as Calico does; the canonical form is computed where it is used
   } catch (e) {
-    if (e instanceof SelectorError) return c.error(path, `bad selector: ${(e as Error).message}`);
+    if (e instanceof SelectorError) return c.error(path, `bad ${(e as Error).message}`);
     throw e;
   }
 }
@@ -214,7 +215,8 @@ function checkIPPoolSpec(c: Checker, v: unknown, p: FieldPath): unknown {
   }
   const blockSize = c.int(s.blockSize, [...p, 'blockSize'], { min: 20, max: 32 }) ?? (s.blockSize === undefined ? 26 : undefined);
   if (blockSize !== undefined && prefix !== undefined && prefix > blockSize) {
-    c.error([...p, 'blockSize'], `the pool's prefix /${prefix} is longer than its block size ${blockSize}; use blockSize ${prefix} or more`);
+    if (s.blockSize === undefined) c.error([...p, 'cidr'], `the prefix /${prefix} is longer than the default block size 26; set blockSize to ${prefix} or more`);
+    else c.error([...p, 'blockSize'], `the pool's prefix /${prefix} is longer than its block size ${blockSize}; use blockSize ${prefix} or more`);
   }
   const nodeSelector = checkSelector(c, s.nodeSelector, [...p, 'nodeSelector']);
   const natOutgoing = c.bool(s.natOutgoing, [...p, 'natOutgoing']);

@@ -2,6 +2,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { stringify as toYaml } from 'yaml';
 import {
   formatProblems,
@@ -146,7 +147,8 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .command('check')
     .description('read JSON lines {"selector": "...", "labels": {...}} on stdin; write {"canonical", "matches"} or {"error"} per line')
     .action(async () => {
-      exitCode = await runSelectorCheck(io.stdin, { write: (s: string) => (io.out(s), true) } as unknown as NodeJS.WritableStream);
+      const out = new Writable({ write: (chunk, _enc, done) => (io.out(String(chunk)), done()) });
+      exitCode = await runSelectorCheck(io.stdin, out);
     });
 
   try {

@@ -1,0 +1,185 @@
+// Selector benchmark: compiled matchers vs the plain tree walk, on the same seeded inputs in the same run.
+//
+//   node --import tsx bench/selector.ts      prints the JSON result
+//
+// Inputs: ~200 realistic selectors (gateway, namespace and pool selectors as egress users write them: ==, in, has,
+// &&, ||, !, starts with, …) and ~1,000 label sets shaped like pod, gateway and namespace labels, both generated
+// from a fixed seed. Each round evaluates every selector on every label set; after warm-up rounds, the median of
+// several timed rounds is reported.
+
+import { pathToFileURL } from 'node:url';
+import { compile, evaluateTree, parseSelector, type Labels, type SelectorNode } from '../src/selector/index.js';
+
+export interface SelectorBenchOptions {
+  /** Number of selectors (default 200). */
+  selectors?: number;
+  /** Number of label sets (default 1000). */
+  labelSets?: number;
+  /** Timed rounds per matcher (default 7); the median is reported. */
+  rounds?: number;
+  /** Untimed rounds per matcher first (default 3). */
+  warmupRounds?: number;
+  /** PRNG seed (default 20240611). */
+  seed?: number;
+}
+
+/** mulberry32: small, fast, deterministic. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const APPS = ['web', 'api', 'worker', 'payments', 'checkout', 'search', 'auth', 'billing', 'cart', 'catalog', 'db', 'cache'];
+const TIERS = ['frontend', 'backend', 'data'];
+const ENVS = ['prod', 'staging', 'dev', 'qa'];
+const TEAMS = ['payments', 'platform', 'growth', 'security', 'data-eng', 'payroll'];
+const ZONES = ['eu-west-1a', 'eu-west-1b', 'eu-west-1c', 'us-east-1a', 'us-east-1b'];
+const CODES = ['red', 'blue', 'green', 'orange', 'purple'];
+const GATEWAYS = Array.from({ length: 12 }, (_, i) => `egw-${i}`);
+const NAMESPACES = Array.from({ length: 40 }, (_, i) => `ns-${i}`);
+
+function makeInputs(nSelectors: number, nLabelSets: number, seed: number): { selectors: string[]; labelSets: Labels[] } {
+  const rnd = prng(seed);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)];
+  const some = (xs: readonly string[], min: number, max: number): string[] => {
+    const n = min + Math.floor(rnd() * (max - min + 1));
+    return Array.from({ length: n }, () => pick(xs));
+  };
+  const set = (xs: readonly string[]): string => `{${xs.map((x) => `'${x}'`).join(', ')}}`;
+
+  const templates: Array<() => string> = [
+    () => `egress-code == '${pick(CODES)}'`,
+    () => `projectcalico.org/egw == '${pick(GATEWAYS)}'`,
+    () => `projectcalico.org/name == '${pick(NAMESPACES)}'`,
+    () => `app in ${set(some(APPS, 2, 4))}`,
+    () => `has(egress-code)`,
+    () => `tier == '${pick(TIERS)}' && env in ${set(some(ENVS, 1, 2))}`,
+    () => `!has(dev-only) && app == '${pick(APPS)}'`,
+    () => `team starts with '${pick(TEAMS).slice(0, 3)}'`,
+    () => `(topology.kubernetes.io/zone == '${pick(ZONES)}' || topology.kubernetes.io/zone == '${pick(ZONES)}') && egress-code == '${pick(CODES)}'`,
+    () => `env != 'dev' && !(tier in ${set(some(TIERS, 1, 2))})`,
+    () => `app.kubernetes.io/part-of == 'shop' && app.kubernetes.io/component starts with '${pick(['db', 'web', 'api'])}'`,
+    () => `projectcalico.org/name in ${set(some(NAMESPACES, 3, 12))}`,
+    () => `has(projectcalico.org/egw) && egress-code in ${set(some(CODES, 1, 3))} && env == '${pick(ENVS)}'`,
+    () => `app == '${pick(APPS)}' || app == '${pick(APPS)}' || team == '${pick(TEAMS)}'`,
+    () => `all()`,
+    () => `tier not in {'data'} && has(app) && topology.kubernetes.io/zone ends with '${pick(['a', 'b', 'c'])}'`,
+  ];
+  const selectors = Array.from({ length: nSelectors }, () => pick(templates)());
+
+  const labelSets: Labels[] = [];
+  for (let i = 0; i < nLabelSets; i++) {
+    const entries: Array<[string, string]> = [];
+    const kind = rnd();
+    if (kind < 0.6) {
+      // an ordinary pod
+      entries.push(['app', pick(APPS)], ['pod-template-hash', Math.floor(rnd() * 1e10).toString(36)]);
+      if (rnd() < 0.8) entries.push(['tier', pick(TIERS)]);
+      if (rnd() < 0.8) entries.push(['env', pick(ENVS)]);
+      if (rnd() < 0.6) entries.push(['team', pick(TEAMS)]);
+      if (rnd() < 0.3) entries.push(['egress-code', pick(CODES)]);
+      if (rnd() < 0.4) entries.push(['app.kubernetes.io/part-of', 'shop'], ['app.kubernetes.io/component', pick(['db', 'web', 'api', 'queue'])]);
+      if (rnd() < 0.1) entries.push(['dev-only', 'true']);
+      if (rnd() < 0.5) entries.push(['version', `v${Math.floor(rnd() * 5)}`]);
+    } else if (kind < 0.85) {
+      // a gateway pod
+      entries.push(['projectcalico.org/egw', pick(GATEWAYS)], ['egress-code', pick(CODES)]);
+      entries.push(['topology.kubernetes.io/zone', pick(ZONES)], ['pod-template-hash', Math.floor(rnd() * 1e10).toString(36)]);
+      if (rnd() < 0.5) entries.push(['env', pick(ENVS)]);
+    } else {
+      // a namespace
+      entries.push(['projectcalico.org/name', pick(NAMESPACES)], ['kubernetes.io/metadata.name', pick(NAMESPACES)]);
+      if (rnd() < 0.5) entries.push(['team', pick(TEAMS)]);
+      if (rnd() < 0.3) entries.push(['egress-code', pick(CODES)]);
+    }
+    // label objects arrive with keys in varying orders (so with varying hidden classes)
+    for (let j = entries.length - 1; j > 0; j--) {
+      const k = Math.floor(rnd() * (j + 1));
+      [entries[j], entries[k]] = [entries[k], entries[j]];
+    }
+    labelSets.push(Object.fromEntries(entries) as Labels);
+  }
+  return { selectors, labelSets };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** One round: every matcher on every label set. Returns [seconds, number of matches]. */
+function round(matchers: ReadonlyArray<(labels: Labels) => boolean>, labelSets: readonly Labels[]): [number, number] {
+  let hits = 0;
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < matchers.length; i++) {
+    const m = matchers[i];
+    for (let j = 0; j < labelSets.length; j++) if (m(labelSets[j])) hits++;
+  }
+  const t1 = process.hrtime.bigint();
+  return [Number(t1 - t0) / 1e9, hits];
+}
+
+export async function benchSelectors(options: SelectorBenchOptions = {}): Promise<Record<string, unknown>> {
+  const nSelectors = options.selectors ?? 200;
+  const nLabelSets = options.labelSets ?? 1000;
+  const rounds = options.rounds ?? 7;
+  const warmup = options.warmupRounds ?? 3;
+  const { selectors, labelSets } = makeInputs(nSelectors, nLabelSets, options.seed ?? 20240611);
+
+  const tParse = process.hrtime.bigint();
+  const asts: SelectorNode[] = selectors.map((s) => parseSelector(`${s} `).ast); // trailing space: bypass earlier cache hits
+  const tCompile = process.hrtime.bigint();
+  const compiled = asts.map((ast) => compile(ast));
+  const tDone = process.hrtime.bigint();
+  const walkers = asts.map((ast) => (labels: Labels) => evaluateTree(ast, labels));
+
+  const evals = nSelectors * nLabelSets;
+  const compiledTimes: number[] = [];
+  const treeTimes: number[] = [];
+  let compiledHits = -1;
+  let treeHits = -1;
+  // Interleave the two so that machine noise affects both alike.
+  for (let r = 0; r < warmup + rounds; r++) {
+    const [tc, hc] = round(compiled, labelSets);
+    const [tt, ht] = round(walkers, labelSets);
+    compiledHits = hc;
+    treeHits = ht;
+    if (r >= warmup) {
+      compiledTimes.push(tc);
+      treeTimes.push(tt);
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  if (compiledHits !== treeHits) throw new Error(`compiled and tree-walk matchers disagree: ${compiledHits} vs ${treeHits} matches`);
+
+  const compiledMatchesPerSec = Math.round(evals / median(compiledTimes));
+  const treeWalkMatchesPerSec = Math.round(evals / median(treeTimes));
+  return {
+    selectors: nSelectors,
+    labelSets: nLabelSets,
+    compiledMatchesPerSec,
+    treeWalkMatchesPerSec,
+    speedup: Math.round((compiledMatchesPerSec / treeWalkMatchesPerSec) * 100) / 100,
+    rounds,
+    matchFraction: Math.round((compiledHits / evals) * 1000) / 1000,
+    parseSelectorsPerSec: Math.round(nSelectors / (Number(tCompile - tParse) / 1e9)),
+    compileSelectorsPerSec: Math.round(nSelectors / (Number(tDone - tCompile) / 1e9)),
+  };
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  benchSelectors().then(
+    (result) => console.log(JSON.stringify(result, null, 2)),
+    (err: unknown) => {
+      console.error(err);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,697 @@
+// The behaviour every Store backend must share. memory.test.ts and sqlite.test.ts run it against their backend.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import type { Resource } from '../../src/api/meta.js';
+import { StoreError, type Store, type TxnOp, type WatchEvent } from '../../src/datastore/types.js';
+import { collect, gw, pool, sleep, summary, until } from './helpers.js';
+
+export type StoreFactory = () => Promise<Store>;
+
+async function withStore(factory: StoreFactory, fn: (s: Store) => Promise<void>): Promise<void> {
+  const s = await factory();
+  try {
+    await fn(s);
+  } finally {
+    await s.close();
+  }
+}
+
+function isStoreError(code: StoreError['code'], ...mentions: string[]) {
+  return (e: unknown): boolean => {
+    assert.ok(e instanceof StoreError, `expected a StoreError, got ${String(e)}`);
+    assert.equal(e.code, code, `code of: ${e.message}`);
+    for (const m of mentions) assert.ok(e.message.includes(m), `message ${JSON.stringify(e.message)} should mention ${JSON.stringify(m)}`);
+    return true;
+  };
+}
+
+const RED = { kind: 'EgressGateway', namespace: 'default', name: 'red' };
+
+export function conformance(name: string, factory: StoreFactory): void {
+  const test = (title: string, fn: (s: Store) => Promise<void>) => it(title, () => withStore(factory, fn));
+
+  describe(`Store conformance: ${name}`, () => {
+    describe('CRUD', () => {
+      test('a new store is at revision 0 and empty', async (s) => {
+        assert.equal(await s.revision(), 0);
+        assert.deepEqual(await s.list('EgressGateway'), { items: [], revision: 0 });
+        assert.equal(await s.get(RED), undefined);
+        assert.match(s.description, /^(memory|sqlite):/);
+      });
+
+      test('create sets resourceVersion, uid and creationTimestamp, and get returns the stored object', async (s) => {
+        const before = Date.now();
+        const created = await s.create(gw('default', 'red', { app: 'x' }, { replicas: 2 }));
+        assert.equal(created.metadata.resourceVersion, '1');
+        assert.match(created.metadata.uid ?? '', /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+        const ts = Date.parse(created.metadata.creationTimestamp ?? '');
+        assert.ok(ts >= before - 1000 && ts <= Date.now() + 1000, 'creationTimestamp is now, in ISO form');
+        assert.equal(new Date(ts).toISOString(), created.metadata.creationTimestamp);
+        assert.deepEqual(created.spec, { replicas: 2 });
+        assert.deepEqual(created.metadata.labels, { app: 'x' });
+        assert.deepEqual(await s.get(RED), created);
+        assert.equal(await s.revision(), 1);
+        const second = await s.create(gw('default', 'blue'));
+        assert.equal(second.metadata.resourceVersion, '2');
+        assert.notEqual(second.metadata.uid, created.metadata.uid);
+      });
+
+      test('create ignores a caller-supplied uid, creationTimestamp and resourceVersion', async (s) => {
+        const o = gw('default', 'red');
+        o.metadata.uid = 'mine';
+        o.metadata.creationTimestamp = '2000-01-01T00:00:00.000Z';
+        o.metadata.resourceVersion = '77';
+        const c = await s.create(o);
+        assert.notEqual(c.metadata.uid, 'mine');
+        assert.notEqual(c.metadata.creationTimestamp, '2000-01-01T00:00:00.000Z');
+        assert.equal(c.metadata.resourceVersion, '1');
+      });
+
+      test('create of an existing object fails with AlreadyExists naming it, and consumes no revision', async (s) => {
+        await s.create(gw('default', 'red'));
+        await assert.rejects(s.create(gw('default', 'red', undefined, { replicas: 9 })), isStoreError('AlreadyExists', 'EgressGateway default/red'));
+        assert.equal(await s.revision(), 1);
+        assert.deepEqual((await s.get(RED))?.spec, { replicas: 1 });
+        // Same name in another namespace, or a cluster-scoped kind, is a different object.
+        await s.create(gw('other', 'red'));
+        await s.create(pool('red'));
+        await assert.rejects(s.create(pool('red')), isStoreError('AlreadyExists', 'IPPool red'));
+        assert.equal(await s.revision(), 3);
+      });
+
+      test('update bumps resourceVersion and preserves uid and creationTimestamp', async (s) => {
+        const c = await s.create(gw('default', 'red'));
+        const u = await s.update({ ...c, metadata: { ...c.metadata, uid: 'forged', creationTimestamp: '1999-01-01T00:00:00Z' }, spec: { replicas: 5 } });
+        assert.equal(u.metadata.resourceVersion, '2');
+        assert.equal(u.metadata.uid, c.metadata.uid);
+        assert.equal(u.metadata.creationTimestamp, c.metadata.creationTimestamp);
+        assert.deepEqual(u.spec, { replicas: 5 });
+        assert.deepEqual(await s.get(RED), u);
+      });
+
+      test('update without a resourceVersion replaces unconditionally', async (s) => {
+        await s.create(gw('default', 'red'));
+        await s.update(gw('default', 'red', undefined, { replicas: 2 }));
+        const u = await s.update(gw('default', 'red', undefined, { replicas: 3 }));
+        assert.equal(u.metadata.resourceVersion, '3');
+        assert.deepEqual((await s.get(RED))?.spec, { replicas: 3 });
+      });
+
+      test('update with a stale resourceVersion fails with Conflict naming the object', async (s) => {
+        const c = await s.create(gw('default', 'red'));
+        const u = await s.update({ ...c, spec: { replicas: 2 } });
+        await assert.rejects(s.update({ ...c, spec: { replicas: 3 } }), isStoreError('Conflict', 'EgressGateway default/red', 'resourceVersion'));
+        assert.equal(await s.revision(), 2);
+        assert.deepEqual(await s.get(RED), u);
+        // With the current version it succeeds.
+        const u2 = await s.update({ ...u, spec: { replicas: 4 } });
+        assert.equal(u2.metadata.resourceVersion, '3');
+      });
+
+      test('update of a missing object fails with NotFound naming it', async (s) => {
+        await assert.rejects(s.update(gw('default', 'red')), isStoreError('NotFound', 'EgressGateway default/red'));
+        await assert.rejects(s.update(pool('p')), isStoreError('NotFound', 'IPPool p'));
+        assert.equal(await s.revision(), 0);
+      });
+
+      test('delete returns the object at the delete revision and removes it', async (s) => {
+        const c = await s.create(gw('default', 'red'));
+        await s.create(gw('default', 'blue'));
+        const d = await s.delete(RED);
+        assert.equal(d.metadata.resourceVersion, '3');
+        assert.equal(d.metadata.uid, c.metadata.uid);
+        assert.deepEqual(d.spec, c.spec);
+        assert.equal(await s.get(RED), undefined);
+        assert.equal(await s.revision(), 3);
+        assert.deepEqual((await s.list('EgressGateway')).items.map((o) => o.metadata.name), ['blue']);
+        await assert.rejects(s.delete(RED), isStoreError('NotFound', 'EgressGateway default/red'));
+        assert.equal(await s.revision(), 3);
+      });
+
+      test('delete with a stale resourceVersion fails with Conflict; with the current one it succeeds', async (s) => {
+        const c = await s.create(gw('default', 'red'));
+        const u = await s.update({ ...c, spec: { replicas: 2 } });
+        await assert.rejects(s.delete(RED, { resourceVersion: c.metadata.resourceVersion }), isStoreError('Conflict', 'EgressGateway default/red'));
+        assert.ok(await s.get(RED));
+        const d = await s.delete(RED, { resourceVersion: u.metadata.resourceVersion });
+        assert.equal(d.metadata.resourceVersion, '3');
+      });
+
+      test('a re-created object gets a new uid', async (s) => {
+        const a = await s.create(gw('default', 'red'));
+        await s.delete(RED);
+        const b = await s.create(gw('default', 'red'));
+        assert.notEqual(a.metadata.uid, b.metadata.uid);
+        assert.equal(b.metadata.resourceVersion, '3');
+      });
+
+      test('cluster-scoped objects are keyed with namespace ""', async (s) => {
+        const p = await s.create(pool('p1'));
+        assert.equal(p.metadata.namespace, undefined);
+        assert.deepEqual(await s.get({ kind: 'IPPool', namespace: '', name: 'p1' }), p);
+        // namespace: '' on the object is the same as no namespace.
+        const q = pool('p2');
+        q.metadata.namespace = '';
+        assert.equal((await s.create(q)).metadata.namespace, undefined);
+        assert.ok(await s.get({ kind: 'IPPool', namespace: '', name: 'p2' }));
+      });
+
+      test('invalid objects are rejected with Invalid and no revision is used', async (s) => {
+        const noNs = gw('default', 'x');
+        delete noNs.metadata.namespace;
+        await assert.rejects(s.create(noNs), isStoreError('Invalid', 'EgressGateway x', 'namespace'));
+        const nsOnCluster = pool('p');
+        nsOnCluster.metadata.namespace = 'default';
+        await assert.rejects(s.create(nsOnCluster), isStoreError('Invalid', 'cluster-scoped'));
+        await assert.rejects(s.create({ apiVersion: 'v1', kind: 'Node', metadata: { name: '' } }), isStoreError('Invalid', 'name'));
+        await assert.rejects(s.create({ apiVersion: 'v1', kind: '', metadata: { name: 'a' } }), isStoreError('Invalid', 'kind'));
+        await assert.rejects(s.create({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'a/b' } }), isStoreError('Invalid', "'/'"));
+        await assert.rejects(
+          s.create({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n', labels: { a: 1 as unknown as string } } }),
+          isStoreError('Invalid', 'labels'),
+        );
+        await assert.rejects(s.get({ kind: '', namespace: '', name: 'x' }), isStoreError('Invalid'));
+        assert.equal(await s.revision(), 0);
+      });
+
+      test('unknown kinds are stored as given', async (s) => {
+        const o: Resource = { apiVersion: 'example.com/v1', kind: 'Widget', metadata: { name: 'w', namespace: 'ns1' }, spec: { a: [1, 2] } };
+        const c = await s.create(o);
+        assert.deepEqual(await s.get({ kind: 'Widget', namespace: 'ns1', name: 'w' }), c);
+      });
+    });
+
+    describe('txn', () => {
+      test('applies every op at consecutive revisions and returns each result', async (s) => {
+        await s.create(gw('default', 'old'));
+        const res = await s.txn([
+          { op: 'create', object: gw('default', 'red') },
+          { op: 'update', object: gw('default', 'red', undefined, { replicas: 7 }) },
+          { op: 'put', object: pool('p1') },
+          { op: 'delete', key: { kind: 'EgressGateway', namespace: 'default', name: 'old' } },
+        ]);
+        assert.deepEqual(
+          res.map((r) => [r.kind, r.metadata.name, r.metadata.resourceVersion]),
+          [
+            ['EgressGateway', 'red', '2'],
+            ['EgressGateway', 'red', '3'],
+            ['IPPool', 'p1', '4'],
+            ['EgressGateway', 'old', '5'],
+          ],
+        );
+        assert.equal(res[0].metadata.uid, res[1].metadata.uid, 'the update within the txn kept the uid of the create');
+        assert.equal(await s.revision(), 5);
+        assert.deepEqual((await s.get(RED))?.spec, { replicas: 7 });
+        assert.equal(await s.get({ kind: 'EgressGateway', namespace: 'default', name: 'old' }), undefined);
+      });
+
+      test('an empty txn does nothing', async (s) => {
+        assert.deepEqual(await s.txn([]), []);
+        assert.equal(await s.revision(), 0);
+      });
+
+      test('is all-or-nothing: op 3 of 5 failing leaves no visible change, no revision used, and the error names the op', async (s) => {
+        const existing = await s.create(gw('default', 'red'));
+        const w = await collect(s, { fromRevision: 0 });
+        const ops: TxnOp[] = [
+          { op: 'create', object: gw('default', 'a') },
+          { op: 'update', object: gw('default', 'red', undefined, { replicas: 99 }) },
+          { op: 'update', object: gw('default', 'ghost') },
+          { op: 'put', object: pool('p') },
+          { op: 'delete', key: RED },
+        ];
+        await assert.rejects(s.txn(ops), isStoreError('NotFound', 'txn op 3 of 5', 'EgressGateway default/ghost'));
+        // A conflict mid-batch is reported with its own code.
+        await assert.rejects(
+          s.txn([
+            { op: 'create', object: gw('default', 'b') },
+            { op: 'update', object: { ...existing, metadata: { ...existing.metadata, resourceVersion: '12345' } } },
+          ]),
+          isStoreError('Conflict', 'txn op 2 of 2', 'EgressGateway default/red'),
+        );
+        await assert.rejects(
+          s.txn([
+            { op: 'create', object: gw('default', 'c') },
+            { op: 'create', object: gw('default', 'c') },
+          ]),
+          isStoreError('AlreadyExists', 'txn op 2 of 2', 'EgressGateway default/c'),
+        );
+        await assert.rejects(s.txn([{ op: 'create', object: gw('default', 'd') }, { op: 'frobnicate' } as unknown as TxnOp]), isStoreError('Invalid', 'txn op 2 of 2'));
+        assert.equal(await s.revision(), 1);
+        assert.deepEqual(await s.get(RED), existing);
+        const list = await s.list('EgressGateway');
+        assert.deepEqual(list.items.map((o) => o.metadata.name), ['red']);
+        assert.equal((await s.list('IPPool')).items.length, 0);
+        // The next write takes the very next revision: the failed batches left no gap.
+        const next = await s.create(gw('default', 'z'));
+        assert.equal(next.metadata.resourceVersion, '2');
+        await w.waitFor(2);
+        await sleep(30);
+        assert.deepEqual(w.events.map(summary), ['1 ADDED EgressGateway default/red rv=1', '2 ADDED EgressGateway default/z rv=2']);
+        await w.watch.close();
+      });
+
+      test('put creates or replaces regardless of resourceVersion, keeping uid', async (s) => {
+        const [a] = await s.txn([{ op: 'put', object: gw('default', 'red') }]);
+        assert.equal(a.metadata.resourceVersion, '1');
+        const stale = gw('default', 'red', undefined, { replicas: 3 });
+        stale.metadata.resourceVersion = '999';
+        const [b] = await s.txn([{ op: 'put', object: stale }]);
+        assert.equal(b.metadata.resourceVersion, '2');
+        assert.equal(b.metadata.uid, a.metadata.uid);
+        assert.equal(b.metadata.creationTimestamp, a.metadata.creationTimestamp);
+        assert.deepEqual((await s.get(RED))?.spec, { replicas: 3 });
+      });
+
+      test('delete in a txn checks resourceVersion and sees earlier ops of the same txn', async (s) => {
+        await s.create(gw('default', 'red'));
+        await assert.rejects(s.txn([{ op: 'delete', key: RED, resourceVersion: '7' }]), isStoreError('Conflict', 'txn op 1 of 1'));
+        const res = await s.txn([
+          { op: 'update', object: gw('default', 'red', undefined, { replicas: 2 }) },
+          { op: 'delete', key: RED, resourceVersion: '2' },
+          { op: 'create', object: gw('default', 'red', undefined, { replicas: 3 }) },
+        ]);
+        assert.deepEqual(res.map((r) => r.metadata.resourceVersion), ['2', '3', '4']);
+        assert.notEqual(res[2].metadata.uid, res[0].metadata.uid);
+        assert.deepEqual((await s.get(RED))?.spec, { replicas: 3 });
+      });
+    });
+
+    describe('list', () => {
+      async function seed(s: Store): Promise<void> {
+        await s.txn([
+          { op: 'create', object: gw('zeta', 'a', { tier: 'gold', zone: 'z1' }) },
+          { op: 'create', object: gw('alpha', 'b', { tier: 'silver', zone: 'z1' }) },
+          { op: 'create', object: gw('alpha', 'a', { tier: 'gold' }) },
+          { op: 'create', object: gw('mid', 'c') },
+          { op: 'create', object: pool('pool-b', '10.0.1.0/24', { tier: 'gold' }) },
+          { op: 'create', object: pool('pool-a', '10.0.0.0/24') },
+        ]);
+      }
+
+      test('returns items sorted by namespace then name, with the revision read at', async (s) => {
+        await seed(s);
+        const r = await s.list('EgressGateway');
+        assert.equal(r.revision, 6);
+        assert.deepEqual(r.items.map((o) => `${o.metadata.namespace}/${o.metadata.name}`), ['alpha/a', 'alpha/b', 'mid/c', 'zeta/a']);
+        assert.deepEqual((await s.list('IPPool')).items.map((o) => o.metadata.name), ['pool-a', 'pool-b']);
+        assert.deepEqual(await s.list('Nothing'), { items: [], revision: 6 });
+      });
+
+      test('filters by namespace; "" means all namespaces; ignored for cluster-scoped kinds', async (s) => {
+        await seed(s);
+        assert.deepEqual((await s.list('EgressGateway', { namespace: 'alpha' })).items.map((o) => o.metadata.name), ['a', 'b']);
+        assert.deepEqual((await s.list('EgressGateway', { namespace: 'nope' })).items, []);
+        assert.equal((await s.list('EgressGateway', { namespace: '' })).items.length, 4);
+        assert.equal((await s.list('IPPool', { namespace: 'alpha' })).items.length, 2);
+      });
+
+      test('filters by label selector string', async (s) => {
+        await seed(s);
+        const names = async (sel: string, ns?: string) =>
+          (await s.list('EgressGateway', { labelSelector: sel, namespace: ns })).items.map((o) => `${o.metadata.namespace}/${o.metadata.name}`);
+        assert.deepEqual(await names('tier=gold'), ['alpha/a', 'zeta/a']);
+        assert.deepEqual(await names('tier==gold,zone=z1'), ['zeta/a']);
+        assert.deepEqual(await names('tier!=gold'), ['alpha/b', 'mid/c']);
+        assert.deepEqual(await names('zone'), ['alpha/b', 'zeta/a']);
+        assert.deepEqual(await names('!zone'), ['alpha/a', 'mid/c']);
+        assert.deepEqual(await names('tier in (silver, bronze)'), ['alpha/b']);
+        assert.deepEqual(await names('tier notin (gold)'), ['alpha/b', 'mid/c']);
+        assert.deepEqual(await names('tier=gold', 'alpha'), ['alpha/a']);
+        assert.deepEqual(await names(''), ['alpha/a', 'alpha/b', 'mid/c', 'zeta/a']);
+        assert.deepEqual((await s.list('IPPool', { labelSelector: 'tier=gold' })).items.map((o) => o.metadata.name), ['pool-b']);
+        await assert.rejects(s.list('EgressGateway', { labelSelector: 'tier in gold' }), isStoreError('Invalid', 'label selector'));
+      });
+
+      test('filters by label predicate', async (s) => {
+        await seed(s);
+        const r = await s.list('EgressGateway', { labelSelector: (l) => l.tier === 'gold' || l.zone === 'z1' });
+        assert.deepEqual(r.items.map((o) => `${o.metadata.namespace}/${o.metadata.name}`), ['alpha/a', 'alpha/b', 'zeta/a']);
+        const seen: Record<string, string>[] = [];
+        await s.list('EgressGateway', { namespace: 'mid', labelSelector: (l) => (seen.push(l), true) });
+        assert.deepEqual(seen, [{}], 'objects without labels are offered an empty map');
+      });
+
+      test('a list is a consistent snapshot that later writes do not change', async (s) => {
+        await seed(s);
+        const r = await s.list('EgressGateway');
+        await s.delete({ kind: 'EgressGateway', namespace: 'alpha', name: 'a' });
+        await s.update(gw('mid', 'c', undefined, { replicas: 8 }));
+        assert.equal(r.items.length, 4);
+        assert.deepEqual(r.items[2].spec, { replicas: 1 });
+        assert.equal(r.revision, 6);
+      });
+    });
+
+    describe('watch', () => {
+      test('replays history from a revision, then streams new events, with the exact revisions', async (s) => {
+        await s.create(gw('default', 'red'));
+        await s.update(gw('default', 'red', undefined, { replicas: 2 }));
+        await s.create(pool('p'));
+        const w = await collect(s, { fromRevision: 0 });
+        await w.waitFor(3);
+        await s.delete(RED);
+        await s.txn([
+          { op: 'create', object: gw('default', 'blue') },
+          { op: 'put', object: pool('p', '10.9.0.0/16') },
+        ]);
+        await w.waitFor(6);
+        await sleep(30);
+        assert.deepEqual(w.events.map(summary), [
+          '1 ADDED EgressGateway default/red rv=1',
+          '2 MODIFIED EgressGateway default/red rv=2',
+          '3 ADDED IPPool p rv=3',
+          '4 DELETED EgressGateway default/red rv=4',
+          '5 ADDED EgressGateway default/blue rv=5',
+          '6 MODIFIED IPPool p rv=6',
+        ]);
+        // DELETED carries the last stored object.
+        assert.deepEqual(w.events[3].object.spec, { replicas: 2 });
+        assert.deepEqual(w.events[5].object.spec, { cidr: '10.9.0.0/16' });
+        assert.equal(w.events[3].object.metadata.uid, w.events[0].object.metadata.uid);
+        await w.watch.close();
+      });
+
+      test('a watch from N sees exactly the events after N; from the list revision, only later changes', async (s) => {
+        for (let i = 0; i < 10; i++) await s.create(gw('default', `g${i}`));
+        const all = await collect(s, { fromRevision: 0 });
+        const from6 = await collect(s, { fromRevision: 6 });
+        const list = await s.list('EgressGateway');
+        const fromList = await collect(s, { fromRevision: list.revision });
+        await s.delete({ kind: 'EgressGateway', namespace: 'default', name: 'g0' });
+        await all.waitFor(11);
+        await from6.waitFor(5);
+        await fromList.waitFor(1);
+        await sleep(30);
+        assert.deepEqual(from6.events.map((e) => e.revision), [7, 8, 9, 10, 11]);
+        assert.deepEqual(from6.events.map(summary), all.events.slice(6).map(summary));
+        assert.deepEqual(fromList.events.map(summary), ['11 DELETED EgressGateway default/g0 rv=11']);
+        for (const c of [all, from6, fromList]) await c.watch.close();
+      });
+
+      test('a watch from a future revision waits for it', async (s) => {
+        await s.create(gw('default', 'a'));
+        const w = await collect(s, { fromRevision: 3 });
+        await s.create(gw('default', 'b'));
+        await s.create(gw('default', 'c'));
+        await sleep(40);
+        assert.equal(w.events.length, 0);
+        await s.create(gw('default', 'd'));
+        await w.waitFor(1);
+        assert.deepEqual(w.events.map((e) => e.revision), [4]);
+        await w.watch.close();
+      });
+
+      test('filters by kind and namespace, without gaps for the filter', async (s) => {
+        const byKind = await collect(s, { kind: 'EgressGateway', fromRevision: 0 });
+        const byNs = await collect(s, { kind: 'EgressGateway', namespace: 'blue', fromRevision: 0 });
+        const anyKindNs = await collect(s, { namespace: 'blue', fromRevision: 0 });
+        const pools = await collect(s, { kind: 'IPPool', namespace: 'blue', fromRevision: 0 });
+        const writes: TxnOp[] = [];
+        for (let i = 0; i < 30; i++) {
+          const ns = ['red', 'blue', 'green'][i % 3];
+          writes.push({ op: 'create', object: gw(ns, `g${i}`) });
+          if (i % 4 === 0) writes.push({ op: 'create', object: pool(`p${i}`) });
+          if (i % 5 === 0) writes.push({ op: 'create', object: { apiVersion: 'v1', kind: 'Pod', metadata: { name: `pod${i}`, namespace: ns } } });
+        }
+        for (const op of writes) await s.txn([op]);
+        const expectKind = writes.filter((o) => o.op === 'create' && o.object.kind === 'EgressGateway').length;
+        await byKind.waitFor(expectKind);
+        await byNs.waitFor(10);
+        await anyKindNs.waitFor(10 + 2);
+        await pools.waitFor(8);
+        await sleep(40);
+        assert.equal(byKind.events.length, 30);
+        assert.ok(byKind.events.every((e) => e.object.kind === 'EgressGateway'));
+        assert.deepEqual(byNs.events.map((e) => e.object.metadata.name), ['g1', 'g4', 'g7', 'g10', 'g13', 'g16', 'g19', 'g22', 'g25', 'g28']);
+        assert.ok(anyKindNs.events.every((e) => e.object.metadata.namespace === 'blue'));
+        assert.deepEqual(anyKindNs.events.filter((e) => e.object.kind === 'Pod').map((e) => e.object.metadata.name), ['pod10', 'pod25']);
+        // IPPool is cluster-scoped: the namespace is ignored, as in Kubernetes.
+        assert.equal(pools.events.length, 8);
+        for (const c of [byKind, byNs, anyKindNs, pools]) {
+          for (let i = 1; i < c.events.length; i++) assert.ok(c.events[i].revision > c.events[i - 1].revision, 'strictly increasing');
+          assert.equal(c.events.map((e) => e.revision).join(), c.events.map((e) => e.object.metadata.resourceVersion).join());
+          await c.watch.close();
+        }
+      });
+
+      test('awaits the handler before delivering the next batch', async (s) => {
+        let running = 0;
+        let maxRunning = 0;
+        const got: number[] = [];
+        const w = await s.watch({ fromRevision: 0 }, async (events) => {
+          running++;
+          maxRunning = Math.max(maxRunning, running);
+          await sleep(15);
+          got.push(...events.map((e) => e.revision));
+          running--;
+        });
+        for (let i = 0; i < 8; i++) {
+          await s.create(gw('default', `g${i}`));
+          await sleep(3);
+        }
+        await until('8 events', () => got.length >= 8);
+        assert.equal(maxRunning, 1);
+        assert.deepEqual(got, [1, 2, 3, 4, 5, 6, 7, 8]);
+        await w.close();
+      });
+
+      test('a long history is replayed in order, in several batches', async (s) => {
+        const ops: TxnOp[] = [];
+        for (let i = 0; i < 2500; i++) ops.push({ op: 'put', object: gw('default', `g${i % 700}`) });
+        await s.txn(ops);
+        const w = await collect(s, { fromRevision: 0 });
+        await w.waitFor(2500);
+        assert.ok(w.batches >= 3, `batches: ${w.batches}`);
+        assert.deepEqual(w.events.map((e) => e.revision), Array.from({ length: 2500 }, (_, i) => i + 1));
+        assert.equal(w.events.filter((e) => e.type === 'ADDED').length, 700);
+        await w.watch.close();
+      });
+
+      test('close stops delivery, even from inside the handler', async (s) => {
+        const got: WatchEvent[] = [];
+        const w = await s.watch({ fromRevision: 0 }, async (events) => {
+          got.push(...events);
+          await w.close();
+        });
+        await s.create(gw('default', 'a'));
+        await until('first event', () => got.length > 0);
+        await s.create(gw('default', 'b'));
+        await sleep(50);
+        assert.deepEqual(got.map((e) => e.revision), [1]);
+        await w.close(); // idempotent
+      });
+
+      test('a throwing handler stops the watch and reports to onError', async (s) => {
+        const errors: unknown[] = [];
+        let calls = 0;
+        await s.watch({ fromRevision: 0, onError: (e) => errors.push(e) }, () => {
+          calls++;
+          throw new Error('boom');
+        });
+        await s.create(gw('default', 'a'));
+        await until('onError', () => errors.length > 0);
+        await s.create(gw('default', 'b'));
+        await sleep(50);
+        assert.equal(calls, 1);
+        assert.equal(errors.length, 1);
+        assert.equal((errors[0] as Error).message, 'boom');
+      });
+
+      test('store.close() closes its watches; later calls fail with Unavailable', async (s) => {
+        const got: WatchEvent[] = [];
+        await s.watch({ fromRevision: 0 }, (events) => void got.push(...events));
+        await s.create(gw('default', 'a'));
+        await until('event', () => got.length === 1);
+        await s.close();
+        await assert.rejects(s.get(RED), isStoreError('Unavailable', 'closed'));
+        await assert.rejects(s.create(gw('default', 'b')), isStoreError('Unavailable'));
+        await assert.rejects(s.watch({ fromRevision: 0 }, () => {}), isStoreError('Unavailable'));
+        await s.close(); // idempotent
+      });
+
+      test('rejects bad options', async (s) => {
+        await assert.rejects(s.watch({ fromRevision: -1 }, () => {}), isStoreError('Invalid', 'fromRevision'));
+        await assert.rejects(s.watch({ fromRevision: 1.5 }, () => {}), isStoreError('Invalid', 'fromRevision'));
+        await assert.rejects(s.watch({} as { fromRevision: number }, () => {}), isStoreError('Invalid', 'fromRevision'));
+      });
+
+      test('compaction: watches from before it fail with Compacted; lagging watches get onError', async (s) => {
+        assert.ok(s.compact, 'backend implements compact');
+        for (let i = 0; i < 6; i++) await s.create(gw('default', `g${i}`));
+        // A watch stuck in its handler on revision 1 still needs revisions 2.. when compaction happens.
+        let release!: () => void;
+        const gate = new Promise<void>((r) => (release = r));
+        const laggingErrors: unknown[] = [];
+        const seen: number[] = [];
+        await s.watch({ fromRevision: 0, kind: 'EgressGateway', namespace: 'default', onError: (e) => laggingErrors.push(e) }, async (evs) => {
+          seen.push(...evs.map((e) => e.revision));
+          await gate;
+        });
+        await until('lagging watch started', () => seen.length > 0);
+        await s.compact!(4);
+        await assert.rejects(s.watch({ fromRevision: 3 }, () => {}), isStoreError('Compacted', '4'));
+        await assert.rejects(s.compact!(99), isStoreError('Invalid'));
+        const ok = await collect(s, { fromRevision: 4 });
+        await ok.waitFor(2);
+        assert.deepEqual(ok.events.map((e) => e.revision), [5, 6]);
+        await ok.watch.close();
+        // Objects survive compaction.
+        assert.equal((await s.list('EgressGateway')).items.length, 6);
+        // The lagging watch had everything in one batch already, so it needs nothing compacted: it keeps going.
+        release();
+        await s.create(gw('default', 'g6'));
+        await until('lagging watch catches up', () => seen.includes(7));
+        assert.deepEqual(seen, [1, 2, 3, 4, 5, 6, 7]);
+        assert.deepEqual(laggingErrors, []);
+        // A watch whose cursor is behind the compaction point when it next reads fails with Compacted.
+        let release2!: () => void;
+        const gate2 = new Promise<void>((r) => (release2 = r));
+        const errs2: unknown[] = [];
+        const seen2: number[] = [];
+        await s.watch({ fromRevision: 6, onError: (e) => errs2.push(e) }, async (evs) => {
+          seen2.push(...evs.map((e) => e.revision));
+          await gate2;
+        });
+        await until('second watch started', () => seen2.length > 0);
+        await s.create(gw('default', 'g7')); // revision 8, which the blocked watch has not read yet
+        await s.compact!(8);
+        release2();
+        await until('Compacted reported', () => errs2.length > 0);
+        assert.ok(errs2[0] instanceof StoreError && errs2[0].code === 'Compacted');
+        assert.deepEqual(seen2, [7]);
+      });
+    });
+
+    describe('isolation', () => {
+      test('objects are deep-copied in and out', async (s) => {
+        const input = gw('default', 'red', { a: '1' }, { replicas: 1, nested: { list: [1, 2] } });
+        const created = await s.create(input);
+        (input.spec as { replicas: number }).replicas = 100;
+        input.metadata.labels!.a = 'changed';
+        (created.spec as { nested: { list: number[] } }).nested.list.push(3);
+        created.metadata.labels!.b = 'x';
+        const got = await s.get(RED);
+        assert.deepEqual(got?.spec, { replicas: 1, nested: { list: [1, 2] } });
+        assert.deepEqual(got?.metadata.labels, { a: '1' });
+        assert.equal(input.metadata.resourceVersion, undefined, 'create does not write into its argument');
+        assert.equal(input.metadata.uid, undefined);
+        got!.metadata.name = 'mutated';
+        (got!.spec as { replicas: number }).replicas = 55;
+        const listed = (await s.list('EgressGateway')).items[0];
+        assert.equal(listed.metadata.name, 'red');
+        assert.deepEqual(listed.spec, { replicas: 1, nested: { list: [1, 2] } });
+        listed.metadata.labels!.a = 'zzz';
+        const w1 = await collect(s, { fromRevision: 0 });
+        const w2 = await collect(s, { fromRevision: 0 });
+        await w1.waitFor(1);
+        await w2.waitFor(1);
+        w1.events[0].object.metadata.labels!.a = 'from-watch';
+        assert.equal(w2.events[0].object.metadata.labels!.a, '1');
+        assert.deepEqual((await s.get(RED))?.metadata.labels, { a: '1' });
+        const upd = gw('default', 'red', { a: '2' });
+        await s.update(upd);
+        upd.metadata.labels!.a = '3';
+        const del = await s.delete(RED);
+        assert.deepEqual(del.metadata.labels, { a: '2' });
+        await w1.watch.close();
+        await w2.watch.close();
+      });
+    });
+
+    describe('revisions', () => {
+      test('model check: random op sequences match a simple model, with revision +1 per successful op', async () => {
+        const name = fc.constantFrom('a', 'b', 'c');
+        const ns = fc.constantFrom('n1', 'n2');
+        const rvChoice = fc.constantFrom<'none' | 'current' | 'stale'>('none', 'current', 'stale');
+        const opArb = fc.oneof(
+          fc.record({ op: fc.constant('create' as const), ns, name, v: fc.nat(9) }),
+          fc.record({ op: fc.constant('update' as const), ns, name, v: fc.nat(9), rv: rvChoice }),
+          fc.record({ op: fc.constant('put' as const), ns, name, v: fc.nat(9) }),
+          fc.record({ op: fc.constant('delete' as const), ns, name, rv: rvChoice }),
+        );
+        type ModelOp = { op: 'create' | 'update' | 'put' | 'delete'; ns: string; name: string; v?: number; rv?: 'none' | 'current' | 'stale' };
+        const batchArb = fc.array(fc.array(opArb, { minLength: 1, maxLength: 3 }), { minLength: 1, maxLength: 12 });
+        await fc.assert(
+          fc.asyncProperty(batchArb, async (batches) => {
+            const s = await factory();
+            try {
+              const model = new Map<string, { v: number; rv: number }>();
+              const expectedEvents: string[] = [];
+              let rev = 0;
+              for (const batch of batches) {
+                // Work out the expected outcome of the batch on a copy of the model.
+                const m = new Map(model);
+                let r = rev;
+                let fail: string | undefined;
+                const evs: string[] = [];
+                const ops: TxnOp[] = (batch as ModelOp[]).map((o) => {
+                  const k = `${o.ns}/${o.name}`;
+                  const cur = m.get(k);
+                  const rvStr = o.rv === 'current' ? String(cur?.rv ?? 1) : o.rv === 'stale' ? String((cur?.rv ?? 0) + 1000) : undefined;
+                  if (!fail) {
+                    if (o.op === 'create' && cur) fail = 'AlreadyExists';
+                    else if ((o.op === 'update' || o.op === 'delete') && !cur) fail = 'NotFound';
+                    else if ((o.op === 'update' || o.op === 'delete') && o.rv === 'stale') fail = 'Conflict';
+                    else {
+                      r++;
+                      if (o.op === 'delete') {
+                        m.delete(k);
+                        evs.push(`${r} DELETED ${k}`);
+                      } else {
+                        m.set(k, { v: o.v!, rv: r });
+                        evs.push(`${r} ${cur ? 'MODIFIED' : 'ADDED'} ${k}`);
+                      }
+                    }
+                  }
+                  if (o.op === 'delete') return { op: 'delete', key: { kind: 'EgressGateway', namespace: o.ns, name: o.name }, resourceVersion: rvStr };
+                  const obj = gw(o.ns, o.name, undefined, { v: o.v });
+                  if (rvStr !== undefined) obj.metadata.resourceVersion = rvStr;
+                  return { op: o.op, object: obj };
+                });
+                if (fail) {
+                  await assert.rejects(s.txn(ops), (e: unknown) => e instanceof StoreError && e.code === fail);
+                } else {
+                  const res = await s.txn(ops);
+                  assert.deepEqual(res.map((x) => Number(x.metadata.resourceVersion)), Array.from({ length: ops.length }, (_, i) => rev + i + 1));
+                  model.clear();
+                  for (const [k, v] of m) model.set(k, v);
+                  rev = r;
+                  expectedEvents.push(...evs);
+                }
+                assert.equal(await s.revision(), rev);
+              }
+              const listed = await s.list('EgressGateway');
+              assert.equal(listed.revision, rev);
+              assert.deepEqual(
+                listed.items.map((o) => [`${o.metadata.namespace}/${o.metadata.name}`, (o.spec as { v: number }).v, Number(o.metadata.resourceVersion)]),
+                [...model.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => [k, v.v, v.rv]),
+              );
+              const w = await collect(s, { fromRevision: 0 });
+              await w.waitFor(expectedEvents.length);
+              await w.watch.close();
+              assert.deepEqual(
+                w.events.map((e) => `${e.revision} ${e.type} ${e.object.metadata.namespace}/${e.object.metadata.name}`),
+                expectedEvents,
+              );
+            } finally {
+              await s.close();
+            }
+          }),
+          { numRuns: 40 },
+        );
+      });
+
+      test('revisions are strictly increasing and shared across kinds', async (s) => {
+        const seen: number[] = [];
+        for (let i = 0; i < 20; i++) {
+          const r = i % 2 ? await s.create(pool(`p${i}`)) : await s.create(gw('default', `g${i}`));
+          seen.push(Number(r.metadata.resourceVersion));
+        }
+        assert.deepEqual(seen, Array.from({ length: 20 }, (_, i) => i + 1));
+        assert.equal(await s.revision(), 20);
+      });
+    });
+  });
+}

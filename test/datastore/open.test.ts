@@ -1,0 +1,99 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { MemoryStore, SqliteStore, StoreError, defaultDatastoreSpec, openStore, parseDatastoreSpec } from '../../src/datastore/index.js';
+import { pool } from './helpers.js';
+
+const root = mkdtempSync(join(tmpdir(), 'egw-open-test-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+function withEnv<T>(vars: Record<string, string | undefined>, fn: () => Promise<T>): Promise<T> {
+  const saved: Record<string, string | undefined> = {};
+  for (const k of Object.keys(vars)) {
+    saved[k] = process.env[k];
+    if (vars[k] === undefined) delete process.env[k];
+    else process.env[k] = vars[k];
+  }
+  return fn().finally(() => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  });
+}
+
+describe('openStore', () => {
+  it('memory: opens an empty in-memory store', async () => {
+    const s = await openStore('memory:');
+    assert.ok(s instanceof MemoryStore);
+    assert.equal(s.description, 'memory:');
+    await s.create(pool('p'));
+    assert.equal(await s.revision(), 1);
+    await s.close();
+  });
+
+  it('sqlite:RELATIVE resolves against the current directory and creates missing directories', async () => {
+    const cwd = process.cwd();
+    process.chdir(root);
+    try {
+      const s = await openStore('sqlite:sub/dir/egw.db');
+      assert.ok(s instanceof SqliteStore);
+      assert.equal(s.description, `sqlite:${join(root, 'sub', 'dir', 'egw.db')}`);
+      await s.create(pool('p'));
+      await s.close();
+      assert.ok(existsSync(join(root, 'sub', 'dir', 'egw.db')));
+      const again = await openStore(`sqlite:${join(root, 'sub', 'dir', 'egw.db')}`);
+      assert.equal(await again.revision(), 1);
+      await again.close();
+    } finally {
+      process.chdir(cwd);
+    }
+  });
+
+  it('bad schemes fail with Invalid naming the accepted forms', async () => {
+    for (const spec of ['postgres://x', 'foo', '', 'sqlite:', 'memory:x', 'SQLITE:/x']) {
+      await assert.rejects(
+        openStore(spec),
+        (e: unknown) => e instanceof StoreError && e.code === 'Invalid' && e.message.includes(JSON.stringify(spec)) && /memory:|sqlite:/.test(e.message),
+        spec,
+      );
+    }
+    await assert.rejects(openStore('etcd:http://127.0.0.1:2379'), (e: unknown) => e instanceof StoreError && e.code === 'Invalid' && /not implemented yet/.test(e.message));
+    await assert.rejects(openStore('kubernetes:'), (e: unknown) => e instanceof StoreError && /not implemented yet/.test(e.message));
+  });
+
+  it('uses $EGW_DATASTORE when no spec is given', async () => {
+    const path = join(root, 'from-env.db');
+    await withEnv({ EGW_DATASTORE: `sqlite:${path}` }, async () => {
+      const s = await openStore();
+      assert.equal(s.description, `sqlite:${path}`);
+      await s.close();
+    });
+    await withEnv({ EGW_DATASTORE: 'memory:' }, async () => {
+      const s = await openStore();
+      assert.equal(s.description, 'memory:');
+      await s.close();
+    });
+  });
+
+  it('defaults to $XDG_STATE_HOME/egw/egw.db, else ~/.local/state/egw/egw.db, creating the directory', async () => {
+    assert.equal(defaultDatastoreSpec({ XDG_STATE_HOME: '/x/state', HOME: '/home/u' }), 'sqlite:/x/state/egw/egw.db');
+    assert.equal(defaultDatastoreSpec({ HOME: '/home/u' }), 'sqlite:/home/u/.local/state/egw/egw.db');
+    assert.equal(defaultDatastoreSpec({ XDG_STATE_HOME: 'relative', HOME: '/home/u' }), 'sqlite:/home/u/.local/state/egw/egw.db');
+    const xdg = join(root, 'xdg');
+    await withEnv({ EGW_DATASTORE: undefined, XDG_STATE_HOME: xdg }, async () => {
+      assert.equal(defaultDatastoreSpec(), `sqlite:${join(xdg, 'egw', 'egw.db')}`);
+      const s = await openStore();
+      assert.equal(s.description, `sqlite:${join(xdg, 'egw', 'egw.db')}`);
+      await s.close();
+      assert.ok(existsSync(join(xdg, 'egw', 'egw.db')));
+    });
+  });
+
+  it('parseDatastoreSpec expands ~/', () => {
+    assert.deepEqual(parseDatastoreSpec('sqlite:~/a.db', { HOME: '/home/u' }), { scheme: 'sqlite', path: '/home/u/a.db' });
+    assert.deepEqual(parseDatastoreSpec('memory:'), { scheme: 'memory' });
+  });
+});
