@@ -26,7 +26,8 @@ test: build typecheck
 	node --import tsx --test --test-reporter=spec $(NODE_TESTS)
 
 bench: build
-	node --import tsx bench/run.ts
+	@mkdir -p tmp
+	node --expose-gc --import tsx bench/run.ts $(BENCH) | tee tmp/bench.json
 
 clean:
 	rm -rf dist

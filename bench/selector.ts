@@ -44,7 +44,7 @@ const CODES = ['red', 'blue', 'green', 'orange', 'purple'];
 const GATEWAYS = Array.from({ length: 12 }, (_, i) => `egw-${i}`);
 const NAMESPACES = Array.from({ length: 40 }, (_, i) => `ns-${i}`);
 
-function makeInputs(nSelectors: number, nLabelSets: number, seed: number): { selectors: string[]; labelSets: Labels[] } {
+function makeInputs(nSelectors: number, nLabelSets: number, seed: number, uniqueShapes: boolean): { selectors: string[]; labelSets: Labels[] } {
   const rnd = prng(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)];
   const some = (xs: readonly string[], min: number, max: number): string[] => {
@@ -73,35 +73,54 @@ function makeInputs(nSelectors: number, nLabelSets: number, seed: number): { sel
   ];
   const selectors = Array.from({ length: nSelectors }, () => pick(templates)());
 
+  // Label sets. In a cluster, pods of one Deployment carry the same label keys in the same order (one template),
+  // so label objects share a few dozen shapes; values such as pod-template-hash differ per pod. With
+  // `uniqueShapes`, every label set instead gets its own random subset and order of keys: the worst case for
+  // property lookups (every object has its own hidden class), reported separately.
+  type Template = () => Array<[string, string]>;
+  const hash = (): string => Math.floor(rnd() * 1e10).toString(36);
+  const podTemplate = (): Template => {
+    const app = pick(APPS);
+    const fixed: Array<[string, string]> = [['app', app]];
+    if (rnd() < 0.8) fixed.push(['tier', pick(TIERS)]);
+    if (rnd() < 0.8) fixed.push(['env', pick(ENVS)]);
+    if (rnd() < 0.6) fixed.push(['team', pick(TEAMS)]);
+    if (rnd() < 0.3) fixed.push(['egress-code', pick(CODES)]);
+    if (rnd() < 0.4) fixed.push(['app.kubernetes.io/part-of', 'shop'], ['app.kubernetes.io/component', pick(['db', 'web', 'api', 'queue'])]);
+    if (rnd() < 0.1) fixed.push(['dev-only', 'true']);
+    if (rnd() < 0.5) fixed.push(['version', `v${Math.floor(rnd() * 5)}`]);
+    return () => [...fixed, ['pod-template-hash', hash()]];
+  };
+  const gatewayTemplate = (): Template => {
+    const gw = pick(GATEWAYS);
+    const code = pick(CODES);
+    const env = pick(ENVS);
+    return () => [['projectcalico.org/egw', gw], ['egress-code', code], ['env', env], ['topology.kubernetes.io/zone', pick(ZONES)], ['pod-template-hash', hash()]];
+  };
+  const namespaceTemplate = (): Template => {
+    const extra: Array<[string, string]> = [];
+    if (rnd() < 0.5) extra.push(['team', pick(TEAMS)]);
+    if (rnd() < 0.3) extra.push(['egress-code', pick(CODES)]);
+    return () => {
+      const ns = pick(NAMESPACES);
+      return [['kubernetes.io/metadata.name', ns], ['projectcalico.org/name', ns], ...extra];
+    };
+  };
+  const templates2: Template[] = [
+    ...Array.from({ length: 40 }, podTemplate),
+    ...Array.from({ length: 12 }, gatewayTemplate),
+    ...Array.from({ length: 8 }, namespaceTemplate),
+  ];
   const labelSets: Labels[] = [];
   for (let i = 0; i < nLabelSets; i++) {
-    const entries: Array<[string, string]> = [];
-    const kind = rnd();
-    if (kind < 0.6) {
-      // an ordinary pod
-      entries.push(['app', pick(APPS)], ['pod-template-hash', Math.floor(rnd() * 1e10).toString(36)]);
-      if (rnd() < 0.8) entries.push(['tier', pick(TIERS)]);
-      if (rnd() < 0.8) entries.push(['env', pick(ENVS)]);
-      if (rnd() < 0.6) entries.push(['team', pick(TEAMS)]);
-      if (rnd() < 0.3) entries.push(['egress-code', pick(CODES)]);
-      if (rnd() < 0.4) entries.push(['app.kubernetes.io/part-of', 'shop'], ['app.kubernetes.io/component', pick(['db', 'web', 'api', 'queue'])]);
-      if (rnd() < 0.1) entries.push(['dev-only', 'true']);
-      if (rnd() < 0.5) entries.push(['version', `v${Math.floor(rnd() * 5)}`]);
-    } else if (kind < 0.85) {
-      // a gateway pod
-      entries.push(['projectcalico.org/egw', pick(GATEWAYS)], ['egress-code', pick(CODES)]);
-      entries.push(['topology.kubernetes.io/zone', pick(ZONES)], ['pod-template-hash', Math.floor(rnd() * 1e10).toString(36)]);
-      if (rnd() < 0.5) entries.push(['env', pick(ENVS)]);
-    } else {
-      // a namespace
-      entries.push(['projectcalico.org/name', pick(NAMESPACES)], ['kubernetes.io/metadata.name', pick(NAMESPACES)]);
-      if (rnd() < 0.5) entries.push(['team', pick(TEAMS)]);
-      if (rnd() < 0.3) entries.push(['egress-code', pick(CODES)]);
-    }
-    // label objects arrive with keys in varying orders (so with varying hidden classes)
-    for (let j = entries.length - 1; j > 0; j--) {
-      const k = Math.floor(rnd() * (j + 1));
-      [entries[j], entries[k]] = [entries[k], entries[j]];
+    let entries = pick(templates2)();
+    if (uniqueShapes) {
+      entries = entries.filter(() => rnd() < 0.85);
+      for (let j = entries.length - 1; j > 0; j--) {
+        const k = Math.floor(rnd() * (j + 1));
+        [entries[j], entries[k]] = [entries[k], entries[j]];
+      }
+      entries.push([`extra-${i}`, 'x']);
     }
     labelSets.push(Object.fromEntries(entries) as Labels);
   }

@@ -1,0 +1,31 @@
+// `make bench`: runs every benchmark in one process and prints one JSON document. Each benchmark measures egw
+// against a baseline in the same run (ratios, not absolute targets), so results compare across machines.
+import { cpus, totalmem } from 'node:os';
+import { benchSelectors } from './selector.js';
+import { benchCalc } from './calc.js';
+
+const only = process.argv.slice(2);
+const benches: Record<string, () => Promise<Record<string, unknown>>> = {
+  selector: benchSelectors,
+  calc: benchCalc,
+};
+
+const results: Record<string, unknown> = {};
+for (const [name, run] of Object.entries(benches)) {
+  if (only.length && !only.includes(name)) continue;
+  const start = performance.now();
+  results[name] = await run();
+  process.stderr.write(`bench ${name}: ${((performance.now() - start) / 1000).toFixed(1)} s\n`);
+}
+
+console.log(
+  JSON.stringify(
+    {
+      date: new Date().toISOString(),
+      machine: { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30) },
+      results,
+    },
+    null,
+    2,
+  ),
+);
