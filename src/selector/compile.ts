@@ -32,10 +32,41 @@ function uniqueValues(values: readonly string[]): string[] {
   return [...new Set(values)];
 }
 
+function countKeyUses(n: SelectorNode, uses: Map<string, number>): void {
+  switch (n.type) {
+    case 'all':
+    case 'global':
+      return;
+    case 'not':
+      countKeyUses(n.operand, uses);
+      return;
+    case 'and':
+    case 'or':
+      for (const op of n.operands) countKeyUses(op, uses);
+      return;
+    default:
+      uses.set(n.key, (uses.get(n.key) ?? 0) + 1);
+  }
+}
+
 /** Generates a matcher with `new Function`. Throws EvalError where code generation from strings is disallowed. */
 export function compileCodegen(node: SelectorNode): Matcher {
   const consts: unknown[] = [];
-  const load = (key: string): string => `l[${lit(key, 'label key')}]`;
+  // A key read more than once (`zone == "a" || zone == "b"`) is loaded once, on first use, into a local that
+  // starts as a private sentinel; a key read once is loaded where it is used.
+  const uses = new Map<string, number>();
+  countKeyUses(node, uses);
+  const slots = new Map<string, string>();
+  const load = (key: string): string => {
+    const k = lit(key, 'label key');
+    if ((uses.get(key) ?? 0) < 2) return `l[${k}]`;
+    let slot = slots.get(key);
+    if (slot === undefined) {
+      slot = `k${slots.size}`;
+      slots.set(key, slot);
+    }
+    return `(${slot} === U ? (${slot} = l[${k}]) : ${slot})`;
+  };
 
   const inExpr = (key: string, values: readonly string[]): string => {
     const vals = uniqueValues(values);
@@ -87,10 +118,12 @@ export function compileCodegen(node: SelectorNode): Matcher {
   };
 
   const body = gen(node);
-  const factory = new Function('c', `"use strict"; return function selectorMatcher(l) { var v; return ${body}; };`) as (
+  const locals = ['v', ...[...slots.values()].map((slot) => `${slot} = U`)].join(', ');
+  const factory = new Function('c', 'U', `"use strict"; return function selectorMatcher(l) { var ${locals}; return ${body}; };`) as (
     c: unknown[],
+    sentinel: object,
   ) => Matcher;
-  return factory(consts);
+  return factory(consts, {});
 }
 
 /** Builds a matcher out of closures specialised per node (no code generation). */

@@ -38,25 +38,26 @@ const EXPECT_OPERATOR = '"==", "!=", "in", "not in", "contains", "starts with" o
 const ALL: SelectorNode = Object.freeze({ type: 'all' });
 const GLOBAL: SelectorNode = Object.freeze({ type: 'global' });
 
-const enum C {
-  Tab = 9,
-  Space = 32,
-  Bang = 33,
-  DQuote = 34,
-  Amp = 38,
-  SQuote = 39,
-  LParen = 40,
-  RParen = 41,
-  Comma = 44,
-  Dash = 45,
-  Dot = 46,
-  Slash = 47,
-  Eq = 61,
-  Underscore = 95,
-  LBrace = 123,
-  Pipe = 124,
-  RBrace = 125,
-}
+/** Character codes. */
+const C = {
+  Tab: 9,
+  Space: 32,
+  Bang: 33,
+  DQuote: 34,
+  Amp: 38,
+  SQuote: 39,
+  LParen: 40,
+  RParen: 41,
+  Comma: 44,
+  Dash: 45,
+  Dot: 46,
+  Slash: 47,
+  Eq: 61,
+  Underscore: 95,
+  LBrace: 123,
+  Pipe: 124,
+  RBrace: 125,
+} as const;
 
 function isAlnumOrUnderscore(c: number): boolean {
   return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === C.Underscore;

@@ -253,3 +253,59 @@ describe('whitespace and keywords', () => {
     assert.equal(match(`a == '&& || ( ) !'`, { a: '&& || ( ) !' }), true);
   });
 });
+
+describe('compiled code safety', () => {
+  it('hostile values and keys are data, never code', () => {
+    const hostile = [
+      `"); throw new Error("pwned"); ("`,
+      `'); globalThis.pwned = 1; ('`,
+      '${globalThis.pwned = 1}',
+      '`; globalThis.pwned = 1; `',
+      '\\"; globalThis.pwned = 1; //',
+      '</script><script>',
+      '\\u0022',
+      '\\',
+    ];
+    for (const value of hostile) {
+      const quoteChar = value.includes('"') ? "'" : '"';
+      if (value.includes(quoteChar)) continue;
+      const lit = `${quoteChar}${value}${quoteChar}`;
+      for (const src of [`k == ${lit}`, `k != ${lit}`, `k in {${lit}, 'a', 'b', 'c', 'd', 'e', 'f', 'g'}`, `k contains ${lit}`, `k starts with ${lit}`, `k ends with ${lit}`]) {
+        assert.equal(match(src, { k: value }), !src.includes('!='), src);
+        assert.equal(match(src, { k: 'other' }), src.includes('!='), src);
+      }
+    }
+    assert.equal((globalThis as { pwned?: unknown }).pwned, undefined);
+  });
+
+  it('malformed hand-built ASTs are rejected, not compiled', () => {
+    const bad = [
+      { type: 'eq', key: 'a', value: 1 },
+      { type: 'eq', key: { toString: () => 'x' }, value: 'v' },
+      { type: 'in', key: 'a', values: ['x', 2] },
+      { type: 'bogus' },
+    ] as unknown as Parameters<typeof compile>[0][];
+    for (const node of bad) {
+      assert.throws(() => compileCodegen(node), TypeError, JSON.stringify(node));
+      assert.throws(() => compileClosures(node), TypeError, JSON.stringify(node));
+    }
+    assert.throws(() => evaluateTree(bad[3], {}), TypeError);
+  });
+
+  it('without code generation from strings, compile falls back to closures', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const { fileURLToPath } = await import('node:url');
+    const index = fileURLToPath(new URL('../../src/selector/index.ts', import.meta.url));
+    const script = `
+      import { parseSelector } from ${JSON.stringify(index)};
+      let evalWorks = true;
+      try { new Function('return 1'); } catch { evalWorks = false; }
+      const s = parseSelector("a in {'x','y'} && !has(b) && c starts with 'p'");
+      console.log(JSON.stringify([evalWorks, s.matches({ a: 'x', c: 'pq' }), s.matches({ a: 'x', b: '', c: 'pq' }), s.matches({ a: 'z', c: 'pq' })]));
+    `;
+    const out = execFileSync(process.execPath, ['--disallow-code-generation-from-strings', '--import', 'tsx', '--input-type=module', '-e', script], {
+      encoding: 'utf8',
+    });
+    assert.deepEqual(JSON.parse(out), [false, true, false, false]);
+  });
+});
