@@ -1,0 +1,77 @@
+// Good inputs: defaults, aliases, lists and the positions errors point at.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { validateManifests, parseManifest } from '../../src/api/index.js';
+
+const none = { list: () => [] };
+
+test('IPPool defaults', () => {
+  const r = validateManifests([{ file: 'p.yaml', text: 'apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: p}\nspec: {cidr: 10.1.0.0/16}\n' }], none);
+  assert.deepEqual(r.errors, []);
+  assert.deepEqual(r.resources[0].resource.spec, {
+    cidr: '10.1.0.0/16', blockSize: 26, nodeSelector: 'all()', natOutgoing: false, disabled: false,
+    allowedUses: ['Workload', 'Tunnel'], ipipMode: 'Never', vxlanMode: 'Never', assignmentMode: 'Automatic',
+  });
+});
+
+test('Calico CRD apiVersion is accepted and normalised', () => {
+  const r = validateManifests([{ file: 'p.yaml', text: 'apiVersion: crd.projectcalico.org/v1\nkind: IPPool\nmetadata: {name: p}\nspec: {cidr: 10.1.0.0/16}\n' }], none);
+  assert.deepEqual(r.errors, []);
+  assert.equal(r.resources[0].resource.apiVersion, 'projectcalico.org/v3');
+});
+
+test('EgressGateway defaults: replicas, logSeverity, template labels, probe timings', () => {
+  const text = `apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata: {name: pool}
+spec: {cidr: 10.10.10.0/30, blockSize: 31}
+---
+apiVersion: operator.tigera.io/v1
+kind: EgressGateway
+metadata: {name: gw, namespace: default}
+spec:
+  ipPools: [{name: pool}]
+  egressGatewayFailureDetection:
+    icmpProbe: {ips: [192.0.2.1]}
+    httpProbe: {urls: ["http://192.0.2.1/"]}
+`;
+  const r = validateManifests([{ file: 'g.yaml', text }], none);
+  assert.deepEqual(r.errors, []);
+  const spec = r.resources[1].resource.spec as any;
+  assert.equal(spec.replicas, 1);
+  assert.equal(spec.logSeverity, 'Info');
+  assert.deepEqual(spec.template.metadata.labels, { 'projectcalico.org/egw': 'gw' });
+  assert.deepEqual(spec.egressGatewayFailureDetection, {
+    healthTimeoutDataStoreSeconds: 90,
+    icmpProbe: { ips: ['192.0.2.1'], intervalSeconds: 5, timeoutSeconds: 15 },
+    httpProbe: { urls: ['http://192.0.2.1/'], intervalSeconds: 10, timeoutSeconds: 30 },
+  });
+});
+
+test('a kind: List is read item by item, with positions inside the list', () => {
+  const text = 'apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: Namespace\n    metadata: {name: a}\n  - apiVersion: v1\n    kind: Namespace\n    metadata: {name: B}\n';
+  const r = validateManifests([{ file: 'l.yaml', text }], none);
+  assert.equal(r.errors.length, 1);
+  assert.equal(r.errors[0].line, 9);
+  assert.match(r.errors[0].message, /^Namespace B: metadata\.name: "B" is not a valid name/);
+});
+
+test('FelixConfiguration: other fields accepted with a warning', () => {
+  const r = validateManifests([{ file: 'f.yaml', text: 'apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata: {name: default}\nspec:\n  egressIPSupport: EnabledPerNamespace\n  bpfEnabled: true\n' }], none);
+  assert.deepEqual(r.errors, []);
+  assert.deepEqual(r.warnings.map((w) => `${w.line}:${w.column} ${w.message}`), ['6:15 FelixConfiguration default: spec.bpfEnabled: accepted; egw acts only on the egress fields of FelixConfiguration']);
+});
+
+test('every problem of one object is reported, not only the first', () => {
+  const r = validateManifests([{ file: 'p.yaml', text: 'apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: p}\nspec: {cidr: 10.1.0.1/16, blockSize: 40, disabled: 1}\n' }], none);
+  assert.equal(r.errors.length, 3);
+  assert.equal(r.resources.length, 0);
+});
+
+test('parseManifest locates keys and values', () => {
+  const m = parseManifest('a:\n  b:\n    - x\n    - y: 1\n', 'f.yaml');
+  const o = m.objects[0];
+  assert.deepEqual(o.locate(['a', 'b', 1, 'y']), { line: 4, column: 10 });
+  assert.deepEqual(o.locate(['a', 'b', 1, 'y'], true), { line: 4, column: 7 });
+  assert.deepEqual(o.locate(['a', 'missing']), { line: 2, column: 3 });
+});
