@@ -9,6 +9,7 @@ import {
   keyOf,
   keyString,
   KINDS,
+  parseIPv4,
   resolveKind,
   validateManifests,
   type KindInfo,
@@ -19,6 +20,7 @@ import { openStore, defaultDatastoreSpec } from '../datastore/open.js';
 import type { Store, TxnOp } from '../datastore/types.js';
 import { StoreError } from '../datastore/types.js';
 import { runSelectorCheck } from '../selector/check.js';
+import { EgressCalculator, formatExplanation } from '../calc/index.js';
 import { describeObject, printTable } from './print.js';
 
 /** An error meant for the user: printed as one line, no stack trace. */
@@ -140,6 +142,26 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('--ignore-not-found', 'do not fail when an object does not exist')
     .action(async (kindArg: string | undefined, names: string[], opts) => {
       exitCode = await withStore((store) => deleteCommand(store, kindArg, names, opts, io));
+    });
+
+  program
+    .command('explain')
+    .description('which gateway a pod would use for a destination, and why')
+    .requiredOption('--pod <ns/name>', 'the client pod')
+    .requiredOption('--dst <ip>', 'the destination IPv4 address')
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))
+    .action(async (opts) => {
+      exitCode = await withStore(async (store) => {
+        const [ns, name] = opts.pod.includes('/') ? opts.pod.split('/', 2) : ['default', opts.pod];
+        if (parseIPv4(opts.dst) === undefined) throw new UsageError(`--dst: "${opts.dst}" is not an IPv4 address`);
+        if (!(await store.get({ kind: 'Pod', namespace: ns, name }))) throw new UsageError(`pod ${ns}/${name} not found`);
+        const calc = new EgressCalculator();
+        for (const k of KINDS) for (const r of (await store.list(k.kind)).items) calc.upsert(r);
+        const e = calc.explain(ns, name, opts.dst);
+        const text = opts.output === 'json' ? JSON.stringify(e, null, 2) : formatExplanation(e);
+        io.out(text.endsWith('\n') ? text : text + '\n');
+        return 0;
+      });
     });
 
   const selector = program.command('selector').description('the Calico selector engine');

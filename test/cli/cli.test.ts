@@ -173,3 +173,22 @@ function assertContains(actual: any, expected: any, where: string): void {
   assert.ok(actual && typeof actual === 'object', `${where}: missing`);
   for (const [k, v] of Object.entries(expected)) assertContains(actual[k], v, `${where}.${k}`);
 }
+
+test('explain: the seed scenario with gateway and client pods', async () => {
+  const eds = `sqlite:${join(dir, 'explain.db')}`;
+  const applied = await runCli(['--datastore', eds, 'apply', '-f', SEED_DIR, '-f', join(ROOT, 'examples', 'seed-cluster', 'cluster.yaml')]);
+  assert.equal(applied.code, 0, applied.stderr);
+  const text = await spawnEgw(['--datastore', eds, 'explain', '--pod', 'my-namespace/web-client', '--dst', '198.51.100.10']);
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, /^verdict: via gateway 10\.10\.10\.0, 10\.10\.10\.1$/m);
+  assert.match(text.stdout, /^  rule: +ip rule add from 10\.244\.0\.5\/32 lookup \d+ priority 100$/m);
+  const json = JSON.parse((await runCli(['--datastore', eds, 'explain', '--pod', 'my-namespace/policy-client', '--dst', '10.1.2.3', '-o', 'json'])).stdout);
+  assert.equal(json.kind, 'policy');
+  assert.equal(json.verdict, 'normal-routing');
+  assert.equal(json.rule.destination, '10.0.0.0/8');
+  const missing = await runCli(['--datastore', eds, 'explain', '--pod', 'default/nope', '--dst', '1.2.3.4']);
+  assert.equal(missing.code, 1);
+  assert.equal(missing.stderr, 'error: pod default/nope not found\n');
+  const badDst = await runCli(['--datastore', eds, 'explain', '--pod', 'my-namespace/web-client', '--dst', '1.2.3']);
+  assert.equal(badDst.stderr, 'error: --dst: "1.2.3" is not an IPv4 address\n');
+});
