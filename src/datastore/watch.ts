@@ -73,8 +73,8 @@ export class WatchLoop implements Watch {
   }
 
   private async run(): Promise<void> {
-    // Start on a later tick, so `watch()` has returned the Watch before the first delivery.
-    await Promise.resolve();
+    // Start on a later turn of the event loop, so the caller holds the Watch before the first delivery.
+    await new Promise<void>((r) => setImmediate(r));
     while (!this.closed) {
       let batch: { events: StoredEvent[]; upTo: number };
       try {

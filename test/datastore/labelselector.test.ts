@@ -113,7 +113,7 @@ describe('label selectors', () => {
 
   it('property: a selector built from requirements matches exactly when each requirement holds', () => {
     const key = fc.constantFrom('a', 'b', 'c', 'x.io/d');
-    const val = fc.constantFrom('1', '2', '3');
+    const val: fc.Arbitrary<string> = fc.constantFrom('1', '2', '3');
     const req = fc.oneof(
       fc.record({ k: key, op: fc.constantFrom('=', '==', '!='), v: val }).map((r) => ({ s: `${r.k}${r.op}${r.v}`, f: (l: Record<string, string>) => (r.op === '!=' ? l[r.k] !== r.v : l[r.k] === r.v) })),
       key.map((k) => ({ s: k, f: (l: Record<string, string>) => k in l })),

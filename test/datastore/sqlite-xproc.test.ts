@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { after, afterEach, describe, it } from 'node:test';
 import { SqliteStore } from '../../src/datastore/sqlite.js';
 import { collect, sleep } from './helpers.js';
 
@@ -23,11 +23,23 @@ interface Child {
   /** Resolves with the child's change log when it exits 0. */
   done: Promise<Change[]>;
   exited: () => boolean;
+  kill: () => void;
 }
 
-function runWriter(dbPath: string, count: number, prefix = 'w', startAt?: number): Child {
-  const args = ['--import', 'tsx', 'test/datastore/xproc-writer.ts', dbPath, String(count), prefix];
-  if (startAt !== undefined) args.push(String(startAt));
+/** Everything a test started, stopped even when an assertion fails (an open watch would keep this process alive). */
+const cleanups: (() => unknown)[] = [];
+async function cleanUp(): Promise<void> {
+  for (const f of cleanups.splice(0).reverse()) {
+    try {
+      await f();
+    } catch {
+      // best effort
+    }
+  }
+}
+
+function runWriter(dbPath: string, count: number, prefix = 'w', startAt = 0, pauseMs = 0): Child {
+  const args = ['--import', 'tsx', 'test/datastore/xproc-writer.ts', dbPath, String(count), prefix, String(startAt), String(pauseMs)];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
@@ -42,16 +54,27 @@ function runWriter(dbPath: string, count: number, prefix = 'w', startAt?: number
       else resolve(out.trim() === '' ? [] : out.trim().split('\n').map((l) => JSON.parse(l) as Change));
     });
   });
-  return { done, exited: () => exited };
+  const c = { done, exited: () => exited, kill: () => exited || child.kill() };
+  cleanups.push(c.kill);
+  done.catch(() => {});
+  return c;
+}
+
+function open(path: string): SqliteStore {
+  const s = new SqliteStore(path);
+  cleanups.push(() => s.close());
+  return s;
 }
 
 const line = (c: Change) => `${c.rev} ${c.type} ${c.ns}/${c.name}`;
 
 describe('SQLite datastore across processes', { timeout: 20_000 }, () => {
+  afterEach(cleanUp);
+
   it('a watch in this process sees all 1,000 changes another process makes, in order, with exact revisions; a resumed watch sees exactly the rest', async () => {
     const t0 = Date.now();
     const dbPath = join(root, 'one-writer.db');
-    const store = new SqliteStore(dbPath);
+    const store = open(dbPath);
     const w = await collect(store, { fromRevision: 0 });
     const child = runWriter(dbPath, 1000);
     let liveBeforeExit = 0;
@@ -85,7 +108,7 @@ describe('SQLite datastore across processes', { timeout: 20_000 }, () => {
     assert.deepEqual(resumed.events, w.events.slice(600));
 
     // A fresh process-like view (another connection) agrees on the final state.
-    const other = new SqliteStore(dbPath);
+    const other = open(dbPath);
     const live = new Map<string, number>();
     for (const c of log) {
       if (c.type === 'DELETED') live.delete(`${c.ns}/${c.name}`);
@@ -106,10 +129,10 @@ describe('SQLite datastore across processes', { timeout: 20_000 }, () => {
     const t0 = Date.now();
     const dbPath = join(root, 'two-writers.db');
     const startAt = Date.now() + 1500;
-    const a = runWriter(dbPath, 500, 'left', startAt);
-    const b = runWriter(dbPath, 500, 'right', startAt);
+    const a = runWriter(dbPath, 500, 'left', startAt, 1);
+    const b = runWriter(dbPath, 500, 'right', startAt, 1);
     // This process opens the same new file concurrently and watches from the start.
-    const store = new SqliteStore(dbPath);
+    const store = open(dbPath);
     const w = await collect(store, { fromRevision: 0 });
     const [logA, logB] = await Promise.all([a.done, b.done]);
     assert.equal(logA.length, 500);

@@ -1,12 +1,15 @@
 // A child process for sqlite-xproc.test.ts: makes exactly COUNT changes (creates, updates, deletes; some batched in a
 // txn) to the SQLite datastore at DBPATH, then prints one JSON line per change: {"rev","type","ns","name"}.
-//   node --import tsx test/datastore/xproc-writer.ts DBPATH COUNT [PREFIX] [START_AT_MS]
-// START_AT_MS (epoch ms) makes several writers begin at the same moment.
+//   node --import tsx test/datastore/xproc-writer.ts DBPATH COUNT [PREFIX] [START_AT_MS] [PAUSE_MS]
+// START_AT_MS (epoch ms) makes several writers begin at the same moment; PAUSE_MS is a pause between changes, as real
+// writers have (without it a writer re-takes SQLite's write lock at once and a competing process, which polls for the
+// lock, rarely gets in until the first is done).
 import type { Resource } from '../../src/api/meta.js';
 import { SqliteStore } from '../../src/datastore/sqlite.js';
 import type { TxnOp } from '../../src/datastore/types.js';
 
-const [dbPath, countArg, prefix = 'w', startAtArg] = process.argv.slice(2);
+const [dbPath, countArg, prefix = 'w', startAtArg, pauseArg] = process.argv.slice(2);
+const pauseMs = Number(pauseArg ?? 0);
 const count = Number(countArg);
 if (!dbPath || !Number.isInteger(count) || count < 0) {
   console.error('usage: xproc-writer.ts DBPATH COUNT [PREFIX] [START_AT_MS]');
@@ -29,7 +32,7 @@ const obj = (ns: string, name: string, n: number): Resource => ({
 
 async function main(): Promise<void> {
   const store = new SqliteStore(dbPath);
-  if (startAtArg) {
+  if (startAtArg && startAtArg !== '0') {
     const wait = Number(startAtArg) - Date.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   }
@@ -75,6 +78,7 @@ async function main(): Promise<void> {
       else live.set(`${ns}/${name}`, { ns, name, rv: res.metadata.resourceVersion! });
     });
     made += results.length;
+    if (pauseMs > 0) await new Promise((r) => setTimeout(r, pauseMs));
   }
   await store.close();
   process.stdout.write(log.join('\n') + (log.length ? '\n' : ''));
