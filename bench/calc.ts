@@ -22,6 +22,7 @@ import { pathToFileURL } from 'node:url';
 import type { Resource } from '../src/api/meta.js';
 import type { EgressGatewayRule } from '../src/api/types.js';
 import { EgressCalculator, GATEWAY_POD_ANNOTATION } from '../src/calc/index.js';
+import { prng } from './util.js';
 
 export interface CalcBenchOptions {
   clients?: number;
@@ -33,16 +34,6 @@ export interface CalcBenchOptions {
   seed?: number;
 }
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SEL = 'egress.projectcalico.org/selector';
 const NSSEL = 'egress.projectcalico.org/namespaceSelector';

@@ -10,6 +10,7 @@
 import { pathToFileURL } from 'node:url';
 import { compile, evaluateTree, printSelector, type Labels, type SelectorNode } from '../src/selector/index.js';
 import { parse } from '../src/selector/parser.js';
+import { prng } from './util.js';
 
 export interface SelectorBenchOptions {
   /** Number of selectors (default 200). */
@@ -24,17 +25,6 @@ export interface SelectorBenchOptions {
   seed?: number;
 }
 
-/** mulberry32: small, fast, deterministic. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const APPS = ['web', 'api', 'worker', 'payments', 'checkout', 'search', 'auth', 'billing', 'cart', 'catalog', 'db', 'cache'];
 const TIERS = ['frontend', 'backend', 'data'];

@@ -1,32 +1,15 @@
 // IPv4 helpers for calc: addresses as unsigned 32-bit numbers, prefixes, containment, and the minimal CIDR cover
 // of a set of prefixes (used for the cluster-internal destinations every table throws).
 
+import { formatIPv4, maskOf, parseIPv4 } from '../api/ipv4.js';
+
 export interface Prefix {
   /** Network address (host bits cleared), unsigned. */
   readonly addr: number;
   readonly len: number;
 }
 
-const OCTET = /^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$/;
-
-export function parseIPv4(text: string): number | undefined {
-  const parts = text.split('.');
-  if (parts.length !== 4) return undefined;
-  let n = 0;
-  for (const p of parts) {
-    if (!OCTET.test(p)) return undefined;
-    n = n * 256 + Number(p);
-  }
-  return n >>> 0;
-}
-
-export function formatIPv4(n: number): string {
-  return `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
-}
-
-export function maskOf(len: number): number {
-  return len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
-}
+export { parseIPv4, formatIPv4, maskOf };
 
 /** Parses `a.b.c.d/len` (a bare address = /32); host bits are cleared. */
 export function parsePrefix(text: string): Prefix | undefined {
