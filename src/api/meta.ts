@@ -40,7 +40,8 @@ export type KindName =
   | 'FelixConfiguration'
   | 'Node'
   | 'Namespace'
-  | 'Pod';
+  | 'Pod'
+  | 'IPAMBlock';
 
 export interface KindInfo {
   kind: KindName;
@@ -49,6 +50,8 @@ export interface KindInfo {
   plural: string;
   /** Lower-case names kubectl users type: singular, plural and short forms. */
   aliases: string[];
+  /** Written only by egw itself (IPAM state): readable with get, never applied from a manifest. */
+  managed?: boolean;
 }
 
 export const KINDS: readonly KindInfo[] = [
@@ -59,6 +62,7 @@ export const KINDS: readonly KindInfo[] = [
   { kind: 'Node', apiVersion: 'v1', namespaced: false, plural: 'nodes', aliases: ['node', 'nodes', 'no'] },
   { kind: 'Namespace', apiVersion: 'v1', namespaced: false, plural: 'namespaces', aliases: ['namespace', 'namespaces', 'ns'] },
   { kind: 'Pod', apiVersion: 'v1', namespaced: true, plural: 'pods', aliases: ['pod', 'pods', 'po'] },
+  { kind: 'IPAMBlock', apiVersion: 'egw.dev/v1', namespaced: false, plural: 'ipamblocks', aliases: ['ipamblock', 'ipamblocks'], managed: true },
 ];
 
 const byKind = new Map<string, KindInfo>(KINDS.map((k) => [k.kind, k]));

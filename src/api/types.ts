@@ -214,6 +214,8 @@ export const ANNOTATION = {
   maintenanceGatewayIP: 'egress.projectcalico.org/gatewayMaintenanceGatewayIP',
   maintenanceStarted: 'egress.projectcalico.org/gatewayMaintenanceStartedTimestamp',
   maintenanceFinished: 'egress.projectcalico.org/gatewayMaintenanceFinishedTimestamp',
+  /** egw's own: on a gateway pod, the name of the EgressGateway (same namespace) it belongs to. */
+  gatewayOf: 'egw.dev/egress-gateway',
   /** Calico OSS IPAM: which pools a pod's address comes from (JSON list of names or CIDRs). */
   ipv4Pools: 'cni.projectcalico.org/ipv4pools',
 } as const;

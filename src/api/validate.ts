@@ -51,9 +51,13 @@ export function validateObject(raw: RawObject, opts: { defaultNamespace?: string
 
   if (v.kind === undefined) c.error(['kind'], 'required field is missing', true);
   else if (!info) {
-    c.error(['kind'], `unknown kind ${JSON.stringify(v.kind)}; egw knows ${KINDS.map((k) => k.kind).join(', ')}`);
+    c.error(['kind'], `unknown kind ${JSON.stringify(v.kind)}; egw knows ${KINDS.filter((k) => !k.managed).map((k) => k.kind).join(', ')}`);
   }
   if (!info) return { checker: c, subject };
+  if (info.managed) {
+    c.error(['kind'], `${info.kind} objects are written by egw itself (IP address management) and cannot be applied`);
+    return { checker: c, subject };
+  }
 
   c.object(v, [], ['apiVersion', 'kind', 'metadata', 'spec', 'status']);
   const apiVersion = c.string(v.apiVersion, ['apiVersion']);
@@ -182,6 +186,7 @@ const SPEC_CHECKERS: Record<KindInfo['kind'], SpecChecker> = {
     return s && Object.keys(s).length ? s : undefined;
   },
   Pod: checkPodSpec,
+  IPAMBlock: () => undefined, // managed: rejected before its spec is read
 };
 
 const IPPOOL_FIELDS = [

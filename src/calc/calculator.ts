@@ -52,7 +52,7 @@ import type {
 } from './types.js';
 
 /** A Pod with this annotation (value: its EgressGateway's name) and an IP is an egress gateway pod. */
-export const GATEWAY_POD_ANNOTATION = 'egw.dev/egress-gateway';
+export const GATEWAY_POD_ANNOTATION = ANNOTATION.gatewayOf;
 export const DEFAULT_VXLAN_DEVICE = 'egw.vxlan';
 /** VXLAN over IPv4 costs 50 bytes: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
 export const VXLAN_OVERHEAD = 50;

@@ -1,0 +1,85 @@
+// Running kernel tools (ip, bridge, nft, sysctl via /proc) in the current network namespace or in a named one.
+// Every kernel command egw sends goes through a Runner, so tests can record the exact text and labs can aim a
+// component at a namespace without re-launching it there.
+import { spawn } from 'node:child_process';
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunOptions {
+  /** Text written to the command's stdin (for `ip -batch -`, `nft -f -`). */
+  input?: string;
+  /** Resolve with a non-zero code instead of throwing. */
+  allowFailure?: boolean;
+}
+
+export class CommandError extends Error {
+  constructor(
+    readonly argv: string[],
+    readonly result: RunResult,
+  ) {
+    super(`${argv.join(' ')} failed (exit ${result.code}): ${result.stderr.trim() || result.stdout.trim()}`);
+    this.name = 'CommandError';
+  }
+}
+
+export interface Runner {
+  /** The network namespace commands run in (undefined = the caller's own). */
+  readonly netns?: string;
+  run(argv: string[], opts?: RunOptions): Promise<RunResult>;
+}
+
+function spawnCommand(argv: string[], opts: RunOptions): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', (e) => reject(new Error(`${argv[0]}: ${e.message}`)));
+    child.on('close', (code) => {
+      const result = { code: code ?? -1, stdout, stderr };
+      if (result.code !== 0 && !opts.allowFailure) reject(new CommandError(argv, result));
+      else resolve(result);
+    });
+    child.stdin.on('error', () => {}); // a command that exits early closes its stdin; the exit code tells
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+/** Commands in the caller's own network namespace. */
+export function localRunner(): Runner {
+  return { run: (argv, opts = {}) => spawnCommand(argv, opts) };
+}
+
+/** Commands in the named network namespace (`ip netns exec NS …`). */
+export function netnsRunner(netns: string): Runner {
+  return { netns, run: (argv, opts = {}) => spawnCommand(['ip', 'netns', 'exec', netns, ...argv], opts) };
+}
+
+/** Records commands instead of running them, answering from a table; for unit tests of command text. */
+export class RecordingRunner implements Runner {
+  readonly calls: { argv: string[]; input?: string }[] = [];
+  constructor(private readonly answer: (argv: string[], input?: string) => RunResult = () => ({ code: 0, stdout: '', stderr: '' })) {}
+  async run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
+    this.calls.push({ argv, input: opts.input });
+    const r = this.answer(argv, opts.input);
+    if (r.code !== 0 && !opts.allowFailure) throw new CommandError(argv, r);
+    return r;
+  }
+}
+
+/** Sets a sysctl (`net.ipv4.ip_forward`) in the runner's namespace; /proc/sys/net is per network namespace. */
+export async function writeSysctl(runner: Runner, key: string, value: string | number): Promise<void> {
+  if (!/^[a-z0-9_.\-/]+$/i.test(key)) throw new Error(`bad sysctl key ${JSON.stringify(key)}`);
+  const path = `/proc/sys/${key.replace(/\./g, '/')}`;
+  await runner.run(['sh', '-c', `echo ${Number.isFinite(Number(value)) ? Number(value) : JSON.stringify(String(value))} > ${path}`]);
+}
+
+export async function readSysctl(runner: Runner, key: string): Promise<string> {
+  if (!/^[a-z0-9_.\-/]+$/i.test(key)) throw new Error(`bad sysctl key ${JSON.stringify(key)}`);
+  return (await runner.run(['cat', `/proc/sys/${key.replace(/\./g, '/')}`])).stdout.trim();
+}
