@@ -72,14 +72,22 @@ export class RecordingRunner implements Runner {
   }
 }
 
-/** Sets a sysctl (`net.ipv4.ip_forward`) in the runner's namespace; /proc/sys/net is per network namespace. */
+/**
+ * Sets a sysctl in the runner's namespace (/proc/sys/net is per network namespace). The key is dotted
+ * (`net.ipv4.ip_forward`) or, when a part contains dots such as a device name, slashed
+ * (`net/ipv4/conf/egw.vxlan/rp_filter`).
+ */
 export async function writeSysctl(runner: Runner, key: string, value: string | number): Promise<void> {
   if (!/^[a-z0-9_.\-/]+$/i.test(key)) throw new Error(`bad sysctl key ${JSON.stringify(key)}`);
-  const path = `/proc/sys/${key.replace(/\./g, '/')}`;
+  const path = sysctlPath(key);
   await runner.run(['sh', '-c', `echo ${Number.isFinite(Number(value)) ? Number(value) : JSON.stringify(String(value))} > ${path}`]);
 }
 
 export async function readSysctl(runner: Runner, key: string): Promise<string> {
   if (!/^[a-z0-9_.\-/]+$/i.test(key)) throw new Error(`bad sysctl key ${JSON.stringify(key)}`);
-  return (await runner.run(['cat', `/proc/sys/${key.replace(/\./g, '/')}`])).stdout.trim();
+  return (await runner.run(['cat', sysctlPath(key)])).stdout.trim();
+}
+
+function sysctlPath(key: string): string {
+  return `/proc/sys/${key.includes('/') ? key : key.replace(/\./g, '/')}`;
 }
