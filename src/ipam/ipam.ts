@@ -1,0 +1,255 @@
+// Calico-style block IPAM over the datastore.
+//
+// Each pool is cut into blocks of 2^(32 - blockSize) addresses. A node claims a block (an IPAMBlock object with
+// affinity `node:<name>`) and allocates inside it; when its blocks in the chosen pool are full it adopts a block no
+// node holds, else claims a new free block, else borrows a free address from another node's block in that pool (so
+// a /31 egress pool with blockSize 31 still serves two replicas on two nodes). Every address of a block is used
+// (Calico reserves no network/broadcast address in pod blocks).
+//
+// Concurrency: every write is one object write checked against the resourceVersion read (update) or against
+// existence (create); on Conflict/AlreadyExists the allocator re-reads and tries again. Since an address lives in
+// exactly one block object, two allocators (several kubelet processes on one SQLite file) can never both commit it.
+import { cidrContains, cidrSize, formatCidr, formatIPv4, networkOf, parseCidr, parseIPv4 } from '../api/ipv4.js';
+import type { IPPool } from '../api/types.js';
+import { StoreError, type Store } from '../datastore/types.js';
+import type { Logger } from '../log.js';
+import { blockName, IPAM_BLOCK_API_VERSION, IPAM_BLOCK_KIND, IpamError, nodeAffinity, type IPAMBlock } from './types.js';
+
+/** Calico's default IPv4 block size. */
+export const DEFAULT_BLOCK_SIZE = 26;
+
+interface BlockView {
+  obj: IPAMBlock;
+  /** First address of the block. */
+  start: number;
+  prefix: number;
+  size: number;
+}
+
+interface PoolView {
+  pool: IPPool;
+  name: string;
+  start: number;
+  prefix: number;
+  /** Prefix length of this pool's blocks (never shorter than the pool's own). */
+  blockPrefix: number;
+}
+
+/** Thrown inside one attempt when another writer got there first: re-read and retry. */
+function isRace(e: unknown): boolean {
+  return e instanceof StoreError && (e.code === 'Conflict' || e.code === 'AlreadyExists' || e.code === 'NotFound');
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export interface IpamOptions {
+  log?: Logger;
+  /** How many times one allocate/release re-reads after losing a race before giving up. Default 500. */
+  maxAttempts?: number;
+}
+
+export class Ipam {
+  private readonly log: Logger | undefined;
+  private readonly maxAttempts: number;
+
+  constructor(
+    private readonly store: Store,
+    opts: IpamOptions = {},
+  ) {
+    this.log = opts.log;
+    this.maxAttempts = opts.maxAttempts ?? 500;
+  }
+
+  /** Returns the pod's address (an existing allocation for this handle is returned again: idempotent). */
+  async allocate(req: { handle: string; node: string; pools: IPPool[] }): Promise<string> {
+    if (typeof req?.handle !== 'string' || req.handle === '') throw new IpamError('Invalid', 'allocate: handle must be a non-empty string');
+    if (typeof req.node !== 'string' || req.node === '') throw new IpamError('Invalid', `allocate ${req.handle}: node must be a non-empty string`);
+    if (!Array.isArray(req.pools)) throw new IpamError('Invalid', `allocate ${req.handle}: pools must be a list of IPPools`);
+    const pools = req.pools.map((p) => poolView(p));
+    for (let attempt = 0; ; attempt++) {
+      const blocks = await this.readBlocks();
+      for (const b of blocks) {
+        for (const [ip, h] of Object.entries(b.obj.spec.allocations)) if (h === req.handle) return ip;
+      }
+      if (pools.length === 0) throw new IpamError('NoPool', `allocate ${req.handle} on node ${req.node}: no IP pool serves it`);
+      try {
+        const ip = await this.tryAllocate(req.handle, req.node, pools, blocks);
+        if (ip !== undefined) return ip;
+      } catch (e) {
+        if (!isRace(e) || attempt + 1 >= this.maxAttempts) throw e;
+        await sleep(Math.random() * Math.min(20, 1 + attempt));
+        continue;
+      }
+      throw new IpamError('Exhausted', `allocate ${req.handle} on node ${req.node}: ${describeExhausted(pools, blocks)}`);
+    }
+  }
+
+  /** Releases the handle's address; false if it had none. */
+  async release(handle: string): Promise<boolean> {
+    if (typeof handle !== 'string' || handle === '') throw new IpamError('Invalid', 'release: handle must be a non-empty string');
+    for (let attempt = 0; ; attempt++) {
+      const blocks = await this.readBlocks();
+      const holding = blocks.filter((b) => Object.values(b.obj.spec.allocations).includes(handle));
+      if (holding.length === 0) return false;
+      try {
+        for (const b of holding) {
+          const obj = structuredClone(b.obj);
+          const freed: string[] = [];
+          for (const [ip, h] of Object.entries(obj.spec.allocations)) {
+            if (h === handle) {
+              delete obj.spec.allocations[ip];
+              freed.push(ip);
+            }
+          }
+          await this.store.update(obj);
+          this.log?.debug('released', { handle, ip: freed.join(','), block: obj.spec.cidr });
+        }
+        return true;
+      } catch (e) {
+        if (!isRace(e) || attempt + 1 >= this.maxAttempts) throw e;
+        await sleep(Math.random() * Math.min(20, 1 + attempt));
+      }
+    }
+  }
+
+  /** handle → ip, for status and garbage collection. */
+  async allocations(): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    for (const b of await this.readBlocks()) {
+      for (const [ip, h] of Object.entries(b.obj.spec.allocations)) out.set(h, ip);
+    }
+    return out;
+  }
+
+  /** The IPAMBlocks in the store, sorted by address; malformed ones are skipped (and logged). */
+  private async readBlocks(): Promise<BlockView[]> {
+    const { items } = await this.store.list(IPAM_BLOCK_KIND);
+    const out: BlockView[] = [];
+    for (const item of items) {
+      const obj = item as IPAMBlock;
+      const c = typeof obj.spec?.cidr === 'string' ? parseCidr(obj.spec.cidr) : undefined;
+      if (!c || typeof obj.spec.allocations !== 'object' || obj.spec.allocations === null) {
+        this.log?.warn('ignoring malformed IPAMBlock', { name: obj.metadata.name });
+        continue;
+      }
+      out.push({ obj, start: c.addr, prefix: c.prefix, size: cidrSize(c) });
+    }
+    out.sort((a, b) => a.start - b.start || a.prefix - b.prefix);
+    return out;
+  }
+
+  /** One attempt against one snapshot of the blocks: the address, or undefined if every pool is full. */
+  private async tryAllocate(handle: string, node: string, pools: PoolView[], blocks: BlockView[]): Promise<string | undefined> {
+    const affinity = nodeAffinity(node);
+    // Every allocated address, whichever block holds it: never hand one out twice, even if blocks overlap.
+    const taken = new Set<string>();
+    for (const b of blocks) for (const ip of Object.keys(b.obj.spec.allocations)) taken.add(ip);
+    const firstFree = (b: BlockView): string | undefined => {
+      for (let off = 0; off < b.size; off++) {
+        const ip = formatIPv4(b.start + off);
+        if (!taken.has(ip)) return ip;
+      }
+      return undefined;
+    };
+    const write = async (b: BlockView, ip: string, how: string, claim: boolean): Promise<string> => {
+      const obj = structuredClone(b.obj);
+      obj.spec.allocations[ip] = handle;
+      if (claim) obj.spec.affinity = affinity;
+      await this.store.update(obj); // carries the resourceVersion read: Conflict if anyone wrote the block since
+      this.log?.debug('allocated', { handle, ip, block: obj.spec.cidr, node, how });
+      return ip;
+    };
+
+    for (const pv of pools) {
+      const inPool = blocks.filter((b) => b.prefix >= pv.prefix && cidrContains({ addr: pv.start, prefix: pv.prefix }, b.start));
+      // 1. The node's own blocks.
+      for (const b of inPool) {
+        if (b.obj.spec.affinity !== affinity) continue;
+        const ip = firstFree(b);
+        if (ip !== undefined) return write(b, ip, 'affine', false);
+      }
+      // 2. A block no node holds: claim it.
+      for (const b of inPool) {
+        if (b.obj.spec.affinity) continue;
+        const ip = firstFree(b);
+        if (ip !== undefined) return write(b, ip, 'claimed', true);
+      }
+      // 3. A new block.
+      const start = freeBlockStart(pv, blocks);
+      if (start !== undefined) {
+        const cidr = formatCidr({ addr: start, prefix: pv.blockPrefix });
+        const size = 2 ** (32 - pv.blockPrefix);
+        let ip: string | undefined;
+        for (let off = 0; off < size && ip === undefined; off++) if (!taken.has(formatIPv4(start + off))) ip = formatIPv4(start + off);
+        if (ip !== undefined) {
+          const block: IPAMBlock = {
+            apiVersion: IPAM_BLOCK_API_VERSION,
+            kind: 'IPAMBlock',
+            metadata: { name: blockName(cidr) },
+            spec: { cidr, pool: pv.name, affinity, allocations: { [ip]: handle } },
+          };
+          await this.store.create(block); // AlreadyExists if another allocator claimed it first
+          this.log?.info('claimed block', { block: cidr, pool: pv.name, node });
+          this.log?.debug('allocated', { handle, ip, block: cidr, node, how: 'new block' });
+          return ip;
+        }
+      }
+      // 4. Borrow from another node's block.
+      for (const b of inPool) {
+        if (b.obj.spec.affinity === affinity || !b.obj.spec.affinity) continue;
+        const ip = firstFree(b);
+        if (ip !== undefined) return write(b, ip, `borrowed from ${b.obj.spec.affinity}`, false);
+      }
+    }
+    return undefined;
+  }
+}
+
+function poolView(p: IPPool): PoolView {
+  const name = p?.metadata?.name;
+  const c = typeof p?.spec?.cidr === 'string' ? parseCidr(p.spec.cidr) : undefined;
+  if (!c) throw new IpamError('Invalid', `IP pool ${JSON.stringify(name)}: spec.cidr ${JSON.stringify(p?.spec?.cidr)} is not an IPv4 CIDR`);
+  const bs = p.spec.blockSize ?? DEFAULT_BLOCK_SIZE;
+  if (!Number.isInteger(bs) || bs < 0 || bs > 32) throw new IpamError('Invalid', `IP pool ${JSON.stringify(name)}: blockSize ${bs} is not a valid IPv4 prefix length`);
+  const net = networkOf(c);
+  return { pool: p, name, start: net.addr, prefix: net.prefix, blockPrefix: Math.max(bs, net.prefix) };
+}
+
+/** The first block-aligned start in the pool whose block overlaps no existing block (of any pool or size). */
+function freeBlockStart(pv: PoolView, blocks: BlockView[]): number | undefined {
+  const size = 2 ** (32 - pv.blockPrefix);
+  const end = pv.start + 2 ** (32 - pv.prefix);
+  // blocks are sorted by start; walk them alongside the candidates.
+  const spans = blocks.map((b) => ({ start: b.start, last: b.start + b.size - 1 })).sort((a, b) => a.start - b.start);
+  let j = 0;
+  for (let s = pv.start; s < end; s += size) {
+    const last = s + size - 1;
+    while (j < spans.length && spans[j].last < s) j++;
+    // Any span starting at or before `last` and ending at or after `s` overlaps; spans are sorted by start and
+    // blocks of one size never nest, but a larger block may cover several candidates: check all that start early.
+    let overlaps = false;
+    for (let k = j; k < spans.length && spans[k].start <= last; k++) {
+      if (spans[k].last >= s) {
+        overlaps = true;
+        break;
+      }
+    }
+    if (!overlaps) return s;
+  }
+  return undefined;
+}
+
+function describeExhausted(pools: PoolView[], blocks: BlockView[]): string {
+  const parts = pools.map((pv) => {
+    const cidr = { addr: pv.start, prefix: pv.prefix };
+    let used = 0;
+    for (const b of blocks) {
+      for (const ip of Object.keys(b.obj.spec.allocations)) {
+        const n = parseIPv4(ip);
+        if (n !== undefined && cidrContains(cidr, n)) used++;
+      }
+    }
+    return `${JSON.stringify(pv.name)} (${formatCidr(cidr)}: ${used} of ${cidrSize(cidr)} addresses in use)`;
+  });
+  return `no free address in IP pool${pools.length > 1 ? 's' : ''} ${parts.join(', ')}`;
+}
