@@ -561,6 +561,62 @@ export class EgressCalculator {
     return n.cache;
   }
 
+  /**
+   * The clients allowed to send through gateway pod `namespace/name` (the gateway's anti-spoofing set): the IPv4s,
+   * distinct and sorted numerically, of every client pod whose effective configuration (SPEC §2 resolution order,
+   * honouring egressIPSupport) has a rule whose gateway selector ∧ namespaceSelector matches this gateway pod (without
+   * a namespaceSelector: the gateway lies in the client's namespace). A policy counts if *any* of its gateway rules
+   * matches; a selector configuration is its one 0.0.0.0/0 rule. Health, drain, maxNextHops and PreferNodeLocal are
+   * ignored on purpose: every client that could ever be routed here is allowed, so failover needs no gateway-side
+   * change. Empty when egress is Disabled or the pod is not a (running) gateway pod; fail-closed clients, clients
+   * without configuration and gateway pods are never included.
+   */
+  gatewayClients(gatewayPodKey: string): string[] {
+    const gp = this.pods.get(gatewayPodKey);
+    if (!gp || gp.gatewayOf === undefined || gp.finished) return [];
+    if (this.felix.support === 'Disabled') return [];
+    const gwNsLabels = this.nsLabels(gp.ns);
+    const parsed = new Map<string, Selector | null>();
+    const sel = (text: string): Selector | null => {
+      let s = parsed.get(text);
+      if (s === undefined) {
+        try {
+          s = parseSelector(text);
+        } catch {
+          s = null;
+        }
+        parsed.set(text, s);
+      }
+      return s;
+    };
+    const matches = (selector: string, namespaceSelector: string | undefined, clientNs: string): boolean => {
+      if (namespaceSelector === undefined) {
+        if (gp.ns !== clientNs) return false;
+      } else if (!sel(namespaceSelector)?.matches(gwNsLabels)) return false;
+      return sel(selector)?.matches(gp.labels) ?? false;
+    };
+    // Clients sharing a configuration share the answer.
+    const decided = new Map<string, boolean>();
+    const ips = new Set<number>();
+    for (const c of this.clients.values()) {
+      const r = this.resolve(c.pod);
+      let key: string;
+      let decide: () => boolean;
+      if (r.kind === 'policy') {
+        const p = this.policies.get(r.policy)!;
+        key = p.scoped ? `P\u0000${r.policy}\u0000${c.pod.ns}` : `P\u0000${r.policy}`;
+        decide = () => p.rules.some((rule) => rule.gateway !== undefined && matches(rule.gateway.selector, rule.gateway.namespaceSelector, c.pod.ns));
+      } else if (r.kind === 'selector') {
+        key = `S\u0000${r.selector}\u0000${r.namespaceSelector ?? `\u0001${c.pod.ns}`}`;
+        decide = () => matches(r.selector, r.namespaceSelector, c.pod.ns);
+      } else continue; // disabled, none, fail-closed
+      let ok = decided.get(key);
+      if (ok === undefined) decided.set(key, (ok = decide()));
+      if (ok) ips.add(c.pod.ipNum);
+    }
+    return [...ips].sort((a, b) => a - b).map(formatIPv4);
+  }
+
   /** Counters for tests and benchmarks. */
   stats(): { pods: number; clients: number; gateways: number; candidateEntries: number; policies: number; nodes: Record<string, { clients: number; tables: number; dirty: number }> } {
     const nodes: Record<string, { clients: number; tables: number; dirty: number }> = {};

@@ -1,0 +1,29 @@
+// gateway: the egress gateway process that runs in a gateway pod's network namespace (SPEC §3.2, §3.4, §3.5).
+export { runGateway, type GatewayOptions } from './gateway.js';
+export { GatewayModel, GATEWAY_KINDS, DEFAULT_HEALTH_TIMEOUT_DATASTORE_SECONDS, podIPv4, type Desired } from './model.js';
+export {
+  programGateway,
+  readGatewayTable,
+  planLink,
+  GATEWAY_VXLAN_DEVICE,
+  GATEWAY_UPLINK,
+  TCP_IP_HEADERS,
+  type GatewayDataplaneConfig,
+  type ProgramResult,
+} from './dataplane.js';
+export {
+  desiredTable,
+  planTable,
+  parseTable,
+  ruleCounter,
+  GW_TABLE,
+  GW_FAMILY,
+  NODES_SET,
+  CLIENTS_SET,
+  RULE_COMMENT,
+  type GatewayNftParams,
+  type NftTableSpec,
+  type NftPlan,
+  type ActualTable,
+} from './nft.js';
+export { Readiness, startHealthServer, type ReadinessCheck, type HealthServer } from './health.js';
