@@ -1,7 +1,10 @@
 // Running kernel tools (ip, bridge, nft, sysctl via /proc) in the current network namespace or in a named one.
 // Every kernel command egw sends goes through a Runner, so tests can record the exact text and labs can aim a
 // component at a namespace without re-launching it there.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { closeSync, openSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export interface RunResult {
   code: number;
@@ -32,9 +35,31 @@ export interface Runner {
   run(argv: string[], opts?: RunOptions): Promise<RunResult>;
 }
 
+let stdinSeq = 0;
+
+/**
+ * Input goes to the child as a regular (already unlinked) file, not a pipe: Node's pipes are socket pairs, and
+ * tools that open `/dev/stdin` by path (`nft -f -`) cannot open a socket ("No such device or address").
+ */
+function inputFd(input: string): number {
+  const path = join(tmpdir(), `egw-stdin-${process.pid}-${++stdinSeq}-${Math.random().toString(16).slice(2, 10)}`);
+  writeFileSync(path, input, { flag: 'wx', mode: 0o600 });
+  try {
+    return openSync(path, 'r');
+  } finally {
+    unlinkSync(path);
+  }
+}
+
 function spawnCommand(argv: string[], opts: RunOptions): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+    const fd = opts.input !== undefined ? inputFd(opts.input) : undefined;
+    let child: ChildProcessWithoutNullStreams;
+    try {
+      child = spawn(argv[0], argv.slice(1), { stdio: [fd ?? 'pipe', 'pipe', 'pipe'] }) as ChildProcessWithoutNullStreams;
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -45,8 +70,12 @@ function spawnCommand(argv: string[], opts: RunOptions): Promise<RunResult> {
       if (result.code !== 0 && !opts.allowFailure) reject(new CommandError(argv, result));
       else resolve(result);
     });
-    child.stdin.on('error', () => {}); // a command that exits early closes its stdin; the exit code tells
-    child.stdin.end(opts.input ?? '');
+    // With an input file there is no stdin pipe (child.stdin is null despite the type).
+    const stdin = child.stdin as ChildProcessWithoutNullStreams['stdin'] | null;
+    if (stdin) {
+      stdin.on('error', () => {}); // a command that exits early closes its stdin; the exit code tells
+      stdin.end();
+    }
   });
 }
 

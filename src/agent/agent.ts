@@ -1,0 +1,402 @@
+// The node agent (`egw agent --node N`): datastore → EgressCalculator → NodeDataplane, in the node's network
+// namespace (docs/dataplane.md "The processes").
+//
+//   1. List every kind, feed a calculator whose underlay MTU is the MTU of the device holding the node's
+//      InternalIP (`ip -4 -json addr`), then watch from the list revision (events a list already reflected are
+//      skipped, per kind), so no change is lost or applied twice.
+//   2. Events are applied to the calculator at once and trigger a reconcile after a short debounce (~20 ms), which
+//      runs only if the node's desired state (an object calc re-creates only when something changed) or the NAT
+//      configuration changed. Every `resyncMs` a reconcile runs regardless, repairing drift in the kernel, and the
+//      underlay is looked at again.
+//   3. A failed reconcile is logged and retried with exponential backoff; a failed list or watch leads to a fresh
+//      list. Nothing here throws out of the loop.
+//   4. On abort it stops watching and returns, leaving the kernel as it is (a restart must not disturb traffic).
+// Reconciles never overlap: one loop runs them, woken by the debounce, resync and retry timers.
+
+import { KINDS, keyOf, keyString, type Resource } from '../api/meta.js';
+import type { Node } from '../api/types.js';
+import { EgressCalculator } from '../calc/calculator.js';
+import type { NodeEgressState } from '../calc/types.js';
+import { READ } from '../dataplane/commands.js';
+import { localRunner, type Runner } from '../dataplane/exec.js';
+import { findAddressDevice } from '../dataplane/kernel.js';
+import { NodeDataplane } from '../dataplane/node.js';
+import { summarizeReport, type NodeNatConfig, type ReconcileReport } from '../dataplane/types.js';
+import type { Store, Watch, WatchEvent } from '../datastore/types.js';
+import type { Logger } from '../log.js';
+import { natConfigFromResources } from './nat.js';
+
+export interface AgentOptions {
+  store: Store;
+  /** This node's name (a Node resource). */
+  node: string;
+  /** Where kernel commands run. Default: this process's network namespace. */
+  runner?: Runner;
+  /** Masquerade natOutgoing pools leaving by the underlay device. Default true. */
+  natOutgoing?: boolean;
+  /** Full reconcile period (drift repair), ms. Default 10000. */
+  resyncMs?: number;
+  /** Delay between a datastore event and the reconcile it triggers, ms. Default 20. */
+  debounceMs?: number;
+  log?: Logger;
+  signal?: AbortSignal;
+  /** Called after every successful reconcile (tests, health). */
+  onReconcile?: (report: ReconcileReport, state: NodeEgressState) => void;
+}
+
+export interface AgentStatus {
+  node: string;
+  /** The store has been listed and is being watched. */
+  synced: boolean;
+  /** Revision of the newest datastore change applied. */
+  revision: number;
+  underlay: { ip: string; device: string; mtu: number } | null;
+  /** Successful reconciles so far. */
+  reconciles: number;
+  /** Consecutive failed reconciles (0 when the last one succeeded). */
+  failures: number;
+  lastSuccess: string | null;
+  lastError: string | null;
+  lastReport: { at: string; summary: string; commands: number; durationMs: number } | null;
+  /** Size of the node's desired state at the last successful reconcile. */
+  desired: { clients: number; tables: number; gateways: number } | null;
+}
+
+export interface AgentHandle {
+  /** Resolves when the agent has stopped (after the signal aborted). */
+  readonly done: Promise<void>;
+  status(): AgentStatus;
+  /** Asks for a full reconcile now (as the periodic resync does). */
+  resync(): void;
+}
+
+const MAX_BACKOFF_MS = 10_000;
+
+class Agent implements AgentHandle {
+  readonly done: Promise<void>;
+  private readonly store: Store;
+  private readonly node: string;
+  private readonly runner: Runner;
+  private readonly natOutgoing: boolean;
+  private readonly resyncMs: number;
+  private readonly debounceMs: number;
+  private readonly log?: Logger;
+  private readonly onReconcile?: AgentOptions['onReconcile'];
+  private readonly dp: NodeDataplane;
+
+  private readonly resources = new Map<string, Resource>();
+  private calc: EgressCalculator = new EgressCalculator();
+  private listRevisions = new Map<string, number>();
+  private watch: Watch | null = null;
+  private watchGen = 0;
+
+  private aborted = false;
+  private wakeResolve: (() => void) | null = null;
+  private woken = false;
+  private wantForce = true;
+  private wantRelist = true;
+  private wantUnderlay = true;
+  private debounceTimer: NodeJS.Timeout | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private resyncTimer: NodeJS.Timeout | null = null;
+  private syncFailures = 0;
+
+  private lastState: NodeEgressState | null = null;
+  private lastNatKey = '';
+  private readonly st: AgentStatus;
+
+  constructor(opts: AgentOptions) {
+    this.store = opts.store;
+    this.node = opts.node;
+    this.runner = opts.runner ?? localRunner();
+    this.natOutgoing = opts.natOutgoing ?? true;
+    this.resyncMs = opts.resyncMs ?? 10_000;
+    this.debounceMs = opts.debounceMs ?? 20;
+    this.log = opts.log;
+    this.onReconcile = opts.onReconcile;
+    this.dp = new NodeDataplane(this.runner, { log: opts.log?.child('dataplane') });
+    this.st = {
+      node: opts.node,
+      synced: false,
+      revision: 0,
+      underlay: null,
+      reconciles: 0,
+      failures: 0,
+      lastSuccess: null,
+      lastError: null,
+      lastReport: null,
+      desired: null,
+    };
+    const signal = opts.signal;
+    if (signal?.aborted) this.aborted = true;
+    else signal?.addEventListener('abort', () => this.stop(), { once: true });
+    this.done = this.loop();
+  }
+
+  status(): AgentStatus {
+    return structuredClone(this.st);
+  }
+
+  resync(): void {
+    this.wantForce = true;
+    this.wake();
+  }
+
+  private stop(): void {
+    this.aborted = true;
+    this.wake();
+  }
+
+  private wake(): void {
+    this.woken = true;
+    const r = this.wakeResolve;
+    this.wakeResolve = null;
+    r?.();
+  }
+
+  private sleep(): Promise<void> {
+    if (this.woken || this.aborted) {
+      this.woken = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      this.wakeResolve = () => {
+        this.woken = false;
+        resolve();
+      };
+    });
+  }
+
+  private backoff(n: number): number {
+    return Math.min(100 * 2 ** Math.max(0, n - 1), Math.max(1000, Math.min(this.resyncMs, MAX_BACKOFF_MS)));
+  }
+
+  private retryIn(ms: number): void {
+    if (this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.wantForce = true;
+      this.wake();
+    }, ms);
+  }
+
+  private async loop(): Promise<void> {
+    if (this.aborted) return;
+    this.log?.info('agent starting', { node: this.node, store: this.store.description, natOutgoing: this.natOutgoing, resyncMs: this.resyncMs });
+    this.resyncTimer = setInterval(() => {
+      this.wantForce = true;
+      this.wantUnderlay = true;
+      this.wake();
+    }, this.resyncMs);
+    this.resyncTimer.unref?.();
+    try {
+      while (!this.aborted) {
+        if (this.wantRelist) {
+          try {
+            await this.sync();
+            this.syncFailures = 0;
+          } catch (e) {
+            this.syncFailures++;
+            this.st.synced = false;
+            this.wantRelist = true;
+            this.log?.error('datastore sync failed', { error: errText(e), retryMs: this.backoff(this.syncFailures) });
+            this.retryIn(this.backoff(this.syncFailures));
+            await this.sleep();
+            continue;
+          }
+        }
+        if (this.aborted) break;
+        await this.reconcileOnce();
+        await this.sleep();
+      }
+    } finally {
+      await this.shutdown();
+    }
+  }
+
+  private async shutdown(): Promise<void> {
+    for (const t of [this.debounceTimer, this.retryTimer]) if (t) clearTimeout(t);
+    if (this.resyncTimer) clearInterval(this.resyncTimer);
+    this.debounceTimer = this.retryTimer = this.resyncTimer = null;
+    const w = this.watch;
+    this.watch = null;
+    this.watchGen++;
+    if (w) await w.close().catch(() => undefined);
+    this.log?.info('agent stopped (kernel state left in place)', { node: this.node });
+  }
+
+  /** Lists every kind, rebuilds the calculator and (re)starts the watch. */
+  private async sync(): Promise<void> {
+    this.wantRelist = false;
+    const old = this.watch;
+    this.watch = null;
+    const gen = ++this.watchGen;
+    if (old) await old.close().catch(() => undefined);
+    const resources = new Map<string, Resource>();
+    const revs = new Map<string, number>();
+    for (const k of KINDS) {
+      const { items, revision } = await this.store.list(k.kind);
+      revs.set(k.kind, revision);
+      for (const r of items) resources.set(keyString(keyOf(r)), r);
+    }
+    const from = Math.min(...revs.values());
+    this.resources.clear();
+    for (const [k, r] of resources) this.resources.set(k, r);
+    this.listRevisions = revs;
+    this.st.revision = Math.max(...revs.values());
+    this.rebuildCalc(this.calc.underlayMtu);
+    this.wantUnderlay = true;
+    this.wantForce = true;
+    this.watch = await this.store.watch(
+      {
+        fromRevision: from,
+        onError: (e) => {
+          if (gen !== this.watchGen) return;
+          this.log?.error('watch failed; listing again', { error: errText(e) });
+          this.st.synced = false;
+          this.wantRelist = true;
+          this.retryIn(this.backoff(++this.syncFailures));
+        },
+      },
+      (events) => {
+        if (gen === this.watchGen) this.onEvents(events);
+      },
+    );
+    if (gen !== this.watchGen) {
+      await this.watch.close().catch(() => undefined);
+      return;
+    }
+    this.st.synced = true;
+    this.log?.info('datastore synced', { objects: this.resources.size, revision: this.st.revision });
+  }
+
+  private rebuildCalc(underlayMtu: number): void {
+    this.calc = new EgressCalculator({ underlayMtu });
+    this.calc.load(this.resources.values());
+    this.lastState = null;
+  }
+
+  private onEvents(events: WatchEvent[]): void {
+    let applied = 0;
+    for (const ev of events) {
+      const obj = ev.object;
+      if (ev.revision <= (this.listRevisions.get(obj.kind) ?? 0)) continue;
+      const key = keyString(keyOf(obj));
+      try {
+        if (ev.type === 'DELETED') {
+          this.resources.delete(key);
+          this.calc.remove(obj);
+        } else {
+          this.resources.set(key, obj);
+          this.calc.upsert(obj);
+        }
+      } catch (e) {
+        // a malformed object must not stop the watch; the next full list rebuilds the calculator
+        this.log?.error('cannot apply datastore change', { object: key, revision: ev.revision, error: errText(e) });
+      }
+      if (obj.kind === 'Node' && obj.metadata.name === this.node) this.wantUnderlay = true;
+      this.st.revision = Math.max(this.st.revision, ev.revision);
+      applied++;
+    }
+    if (applied === 0 || this.debounceTimer) return;
+    this.debounceTimer = setTimeout(() => {
+      this.debounceTimer = null;
+      this.wake();
+    }, this.debounceMs);
+  }
+
+  /** The node's IP (first InternalIP, else ExternalIP), the device holding it and its MTU. */
+  private async detectUnderlay(): Promise<void> {
+    this.wantUnderlay = false;
+    const node = this.resources.get(keyString({ kind: 'Node', namespace: '', name: this.node })) as Node | undefined;
+    const addrs = node?.status?.addresses ?? [];
+    const ip = addrs.find((a) => a.type === 'InternalIP')?.address ?? addrs.find((a) => a.type === 'ExternalIP')?.address;
+    let found: { ip: string; device: string; mtu: number } | null = null;
+    if (ip) {
+      try {
+        const r = await this.runner.run(READ.addresses());
+        const d = findAddressDevice(r.stdout, ip);
+        if (d) found = { ip, device: d.device, mtu: d.mtu };
+      } catch (e) {
+        this.log?.warn('cannot read addresses; keeping the previous underlay', { error: errText(e) });
+        return;
+      }
+    }
+    const prev = this.st.underlay;
+    if (JSON.stringify(prev) !== JSON.stringify(found)) {
+      if (found) this.log?.info('underlay', found);
+      else this.log?.warn('node IP not found on any device: tunnel MTU from 1500, no natOutgoing rule', { node: this.node, ip: ip ?? null });
+    }
+    this.st.underlay = found;
+    const mtu = found?.mtu ?? 1500;
+    if (mtu !== this.calc.underlayMtu) {
+      this.log?.info('underlay MTU changed; recalculating', { from: this.calc.underlayMtu, to: mtu });
+      this.rebuildCalc(mtu);
+    }
+  }
+
+  private natConfig(): NodeNatConfig {
+    const pools: Resource[] = [];
+    const gateways: Resource[] = [];
+    for (const r of this.resources.values()) {
+      if (r.kind === 'IPPool') pools.push(r);
+      else if (r.kind === 'EgressGateway') gateways.push(r);
+    }
+    return natConfigFromResources(pools, gateways, { enabled: this.natOutgoing, underlayDevice: this.st.underlay?.device ?? '' });
+  }
+
+  private async reconcileOnce(): Promise<void> {
+    const force = this.wantForce;
+    this.wantForce = false;
+    if (this.wantUnderlay) await this.detectUnderlay();
+    let state: NodeEgressState;
+    let nat: NodeNatConfig;
+    try {
+      state = this.calc.nodeState(this.node);
+      nat = this.natConfig();
+    } catch (e) {
+      this.log?.error('egress calculation failed', { error: errText(e) });
+      this.st.lastError = errText(e);
+      return;
+    }
+    const natKey = JSON.stringify(nat);
+    if (!force && state === this.lastState && natKey === this.lastNatKey) return;
+    const stateChanged = state !== this.lastState;
+    try {
+      const report = await this.dp.reconcile(state, nat);
+      this.lastState = state;
+      this.lastNatKey = natKey;
+      const now = new Date().toISOString();
+      const summary = summarizeReport(report);
+      this.st.reconciles++;
+      this.st.failures = 0;
+      this.st.lastSuccess = now;
+      this.st.lastReport = { at: now, summary, commands: report.commands.length, durationMs: Math.round(report.durationMs * 10) / 10 };
+      this.st.desired = { clients: state.rules.length, tables: state.tables.length, gateways: state.gateways.length };
+      const fields = { clients: state.rules.length, tables: state.tables.length, gateways: state.gateways.length, ms: Math.round(report.durationMs) };
+      if (summary) this.log?.info(`kernel updated: ${summary}`, { ...fields, resync: force && !stateChanged });
+      else this.log?.debug(force ? 'resync: kernel already right' : 'state changed; kernel already right', fields);
+      this.onReconcile?.(report, state);
+    } catch (e) {
+      this.st.failures++;
+      this.st.lastError = errText(e);
+      const ms = this.backoff(this.st.failures);
+      this.log?.error('reconcile failed; will retry', { error: errText(e), failures: this.st.failures, retryMs: ms });
+      this.retryIn(ms);
+    }
+  }
+}
+
+function errText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Starts the agent; see AgentHandle. */
+export function startAgent(opts: AgentOptions): AgentHandle {
+  return new Agent(opts);
+}
+
+/** Runs the agent until `signal` aborts. Never flushes kernel state on exit. */
+export async function runAgent(opts: AgentOptions): Promise<void> {
+  return startAgent(opts).done;
+}

@@ -1,0 +1,133 @@
+// Every kernel command text the node data plane sends is built here, in one place, so unit tests can assert on it
+// (with RecordingRunner) and the benchmark can replay exactly the same objects without the reconciler.
+//
+// Reads:  ip -N -4 -json rule list | ip -N -4 -json route show table all | ip -d -json addr show dev D |
+//         ip -4 -json neigh show dev D | bridge -json fdb show dev D | nft -j list table ip egw | cat /proc/sys/…
+// Writes: one `ip -force -batch -` (lines below, without the leading `ip`), one `bridge -force -batch -` for FDB
+//         entries (iproute2's `ip` cannot write them), one `nft -j -f -` transaction, sysctls via /proc.
+// `-N` prints table IDs, route types and actions as numbers (no dependence on /etc/iproute2/rt_tables); `-force`
+// lets the rest of a batch apply when one line fails (the reconcile still fails and the next one repairs).
+
+import type { EgressRoute } from '../calc/types.js';
+
+// ---- reads ------------------------------------------------------------------------------------------------------
+
+export const READ = {
+  rules: (): string[] => ['ip', '-N', '-4', '-json', 'rule', 'list'],
+  routes: (): string[] => ['ip', '-N', '-4', '-json', 'route', 'show', 'table', 'all'],
+  /** Link details (`-d`: linkinfo) and its addresses in one read. */
+  link: (dev: string): string[] => ['ip', '-d', '-json', 'addr', 'show', 'dev', dev],
+  neighbours: (dev: string): string[] => ['ip', '-4', '-json', 'neigh', 'show', 'dev', dev],
+  fdb: (dev: string): string[] => ['bridge', '-json', 'fdb', 'show', 'dev', dev],
+  nft: (table: string): string[] => ['nft', '-j', 'list', 'table', 'ip', table],
+  sysctls: (keys: readonly string[]): string[] => ['cat', ...keys.map(sysctlPath)],
+  addresses: (): string[] => ['ip', '-4', '-json', 'addr', 'show'],
+};
+
+export function sysctlPath(key: string): string {
+  return `/proc/sys/${key.includes('/') ? key : key.replace(/\./g, '/')}`;
+}
+
+// ---- write commands -----------------------------------------------------------------------------------------------
+
+export const WRITE = {
+  ipBatch: (): string[] => ['ip', '-force', '-batch', '-'],
+  bridgeBatch: (): string[] => ['bridge', '-force', '-batch', '-'],
+  nft: (): string[] => ['nft', '-j', '-f', '-'],
+  /** Sets sysctls in one shell (as exec.ts's writeSysctl: /proc/sys/net is per network namespace); fails if any write fails. */
+  sysctls: (pairs: readonly (readonly [string, string])[]): string[] => {
+    for (const [key, value] of pairs) {
+      if (!/^[a-z0-9_.\-/]+$/i.test(key) || !/^-?\d+$/.test(value)) throw new Error(`bad sysctl ${key}=${value}`);
+    }
+    return ['sh', '-c', `r=0; ${pairs.map(([k, v]) => `echo ${v} > ${sysctlPath(k)} || r=1; `).join('')}exit $r`];
+  },
+};
+
+export interface VxlanParams {
+  vni: number;
+  port: number;
+  local: string;
+  mtu: number;
+}
+
+// ---- `ip -batch` lines ------------------------------------------------------------------------------------------
+
+export const IP = {
+  linkAdd: (dev: string, p: VxlanParams): string =>
+    `link add ${dev} mtu ${p.mtu} type vxlan id ${p.vni} dstport ${p.port} local ${p.local} nolearning`,
+  linkDel: (dev: string): string => `link del dev ${dev}`,
+  linkUp: (dev: string): string => `link set dev ${dev} up`,
+  linkMtu: (dev: string, mtu: number): string => `link set dev ${dev} mtu ${mtu}`,
+  linkNoLearning: (dev: string): string => `link set dev ${dev} type vxlan nolearning`,
+  addrDel: (dev: string, cidr: string): string => `address del ${cidr} dev ${dev}`,
+
+  neighReplace: (dev: string, ip: string, mac: string): string => `neigh replace ${ip} lladdr ${mac} dev ${dev} nud permanent`,
+  neighDel: (dev: string, ip: string): string => `neigh del ${ip} dev ${dev}`,
+
+  routeReplace: (dev: string, table: number, r: EgressRoute): string => {
+    switch (r.type) {
+      case 'throw':
+        return `route replace throw ${r.dst} table ${table}`;
+      case 'unreachable':
+        return `route replace unreachable ${r.dst} table ${table}`;
+      case 'ecmp':
+        if (r.via.length === 1) return `route replace ${r.dst} via ${r.via[0]} dev ${dev} onlink table ${table}`;
+        return `route replace ${r.dst} table ${table} ${r.via.map((v) => `nexthop via ${v} dev ${dev} onlink`).join(' ')}`;
+    }
+  },
+  /** Deletes exactly one route: by type, destination, table, metric and tos as the kernel reported them. */
+  routeDel: (r: { table: number; dst: string; type?: string; metric?: number; tos?: string }): string =>
+    `route del ${r.type && r.type !== 'unicast' ? `${r.type} ` : ''}${r.dst} table ${r.table}${r.metric ? ` metric ${r.metric}` : ''}${r.tos ? ` tos ${r.tos}` : ''}`,
+
+  ruleAdd: (src: string, table: number, priority: number): string => `rule add from ${src} lookup ${table} priority ${priority}`,
+  /** Deletes one rule, naming every selector the kernel reported so that no other rule at the priority matches. */
+  ruleDel: (r: RuleSelectors): string => {
+    const parts = ['rule del priority', String(r.priority)];
+    if (r.not) parts.push('not');
+    parts.push('from', r.src);
+    if (r.dst) parts.push('to', r.dst);
+    if (r.tos) parts.push('tos', r.tos);
+    if (r.fwmark) parts.push('fwmark', r.fwmask ? `${r.fwmark}/${r.fwmask}` : r.fwmark);
+    if (r.iif) parts.push('iif', r.iif);
+    if (r.oif) parts.push('oif', r.oif);
+    if (r.ipproto) parts.push('ipproto', r.ipproto);
+    if (r.sport) parts.push('sport', r.sport);
+    if (r.dport) parts.push('dport', r.dport);
+    if (r.table !== undefined) parts.push('lookup', String(r.table));
+    else if (r.action) parts.push(r.action);
+    return parts.join(' ');
+  },
+};
+
+export interface RuleSelectors {
+  priority: number;
+  /** `a.b.c.d/len` or `all`. */
+  src: string;
+  dst?: string;
+  not?: boolean;
+  tos?: string;
+  fwmark?: string;
+  fwmask?: string;
+  iif?: string;
+  oif?: string;
+  ipproto?: string;
+  sport?: string;
+  dport?: string;
+  /** Numeric table of a `lookup` rule. */
+  table?: number;
+  /** `unreachable`, `blackhole`, `prohibit`, `goto N`, … for rules without a table. */
+  action?: string;
+}
+
+// ---- `bridge -batch` lines --------------------------------------------------------------------------------------
+
+export const BRIDGE = {
+  fdbAppend: (dev: string, mac: string, dst: string): string => `fdb append ${mac} dev ${dev} dst ${dst}`,
+  fdbDel: (dev: string, e: { mac: string; dst?: string; port?: number; vni?: number }): string =>
+    `fdb del ${e.mac} dev ${dev}${e.dst ? ` dst ${e.dst}` : ''}${e.port ? ` port ${e.port}` : ''}${e.vni !== undefined ? ` vni ${e.vni}` : ''}`,
+};
+
+/** The text of a batch: one command per line, newline-terminated. */
+export function batchText(lines: readonly string[]): string {
+  return lines.length ? lines.join('\n') + '\n' : '';
+}

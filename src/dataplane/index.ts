@@ -1,0 +1,40 @@
+// dataplane: kernel state of a node (agent side) from its NodeEgressState; see docs/dataplane.md.
+export { localRunner, netnsRunner, RecordingRunner, CommandError, writeSysctl, readSysctl, type Runner, type RunResult, type RunOptions } from './exec.js';
+export { NodeDataplane, type NodeDataplaneOptions } from './node.js';
+export { planReconcile, type ActualState, type Plan, type PlanOptions } from './plan.js';
+export * from './types.js';
+export { READ, WRITE, IP, BRIDGE, batchText, sysctlPath, type VxlanParams, type RuleSelectors } from './commands.js';
+export {
+  parseRules,
+  parseRoutes,
+  parseLink,
+  parseNeighbours,
+  parseFdb,
+  parseSysctls,
+  findAddressDevice,
+  normalizeDst,
+  routeKey,
+  routeSignature,
+  isMissingDevice,
+  type ActualRule,
+  type ActualRoute,
+  type ActualLink,
+  type ActualNeighbour,
+  type ActualFdb,
+} from './kernel.js';
+export {
+  nodeNftTable,
+  natChain,
+  mssClampChain,
+  stickinessChains,
+  nftRebuildDocument,
+  parseNftTable,
+  canonicalTable,
+  addressIntervals,
+  PRIO,
+  type NftTableSpec,
+  type NftChainSpec,
+  type NftRuleSpec,
+  type ActualNftTable,
+  type NodeNftInput,
+} from './nft.js';

@@ -1,0 +1,281 @@
+// The node's nft table (`table ip egw`): desired content, the one-transaction rebuild, and a comparison that is
+// independent of how nft prints things back.
+//
+//   table ip egw {
+//     chain postrouting {                      # only when NAT is enabled (Calico's natOutgoing)
+//       type nat hook postrouting priority srcnat; policy accept;
+//       ip saddr <egress pools> return                                     # SPEC §3.3: never SNAT egress IPs
+//       oifname "<underlay>" ip saddr <natOutgoing pools> ip daddr != <all pools> masquerade
+//     }
+//     chain forward {                          # MSS clamp for SYNs entering the tunnel
+//       type filter hook forward priority mangle; policy accept;
+//       oifname "egw.vxlan" tcp flags syn / syn,rst tcp option maxseg size > MSS tcp option maxseg size set MSS
+//     }
+//   }
+//
+// Writes are JSON (`nft -j -f -`), built in the same shape nft lists (so they read back unchanged), as one atomic
+// transaction `add table; delete table; add table; add chain…; add rule…`: packets never see a half-built table,
+// and whatever else was in the table (hand-added chains, sets) is gone. The table is rebuilt only when the
+// canonical form of what the kernel holds differs from the desired one. Canonical form: chains with
+// type/hook/prio/policy, rules in order with their expressions; any address value (a bare address, a prefix, a
+// range, an anonymous set of them) is replaced by its merged list of intervals, because nft merges adjacent set
+// elements and prints one-element sets without braces.
+//
+// Room for issue 5 (per-connection stickiness with conntrack marks, kernel-recipes.md §4): `stickinessChains()`
+// returns the extra chains (`prerouting`, type filter, priority mangle: restore `meta mark` from `ct mark` for
+// packets from client pods) and `stickinessPostrouting()` the rules that go first in a route-priority
+// `postrouting-mark` chain (`oifname egw.vxlan ct state new ct mark set rt ip nexthop map {…}`). Both are empty
+// today; they are part of the desired table, so the same diff and rebuild cover them.
+
+import { aggregatePrefixes, formatIPv4, parseIPv4, parsePrefix, type Prefix } from '../calc/cidr.js';
+import type { NodeNatConfig } from './types.js';
+
+export interface NftRuleSpec {
+  expr: unknown[];
+  comment?: string;
+}
+
+export interface NftChainSpec {
+  name: string;
+  type: 'filter' | 'nat' | 'route';
+  hook: 'prerouting' | 'input' | 'forward' | 'output' | 'postrouting';
+  prio: number;
+  policy: 'accept' | 'drop';
+  rules: NftRuleSpec[];
+}
+
+export interface NftTableSpec {
+  family: 'ip';
+  name: string;
+  chains: NftChainSpec[];
+}
+
+/** What the kernel holds, as read with `nft -j list table`. */
+export interface ActualNftTable {
+  chains: NftChainSpec[];
+  /** Objects other than chains and rules (sets, maps, counters, flowtables, …) and table flags: never ours. */
+  foreign: unknown[];
+}
+
+export const PRIO = { mangle: -150, srcnat: 100 } as const;
+
+export interface NodeNftInput {
+  table: string;
+  nat: NodeNatConfig;
+  /** The VXLAN device SYNs are clamped on. */
+  device: string;
+  /** MSS to clamp to: tunnel MTU − 40 (IPv4 + TCP headers). */
+  mss: number;
+}
+
+// ---- expression builders (in the shape nft 1.0.6 lists) ---------------------------------------------------------
+
+function metaMatch(key: string, op: '==' | '!=', value: string): unknown {
+  return { match: { op, left: { meta: { key } }, right: value } };
+}
+
+function addrValue(prefixes: readonly Prefix[]): unknown {
+  const el = (p: Prefix): unknown => (p.len === 32 ? formatIPv4(p.addr) : { prefix: { addr: formatIPv4(p.addr), len: p.len } });
+  return prefixes.length === 1 ? el(prefixes[0]) : { set: prefixes.map(el) };
+}
+
+function addrMatch(field: 'saddr' | 'daddr', op: '==' | '!=', prefixes: readonly Prefix[]): unknown {
+  return { match: { op, left: { payload: { protocol: 'ip', field } }, right: addrValue(prefixes) } };
+}
+
+const TCP_MSS = { 'tcp option': { name: 'maxseg', field: 'size' } };
+
+/** Aggregated (overlaps removed, adjacent merged) prefixes of valid CIDRs; invalid ones are dropped. */
+export function prefixesOf(cidrs: readonly string[]): Prefix[] {
+  return aggregatePrefixes(cidrs.map((c) => parsePrefix(c)).filter((p): p is Prefix => p !== undefined));
+}
+
+export function natChain(nat: NodeNatConfig): NftChainSpec | null {
+  if (!nat.enabled) return null;
+  const rules: NftRuleSpec[] = [];
+  const egress = prefixesOf(nat.egressPools);
+  if (egress.length) rules.push({ expr: [addrMatch('saddr', '==', egress), { return: null }], comment: 'egress-pool sources are never SNATed' });
+  const masq = prefixesOf(nat.masqueradePools);
+  if (masq.length && nat.underlayDevice) {
+    const all = prefixesOf(nat.allPools);
+    const expr: unknown[] = [metaMatch('oifname', '==', nat.underlayDevice), addrMatch('saddr', '==', masq)];
+    if (all.length) expr.push(addrMatch('daddr', '!=', all));
+    expr.push({ masquerade: null });
+    rules.push({ expr, comment: 'natOutgoing' });
+  }
+  return { name: 'postrouting', type: 'nat', hook: 'postrouting', prio: PRIO.srcnat, policy: 'accept', rules };
+}
+
+export function mssClampChain(device: string, mss: number): NftChainSpec {
+  return {
+    name: 'forward',
+    type: 'filter',
+    hook: 'forward',
+    prio: PRIO.mangle,
+    policy: 'accept',
+    rules: [
+      {
+        expr: [
+          metaMatch('oifname', '==', device),
+          { match: { op: '==', left: { '&': [{ payload: { protocol: 'tcp', field: 'flags' } }, ['syn', 'rst']] }, right: 'syn' } },
+          { match: { op: '>', left: TCP_MSS, right: mss } },
+          { mangle: { key: TCP_MSS, value: mss } },
+        ],
+        comment: 'clamp TCP MSS to the tunnel MTU',
+      },
+    ],
+  };
+}
+
+/** Issue 5 (conntrack-mark stickiness): extra chains. Empty for now. */
+export function stickinessChains(_input: NodeNftInput): NftChainSpec[] {
+  return [];
+}
+
+export function nodeNftTable(input: NodeNftInput): NftTableSpec {
+  const chains: NftChainSpec[] = [];
+  const nat = natChain(input.nat);
+  if (nat) chains.push(nat);
+  chains.push(mssClampChain(input.device, input.mss));
+  chains.push(...stickinessChains(input));
+  return { family: 'ip', name: input.table, chains };
+}
+
+// ---- the write ------------------------------------------------------------------------------------------------
+
+/** One atomic transaction that replaces the whole table. */
+export function nftRebuildDocument(t: NftTableSpec): { nftables: unknown[] } {
+  const table = { family: t.family, name: t.name };
+  const out: unknown[] = [{ add: { table } }, { delete: { table } }, { add: { table } }];
+  for (const c of t.chains) {
+    out.push({ add: { chain: { family: t.family, table: t.name, name: c.name, type: c.type, hook: c.hook, prio: c.prio, policy: c.policy } } });
+  }
+  for (const c of t.chains) {
+    for (const r of c.rules) {
+      out.push({ add: { rule: { family: t.family, table: t.name, chain: c.name, expr: r.expr, ...(r.comment ? { comment: r.comment } : {}) } } });
+    }
+  }
+  return { nftables: out };
+}
+
+// ---- the read ---------------------------------------------------------------------------------------------------
+
+/** Parses `nft -j list table ip NAME`; null if the output holds no such table. */
+export function parseNftTable(json: string, name: string): ActualNftTable | null {
+  const doc = JSON.parse(json) as { nftables?: Record<string, Record<string, unknown>>[] };
+  const items = doc.nftables ?? [];
+  let found = false;
+  const chains = new Map<string, NftChainSpec>();
+  const order: string[] = [];
+  const foreign: unknown[] = [];
+  for (const item of items) {
+    const kind = Object.keys(item)[0];
+    const v = item[kind];
+    if (kind === 'metainfo') continue;
+    if (kind === 'table') {
+      if (v.name !== name) continue;
+      found = true;
+      if (v.flags !== undefined && !(Array.isArray(v.flags) && v.flags.length === 0)) foreign.push({ tableFlags: v.flags });
+      continue;
+    }
+    if (v && v.table !== undefined && v.table !== name) continue;
+    if (kind === 'chain') {
+      const c: NftChainSpec = {
+        name: String(v.name),
+        type: v.type as NftChainSpec['type'],
+        hook: v.hook as NftChainSpec['hook'],
+        prio: v.prio as number,
+        policy: v.policy as NftChainSpec['policy'],
+        rules: [],
+      };
+      if (v.dev !== undefined) foreign.push({ chainDev: v.dev });
+      chains.set(c.name, c);
+      order.push(c.name);
+    } else if (kind === 'rule') {
+      const c = chains.get(String(v.chain));
+      const rule: NftRuleSpec = { expr: (v.expr as unknown[]) ?? [] };
+      if (typeof v.comment === 'string') rule.comment = v.comment;
+      if (c) c.rules.push(rule);
+      else foreign.push(item);
+    } else {
+      foreign.push(item);
+    }
+  }
+  if (!found) return null;
+  return { chains: order.map((n) => chains.get(n)!), foreign };
+}
+
+// ---- comparison -------------------------------------------------------------------------------------------------
+
+/** The merged [lo, hi] intervals of an address-valued nft expression, or null if it is something else. */
+export function addressIntervals(v: unknown): [number, number][] | null {
+  const ranges: [number, number][] = [];
+  const add = (x: unknown): boolean => {
+    if (typeof x === 'string') {
+      const n = parseIPv4(x);
+      if (n === undefined) return false;
+      ranges.push([n, n]);
+      return true;
+    }
+    if (x && typeof x === 'object' && !Array.isArray(x)) {
+      const o = x as Record<string, unknown>;
+      const keys = Object.keys(o);
+      if (keys.length !== 1) return false;
+      if (keys[0] === 'prefix') {
+        const p = o.prefix as { addr?: unknown; len?: unknown };
+        const pre = typeof p.addr === 'string' && typeof p.len === 'number' ? parsePrefix(`${p.addr}/${p.len}`) : undefined;
+        if (!pre) return false;
+        ranges.push([pre.addr, pre.addr + 2 ** (32 - pre.len) - 1]);
+        return true;
+      }
+      if (keys[0] === 'range') {
+        const r = o.range as unknown[];
+        const a = typeof r?.[0] === 'string' ? parseIPv4(r[0]) : undefined;
+        const b = typeof r?.[1] === 'string' ? parseIPv4(r[1]) : undefined;
+        if (a === undefined || b === undefined) return false;
+        ranges.push([a, b]);
+        return true;
+      }
+      if (keys[0] === 'set') {
+        const s = o.set;
+        if (!Array.isArray(s) || s.length === 0) return false;
+        return s.every(add);
+      }
+    }
+    return false;
+  };
+  if (!add(v)) return null;
+  ranges.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  const merged: [number, number][] = [];
+  for (const r of ranges) {
+    const last = merged[merged.length - 1];
+    if (last && r[0] <= last[1] + 1) last[1] = Math.max(last[1], r[1]);
+    else merged.push([r[0], r[1]]);
+  }
+  return merged;
+}
+
+function canonValue(v: unknown): string {
+  const iv = addressIntervals(v);
+  if (iv) return `addr(${iv.map(([a, b]) => (a === b ? formatIPv4(a) : `${formatIPv4(a)}-${formatIPv4(b)}`)).join(',')})`;
+  if (Array.isArray(v)) return `[${v.map(canonValue).join(',')}]`;
+  if (v && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonValue(o[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v ?? null);
+}
+
+/** A text that is equal for two tables exactly when they filter and rewrite packets the same way. */
+export function canonicalTable(t: { chains: readonly NftChainSpec[]; foreign?: readonly unknown[] }): string {
+  const lines: string[] = [];
+  for (const c of t.chains) {
+    lines.push(`chain ${c.name} type=${c.type} hook=${c.hook} prio=${c.prio} policy=${c.policy}`);
+    for (const r of c.rules) lines.push(`  ${r.expr.map(canonValue).join(' ')}${r.comment ? ` #${JSON.stringify(r.comment)}` : ''}`);
+  }
+  for (const f of t.foreign ?? []) lines.push(`foreign ${canonValue(f)}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,255 @@
+// The diff: desired node state + actual kernel state → the commands that make the kernel match, and counts.
+// Pure (no I/O), so every decision is unit-testable.
+//
+// Order inside the one `ip -batch`: link (create / recreate / mtu, learning, up; stray addresses), neighbours
+// (replace), routes (replace: atomic, no gap), rule adds, then removals in reverse dependency order: rules, routes,
+// neighbours, and last the link (when egress is disabled). A client that moves table gets its new rule before its
+// old one goes (same priority: the older rule keeps matching until deleted), so there is no gap either.
+// FDB entries need `bridge`: with the link already up they are written just before the ip batch (so new gateways
+// are reachable before routes use them); when the link is being created, just after it.
+// Only a VNI, port, local-address or kind mismatch deletes and recreates the link; the routes, neighbours and FDB
+// entries that vanish with it are then re-added, not deleted.
+
+import { comparePrefix, parsePrefix } from '../calc/cidr.js';
+import type { EgressRoute, NodeEgressState } from '../calc/types.js';
+import { BRIDGE, IP } from './commands.js';
+import { routeKey, routeSignature, type ActualFdb, type ActualLink, type ActualNeighbour, type ActualRoute, type ActualRule } from './kernel.js';
+import { canonicalTable, nodeNftTable, type ActualNftTable, type NftTableSpec } from './nft.js';
+import { NODE_SYSCTLS, emptyReport, type NodeNatConfig, type ReconcileReport } from './types.js';
+
+export interface ActualState {
+  link: ActualLink | null;
+  rules: ActualRule[];
+  /** Routes in egw tables only. */
+  routes: ActualRoute[];
+  neighbours: ActualNeighbour[];
+  fdb: ActualFdb[];
+  nft: ActualNftTable | null;
+  sysctls: Record<string, string>;
+}
+
+export interface PlanOptions {
+  /** Rule priorities egw owns besides desired.rulePriority (a priority used before a Felix change). */
+  extraPriorities?: Iterable<number>;
+  nftTable?: string;
+}
+
+export interface Plan {
+  ipLines: string[];
+  /** `bridge -batch` lines (deletions first); run before the ip batch unless `fdbAfterIp`. */
+  fdbLines: string[];
+  fdbAfterIp: boolean;
+  /** The table to write, when the kernel's differs. */
+  nft: NftTableSpec | null;
+  sysctls: [string, string][];
+  /** Counts (commands, reads and duration are filled in by the caller). */
+  report: ReconcileReport;
+}
+
+type LinkAction = 'keep' | 'create' | 'recreate' | 'delete' | 'none';
+
+export function planReconcile(desired: NodeEgressState, nat: NodeNatConfig, actual: ActualState, opts: PlanOptions = {}): Plan {
+  const report = emptyReport();
+  const dev = desired.vxlan.device;
+  const v = desired.vxlan;
+  const linkWanted = desired.enabled && v.local !== null;
+  const ipHead: string[] = [];
+  const neighAdds: string[] = [];
+  const routeAdds: string[] = [];
+  const ruleAdds: string[] = [];
+  const ruleDels: string[] = [];
+  const routeDels: string[] = [];
+  const neighDels: string[] = [];
+  const ipTail: string[] = [];
+
+  // ---- link
+  const a = actual.link;
+  let link: LinkAction = 'none';
+  if (linkWanted) {
+    const params = { vni: v.vni, port: v.port, local: v.local!, mtu: v.mtu };
+    if (!a) link = 'create';
+    else if (a.kind !== 'vxlan' || a.vni !== v.vni || a.port !== v.port || a.local !== v.local || a.hasPeer) link = 'recreate';
+    else link = 'keep';
+    if (link === 'create' || link === 'recreate') {
+      if (link === 'recreate') ipHead.push(IP.linkDel(dev));
+      ipHead.push(IP.linkAdd(dev, params), IP.linkUp(dev));
+      if (link === 'create') report.link.added++;
+      else {
+        report.link.changed++;
+        report.link.recreated = true;
+      }
+    } else if (a) {
+      let changed = false;
+      if (a.learning) {
+        ipHead.push(IP.linkNoLearning(dev));
+        changed = true;
+      }
+      if (a.mtu !== v.mtu) {
+        ipHead.push(IP.linkMtu(dev, v.mtu));
+        changed = true;
+      }
+      if (!a.up) {
+        ipHead.push(IP.linkUp(dev));
+        changed = true;
+      }
+      if (changed) report.link.changed++;
+      for (const addr of a.addresses) {
+        ipHead.push(IP.addrDel(dev, addr));
+        report.addresses.removed++;
+      }
+    }
+  } else if (a) {
+    link = 'delete';
+    ipTail.push(IP.linkDel(dev));
+    report.link.removed++;
+  }
+  /** Objects on the device are gone (recreate) or going (delete) with it. */
+  const deviceObjectsGone = link === 'recreate' || link === 'delete' || link === 'create';
+  if (desired.enabled && v.local === null) report.warnings.push('node has no local address: routes via gateways are installed as unreachable (fail closed)');
+
+  // ---- neighbours
+  const wantNeigh = new Map<string, string>();
+  if (linkWanted) for (const g of desired.gateways) wantNeigh.set(g.ip, g.mac.toLowerCase());
+  const haveNeigh = new Map<string, ActualNeighbour>();
+  if (!deviceObjectsGone) for (const n of actual.neighbours) haveNeigh.set(n.ip, n);
+  for (const [ip, mac] of wantNeigh) {
+    const h = haveNeigh.get(ip);
+    if (h && h.mac === mac && h.permanent) continue;
+    neighAdds.push(IP.neighReplace(dev, ip, mac));
+    if (h) report.neighbours.changed++;
+    else report.neighbours.added++;
+  }
+  for (const [ip] of haveNeigh) {
+    if (wantNeigh.has(ip)) continue;
+    if (link !== 'delete') neighDels.push(IP.neighDel(dev, ip));
+    report.neighbours.removed++;
+  }
+  if (link === 'delete') report.neighbours.removed += actual.neighbours.length - haveNeigh.size;
+
+  // ---- FDB
+  const wantFdb = new Map<string, { mac: string; ip: string }>();
+  if (linkWanted) for (const g of desired.gateways) wantFdb.set(`${g.mac.toLowerCase()}|${g.ip}`, { mac: g.mac.toLowerCase(), ip: g.ip });
+  const fdbDels: string[] = [];
+  const fdbAdds: string[] = [];
+  const seenFdb = new Set<string>();
+  if (!deviceObjectsGone) {
+    for (const e of actual.fdb) {
+      const k = `${e.mac}|${e.dst ?? ''}`;
+      if (!e.odd && wantFdb.has(k) && !seenFdb.has(k)) {
+        seenFdb.add(k);
+        continue;
+      }
+      if (link !== 'delete') fdbDels.push(BRIDGE.fdbDel(dev, e));
+      report.fdb.removed++;
+    }
+  } else if (link === 'delete') report.fdb.removed += actual.fdb.length;
+  for (const [k, e] of wantFdb) {
+    if (seenFdb.has(k)) continue;
+    fdbAdds.push(BRIDGE.fdbAppend(dev, e.mac, e.ip));
+    report.fdb.added++;
+  }
+
+  // ---- routes
+  const failClosed = desired.enabled && !linkWanted;
+  const wantRoutes = new Map<string, { table: number; route: EgressRoute; sig: string }>();
+  for (const t of desired.tables) {
+    for (const r0 of t.routes) {
+      const route: EgressRoute = failClosed && r0.type === 'ecmp' ? { dst: r0.dst, type: 'unreachable' } : r0;
+      wantRoutes.set(routeKey({ table: t.id, dst: route.dst }), { table: t.id, route, sig: routeSignature(route, dev) });
+    }
+  }
+  const haveRoutes = new Map<string, ActualRoute>();
+  const gone = (r: ActualRoute): boolean => r.usesDevice && (link === 'recreate' || link === 'delete');
+  const haveTables = new Set<number>();
+  for (const r of actual.routes) {
+    const k = routeKey(r);
+    if (gone(r)) {
+      if (!wantRoutes.has(k)) report.routes.removed++;
+      continue;
+    }
+    haveTables.add(r.table);
+    if (!haveRoutes.has(k)) {
+      haveRoutes.set(k, r);
+      continue;
+    }
+    // a second route with the same identity (`ip route append`): not ours
+    routeDels.push(IP.routeDel(r));
+    report.routes.removed++;
+  }
+  for (const [k, w] of wantRoutes) {
+    const h = haveRoutes.get(k);
+    if (h && h.sig === w.sig) continue;
+    routeAdds.push(IP.routeReplace(dev, w.table, w.route));
+    if (h) report.routes.changed++;
+    else report.routes.added++;
+  }
+  const stale = [...haveRoutes].filter(([k]) => !wantRoutes.has(k)).map(([, h]) => h);
+  stale.sort((x, y) => x.table - y.table || comparePrefix(parsePrefix(x.dst)!, parsePrefix(y.dst)!) || x.metric - y.metric);
+  for (const h of stale) {
+    routeDels.push(IP.routeDel(h));
+    report.routes.removed++;
+  }
+  const wantTables = new Set(desired.tables.map((t) => t.id));
+  for (const t of wantTables) if (!haveTables.has(t)) report.tables.added++;
+  for (const t of haveTables) if (!wantTables.has(t)) report.tables.removed++;
+
+  // ---- rules
+  const prio = desired.rulePriority;
+  const owned = new Set<number>([prio, ...(opts.extraPriorities ?? [])]);
+  const wantRules = new Map<string, { src: string; table: number }>();
+  for (const r of desired.rules) wantRules.set(`${r.src}|${r.table}`, { src: r.src, table: r.table });
+  const keptRules = new Set<string>();
+  const addedSrc = new Set<string>();
+  const removedSrc = new Set<string>();
+  for (const r of actual.rules) {
+    if (!owned.has(r.priority)) continue;
+    const k = `${r.src}|${r.table}`;
+    if (r.plain && r.priority === prio && wantRules.has(k) && !keptRules.has(k)) {
+      keptRules.add(k);
+      continue;
+    }
+    ruleDels.push(IP.ruleDel(r));
+    removedSrc.add(r.src);
+    report.rules.removed++;
+  }
+  for (const [k, w] of wantRules) {
+    if (keptRules.has(k)) continue;
+    ruleAdds.push(IP.ruleAdd(w.src, w.table, prio));
+    addedSrc.add(w.src);
+    report.rules.added++;
+  }
+  for (const s of addedSrc) {
+    if (!removedSrc.has(s)) continue;
+    report.rules.added--;
+    report.rules.removed--;
+    report.rules.changed++;
+  }
+
+  // ---- nft
+  const nftSpec = nodeNftTable({ table: opts.nftTable ?? 'egw', nat, device: dev, mss: v.mtu - 40 });
+  let nft: NftTableSpec | null = null;
+  if (!actual.nft) {
+    nft = nftSpec;
+    report.nft.added++;
+  } else if (canonicalTable(actual.nft) !== canonicalTable(nftSpec)) {
+    nft = nftSpec;
+    report.nft.changed++;
+  }
+
+  // ---- sysctls
+  const sysctls: [string, string][] = [];
+  for (const [k, val] of Object.entries(NODE_SYSCTLS)) {
+    if (actual.sysctls[k] === val) continue;
+    sysctls.push([k, val]);
+    report.sysctls.changed++;
+  }
+
+  return {
+    ipLines: [...ipHead, ...neighAdds, ...routeAdds, ...ruleAdds, ...ruleDels, ...routeDels, ...neighDels, ...ipTail],
+    fdbLines: [...fdbDels, ...fdbAdds],
+    fdbAfterIp: link === 'create' || link === 'recreate',
+    nft,
+    sysctls,
+    report,
+  };
+}

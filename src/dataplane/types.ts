@@ -1,0 +1,116 @@
+// Types shared by the node data plane: its inputs besides NodeEgressState, the report of one reconcile, and the
+// ownership constants of docs/dataplane.md ("what each part owns").
+
+/** Node NAT (Calico's natOutgoing) as the agent derives it from the IP pools. */
+export interface NodeNatConfig {
+  /** Program the masquerade rule at all (`egw agent --nat-outgoing`). */
+  enabled: boolean;
+  /** The device holding the node IP: masquerade only traffic leaving by it. */
+  underlayDevice: string;
+  /** CIDRs of pools with natOutgoing, minus egress pools: sources that are masqueraded. */
+  masqueradePools: string[];
+  /** CIDRs of egress pools: sources that are never SNATed by the node (SPEC §3.3). */
+  egressPools: string[];
+  /** CIDRs of every pool: destinations that are never masqueraded (cluster-internal). */
+  allPools: string[];
+}
+
+/** Routing-table IDs egw owns: [EGW_TABLE_BASE, EGW_TABLE_BASE + EGW_TABLE_RANGE). */
+export const EGW_TABLE_BASE = 1000;
+export const EGW_TABLE_RANGE = 2 ** 20;
+/** The node's nft table (family ip). */
+export const EGW_NFT_TABLE = 'egw';
+export const DEFAULT_DEVICE = 'egw.vxlan';
+
+/** The sysctls the node data plane owns, with their required values. */
+export const NODE_SYSCTLS: Readonly<Record<string, string>> = Object.freeze({
+  'net.ipv4.fib_multipath_hash_policy': '1',
+  'net.ipv4.ip_forward': '1',
+});
+
+export interface ObjectCounts {
+  added: number;
+  changed: number;
+  removed: number;
+}
+
+/** A command that changed kernel state (reads are only counted). */
+export interface AppliedCommand {
+  argv: string[];
+  input?: string;
+}
+
+export interface ReconcileReport {
+  /** The VXLAN device; `recreated` when VNI, port, local address or kind differed (delete + create). */
+  link: ObjectCounts & { recreated: boolean };
+  /** Addresses removed from the VXLAN device (it must have none). */
+  addresses: ObjectCounts;
+  rules: ObjectCounts;
+  routes: ObjectCounts;
+  /** Egw routing tables that appeared or disappeared (derived from routes). */
+  tables: ObjectCounts;
+  neighbours: ObjectCounts;
+  fdb: ObjectCounts;
+  sysctls: ObjectCounts;
+  /** `table ip egw`: added (was absent), changed (rebuilt), removed (never: it is always wanted). */
+  nft: ObjectCounts;
+  /** Mutating commands in the order they ran; empty when the kernel already matched. */
+  commands: AppliedCommand[];
+  /** Number of read commands. */
+  reads: number;
+  durationMs: number;
+  /** Warnings (e.g. no local address: gateway routes installed as unreachable). */
+  warnings: string[];
+}
+
+export function emptyCounts(): ObjectCounts {
+  return { added: 0, changed: 0, removed: 0 };
+}
+
+export function emptyReport(): ReconcileReport {
+  return {
+    link: { ...emptyCounts(), recreated: false },
+    addresses: emptyCounts(),
+    rules: emptyCounts(),
+    routes: emptyCounts(),
+    tables: emptyCounts(),
+    neighbours: emptyCounts(),
+    fdb: emptyCounts(),
+    sysctls: emptyCounts(),
+    nft: emptyCounts(),
+    commands: [],
+    reads: 0,
+    durationMs: 0,
+    warnings: [],
+  };
+}
+
+const OBJECT_KEYS = ['link', 'addresses', 'rules', 'routes', 'tables', 'neighbours', 'fdb', 'sysctls', 'nft'] as const;
+
+/** True when the reconcile changed anything. */
+export function reportChanged(r: ReconcileReport): boolean {
+  return r.commands.length > 0;
+}
+
+/** `rules +3 ~0 -1, routes +2 …` for the objects that changed (empty string if none). */
+export function summarizeReport(r: ReconcileReport): string {
+  const parts: string[] = [];
+  for (const k of OBJECT_KEYS) {
+    const c = r[k];
+    if (c.added || c.changed || c.removed) parts.push(`${k} +${c.added} ~${c.changed} -${c.removed}`);
+  }
+  if (r.link.recreated) parts.push('link recreated');
+  return parts.join(', ');
+}
+
+/** Raised when a write failed; carries what was attempted. The next reconcile re-reads and repairs. */
+export class DataplaneError extends Error {
+  constructor(
+    message: string,
+    readonly report: ReconcileReport,
+    override readonly cause?: unknown,
+  ) {
+    super(message);
+    this.name = 'DataplaneError';
+  }
+}

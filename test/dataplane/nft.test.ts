@@ -1,0 +1,124 @@
+// The node's nft table: desired content, and a comparison that survives nft's way of printing sets.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { addressIntervals, canonicalTable, nftRebuildDocument, nodeNftTable, parseNftTable } from '../../src/dataplane/nft.js';
+import { natConfig } from './helpers.js';
+
+const input = (nat = natConfig(), mss = 1410) => ({ table: 'egw', nat, device: 'egw.vxlan', mss });
+
+/** What nft 1.0.6 listed for adjacent pools 10.244.0.0/16 + 10.245.0.0/24 (+ 10.245.1.0/24 in allPools). */
+const LISTED_WITH_RANGES = JSON.stringify({
+  nftables: [
+    { metainfo: { version: '1.0.6', release_name: 'Lester Gooch #5', json_schema_version: 1 } },
+    { table: { family: 'ip', name: 'egw', handle: 2 } },
+    { chain: { family: 'ip', table: 'egw', name: 'postrouting', handle: 1, type: 'nat', hook: 'postrouting', prio: 100, policy: 'accept' } },
+    { chain: { family: 'ip', table: 'egw', name: 'forward', handle: 2, type: 'filter', hook: 'forward', prio: -150, policy: 'accept' } },
+    {
+      rule: {
+        family: 'ip',
+        table: 'egw',
+        chain: 'postrouting',
+        handle: 3,
+        comment: 'egress-pool sources are never SNATed',
+        expr: [{ match: { op: '==', left: { payload: { protocol: 'ip', field: 'saddr' } }, right: { prefix: { addr: '10.10.0.0', len: 24 } } } }, { return: null }],
+      },
+    },
+    {
+      rule: {
+        family: 'ip',
+        table: 'egw',
+        chain: 'postrouting',
+        handle: 6,
+        comment: 'natOutgoing',
+        expr: [
+          { match: { op: '==', left: { meta: { key: 'oifname' } }, right: 'eth0' } },
+          { match: { op: '==', left: { payload: { protocol: 'ip', field: 'saddr' } }, right: { set: [{ range: ['10.244.0.0', '10.245.0.255'] }] } } },
+          { match: { op: '!=', left: { payload: { protocol: 'ip', field: 'daddr' } }, right: { set: [{ prefix: { addr: '10.10.0.0', len: 24 } }, { range: ['10.244.0.0', '10.245.1.255'] }] } } },
+          { masquerade: null },
+        ],
+      },
+    },
+    {
+      rule: {
+        family: 'ip',
+        table: 'egw',
+        chain: 'forward',
+        handle: 7,
+        comment: 'clamp TCP MSS to the tunnel MTU',
+        expr: [
+          { match: { op: '==', left: { meta: { key: 'oifname' } }, right: 'egw.vxlan' } },
+          { match: { op: '==', left: { '&': [{ payload: { protocol: 'tcp', field: 'flags' } }, ['syn', 'rst']] }, right: 'syn' } },
+          { match: { op: '>', left: { 'tcp option': { name: 'maxseg', field: 'size' } }, right: 1410 } },
+          { mangle: { key: { 'tcp option': { name: 'maxseg', field: 'size' } }, value: 1410 } },
+        ],
+      },
+    },
+  ],
+});
+
+describe('node nft table', () => {
+  test('NAT on: postrouting (egress pools return, then masquerade) and the MSS clamp', () => {
+    const t = nodeNftTable(input());
+    assert.deepEqual(
+      t.chains.map((c) => [c.name, c.type, c.hook, c.prio, c.rules.length]),
+      [
+        ['postrouting', 'nat', 'postrouting', 100, 2],
+        ['forward', 'filter', 'forward', -150, 1],
+      ],
+    );
+    assert.deepEqual(t.chains[0].rules[0].expr[1], { return: null });
+    assert.deepEqual(t.chains[0].rules[1].expr.at(-1), { masquerade: null });
+  });
+
+  test('NAT off: no postrouting chain; no egress pools: no return rule; no natOutgoing pools: no masquerade', () => {
+    assert.deepEqual(nodeNftTable(input(natConfig({ enabled: false }))).chains.map((c) => c.name), ['forward']);
+    const noEgress = nodeNftTable(input(natConfig({ egressPools: [] })));
+    assert.equal(noEgress.chains[0].rules.length, 1);
+    assert.equal(noEgress.chains[0].rules[0].comment, 'natOutgoing');
+    const noMasq = nodeNftTable(input(natConfig({ masqueradePools: [] })));
+    assert.deepEqual(noMasq.chains[0].rules.map((r) => r.comment), ['egress-pool sources are never SNATed']);
+  });
+
+  test('overlapping and adjacent pools are aggregated before they reach nft (which rejects overlaps)', () => {
+    const t = nodeNftTable(input(natConfig({ masqueradePools: ['10.244.0.0/16', '10.244.1.0/24', '10.245.0.0/16'] })));
+    const saddr = (t.chains[0].rules[1].expr[1] as { match: { right: unknown } }).match.right;
+    assert.deepEqual(saddr, { prefix: { addr: '10.244.0.0', len: 15 } });
+  });
+
+  test('nft merging adjacent set elements into ranges is still "equal"', () => {
+    const listed = parseNftTable(LISTED_WITH_RANGES, 'egw')!;
+    const want = nodeNftTable(input(natConfig({ masqueradePools: ['10.244.0.0/16', '10.245.0.0/24'], allPools: ['10.244.0.0/16', '10.245.0.0/24', '10.245.1.0/24', '10.10.0.0/24'] })));
+    assert.equal(canonicalTable(listed), canonicalTable(want));
+    const other = nodeNftTable(input(natConfig({ masqueradePools: ['10.244.0.0/16'] })));
+    assert.notEqual(canonicalTable(listed), canonicalTable(other));
+    assert.notEqual(canonicalTable(listed), canonicalTable(nodeNftTable(input(natConfig(), 1400))));
+  });
+
+  test('a hand-added chain, rule or set makes the table differ', () => {
+    const doc = JSON.parse(LISTED_WITH_RANGES) as { nftables: unknown[] };
+    const want = canonicalTable(parseNftTable(LISTED_WITH_RANGES, 'egw')!);
+    const withSet = { nftables: [...doc.nftables, { set: { family: 'ip', table: 'egw', name: 's', type: 'ipv4_addr', handle: 9 } }] };
+    assert.notEqual(canonicalTable(parseNftTable(JSON.stringify(withSet), 'egw')!), want);
+    const withChain = { nftables: [...doc.nftables, { chain: { family: 'ip', table: 'egw', name: 'x', handle: 9 } }] };
+    assert.notEqual(canonicalTable(parseNftTable(JSON.stringify(withChain), 'egw')!), want);
+    const withRule = { nftables: [...doc.nftables, { rule: { family: 'ip', table: 'egw', chain: 'forward', handle: 9, expr: [{ accept: null }] } }] };
+    assert.notEqual(canonicalTable(parseNftTable(JSON.stringify(withRule), 'egw')!), want);
+  });
+
+  test('addressIntervals', () => {
+    assert.deepEqual(addressIntervals('10.0.0.1'), [[0x0a000001, 0x0a000001]]);
+    assert.deepEqual(addressIntervals({ prefix: { addr: '10.0.0.0', len: 31 } }), [[0x0a000000, 0x0a000001]]);
+    assert.deepEqual(addressIntervals({ set: ['10.0.0.1', { range: ['10.0.0.2', '10.0.0.5'] }] }), [[0x0a000001, 0x0a000005]]);
+    assert.equal(addressIntervals('eth0'), null);
+    assert.equal(addressIntervals({ set: ['syn', 'ack'] }), null);
+  });
+
+  test('the rebuild is one transaction: add, delete, add the table, then chains, then rules', () => {
+    const doc = nftRebuildDocument(nodeNftTable(input()));
+    const ops = doc.nftables.map((o) => {
+      const [verb, body] = Object.entries(o as Record<string, Record<string, unknown>>)[0];
+      return `${verb} ${Object.keys(body)[0]}`;
+    });
+    assert.deepEqual(ops, ['add table', 'delete table', 'add table', 'add chain', 'add chain', 'add rule', 'add rule', 'add rule']);
+  });
+});
