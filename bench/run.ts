@@ -3,11 +3,13 @@
 import { cpus, totalmem } from 'node:os';
 import { benchSelectors } from './selector.js';
 import { benchCalc } from './calc.js';
+import { benchDataplane } from './dataplane.js';
 
 const only = process.argv.slice(2);
 const benches: Record<string, () => Promise<Record<string, unknown>>> = {
   selector: benchSelectors,
   calc: benchCalc,
+  dataplane: benchDataplane,
 };
 
 const results: Record<string, unknown> = {};

@@ -16,7 +16,8 @@ import {
   type ManifestFile,
   type Resource,
 } from '../api/index.js';
-import { openStore, defaultDatastoreSpec } from '../datastore/open.js';
+import { openStore, defaultDatastoreSpec, parseDatastoreSpec } from '../datastore/open.js';
+import { addProcessCommands } from './processes.js';
 import type { Store, TxnOp } from '../datastore/types.js';
 import { StoreError } from '../datastore/types.js';
 import { runSelectorCheck } from '../selector/check.js';
@@ -163,6 +164,18 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         return 0;
       });
     });
+
+  addProcessCommands(program, {
+    withStore,
+    datastoreSpec: () => {
+      const spec = program.opts().datastore ?? (process.env.EGW_DATASTORE || defaultDatastoreSpec());
+      const parsed = parseDatastoreSpec(spec);
+      if (parsed.scheme !== 'sqlite') throw new UsageError(`the lab's processes share one datastore file; ${spec} cannot be shared, use sqlite:PATH`);
+      return `sqlite:${parsed.path}`;
+    },
+    setExitCode: (code) => (exitCode = code),
+    out: io.out,
+  });
 
   const selector = program.command('selector').description('the Calico selector engine');
   selector

@@ -1,0 +1,116 @@
+// The long-running egw processes (agent, gateway, controller) and the lab, as `egw` subcommands. Each runs until
+// SIGTERM/SIGINT, then returns without touching kernel state, so a restart disturbs no traffic.
+import { Command, Option } from 'commander';
+import type { Store } from '../datastore/types.js';
+import { createLogger } from '../log.js';
+import { runAgent } from '../agent/index.js';
+import { runGateway } from '../gateway/index.js';
+import { runController } from '../controller/index.js';
+import { labDown, labExec, labStatus, labUp, runEcho, runKubelet } from '../lab/index.js';
+
+export interface ProcessContext {
+  /** Opens the datastore chosen by --datastore / EGW_DATASTORE. */
+  withStore<T>(fn: (store: Store) => Promise<T>): Promise<T>;
+  /** The datastore spec the other processes of a lab must use. */
+  datastoreSpec(): string;
+  setExitCode(code: number): void;
+  out(s: string): void;
+}
+
+/** An AbortSignal that fires on SIGTERM or SIGINT. */
+function untilSignalled(): AbortSignal {
+  const ac = new AbortController();
+  const stop = () => ac.abort();
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  return ac.signal;
+}
+
+function splitPod(text: string): { namespace: string; name: string } {
+  const parts = text.split('/');
+  if (parts.length !== 2 || !parts[0] || !parts[1]) throw new Error(`--pod: expected NAMESPACE/NAME, got "${text}"`);
+  return { namespace: parts[0], name: parts[1] };
+}
+
+export function addProcessCommands(program: Command, ctx: ProcessContext): void {
+  program
+    .command('agent')
+    .description('node agent: datastore → egress calculation → kernel (run inside the node\'s network namespace)')
+    .requiredOption('--node <name>', 'this node\'s name (a Node resource)')
+    .option('--no-nat-outgoing', 'leave outgoing NAT of pod traffic to another component (e.g. Calico)')
+    .option('--resync <ms>', 'full resync period in milliseconds', (v) => Number(v), 10000)
+    .action(async (opts) => {
+      await ctx.withStore((store) =>
+        runAgent({ store, node: opts.node, natOutgoing: opts.natOutgoing, resyncMs: opts.resync, log: createLogger(`agent ${opts.node}`), signal: untilSignalled() }),
+      );
+    });
+
+  program
+    .command('gateway')
+    .description('egress gateway: tunnel, SNAT, anti-spoofing and health (run inside the gateway pod\'s network namespace)')
+    .requiredOption('--pod <ns/name>', 'this gateway pod')
+    .option('--health-port <port>', 'port of /readiness and /liveness', (v) => Number(v), 8080)
+    .action(async (opts) => {
+      const pod = splitPod(opts.pod);
+      await ctx.withStore((store) =>
+        runGateway({ store, ...pod, healthPort: opts.healthPort, log: createLogger(`gateway ${opts.pod}`), signal: untilSignalled() }),
+      );
+    });
+
+  program
+    .command('controller')
+    .description('controller: EgressGateway → gateway pods, IP address garbage collection')
+    .action(async () => {
+      await ctx.withStore((store) => runController({ store, log: createLogger('controller'), signal: untilSignalled() }));
+    });
+
+  const lab = program.command('lab').description('a cluster of network namespaces on this machine (needs root)');
+  lab
+    .command('up')
+    .description('build the lab and start its processes')
+    .option('-f, --filename <file>', 'lab file', 'examples/lab/demo.yaml')
+    .action(async (opts) => {
+      const info = await labUp({ file: opts.filename, datastore: ctx.datastoreSpec(), log: createLogger('lab') });
+      ctx.out(`lab ${info.name} is up (datastore ${info.datastore}; state in ${info.stateDir})\n`);
+    });
+  lab
+    .command('down')
+    .description('stop the lab\'s processes and remove its namespaces (also after a crash)')
+    .argument('[name]', 'lab name', 'demo')
+    .action(async (name: string) => {
+      await labDown({ name });
+      ctx.out(`lab ${name} is down\n`);
+    });
+  lab
+    .command('status')
+    .description('namespaces, processes, nodes and pods of a lab')
+    .argument('[name]', 'lab name')
+    .action(async (name: string | undefined) => {
+      ctx.out(await labStatus({ name }));
+    });
+  lab
+    .command('exec')
+    .description('run a command inside a pod: egw lab exec NS/POD -- CMD [ARGS...]')
+    .argument('<pod>', 'NS/POD')
+    .argument('<command...>', 'the command and its arguments (after --)')
+    .action(async (pod: string, argv: string[]) => {
+      ctx.setExitCode(await labExec({ datastore: ctx.datastoreSpec(), pod, argv }));
+    });
+  lab
+    .command('kubelet')
+    .description('(started by lab up) the lab kubelet of one node')
+    .requiredOption('--lab <name>')
+    .requiredOption('--node <name>')
+    .action(async (opts) => {
+      await ctx.withStore((store) => runKubelet({ store, lab: opts.lab, node: opts.node, log: createLogger(`kubelet ${opts.node}`), signal: untilSignalled() }));
+    });
+  lab
+    .command('echo')
+    .description('(started by lab up) the external echo server')
+    .addOption(new Option('--listen <addr>', 'address to listen on').default('0.0.0.0'))
+    .option('--http-port <port>', 'HTTP port', (v) => Number(v), 80)
+    .option('--tcp-port <port>', 'TCP line-echo port', (v) => Number(v), 7)
+    .action(async (opts) => {
+      await runEcho({ listen: opts.listen, httpPort: opts.httpPort, tcpPort: opts.tcpPort, log: createLogger('echo'), signal: untilSignalled() });
+    });
+}

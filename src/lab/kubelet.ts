@@ -1,0 +1,756 @@
+// The lab kubelet (`egw lab kubelet --lab L --node N`): makes the Pods bound to node N real.
+//
+// For each pod: an address from IPAM (handle `pod:<ns>/<name>`), a netns `egw-<lab>-p-<hash>`, a veth (`eth0` in the
+// pod, `egw<hash>` in the node), Calico-style routing (pod: IP/32 on eth0, default via 169.254.1.1 answered by
+// proxy ARP; node: IP/32 dev veth, strict rp_filter on the veth so a pod cannot use another source), the lab's
+// stand-in for BGP (IP/32 via the node IP in the router and every other node), the Pod's status, and its container
+// commands, run in the pod's netns and restarted with backoff when they exit.
+//
+// A restart of the kubelet adopts what exists (pod namespaces, veths, running containers) without disturbing it, and
+// removes what belongs to pods that are gone. What it did is kept in the lab state directory:
+//   pods/<node>/<hash>.json   the pod's network (uid, ip, netns, veth)
+//   pids/pod-<hash>-<container>.pid, logs/pod-<ns>_<name>-<container>.log
+//
+// Deletion follows Kubernetes: a Pod with a deletionTimestamp keeps running (its drain window) until that moment,
+// then its containers get SIGTERM (SIGKILL 5 s later) and the kubelet deletes the Pod object; once the object is
+// gone the network is removed and the IP released. A Pod deleted outright is stopped and removed at once.
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { ANNOTATION, type Condition, type Node as K8sNode, type IPPool, type Pod } from '../api/types.js';
+import { Ipam, IpamError, poolsForPod } from '../ipam/index.js';
+import { StoreError, type Store, type Watch, type WatchEvent } from '../datastore/types.js';
+import { createLogger, type Logger } from '../log.js';
+import { Kernel } from './kernel.js';
+import { egwCommand, labStateDir, labStateRoot, ns, podNames, stateFiles } from './names.js';
+import { isRunning, nsInode, readRecord, removeFile, spawnDetached, stopProcess, stopProcessesInNetns, type ProcRecord } from './procs.js';
+import { NETNS_ANNOTATION, readLabState } from './topology.js';
+
+export interface KubeletOptions {
+  store: Store;
+  lab: string;
+  node: string;
+  log?: Logger;
+  signal?: AbortSignal;
+  /** Datastore spec handed to `egw …` container commands (default: the store's own description, e.g. sqlite:/path). */
+  datastore?: string;
+  /** The command that runs egw (default: the lab's recorded one, else this Node + bin/egw.js). */
+  egw?: string[];
+  /** Default $EGW_LAB_DIR or /run/egw/labs. */
+  stateRoot?: string;
+  /** How often containers and the node namespace are checked (ms); default 1000. */
+  pollMs?: number;
+}
+
+/** What the kubelet keeps about a pod's network, in pods/<node>/<hash>.json. */
+interface PodState {
+  namespace: string;
+  name: string;
+  uid: string;
+  node: string;
+  hash: string;
+  netns: string;
+  veth: string;
+  handle: string;
+  ip?: string;
+  netnsIno?: number;
+  gateway?: boolean;
+  /** terminationGracePeriodSeconds: how long its containers get between SIGTERM and SIGKILL. */
+  grace?: number;
+}
+
+interface ContainerRt {
+  name: string;
+  argv: string[];
+  role: string;
+  rec?: ProcRecord;
+  failures: number;
+  nextStart: number;
+}
+
+interface PodRt {
+  state: PodState;
+  containers: Map<string, ContainerRt>;
+  /** The network was checked and completed by this run (later events only refresh status and containers). */
+  ready?: boolean;
+  /** Set once the pod's grace period is over and its containers are being stopped. */
+  stopping?: boolean;
+  /** When a Pod with a deletionTimestamp is to be stopped (ms since epoch). */
+  deadline?: number;
+}
+
+const LINK_LOCAL_GW = '169.254.1.1';
+const keyOf = (namespace: string, name: string) => `${namespace}/${name}`;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The argv a container runs: `command` + `args`; `egw …` runs this egw against the same datastore. */
+export function containerArgv(c: { command?: string[]; args?: string[] }, pod: { namespace: string; name: string }, egw: string[], datastore: string): string[] | undefined {
+  const full = [...(c.command ?? []), ...(c.args ?? [])];
+  if (full.length === 0) return undefined;
+  if (full[0] !== 'egw') return full;
+  const rest = full.slice(1);
+  if (rest[0] === 'gateway' && !rest.includes('--pod')) rest.push('--pod', `${pod.namespace}/${pod.name}`);
+  return [...egw, '--datastore', datastore, ...rest];
+}
+
+/** Which node a pod without spec.nodeName goes to: every kubelet computes the same answer (rendezvous hashing). */
+export function chooseNode(pod: Pod, nodes: K8sNode[]): string | undefined {
+  const sel = pod.spec.nodeSelector ?? {};
+  let best: string | undefined;
+  let bestScore = '';
+  for (const n of nodes) {
+    const labels = n.metadata.labels ?? {};
+    if (n.spec?.unschedulable) continue;
+    if (!Object.entries(sel).every(([k, v]) => labels[k] === v)) continue;
+    const score = createHash('sha1').update(`${pod.metadata.namespace}/${pod.metadata.name}/${n.metadata.name}`).digest('hex');
+    if (score > bestScore) {
+      bestScore = score;
+      best = n.metadata.name;
+    }
+  }
+  return best;
+}
+
+class Kubelet {
+  private readonly log: Logger;
+  private readonly k = new Kernel();
+  private readonly pods = new Map<string, PodRt>();
+  private readonly chains = new Map<string, Promise<void>>();
+  private readonly queued = new Set<string>();
+  private readonly retryTimers = new Map<string, NodeJS.Timeout>();
+  private readonly retryDelay = new Map<string, number>();
+  private readonly dir: string;
+  private readonly nodeNs: string;
+  private readonly ipam: Ipam;
+  private egw: string[] = [];
+  private datastore = '';
+  private nodeIP = '';
+  private nodeObj!: K8sNode;
+  private mtu = 1500;
+  private watch?: Watch;
+  private timer?: NodeJS.Timeout;
+  private stopped = false;
+  private finish!: (err?: Error) => void;
+
+  constructor(private readonly o: KubeletOptions) {
+    this.log = o.log ?? createLogger(`kubelet ${o.node}`);
+    this.dir = labStateDir(o.lab, o.stateRoot ? resolve(o.stateRoot) : labStateRoot());
+    this.nodeNs = ns.node(o.lab, o.node);
+    this.ipam = new Ipam(o.store, { log: this.log.child('ipam') });
+  }
+
+  private podDir(): string {
+    return join(stateFiles.pods(this.dir), this.o.node);
+  }
+
+  private podFile(hash: string): string {
+    return join(this.podDir(), `${hash}.json`);
+  }
+
+  private saveState(s: PodState): void {
+    mkdirSync(this.podDir(), { recursive: true });
+    const f = this.podFile(s.hash);
+    writeFileSync(`${f}.tmp`, JSON.stringify(s, null, 2) + '\n');
+    renameSync(`${f}.tmp`, f);
+  }
+
+  private readStates(): PodState[] {
+    let names: string[] = [];
+    try {
+      names = readdirSync(this.podDir()).filter((n) => n.endsWith('.json'));
+    } catch {
+      return [];
+    }
+    const out: PodState[] = [];
+    for (const n of names) {
+      try {
+        const s = JSON.parse(readFileSync(join(this.podDir(), n), 'utf8')) as PodState;
+        if (s.node === this.o.node && s.hash && s.namespace && s.name) out.push(s);
+      } catch {
+        /* unreadable: ignore */
+      }
+    }
+    return out;
+  }
+
+  async run(): Promise<void> {
+    const { signal } = this.o;
+    if (signal?.aborted) return;
+    const done = new Promise<void>((res, rej) => (this.finish = (err) => (err ? rej(err) : res())));
+    const onAbort = () => void this.stop();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      await this.start();
+    } catch (e) {
+      signal?.removeEventListener('abort', onAbort);
+      await this.stop();
+      throw e;
+    }
+    try {
+      await done;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  private async start(): Promise<void> {
+    const { store, lab, node } = this.o;
+    if (!this.k.netnsExists(this.nodeNs)) throw new Error(`node ${node}: network namespace ${this.nodeNs} does not exist; run egw lab up first`);
+    const labState = readLabState(lab, resolve(this.dir, '..'));
+    this.egw = this.o.egw ?? labState?.egw ?? egwCommand();
+    this.datastore = this.o.datastore ?? store.description;
+    // The Node object (written by lab up): its InternalIP is where the other nodes and the router send pod traffic.
+    for (;;) {
+      const n = (await store.get({ kind: 'Node', namespace: '', name: node })) as K8sNode | undefined;
+      const ip = n?.status?.addresses?.find((a) => a.type === 'InternalIP')?.address;
+      if (n && ip) {
+        this.nodeObj = n;
+        this.nodeIP = ip;
+        break;
+      }
+      if (this.stopped || this.o.signal?.aborted) return;
+      this.log.warn('waiting for the Node object with an InternalIP address', { node });
+      await sleep(1000);
+    }
+    this.mtu = (await this.k.link(this.nodeNs, 'eth0'))?.mtu ?? labState?.config.underlay.mtu ?? 1500;
+    for (const d of [stateFiles.pids(this.dir), stateFiles.logs(this.dir), this.podDir()]) mkdirSync(d, { recursive: true });
+
+    const { items, revision } = await store.list('Pod');
+    const pods = items as Pod[];
+    await this.adopt(pods);
+    await this.learnRoutes(pods);
+    for (const p of pods) if (this.relevant(p)) this.enqueue(keyOf(p.metadata.namespace!, p.metadata.name));
+    await this.startWatch(revision);
+    this.timer = setInterval(() => void this.tick(), this.o.pollMs ?? 1000);
+    this.log.info('started', { node, nodeIP: this.nodeIP, pods: this.pods.size });
+  }
+
+  private async startWatch(revision: number): Promise<void> {
+    this.watch = await this.o.store.watch(
+      {
+        kind: 'Pod',
+        fromRevision: revision,
+        onError: (err) => {
+          if (this.stopped) return;
+          this.log.warn('pod watch failed; listing again', { error: (err as Error).message });
+          void this.relist();
+        },
+      },
+      (events: WatchEvent[]) => {
+        for (const e of events) {
+          const p = e.object as Pod;
+          const key = keyOf(p.metadata.namespace ?? '', p.metadata.name);
+          if (this.pods.has(key) || this.relevant(p)) this.enqueue(key);
+          else if (e.type === 'DELETED' && p.spec?.nodeName && p.spec.nodeName !== this.o.node) void this.forgetRemoteRoute(p);
+        }
+      },
+    );
+  }
+
+  private async relist(): Promise<void> {
+    try {
+      await this.watch?.close().catch(() => {});
+      const { items, revision } = await this.o.store.list('Pod');
+      const present = new Set<string>();
+      for (const p of items as Pod[]) {
+        const key = keyOf(p.metadata.namespace!, p.metadata.name);
+        present.add(key);
+        if (this.relevant(p) || this.pods.has(key)) this.enqueue(key);
+      }
+      for (const key of this.pods.keys()) if (!present.has(key)) this.enqueue(key);
+      if (!this.stopped) await this.startWatch(revision);
+    } catch (e) {
+      this.log.error('relist failed; retrying', { error: (e as Error).message });
+      if (!this.stopped) setTimeout(() => void this.relist(), 2000).unref();
+    }
+  }
+
+  /** Pods this kubelet acts on: bound to its node, or not bound at all (it may bind them). */
+  private relevant(p: Pod): boolean {
+    return p.spec?.nodeName === this.o.node || (!p.spec?.nodeName && !p.metadata.deletionTimestamp);
+  }
+
+  /** On start: take over what a previous run left, and remove what belongs to pods that are gone. */
+  private async adopt(pods: Pod[]): Promise<void> {
+    const byKey = new Map(pods.map((p) => [keyOf(p.metadata.namespace!, p.metadata.name), p]));
+    const known = new Set<string>();
+    for (const s of this.readStates()) {
+      const key = keyOf(s.namespace, s.name);
+      const p = byKey.get(key);
+      if (!p || p.metadata.uid !== s.uid || p.spec.nodeName !== this.o.node) {
+        this.log.info('removing the network of a pod that is gone', { pod: key, netns: s.netns });
+        await this.teardown(s, p);
+        continue;
+      }
+      const rt: PodRt = { state: s, containers: new Map() };
+      this.pods.set(key, rt);
+      known.add(s.veth);
+      this.setContainers(p, rt, true);
+      this.log.info('adopted pod', { pod: key, ip: s.ip, netns: s.netns });
+    }
+    // Host-side veths with no state (a crash between creating and recording): remove unless a pod of ours owns them.
+    const mine = new Map<string, Pod>();
+    for (const p of pods) if (p.spec.nodeName === this.o.node) mine.set(podNames(this.o.lab, p.metadata.namespace!, p.metadata.name).veth, p);
+    const links = await this.k.ipJson<{ ifname: string }>(this.nodeNs, ['link', 'show']);
+    for (const l of links) {
+      if (!/^egw[0-9a-f]{11}$/.test(l.ifname) || known.has(l.ifname) || mine.has(l.ifname)) continue;
+      this.log.info('removing a stray pod veth', { veth: l.ifname });
+      await this.k.ip(this.nodeNs, ['link', 'del', l.ifname], { allowFailure: true });
+      const podNs = ns.pod(this.o.lab, l.ifname.slice(3, 13));
+      const owned = pods.some((p) => podNames(this.o.lab, p.metadata.namespace!, p.metadata.name).netns === podNs);
+      if (!owned) await this.k.delNetns(podNs);
+    }
+  }
+
+  /** Routes to the pods of other nodes that exist already (their kubelets pushed them before this node existed). */
+  private async learnRoutes(pods: Pod[]): Promise<void> {
+    const nodes = await this.labNodes();
+    const ips = new Set(nodes.filter((n) => n.name !== this.o.node).map((n) => n.ip));
+    const lines: string[] = [];
+    for (const p of pods) {
+      const ip = p.status?.podIP;
+      const host = p.status?.hostIP;
+      if (!ip || !host || p.spec.nodeName === this.o.node || !ips.has(host)) continue;
+      lines.push(`route replace ${ip}/32 via ${host}`);
+    }
+    if (lines.length) await this.k.ipBatch(this.nodeNs, lines).catch((e) => this.log.warn('learning routes failed', { error: (e as Error).message }));
+  }
+
+  private async forgetRemoteRoute(p: Pod): Promise<void> {
+    const ip = p.status?.podIP;
+    const host = p.status?.hostIP;
+    if (!ip || !host) return;
+    await this.k.ip(this.nodeNs, ['route', 'del', `${ip}/32`, 'via', host], { allowFailure: true });
+  }
+
+  /** The lab's other nodes: Node objects whose namespace exists. */
+  private async labNodes(): Promise<{ name: string; ip: string; netns: string }[]> {
+    const out: { name: string; ip: string; netns: string }[] = [];
+    for (const n of (await this.o.store.list('Node')).items as K8sNode[]) {
+      const netns = ns.node(this.o.lab, n.metadata.name);
+      const ip = n.status?.addresses?.find((a) => a.type === 'InternalIP')?.address;
+      if (ip && this.k.netnsExists(netns)) out.push({ name: n.metadata.name, ip, netns });
+    }
+    return out;
+  }
+
+  // ---- the work queue: one chain per pod, so a pod's changes apply in order and pods do not wait for each other
+
+  private enqueue(key: string): void {
+    if (this.stopped || this.queued.has(key)) return;
+    this.queued.add(key);
+    const prev = this.chains.get(key) ?? Promise.resolve();
+    const next = prev.then(async () => {
+      this.queued.delete(key);
+      if (this.stopped) return;
+      try {
+        await this.sync(key);
+        this.retryDelay.delete(key);
+      } catch (e) {
+        const delay = Math.min((this.retryDelay.get(key) ?? 500) * 2, 10_000);
+        this.retryDelay.set(key, delay);
+        this.log.error('pod sync failed; retrying', { pod: key, inMs: delay, error: (e as Error).message });
+        clearTimeout(this.retryTimers.get(key));
+        const t = setTimeout(() => {
+          this.retryTimers.delete(key);
+          this.enqueue(key);
+        }, delay);
+        t.unref();
+        this.retryTimers.set(key, t);
+      }
+    });
+    this.chains.set(key, next);
+    void next.then(() => {
+      if (this.chains.get(key) === next) this.chains.delete(key);
+    });
+  }
+
+  private async sync(key: string): Promise<void> {
+    const [namespace, name] = key.split('/', 2) as [string, string];
+    const pod = (await this.o.store.get({ kind: 'Pod', namespace, name })) as Pod | undefined;
+    let rt = this.pods.get(key);
+    if (pod && !pod.spec?.nodeName && !pod.metadata.deletionTimestamp) {
+      await this.maybeBind(pod);
+      return;
+    }
+    const mine = pod !== undefined && pod.spec.nodeName === this.o.node;
+    if (!mine) {
+      if (rt) {
+        await this.teardown(rt.state, pod, rt);
+        this.pods.delete(key);
+      }
+      return;
+    }
+    if (rt && rt.state.uid !== pod.metadata.uid) {
+      await this.teardown(rt.state, pod, rt);
+      this.pods.delete(key);
+      rt = undefined;
+    }
+    if (pod.metadata.deletionTimestamp) {
+      // Drain window: keep everything running until the deadline; tick() stops the containers then.
+      const rtNow = rt ?? this.pods.get(key);
+      if (rtNow) {
+        const grace = pod.metadata.deletionGracePeriodSeconds ?? pod.spec.terminationGracePeriodSeconds ?? 30;
+        const t = Date.parse(pod.metadata.deletionTimestamp);
+        rtNow.deadline = Number.isFinite(t) ? t : Date.now() + grace * 1000;
+        this.log.info('pod terminating', { pod: key, stopAt: new Date(rtNow.deadline).toISOString() });
+      } else {
+        await this.deletePodObject(pod); // nothing of it runs here
+      }
+      return;
+    }
+    if (!rt?.ready) {
+      rt = await this.ensureNetwork(pod, rt);
+      rt.ready = true;
+    }
+    await this.ensureStatus(pod, rt);
+    this.setContainers(pod, rt, false);
+  }
+
+  private async maybeBind(pod: Pod): Promise<void> {
+    const nodes = ((await this.o.store.list('Node')).items as K8sNode[]).filter((n) => this.k.netnsExists(ns.node(this.o.lab, n.metadata.name)));
+    if (chooseNode(pod, nodes) !== this.o.node) return;
+    try {
+      await this.o.store.update({ ...pod, spec: { ...pod.spec, nodeName: this.o.node } });
+      this.log.info('bound pod to this node', { pod: keyOf(pod.metadata.namespace!, pod.metadata.name) });
+    } catch (e) {
+      if (e instanceof StoreError && (e.code === 'Conflict' || e.code === 'NotFound')) return; // the next event decides
+      throw e;
+    }
+  }
+
+  // ---- network
+
+  private async ensureNetwork(pod: Pod, existing: PodRt | undefined): Promise<PodRt> {
+    const { lab } = this.o;
+    const namespace = pod.metadata.namespace!;
+    const name = pod.metadata.name;
+    const key = keyOf(namespace, name);
+    const names = podNames(lab, namespace, name);
+    const gateway = pod.metadata.annotations?.[ANNOTATION.gatewayOf] !== undefined;
+    let rt = existing;
+    if (!rt) {
+      const s: PodState = {
+        namespace,
+        name,
+        uid: pod.metadata.uid ?? '',
+        node: this.o.node,
+        hash: names.hash,
+        netns: names.netns,
+        veth: names.veth,
+        handle: names.handle,
+        gateway,
+        grace: pod.spec.terminationGracePeriodSeconds ?? 30,
+      };
+      this.saveState(s); // before anything exists, so a crash in between is cleaned up on restart
+      rt = { state: s, containers: new Map() };
+      this.pods.set(key, rt);
+    }
+    const s = rt.state;
+    if (!s.ip) {
+      const pools = (await this.o.store.list('IPPool')).items as IPPool[];
+      let ip: string;
+      try {
+        const chosen = poolsForPod(pod, this.nodeObj, pools);
+        ip = await this.ipam.allocate({ handle: s.handle, node: this.o.node, pools: chosen });
+      } catch (e) {
+        if (e instanceof IpamError) await this.notReady(pod, 'IPAMFailed', (e as Error).message);
+        throw e;
+      }
+      s.ip = ip;
+      this.saveState(s);
+      this.log.info('address allocated', { pod: key, ip });
+    }
+    const ip = s.ip;
+    const created = await this.k.addNetns(s.netns);
+    if (created || s.netnsIno === undefined) {
+      s.netnsIno = nsInode(`/run/netns/${s.netns}`);
+      this.saveState(s);
+    }
+    const hostLink = await this.k.link(this.nodeNs, s.veth);
+    const podLink = await this.k.link(s.netns, 'eth0');
+    const fresh = !hostLink || !podLink;
+    if (fresh) {
+      if (hostLink) await this.k.ip(this.nodeNs, ['link', 'del', s.veth], { allowFailure: true });
+      if (podLink) await this.k.ip(s.netns, ['link', 'del', 'eth0'], { allowFailure: true });
+      const m = String(this.mtu);
+      await this.k.ip(this.nodeNs, ['link', 'add', s.veth, 'mtu', m, 'type', 'veth', 'peer', 'name', 'eth0', 'mtu', m, 'netns', s.netns]);
+    }
+    // Every step below is a replace: running it again over a working pod changes nothing.
+    await this.k.ipBatch(s.netns, [
+      `link set eth0 mtu ${this.mtu} up`,
+      `addr replace ${ip}/32 dev eth0`,
+      `route replace ${LINK_LOCAL_GW} dev eth0 scope link`,
+      `route replace default via ${LINK_LOCAL_GW} dev eth0`,
+    ]);
+    // Gateways forward other pods' replies with their original source: no strict reverse-path check for them.
+    s.gateway = gateway;
+    await this.k.sysctls(this.nodeNs, {
+      [`net/ipv4/conf/${s.veth}/proxy_arp`]: 1,
+      [`net/ipv4/neigh/${s.veth}/proxy_delay`]: 0, // answer the pod's ARP at once (the default waits up to 0.8 s)
+      [`net/ipv4/conf/${s.veth}/rp_filter`]: gateway ? 0 : 1,
+    });
+    await this.k.ipBatch(this.nodeNs, [`link set ${s.veth} up`, `route replace ${ip}/32 dev ${s.veth}`]);
+    // "BGP": the router and every other node reach the pod via this node.
+    const others = (await this.labNodes()).filter((n) => n.name !== this.o.node);
+    await this.k.ip(ns.router(lab), ['route', 'replace', `${ip}/32`, 'via', this.nodeIP]);
+    for (const n of others) await this.k.ip(n.netns, ['route', 'replace', `${ip}/32`, 'via', this.nodeIP], { allowFailure: true });
+    if (fresh) this.log.info('pod network ready', { pod: key, ip, netns: s.netns, veth: s.veth });
+    return rt;
+  }
+
+  /** Stops the pod's processes (SIGTERM, SIGKILL after its grace period), then removes its network and address. */
+  private async teardown(s: PodState, podNow: Pod | undefined, rt?: PodRt, graceMs = (s.grace ?? 30) * 1000): Promise<void> {
+    const key = keyOf(s.namespace, s.name);
+    // Containers: those we know of, and any record left for this pod.
+    const recs = new Map<string, ProcRecord>();
+    for (const c of rt?.containers.values() ?? []) if (c.rec) recs.set(c.role, c.rec);
+    for (const f of this.podPidFiles(s.hash)) {
+      const r = readRecord(f);
+      if (r) recs.set(r.role, r);
+    }
+    await Promise.all([...recs.values()].map((r) => stopProcess(r, graceMs)));
+    for (const f of this.podPidFiles(s.hash)) removeFile(f);
+    const sameNetns = this.k.netnsExists(s.netns) && (s.netnsIno === undefined || nsInode(`/run/netns/${s.netns}`) === s.netnsIno);
+    if (sameNetns) {
+      const pids = await this.k.netnsPids(s.netns);
+      if (pids.length) await stopProcessesInNetns(s.netns, pids);
+    }
+    if (s.ip) {
+      await this.k.ip(ns.router(this.o.lab), ['route', 'del', `${s.ip}/32`, 'via', this.nodeIP], { allowFailure: true });
+      for (const n of await this.labNodes()) {
+        if (n.name !== this.o.node) await this.k.ip(n.netns, ['route', 'del', `${s.ip}/32`, 'via', this.nodeIP], { allowFailure: true });
+      }
+    }
+    await this.k.ip(this.nodeNs, ['link', 'del', s.veth], { allowFailure: true });
+    if (sameNetns) await this.k.delNetns(s.netns);
+    // The address: unless a newer pod of the same name (another uid, elsewhere) holds the handle now.
+    const replaced = podNow !== undefined && podNow.metadata.uid !== s.uid && podNow.spec?.nodeName !== this.o.node;
+    if (s.ip && !replaced) {
+      try {
+        await this.ipam.release(s.handle);
+      } catch (e) {
+        this.log.warn('releasing the address failed (the controller collects it later)', { pod: key, ip: s.ip, error: (e as Error).message });
+      }
+    }
+    removeFile(this.podFile(s.hash));
+    this.log.info('pod removed', { pod: key, ip: s.ip, netns: s.netns });
+  }
+
+  private podPidFiles(hash: string): string[] {
+    const dir = stateFiles.pids(this.dir);
+    try {
+      return readdirSync(dir)
+        .filter((n) => n.startsWith(`pod-${hash}-`) && n.endsWith('.pid'))
+        .map((n) => join(dir, n));
+    } catch {
+      return [];
+    }
+  }
+
+  // ---- status
+
+  private async updatePod(pod: Pod, mutate: (p: Pod) => boolean): Promise<void> {
+    const key = { kind: 'Pod', namespace: pod.metadata.namespace!, name: pod.metadata.name };
+    for (let i = 0; i < 20; i++) {
+      const cur = (await this.o.store.get(key)) as Pod | undefined;
+      if (!cur || cur.metadata.uid !== pod.metadata.uid) return;
+      const next = structuredClone(cur);
+      if (!mutate(next)) return;
+      try {
+        await this.o.store.update(next); // carries cur's resourceVersion: a concurrent write makes it a Conflict
+        return;
+      } catch (e) {
+        if (e instanceof StoreError && e.code === 'Conflict') continue;
+        if (e instanceof StoreError && e.code === 'NotFound') return;
+        throw e;
+      }
+    }
+    throw new Error(`pod ${key.namespace}/${key.name}: status update kept conflicting`);
+  }
+
+  private async ensureStatus(pod: Pod, rt: PodRt): Promise<void> {
+    const s = rt.state;
+    await this.updatePod(pod, (p) => {
+      const status = p.status ?? {};
+      const ready = setCondition(status.conditions, { type: 'Ready', status: 'True' });
+      const ann = p.metadata.annotations ?? {};
+      const same =
+        status.podIP === s.ip &&
+        status.podIPs?.length === 1 &&
+        status.podIPs[0].ip === s.ip &&
+        status.hostIP === this.nodeIP &&
+        status.phase === 'Running' &&
+        !ready.changed &&
+        ann[NETNS_ANNOTATION] === s.netns;
+      if (same) return false;
+      p.metadata.annotations = { ...ann, [NETNS_ANNOTATION]: s.netns };
+      p.status = { ...status, phase: 'Running', podIP: s.ip, podIPs: [{ ip: s.ip! }], hostIP: this.nodeIP, conditions: ready.conditions };
+      return true;
+    });
+  }
+
+  private async notReady(pod: Pod, reason: string, message: string): Promise<void> {
+    await this.updatePod(pod, (p) => {
+      const status = p.status ?? {};
+      const c = setCondition(status.conditions, { type: 'Ready', status: 'False', reason, message });
+      if (!c.changed && status.phase === 'Pending') return false;
+      p.status = { ...status, phase: 'Pending', conditions: c.conditions };
+      return true;
+    }).catch(() => {});
+  }
+
+  private async deletePodObject(pod: Pod): Promise<void> {
+    const key = { kind: 'Pod', namespace: pod.metadata.namespace!, name: pod.metadata.name };
+    for (let i = 0; i < 10; i++) {
+      const cur = await this.o.store.get(key);
+      if (!cur || cur.metadata.uid !== pod.metadata.uid) return;
+      try {
+        await this.o.store.delete(key, { resourceVersion: cur.metadata.resourceVersion });
+        this.log.info('pod deleted after its grace period', { pod: `${key.namespace}/${key.name}` });
+        return;
+      } catch (e) {
+        if (e instanceof StoreError && e.code === 'Conflict') continue;
+        if (e instanceof StoreError && e.code === 'NotFound') return;
+        throw e;
+      }
+    }
+  }
+
+  // ---- containers
+
+  private setContainers(pod: Pod, rt: PodRt, adopting: boolean): void {
+    const p = { namespace: pod.metadata.namespace!, name: pod.metadata.name };
+    for (const c of pod.spec.containers ?? []) {
+      if (rt.containers.has(c.name)) continue;
+      const argv = containerArgv(c, p, this.egw, this.datastore);
+      if (!argv) continue;
+      const role = `pod-${rt.state.hash}-${c.name}`;
+      const crt: ContainerRt = { name: c.name, argv, role, failures: 0, nextStart: 0 };
+      const rec = readRecord(stateFiles.pidFile(this.dir, role));
+      if (rec && rec.meta?.uid === rt.state.uid && isRunning(rec)) {
+        crt.rec = rec;
+        if (adopting) this.log.info('adopted container', { pod: `${p.namespace}/${p.name}`, container: c.name, pid: rec.pid });
+      }
+      rt.containers.set(c.name, crt);
+    }
+    if (!adopting) void this.tick();
+  }
+
+  private startContainer(rt: PodRt, c: ContainerRt): void {
+    const s = rt.state;
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      POD_NAME: s.name,
+      POD_NAMESPACE: s.namespace,
+      POD_IP: s.ip ?? '',
+      NODE_NAME: this.o.node,
+      EGW_LAB: this.o.lab,
+    };
+    try {
+      c.rec = spawnDetached({
+        role: c.role,
+        argv: c.argv,
+        netns: s.netns,
+        logFile: stateFiles.logFile(this.dir, `pod-${s.namespace}_${s.name}-${c.name}`),
+        pidFile: stateFiles.pidFile(this.dir, c.role),
+        env,
+        meta: { pod: `${s.namespace}/${s.name}`, container: c.name, uid: s.uid },
+      });
+      this.log.info('container started', { pod: `${s.namespace}/${s.name}`, container: c.name, pid: c.rec.pid, argv: c.argv.join(' ') });
+    } catch (e) {
+      this.log.error('container failed to start', { pod: `${s.namespace}/${s.name}`, container: c.name, error: (e as Error).message });
+      c.rec = undefined;
+      c.failures++;
+      c.nextStart = Date.now() + backoff(c.failures);
+    }
+  }
+
+  private ticking = false;
+
+  private async tick(): Promise<void> {
+    if (this.stopped || this.ticking) return;
+    this.ticking = true;
+    try {
+      if (!this.k.netnsExists(this.nodeNs)) {
+        this.log.warn('the node namespace is gone (lab down?); stopping', { netns: this.nodeNs });
+        await this.stop();
+        return;
+      }
+      const now = Date.now();
+      for (const [key, rt] of this.pods) {
+        if (rt.deadline !== undefined && now >= rt.deadline && !rt.stopping) {
+          rt.stopping = true;
+          void this.stopPod(key, rt);
+          continue;
+        }
+        if (rt.stopping || !this.k.netnsExists(rt.state.netns)) continue;
+        for (const c of rt.containers.values()) {
+          if (c.rec && isRunning(c.rec)) {
+            if (c.failures && now - Date.parse(c.rec.startedAt) > 10_000) c.failures = 0;
+            continue;
+          }
+          if (c.rec) {
+            c.failures++;
+            c.nextStart = now + backoff(c.failures);
+            this.log.warn('container exited; restarting', { pod: key, container: c.name, pid: c.rec.pid, inMs: c.nextStart - now });
+            c.rec = undefined;
+          }
+          if (now >= c.nextStart) this.startContainer(rt, c);
+        }
+      }
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  /** End of a terminating pod's grace period: stop its containers, then delete the Pod (the watch then tears down). */
+  private async stopPod(key: string, rt: PodRt): Promise<void> {
+    await Promise.all([...rt.containers.values()].map((c) => (c.rec ? stopProcess(c.rec, 5000) : undefined)));
+    const [namespace, name] = key.split('/', 2) as [string, string];
+    const pod = (await this.o.store.get({ kind: 'Pod', namespace, name })) as Pod | undefined;
+    if (pod && pod.metadata.uid === rt.state.uid) await this.deletePodObject(pod).catch((e) => this.log.error('deleting the pod failed', { pod: key, error: (e as Error).message }));
+    else this.enqueue(key);
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    for (const t of this.retryTimers.values()) clearTimeout(t);
+    await this.watch?.close().catch(() => {});
+    await Promise.allSettled([...this.chains.values()]);
+    this.log.info('stopped (pods and their processes keep running)');
+    this.finish?.();
+  }
+}
+
+function backoff(failures: number): number {
+  return Math.min(1000 * 2 ** Math.max(0, failures - 1), 30_000);
+}
+
+function setCondition(conds: Condition[] | undefined, want: Omit<Condition, 'lastTransitionTime'>): { conditions: Condition[]; changed: boolean } {
+  const list = [...(conds ?? [])];
+  const i = list.findIndex((c) => c.type === want.type);
+  const cur = i >= 0 ? list[i] : undefined;
+  if (cur && cur.status === want.status && cur.reason === want.reason && cur.message === want.message) return { conditions: list, changed: false };
+  const next: Condition = { ...want, lastTransitionTime: cur && cur.status === want.status ? cur.lastTransitionTime : new Date().toISOString() };
+  for (const k of Object.keys(next) as (keyof Condition)[]) if (next[k] === undefined) delete next[k];
+  if (i >= 0) list[i] = next;
+  else list.push(next);
+  return { conditions: list, changed: true };
+}
+
+/**
+ * Runs the lab kubelet for one node until the signal aborts (or the node's namespace disappears). On abort it leaves
+ * pods, their networks and their processes running; the next run adopts them.
+ */
+export async function runKubelet(opts: KubeletOptions): Promise<void> {
+  await new Kubelet(opts).run();
+}
+
+/** For `egw lab status` and tests: true if a pod netns is there. */
+export function podNetnsExists(lab: string, namespace: string, name: string): boolean {
+  return existsSync(`/run/netns/${podNames(lab, namespace, name).netns}`);
+}
+

@@ -1,0 +1,56 @@
+// Names of everything the lab creates, and where its state lives. Every network namespace is `egw-<lab>-…`.
+import { createHash } from 'node:crypto';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export function labStateRoot(env: NodeJS.ProcessEnv = process.env): string {
+  return env.EGW_LAB_DIR ? resolve(env.EGW_LAB_DIR) : '/run/egw/labs';
+}
+
+export function labStateDir(lab: string, root = labStateRoot()): string {
+  return join(root, lab);
+}
+
+export const stateFiles = {
+  config: (dir: string) => join(dir, 'lab.json'),
+  pids: (dir: string) => join(dir, 'pids'),
+  pidFile: (dir: string, role: string) => join(dir, 'pids', `${role}.pid`),
+  logs: (dir: string) => join(dir, 'logs'),
+  logFile: (dir: string, role: string) => join(dir, 'logs', `${role}.log`),
+  pods: (dir: string) => join(dir, 'pods'),
+  podFile: (dir: string, hash: string) => join(dir, 'pods', `${hash}.json`),
+};
+
+export const ns = {
+  prefix: (lab: string) => `egw-${lab}-`,
+  net: (lab: string) => `egw-${lab}-net`,
+  router: (lab: string) => `egw-${lab}-router`,
+  ext: (lab: string) => `egw-${lab}-ext`,
+  node: (lab: string, node: string) => `egw-${lab}-n-${node}`,
+  nodePrefix: (lab: string) => `egw-${lab}-n-`,
+  pod: (lab: string, hash10: string) => `egw-${lab}-p-${hash10}`,
+  podPrefix: (lab: string) => `egw-${lab}-p-`,
+};
+
+/** sha1 of `namespace/name` in hex: the pod netns takes 10 characters, the host-side veth `egw` + 11. */
+export function podHash(namespace: string, name: string): string {
+  return createHash('sha1').update(`${namespace}/${name}`).digest('hex');
+}
+
+export function podNames(lab: string, namespace: string, name: string): { hash: string; netns: string; veth: string; handle: string } {
+  const h = podHash(namespace, name);
+  return { hash: h.slice(0, 10), netns: ns.pod(lab, h.slice(0, 10)), veth: `egw${h.slice(0, 11)}`, handle: `pod:${namespace}/${name}` };
+}
+
+/** The underlay port for a node in the bridge namespace: `v-<node>` when it fits IFNAMSIZ, else a hash. */
+export function underlayPort(node: string): string {
+  const name = `v-${node}`;
+  return name.length <= 15 ? name : `v-${createHash('sha1').update(node).digest('hex').slice(0, 13)}`;
+}
+
+/** The `egw` executable: this Node binary running bin/egw.js of this checkout. */
+export function egwCommand(): string[] {
+  const here = dirname(fileURLToPath(import.meta.url));
+  // src/lab or dist/lab → the repository root is two levels up
+  return [process.execPath, resolve(here, '..', '..', 'bin', 'egw.js')];
+}

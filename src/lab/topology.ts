@@ -1,0 +1,524 @@
+// `egw lab up / down / status / exec`: a multi-node cluster built from network namespaces on one machine.
+//
+//   egw-<lab>-net      br0: the underlay bridge; every node's and the router's eth0 peer is a port
+//   egw-<lab>-router   eth0 on the underlay (.1), ext0 to the external host; /32 routes to every pod via its node
+//   egw-<lab>-ext      eth0: echo (.10), restricted (.20), .10 of every extra network; default via the router;
+//                      nft table ip egw-lab: only restricted.allow may reach the restricted address
+//   egw-<lab>-n-<node> eth0 on the underlay (.11, .12, …), default via .1, forwarding on; the node's agent
+//   egw-<lab>-p-<hash> a pod (made by the lab kubelet)
+//
+// Nothing is created in the caller's own network namespace: links are made inside a lab namespace with `ip -n` and
+// their peer is placed straight into another lab namespace.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { resolve } from 'node:path';
+import type { Node as K8sNode, Pod } from '../api/types.js';
+import type { Resource } from '../api/meta.js';
+import { openStore, parseDatastoreSpec } from '../datastore/open.js';
+import { StoreError, type Store } from '../datastore/types.js';
+import { createLogger, type Logger } from '../log.js';
+import { parseSelector } from '../selector/index.js';
+import { netnsRunner } from '../dataplane/exec.js';
+import { Kernel } from './kernel.js';
+import { loadLabFile, type LabConfig } from './labfile.js';
+import { egwCommand, labStateDir, labStateRoot, ns, stateFiles, underlayPort } from './names.js';
+import { isRunning, readRecord, readRecords, spawnDetached, stopProcess, stopProcessesInNetns, type ProcRecord } from './procs.js';
+
+export const NETNS_ANNOTATION = 'egw.dev/netns';
+export const ROUTER_PORT = 'rtr0';
+export const FIREWALL_TABLE = 'egw-lab';
+
+export interface LabInfo {
+  name: string;
+  /** True when the lab was already there (labUp then only fills in what is missing). */
+  existed: boolean;
+  stateDir: string;
+  datastore: string;
+  namespaces: { net: string; router: string; ext: string; nodes: Record<string, string> };
+  nodes: { name: string; ip: string; netns: string }[];
+  router: { underlay: string; external: string };
+  external: {
+    cidr: string;
+    echo: string;
+    restricted: { ip: string; allow: string[] };
+    networks: { cidr: string; echo: string }[];
+  };
+  underlay: { cidr: string; mtu: number };
+  podPool: { name: string; cidr: string; blockSize: number; created: boolean };
+  processes: { role: string; pid: number; started: boolean }[];
+}
+
+export interface LabUpOptions {
+  file: string;
+  datastore: string;
+  log?: Logger;
+  /** Start the lab processes (kubelets, agents, controller, echo), or only those of the roles listed; default true. */
+  start?: boolean | LabRole[];
+  /** The command that runs egw (default: this Node + bin/egw.js). */
+  egw?: string[];
+  /** Default $EGW_LAB_DIR or /run/egw/labs. */
+  stateRoot?: string;
+}
+
+/** What lab.json in the state directory holds. */
+export interface LabState {
+  config: LabConfig;
+  datastore: string;
+  file: string;
+  egw: string[];
+  firewall: string;
+  createdAt: string;
+}
+
+export function readLabState(name: string, stateRoot = labStateRoot()): LabState | undefined {
+  try {
+    return JSON.parse(readFileSync(stateFiles.config(labStateDir(name, stateRoot)), 'utf8')) as LabState;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `sqlite:` specs made absolute, so processes started elsewhere open the same file. */
+export function normalizeDatastore(spec: string): string {
+  const p = parseDatastoreSpec(spec);
+  return p.scheme === 'sqlite' ? `sqlite:${p.path}` : 'memory:';
+}
+
+export function firewallRules(cfg: LabConfig): string {
+  const r = cfg.external.restricted;
+  const lines = [
+    `table ip ${FIREWALL_TABLE} {`,
+    `\tcounter restricted_allowed {`,
+    `\t}`,
+    `\tcounter restricted_rejected {`,
+    `\t}`,
+    `\tchain input {`,
+    `\t\ttype filter hook input priority filter; policy accept;`,
+  ];
+  if (r.allow.length) lines.push(`\t\tip daddr ${r.ip} ip saddr { ${r.allow.join(', ')} } counter name "restricted_allowed" accept`);
+  lines.push(
+    `\t\tip daddr ${r.ip} meta l4proto tcp counter name "restricted_rejected" reject with tcp reset`,
+    `\t\tip daddr ${r.ip} counter name "restricted_rejected" reject with icmp type admin-prohibited`,
+    `\t}`,
+    `}`,
+  );
+  return lines.join('\n') + '\n';
+}
+
+async function ensureVeth(k: Kernel, ownerNs: string, name: string, peerNs: string, peerName: string, mtu: number): Promise<boolean> {
+  const have = await k.link(ownerNs, name);
+  const peer = await k.link(peerNs, peerName);
+  if (have && peer) return false;
+  if (have) await k.ip(ownerNs, ['link', 'del', name], { allowFailure: true });
+  if (peer) await k.ip(peerNs, ['link', 'del', peerName], { allowFailure: true });
+  await k.ip(ownerNs, ['link', 'add', name, 'mtu', String(mtu), 'type', 'veth', 'peer', 'name', peerName, 'mtu', String(mtu), 'netns', peerNs]);
+  return true;
+}
+
+/** Builds (or completes) the namespaces and links of a lab. Idempotent. */
+export async function buildTopology(cfg: LabConfig, k: Kernel, log: Logger): Promise<void> {
+  const L = cfg.name;
+  const mtu = cfg.underlay.mtu;
+  const mtuS = String(mtu);
+  const net = ns.net(L);
+  const router = ns.router(L);
+  const ext = ns.ext(L);
+  for (const n of [net, router, ext, ...cfg.nodes.map((n) => ns.node(L, n.name))]) {
+    if (await k.addNetns(n)) log.debug('netns created', { netns: n });
+  }
+  // The underlay bridge.
+  if (!(await k.link(net, 'br0'))) await k.ip(net, ['link', 'add', 'br0', 'type', 'bridge']);
+  const netLines = [`link set br0 mtu ${mtuS} up`];
+
+  // Router on the underlay and toward the external host.
+  await ensureVeth(k, net, ROUTER_PORT, router, 'eth0', mtu);
+  netLines.push(`link set ${ROUTER_PORT} master br0 mtu ${mtuS} up`);
+  await ensureVeth(k, router, 'ext0', ext, 'eth0', mtu);
+  await k.sysctls(router, { 'net.ipv4.ip_forward': 1, 'net.ipv4.conf.all.rp_filter': 0, 'net.ipv4.conf.default.rp_filter': 0 });
+  await k.ipBatch(router, [
+    `link set eth0 mtu ${mtuS} up`,
+    `addr replace ${cfg.underlay.router}/${cfg.underlay.prefix} dev eth0`,
+    `link set ext0 mtu ${mtuS} up`,
+    `addr replace ${cfg.external.router}/${cfg.external.prefix} dev ext0`,
+    ...cfg.external.networks.map((n) => `route replace ${n.cidr} via ${cfg.external.echo} dev ext0`),
+  ]);
+
+  // The external host.
+  await k.ipBatch(ext, [
+    `link set eth0 mtu ${mtuS} up`,
+    `addr replace ${cfg.external.echo}/${cfg.external.prefix} dev eth0`,
+    `addr replace ${cfg.external.restricted.ip}/${cfg.external.prefix} dev eth0`,
+    ...cfg.external.networks.map((n) => `addr replace ${n.echo}/${n.cidr.split('/')[1]} dev eth0`),
+    `route replace default via ${cfg.external.router} dev eth0`,
+  ]);
+
+  // Nodes.
+  for (const n of cfg.nodes) {
+    const nodeNs = ns.node(L, n.name);
+    const port = underlayPort(n.name);
+    await ensureVeth(k, net, port, nodeNs, 'eth0', mtu);
+    netLines.push(`link set ${port} master br0 mtu ${mtuS} up`);
+    await k.sysctls(nodeNs, { 'net.ipv4.ip_forward': 1, 'net.ipv4.conf.all.rp_filter': 0, 'net.ipv4.conf.default.rp_filter': 0 });
+    await k.ipBatch(nodeNs, [`link set eth0 mtu ${mtuS} up`, `addr replace ${n.ip}/${cfg.underlay.prefix} dev eth0`, `route replace default via ${cfg.underlay.router} dev eth0`]);
+  }
+  await k.ipBatch(net, netLines);
+}
+
+/** The restricted service's firewall; rewritten only when missing or different (keeps its counters otherwise). */
+async function ensureFirewall(cfg: LabConfig, k: Kernel, previous: string | undefined): Promise<string> {
+  const rules = firewallRules(cfg);
+  const ext = ns.ext(cfg.name);
+  const present = (await k.nftJson(ext, ['list', 'table', 'ip', FIREWALL_TABLE])) !== undefined;
+  if (present && previous === rules) return rules;
+  await k.nft(ext, `table ip ${FIREWALL_TABLE}\ndelete table ip ${FIREWALL_TABLE}\n${rules}`);
+  return rules;
+}
+
+async function withConflictRetry<T>(fn: () => Promise<T>, tries = 10): Promise<T> {
+  for (let i = 0; ; i++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (!(e instanceof StoreError && (e.code === 'Conflict' || e.code === 'AlreadyExists')) || i >= tries) throw e;
+    }
+  }
+}
+
+function nodeObject(n: LabConfig['nodes'][number]): K8sNode {
+  return {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name: n.name, labels: { ...n.labels } },
+    spec: {},
+    status: { addresses: [{ type: 'InternalIP', address: n.ip }, { type: 'Hostname', address: n.name }] },
+  };
+}
+
+/** Writes the lab's Node objects (labels from the file, InternalIP = underlay address) and the pod pool if needed. */
+export async function writeClusterObjects(cfg: LabConfig, store: Store, log: Logger): Promise<{ poolCreated: boolean }> {
+  for (const n of cfg.nodes) {
+    await withConflictRetry(async () => {
+      const want = nodeObject(n);
+      const cur = (await store.get({ kind: 'Node', namespace: '', name: n.name })) as K8sNode | undefined;
+      if (!cur) {
+        await store.create(want);
+        log.info('node created', { node: n.name, ip: n.ip });
+        return;
+      }
+      const labels = { ...(cur.metadata.labels ?? {}), ...want.metadata.labels };
+      const others = (cur.status?.addresses ?? []).filter((a) => a.type !== 'InternalIP' && a.type !== 'Hostname');
+      const status = { ...(cur.status ?? {}), addresses: [...want.status!.addresses!, ...others] };
+      if (JSON.stringify(labels) === JSON.stringify(cur.metadata.labels ?? {}) && JSON.stringify(status) === JSON.stringify(cur.status ?? {})) return;
+      await store.update({ ...cur, metadata: { ...cur.metadata, labels }, status });
+      log.info('node updated', { node: n.name, ip: n.ip });
+    });
+  }
+  // The pod pool: only if some lab node is served by no (enabled, workload) pool yet.
+  const pools = (await store.list('IPPool')).items;
+  const serves = (pool: Resource, labels: Record<string, string>): boolean => {
+    const s = (pool.spec ?? {}) as { nodeSelector?: string; disabled?: boolean; allowedUses?: string[] };
+    if (s.disabled) return false;
+    if (s.allowedUses && !s.allowedUses.includes('Workload')) return false;
+    try {
+      return parseSelector(s.nodeSelector ?? 'all()').matches(labels);
+    } catch {
+      return false;
+    }
+  };
+  const unserved = cfg.nodes.filter((n) => !pools.some((p) => serves(p, n.labels)));
+  if (unserved.length === 0 || pools.some((p) => p.metadata.name === cfg.podPool.name)) return { poolCreated: false };
+  try {
+    await store.create({
+      apiVersion: 'projectcalico.org/v3',
+      kind: 'IPPool',
+      metadata: { name: cfg.podPool.name },
+      spec: {
+        cidr: cfg.podPool.cidr,
+        blockSize: cfg.podPool.blockSize,
+        nodeSelector: 'all()',
+        natOutgoing: true,
+        disabled: false,
+        allowedUses: ['Workload', 'Tunnel'],
+        ipipMode: 'Never',
+        vxlanMode: 'Never',
+        assignmentMode: 'Automatic',
+      },
+    });
+  } catch (e) {
+    if (e instanceof StoreError && e.code === 'AlreadyExists') return { poolCreated: false };
+    throw e;
+  }
+  log.info('pod pool created', { pool: cfg.podPool.name, cidr: cfg.podPool.cidr });
+  return { poolCreated: true };
+}
+
+export type LabRole = 'kubelet' | 'agent' | 'controller' | 'echo';
+
+interface ProcSpec {
+  kind: LabRole;
+  role: string;
+  argv: string[];
+  netns?: string;
+}
+
+function labProcesses(cfg: LabConfig, egw: string[], datastore: string): ProcSpec[] {
+  const out: ProcSpec[] = [];
+  for (const n of cfg.nodes) {
+    out.push({ kind: 'kubelet', role: `kubelet-${n.name}`, argv: [...egw, '--datastore', datastore, 'lab', 'kubelet', '--lab', cfg.name, '--node', n.name] });
+  }
+  for (const n of cfg.nodes) {
+    out.push({ kind: 'agent', role: `agent-${n.name}`, argv: [...egw, '--datastore', datastore, 'agent', '--node', n.name], netns: ns.node(cfg.name, n.name) });
+  }
+  // The controller needs only the datastore; it runs in the router namespace so that even a lab whose state
+  // directory was lost can find and stop it (`ip netns pids`).
+  out.push({ kind: 'controller', role: 'controller', argv: [...egw, '--datastore', datastore, 'controller'], netns: ns.router(cfg.name) });
+  out.push({ kind: 'echo', role: 'echo', argv: [...egw, 'lab', 'echo'], netns: ns.ext(cfg.name) });
+  return out;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** True once TCP listeners on every port exist in the namespace (read from its /proc/net/tcp). */
+async function waitListening(k: Kernel, netns: string, ports: number[], timeoutMs: number, alive: () => boolean): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && alive()) {
+    const r = await netnsRunner(netns).run(['cat', '/proc/net/tcp'], { allowFailure: true });
+    const listening = new Set<number>();
+    for (const line of r.stdout.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f[3] === '0A') listening.add(parseInt(f[1].split(':')[1], 16));
+    }
+    if (ports.every((p) => listening.has(p))) return true;
+    await sleep(100);
+  }
+  return false;
+}
+
+/** Builds a lab from its file (or completes an existing one) and starts its processes. */
+export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
+  const log = opts.log ?? createLogger('lab');
+  const cfg = loadLabFile(opts.file);
+  const datastore = normalizeDatastore(opts.datastore);
+  const start = opts.start ?? true;
+  const roles = new Set<LabRole>(start === true ? ['kubelet', 'agent', 'controller', 'echo'] : start === false ? [] : start);
+  if (roles.size && datastore === 'memory:') throw new Error('lab up: the lab processes share the datastore; use sqlite:PATH, not memory:');
+  const root = opts.stateRoot ? resolve(opts.stateRoot) : labStateRoot();
+  const dir = labStateDir(cfg.name, root);
+  const k = new Kernel();
+  const prev = readLabState(cfg.name, root);
+  const existed = prev !== undefined || (await k.listNetns()).some((n) => n.startsWith(ns.prefix(cfg.name)));
+  if (prev && prev.datastore !== datastore) {
+    throw new Error(`lab ${cfg.name} already runs with datastore ${prev.datastore}; run egw lab down --name ${cfg.name} first or use that datastore`);
+  }
+  if (existed) log.info('lab exists; completing what is missing', { lab: cfg.name });
+  for (const d of [dir, stateFiles.pids(dir), stateFiles.logs(dir), stateFiles.pods(dir)]) mkdirSync(d, { recursive: true });
+  const egw = opts.egw ?? prev?.egw ?? egwCommand();
+
+  await buildTopology(cfg, k, log);
+  const firewall = await ensureFirewall(cfg, k, prev?.firewall);
+  const state: LabState = { config: cfg, datastore, file: resolve(opts.file), egw, firewall, createdAt: prev?.createdAt ?? new Date().toISOString() };
+  writeFileSync(stateFiles.config(dir), JSON.stringify(state, null, 2) + '\n');
+
+  const store = await openStore(datastore);
+  let poolCreated = false;
+  try {
+    poolCreated = (await writeClusterObjects(cfg, store, log)).poolCreated;
+  } finally {
+    await store.close();
+  }
+
+  const processes: LabInfo['processes'] = [];
+  if (roles.size) {
+    const env = { ...process.env, EGW_LAB_DIR: root };
+    const started: ProcRecord[] = [];
+    for (const p of labProcesses(cfg, egw, datastore)) {
+      if (!roles.has(p.kind)) continue;
+      const pidFile = stateFiles.pidFile(dir, p.role);
+      const cur = readRecord(pidFile);
+      if (cur && isRunning(cur)) {
+        processes.push({ role: p.role, pid: cur.pid, started: false });
+        continue;
+      }
+      const rec = spawnDetached({ role: p.role, argv: p.argv, netns: p.netns, logFile: stateFiles.logFile(dir, p.role), pidFile, env });
+      started.push(rec);
+      processes.push({ role: p.role, pid: rec.pid, started: true });
+      log.info('started', { role: p.role, pid: rec.pid });
+    }
+    if (started.length) {
+      await sleep(300);
+      for (const rec of started) {
+        if (!isRunning(rec)) log.warn('exited right after start; see its log', { role: rec.role, log: stateFiles.logFile(dir, rec.role) });
+      }
+    }
+    // So that `lab up` followed at once by a request works: wait until the echo server listens.
+    const echo = started.find((r) => r.role === 'echo');
+    if (echo && !(await waitListening(k, ns.ext(cfg.name), [80, 7], 10_000, () => isRunning(echo)))) {
+      log.warn('the echo server does not listen yet; see its log', { log: stateFiles.logFile(dir, 'echo') });
+    }
+  }
+  log.info(existed ? 'lab ready (existed)' : 'lab ready', { lab: cfg.name, nodes: cfg.nodes.length });
+  return {
+    name: cfg.name,
+    existed,
+    stateDir: dir,
+    datastore,
+    namespaces: { net: ns.net(cfg.name), router: ns.router(cfg.name), ext: ns.ext(cfg.name), nodes: Object.fromEntries(cfg.nodes.map((n) => [n.name, ns.node(cfg.name, n.name)])) },
+    nodes: cfg.nodes.map((n) => ({ name: n.name, ip: n.ip, netns: ns.node(cfg.name, n.name) })),
+    router: { underlay: cfg.underlay.router, external: cfg.external.router },
+    external: { cidr: cfg.external.cidr, echo: cfg.external.echo, restricted: { ...cfg.external.restricted }, networks: cfg.external.networks.map((n) => ({ ...n })) },
+    underlay: { cidr: cfg.underlay.cidr, mtu: cfg.underlay.mtu },
+    podPool: { ...cfg.podPool, created: poolCreated },
+    processes,
+  };
+}
+
+export interface LabDownResult {
+  name: string;
+  stopped: { role: string; pid: number; how: string }[];
+  /** Processes found in the lab's namespaces without a record (e.g. after the state was lost). */
+  strays: number;
+  namespaces: string[];
+}
+
+/** Order in which namespaces go: pods, nodes, then router, external host, underlay. */
+function nsOrder(lab: string, name: string): number {
+  if (name.startsWith(ns.podPrefix(lab))) return 0;
+  if (name.startsWith(ns.nodePrefix(lab))) return 1;
+  if (name === ns.router(lab)) return 2;
+  if (name === ns.ext(lab)) return 3;
+  return 4;
+}
+
+/** Stops the lab's processes and deletes every `egw-<lab>-…` namespace and the state directory. */
+export async function labDown(opts: { name: string; log?: Logger; stateRoot?: string }): Promise<LabDownResult> {
+  const log = opts.log ?? createLogger('lab');
+  if (!/^[a-z0-9]{1,8}$/.test(opts.name)) throw new Error(`lab name ${JSON.stringify(opts.name)}: 1-8 characters [a-z0-9]`);
+  const root = opts.stateRoot ? resolve(opts.stateRoot) : labStateRoot();
+  const dir = labStateDir(opts.name, root);
+  const k = new Kernel();
+  const result: LabDownResult = { name: opts.name, stopped: [], strays: 0, namespaces: [] };
+  // Kubelets first (they would restart what we stop), then everything else.
+  const recs = readRecords(stateFiles.pids(dir));
+  const kubelets = recs.filter((r) => r.rec.role.startsWith('kubelet-'));
+  const rest = recs.filter((r) => !r.rec.role.startsWith('kubelet-'));
+  for (const group of [kubelets, rest]) {
+    await Promise.all(
+      group.map(async ({ rec }) => {
+        const how = await stopProcess(rec, 3000);
+        if (how !== 'gone') log.info('stopped', { role: rec.role, pid: rec.pid, how });
+        result.stopped.push({ role: rec.role, pid: rec.pid, how });
+      }),
+    );
+  }
+  const prefix = ns.prefix(opts.name);
+  const names = (await k.listNetns()).filter((n) => n.startsWith(prefix)).sort((a, b) => nsOrder(opts.name, a) - nsOrder(opts.name, b) || a.localeCompare(b));
+  // Whatever still runs inside the lab's namespaces belongs to the lab (records lost, or started by hand).
+  await Promise.all(
+    names.map(async (n) => {
+      const pids = await k.netnsPids(n);
+      if (pids.length) {
+        const count = await stopProcessesInNetns(n, pids);
+        if (count) log.info('stopped processes left in namespace', { netns: n, count });
+        result.strays += count;
+      }
+    }),
+  );
+  for (const n of names) {
+    await k.delNetns(n);
+    result.namespaces.push(n);
+  }
+  rmSync(dir, { recursive: true, force: true });
+  log.info('lab removed', { lab: opts.name, namespaces: names.length });
+  return result;
+}
+
+function labNamesFound(netns: string[], root: string): string[] {
+  const names = new Set<string>();
+  for (const n of netns) {
+    const m = /^egw-([a-z0-9]{1,8})-(net|router|ext|n-.+|p-[0-9a-f]+)$/.exec(n);
+    if (m) names.add(m[1]);
+  }
+  try {
+    for (const d of readdirSync(root)) if (existsSync(stateFiles.config(`${root}/${d}`))) names.add(d);
+  } catch {
+    /* no state root */
+  }
+  return [...names].sort();
+}
+
+/** Human-readable state of one lab (or every lab found): namespaces, processes, nodes, pods. */
+export async function labStatus(opts: { name?: string; stateRoot?: string } = {}): Promise<string> {
+  const root = opts.stateRoot ? resolve(opts.stateRoot) : labStateRoot();
+  const k = new Kernel();
+  const all = await k.listNetns();
+  const labs = opts.name ? [opts.name] : labNamesFound(all, root);
+  if (labs.length === 0) return 'no labs\n';
+  const out: string[] = [];
+  for (const L of labs) {
+    const dir = labStateDir(L, root);
+    const state = readLabState(L, root);
+    const nss = all.filter((n) => n.startsWith(ns.prefix(L))).sort((a, b) => nsOrder(L, a) - nsOrder(L, b) || a.localeCompare(b));
+    out.push(`lab ${L}${state ? '' : ' (no state: down, or its state directory was lost)'}`);
+    if (state) out.push(`  state:      ${dir}`, `  datastore:  ${state.datastore}`, `  file:       ${state.file}`);
+    out.push(`  namespaces: ${nss.length ? nss.length : 'none'}`);
+    for (const n of nss) out.push(`    ${n}`);
+    const recs = readRecords(stateFiles.pids(dir));
+    if (recs.length) {
+      out.push('  processes:');
+      const w = Math.max(...recs.map((r) => r.rec.role.length));
+      for (const { rec } of recs) out.push(`    ${rec.role.padEnd(w)}  pid ${String(rec.pid).padEnd(7)} ${isRunning(rec) ? 'running' : 'dead'}`);
+    }
+    if (!state) {
+      out.push('');
+      continue;
+    }
+    let store: Store | undefined;
+    try {
+      store = await openStore(state.datastore);
+      const nodeNames = new Set(state.config.nodes.map((n) => n.name));
+      out.push('  nodes:');
+      for (const n of state.config.nodes) {
+        const obj = (await store.get({ kind: 'Node', namespace: '', name: n.name })) as K8sNode | undefined;
+        const ip = obj?.status?.addresses?.find((a) => a.type === 'InternalIP')?.address;
+        out.push(`    ${n.name.padEnd(12)} ${(ip ?? '-').padEnd(15)} ${k.netnsExists(ns.node(L, n.name)) ? ns.node(L, n.name) : '(no netns)'}${obj ? '' : ' (no Node object)'}`);
+      }
+      const pods = ((await store.list('Pod')).items as Pod[]).filter((p) => p.spec?.nodeName && nodeNames.has(p.spec.nodeName));
+      out.push(`  pods: ${pods.length ? '' : 'none'}`);
+      for (const p of pods) {
+        const netns = p.metadata.annotations?.[NETNS_ANNOTATION];
+        out.push(
+          `    ${`${p.metadata.namespace}/${p.metadata.name}`.padEnd(32)} ${(p.spec.nodeName ?? '-').padEnd(10)} ${(p.status?.podIP ?? '-').padEnd(15)} ${(p.status?.phase ?? 'Pending').padEnd(8)} ${netns ?? ''}`,
+        );
+      }
+    } catch (e) {
+      out.push(`  datastore: cannot read (${(e as Error).message})`);
+    } finally {
+      await store?.close();
+    }
+    out.push('');
+  }
+  return out.join('\n');
+}
+
+/** Runs argv inside a pod's network namespace (from its egw.dev/netns annotation), with our stdio; returns its exit code. */
+export async function labExec(opts: { datastore: string; pod: string; argv: string[] }): Promise<number> {
+  if (opts.argv.length === 0) throw new Error('lab exec: nothing to run');
+  const [namespace, name] = opts.pod.includes('/') ? (opts.pod.split('/', 2) as [string, string]) : ['default', opts.pod];
+  const store = await openStore(normalizeDatastore(opts.datastore));
+  let netns: string | undefined;
+  try {
+    const pod = await store.get({ kind: 'Pod', namespace, name });
+    if (!pod) throw new Error(`pod ${namespace}/${name} not found`);
+    netns = pod.metadata.annotations?.[NETNS_ANNOTATION];
+    if (!netns) throw new Error(`pod ${namespace}/${name} has no network yet (no ${NETNS_ANNOTATION} annotation; is its node's lab kubelet running?)`);
+  } finally {
+    await store.close();
+  }
+  if (!/^egw-[a-z0-9]{1,8}-p-[0-9a-f]+$/.test(netns) || !existsSync(`/run/netns/${netns}`)) throw new Error(`pod ${namespace}/${name}: network namespace ${netns} does not exist`);
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn('ip', ['netns', 'exec', netns!, ...opts.argv], { stdio: 'inherit' });
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolvePromise(code ?? (signal ? 128 + (osConstants.signals[signal] ?? 1) : 1)));
+  });
+}

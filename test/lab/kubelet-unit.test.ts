@@ -1,0 +1,41 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Node, Pod } from '../../src/api/types.js';
+import { chooseNode, containerArgv } from '../../src/lab/kubelet.js';
+import { podNames } from '../../src/lab/names.js';
+
+const EGW = ['/usr/bin/node', '/repo/bin/egw.js'];
+const P = { namespace: 'red', name: 'gw-abcde' };
+
+test('container commands: egw runs this egw against the same datastore; gateway gets --pod', () => {
+  assert.deepEqual(containerArgv({ command: ['egw', 'gateway'] }, P, EGW, 'sqlite:/x.db'), [...EGW, '--datastore', 'sqlite:/x.db', 'gateway', '--pod', 'red/gw-abcde']);
+  assert.deepEqual(containerArgv({ command: ['egw'], args: ['gateway', '--pod', 'a/b'] }, P, EGW, 'sqlite:/x.db'), [...EGW, '--datastore', 'sqlite:/x.db', 'gateway', '--pod', 'a/b']);
+  assert.deepEqual(containerArgv({ command: ['egw', 'get', 'pods'] }, P, EGW, 'sqlite:/x.db'), [...EGW, '--datastore', 'sqlite:/x.db', 'get', 'pods']);
+  assert.deepEqual(containerArgv({ command: ['iperf3'], args: ['-s'] }, P, EGW, 'sqlite:/x.db'), ['iperf3', '-s']);
+  assert.equal(containerArgv({}, P, EGW, 'sqlite:/x.db'), undefined);
+});
+
+test('names: pod netns egw-<lab>-p-<10 hex>, host veth egw<11 hex> (fits IFNAMSIZ), IPAM handle', () => {
+  const n = podNames('demo', 'default', 'client');
+  assert.match(n.netns, /^egw-demo-p-[0-9a-f]{10}$/);
+  assert.match(n.veth, /^egw[0-9a-f]{11}$/);
+  assert.equal(n.veth.length, 14);
+  assert.equal(n.netns.slice(-10), n.veth.slice(3, 13));
+  assert.equal(n.handle, 'pod:default/client');
+  assert.notEqual(podNames('demo', 'default', 'client2').hash, n.hash);
+});
+
+test('unbound pods: every kubelet picks the same node among those matching the nodeSelector', () => {
+  const node = (name: string, labels: Record<string, string>, unschedulable = false): Node => ({ apiVersion: 'v1', kind: 'Node', metadata: { name, labels }, spec: { unschedulable } });
+  const nodes = [node('a', { zone: 'x' }), node('b', { zone: 'y' }), node('c', { zone: 'y' }), node('d', { zone: 'y' }, true)];
+  const pod = (name: string, nodeSelector?: Record<string, string>): Pod => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'default' }, spec: { containers: [], ...(nodeSelector ? { nodeSelector } : {}) } });
+  const counts = new Map<string, number>();
+  for (let i = 0; i < 200; i++) {
+    const n = chooseNode(pod(`p${i}`), nodes)!;
+    assert.equal(chooseNode(pod(`p${i}`), [...nodes].reverse()), n, 'independent of the order');
+    counts.set(n, (counts.get(n) ?? 0) + 1);
+  }
+  assert.deepEqual([...counts.keys()].sort(), ['a', 'b', 'c'], 'never the unschedulable node');
+  for (let i = 0; i < 50; i++) assert.ok(['b', 'c'].includes(chooseNode(pod(`q${i}`, { zone: 'y' }), nodes)!));
+  assert.equal(chooseNode(pod('z', { zone: 'nowhere' }), nodes), undefined);
+});
