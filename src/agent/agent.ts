@@ -375,6 +375,7 @@ class Agent implements AgentHandle {
       this.st.desired = { clients: state.rules.length, tables: state.tables.length, gateways: state.gateways.length };
       const fields = { clients: state.rules.length, tables: state.tables.length, gateways: state.gateways.length, ms: Math.round(report.durationMs) };
       if (summary) this.log?.info(`kernel updated: ${summary}`, { ...fields, resync: force && !stateChanged });
+      else if (this.st.reconciles === 1) this.log?.info('kernel already right: adopted as it is', fields);
       else this.log?.debug(force ? 'resync: kernel already right' : 'state changed; kernel already right', fields);
       this.onReconcile?.(report, state);
     } catch (e) {

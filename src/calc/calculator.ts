@@ -54,6 +54,12 @@ import type {
 /** A Pod with this annotation (value: its EgressGateway's name) and an IP is an egress gateway pod. */
 export const GATEWAY_POD_ANNOTATION = ANNOTATION.gatewayOf;
 export const DEFAULT_VXLAN_DEVICE = 'egw.vxlan';
+/**
+ * Link-local destinations are never egress traffic. Every table throws them too, which also keeps proxy ARP working:
+ * a pod's ARP for its gateway 169.254.1.1 is answered only if the route lookup from the pod's address succeeds,
+ * and a fail-closed table (unreachable 0.0.0.0/0) would otherwise make it fail.
+ */
+const LINK_LOCAL: Prefix = Object.freeze({ addr: 0xa9fe0000, len: 16 });
 /** VXLAN over IPv4 costs 50 bytes: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
 export const VXLAN_OVERHEAD = 50;
 
@@ -429,8 +435,8 @@ export class EgressCalculator {
   private readonly policies = new Map<string, PolicyRec>();
   private readonly pools = new Map<string, Prefix>();
   private readonly nodeRecs = new Map<string, NodeRec>();
-  private internal: Prefix[] = [];
-  private internalText: readonly string[] = EMPTY;
+  private internal: Prefix[] = [LINK_LOCAL];
+  private internalText: readonly string[] = Object.freeze([formatPrefix(LINK_LOCAL)]);
   private readonly entries = new Map<string, CandEntry>();
   private readonly clients = new Map<string, ClientRec>();
   private readonly clientsByNs = new Map<string, Set<ClientRec>>();
@@ -918,7 +924,7 @@ export class EgressCalculator {
   }
 
   private updateInternal(): void {
-    const all: Prefix[] = [...this.pools.values()];
+    const all: Prefix[] = [LINK_LOCAL, ...this.pools.values()];
     for (const n of this.nodeRecs.values()) for (const a of n.addresses) all.push({ addr: a, len: 32 });
     const agg = aggregatePrefixes(all);
     const text = agg.map(formatPrefix);

@@ -284,13 +284,13 @@ describe('calc: rules, LPM and internal destinations', () => {
       client(),
     ]);
     const st = c.nodeState('n1');
-    assert.deepEqual(st.internalCidrs, ['10.10.10.0/24', '10.244.0.0/16', '192.168.1.0/30']);
+    assert.deepEqual(st.internalCidrs, ['10.10.10.0/24', '10.244.0.0/16', '169.254.0.0/16', '192.168.1.0/30']);
     for (const dst of ['10.244.5.5', '10.244.9.9', '192.168.1.2', '10.10.10.1']) assert.equal(lookup(st, 'app/c1', dst), 'main', dst);
     assert.deepEqual(lookup(st, 'app/c1', '192.168.1.4'), RED_IPS);
     const routes = tableOf(st, 'app/c1')!;
     assert.deepEqual(
       routes.map((r) => `${r.dst} ${r.type}`),
-      ['0.0.0.0/0 ecmp', '10.10.10.0/24 throw', '10.244.0.0/16 throw', '192.168.1.0/30 throw'],
+      ['0.0.0.0/0 ecmp', '10.10.10.0/24 throw', '10.244.0.0/16 throw', '169.254.0.0/16 throw', '192.168.1.0/30 throw'],
     );
     const e = c.explain('app', 'c1', '10.244.5.5');
     assert.equal(e.kind, 'internal');

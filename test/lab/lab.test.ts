@@ -1,8 +1,7 @@
 // The lab end to end (root, network namespaces): topology, pods, routing, the restricted service, kubelet restart,
 // pod deletion, lab down after a crash. Skipped (with the reason) without root; EGW_E2E=1 makes that a failure.
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,50 +14,12 @@ import { Ipam } from '../../src/ipam/index.js';
 import { labDown, labExec, labStatus, labUp, LabFileError, podNames } from '../../src/lab/index.js';
 import { isRunning, readRecord, readRecords, stopProcess, type ProcRecord } from '../../src/lab/procs.js';
 import { memoryLogger } from '../../src/log.js';
+import { gate, inNs, ipJson, run, until } from '../helpers/e2e.js';
 
-const E2E = process.env.EGW_E2E === '1';
 const SHIM = fileURLToPath(new URL('./egw-shim.ts', import.meta.url));
 const EGW = [process.execPath, '--import', import.meta.resolve('tsx'), SHIM];
 
-/** Why the lab cannot run here, or undefined. */
-function missingPrerequisite(): string | undefined {
-  if (process.platform !== 'linux') return 'needs Linux';
-  if (process.getuid?.() !== 0) return 'needs root (network namespaces)';
-  for (const tool of ['ip', 'nft', 'curl', 'ping']) {
-    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return `needs ${tool}`;
-  }
-  const probe = `egw-tp${randomBytes(3).toString('hex')}-probe`;
-  const add = spawnSync('ip', ['netns', 'add', probe], { encoding: 'utf8' });
-  spawnSync('ip', ['netns', 'del', probe]);
-  if (add.status !== 0) return `cannot create network namespaces: ${add.stderr.trim()}`;
-  return undefined;
-}
-
-function gate(t: TestContext): boolean {
-  const why = missingPrerequisite();
-  if (!why) return true;
-  if (E2E) assert.fail(`EGW_E2E=1 but the lab cannot run: ${why}`);
-  t.skip(why);
-  return false;
-}
-
-function run(argv: string[], timeoutMs = 15_000): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(argv[0], argv.slice(1), { timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : -1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-const inNs = (netns: string, argv: string[], timeoutMs?: number) => run(['ip', 'netns', 'exec', netns, ...argv], timeoutMs);
 const curl = (netns: string, url: string, extra: string[] = []) => inNs(netns, ['curl', '-sS', '--noproxy', '*', '--max-time', '4', ...extra, url]);
-
-async function ipJson(netns: string | undefined, args: string[]): Promise<Record<string, unknown>[]> {
-  const r = await run(['ip', ...(netns ? ['-n', netns] : []), '-json', ...args]);
-  assert.equal(r.code, 0, r.stderr);
-  return r.stdout.trim() ? JSON.parse(r.stdout) : [];
-}
 
 /** The host namespace's links, addresses and routes, without counters that move on their own. */
 async function hostSnapshot(): Promise<string> {
@@ -69,15 +30,6 @@ async function hostSnapshot(): Promise<string> {
   return JSON.stringify({ links, addrs, routes, rules }, null, 1);
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 function pod(namespace: string, name: string, nodeName: string, opts: { command?: string[]; annotations?: Record<string, string> } = {}): Pod {
   return {

@@ -1,0 +1,172 @@
+// Shared by the tests that need root and network namespaces: the prerequisite gate (skip, or fail under
+// EGW_E2E=1), command running, polling, and a harness that brings a whole lab up with the real egw executable.
+import assert from 'node:assert/strict';
+import type { TestContext } from 'node:test';
+import { execFile, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openStore } from '../../src/datastore/open.js';
+import type { Store } from '../../src/datastore/types.js';
+import { labDown, labUp, readLabState, type LabInfo } from '../../src/lab/index.js';
+import { stateFiles } from '../../src/lab/names.js';
+import { readRecord, stopProcess } from '../../src/lab/procs.js';
+import type { Pod } from '../../src/api/types.js';
+import { memoryLogger } from '../../src/log.js';
+import { runCli, type CliResult } from './cli.js';
+
+export const E2E = process.env.EGW_E2E === '1';
+
+/** Why root/namespace tests cannot run here, or undefined. */
+export function missingPrerequisite(tools: string[] = ['ip', 'nft', 'curl', 'ping']): string | undefined {
+  if (process.platform !== 'linux') return 'needs Linux';
+  if (process.getuid?.() !== 0) return 'needs root (network namespaces)';
+  for (const tool of tools) {
+    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return `needs ${tool}`;
+  }
+  const probe = `egw-tp${randomBytes(3).toString('hex')}-probe`;
+  const add = spawnSync('ip', ['netns', 'add', probe], { encoding: 'utf8' });
+  spawnSync('ip', ['netns', 'del', probe]);
+  if (add.status !== 0) return `cannot create network namespaces: ${add.stderr.trim()}`;
+  return undefined;
+}
+
+/** True if the test may go on; otherwise skips it, or fails it under EGW_E2E=1 (CI must not skip). */
+export function gate(t: TestContext, tools?: string[]): boolean {
+  const why = missingPrerequisite(tools);
+  if (!why) return true;
+  if (E2E) assert.fail(`EGW_E2E=1 but this test cannot run: ${why}`);
+  t.skip(why);
+  return false;
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function run(argv: string[], timeoutMs = 15_000): Promise<RunResult> {
+  return new Promise((resolve) => {
+    execFile(argv[0], argv.slice(1), { timeout: timeoutMs, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+export const inNs = (netns: string, argv: string[], timeoutMs?: number) => run(['ip', 'netns', 'exec', netns, ...argv], timeoutMs);
+
+export async function ipJson(netns: string | undefined, args: string[]): Promise<Record<string, unknown>[]> {
+  const r = await run(['ip', ...(netns ? ['-n', netns] : []), '-json', ...args]);
+  assert.equal(r.code, 0, r.stderr);
+  return r.stdout.trim() ? JSON.parse(r.stdout) : [];
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+/** A lab brought up with the real `egw` executable (bin/egw.js: `make build` first), torn down by `down()`. */
+export class LabHarness {
+  readonly name = `e${randomBytes(3).toString('hex')}`;
+  readonly dir = mkdtempSync(join(tmpdir(), 'egw-e2e-'));
+  readonly datastore = `sqlite:${join(this.dir, 'egw.db')}`;
+  readonly logs = memoryLogger();
+  info!: LabInfo;
+  store!: Store;
+
+  /** Brings the lab up from examples/lab/demo.yaml with this harness's name. */
+  async up(labYaml?: string): Promise<this> {
+    const file = join(this.dir, 'lab.yaml');
+    writeFileSync(
+      file,
+      labYaml ??
+        `name: ${this.name}\nnodes:\n  - {name: node-1, labels: {kubernetes.io/os: linux}}\n  - {name: node-2, labels: {kubernetes.io/os: linux}}\n` +
+          `external:\n  restricted: {ip: 198.51.100.20, allow: [10.10.10.0/30]}\n  networks: [203.0.113.0/24]\n`,
+    );
+    this.info = await labUp({ file, datastore: this.datastore, log: this.logs });
+    this.store = await openStore(this.datastore);
+    return this;
+  }
+
+  async down(): Promise<void> {
+    await this.store?.close().catch(() => {});
+    await labDown({ name: this.name, log: this.logs }).catch(() => {});
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** `egw ARGS` against this lab's datastore, in-process. */
+  egw(args: string[], stdin?: string): Promise<CliResult> {
+    return runCli(['--datastore', this.datastore, ...args], { stdin });
+  }
+
+  async apply(yaml: string): Promise<void> {
+    const r = await this.egw(['apply', '-f', '-'], yaml);
+    assert.equal(r.code, 0, r.stderr);
+  }
+
+  async pod(ns: string, name: string): Promise<Pod | undefined> {
+    return (await this.store.get({ kind: 'Pod', namespace: ns, name })) as Pod | undefined;
+  }
+
+  /** Waits until the pod runs with an IP and returns its netns and IP. */
+  async podReady(ns: string, name: string, timeoutMs = 20_000): Promise<{ netns: string; ip: string; node: string }> {
+    return until(`pod ${ns}/${name} running`, async () => {
+      const p = await this.pod(ns, name);
+      const ip = p?.status?.podIPs?.[0]?.ip;
+      const netns = p?.metadata.annotations?.['egw.dev/netns'];
+      return ip && netns && p.status?.phase === 'Running' ? { netns, ip, node: p.spec.nodeName ?? '' } : undefined;
+    }, timeoutMs);
+  }
+
+  async gatewayPods(egw: string, ns = 'default'): Promise<Pod[]> {
+    const pods = (await this.store.list('Pod', { namespace: ns })).items as Pod[];
+    return pods.filter((p) => p.metadata.annotations?.['egw.dev/egress-gateway'] === egw);
+  }
+
+  /** Runs argv inside a pod's network namespace. */
+  async inPod(ns: string, name: string, argv: string[], timeoutMs?: number): Promise<RunResult> {
+    const { netns } = await this.podReady(ns, name);
+    return inNs(netns, argv, timeoutMs);
+  }
+
+  /** GET url from inside the pod; the echo server's JSON, or undefined if the request failed. */
+  async curl(ns: string, name: string, url: string): Promise<{ sourceIp: string; sourcePort: number } | undefined> {
+    const r = await this.inPod(ns, name, ['curl', '-sS', '--noproxy', '*', '--max-time', '3', url]);
+    if (r.code !== 0) return undefined;
+    try {
+      return JSON.parse(r.stdout);
+    } catch {
+      return undefined;
+    }
+  }
+
+  nodeNetns(node: string): string {
+    return this.info.namespaces.nodes[node];
+  }
+
+  /** Stops one of the lab's processes (e.g. `agent-node-1`) by its recorded PID. */
+  async stop(role: string): Promise<number> {
+    const rec = readRecord(stateFiles.pidFile(this.info.stateDir, role));
+    assert.ok(rec, `no process record for ${role}`);
+    await stopProcess(rec);
+    return rec.pid;
+  }
+
+  /** Starts again whatever lab process is not running (lab up completes what is missing). */
+  async restartMissing(): Promise<void> {
+    const state = readLabState(this.name);
+    assert.ok(state, 'lab state missing');
+    this.info = await labUp({ file: state.file, datastore: this.datastore, log: this.logs });
+  }
+}
