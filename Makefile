@@ -4,7 +4,7 @@ NODE_TESTS = $(shell find test -name '*.test.ts' | sort)
 # Debian packages the project needs (added as the data plane arrives).
 DEB_PACKAGES ?= nftables conntrack iputils-ping iperf3 curl procps
 
-.PHONY: setup deps build test typecheck bench clean
+.PHONY: setup deps build test typecheck bench demo clean
 
 setup: deps build
 
@@ -28,6 +28,10 @@ test: build typecheck
 bench: build
 	@mkdir -p tmp
 	node --expose-gc --import tsx bench/run.ts $(BENCH) | tee tmp/bench.json
+
+# A two-node cluster of network namespaces with egress gateways and traffic through them (root; KEEP=1 keeps it up).
+demo: setup
+	node --import tsx scripts/demo.ts
 
 clean:
 	rm -rf dist

@@ -4,12 +4,14 @@ import { cpus, totalmem } from 'node:os';
 import { benchSelectors } from './selector.js';
 import { benchCalc } from './calc.js';
 import { benchDataplane } from './dataplane.js';
+import { benchThroughput } from './throughput.js';
 
 const only = process.argv.slice(2);
 const benches: Record<string, () => Promise<Record<string, unknown>>> = {
   selector: benchSelectors,
   calc: benchCalc,
   dataplane: benchDataplane,
+  throughput: benchThroughput,
 };
 
 const results: Record<string, unknown> = {};

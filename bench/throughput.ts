@@ -1,0 +1,279 @@
+// Throughput through an egress gateway vs straight out of the node (root): TCP goodput with iperf3 in the lab.
+//
+//   node --import tsx bench/throughput.ts      prints the JSON result (needs `make build`: the lab runs bin/egw.js)
+//
+// Brings up a lab of its own (`tt<hex>`, examples/lab/demo.yaml under another name, a temporary datastore and state
+// directory), applies the demo scenario (examples/demo/), starts two iperf3 servers in the lab's external namespace
+// (one per path, tracked by PID) and runs `iperf3 -c 198.51.100.10 -t 5 -J` (1 stream) from
+//   - tenant-a/client-a:   via a red gateway (VXLAN from the node to the gateway pod, SNAT there), and
+//   - plain/client-plain:  direct (the node masquerades to its own IP),
+// alternately, each path `runs` times; reports the median Gbit/s of each, the ratio gateway / direct (target ≥ 0.8;
+// a wrong tunnel MTU fragments or black-holes and gives ~0.1) and retransmits, plus the tunnel MTU on the nodes'
+// and gateways' `egw.vxlan` and the TCP MSS the client got. The lab is always torn down.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { release, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { ANNOTATION, type Node as K8sNode, type Pod } from '../src/api/types.js';
+import { openStore } from '../src/datastore/open.js';
+import { labDown, labNetns, labUp, loadLabFile } from '../src/lab/index.js';
+import { createLogger } from '../src/log.js';
+
+export interface ThroughputBenchOptions {
+  /** Seconds per iperf3 run (default 5). */
+  seconds?: number;
+  /** Runs per path (default 2); the median is reported. */
+  runs?: number;
+}
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const LAB_FILE = join(ROOT, 'examples', 'lab', 'demo.yaml');
+const SCENARIO = join(ROOT, 'examples', 'demo');
+const PATHS = [
+  { name: 'gateway', pod: 'tenant-a/client-a', port: 5201 },
+  { name: 'direct', pod: 'plain/client-plain', port: 5202 },
+] as const;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function run(argv: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
+  return new Promise((res) => {
+    execFile(argv[0], argv.slice(1), { timeout: opts.timeoutMs ?? 15_000, encoding: 'utf8', env: opts.env ?? process.env, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0;
+      res({ code, stdout, stderr });
+    });
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const r2 = (x: number): number => Math.round(x * 100) / 100;
+
+async function canRun(): Promise<string | null> {
+  if (process.platform !== 'linux' || process.getuid?.() !== 0) return 'needs root';
+  for (const tool of ['ip', 'nft', 'iperf3', 'curl']) {
+    if ((await run(['sh', '-c', `command -v ${tool}`])).code !== 0) return `needs ${tool}`;
+  }
+  if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) return 'needs make build (the lab runs bin/egw.js)';
+  return null;
+}
+
+interface Cluster {
+  pods: Map<string, Pod>;
+  gatewayIPs: string[];
+  nodeIPs: Map<string, string>;
+}
+
+async function readCluster(datastore: string): Promise<Cluster> {
+  const store = await openStore(datastore);
+  try {
+    const pods = (await store.list('Pod')).items as Pod[];
+    const nodes = (await store.list('Node')).items as K8sNode[];
+    return {
+      pods: new Map(pods.map((p) => [`${p.metadata.namespace}/${p.metadata.name}`, p])),
+      gatewayIPs: pods.filter((p) => p.metadata.annotations?.[ANNOTATION.gatewayOf] && p.status?.phase === 'Running' && p.status.podIP).map((p) => p.status!.podIP!),
+      nodeIPs: new Map(nodes.map((n) => [n.metadata.name, n.status?.addresses?.find((a) => a.type === 'InternalIP')?.address ?? ''])),
+    };
+  } finally {
+    await store.close();
+  }
+}
+
+const podNetns = (c: Cluster, pod: string): string | undefined => {
+  const p = c.pods.get(pod);
+  return p?.status?.phase === 'Running' && p.status.podIP ? p.metadata.annotations?.['egw.dev/netns'] : undefined;
+};
+
+/** The source address the echo server saw from this pod, or undefined. */
+async function sourceSeen(netns: string, echo: string): Promise<string | undefined> {
+  const r = await run(['ip', 'netns', 'exec', netns, 'curl', '-sS', '--noproxy', '*', '--max-time', '2', `http://${echo}/`], { timeoutMs: 5000 });
+  try {
+    return r.code === 0 ? (JSON.parse(r.stdout) as { sourceIp: string }).sourceIp : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** True once a TCP listener on `port` exists in the namespace. */
+async function listening(netns: string, port: number): Promise<boolean> {
+  const r = await run(['ip', 'netns', 'exec', netns, 'cat', '/proc/net/tcp', '/proc/net/tcp6']);
+  return r.stdout.split('\n').some((l) => {
+    const f = l.trim().split(/\s+/);
+    return f[3] === '0A' && parseInt(f[1]?.split(':')[1] ?? '', 16) === port;
+  });
+}
+
+async function tunnelMtu(netns: string): Promise<number | null> {
+  const r = await run(['ip', '-n', netns, '-json', 'link', 'show', 'egw.vxlan']);
+  if (r.code !== 0) return null;
+  return (JSON.parse(r.stdout) as { mtu: number }[])[0]?.mtu ?? null;
+}
+
+interface IperfServer {
+  child: ChildProcess;
+  output: () => string;
+}
+
+/** `iperf3 -s` in the external namespace, tracked by its PID (ip netns exec execs iperf3 in place). */
+function startServer(netns: string, port: number): IperfServer {
+  let out = '';
+  const child = spawn('ip', ['netns', 'exec', netns, 'iperf3', '-s', '-p', String(port), '--forceflush'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.on('error', () => {});
+  return { child, output: () => out };
+}
+
+async function stopServer(s: IperfServer): Promise<void> {
+  if (s.child.exitCode !== null || s.child.signalCode !== null || s.child.pid === undefined) return;
+  const gone = new Promise<void>((r) => s.child.once('close', () => r()));
+  s.child.kill('SIGTERM');
+  await Promise.race([gone, sleep(2000)]);
+  if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGKILL');
+}
+
+interface IperfResult {
+  gbps: number;
+  retransmits: number;
+  mss: number | null;
+  /** The source address the server saw on the data connection (a gateway IP, or the node IP). */
+  seenFrom: string | null;
+}
+
+async function iperf(netns: string, server: IperfServer, dst: string, port: number, seconds: number): Promise<IperfResult> {
+  const before = server.output().length;
+  const r = await run(['ip', 'netns', 'exec', netns, 'iperf3', '-c', dst, '-p', String(port), '-t', String(seconds), '-J'], { timeoutMs: (seconds + 20) * 1000 });
+  let j: {
+    error?: string;
+    start?: { tcp_mss_default?: number };
+    end?: { sum_sent?: { retransmits?: number }; sum_received?: { bits_per_second?: number } };
+  };
+  try {
+    j = JSON.parse(r.stdout);
+  } catch {
+    throw new Error(`iperf3 from ${netns}: exit ${r.code}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`);
+  }
+  if (j.error || !j.end?.sum_received?.bits_per_second) throw new Error(`iperf3 from ${netns}: ${j.error ?? 'no result'}`);
+  await sleep(200); // the server's log line for the data connection
+  // "[  5] local 198.51.100.10 port 5201 connected to 10.10.10.2 port 41574": the data stream (the first line is control)
+  const peers = [...server.output().slice(before).matchAll(/\]\s+local \S+ port \d+ connected to (\S+) port \d+/g)].map((m) => m[1]);
+  return {
+    gbps: j.end.sum_received.bits_per_second / 1e9,
+    retransmits: j.end.sum_sent?.retransmits ?? 0,
+    mss: j.start?.tcp_mss_default ?? null,
+    seenFrom: peers[peers.length - 1] ?? null,
+  };
+}
+
+export async function benchThroughput(opts: ThroughputBenchOptions = {}): Promise<Record<string, unknown>> {
+  const why = await canRun();
+  if (why) return { skipped: why };
+  const seconds = opts.seconds ?? 5;
+  const runs = opts.runs ?? 2;
+  const lab = `tt${randomBytes(3).toString('hex')}`;
+  const tmp = mkdtempSync(join(tmpdir(), `egw-bench-${lab}-`));
+  const stateRoot = join(tmp, 'state');
+  const file = join(tmp, 'lab.yaml');
+  writeFileSync(file, readFileSync(LAB_FILE, 'utf8').replace(/^name:\s*\S+/m, `name: ${lab}`));
+  const cfg = loadLabFile(file);
+  const datastore = `sqlite:${join(tmp, 'egw.db')}`;
+  const log = createLogger(`bench throughput ${lab}`, { level: 'warn' });
+  const ext = labNetns.ext(lab);
+  const servers: IperfServer[] = [];
+  try {
+    await labUp({ file, datastore, stateRoot, log });
+    const env = { ...process.env, EGW_DATASTORE: datastore, EGW_LAB_DIR: stateRoot };
+    const applied = await run([process.execPath, join(ROOT, 'bin', 'egw.js'), 'apply', '-f', SCENARIO], { env, timeoutMs: 30_000 });
+    if (applied.code !== 0) throw new Error(`egw apply -f examples/demo/: ${applied.stderr.trim()}`);
+
+    // Both gateways running, and each client's traffic leaving as it should (a gateway IP / its node's IP).
+    const deadline = Date.now() + 30_000;
+    let c = await readCluster(datastore);
+    for (;;) {
+      const [gw, direct] = PATHS.map((p) => podNetns(c, p.pod));
+      if (c.gatewayIPs.length >= 2 && gw && direct) {
+        const [a, b] = await Promise.all([sourceSeen(gw, cfg.external.echo), sourceSeen(direct, cfg.external.echo)]);
+        const plainNode = c.nodeIPs.get(c.pods.get(PATHS[1].pod)?.spec.nodeName ?? '');
+        if (a && c.gatewayIPs.includes(a) && b && b === plainNode) break;
+      }
+      if (Date.now() > deadline) throw new Error(`lab ${lab}: gateways or client traffic not ready after 30 s (logs in ${stateRoot}/${lab}/logs)`);
+      await sleep(300);
+      c = await readCluster(datastore);
+    }
+
+    for (const p of PATHS) servers.push(startServer(ext, p.port));
+    const listenDeadline = Date.now() + 10_000;
+    for (const p of PATHS) {
+      while (!(await listening(ext, p.port))) {
+        if (Date.now() > listenDeadline) throw new Error(`iperf3 -s -p ${p.port} does not listen in ${ext}: ${servers.map((s) => s.output()).join(' ').trim().slice(0, 300)}`);
+        await sleep(100);
+      }
+    }
+
+    const results: Record<string, IperfResult[]> = { gateway: [], direct: [] };
+    for (let i = 0; i < runs; i++) {
+      // alternate which path goes first, so neither always runs on a warmer machine
+      const order = i % 2 === 0 ? [0, 1] : [1, 0];
+      for (const k of order) {
+        const p = PATHS[k];
+        results[p.name].push(await iperf(podNetns(c, p.pod)!, servers[k], cfg.external.echo, p.port, seconds));
+      }
+    }
+
+    const nodeMtu = Object.fromEntries(await Promise.all(cfg.nodes.map(async (n) => [n.name, await tunnelMtu(labNetns.node(lab, n.name))] as const)));
+    const gatewayMtu = Object.fromEntries(
+      await Promise.all(
+        [...c.pods.values()]
+          .filter((p) => p.metadata.annotations?.[ANNOTATION.gatewayOf])
+          .map(async (p) => [`${p.metadata.namespace}/${p.metadata.name}`, await tunnelMtu(p.metadata.annotations!['egw.dev/netns']!)] as const),
+      ),
+    );
+    // who the server saw: a gateway pod (on which node; the client is on node-1) or a node
+    const who = (ip: string | null): string | null => {
+      if (!ip) return null;
+      const gw = [...c.pods.values()].find((p) => p.metadata.annotations?.[ANNOTATION.gatewayOf] && p.status?.podIP === ip);
+      if (gw) return `${ip} (gateway ${gw.metadata.name} on ${gw.spec.nodeName})`;
+      const node = [...c.nodeIPs].find(([, a]) => a === ip)?.[0];
+      return node ? `${ip} (${node})` : ip;
+    };
+    const summary = (rs: IperfResult[]) => ({
+      gbps: r2(median(rs.map((r) => r.gbps))),
+      retransmits: median(rs.map((r) => r.retransmits)),
+      runsGbps: rs.map((r) => r2(r.gbps)),
+      runsRetransmits: rs.map((r) => r.retransmits),
+      mss: rs[0]?.mss ?? null,
+      seenFrom: rs.map((r) => who(r.seenFrom)),
+    });
+    const gw = summary(results.gateway);
+    const direct = summary(results.direct);
+    return {
+      scenario: { lab, streams: 1, seconds, runs, server: `${cfg.external.echo} (iperf3 in ${ext})`, kernel: release() },
+      gateway: { client: PATHS[0].pod, ...gw },
+      direct: { client: PATHS[1].pod, ...direct },
+      ratio: Math.round((median(results.gateway.map((r) => r.gbps)) / median(results.direct.map((r) => r.gbps))) * 100) / 100,
+      target: 0.8,
+      tunnelMtu: { underlay: cfg.underlay.mtu, nodes: nodeMtu, gateways: gatewayMtu, expected: cfg.underlay.mtu - 50 },
+    };
+  } catch (e) {
+    process.stderr.write(`bench throughput: ${(e as Error).message}\n`);
+    return { error: (e as Error).message };
+  } finally {
+    for (const s of servers) await stopServer(s);
+    await labDown({ name: lab, stateRoot, log }).catch((e: Error) => process.stderr.write(`bench throughput: lab down ${lab}: ${e.message}\n`));
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  console.log(JSON.stringify(await benchThroughput(), null, 2));
+}
