@@ -22,7 +22,8 @@ import type { Store, TxnOp } from '../datastore/types.js';
 import { StoreError } from '../datastore/types.js';
 import { runSelectorCheck } from '../selector/check.js';
 import { EgressCalculator, formatExplanation } from '../calc/index.js';
-import { describeObject, printTable } from './print.js';
+import { describeObject, formatGatewayStatus, gatewayStatusView, printTable } from './print.js';
+import { deletePodGracefully } from '../controller/delete.js';
 
 /** An error meant for the user: printed as one line, no stack trace. */
 export class UsageError extends Error {}
@@ -141,8 +142,39 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('-f, --filename <path...>', 'delete the objects these files define')
     .option('-n, --namespace <ns>', 'namespace (namespaced kinds)', 'default')
     .option('--ignore-not-found', 'do not fail when an object does not exist')
+    .option(
+      '--grace-period <seconds>',
+      'pods: seconds the pod keeps running (its drain window) before it is stopped; default its terminationGracePeriodSeconds, else 30. 0 needs --force',
+      parseGrace,
+    )
+    .option('--now', 'pods: stop at once (grace period 1)')
+    .option('--force', 'pods: with --grace-period 0 (the default with --force), remove at once without waiting for the pod to stop')
     .action(async (kindArg: string | undefined, names: string[], opts) => {
       exitCode = await withStore((store) => deleteCommand(store, kindArg, names, opts, io));
+    });
+
+  program
+    .command('status')
+    .description('every EgressGateway at a glance: ready/desired, conditions, and per gateway pod its node, IP, health and clients')
+    .option('-n, --namespace <ns>', 'only this namespace (default: every namespace)')
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))
+    .action(async (opts) => {
+      exitCode = await withStore(async (store) => {
+        const items = (await store.list('EgressGateway', { namespace: opts.namespace })).items.sort(
+          (a, b) => (a.metadata.namespace ?? '').localeCompare(b.metadata.namespace ?? '') || a.metadata.name.localeCompare(b.metadata.name),
+        );
+        const views = items.map(gatewayStatusView);
+        if (opts.output === 'json') {
+          io.out(JSON.stringify(views, null, 2) + '\n');
+          return 0;
+        }
+        if (views.length === 0) {
+          io.err(`No EgressGateways found${opts.namespace ? ` in namespace ${opts.namespace}` : ''}.\n`);
+          return 0;
+        }
+        io.out(formatGatewayStatus(views));
+        return 0;
+      });
     });
 
   program
@@ -197,6 +229,11 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     }
     throw e;
   }
+}
+
+function parseGrace(v: string): number {
+  if (!/^-?\d+$/.test(v)) throw new UsageError(`--grace-period: "${v}" is not a whole number of seconds`);
+  return Number(v);
 }
 
 function kindOrThrow(typed: string): KindInfo {
@@ -285,6 +322,12 @@ async function applyCommand(store: Store, opts: { filename: string[]; recursive?
     const current = existing.list(resource.kind).find((r) => keyString(keyOf(r)) === keyString(keyOf(resource)));
     // Status belongs to whoever runs the object (controller, kubelet): a manifest without one keeps the current.
     if (current && resource.status === undefined && current.status !== undefined) resource.status = current.status;
+    // A deletion in progress cannot be undone by applying (Kubernetes: deletionTimestamp is immutable once set).
+    if (current?.metadata.deletionTimestamp) {
+      resource.metadata.deletionTimestamp = current.metadata.deletionTimestamp;
+      if (current.metadata.deletionGracePeriodSeconds !== undefined) resource.metadata.deletionGracePeriodSeconds = current.metadata.deletionGracePeriodSeconds;
+      io.err(`warning: ${userIdentity(info, resource)} is terminating (until ${current.metadata.deletionTimestamp}); applying does not stop that\n`);
+    }
     const verdict = !current ? 'created' : userContent(current) === userContent(resource) ? 'unchanged' : 'configured';
     if (verdict !== 'unchanged') {
       if (current) resource.metadata.resourceVersion = current.metadata.resourceVersion;
@@ -306,13 +349,29 @@ async function applyCommand(store: Store, opts: { filename: string[]; recursive?
   return 0;
 }
 
+/** kubectl's name for an object in delete output: `pod "x"`, `ippool.projectcalico.org "x"`. */
+function deleteIdentity(info: KindInfo, name: string): string {
+  const group = info.apiVersion.includes('/') ? '.' + info.apiVersion.split('/')[0] : '';
+  return `${info.kind.toLowerCase()}${group} "${name}"`;
+}
+
 async function deleteCommand(
   store: Store,
   kindArg: string | undefined,
   names: string[],
-  opts: { filename?: string[]; namespace: string; ignoreNotFound?: boolean },
+  opts: { filename?: string[]; namespace: string; ignoreNotFound?: boolean; gracePeriod?: number; now?: boolean; force?: boolean },
   io: Io,
 ): Promise<number> {
+  // kubectl's rules: a negative grace means "the pod's own"; --now is 1; 0 without --force becomes 1; --force alone is 0.
+  let grace = opts.gracePeriod !== undefined && opts.gracePeriod >= 0 ? opts.gracePeriod : undefined;
+  if (opts.now) {
+    if (grace !== undefined) throw new UsageError('--now and --grace-period cannot be given together');
+    grace = 1;
+  }
+  if (grace === 0 && !opts.force) grace = 1;
+  if (opts.force && grace === undefined) grace = 0;
+  const immediate = !!opts.force && grace === 0;
+
   const targets: { info: KindInfo; key: { kind: string; namespace: string; name: string } }[] = [];
   if (opts.filename) {
     if (kindArg) throw new UsageError('give either -f FILE or KIND NAME, not both');
@@ -334,8 +393,17 @@ async function deleteCommand(
     if (await store.get(t.key)) present.push(t);
     else if (!opts.ignoreNotFound) throw new UsageError(`${t.info.plural} "${t.key.name}" not found${t.info.namespaced ? ` in namespace ${t.key.namespace}` : ''}; nothing deleted`);
   }
-  if (present.length) await store.txn(present.map((t) => ({ op: 'delete', key: t.key })));
-  for (const t of present) io.out(`${userIdentity(t.info, { metadata: { name: t.key.name } } as Resource)} deleted\n`);
+  // Other kinds go in one transaction; pods one by one, gracefully (deletePodGracefully: a scheduled pod drains
+  // until its deletionTimestamp and its kubelet removes it then).
+  const others = present.filter((t) => t.info.kind !== 'Pod');
+  if (others.length) await store.txn(others.map((t) => ({ op: 'delete', key: t.key })));
+  if (immediate && present.some((t) => t.info.kind === 'Pod')) {
+    io.err('warning: Immediate deletion does not wait for confirmation that the running resource has been terminated. The resource may continue to run on the cluster indefinitely.\n');
+  }
+  for (const t of present) {
+    if (t.info.kind === 'Pod') await deletePodGracefully(store, { namespace: t.key.namespace, name: t.key.name }, { gracePeriodSeconds: grace });
+    io.out(`${deleteIdentity(t.info, t.key.name)} ${immediate && t.info.kind === 'Pod' ? 'force deleted' : 'deleted'}\n`);
+  }
   return 0;
 }
 

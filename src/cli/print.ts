@@ -100,6 +100,7 @@ const COLUMNS: Record<string, Column[]> = {
   ],
   Pod: [
     { header: 'NAME', value: (r) => r.metadata.name },
+    { header: 'STATUS', value: (r) => podStatusText(r) },
     { header: 'NODE', value: (r) => (r.spec as PodSpec).nodeName ?? '<none>' },
     {
       header: 'IP',
@@ -113,6 +114,12 @@ const COLUMNS: Record<string, Column[]> = {
     age,
   ],
 };
+
+/** kubectl's STATUS of a pod: Terminating once it has a deletionTimestamp, else its phase (Pending until it has one). */
+export function podStatusText(r: Resource): string {
+  if (r.metadata.deletionTimestamp) return 'Terminating';
+  return (r.status as PodStatus | undefined)?.phase ?? 'Pending';
+}
 
 export function printTable(items: Resource[], kind: KindInfo, opts: { wide: boolean; allNamespaces: boolean }): string {
   const cols = (COLUMNS[kind.kind] ?? [{ header: 'NAME', value: (r: Resource) => r.metadata.name }, age]).filter((c) => opts.wide || !c.wide);
@@ -133,6 +140,10 @@ export function describeObject(r: Resource): string {
     `Created:      ${r.metadata.creationTimestamp ?? '<unknown>'}`,
     `Version:      ${r.metadata.resourceVersion ?? '<unknown>'}`,
   ];
+  if (r.metadata.deletionTimestamp) {
+    const g = r.metadata.deletionGracePeriodSeconds;
+    lines.push(`Terminating:  until ${r.metadata.deletionTimestamp}${g !== undefined ? ` (grace period ${g}s)` : ''}`);
+  }
   if (r.spec !== undefined) lines.push('Spec:', indent(toYaml(r.spec, { lineWidth: 0 })));
   if (r.status !== undefined) lines.push('Status:', indent(toYaml(r.status, { lineWidth: 0 })));
   return lines.join('\n') + '\n';
@@ -155,4 +166,68 @@ export function formatAge(ts: string | undefined, now = Date.now()): string {
   if (s < 7200) return `${Math.floor(s / 60)}m`;
   if (s < 172800) return `${Math.floor(s / 3600)}h`;
   return `${Math.floor(s / 86400)}d`;
+}
+
+// ---- egw status -------------------------------------------------------------------------------------------------
+
+/** One EgressGateway as `egw status` reports it (also its -o json shape). */
+export interface GatewayStatusView {
+  namespace: string;
+  name: string;
+  /** spec.replicas. */
+  desired: number;
+  readyReplicas: number;
+  conditions: EgressGatewayStatus['conditions'];
+  replicas: NonNullable<EgressGatewayStatus['replicas']>;
+  /** False when the controller has written no status yet. */
+  reported: boolean;
+}
+
+export function gatewayStatusView(r: Resource): GatewayStatusView {
+  const spec = r.spec as EgressGatewaySpec;
+  const st = r.status as EgressGatewayStatus | undefined;
+  return {
+    namespace: r.metadata.namespace ?? '',
+    name: r.metadata.name,
+    desired: spec.replicas,
+    readyReplicas: st?.readyReplicas ?? 0,
+    conditions: st?.conditions ?? [],
+    replicas: st?.replicas ?? [],
+    reported: st?.conditions !== undefined || st?.replicas !== undefined,
+  };
+}
+
+/** Plain aligned columns (no trailing spaces), each row prefixed with `indent`. */
+function columns(rows: string[][], indent = ''): string[] {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+  return rows.map((row) => indent + row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] + 3))).join('').trimEnd());
+}
+
+/**
+ * `egw status`: per EgressGateway a header (namespace/name, ready/desired), its conditions with reasons and
+ * messages, and a table of its gateway pods (node, IP, health, clients, reasons). Gateways are separated by a blank
+ * line.
+ */
+export function formatGatewayStatus(views: GatewayStatusView[]): string {
+  const blocks: string[] = [];
+  for (const v of views) {
+    const lines = [`${v.namespace}/${v.name}: ${v.readyReplicas}/${v.desired} ready`];
+    if (!v.reported) {
+      lines.push('  no status yet (is the controller running?)');
+      blocks.push(lines.join('\n'));
+      continue;
+    }
+    if (v.conditions?.length) {
+      lines.push(...columns(v.conditions.map((c) => [`${c.type}:`, c.status, c.reason ?? '', c.message ?? '']), '  '));
+    }
+    if (v.replicas.length === 0) {
+      lines.push('  no gateway pods');
+    } else {
+      const rows = [['POD', 'NODE', 'IP', 'HEALTH', 'CLIENTS', 'REASONS']];
+      for (const p of v.replicas) rows.push([p.pod, p.node ?? '<none>', p.ip ?? '<none>', p.health, String(p.clients ?? 0), (p.reasons ?? []).join('; ')]);
+      lines.push(...columns(rows, '  '));
+    }
+    blocks.push(lines.join('\n'));
+  }
+  return blocks.join('\n\n') + '\n';
 }

@@ -1,16 +1,30 @@
-// `egw controller`: keeps every EgressGateway's gateway pods (planGatewayPods), records simple status conditions,
-// and garbage-collects IPAM allocations of pods that no longer exist.
+// `egw controller`: keeps every EgressGateway's gateway pods (planGatewayPods), drains the ones it removes, writes
+// EgressGateway status, announces drains on client pods, and garbage-collects IPAM allocations of pods that no
+// longer exist.
 //
 // Level-triggered: every change to a relevant kind (seen through one watch from the revision read at start) marks the
 // state dirty, and a reconcile re-reads everything and converges; a periodic resync reconciles anyway. Errors are
 // logged and retried with backoff; the loop only ends when `signal` aborts. One controller per datastore is assumed.
+//
+// Drain (SPEC §3.6): scale-down surplus and the pods of a deleted EgressGateway are deleted gracefully
+// (deletePodGracefully: deletionTimestamp = now + the template's terminationGracePeriodSeconds, default 30); the
+// kubelet keeps them serving their existing connections until then, the agents give them no new ones, and the pod
+// is not counted as a replica, so a pod a user deletes is replaced at once. While a gateway pod drains, its clients
+// carry the gatewayMaintenance* annotations (maintenance.ts); they are left in place afterwards.
+//
+// The clients of each gateway (status `clients`, the maintenance annotations) come from an EgressCalculator fed from
+// the same watch (upsert/remove per event), built from a full list whenever the watch (re)starts.
 import type { Resource } from '../api/meta.js';
-import { ANNOTATION, type Condition, type EgressGateway, type IPPool, type Node, type Pod } from '../api/types.js';
+import { ANNOTATION, type EgressGateway, type IPPool, type Node, type Pod } from '../api/types.js';
+import { EgressCalculator } from '../calc/calculator.js';
 import { StoreError, type Store, type Watch, type WatchEvent } from '../datastore/types.js';
 import { Ipam } from '../ipam/ipam.js';
 import { parsePodHandle } from '../ipam/types.js';
 import { createLogger, type Logger } from '../log.js';
-import { gatewayConditions, planGatewayPods, sameConditions } from './plan.js';
+import { deletePodGracefully } from './delete.js';
+import { hasMaintenance, maintenanceAnnotations, planMaintenance } from './maintenance.js';
+import { planGatewayPods } from './plan.js';
+import { gatewayStatus, sameStatus } from './status.js';
 
 export interface ControllerOptions {
   store: Store;
@@ -24,7 +38,9 @@ export interface ControllerOptions {
   random?: () => number;
 }
 
-const RELEVANT_KINDS = new Set(['EgressGateway', 'Pod', 'Node', 'IPPool', 'IPAMBlock']);
+/** Kinds the calculator reads (which clients may use which gateway). */
+const CALC_KINDS = ['Pod', 'Namespace', 'EgressGatewayPolicy', 'FelixConfiguration', 'IPPool', 'Node'];
+const RELEVANT_KINDS = new Set(['EgressGateway', 'IPAMBlock', ...CALC_KINDS]);
 
 /** Runs the controller until `signal` aborts; resolves then. Never rejects for datastore errors. */
 export async function runController(opts: ControllerOptions): Promise<void> {
@@ -43,6 +59,8 @@ class Controller {
   private wake: (() => void) | undefined;
   private watch: Watch | undefined;
   private watchBroken = false;
+  /** Fed from the watch: the clients of each gateway pod. */
+  private calc = new EgressCalculator();
   /** Orphaned allocation handle → when first seen orphaned (ms). */
   private readonly orphans = new Map<string, number>();
   /** Last logged problem text per gateway (`ns/name`), so a lasting problem is logged once. */
@@ -127,6 +145,11 @@ class Controller {
     this.watch = undefined;
     this.watchBroken = false;
     const rev = await this.store.revision();
+    // The calculator from a full list; the watch replays every change since `rev` over it, in order, so it ends up
+    // at the store's state whatever the lists saw.
+    const calc = new EgressCalculator();
+    for (const kind of CALC_KINDS) for (const r of (await this.store.list(kind)).items) calc.upsert(r);
+    this.calc = calc;
     this.watch = await this.store.watch(
       {
         fromRevision: rev,
@@ -137,6 +160,10 @@ class Controller {
         },
       },
       (events: WatchEvent[]) => {
+        for (const e of events) {
+          if (e.type === 'DELETED') calc.remove(e.object);
+          else calc.upsert(e.object);
+        }
         if (events.some((e) => RELEVANT_KINDS.has(e.object.kind))) this.poke();
       },
     );
@@ -159,13 +186,16 @@ class Controller {
       if (!namesByNs.has(ns)) namesByNs.set(ns, new Set());
       namesByNs.get(ns)!.add(p.metadata.name);
     }
+    // The pods as this pass leaves them (drained ones with their deletionTimestamp, removed ones gone).
+    const podsNow = new Map(pods.map((p) => [podKey(p), p]));
+    const nodeNames = new Set(nodes.map((n) => n.metadata.name));
 
     const gateways = new Set<string>();
     for (const egw of egws) {
       const id = `${egw.metadata.namespace}/${egw.metadata.name}`;
       gateways.add(id);
       try {
-        await this.reconcileGateway(egw, pods, nodes, pools, allocations, namesByNs.get(egw.metadata.namespace ?? '') ?? new Set());
+        await this.reconcileGateway(egw, pods, nodes, pools, allocations, namesByNs.get(egw.metadata.namespace ?? '') ?? new Set(), podsNow);
       } catch (e) {
         if (e instanceof StoreError && (e.code === 'Conflict' || e.code === 'AlreadyExists' || e.code === 'NotFound')) {
           this.log.debug('lost a race; reconciling again', { gateway: id, error: e.message });
@@ -177,14 +207,20 @@ class Controller {
     }
     for (const id of [...this.lastProblems.keys()]) if (!gateways.has(id)) this.lastProblems.delete(id);
 
-    // Pods of EgressGateways that no longer exist.
     for (const p of pods) {
       const of = p.metadata.annotations?.[ANNOTATION.gatewayOf];
-      if (of === undefined || p.metadata.deletionTimestamp) continue;
+      if (of === undefined) continue;
+      if (p.metadata.deletionTimestamp) {
+        // Draining on a node that no longer exists: no kubelet will ever finish it (Kubernetes' pod GC does this).
+        if (!p.spec?.nodeName || !nodeNames.has(p.spec.nodeName)) await this.deletePod(p, `its node ${p.spec?.nodeName ?? '<none>'} no longer exists`, podsNow, 0);
+        continue;
+      }
+      // Pods of EgressGateways that no longer exist: drained with their own grace period.
       if (gateways.has(`${p.metadata.namespace}/${of}`)) continue;
-      await this.deletePod(p, `EgressGateway ${p.metadata.namespace}/${of} no longer exists`);
+      await this.deletePod(p, `EgressGateway ${p.metadata.namespace}/${of} no longer exists`, podsNow);
     }
 
+    await this.announceMaintenance([...podsNow.values()]);
     return this.collectGarbage(pods, allocations);
   }
 
@@ -195,6 +231,7 @@ class Controller {
     pools: IPPool[],
     allocations: Map<string, string>,
     takenNames: Set<string>,
+    podsNow: Map<string, Pod>,
   ): Promise<void> {
     const id = `${egw.metadata.namespace}/${egw.metadata.name}`;
     const plan = planGatewayPods(egw, pods, nodes, pools, { allocations, takenNames, random: this.random });
@@ -209,9 +246,19 @@ class Controller {
       this.lastProblems.set(id, problemText);
     }
 
-    for (const p of plan.delete) await this.deletePod(p, `gateway ${id}: scale down or replace`);
+    // Surplus pods drain for the template's grace period; pods whose node is gone (nothing runs them) go at once,
+    // as do finished ones (deletePodGracefully decides that).
+    const nodeNames = new Set(nodes.map((n) => n.metadata.name));
+    const grace = egw.spec?.template?.spec?.terminationGracePeriodSeconds;
+    const drained: Pod[] = [];
+    for (const p of plan.delete) {
+      const nodeGone = !p.spec?.nodeName || !nodeNames.has(p.spec.nodeName);
+      const after = await this.deletePod(p, `gateway ${id}: ${nodeGone ? 'its node no longer exists' : 'scale down or replace'}`, podsNow, nodeGone ? 0 : grace);
+      if (after) drained.push(after);
+    }
     for (const p of plan.update) {
-      await this.store.update(p); // carries the resourceVersion read: Conflict → next round
+      const stored = (await this.store.update(p)) as Pod; // carries the resourceVersion read: Conflict → next round
+      podsNow.set(podKey(p), stored);
       this.log.info('relabelled gateway pod', { gateway: id, pod: p.metadata.name });
     }
     for (const p of plan.create) {
@@ -220,21 +267,57 @@ class Controller {
       this.log.info('created gateway pod', { gateway: id, pod: p.metadata.name, node: p.spec.nodeName, pools: plan.pools.join(',') });
     }
 
-    const previous = egw.status?.conditions ?? [];
-    const replicas = Number.isInteger(egw.spec?.replicas) && egw.spec.replicas >= 0 ? egw.spec.replicas : 1;
-    const conditions: Condition[] = gatewayConditions(plan, replicas, previous);
-    if (!sameConditions(previous, conditions)) {
-      const updated: Resource = { ...egw, status: { ...(egw.status ?? {}), conditions } };
+    // Status as the plan leaves things: the pods drained just now count as draining.
+    const after = { ...plan, delete: [], terminating: [...plan.terminating, ...drained] };
+    const status = gatewayStatus(egw, after, { clients: (key) => this.calc.gatewayClients(key).length, previous: egw.status });
+    if (!sameStatus(egw.status, status)) {
+      const updated: Resource = { ...egw, status };
       await this.store.update(updated); // resourceVersion as read: a concurrent spec change wins, and we retry
     }
   }
 
-  private async deletePod(p: Pod, why: string): Promise<void> {
-    try {
-      await this.store.delete({ kind: 'Pod', namespace: p.metadata.namespace ?? '', name: p.metadata.name });
-      this.log.info('deleted gateway pod', { pod: `${p.metadata.namespace}/${p.metadata.name}`, node: p.spec?.nodeName, why });
-    } catch (e) {
-      if (!(e instanceof StoreError && e.code === 'NotFound')) throw e;
+  /**
+   * Deletes a gateway pod through deletePodGracefully (grace undefined: the pod's own). Returns the pod if it is now
+   * draining, undefined if it is gone.
+   */
+  private async deletePod(p: Pod, why: string, podsNow: Map<string, Pod>, grace?: number): Promise<Pod | undefined> {
+    const key = { namespace: p.metadata.namespace ?? '', name: p.metadata.name };
+    const r = await deletePodGracefully(this.store, key, { gracePeriodSeconds: grace, uid: p.metadata.uid });
+    if (r.outcome === 'not-found') return undefined;
+    const pod = `${key.namespace}/${key.name}`;
+    if (r.outcome === 'deleted') {
+      podsNow.delete(pod);
+      this.log.info('deleted gateway pod', { pod, node: p.spec?.nodeName, why });
+      return undefined;
+    }
+    podsNow.set(pod, r.pod!);
+    if (r.outcome === 'terminating') this.log.info('deleted gateway pod (draining)', { pod, node: p.spec?.nodeName, why, until: r.pod!.metadata.deletionTimestamp });
+    return r.pod;
+  }
+
+  /**
+   * Puts the gatewayMaintenance* annotations on the clients of every draining gateway pod: one revision-checked
+   * write per client whose annotations differ (a Conflict is retried by the next pass). Annotations of a drain that
+   * is over are left as they are: they record the last maintenance.
+   */
+  private async announceMaintenance(pods: Pod[]): Promise<void> {
+    const want = planMaintenance(pods, (key) => this.calc.gatewayClients(key));
+    if (want.size === 0) return;
+    const byKey = new Map(pods.map((p) => [podKey(p), p]));
+    for (const [key, m] of want) {
+      const p = byKey.get(key);
+      if (!p || hasMaintenance(p, m)) continue;
+      const next: Pod = { ...p, metadata: { ...p.metadata, annotations: { ...(p.metadata.annotations ?? {}), ...maintenanceAnnotations(m) } } };
+      try {
+        await this.store.update(next);
+        this.log.info('client told of gateway maintenance', { pod: key, gateway: m.gatewayIP, until: m.finished });
+      } catch (e) {
+        if (e instanceof StoreError && (e.code === 'Conflict' || e.code === 'NotFound')) {
+          this.dirty = true;
+          continue;
+        }
+        throw e;
+      }
     }
   }
 
@@ -274,6 +357,10 @@ class Controller {
     }
     return next;
   }
+}
+
+function podKey(p: Pod): string {
+  return `${p.metadata.namespace ?? ''}/${p.metadata.name}`;
 }
 
 function errorText(e: unknown): string {

@@ -14,8 +14,10 @@
 //   tunnel stay, so no client connection is cut (a Deployment would roll the pods instead). Template annotations,
 //   a changed nodeSelector or changed ipPools affect only new pods.
 // - Pods on a node that no longer exists, and finished pods (phase Failed/Succeeded), are deleted and replaced.
-//   Pods being deleted (metadata.deletionTimestamp set) are neither counted nor deleted again.
-// - Scale down removes, in order: pods on nodes that no longer match, pods not Ready, then the newest.
+//   Pods being deleted (metadata.deletionTimestamp set) are neither counted nor deleted again: they drain (they are
+//   listed in `terminating`), and a replacement is created at once unless replicas dropped.
+// - Scale down removes, in order: pods on nodes that no longer match, pods not Ready, then the newest. The controller
+//   deletes them gracefully (deletePodGracefully: they drain for the template's terminationGracePeriodSeconds).
 // - The pools' capacity bounds how many pods are created: a pod that could never get an address is not made.
 import { cidrContains, cidrSize, parseCidr, parseIPv4 } from '../api/ipv4.js';
 import type { OwnerReference } from '../api/meta.js';
@@ -43,8 +45,10 @@ export interface PlanProblem {
 export interface GatewayPlan {
   /** New pods to create (complete objects). */
   create: Pod[];
-  /** Existing pods to delete. */
+  /** Existing pods to delete (the controller drains scale-down surplus, and removes the others at once). */
   delete: Pod[];
+  /** This gateway's pods already being deleted (metadata.deletionTimestamp set): draining, not counted. */
+  terminating: Pod[];
   /** Existing pods with their labels (and ownerReference) brought up to date; carry the resourceVersion read. */
   update: Pod[];
   /** The gateway's pods after the plan is carried out (kept existing ones, updated where planned, and new ones). */
@@ -161,8 +165,12 @@ export function planGatewayPods(
   const mine = existingPods.filter((p) => isPodOf(p, egw));
   const toDelete: Pod[] = [];
   const live: Pod[] = [];
+  const terminating: Pod[] = [];
   for (const p of mine) {
-    if (p.metadata.deletionTimestamp) continue;
+    if (p.metadata.deletionTimestamp) {
+      terminating.push(p);
+      continue;
+    }
     const phase = p.status?.phase;
     if (phase === 'Failed' || phase === 'Succeeded' || !p.spec?.nodeName || !nodeNames.has(p.spec.nodeName)) toDelete.push(p);
     else live.push(p);
@@ -270,30 +278,37 @@ export function planGatewayPods(
     }
   }
 
-  return { create, delete: toDelete, update, result, pools: poolNames, problems };
+  return { create, delete: toDelete, terminating, update, result, pools: poolNames, problems };
 }
 
 /**
- * The Ready and Degraded conditions for a gateway after a plan: Degraded when the plan has problems (reason =
- * the first problem's), Ready when every wanted pod exists and is Ready. lastTransitionTime is kept from `previous`
- * when a condition's status did not change.
+ * The Ready and Degraded conditions for a gateway after a plan:
+ * - the plan has problems (no node, pools): Ready False and Degraded True, reason = the first problem's;
+ * - else a counted pod's Ready condition is False for a probe reason (isProbeFailure): Ready False and Degraded True,
+ *   reason ProbesFailing (the gateway runs but cannot reach what it must);
+ * - else Ready True (AllReplicasReady) when every wanted pod exists and is Ready, False (PodsNotReady) otherwise;
+ *   Degraded False (AsExpected).
+ * Draining pods (plan.terminating) are not counted; the Ready message mentions them. lastTransitionTime is kept from
+ * `previous` when a condition's status did not change.
  */
 export function gatewayConditions(plan: GatewayPlan, replicas: number, previous: Condition[] = [], now = new Date()): Condition[] {
   const ready = plan.result.filter((p) => plan.create.indexOf(p) < 0 && isPodReady(p)).length;
+  const draining = plan.terminating?.length ?? 0;
+  const counted = `${ready} of ${replicas} gateway pods ready${draining ? `, ${draining} draining` : ''}`;
+  const probes = plan.result.filter((p) => plan.create.indexOf(p) < 0 && isProbeFailure(readyCondition(p)));
+  const probeText = probes.map((p) => `${p.metadata.name}: ${readyCondition(p)?.message || readyCondition(p)?.reason}`).join('; ');
   const first = plan.problems[0];
-  const detail = plan.problems.map((p) => p.message).join('; ');
+  const detail = [...plan.problems.map((p) => p.message), ...(probes.length ? [`probes failing on ${probeText}`] : [])].join('; ');
   const conds: Condition[] = [];
   if (first) {
-    conds.push({ type: 'Ready', status: 'False', reason: first.reason, message: `${ready} of ${replicas} gateway pods ready: ${detail}` });
+    conds.push({ type: 'Ready', status: 'False', reason: first.reason, message: `${counted}: ${detail}` });
     conds.push({ type: 'Degraded', status: 'True', reason: first.reason, message: detail });
+  } else if (probes.length) {
+    conds.push({ type: 'Ready', status: 'False', reason: 'ProbesFailing', message: `${counted}: ${detail}` });
+    conds.push({ type: 'Degraded', status: 'True', reason: 'ProbesFailing', message: detail });
   } else {
     const allReady = ready >= replicas && plan.create.length === 0 && plan.delete.length === 0;
-    conds.push({
-      type: 'Ready',
-      status: allReady ? 'True' : 'False',
-      reason: allReady ? 'AllReplicasReady' : 'PodsNotReady',
-      message: `${ready} of ${replicas} gateway pods ready`,
-    });
+    conds.push({ type: 'Ready', status: allReady ? 'True' : 'False', reason: allReady ? 'AllReplicasReady' : 'PodsNotReady', message: counted });
     conds.push({ type: 'Degraded', status: 'False', reason: 'AsExpected', message: '' });
   }
   const stamp = now.toISOString();
@@ -301,6 +316,24 @@ export function gatewayConditions(plan: GatewayPlan, replicas: number, previous:
     const prev = previous.find((p) => p.type === c.type);
     return { ...c, lastTransitionTime: prev && prev.status === c.status && prev.lastTransitionTime ? prev.lastTransitionTime : stamp };
   });
+}
+
+/** A pod's Ready condition, if it has one. */
+export function readyCondition(pod: Pod): Condition | undefined {
+  return pod.status?.conditions?.find((c) => c.type === 'Ready');
+}
+
+/**
+ * True if a Ready condition says False because of the gateway's ICMP/HTTP probes: its reason names a probe (the
+ * gateway writes its own Ready condition: ICMPProbeFailing, HTTPProbeFailing, see src/gateway/podstatus.ts), or a
+ * generic reason (none, NotReady, GatewayNotReady) comes with a message naming one. Other reasons (data plane not
+ * programmed, datastore not seen, GatewayStarting, IPAMFailed) are not probe failures.
+ */
+export function isProbeFailure(c: Condition | undefined): boolean {
+  if (!c || c.status !== 'False') return false;
+  const reason = c.reason ?? '';
+  if (/probe/i.test(reason)) return true;
+  return /^(|NotReady|GatewayNotReady)$/.test(reason) && /probe/i.test(c.message ?? '');
 }
 
 /** True if two condition lists say the same (ignoring lastTransitionTime). */

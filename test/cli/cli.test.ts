@@ -96,7 +96,7 @@ test('get: wide, namespaces, all namespaces, json, not found', async () => {
   assert.equal(none.stdout, '');
   assert.equal(none.stderr, 'No resources found in this namespace.\n');
   const all = await runCli(['--datastore', ds, 'get', 'pods', '-A']);
-  assert.match(all.stdout, /^NAMESPACE\s+NAME\s+NODE\s+IP\s+AGE\nmy-namespace\s+my-client\s+<none>\s+<none>\s/);
+  assert.match(all.stdout, /^NAMESPACE\s+NAME\s+STATUS\s+NODE\s+IP\s+AGE\nmy-namespace\s+my-client\s+Pending\s+<none>\s+<none>\s/);
   const json = JSON.parse((await runCli(['--datastore', ds, 'get', 'ns', '-o', 'json'])).stdout);
   assert.equal(json.kind, 'List');
   assert.deepEqual(json.items.map((i: any) => i.metadata.name), ['my-namespace', 'plain']);
@@ -135,13 +135,14 @@ test('warnings for fields egw accepts but does not act on', async () => {
 
 test('delete by name and by file; not found is an error', async () => {
   const r = await runCli(['--datastore', ds, 'delete', 'ippool', 'encap']);
-  assert.equal(r.stdout, 'ippool.projectcalico.org/encap deleted\n');
+  assert.equal(r.stdout, 'ippool.projectcalico.org "encap" deleted\n');
   const again = await runCli(['--datastore', ds, 'delete', 'ippool', 'encap']);
   assert.equal(again.code, 1);
   assert.equal(again.stderr, 'error: ippools "encap" not found; nothing deleted\n');
   assert.equal((await runCli(['--datastore', ds, 'delete', 'ippool', 'encap', '--ignore-not-found'])).code, 0);
   const byFile = await runCli(['--datastore', ds, 'delete', '-f', join(SEED_DIR, '40-pod.yaml')]);
-  assert.equal(byFile.stdout, 'pod/my-client deleted\n');
+  assert.equal(byFile.stdout, 'pod "my-client" deleted\n', 'a pod without a node goes at once');
+  assert.equal((await runCli(['--datastore', ds, 'get', 'pods', '-A'])).stderr, 'No resources found.\n');
 });
 
 test('selector check speaks JSON lines', async () => {

@@ -17,7 +17,13 @@ let abort: AbortController;
 let done: Promise<void>;
 let log: ReturnType<typeof memoryLogger>;
 
+/** The gateway's pods that are not terminating (the ones that count as replicas). */
 async function gatewayPods(name = 'red'): Promise<Pod[]> {
+  return (await allGatewayPods(name)).filter((p) => !p.metadata.deletionTimestamp);
+}
+
+/** Every pod of the gateway, draining ones too (no kubelet runs here, so they stay until deleted by hand). */
+async function allGatewayPods(name = 'red'): Promise<Pod[]> {
   const pods = (await store.list('Pod', { namespace: 'prod' })).items as Pod[];
   return pods.filter((p) => p.metadata.annotations?.['egw.dev/egress-gateway'] === name);
 }
@@ -94,12 +100,22 @@ describe('runController', () => {
     assert.equal(added.length, 1);
     assert.ok(first.every((f) => three.some((p) => p.metadata.name === f.metadata.name)), 'the first two are kept');
 
-    // Scale to 1: two deleted, the newest first (the oldest stays).
+    // Scale to 1: two deleted, the newest first (the oldest stays); they drain for the template's 30 s.
     await setReplicas(1);
+    const t0 = Date.now();
     await podCount(1);
     const [left] = await gatewayPods();
     const oldest = [...three].sort((a, b) => (a.metadata.creationTimestamp! < b.metadata.creationTimestamp! ? -1 : 1))[0];
     assert.equal(left.metadata.creationTimestamp, oldest.metadata.creationTimestamp);
+    const draining = (await allGatewayPods()).filter((p) => p.metadata.deletionTimestamp);
+    assert.equal(draining.length, 2);
+    for (const p of draining) {
+      assert.equal(p.metadata.deletionGracePeriodSeconds, 30);
+      const at = Date.parse(p.metadata.deletionTimestamp!);
+      assert.ok(at >= t0 + 30_000 && at <= Date.now() + 30_000, `deletionTimestamp ${p.metadata.deletionTimestamp}`);
+    }
+    // The kubelet would remove them when their window ends; here that is done by hand.
+    for (const p of draining) await store.delete({ kind: 'Pod', namespace: 'prod', name: p.metadata.name });
 
     // Template labels change: relabelled in place.
     const g = await getGateway();
@@ -114,9 +130,12 @@ describe('runController', () => {
     const st = (await getGateway()).status;
     assert.deepEqual(st?.conditions?.map((c) => [c.type, c.status, c.reason]), [['Ready', 'False', 'PodsNotReady'], ['Degraded', 'False', 'AsExpected']]);
 
-    // EgressGateway deleted: its pods go.
+    // EgressGateway deleted: its pods drain with their own grace period (30 s, from the template).
     await store.delete(KEY);
     await podCount(0);
+    const gone = await allGatewayPods();
+    assert.equal(gone.length, 1);
+    assert.equal(gone[0].metadata.deletionGracePeriodSeconds, 30);
     assert.ok(log.lines.some((l) => /deleted gateway pod .*no longer exists/.test(l)));
   });
 
