@@ -231,6 +231,12 @@ interface NodeCalc {
   alloc: TableIdAllocator;
   /** Gateway IP → number of local tables routing to it + local clients keeping it while it drains. */
   readonly ipRefs: Map<string, number>;
+  /**
+   * Candidate entries of the node's clients → number of clients using each. Every ready member of these stays in
+   * the node's gateway list even when no route uses it now (a lower maxNextHops, a preference, a new gateway pushing
+   * it out of a client's top k): connections already pinned to it (conntrack marks) must keep their tunnel path.
+   */
+  readonly entryRefs: Map<CandEntry, number>;
   /** Clients with a rule, sorted by (IP, key), parallel to `rules`. */
   ruleClients: ClientRec[];
   rules: EgressRule[];
@@ -540,12 +546,15 @@ export class EgressCalculator {
     }
     if (n.cache && !n.outDirty && !n.gwDirty) return n.cache;
     if (n.gwDirty) {
-      const gws: GatewayRec[] = [];
+      const byIpMap = new Map<string, GatewayRec>();
       for (const ip of n.ipRefs.keys()) {
         const g = this.gatewayAt(ip);
-        if (g) gws.push(g);
+        if (g) byIpMap.set(ip, g);
       }
-      gws.sort(byIp);
+      for (const e of n.entryRefs.keys()) {
+        for (const m of e.members) if (m.ready && !byIpMap.has(m.ip) && this.gatewayAt(m.ip) === m) byIpMap.set(m.ip, m);
+      }
+      const gws = [...byIpMap.values()].sort(byIp);
       n.gatewaysOut = gws.map((g) => g.out);
       n.gwDirty = false;
     }
@@ -621,6 +630,27 @@ export class EgressCalculator {
       if (ok) ips.add(c.pod.ipNum);
     }
     return [...ips].sort((a, b) => a - b).map(formatIPv4);
+  }
+
+  /**
+   * Every gateway pod that could carry traffic of at least one client on `nodeName`: the members of the candidate
+   * entries (selector ∧ namespaceSelector) the node's clients use, computed *before* health, drain, PreferNodeLocal
+   * and maxNextHops filtering — so a gateway that failed stays in this set and its recovery can be observed. Sorted
+   * by IP, then pod key. This is what a node agent heartbeats (agent/health.ts). Cost: O(clients on the node) plus
+   * the matching gateways; clients sharing a configuration share one entry.
+   */
+  candidateGateways(nodeName: string): { pod: string; ip: string; node: string }[] {
+    const n = this.nodes.get(nodeName);
+    if (!n) return [];
+    if (n.dirty.size > 0) {
+      for (const c of n.dirty) this.computeClient(n, c);
+      n.dirty.clear();
+    }
+    const entries = new Set<CandEntry>();
+    for (const c of n.clients.values()) for (const e of c.entries) entries.add(e);
+    const gws = new Map<string, GatewayRec>();
+    for (const e of entries) for (const g of e.members) gws.set(g.key, g);
+    return [...gws.values()].sort(byIp).map((g) => ({ pod: g.key, ip: g.ip, node: g.node }));
   }
 
   /** Counters for tests and benchmarks. */
@@ -797,7 +827,7 @@ export class EgressCalculator {
       } else e.memberKeys.delete(key);
       for (const c of e.users) this.markDirty(c);
     }
-    for (const n of this.nodes.values()) if ((old && n.ipRefs.has(old.ip)) || (neu && n.ipRefs.has(neu.ip))) n.gwDirty = true;
+    for (const n of this.nodes.values()) if (n.entryRefs.size > 0 || (old && n.ipRefs.has(old.ip)) || (neu && n.ipRefs.has(neu.ip))) n.gwDirty = true;
     this.invalidatePlans();
   }
 
@@ -1182,6 +1212,19 @@ export class EgressCalculator {
   private setEntryDeps(c: ClientRec, entries: readonly CandEntry[]): void {
     const old = c.entries;
     if (old === entries) return;
+    const n = this.nodeCalc(c.node);
+    for (const e of old) {
+      const v = (n.entryRefs.get(e) ?? 0) - 1;
+      if (v <= 0) {
+        n.entryRefs.delete(e);
+        n.gwDirty = true;
+      } else n.entryRefs.set(e, v);
+    }
+    for (const e of entries) {
+      const v = (n.entryRefs.get(e) ?? 0) + 1;
+      n.entryRefs.set(e, v);
+      if (v === 1) n.gwDirty = true;
+    }
     for (const e of old) e.users.delete(c);
     // (entries come from plans, and invalidatePlans() drops plans before it drops unused entries, so these are live)
     for (const e of entries) e.users.add(c);
@@ -1361,6 +1404,7 @@ export class EgressCalculator {
         tables: new Map(),
         alloc: new TableIdAllocator(this.tableIdBase, this.tableIdRange),
         ipRefs: new Map(),
+        entryRefs: new Map(),
         ruleClients: [],
         rules: [],
         tableList: [],

@@ -80,6 +80,9 @@ export const IP = {
     `route del ${r.type && r.type !== 'unicast' ? `${r.type} ` : ''}${r.dst} table ${r.table}${r.metric ? ` metric ${r.metric}` : ''}${r.tos ? ` tos ${r.tos}` : ''}`,
 
   ruleAdd: (src: string, table: number, priority: number): string => `rule add from ${src} lookup ${table} priority ${priority}`,
+  /** A stickiness rule: packets from `src` carrying gateway mark `mark` (under `mask`) use that gateway's table. */
+  ruleAddMark: (src: string, mark: number, mask: number, table: number, priority: number): string =>
+    `rule add from ${src} fwmark ${hex(mark)}/${hex(mask)} lookup ${table} priority ${priority}`,
   /** Deletes one rule, naming every selector the kernel reported so that no other rule at the priority matches. */
   ruleDel: (r: RuleSelectors): string => {
     const parts = ['rule del priority', String(r.priority)];
@@ -126,6 +129,11 @@ export const BRIDGE = {
   fdbDel: (dev: string, e: { mac: string; dst?: string; port?: number; vni?: number }): string =>
     `fdb del ${e.mac} dev ${dev}${e.dst ? ` dst ${e.dst}` : ''}${e.port ? ` port ${e.port}` : ''}${e.vni !== undefined ? ` vni ${e.vni}` : ''}`,
 };
+
+/** `0x…` as `ip rule` prints marks (lower case, no padding). */
+export function hex(n: number): string {
+  return `0x${(n >>> 0).toString(16)}`;
+}
 
 /** The text of a batch: one command per line, newline-terminated. */
 export function batchText(lines: readonly string[]): string {

@@ -3,10 +3,25 @@ export { localRunner, netnsRunner, RecordingRunner, CommandError, writeSysctl, r
 export { NodeDataplane, type NodeDataplaneOptions } from './node.js';
 export { planReconcile, type ActualState, type Plan, type PlanOptions } from './plan.js';
 export * from './types.js';
-export { READ, WRITE, IP, BRIDGE, batchText, sysctlPath, type VxlanParams, type RuleSelectors } from './commands.js';
+export { READ, WRITE, IP, BRIDGE, batchText, sysctlPath, hex, type VxlanParams, type RuleSelectors } from './commands.js';
+export {
+  stickyConfig,
+  stickyGateways,
+  clientPools,
+  assignMarks,
+  planSticky,
+  markOf,
+  indexOfMark,
+  tableOf,
+  type StickyOptions,
+  type StickyConfig,
+  type StickyPlan,
+  type StickyRule,
+} from './sticky.js';
 export {
   parseRules,
   parseRoutes,
+  parseRoutesIn,
   parseLink,
   parseNeighbours,
   parseFdb,
@@ -28,6 +43,7 @@ export {
   mssClampChain,
   stickinessChains,
   nftRebuildDocument,
+  nftMarkElementsDocument,
   parseNftTable,
   canonicalTable,
   addressIntervals,
@@ -37,4 +53,6 @@ export {
   type NftRuleSpec,
   type ActualNftTable,
   type NodeNftInput,
+  type NodeStickyNft,
+  type NftMarkElem,
 } from './nft.js';

@@ -27,10 +27,13 @@ export function normalizeDst(dst: unknown, len?: unknown): string | null {
 
 const RULE_ACTIONS: Record<string, string> = { '6': 'blackhole', '7': 'unreachable', '8': 'prohibit', blackhole: 'blackhole', unreachable: 'unreachable', prohibit: 'prohibit', nop: 'nop' };
 const PLAIN_RULE_KEYS = new Set(['priority', 'src', 'srclen', 'table']);
+const MARK_RULE_KEYS = new Set(['priority', 'src', 'srclen', 'table', 'fwmark', 'fwmask']);
 
 export interface ActualRule extends RuleSelectors {
   /** Exactly `from SRC lookup TABLE` (a numeric table) with no other selector or action. */
   plain: boolean;
+  /** Exactly `from SRC fwmark M[/MASK] lookup TABLE` (a stickiness rule's shape) with no other selector. */
+  markPlain: boolean;
 }
 
 /** `ip -N -4 -json rule list`. */
@@ -40,7 +43,7 @@ export function parseRules(json: string): ActualRule[] {
     const priority = typeof r.priority === 'number' ? r.priority : 0;
     const src = r.src === 'all' || r.src === undefined ? 'all' : `${String(r.src)}/${typeof r.srclen === 'number' ? r.srclen : 32}`;
     const tableNum = typeof r.table === 'string' && /^\d+$/.test(r.table) ? Number(r.table) : typeof r.table === 'number' ? r.table : undefined;
-    const rule: ActualRule = { priority, src, plain: false };
+    const rule: ActualRule = { priority, src, plain: false, markPlain: false };
     if (r.dst !== undefined && r.dst !== 'all') rule.dst = `${String(r.dst)}/${typeof r.dstlen === 'number' ? r.dstlen : 32}`;
     if (r.not !== undefined) rule.not = true;
     if (r.tos !== undefined) rule.tos = String(r.tos);
@@ -55,6 +58,7 @@ export function parseRules(json: string): ActualRule[] {
     else if (r.goto !== undefined) rule.action = `goto ${String(r.goto)}`;
     else if (r.action !== undefined) rule.action = RULE_ACTIONS[String(r.action)];
     rule.plain = tableNum !== undefined && src !== 'all' && Object.keys(r).every((k) => PLAIN_RULE_KEYS.has(k));
+    rule.markPlain = tableNum !== undefined && src !== 'all' && r.fwmark !== undefined && Object.keys(r).every((k) => MARK_RULE_KEYS.has(k));
     out.push(rule);
   }
   return out;
@@ -115,10 +119,15 @@ export function routeSignature(r: EgressRoute, dev: string): string {
  * (to know which routes vanish with it).
  */
 export function parseRoutes(json: string, base: number, range: number, dev: string): ActualRoute[] {
+  return parseRoutesIn(json, [[base, range]], dev);
+}
+
+/** parseRoutes for several table ranges `[base, range]` in one pass (the client tables and the per-gateway tables). */
+export function parseRoutesIn(json: string, ranges: readonly (readonly [number, number])[], dev: string): ActualRoute[] {
   const out: ActualRoute[] = [];
   for (const r of parseArray(json, 'ip route')) {
     const table = typeof r.table === 'string' && /^\d+$/.test(r.table) ? Number(r.table) : typeof r.table === 'number' ? r.table : 254;
-    if (!(table >= base && table < base + range)) continue;
+    if (!ranges.some(([base, range]) => table >= base && table < base + range)) continue;
     const dst = normalizeDst(r.dst);
     if (dst === null) continue;
     const type = r.type === undefined ? 'unicast' : (ROUTE_TYPES[String(r.type)] ?? String(r.type));

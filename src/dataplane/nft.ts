@@ -11,6 +11,15 @@
 //       type filter hook forward priority mangle; policy accept;
 //       oifname "egw.vxlan" tcp flags syn / syn,rst tcp option maxseg size > MSS tcp option maxseg size set MSS
 //     }
+//     map gw_marks { type ipv4_addr : mark; elements = { <gwIP> : <mark>, … } }      # stickiness (sticky.ts)
+//     chain prerouting {                       # established client connections: the mark back from conntrack
+//       type filter hook prerouting priority mangle; policy accept;
+//       ip saddr <client pools> ct mark & MASK != 0 meta mark set ct mark & MASK
+//     }
+//     chain postrouting_mark {                 # a new connection remembers the next hop ECMP chose
+//       type filter hook postrouting priority mangle; policy accept;
+//       oifname "egw.vxlan" ct state new ct mark set rt ip nexthop map @gw_marks
+//     }
 //   }
 //
 // Writes are JSON (`nft -j -f -`), built in the same shape nft lists (so they read back unchanged), as one atomic
@@ -21,14 +30,14 @@
 // range, an anonymous set of them) is replaced by its merged list of intervals, because nft merges adjacent set
 // elements and prints one-element sets without braces.
 //
-// Room for issue 5 (per-connection stickiness with conntrack marks, kernel-recipes.md §4): `stickinessChains()`
-// returns the extra chains (`prerouting`, type filter, priority mangle: restore `meta mark` from `ct mark` for
-// packets from client pods) and `stickinessPostrouting()` the rules that go first in a route-priority
-// `postrouting-mark` chain (`oifname egw.vxlan ct state new ct mark set rt ip nexthop map {…}`). Both are empty
-// today; they are part of the desired table, so the same diff and rebuild cover them.
+// Stickiness (issue 5, kernel-recipes.md §4): `stickinessChains()` and the map `gw_marks`. The map's declaration
+// is part of the table's shape (compared like chains); its elements are not: they change with the gateways and are
+// added and deleted in place (`nftMarkElementsDocument`), so a gateway change never rebuilds the table. A rebuild
+// (for another reason) writes the elements the node wants in the same transaction. The prerouting rule matches only
+// client-pool sources (pitfall 2: a reply carrying the mark would be routed back into the tunnel).
 
 import { aggregatePrefixes, formatIPv4, parseIPv4, parsePrefix, type Prefix } from '../calc/cidr.js';
-import type { NodeNatConfig } from './types.js';
+import { STICKY_MARKS_MAP, type NodeNatConfig } from './types.js';
 
 export interface NftRuleSpec {
   expr: unknown[];
@@ -44,16 +53,26 @@ export interface NftChainSpec {
   rules: NftRuleSpec[];
 }
 
+/** An element of the map `gw_marks`: gateway IP → its mark. */
+export interface NftMarkElem {
+  ip: string;
+  mark: number;
+}
+
 export interface NftTableSpec {
   family: 'ip';
   name: string;
   chains: NftChainSpec[];
+  /** The map `gw_marks` and its elements; absent: no map (stickiness off). */
+  marks?: NftMarkElem[];
 }
 
 /** What the kernel holds, as read with `nft -j list table`. */
 export interface ActualNftTable {
   chains: NftChainSpec[];
-  /** Objects other than chains and rules (sets, maps, counters, flowtables, …) and table flags: never ours. */
+  /** The elements of the map `gw_marks` when it exists with egw's shape (`ipv4_addr : mark`, no flags). */
+  marks?: NftMarkElem[];
+  /** Objects other than chains, rules and that map (sets, other maps, counters, flowtables, …) and table flags: never ours. */
   foreign: unknown[];
 }
 
@@ -66,6 +85,17 @@ export interface NodeNftInput {
   device: string;
   /** MSS to clamp to: tunnel MTU − 40 (IPv4 + TCP headers). */
   mss: number;
+  /** Stickiness objects; absent: none. */
+  sticky?: NodeStickyNft;
+}
+
+export interface NodeStickyNft {
+  /** The mark bits egw owns. */
+  mask: number;
+  /** Sources whose packets get their connection's mark back (client pools, aggregated CIDRs). */
+  clientPools: readonly string[];
+  /** The map's elements. */
+  marks: readonly NftMarkElem[];
 }
 
 // ---- expression builders (in the shape nft 1.0.6 lists) ---------------------------------------------------------
@@ -127,9 +157,52 @@ export function mssClampChain(device: string, mss: number): NftChainSpec {
   };
 }
 
-/** Issue 5 (conntrack-mark stickiness): extra chains. Empty for now. */
-export function stickinessChains(_input: NodeNftInput): NftChainSpec[] {
-  return [];
+const CT_MARK = { ct: { key: 'mark' } };
+
+/**
+ * Stickiness (conntrack marks): `prerouting` restores the packet mark of established connections from client pools
+ * (only when there are client pools), `postrouting_mark` records the next hop of every new connection leaving by the
+ * tunnel. Both at priority mangle: after conntrack (-200), before the routing decision (prerouting) and before NAT.
+ */
+export function stickinessChains(input: NodeNftInput): NftChainSpec[] {
+  const st = input.sticky;
+  if (!st) return [];
+  const chains: NftChainSpec[] = [];
+  const pools = prefixesOf(st.clientPools);
+  const masked = { '&': [CT_MARK, st.mask >>> 0] };
+  if (pools.length) {
+    chains.push({
+      name: 'prerouting',
+      type: 'filter',
+      hook: 'prerouting',
+      prio: PRIO.mangle,
+      policy: 'accept',
+      rules: [
+        {
+          expr: [addrMatch('saddr', '==', pools), { match: { op: '!=', left: masked, right: 0 } }, { mangle: { key: { meta: { key: 'mark' } }, value: masked } }],
+          comment: 'established client connections keep their gateway',
+        },
+      ],
+    });
+  }
+  chains.push({
+    name: 'postrouting_mark',
+    type: 'filter',
+    hook: 'postrouting',
+    prio: PRIO.mangle,
+    policy: 'accept',
+    rules: [
+      {
+        expr: [
+          metaMatch('oifname', '==', input.device),
+          { match: { op: 'in', left: { ct: { key: 'state' } }, right: 'new' } },
+          { mangle: { key: CT_MARK, value: { map: { key: { rt: { key: 'nexthop', family: 'ip' } }, data: `@${STICKY_MARKS_MAP}` } } } },
+        ],
+        comment: 'a new connection remembers its gateway',
+      },
+    ],
+  });
+  return chains;
 }
 
 export function nodeNftTable(input: NodeNftInput): NftTableSpec {
@@ -138,7 +211,9 @@ export function nodeNftTable(input: NodeNftInput): NftTableSpec {
   if (nat) chains.push(nat);
   chains.push(mssClampChain(input.device, input.mss));
   chains.push(...stickinessChains(input));
-  return { family: 'ip', name: input.table, chains };
+  const t: NftTableSpec = { family: 'ip', name: input.table, chains };
+  if (input.sticky) t.marks = input.sticky.marks.map((e) => ({ ip: e.ip, mark: e.mark >>> 0 }));
+  return t;
 }
 
 // ---- the write ------------------------------------------------------------------------------------------------
@@ -147,6 +222,11 @@ export function nodeNftTable(input: NodeNftInput): NftTableSpec {
 export function nftRebuildDocument(t: NftTableSpec): { nftables: unknown[] } {
   const table = { family: t.family, name: t.name };
   const out: unknown[] = [{ add: { table } }, { delete: { table } }, { add: { table } }];
+  if (t.marks) {
+    const map: Record<string, unknown> = { family: t.family, table: t.name, name: STICKY_MARKS_MAP, type: 'ipv4_addr', map: 'mark' };
+    if (t.marks.length) map.elem = t.marks.map((e) => [e.ip, e.mark]);
+    out.push({ add: { map } });
+  }
   for (const c of t.chains) {
     out.push({ add: { chain: { family: t.family, table: t.name, name: c.name, type: c.type, hook: c.hook, prio: c.prio, policy: c.policy } } });
   }
@@ -156,6 +236,30 @@ export function nftRebuildDocument(t: NftTableSpec): { nftables: unknown[] } {
     }
   }
   return { nftables: out };
+}
+
+/** In-place changes of the map `gw_marks`: deletions (by key) first, then additions; one transaction. */
+export function nftMarkElementsDocument(table: string, del: readonly string[], add: readonly NftMarkElem[]): { nftables: unknown[] } {
+  const at = { family: 'ip', table, name: STICKY_MARKS_MAP };
+  const out: unknown[] = [];
+  if (del.length) out.push({ delete: { element: { ...at, elem: [...del] } } });
+  if (add.length) out.push({ add: { element: { ...at, elem: add.map((e) => [e.ip, e.mark]) } } });
+  return { nftables: out };
+}
+
+/** The elements of a listed `gw_marks` map, or null when it is not egw's shape. */
+function markElems(v: Record<string, unknown>): NftMarkElem[] | null {
+  if (v.type !== 'ipv4_addr' || v.map !== 'mark' || v.flags !== undefined) return null;
+  const keys = Object.keys(v).filter((k) => !['family', 'name', 'table', 'type', 'handle', 'map', 'elem'].includes(k));
+  if (keys.length) return null;
+  const out: NftMarkElem[] = [];
+  if (v.elem === undefined) return out;
+  if (!Array.isArray(v.elem)) return null;
+  for (const e of v.elem as unknown[]) {
+    if (!Array.isArray(e) || e.length !== 2 || typeof e[0] !== 'string' || parseIPv4(e[0]) === undefined || typeof e[1] !== 'number') return null;
+    out.push({ ip: e[0], mark: e[1] >>> 0 });
+  }
+  return out;
 }
 
 // ---- the read ---------------------------------------------------------------------------------------------------
@@ -168,6 +272,7 @@ export function parseNftTable(json: string, name: string): ActualNftTable | null
   const chains = new Map<string, NftChainSpec>();
   const order: string[] = [];
   const foreign: unknown[] = [];
+  let marks: NftMarkElem[] | undefined;
   for (const item of items) {
     const kind = Object.keys(item)[0];
     const v = item[kind];
@@ -197,12 +302,16 @@ export function parseNftTable(json: string, name: string): ActualNftTable | null
       if (typeof v.comment === 'string') rule.comment = v.comment;
       if (c) c.rules.push(rule);
       else foreign.push(item);
+    } else if (kind === 'map' && v.name === STICKY_MARKS_MAP && marks === undefined && markElems(v) !== null) {
+      marks = markElems(v)!;
     } else {
       foreign.push(item);
     }
   }
   if (!found) return null;
-  return { chains: order.map((n) => chains.get(n)!), foreign };
+  const t: ActualNftTable = { chains: order.map((n) => chains.get(n)!), foreign };
+  if (marks) t.marks = marks;
+  return t;
 }
 
 // ---- comparison -------------------------------------------------------------------------------------------------
@@ -269,9 +378,13 @@ function canonValue(v: unknown): string {
   return JSON.stringify(v ?? null);
 }
 
-/** A text that is equal for two tables exactly when they filter and rewrite packets the same way. */
-export function canonicalTable(t: { chains: readonly NftChainSpec[]; foreign?: readonly unknown[] }): string {
+/**
+ * A text that is equal for two tables exactly when they filter and rewrite packets the same way, apart from the
+ * elements of the map `gw_marks` (compared and changed separately, in place).
+ */
+export function canonicalTable(t: { chains: readonly NftChainSpec[]; marks?: readonly NftMarkElem[]; foreign?: readonly unknown[] }): string {
   const lines: string[] = [];
+  if (t.marks) lines.push(`map ${STICKY_MARKS_MAP} ipv4_addr : mark`);
   for (const c of t.chains) {
     lines.push(`chain ${c.name} type=${c.type} hook=${c.hook} prio=${c.prio} policy=${c.policy}`);
     for (const r of c.rules) lines.push(`  ${r.expr.map(canonValue).join(' ')}${r.comment ? ` #${JSON.stringify(r.comment)}` : ''}`);

@@ -3,16 +3,18 @@
 // Each reconcile reads everything egw owns (in parallel), diffs it against the desired state (plan.ts) and writes
 // only the difference: one `ip -batch`, at most one `bridge -batch` (FDB), one `nft -j -f` transaction, and a
 // /proc write per wrong sysctl. Nothing is remembered between reconciles except the rule priorities used before
-// (so a Felix priority change cleans up the old rules), so a fresh instance on an already-programmed node adopts
-// it and sends no write at all. Reconciles are serialised.
+// (so a Felix priority change cleans up the old rules) and the gateway marks it gave out (a hint only: the
+// assignment itself is read back from the kernel every time), so a fresh instance on an already-programmed node
+// adopts it, marks included, and sends no write at all. Reconciles are serialised.
 
 import type { NodeEgressState } from '../calc/types.js';
 import type { Logger } from '../log.js';
 import { batchText, READ, WRITE } from './commands.js';
 import { CommandError, type RunResult, type Runner } from './exec.js';
-import { isMissingDevice, parseFdb, parseLink, parseNeighbours, parseRoutes, parseRules, parseSysctls } from './kernel.js';
+import { isMissingDevice, parseFdb, parseLink, parseNeighbours, parseRoutesIn, parseRules, parseSysctls } from './kernel.js';
 import { nftRebuildDocument, parseNftTable } from './nft.js';
 import { planReconcile, type ActualState, type Plan } from './plan.js';
+import { stickyConfig, type StickyConfig } from './sticky.js';
 import { DataplaneError, EGW_NFT_TABLE, EGW_TABLE_BASE, EGW_TABLE_RANGE, NODE_SYSCTLS, type NodeNatConfig, type ReconcileReport } from './types.js';
 
 export interface NodeDataplaneOptions {
@@ -22,6 +24,15 @@ export interface NodeDataplaneOptions {
   tableRange?: number;
   /** Name of the nft table (family ip). Default `egw`. */
   nftTable?: string;
+  /**
+   * Per-connection stickiness with conntrack marks (docs/dataplane.md, "Connections keep their gateway"). Default
+   * true; false removes its marks, rules, tables and nft objects (established connections then follow the ECMP set).
+   */
+  stickiness?: boolean;
+  /** Contiguous mark bits egw owns in the conntrack and packet marks. Default 0x0ff00000 (255 gateways per node). */
+  stickyMarkMask?: number;
+  /** First per-gateway routing table (table = base + mark index); must not meet [tableBase, tableBase + tableRange). Default 2,000,000. */
+  stickyTableBase?: number;
 }
 
 export class NodeDataplane {
@@ -31,6 +42,11 @@ export class NodeDataplane {
   private readonly nftTable: string;
   /** Rule priorities used by earlier reconciles (still owned until cleaned). */
   private readonly priorities = new Set<number>();
+  readonly sticky: StickyConfig;
+  /** Gateway IP → mark index after the last successful reconcile. */
+  private marks = new Map<string, number>();
+  /** Indexes of gateways that lost their mark (insertion order = age), reused if still free when they come back. */
+  private readonly released = new Map<string, number>();
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
@@ -41,6 +57,16 @@ export class NodeDataplane {
     this.tableBase = opts.tableBase ?? EGW_TABLE_BASE;
     this.tableRange = opts.tableRange ?? EGW_TABLE_RANGE;
     this.nftTable = opts.nftTable ?? EGW_NFT_TABLE;
+    this.sticky = stickyConfig({ enabled: opts.stickiness ?? true, mask: opts.stickyMarkMask, tableBase: opts.stickyTableBase });
+    const s = this.sticky;
+    if (s.tableBase < this.tableBase + this.tableRange && this.tableBase < s.tableBase + s.tableRange) {
+      throw new Error(`per-gateway tables [${s.tableBase}, ${s.tableBase + s.tableRange}) overlap the egw tables [${this.tableBase}, ${this.tableBase + this.tableRange})`);
+    }
+  }
+
+  /** Gateway IP → mark value, as of the last successful reconcile (in IP order). */
+  stickyMarks(): Map<string, number> {
+    return new Map([...this.marks].map(([ip, i]) => [ip, (i * 2 ** this.sticky.shift) >>> 0]));
   }
 
   /** Brings the kernel to `desired` + `nat`. Throws DataplaneError (with the report) if a write failed. */
@@ -80,7 +106,14 @@ export class NodeDataplane {
     const actual: ActualState = {
       link: actualLink,
       rules: parseRules(rules.stdout),
-      routes: parseRoutes(routes.stdout, this.tableBase, this.tableRange, device),
+      routes: parseRoutesIn(
+        routes.stdout,
+        [
+          [this.tableBase, this.tableRange],
+          [this.sticky.tableBase, this.sticky.tableRange],
+        ],
+        device,
+      ),
       neighbours: actualLink ? parseNeighbours(need(neigh, READ.neighbours(device))) : [],
       fdb: actualLink ? parseFdb(need(fdb, READ.fdb(device))) : [],
       nft: actualNft,
@@ -92,13 +125,17 @@ export class NodeDataplane {
   /** The diff only (no writes): what the next reconcile would do. */
   async plan(desired: NodeEgressState, nat: NodeNatConfig): Promise<Plan> {
     const { actual } = await this.readActual(desired.vxlan.device);
-    return planReconcile(desired, nat, actual, { extraPriorities: this.priorities, nftTable: this.nftTable });
+    return planReconcile(desired, nat, actual, this.planOptions());
+  }
+
+  private planOptions() {
+    return { extraPriorities: this.priorities, nftTable: this.nftTable, sticky: this.sticky, stickyHints: [...this.released] };
   }
 
   private async reconcileNow(desired: NodeEgressState, nat: NodeNatConfig): Promise<ReconcileReport> {
     const start = performance.now();
     const { actual, reads } = await this.readActual(desired.vxlan.device);
-    const plan = planReconcile(desired, nat, actual, { extraPriorities: this.priorities, nftTable: this.nftTable });
+    const plan = planReconcile(desired, nat, actual, this.planOptions());
     const report = plan.report;
     report.reads = reads;
     const errors: unknown[] = [];
@@ -107,7 +144,8 @@ export class NodeDataplane {
     const sysctls = plan.sysctls.length ? { argv: WRITE.sysctls(plan.sysctls) } : null;
     const fdb = plan.fdbLines.length ? { argv: WRITE.bridgeBatch(), input: batchText(plan.fdbLines) } : null;
     const ip = plan.ipLines.length ? { argv: WRITE.ipBatch(), input: batchText(plan.ipLines) } : null;
-    const nft = plan.nft ? { argv: WRITE.nft(), input: JSON.stringify(nftRebuildDocument(plan.nft)) } : null;
+    const nftDoc = plan.nft ? nftRebuildDocument(plan.nft) : plan.nftElements;
+    const nft = nftDoc ? { argv: WRITE.nft(), input: JSON.stringify(nftDoc) } : null;
     const chainA = [sysctls, nft].filter((c) => c !== null);
     const chainB = (plan.fdbAfterIp ? [ip, fdb] : [fdb, ip]).filter((c) => c !== null);
     report.commands = [...(sysctls ? [sysctls] : []), ...chainB, ...(nft ? [nft] : [])];
@@ -131,7 +169,19 @@ export class NodeDataplane {
     }
     this.priorities.clear();
     this.priorities.add(desired.rulePriority);
+    this.rememberMarks(plan.sticky.assigned);
     for (const w of report.warnings) this.log?.warn(w);
     return report;
+  }
+
+  private rememberMarks(now: ReadonlyMap<string, number>): void {
+    for (const [ip, i] of this.marks) if (!now.has(ip)) this.released.set(ip, i);
+    const used = new Set(now.values());
+    for (const [ip, i] of this.released) if (now.has(ip) || used.has(i)) this.released.delete(ip);
+    for (const ip of this.released.keys()) {
+      if (this.released.size <= this.sticky.capacity) break;
+      this.released.delete(ip);
+    }
+    this.marks = new Map(now);
   }
 }

@@ -9,18 +9,21 @@
 // are reachable before routes use them); when the link is being created, just after it.
 // Only a VNI, port, local-address or kind mismatch deletes and recreates the link; the routes, neighbours and FDB
 // entries that vanish with it are then re-added, not deleted.
+// Stickiness (sticky.ts) adds per-gateway tables (with the routes, same order), mark rules (with the rule adds and
+// deletions) and the map `gw_marks` (whose elements change in place unless the table is rebuilt anyway).
 
 import { comparePrefix, parsePrefix } from '../calc/cidr.js';
 import type { EgressRoute, NodeEgressState } from '../calc/types.js';
-import { BRIDGE, IP } from './commands.js';
+import { BRIDGE, IP, type RuleSelectors } from './commands.js';
 import { routeKey, routeSignature, type ActualFdb, type ActualLink, type ActualNeighbour, type ActualRoute, type ActualRule } from './kernel.js';
-import { canonicalTable, nodeNftTable, type ActualNftTable, type NftTableSpec } from './nft.js';
+import { canonicalTable, nftMarkElementsDocument, nodeNftTable, type ActualNftTable, type NftMarkElem, type NftTableSpec } from './nft.js';
+import { inStickyRange, planSticky, stickyConfig, type StickyConfig, type StickyPlan } from './sticky.js';
 import { NODE_SYSCTLS, emptyReport, type NodeNatConfig, type ReconcileReport } from './types.js';
 
 export interface ActualState {
   link: ActualLink | null;
   rules: ActualRule[];
-  /** Routes in egw tables only. */
+  /** Routes in egw tables only (calc's range and the per-gateway range). */
   routes: ActualRoute[];
   neighbours: ActualNeighbour[];
   fdb: ActualFdb[];
@@ -32,6 +35,10 @@ export interface PlanOptions {
   /** Rule priorities egw owns besides desired.rulePriority (a priority used before a Felix change). */
   extraPriorities?: Iterable<number>;
   nftTable?: string;
+  /** Stickiness settings (sticky.ts); default: on, mask 0x0ff00000, tables from 2,000,000. */
+  sticky?: StickyConfig;
+  /** (gateway IP, index) this process gave out before, preferred over the lowest free index when still free. */
+  stickyHints?: Iterable<readonly [string, number]>;
 }
 
 export interface Plan {
@@ -41,6 +48,10 @@ export interface Plan {
   fdbAfterIp: boolean;
   /** The table to write, when the kernel's differs. */
   nft: NftTableSpec | null;
+  /** In-place changes of the map `gw_marks` (`nft -j -f -` document), when the table is not rebuilt. */
+  nftElements: { nftables: unknown[] } | null;
+  /** The gateway marks and the objects derived from them. */
+  sticky: StickyPlan;
   sysctls: [string, string][];
   /** Counts (commands, reads and duration are filled in by the caller). */
   report: ReconcileReport;
@@ -51,6 +62,9 @@ type LinkAction = 'keep' | 'create' | 'recreate' | 'delete' | 'none';
 export function planReconcile(desired: NodeEgressState, nat: NodeNatConfig, actual: ActualState, opts: PlanOptions = {}): Plan {
   const report = emptyReport();
   const dev = desired.vxlan.device;
+  const stCfg = opts.sticky ?? stickyConfig();
+  const sticky = planSticky(desired, nat, stCfg, { mapElems: actual.nft?.marks ?? [], routes: actual.routes }, opts.stickyHints);
+  report.warnings.push(...sticky.warnings);
   const v = desired.vxlan;
   const linkWanted = desired.enabled && v.local !== null;
   const ipHead: string[] = [];
@@ -152,7 +166,8 @@ export function planReconcile(desired: NodeEgressState, nat: NodeNatConfig, actu
   // ---- routes
   const failClosed = desired.enabled && !linkWanted;
   const wantRoutes = new Map<string, { table: number; route: EgressRoute; sig: string }>();
-  for (const t of desired.tables) {
+  const allTables = [...desired.tables, ...sticky.tables];
+  for (const t of allTables) {
     for (const r0 of t.routes) {
       const route: EgressRoute = failClosed && r0.type === 'ecmp' ? { dst: r0.dst, type: 'unreachable' } : r0;
       wantRoutes.set(routeKey({ table: t.id, dst: route.dst }), { table: t.id, route, sig: routeSignature(route, dev) });
@@ -189,33 +204,57 @@ export function planReconcile(desired: NodeEgressState, nat: NodeNatConfig, actu
     routeDels.push(IP.routeDel(h));
     report.routes.removed++;
   }
-  const wantTables = new Set(desired.tables.map((t) => t.id));
+  const wantTables = new Set(allTables.map((t) => t.id));
   for (const t of wantTables) if (!haveTables.has(t)) report.tables.added++;
   for (const t of haveTables) if (!wantTables.has(t)) report.tables.removed++;
 
   // ---- rules
+  // Owned: every rule at the egw priority (and priorities used before), and every rule that looks up a per-gateway
+  // table, at any priority. Wanted: the clients' plain rules at rulePriority, the mark rules at rulePriority − 1.
   const prio = desired.rulePriority;
   const owned = new Set<number>([prio, ...(opts.extraPriorities ?? [])]);
   const wantRules = new Map<string, { src: string; table: number }>();
   for (const r of desired.rules) wantRules.set(`${r.src}|${r.table}`, { src: r.src, table: r.table });
+  const markKey = (src: string, mark: number, mask: number, table: number): string => `${src}|${mark >>> 0}/${mask >>> 0}|${table}`;
+  const wantMarkRules = new Map<string, (typeof sticky.rules)[number]>();
+  for (const r of sticky.rules) wantMarkRules.set(markKey(r.src, r.mark, stCfg.mask, r.table), r);
   const keptRules = new Set<string>();
+  const keptMarkRules = new Set<string>();
   const addedSrc = new Set<string>();
   const removedSrc = new Set<string>();
+  /** Rules of one kind with the same source are "the same rule, changed" in the counts. */
+  const countKey = (r: RuleSelectors): string => (r.fwmark !== undefined ? `m|${r.src}|${r.fwmark}` : `p|${r.src}`);
+  const num = (x: string | undefined): number | null => (x !== undefined && /^(0x[0-9a-f]+|\d+)$/i.test(x) ? Number(x) : null);
   for (const r of actual.rules) {
-    if (!owned.has(r.priority)) continue;
+    if (!owned.has(r.priority) && !inStickyRange(r.table, stCfg)) continue;
     const k = `${r.src}|${r.table}`;
     if (r.plain && r.priority === prio && wantRules.has(k) && !keptRules.has(k)) {
       keptRules.add(k);
       continue;
     }
+    if (r.markPlain && r.priority === sticky.priority && r.table !== undefined) {
+      const mark = num(r.fwmark);
+      const mask = r.fwmask === undefined ? 0xffffffff : num(r.fwmask);
+      const mk = mark !== null && mask !== null ? markKey(r.src, mark, mask, r.table) : '';
+      if (wantMarkRules.has(mk) && !keptMarkRules.has(mk)) {
+        keptMarkRules.add(mk);
+        continue;
+      }
+    }
     ruleDels.push(IP.ruleDel(r));
-    removedSrc.add(r.src);
+    removedSrc.add(countKey(r));
     report.rules.removed++;
   }
   for (const [k, w] of wantRules) {
     if (keptRules.has(k)) continue;
     ruleAdds.push(IP.ruleAdd(w.src, w.table, prio));
-    addedSrc.add(w.src);
+    addedSrc.add(`p|${w.src}`);
+    report.rules.added++;
+  }
+  for (const [k, w] of wantMarkRules) {
+    if (keptMarkRules.has(k)) continue;
+    ruleAdds.push(IP.ruleAddMark(w.src, w.mark, stCfg.mask, w.table, sticky.priority));
+    addedSrc.add(`m|${w.src}|0x${(w.mark >>> 0).toString(16)}`);
     report.rules.added++;
   }
   for (const s of addedSrc) {
@@ -226,8 +265,16 @@ export function planReconcile(desired: NodeEgressState, nat: NodeNatConfig, actu
   }
 
   // ---- nft
-  const nftSpec = nodeNftTable({ table: opts.nftTable ?? 'egw', nat, device: dev, mss: v.mtu - 40 });
+  const nftTable = opts.nftTable ?? 'egw';
+  const nftSpec = nodeNftTable({
+    table: nftTable,
+    nat,
+    device: dev,
+    mss: v.mtu - 40,
+    ...(stCfg.enabled ? { sticky: { mask: stCfg.mask, clientPools: sticky.clientPools, marks: sticky.marks } } : {}),
+  });
   let nft: NftTableSpec | null = null;
+  let nftElements: { nftables: unknown[] } | null = null;
   if (!actual.nft) {
     nft = nftSpec;
     report.nft.added++;
@@ -235,6 +282,27 @@ export function planReconcile(desired: NodeEgressState, nat: NodeNatConfig, actu
     nft = nftSpec;
     report.nft.changed++;
   }
+  // map elements: counted against what the kernel holds; written in place unless the table is rebuilt
+  const haveMarks = new Map<string, number>();
+  for (const e of actual.nft?.marks ?? []) haveMarks.set(e.ip, e.mark);
+  const wantMarks = new Map<string, number>((nftSpec.marks ?? []).map((e) => [e.ip, e.mark]));
+  const markDels: string[] = [];
+  const markAdds: NftMarkElem[] = [];
+  for (const [ip, mark] of wantMarks) {
+    const h = haveMarks.get(ip);
+    if (h === mark) continue;
+    if (h !== undefined) {
+      markDels.push(ip);
+      report.marks.changed++;
+    } else report.marks.added++;
+    markAdds.push({ ip, mark });
+  }
+  for (const [ip] of haveMarks) {
+    if (wantMarks.has(ip)) continue;
+    markDels.push(ip);
+    report.marks.removed++;
+  }
+  if (!nft && (markDels.length || markAdds.length)) nftElements = nftMarkElementsDocument(nftTable, markDels, markAdds);
 
   // ---- sysctls
   const sysctls: [string, string][] = [];
@@ -249,6 +317,8 @@ export function planReconcile(desired: NodeEgressState, nat: NodeNatConfig, actu
     fdbLines: [...fdbDels, ...fdbAdds],
     fdbAfterIp: link === 'create' || link === 'recreate',
     nft,
+    nftElements,
+    sticky,
     sysctls,
     report,
   };

@@ -18,6 +18,16 @@ export interface NodeNatConfig {
 /** Routing-table IDs egw owns: [EGW_TABLE_BASE, EGW_TABLE_BASE + EGW_TABLE_RANGE). */
 export const EGW_TABLE_BASE = 1000;
 export const EGW_TABLE_RANGE = 2 ** 20;
+/**
+ * Per-connection stickiness (docs/dataplane.md, "Connections keep their gateway"): the bits of the conntrack mark
+ * and of the packet mark egw owns, and the range of the per-gateway routing tables (one per mark: base + index),
+ * which cannot meet calc's range. Every `ip rule` that looks up a table in this range is egw's.
+ */
+export const DEFAULT_STICKY_MARK_MASK = 0x0ff00000;
+export const STICKY_TABLE_BASE = 2_000_000;
+export const STICKY_TABLE_RANGE = 2 ** 20;
+/** The nft map (in `table ip egw`) from gateway IP to its mark: the node's mark assignment, read back on start. */
+export const STICKY_MARKS_MAP = 'gw_marks';
 /** The node's nft table (family ip). */
 export const EGW_NFT_TABLE = 'egw';
 export const DEFAULT_DEVICE = 'egw.vxlan';
@@ -54,6 +64,8 @@ export interface ReconcileReport {
   sysctls: ObjectCounts;
   /** `table ip egw`: added (was absent), changed (rebuilt), removed (never: it is always wanted). */
   nft: ObjectCounts;
+  /** Gateway marks (elements of the nft map `gw_marks`), whether written in place or with a rebuilt table. */
+  marks: ObjectCounts;
   /** Mutating commands in the order they ran; empty when the kernel already matched. */
   commands: AppliedCommand[];
   /** Number of read commands. */
@@ -78,6 +90,7 @@ export function emptyReport(): ReconcileReport {
     fdb: emptyCounts(),
     sysctls: emptyCounts(),
     nft: emptyCounts(),
+    marks: emptyCounts(),
     commands: [],
     reads: 0,
     durationMs: 0,
@@ -85,7 +98,7 @@ export function emptyReport(): ReconcileReport {
   };
 }
 
-const OBJECT_KEYS = ['link', 'addresses', 'rules', 'routes', 'tables', 'neighbours', 'fdb', 'sysctls', 'nft'] as const;
+const OBJECT_KEYS = ['link', 'addresses', 'rules', 'routes', 'tables', 'neighbours', 'fdb', 'sysctls', 'nft', 'marks'] as const;
 
 /** True when the reconcile changed anything. */
 export function reportChanged(r: ReconcileReport): boolean {

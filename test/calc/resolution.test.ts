@@ -414,10 +414,26 @@ describe('calc: candidates, health, PreferNodeLocal, maxNextHops', () => {
       if (!users.includes(r.pod)) assert.deepEqual(via, lookup(before, r.pod, '8.8.8.8'), 'clients not on the draining gateway keep their hop');
     }
     assert.ok(after.gateways.some((g) => g.ip === '10.10.10.100' && g.draining));
-    // with only non-users on this node, the draining gateway is not needed here
+    // Even with only non-users on this node it stays listed (no route uses it): connections pinned to it by
+    // conntrack marks keep their tunnel path until its drain window ends.
     const d = calcWith([...gws, namespace('app', { annotations: { [SEL]: "pool == 'x'", [NSSEL]: IN_EGW, [MAXHOPS]: '1' } }), ...clients.filter((_, i) => !users.includes(`app/c${i}`))]);
     d.setGatewayHealth('egw/g-0', { ready: true, draining: true });
-    assert.ok(!d.nodeState('n1').gateways.some((g) => g.ip === '10.10.10.100'));
+    const ds = d.nodeState('n1');
+    assert.ok(ds.gateways.some((g) => g.ip === '10.10.10.100' && g.draining));
+    assert.ok(ds.tables.every((t) => t.routes.every((r) => r.type !== 'ecmp' || !r.via.includes('10.10.10.100'))), 'no route uses it');
+  });
+
+  it('every ready candidate stays in the gateway list, also those no client route uses now', () => {
+    const gws = [0, 1, 2, 3, 4].map((i) => gw('egw', `g-${i}`, { ip: `10.10.10.${100 + i}`, node: 'n3', labels: { pool: 'x' } }));
+    const c = calcWith([...gws, namespace('app', { annotations: { [SEL]: "pool == 'x'", [NSSEL]: IN_EGW, [MAXHOPS]: '1' } }), client()]);
+    const st = c.nodeState('n1');
+    const used = new Set(st.tables.flatMap((t) => t.routes.flatMap((r) => (r.type === 'ecmp' ? r.via : []))));
+    assert.equal(used.size, 1, 'maxNextHops 1: one hop in the route');
+    assert.deepEqual(st.gateways.map((g) => g.ip), gws.map((g) => g.status!.podIPs![0].ip), 'all five listed (pinned connections keep their path)');
+    c.setGatewayHealth('egw/g-4', { ready: false, reasons: ['down'] });
+    assert.ok(!c.nodeState('n1').gateways.some((g) => g.ip === '10.10.10.104'), 'a not-ready gateway is dropped');
+    c.remove({ kind: 'Pod', namespace: 'app', name: 'c1' });
+    assert.deepEqual(c.nodeState('n1').gateways, [], 'no clients, no gateways');
   });
 });
 

@@ -4,26 +4,32 @@ import { describe, test } from 'node:test';
 import { findAddressDevice, isMissingDevice, normalizeDst, parseFdb, parseLink, parseNeighbours, parseRoutes, parseRules, parseSysctls, routeSignature } from '../../src/dataplane/kernel.js';
 import { canonicalTable, nodeNftTable, parseNftTable } from '../../src/dataplane/nft.js';
 import { natConfig } from './helpers.js';
-import { ADDRS, FDB, LINK, LINK_LEARNING_REMOTE_ADDR, LINK_VETH, MISSING_DEVICE_STDERR, NEIGH, NFT, ROUTES, RULES, SYSCTLS } from './samples.js';
+import { ADDRS, FDB, LINK, LINK_LEARNING_REMOTE_ADDR, LINK_VETH, MISSING_DEVICE_STDERR, NEIGH, NFT, NFT_STICKY, ROUTES, RULES, RULES_STICKY, SYSCTLS } from './samples.js';
 
 describe('parse ip rule', () => {
   const rules = parseRules(RULES);
   test('every rule, with normalised sources and numeric tables', () => {
     assert.equal(rules.length, 9);
-    assert.deepEqual(rules[1], { priority: 100, src: '10.244.0.5/32', table: 1001, plain: true });
-    assert.deepEqual(rules[0], { priority: 0, src: 'all', table: 255, plain: false });
+    assert.deepEqual(rules[1], { priority: 100, src: '10.244.0.5/32', table: 1001, plain: true, markPlain: false });
+    assert.deepEqual(rules[0], { priority: 0, src: 'all', table: 255, plain: false, markPlain: false });
   });
   test('selectors and actions make a rule not plain, and are kept for an exact delete', () => {
-    assert.deepEqual(rules[4], { priority: 100, src: '10.244.1.0/24', fwmark: '0x10', fwmask: '0xff', iif: 'eth0', table: 254, plain: false });
-    assert.deepEqual(rules[5], { priority: 100, src: '10.9.9.9/32', action: 'unreachable', plain: false });
-    assert.deepEqual(rules[6], { priority: 5000, src: 'all', table: 1005, plain: false });
+    assert.deepEqual(rules[4], { priority: 100, src: '10.244.1.0/24', fwmark: '0x10', fwmask: '0xff', iif: 'eth0', table: 254, plain: false, markPlain: false });
+    assert.deepEqual(rules[5], { priority: 100, src: '10.9.9.9/32', action: 'unreachable', plain: false, markPlain: false });
+    assert.deepEqual(rules[6], { priority: 5000, src: 'all', table: 1005, plain: false, markPlain: false });
   });
   test('not/to/tos/oif/ipproto/dport, goto', () => {
     const r = parseRules(
       '[{"priority":100,"not":null,"src":"10.8.0.0","srclen":16,"dst":"1.1.0.0","dstlen":16,"tos":"0x10","oif":"eth0","ipproto":"ipproto-6","dport":80,"table":"1001"},{"priority":100,"src":"10.7.7.8","goto":32766}]',
     );
-    assert.deepEqual(r[0], { priority: 100, src: '10.8.0.0/16', dst: '1.1.0.0/16', not: true, tos: '0x10', oif: 'eth0', ipproto: '6', dport: '80', table: 1001, plain: false });
-    assert.deepEqual(r[1], { priority: 100, src: '10.7.7.8/32', action: 'goto 32766', plain: false });
+    assert.deepEqual(r[0], { priority: 100, src: '10.8.0.0/16', dst: '1.1.0.0/16', not: true, tos: '0x10', oif: 'eth0', ipproto: '6', dport: '80', table: 1001, plain: false, markPlain: false });
+    assert.deepEqual(r[1], { priority: 100, src: '10.7.7.8/32', action: 'goto 32766', plain: false, markPlain: false });
+  });
+  test('a stickiness rule: fwmark/mask and a table, nothing else', () => {
+    const r = parseRules(RULES_STICKY).filter((x) => x.priority === 99);
+    assert.deepEqual(r[0], { priority: 99, src: '10.244.0.0/16', fwmark: '0x100000', fwmask: '0xff00000', table: 2000001, plain: false, markPlain: true });
+    assert.equal(r.length, 2);
+    assert.equal(parseRules(RULES)[4].markPlain, false, 'iif makes it something else');
   });
   test('empty output', () => assert.deepEqual(parseRules(''), []));
 });
@@ -131,6 +137,34 @@ describe('parse nft', () => {
     assert.deepEqual(t.foreign, []);
     const want = nodeNftTable({ table: 'egw', nat: natConfig(), device: 'egw.vxlan', mss: 1410 });
     assert.equal(canonicalTable(t), canonicalTable(want));
+  });
+  test('with stickiness: the map gw_marks and its elements, two more chains; equal to the desired table', () => {
+    const t = parseNftTable(NFT_STICKY, 'egw')!;
+    assert.deepEqual(t.marks, [
+      { ip: '10.10.0.2', mark: 0x100000 },
+      { ip: '10.10.0.3', mark: 0x200000 },
+    ]);
+    assert.deepEqual(t.foreign, []);
+    assert.deepEqual(t.chains.map((c) => [c.name, c.type, c.hook, c.prio]), [
+      ['postrouting', 'nat', 'postrouting', 100],
+      ['forward', 'filter', 'forward', -150],
+      ['prerouting', 'filter', 'prerouting', -150],
+      ['postrouting_mark', 'filter', 'postrouting', -150],
+    ]);
+    const sticky = { mask: 0x0ff00000, clientPools: ['10.244.0.0/16'], marks: [{ ip: '10.10.0.9', mark: 0x500000 }] };
+    const want = nodeNftTable({ table: 'egw', nat: natConfig(), device: 'egw.vxlan', mss: 1410, sticky });
+    assert.equal(canonicalTable(t), canonicalTable(want), 'elements are not part of the shape');
+    assert.notEqual(canonicalTable(t), canonicalTable(nodeNftTable({ table: 'egw', nat: natConfig(), device: 'egw.vxlan', mss: 1410 })), 'the map and chains are');
+    assert.notEqual(canonicalTable(t), canonicalTable(nodeNftTable({ table: 'egw', nat: natConfig(), device: 'egw.vxlan', mss: 1410, sticky: { ...sticky, mask: 0xff000000 } })));
+  });
+  test('a gw_marks map of another shape is foreign (the table gets rebuilt)', () => {
+    const doc = JSON.parse(NFT_STICKY) as { nftables: Record<string, Record<string, unknown>>[] };
+    for (const change of [{ flags: ['interval'] }, { map: 'verdict' }, { elem: [[{ prefix: { addr: '10.10.0.0', len: 24 } }, 1048576]] }]) {
+      const bad = { nftables: doc.nftables.map((o) => (o.map ? { map: { ...o.map, ...change } } : o)) };
+      const t = parseNftTable(JSON.stringify(bad), 'egw')!;
+      assert.equal(t.marks, undefined);
+      assert.equal(t.foreign.length, 1);
+    }
   });
   test('another table in the output is not this one', () => {
     assert.equal(parseNftTable('{"nftables":[{"table":{"family":"ip","name":"other","handle":1}}]}', 'egw'), null);

@@ -9,18 +9,23 @@ import { planReconcile } from '../../src/dataplane/plan.js';
 import { DataplaneError, summarizeReport } from '../../src/dataplane/types.js';
 import { RecordingRunner } from '../../src/dataplane/exec.js';
 import { cannedAnswer, cannedRunner, desiredState, filterJson, lines, natConfig, writesOf } from './helpers.js';
-import { FDB, LINK, LINK_LEARNING_REMOTE_ADDR, LINK_VETH, NEIGH, NFT, ROUTES, RULES } from './samples.js';
+import { FDB, LINK, LINK_LEARNING_REMOTE_ADDR, LINK_VETH, NEIGH, NFT_STICKY, ROUTES, ROUTES_STICKY, RULES, RULES_STICKY } from './samples.js';
 
-/** The samples without the hand-made strays: exactly desiredState() + natConfig(). */
+/** Exactly desiredState() + natConfig() with stickiness (the samples without the hand-made strays). */
 const CLEAN = {
-  rules: filterJson(RULES, (r) => r.fwmark === undefined && r.action === undefined),
-  routes: filterJson(ROUTES, (r) => r.table !== '1003'),
+  rules: RULES_STICKY,
+  routes: ROUTES_STICKY,
   link: LINK,
   neigh: filterJson(NEIGH, (n) => n.dst !== '10.10.0.9'),
   fdb: filterJson(FDB, (e) => e.port === undefined),
-  nft: NFT,
+  nft: NFT_STICKY,
   sysctls: '1\n1\n',
 };
+/** The stickiness rules and routes of CLEAN alone. */
+const STICKY_RULES = filterJson(RULES_STICKY, (r) => r.priority === 99);
+const STICKY_ROUTES = filterJson(ROUTES_STICKY, (r) => Number(r.table) >= 2_000_000);
+const concatJson = (a: string, b: string): string => JSON.stringify([...(JSON.parse(a) as unknown[]), ...(JSON.parse(b) as unknown[])]);
+const STICKY_NFT = { mask: 0x0ff00000, clientPools: ['10.244.0.0/16'], marks: [{ ip: '10.10.0.2', mark: 0x100000 }, { ip: '10.10.0.3', mark: 0x200000 }] };
 
 const ipBatch = (w: { argv: string[]; input?: string }[]) => w.filter((c) => c.argv.join(' ') === WRITE.ipBatch().join(' '));
 const bridgeBatch = (w: { argv: string[]; input?: string }[]) => w.filter((c) => c.argv.join(' ') === WRITE.bridgeBatch().join(' '));
@@ -53,13 +58,20 @@ describe('reconcile from an empty node', () => {
       'route replace 0.0.0.0/0 via 10.10.0.2 dev egw.vxlan onlink table 1002',
       'route replace unreachable 8.8.0.0/16 table 1002',
       'route replace throw 10.244.0.0/16 table 1002',
+      'route replace 0.0.0.0/0 via 10.10.0.2 dev egw.vxlan onlink table 2000001',
+      'route replace 0.0.0.0/0 via 10.10.0.3 dev egw.vxlan onlink table 2000002',
       'rule add from 10.244.0.5/32 lookup 1001 priority 100',
       'rule add from 10.244.0.6/32 lookup 1002 priority 100',
       'rule add from 10.244.0.7/32 lookup 1001 priority 100',
+      'rule add from 10.244.0.0/16 fwmark 0x100000/0xff00000 lookup 2000001 priority 99',
+      'rule add from 10.244.0.0/16 fwmark 0x200000/0xff00000 lookup 2000002 priority 99',
     ]);
     assert.deepEqual(lines(w[2].input), ['fdb append a2:2a:0a:0a:00:02 dev egw.vxlan dst 10.10.0.2', 'fdb append a2:2a:0a:0a:00:03 dev egw.vxlan dst 10.10.0.3']);
-    assert.deepEqual(JSON.parse(w[3].input!), nftRebuildDocument(nodeNftTable({ table: 'egw', nat: natConfig(), device: 'egw.vxlan', mss: 1410 })));
-    assert.equal(summarizeReport(report), 'link +1 ~0 -0, rules +3 ~0 -0, routes +5 ~0 -0, tables +2 ~0 -0, neighbours +2 ~0 -0, fdb +2 ~0 -0, sysctls +0 ~2 -0, nft +1 ~0 -0');
+    assert.deepEqual(JSON.parse(w[3].input!), nftRebuildDocument(nodeNftTable({ table: 'egw', nat: natConfig(), device: 'egw.vxlan', mss: 1410, sticky: STICKY_NFT })));
+    assert.equal(
+      summarizeReport(report),
+      'link +1 ~0 -0, rules +5 ~0 -0, routes +7 ~0 -0, tables +4 ~0 -0, neighbours +2 ~0 -0, fdb +2 ~0 -0, sysctls +0 ~2 -0, nft +1 ~0 -0, marks +2 ~0 -0',
+    );
     assert.equal(report.reads, 7);
   });
 
@@ -85,7 +97,7 @@ describe('reconcile against a programmed node', () => {
   });
 
   test('strays at the egw priority, in egw tables, on the device are removed; nothing else is touched', async () => {
-    const runner = cannedRunner({ ...CLEAN, rules: RULES, routes: ROUTES, neigh: NEIGH, fdb: FDB });
+    const runner = cannedRunner({ ...CLEAN, rules: concatJson(STICKY_RULES, RULES), routes: concatJson(STICKY_ROUTES, ROUTES), neigh: NEIGH, fdb: FDB });
     const report = await new NodeDataplane(runner).reconcile(desiredState(), natConfig());
     const w = writesOf(runner);
     assert.deepEqual(
@@ -143,23 +155,40 @@ describe('reconcile against a programmed node', () => {
     assert.deepEqual(report.routes, { added: 0, changed: 2, removed: 0 });
   });
 
-  test('a new gateway: FDB before the ip batch (routes never point at an unknown MAC); a gone one: removed after its routes', async () => {
+  test('a new gateway: FDB before the ip batch (routes never point at an unknown MAC); a gone one: removed after its routes; marks change in place', async () => {
     const d = desiredState();
     const next = desiredState({
       tables: [{ id: 1001, routes: [{ dst: '0.0.0.0/0', type: 'ecmp', via: ['10.10.0.3', '10.10.0.4'] }, d.tables[0].routes[1]] }, { id: 1002, routes: [{ dst: '0.0.0.0/0', type: 'ecmp', via: ['10.10.0.4'] }, ...d.tables[1].routes.slice(1)] }],
       gateways: [d.gateways[1], { ip: '10.10.0.4', mac: 'a2:2a:0a:0a:00:04', pod: 'g/gw-c', node: 'n3', ready: true, draining: false }],
     });
     const runner = cannedRunner(CLEAN);
-    await new NodeDataplane(runner).reconcile(next, natConfig());
-    const w = writesOf(runner);
-    assert.deepEqual(w.map((c) => c.argv[0]), ['bridge', 'ip']);
+    const report = await new NodeDataplane(runner).reconcile(next, natConfig());
+    // nft runs alongside the bridge + ip batches: the report has the canonical order
+    const w = report.commands;
+    assert.deepEqual(w.map((c) => c.argv[0]), ['bridge', 'ip', 'nft']);
+    assert.deepEqual(writesOf(runner).map((c) => JSON.stringify(c)).sort(), w.map((c) => JSON.stringify(c)).sort());
     assert.deepEqual(lines(w[0].input), ['fdb del a2:2a:0a:0a:00:02 dev egw.vxlan dst 10.10.0.2', 'fdb append a2:2a:0a:0a:00:04 dev egw.vxlan dst 10.10.0.4']);
     assert.deepEqual(lines(w[1].input), [
       'neigh replace 10.10.0.4 lladdr a2:2a:0a:0a:00:04 dev egw.vxlan nud permanent',
       'route replace 0.0.0.0/0 table 1001 nexthop via 10.10.0.3 dev egw.vxlan onlink nexthop via 10.10.0.4 dev egw.vxlan onlink',
       'route replace 0.0.0.0/0 via 10.10.0.4 dev egw.vxlan onlink table 1002',
+      // gw-c gets mark 3, not the mark 1 gw-a gives up in this very reconcile (see assignMarks)
+      'route replace 0.0.0.0/0 via 10.10.0.4 dev egw.vxlan onlink table 2000003',
+      'rule add from 10.244.0.0/16 fwmark 0x300000/0xff00000 lookup 2000003 priority 99',
+      'rule del priority 99 from 10.244.0.0/16 fwmark 0x100000/0xff00000 lookup 2000001',
+      'route del 0.0.0.0/0 table 2000001',
       'neigh del 10.10.0.2 dev egw.vxlan',
     ]);
+    // the map changes in place (no table rebuild); gw-b's mark, rule and table are untouched
+    assert.deepEqual(JSON.parse(w[2].input!), {
+      nftables: [
+        { delete: { element: { family: 'ip', table: 'egw', name: 'gw_marks', elem: ['10.10.0.2'] } } },
+        { add: { element: { family: 'ip', table: 'egw', name: 'gw_marks', elem: [['10.10.0.4', 0x300000]] } } },
+      ],
+    });
+    assert.deepEqual(report.nft, { added: 0, changed: 0, removed: 0 });
+    assert.deepEqual(report.marks, { added: 1, changed: 0, removed: 1 });
+    assert.deepEqual(report.rules, { added: 1, changed: 0, removed: 1 });
   });
 });
 
@@ -177,6 +206,8 @@ describe('the link', () => {
       'neigh replace 10.10.0.3 lladdr a2:2a:0a:0a:00:03 dev egw.vxlan nud permanent',
       'route replace 0.0.0.0/0 table 1001 nexthop via 10.10.0.2 dev egw.vxlan onlink nexthop via 10.10.0.3 dev egw.vxlan onlink',
       'route replace 0.0.0.0/0 via 10.10.0.2 dev egw.vxlan onlink table 1002',
+      'route replace 0.0.0.0/0 via 10.10.0.2 dev egw.vxlan onlink table 2000001',
+      'route replace 0.0.0.0/0 via 10.10.0.3 dev egw.vxlan onlink table 2000002',
     ]);
     assert.deepEqual(lines(w[1].input), ['fdb append a2:2a:0a:0a:00:02 dev egw.vxlan dst 10.10.0.2', 'fdb append a2:2a:0a:0a:00:03 dev egw.vxlan dst 10.10.0.3']);
     assert.equal(report.link.recreated, true);
@@ -214,15 +245,18 @@ describe('the link', () => {
     assert.equal(report.nft.changed, 1);
   });
 
-  test('egress disabled: rules and routes go, then the link (its neighbours and FDB go with it)', async () => {
+  test('egress disabled: rules and routes go, then the link (its neighbours and FDB go with it); the marks go in place', async () => {
     const runner = cannedRunner(CLEAN);
     const report = await new NodeDataplane(runner).reconcile(
       desiredState({ enabled: false, egressIPSupport: 'Disabled', rules: [], tables: [], gateways: [] }),
       natConfig(),
     );
-    const w = writesOf(runner);
-    assert.deepEqual(w.map((c) => c.argv[0]), ['ip']);
+    const w = report.commands;
+    assert.deepEqual(w.map((c) => c.argv[0]), ['ip', 'nft']);
+    assert.deepEqual(JSON.parse(w[1].input!), { nftables: [{ delete: { element: { family: 'ip', table: 'egw', name: 'gw_marks', elem: ['10.10.0.2', '10.10.0.3'] } } }] });
     assert.deepEqual(lines(w[0].input), [
+      'rule del priority 99 from 10.244.0.0/16 fwmark 0x100000/0xff00000 lookup 2000001',
+      'rule del priority 99 from 10.244.0.0/16 fwmark 0x200000/0xff00000 lookup 2000002',
       'rule del priority 100 from 10.244.0.5/32 lookup 1001',
       'rule del priority 100 from 10.244.0.6/32 lookup 1002',
       'rule del priority 100 from 10.244.0.7/32 lookup 1001',
@@ -231,7 +265,8 @@ describe('the link', () => {
       'route del throw 10.244.0.0/16 table 1002',
       'link del dev egw.vxlan',
     ]);
-    assert.deepEqual(report.routes.removed, 5);
+    assert.deepEqual(report.routes.removed, 7);
+    assert.deepEqual(report.marks.removed, 2);
     assert.deepEqual(report.neighbours.removed, 2);
     assert.deepEqual(report.fdb.removed, 2);
   });
@@ -255,6 +290,10 @@ describe('rules priority, nft, sysctls, errors', () => {
       'rule add from 10.244.0.5/32 lookup 1001 priority 90',
       'rule add from 10.244.0.6/32 lookup 1002 priority 90',
       'rule add from 10.244.0.7/32 lookup 1001 priority 90',
+      'rule add from 10.244.0.0/16 fwmark 0x100000/0xff00000 lookup 2000001 priority 89',
+      'rule add from 10.244.0.0/16 fwmark 0x200000/0xff00000 lookup 2000002 priority 89',
+      'rule del priority 99 from 10.244.0.0/16 fwmark 0x100000/0xff00000 lookup 2000001',
+      'rule del priority 99 from 10.244.0.0/16 fwmark 0x200000/0xff00000 lookup 2000002',
       'rule del priority 100 from 10.244.0.5/32 lookup 1001',
       'rule del priority 100 from 10.244.0.6/32 lookup 1002',
       'rule del priority 100 from 10.244.0.7/32 lookup 1001',
@@ -271,8 +310,13 @@ describe('rules priority, nft, sysctls, errors', () => {
     assert.deepEqual(Object.keys(doc.nftables[1]), ['delete']);
     assert.deepEqual(
       doc.nftables.filter((o) => o.add?.chain).map((o) => o.add.chain.name),
-      ['forward'],
+      ['forward', 'prerouting', 'postrouting_mark'],
     );
+    // the rebuilt table carries the marks the node had
+    assert.deepEqual(doc.nftables.find((o) => o.add?.map)!.add.map.elem, [
+      ['10.10.0.2', 0x100000],
+      ['10.10.0.3', 0x200000],
+    ]);
   });
 
   test('one wrong sysctl is written, alone', async () => {

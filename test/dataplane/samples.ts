@@ -38,3 +38,46 @@ export const SYSCTLS = '1\n1\n';
 export const MISSING_DEVICE_STDERR = 'Device "nope" does not exist.\n';
 /** stderr of `nft -j list table ip nope` (exit 1) */
 export const MISSING_TABLE_STDERR = 'Error: No such file or directory\nlist table ip nope\n              ^^^^\n';
+
+// ---- with stickiness (captured the same way after NodeDataplane.reconcile(desiredState(), natConfig()) with the
+// default stickiness options: gateways 10.10.0.2 / 10.10.0.3 got marks 0x100000 / 0x200000, tables 2000001 / 2000002,
+// one client pool 10.244.0.0/16)
+
+/** `ip -N -4 -json rule list` of that node (no strays). */
+export const RULES_STICKY = String.raw`[{"priority":0,"src":"all","table":"255"},{"priority":99,"src":"10.244.0.0","srclen":16,"fwmark":"0x100000","fwmask":"0xff00000","table":"2000001"},{"priority":99,"src":"10.244.0.0","srclen":16,"fwmark":"0x200000","fwmask":"0xff00000","table":"2000002"},{"priority":100,"src":"10.244.0.5","table":"1001"},{"priority":100,"src":"10.244.0.6","table":"1002"},{"priority":100,"src":"10.244.0.7","table":"1001"},{"priority":32766,"src":"all","table":"254"},{"priority":32767,"src":"all","table":"253"}]`;
+
+/** `ip -N -4 -json route show table all` of that node (no strays). */
+export const ROUTES_STICKY = String.raw`[{"dst":"default","gateway":"10.10.0.2","dev":"egw.vxlan","table":"2000001","flags":["onlink"]},{"dst":"default","gateway":"10.10.0.3","dev":"egw.vxlan","table":"2000002","flags":["onlink"]},{"dst":"default","table":"1001","flags":[],"nexthops":[{"gateway":"10.10.0.2","dev":"egw.vxlan","weight":1,"flags":["onlink"]},{"gateway":"10.10.0.3","dev":"egw.vxlan","weight":1,"flags":["onlink"]}]},{"type":"9","dst":"10.244.0.0/16","table":"1001","flags":[]},{"dst":"default","gateway":"10.10.0.2","dev":"egw.vxlan","table":"1002","flags":["onlink"]},{"type":"7","dst":"8.8.0.0/16","table":"1002","flags":[]},{"type":"9","dst":"10.244.0.0/16","table":"1002","flags":[]},{"dst":"172.31.99.0/24","dev":"eth0","protocol":"2","scope":"253","prefsrc":"172.31.99.11","flags":[]},{"type":"2","dst":"127.0.0.0/8","dev":"lo","table":"255","protocol":"2","scope":"254","prefsrc":"127.0.0.1","flags":[]},{"type":"2","dst":"127.0.0.1","dev":"lo","table":"255","protocol":"2","scope":"254","prefsrc":"127.0.0.1","flags":[]},{"type":"3","dst":"127.255.255.255","dev":"lo","table":"255","protocol":"2","scope":"253","prefsrc":"127.0.0.1","flags":[]},{"type":"2","dst":"172.31.99.11","dev":"eth0","table":"255","protocol":"2","scope":"254","prefsrc":"172.31.99.11","flags":[]},{"type":"3","dst":"172.31.99.255","dev":"eth0","table":"255","protocol":"2","scope":"253","prefsrc":"172.31.99.11","flags":[]}]`;
+
+/** `nft -j list table ip egw` of that node. */
+export const NFT_STICKY = String.raw`{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family": "ip", "name": "egw", "handle": 2}}, {"map": {"family": "ip", "name": "gw_marks", "table": "egw", "type": "ipv4_addr", "handle": 1, "map": "mark", "elem": [["10.10.0.2", 1048576], ["10.10.0.3", 2097152]]}}, {"chain": {"family": "ip", "table": "egw", "name": "postrouting", "handle": 2, "type": "nat", "hook": "postrouting", "prio": 100, "policy": "accept"}}, {"chain": {"family": "ip", "table": "egw", "name": "forward", "handle": 3, "type": "filter", "hook": "forward", "prio": -150, "policy": "accept"}}, {"chain": {"family": "ip", "table": "egw", "name": "prerouting", "handle": 4, "type": "filter", "hook": "prerouting", "prio": -150, "policy": "accept"}}, {"chain": {"family": "ip", "table": "egw", "name": "postrouting_mark", "handle": 5, "type": "filter", "hook": "postrouting", "prio": -150, "policy": "accept"}}, {"rule": {"family": "ip", "table": "egw", "chain": "postrouting", "handle": 6, "comment": "egress-pool sources are never SNATed", "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": {"prefix": {"addr": "10.10.0.0", "len": 24}}}}, {"return": null}]}}, {"rule": {"family": "ip", "table": "egw", "chain": "postrouting", "handle": 8, "comment": "natOutgoing", "expr": [{"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": "eth0"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": {"prefix": {"addr": "10.244.0.0", "len": 16}}}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": {"set": [{"prefix": {"addr": "10.10.0.0", "len": 24}}, {"prefix": {"addr": "10.244.0.0", "len": 16}}]}}}, {"masquerade": null}]}}, {"rule": {"family": "ip", "table": "egw", "chain": "forward", "handle": 9, "comment": "clamp TCP MSS to the tunnel MTU", "expr": [{"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": "egw.vxlan"}}, {"match": {"op": "==", "left": {"&": [{"payload": {"protocol": "tcp", "field": "flags"}}, ["syn", "rst"]]}, "right": "syn"}}, {"match": {"op": ">", "left": {"tcp option": {"name": "maxseg", "field": "size"}}, "right": 1410}}, {"mangle": {"key": {"tcp option": {"name": "maxseg", "field": "size"}}, "value": 1410}}]}}, {"rule": {"family": "ip", "table": "egw", "chain": "prerouting", "handle": 10, "comment": "established client connections keep their gateway", "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": {"prefix": {"addr": "10.244.0.0", "len": 16}}}}, {"match": {"op": "!=", "left": {"&": [{"ct": {"key": "mark"}}, 267386880]}, "right": 0}}, {"mangle": {"key": {"meta": {"key": "mark"}}, "value": {"&": [{"ct": {"key": "mark"}}, 267386880]}}}]}}, {"rule": {"family": "ip", "table": "egw", "chain": "postrouting_mark", "handle": 11, "comment": "a new connection remembers its gateway", "expr": [{"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": "egw.vxlan"}}, {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "new"}}, {"mangle": {"key": {"ct": {"key": "mark"}}, "value": {"map": {"key": {"rt": {"key": "nexthop", "family": "ip"}}, "data": "@gw_marks"}}}}]}}]}`;
+
+/** `nft list table ip egw` of that node. */
+export const NFT_STICKY_TEXT = String.raw`table ip egw {
+	map gw_marks {
+		type ipv4_addr : mark
+		elements = { 10.10.0.2 : 0x00100000, 10.10.0.3 : 0x00200000 }
+	}
+
+	chain postrouting {
+		type nat hook postrouting priority srcnat; policy accept;
+		ip saddr 10.10.0.0/24 return comment "egress-pool sources are never SNATed"
+		oifname "eth0" ip saddr 10.244.0.0/16 ip daddr != { 10.10.0.0/24, 10.244.0.0/16 } masquerade comment "natOutgoing"
+	}
+
+	chain forward {
+		type filter hook forward priority mangle; policy accept;
+		oifname "egw.vxlan" tcp flags syn / syn,rst tcp option maxseg size > 1410 tcp option maxseg size set 1410 comment "clamp TCP MSS to the tunnel MTU"
+	}
+
+	chain prerouting {
+		type filter hook prerouting priority mangle; policy accept;
+		ip saddr 10.244.0.0/16 ct mark & 0x0ff00000 != 0x00000000 meta mark set ct mark & 0x0ff00000 comment "established client connections keep their gateway"
+	}
+
+	chain postrouting_mark {
+		type filter hook postrouting priority mangle; policy accept;
+		oifname "egw.vxlan" ct state new ct mark set rt ip nexthop map @gw_marks comment "a new connection remembers its gateway"
+	}
+}
+`;
