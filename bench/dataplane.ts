@@ -113,7 +113,7 @@ async function egwDump(r: Runner): Promise<string> {
   const fdb = (await r.run(['bridge', '-json', 'fdb', 'show', 'dev', DEV])).stdout;
   // neighbour and FDB dumps come in hash order, which differs between namespaces
   const sorted = (j: string) => (JSON.parse(j) as unknown[]).map((x) => JSON.stringify(x)).sort();
-  return JSON.stringify([rules.filter((x) => x.priority === 100), routes.filter((x) => Number(x.table) >= 1000), sorted(neigh), sorted(fdb)]);
+  return JSON.stringify([rules.filter((x) => x.priority === 100), routes.filter((x) => Number(x.table) >= 1000 && Number(x.table) < 1000 + 2 ** 20), sorted(neigh), sorted(fdb)]);
 }
 
 const median = (xs: number[]): number => {
