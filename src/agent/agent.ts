@@ -12,9 +12,16 @@
 //      list. Nothing here throws out of the loop.
 //   4. On abort it stops watching and returns, leaving the kernel as it is (a restart must not disturb traffic).
 // Reconciles never overlap: one loop runs them, woken by the debounce, resync and retry timers.
+//
+// Gateway health (health.ts): the agent heartbeats every gateway a local client could use (calc's
+// candidateGateways) over UDP from the node's network namespace, every egressGatewayPollInterval; a verdict change
+// goes to calc.setGatewayHealth and wakes the loop at once (no debounce). Heartbeats are on by default when the agent
+// runs in the node's own namespace (no `runner` given, as `egw agent` does); with a `runner` (tests, a namespace
+// other than this process's) they are off unless `heartbeat.transport` says where to send them, because a UDP socket
+// of this process would send from the wrong namespace.
 
 import { KINDS, keyOf, keyString, type Resource } from '../api/meta.js';
-import type { Node } from '../api/types.js';
+import { FELIX_DEFAULTS, type FelixConfiguration, type Node } from '../api/types.js';
 import { EgressCalculator } from '../calc/calculator.js';
 import type { NodeEgressState } from '../calc/types.js';
 import { READ } from '../dataplane/commands.js';
@@ -25,6 +32,30 @@ import { summarizeReport, type NodeNatConfig, type ReconcileReport } from '../da
 import type { Store, Watch, WatchEvent } from '../datastore/types.js';
 import type { Logger } from '../log.js';
 import { natConfigFromResources } from './nat.js';
+import {
+  DEFAULT_HEARTBEAT_PORT,
+  DEFAULT_POLL_FAILURE_COUNT,
+  DEFAULT_POLL_INTERVAL_MS,
+  GatewayHealthMonitor,
+  parseGoDuration,
+  udpHeartbeatTransport,
+  type Clock,
+  type GatewayHealthStatus,
+  type HeartbeatTransport,
+} from './health.js';
+
+export interface AgentHeartbeatOptions {
+  /** Where requests go out and replies come in. Default: a UDP socket of this process (see the top of the file). */
+  transport?: HeartbeatTransport;
+  /** The gateways' heartbeat port. Default 8080. */
+  port?: number;
+  /** Override FelixConfiguration egressGatewayPollInterval / egressGatewayPollFailureCount (tests). */
+  intervalMs?: number;
+  failureCount?: number;
+  /** Default half the interval. */
+  replyTimeoutMs?: number;
+  clock?: Clock;
+}
 
 export interface AgentOptions {
   store: Store;
@@ -42,6 +73,8 @@ export interface AgentOptions {
   signal?: AbortSignal;
   /** Called after every successful reconcile (tests, health). */
   onReconcile?: (report: ReconcileReport, state: NodeEgressState) => void;
+  /** Gateway heartbeats; false = off (health from the Pods' Ready conditions only). Default: see the top of the file. */
+  heartbeat?: AgentHeartbeatOptions | false;
 }
 
 export interface AgentStatus {
@@ -60,6 +93,8 @@ export interface AgentStatus {
   lastReport: { at: string; summary: string; commands: number; durationMs: number } | null;
   /** Size of the node's desired state at the last successful reconcile. */
   desired: { clients: number; tables: number; gateways: number } | null;
+  /** Gateway failure detection: settings and every heartbeated gateway's verdict. */
+  health: { enabled: boolean; intervalMs: number; failureCount: number; gateways: GatewayHealthStatus[] };
 }
 
 export interface AgentHandle {
@@ -105,6 +140,13 @@ class Agent implements AgentHandle {
   private lastNatKey = '';
   private readonly st: AgentStatus;
 
+  private readonly heartbeatOpts: AgentHeartbeatOptions | null;
+  private monitor: GatewayHealthMonitor | null = null;
+  private transport: HeartbeatTransport | null = null;
+  /** Bumped whenever the calculator's inputs change; the heartbeat targets are recomputed when it moved. */
+  private calcGen = 0;
+  private targetsGen = -1;
+
   constructor(opts: AgentOptions) {
     this.store = opts.store;
     this.node = opts.node;
@@ -126,7 +168,10 @@ class Agent implements AgentHandle {
       lastError: null,
       lastReport: null,
       desired: null,
+      health: { enabled: false, intervalMs: DEFAULT_POLL_INTERVAL_MS, failureCount: DEFAULT_POLL_FAILURE_COUNT, gateways: [] },
     };
+    const hb = opts.heartbeat;
+    this.heartbeatOpts = hb === false ? null : hb?.transport ? hb : opts.runner === undefined ? (hb ?? {}) : null;
     const signal = opts.signal;
     if (signal?.aborted) this.aborted = true;
     else signal?.addEventListener('abort', () => this.stop(), { once: true });
@@ -134,6 +179,10 @@ class Agent implements AgentHandle {
   }
 
   status(): AgentStatus {
+    if (this.monitor) {
+      const s = this.monitor.settings;
+      this.st.health = { enabled: true, intervalMs: s.intervalMs, failureCount: s.failureCount, gateways: this.monitor.status() };
+    }
     return structuredClone(this.st);
   }
 
@@ -189,6 +238,7 @@ class Agent implements AgentHandle {
       this.wake();
     }, this.resyncMs);
     this.resyncTimer.unref?.();
+    await this.startHeartbeats();
     try {
       while (!this.aborted) {
         if (this.wantRelist) {
@@ -214,7 +264,63 @@ class Agent implements AgentHandle {
     }
   }
 
+  private async startHeartbeats(): Promise<void> {
+    const o = this.heartbeatOpts;
+    if (!o || this.aborted) return;
+    try {
+      this.transport = o.transport ?? (await udpHeartbeatTransport({ log: this.log?.child('heartbeat') }));
+    } catch (e) {
+      this.log?.error('gateway heartbeats unavailable (health from the Pods\' Ready conditions only)', { error: errText(e) });
+      return;
+    }
+    this.monitor = new GatewayHealthMonitor({
+      transport: this.transport,
+      port: o.port ?? DEFAULT_HEARTBEAT_PORT,
+      intervalMs: o.intervalMs ?? DEFAULT_POLL_INTERVAL_MS,
+      failureCount: o.failureCount ?? DEFAULT_POLL_FAILURE_COUNT,
+      replyTimeoutMs: o.replyTimeoutMs,
+      clock: o.clock,
+      log: this.log?.child('health'),
+      onTransition: (pod, health) => {
+        this.calc.setGatewayHealth(pod, health);
+        this.wake(); // reconcile now: no debounce for failover
+      },
+      onForget: (pod) => {
+        this.calc.setGatewayHealth(pod, null);
+        this.wake();
+      },
+    });
+    this.st.health.enabled = true;
+    this.monitor.start();
+  }
+
+  /** egressGatewayPollInterval / egressGatewayPollFailureCount: FelixConfiguration `node.<node>`, then `default`. */
+  private applyPollSettings(): void {
+    const m = this.monitor;
+    const o = this.heartbeatOpts;
+    if (!m || !o) return;
+    const specs = [`node.${this.node}`, 'default'].map((name) => (this.resources.get(keyString({ kind: 'FelixConfiguration', namespace: '', name })) as FelixConfiguration | undefined)?.spec);
+    const interval = specs.map((s) => s?.egressGatewayPollInterval).find((v) => v !== undefined);
+    const count = specs.map((s) => s?.egressGatewayPollFailureCount).find((v) => v !== undefined);
+    let ms = parseGoDuration(interval ?? FELIX_DEFAULTS.egressGatewayPollInterval);
+    if (ms === undefined) {
+      this.log?.warn('egressGatewayPollInterval is not a Go duration; using the default', { value: interval, default: FELIX_DEFAULTS.egressGatewayPollInterval });
+      ms = DEFAULT_POLL_INTERVAL_MS;
+    }
+    const n = typeof count === 'number' && Number.isInteger(count) && count >= 1 ? count : FELIX_DEFAULTS.egressGatewayPollFailureCount;
+    m.configure(o.intervalMs ?? ms, o.failureCount ?? n);
+  }
+
+  /** The gateways to heartbeat: recomputed when the calculator's inputs changed. */
+  private updateHeartbeatTargets(): void {
+    if (!this.monitor || this.targetsGen === this.calcGen) return;
+    this.targetsGen = this.calcGen;
+    this.monitor.setTargets(this.calc.candidateGateways(this.node));
+  }
+
   private async shutdown(): Promise<void> {
+    this.monitor?.stop();
+    if (this.transport && this.transport !== this.heartbeatOpts?.transport) await this.transport.close().catch(() => undefined); // ours only
     for (const t of [this.debounceTimer, this.retryTimer]) if (t) clearTimeout(t);
     if (this.resyncTimer) clearInterval(this.resyncTimer);
     this.debounceTimer = this.retryTimer = this.resyncTimer = null;
@@ -273,7 +379,11 @@ class Agent implements AgentHandle {
   private rebuildCalc(underlayMtu: number): void {
     this.calc = new EgressCalculator({ underlayMtu });
     this.calc.load(this.resources.values());
+    // the heartbeat verdicts outlive the calculator
+    for (const [pod, h] of this.monitor?.verdicts() ?? []) this.calc.setGatewayHealth(pod, h);
     this.lastState = null;
+    this.calcGen++;
+    this.applyPollSettings();
   }
 
   private onEvents(events: WatchEvent[]): void {
@@ -295,9 +405,11 @@ class Agent implements AgentHandle {
         this.log?.error('cannot apply datastore change', { object: key, revision: ev.revision, error: errText(e) });
       }
       if (obj.kind === 'Node' && obj.metadata.name === this.node) this.wantUnderlay = true;
+      if (obj.kind === 'FelixConfiguration') this.applyPollSettings();
       this.st.revision = Math.max(this.st.revision, ev.revision);
       applied++;
     }
+    if (applied > 0) this.calcGen++;
     if (applied === 0 || this.debounceTimer) return;
     this.debounceTimer = setTimeout(() => {
       this.debounceTimer = null;
@@ -354,6 +466,7 @@ class Agent implements AgentHandle {
     try {
       state = this.calc.nodeState(this.node);
       nat = this.natConfig();
+      this.updateHeartbeatTargets();
     } catch (e) {
       this.log?.error('egress calculation failed', { error: errText(e) });
       this.st.lastError = errText(e);

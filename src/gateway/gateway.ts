@@ -2,12 +2,21 @@
 // learns its configuration from the datastore (list + watch), programs the tunnel, forwarding, anti-spoofing, MSS
 // clamp and masquerade (dataplane.ts), and serves /liveness and /readiness. On exit it leaves the kernel state in
 // place; on start it changes only what differs, so a restart disturbs no traffic.
+//
+// Health (SPEC §3.4): readiness = data plane programmed ∧ datastore seen within healthTimeoutDataStoreSeconds ∧ the
+// EgressGateway's ICMP/HTTP probes passing (probes.ts). It is evaluated every `readinessTickMs` (100 ms) and after
+// every probe result; the result is served on `GET /readiness` (503 + reasons), answered to the node agents'
+// UDP heartbeats on the same port number (heartbeat.ts), and written to the Pod's own Ready condition when it
+// changes (podstatus.ts — in Kubernetes the kubelet's readiness probe does that; in the lab the gateway does).
 import type { Store, Watch } from '../datastore/types.js';
 import { localRunner, type Runner } from '../dataplane/exec.js';
 import { createLogger, type Logger } from '../log.js';
 import { GATEWAY_UPLINK, GATEWAY_VXLAN_DEVICE, programGateway } from './dataplane.js';
 import { Readiness, startHealthServer } from './health.js';
+import { startHeartbeatResponder, type HeartbeatResponder } from './heartbeat.js';
 import { GATEWAY_KINDS, GatewayModel } from './model.js';
+import { hasReadyCondition, readyConditionOf, writeReadyCondition, type ReadyCondition } from './podstatus.js';
+import { Probes, type ProbeFn } from './probes.js';
 
 export interface GatewayOptions {
   store: Store;
@@ -32,6 +41,14 @@ export interface GatewayOptions {
   /** Names of the tunnel device and the uplink. Defaults `egw.vxlan`, `eth0`. */
   device?: string;
   uplink?: string;
+  /** How often readiness is re-evaluated (probe timeouts, datastore age), ms. Default 100. */
+  readinessTickMs?: number;
+  /** Answer the agents' UDP heartbeats on the health port number (udp). Default true. */
+  heartbeat?: boolean;
+  /** Write the Pod's Ready condition when readiness changes. Default true. */
+  podCondition?: boolean;
+  /** Replace how probes are made (tests): one attempt each, resolving null on success or an error text. */
+  probes?: { ping?: ProbeFn; httpGet?: ProbeFn };
 }
 
 const DEBOUNCE_MS = 10;
@@ -81,13 +98,33 @@ class GatewayProcess {
   private dirty = false;
   private force = true;
   private wake: (() => void) | null = null;
+  private readonly probes: Probes;
+  private heartbeat: HeartbeatResponder | null = null;
+  /** `ready|failing checks` of the last evaluation: a change is a readiness transition. */
+  private healthSig: string | null = null;
+  private wantCondition: ReadyCondition | null = null;
+  private condWriting = false;
+  /** The condition last written and the Pod's resourceVersion it was written over (until the watch shows it). */
+  private condWritten: { cond: ReadyCondition; rv: string | undefined } | null = null;
+  private condRetryAt = 0;
+  private condBackoff = BACKOFF_MIN_MS;
 
   constructor(private readonly opts: GatewayOptions) {
     this.log = opts.log ?? createLogger('gateway');
     this.runner = opts.runner ?? localRunner();
     this.model = new GatewayModel(opts.namespace, opts.name);
+    this.probes = new Probes({
+      runner: this.runner,
+      ping: opts.probes?.ping,
+      httpGet: opts.probes?.httpGet,
+      startedAt: Date.now(),
+      onResult: () => this.evaluateHealth(),
+      log: this.log.child('probe'),
+    });
     this.readiness.register('dataplane', () => (this.programmed ? [] : [this.notReady ?? 'not programmed']));
     this.readiness.register('datastore', () => this.datastoreReasons());
+    this.readiness.register('icmp probe', () => this.probes.icmpReasons());
+    this.readiness.register('http probe', () => this.probes.httpReasons());
   }
 
   private timeoutSeconds(): number {
@@ -115,18 +152,28 @@ class GatewayProcess {
       readiness: this.readiness,
       log: this.log,
     });
-    this.log.info('started', { pod: this.model.podKey, health: `${this.opts.healthHost ?? '0.0.0.0'}:${health.port}`, store: this.opts.store.description });
+    if (this.opts.heartbeat ?? true) {
+      try {
+        this.heartbeat = await startHeartbeatResponder({ port: health.port, host: this.opts.healthHost ?? '0.0.0.0', log: this.log });
+      } catch (err) {
+        // the agents then see missed heartbeats and keep this gateway out of their routes
+        this.log.error('cannot answer heartbeats', { port: `${health.port}/udp`, err: errText(err) });
+      }
+    }
+    this.log.info('started', { pod: this.model.podKey, health: `${this.opts.healthHost ?? '0.0.0.0'}:${health.port}`, heartbeat: this.heartbeat ? `${health.port}/udp` : 'off', store: this.opts.store.description });
     this.opts.onHealthListening?.(health.port);
     const onAbort = (): void => this.ac.abort();
     outer?.addEventListener('abort', onAbort, { once: true });
     if (outer?.aborted) this.ac.abort();
     try {
-      const loops = [this.syncLoop(), this.heartbeatLoop(), this.reconcileLoop(), this.resyncLoop()];
+      const loops = [this.syncLoop(), this.heartbeatLoop(), this.reconcileLoop(), this.resyncLoop(), this.healthLoop()];
       await this.stopped;
       this.wake?.();
       await Promise.allSettled(loops);
     } finally {
       outer?.removeEventListener('abort', onAbort);
+      this.probes.stop();
+      await this.heartbeat?.close();
       await health.close();
       this.log.info('stopped (kernel state left in place)', { pod: this.model.podKey });
     }
@@ -193,6 +240,63 @@ class GatewayProcess {
         this.log.debug('datastore heartbeat failed', { err: errText(err) });
       }
     }
+  }
+
+  // ---- health ----------------------------------------------------------------------------------------------------
+
+  private async healthLoop(): Promise<void> {
+    const every = this.opts.readinessTickMs ?? 100;
+    while (!this.stop.aborted) {
+      this.evaluateHealth();
+      await sleep(every, this.stop);
+    }
+  }
+
+  /** Re-evaluates readiness: heartbeat replies, transition log, the Pod condition. Cheap; runs 10×/s. */
+  private evaluateHealth(): void {
+    if (this.stop.aborted) return;
+    this.probes.configure(this.model.failureDetection());
+    const r = this.readiness.evaluate();
+    const pod = this.model.pod();
+    const draining = !!pod?.metadata.deletionTimestamp;
+    this.heartbeat?.setState({ ready: r.ready, draining, known: pod !== undefined });
+    const sig = `${r.ready}|${r.failing.join(',')}`;
+    if (sig !== this.healthSig) {
+      if (r.ready) this.log.info('ready', { pod: this.model.podKey });
+      else if (this.healthSig !== null || r.failing.some((f) => f !== 'dataplane' && f !== 'datastore')) this.log.warn('not ready', { pod: this.model.podKey, reasons: r.reasons });
+      this.healthSig = sig;
+      this.wantCondition = readyConditionOf(r);
+    }
+    this.syncCondition();
+  }
+
+  /** Writes the wanted Ready condition unless the Pod (or a write the watch has not shown yet) already has it. */
+  private syncCondition(): void {
+    const want = this.wantCondition;
+    const pod = this.model.pod();
+    if (!want || !pod || this.condWriting || !(this.opts.podCondition ?? true)) return;
+    if (hasReadyCondition(pod, want)) {
+      this.condWritten = null;
+      return;
+    }
+    const rv = pod.metadata.resourceVersion;
+    if (this.condWritten && this.condWritten.cond === want && this.condWritten.rv === rv) return; // in flight via the watch
+    if (Date.now() < this.condRetryAt) return;
+    this.condWriting = true;
+    writeReadyCondition(this.opts.store, this.opts.namespace, this.opts.name, pod.metadata.uid, want)
+      .then((res) => {
+        this.condWritten = { cond: want, rv };
+        this.condBackoff = BACKOFF_MIN_MS;
+        if (res === 'written') this.log.info('pod Ready condition written', { status: want.status, reason: want.reason });
+      })
+      .catch((err) => {
+        this.condRetryAt = Date.now() + this.condBackoff;
+        this.log.warn('writing the pod Ready condition failed', { err: errText(err), retryMs: this.condBackoff });
+        this.condBackoff = Math.min(this.condBackoff * 2, BACKOFF_MAX_MS);
+      })
+      .finally(() => {
+        this.condWriting = false;
+      });
   }
 
   // ---- data plane ----------------------------------------------------------------------------------------------

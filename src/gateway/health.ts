@@ -2,7 +2,7 @@
 // `ok` when every registered check passes, else 503 with the failing reasons, one per line.
 //
 // Readiness is a set of named checks, each a function returning its failing reasons (none = passing). The gateway
-// registers `dataplane` and `datastore`; the ICMP/HTTP probes register their own check later.
+// registers `dataplane`, `datastore`, `icmp probe` and `http probe` (probes.ts; passing when not configured).
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log.js';
@@ -21,9 +21,10 @@ export class Readiness {
     this.checks.delete(name);
   }
 
-  /** Every failing reason, prefixed with its check's name, in registration order. */
-  evaluate(): { ready: boolean; reasons: string[] } {
+  /** Every failing reason, prefixed with its check's name, in registration order; `failing` = the failing checks. */
+  evaluate(): { ready: boolean; reasons: string[]; failing: string[] } {
     const reasons: string[] = [];
+    const failing: string[] = [];
     for (const [name, check] of this.checks) {
       let r: string[];
       try {
@@ -32,8 +33,9 @@ export class Readiness {
         r = [`check failed: ${err instanceof Error ? err.message : String(err)}`];
       }
       for (const x of r) reasons.push(`${name}: ${x}`);
+      if (r.length) failing.push(name);
     }
-    return { ready: reasons.length === 0, reasons };
+    return { ready: reasons.length === 0, reasons, failing };
   }
 }
 

@@ -27,3 +27,16 @@ export {
   type ActualTable,
 } from './nft.js';
 export { Readiness, startHealthServer, type ReadinessCheck, type HealthServer } from './health.js';
+export { Probes, runnerPing, runnerHttpGet, inProcessHttpGet, type ProbeFn, type ProbesOptions } from './probes.js';
+export {
+  startHeartbeatResponder,
+  encodeRequest,
+  encodeReply,
+  decodeReply,
+  answerInPlace,
+  heartbeatFlags,
+  HEARTBEAT_SIZE,
+  type HeartbeatReply,
+  type HeartbeatResponder,
+} from './heartbeat.js';
+export { writeReadyCondition, readyConditionOf, hasReadyCondition, withReadyCondition, READY_REASON, type ReadyCondition } from './podstatus.js';

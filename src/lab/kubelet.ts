@@ -573,7 +573,7 @@ class Kubelet {
     const s = rt.state;
     await this.updatePod(pod, (p) => {
       const status = p.status ?? {};
-      const ready = setCondition(status.conditions, { type: 'Ready', status: 'True' });
+      const ready = readyConditionFor(p, status.conditions);
       const ann = p.metadata.annotations ?? {};
       const same =
         status.podIP === s.ip &&
@@ -727,6 +727,19 @@ class Kubelet {
 
 function backoff(failures: number): number {
   return Math.min(1000 * 2 ** Math.max(0, failures - 1), 30_000);
+}
+
+/**
+ * The Ready condition the lab kubelet wants for a running pod. A gateway pod's readiness belongs to the gateway: in
+ * Kubernetes the kubelet's readiness probe (`GET :8080/readiness`) sets Ready; this kubelet does not probe, so it marks
+ * a gateway pod (annotation `egw.dev/egress-gateway`) `Ready=False, reason GatewayStarting` and leaves the condition
+ * to the gateway process from then on (src/gateway/podstatus.ts). Ordinary pods are Ready once their network exists.
+ */
+export function readyConditionFor(p: Pod, conds: Condition[] | undefined): { conditions: Condition[]; changed: boolean } {
+  if (p.metadata.annotations?.[ANNOTATION.gatewayOf] === undefined) return setCondition(conds, { type: 'Ready', status: 'True' });
+  const cur = conds?.find((c) => c.type === 'Ready');
+  if (cur && cur.reason !== 'IPAMFailed') return { conditions: [...(conds ?? [])], changed: false }; // the gateway's to set
+  return setCondition(conds, { type: 'Ready', status: 'False', reason: 'GatewayStarting', message: 'waiting for the gateway to report its readiness' });
 }
 
 function setCondition(conds: Condition[] | undefined, want: Omit<Condition, 'lastTransitionTime'>): { conditions: Condition[]; changed: boolean } {

@@ -126,10 +126,19 @@ export class TapRunner implements Runner {
     this.calls.push({ argv, input: opts?.input });
     return this.inner.run(argv, opts);
   }
-  /** Commands that change the kernel (everything but the reads the gateway does). */
+  /** Commands that change the kernel (everything but the reads the gateway does, and its probes). */
   writes(): { argv: string[]; input?: string }[] {
-    return this.calls.filter((c) => !isRead(c.argv));
+    return this.calls.filter((c) => !isRead(c.argv) && !isProbe(c.argv));
   }
+  /** Every command but the probes. */
+  kernelCalls(): { argv: string[]; input?: string }[] {
+    return this.calls.filter((c) => !isProbe(c.argv));
+  }
+}
+
+/** The ICMP/HTTP probes (ping, curl) that run through the gateway's runner: not kernel commands. */
+export function isProbe(argv: string[]): boolean {
+  return argv[0] === 'ping' || argv[0] === 'curl';
 }
 
 export function isRead(argv: string[]): boolean {

@@ -338,7 +338,7 @@ describe('gateway in network namespaces', { skip: missing ?? false }, () => {
     await waitFor('first reconcile', () => tap.calls.some((c) => c.argv[0] === 'nft'));
     assert.deepEqual(tap.writes(), [], 'only reads after a restart');
     assert.deepEqual(
-      tap.calls.map((c) => c.argv.slice(0, 3).join(' ')),
+      tap.kernelCalls().map((c) => c.argv.slice(0, 3).join(' ')),
       ['ip -d -json', 'cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/all/rp_filter', 'nft -j list'],
     );
     const nowSnap = await snapshot();

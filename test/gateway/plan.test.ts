@@ -19,7 +19,7 @@ import {
   type GatewayNftParams,
 } from '../../src/gateway/index.js';
 import { memoryLogger } from '../../src/log.js';
-import { egressGateway, felix, FlakyStore, gatewayPod, httpGet, isRead, listingOf, namespace, node, NSSEL, pod, SEL, waitFor } from './helpers.js';
+import { egressGateway, felix, FlakyStore, gatewayPod, httpGet, isProbe, isRead, listingOf, namespace, node, NSSEL, pod, SEL, waitFor } from './helpers.js';
 
 const PARAMS: GatewayNftParams = { device: 'egw.vxlan', uplink: 'eth0', port: 4790, mss: 1410, nodes: ['172.31.98.11', '172.31.98.12'], clients: ['10.244.0.5'] };
 
@@ -241,7 +241,8 @@ describe('gateway: runGateway with a fake kernel', () => {
     const ready = (): Promise<{ status: number; body: string }> => httpGet(`http://127.0.0.1:${port}/readiness`);
     assert.equal((await ready()).status, 503);
     assert.match((await ready()).body, /dataplane: pod egw\/red-1 has no IPv4 address yet/);
-    assert.equal(kernel.calls.length, 0, 'nothing is programmed before the pod has an IP');
+    const kernelCalls = () => kernel.calls.filter((c) => !isProbe(c.argv)); // (the EgressGateway's ICMP probe pings through the runner too)
+    assert.equal(kernelCalls().length, 0, 'nothing is programmed before the pod has an IP');
 
     await mem.update(gatewayPod('egw', 'red-1', 'red', { node: 'n2', ip: '10.10.10.0' }));
     await waitFor('ready', async () => (await ready()).status === 200);
@@ -254,10 +255,10 @@ describe('gateway: runGateway with a fake kernel', () => {
     await mem.create(pod('app', 'c2', { ip: '10.244.0.9', node: 'n1', annotations: { [SEL]: "egress-code == 'red'", [NSSEL]: 'all()' } }));
     await waitFor('client c2 programmed', () => clientsIn(nftDocs().at(-1)!)?.includes('10.244.0.9'));
     // a pod that changes nothing for this gateway triggers no programming
-    const before = kernel.calls.length;
+    const before = kernelCalls().length;
     await mem.create(pod('app', 'c3', { ip: '10.244.0.10', node: 'n1' }));
     await new Promise((r) => setTimeout(r, 100));
-    assert.equal(kernel.calls.length, before);
+    assert.equal(kernelCalls().length, before);
 
     // the datastore goes away: not ready after healthTimeoutDataStoreSeconds (1 s), ready again when it is back
     store.down = true;

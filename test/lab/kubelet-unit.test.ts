@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Node, Pod } from '../../src/api/types.js';
-import { chooseNode, containerArgv } from '../../src/lab/kubelet.js';
+import { chooseNode, containerArgv, readyConditionFor } from '../../src/lab/kubelet.js';
 import { podNames } from '../../src/lab/names.js';
 
 const EGW = ['/usr/bin/node', '/repo/bin/egw.js'];
@@ -38,4 +38,26 @@ test('unbound pods: every kubelet picks the same node among those matching the n
   assert.deepEqual([...counts.keys()].sort(), ['a', 'b', 'c'], 'never the unschedulable node');
   for (let i = 0; i < 50; i++) assert.ok(['b', 'c'].includes(chooseNode(pod(`q${i}`, { zone: 'y' }), nodes)!));
   assert.equal(chooseNode(pod('z', { zone: 'nowhere' }), nodes), undefined);
+});
+
+test('Ready: ordinary pods True; gateway pods False/GatewayStarting, then left to the gateway', () => {
+  const pod = (annotations?: Record<string, string>): Pod => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'default', annotations }, spec: { containers: [] } });
+  const plain = readyConditionFor(pod(), undefined);
+  assert.equal(plain.changed, true);
+  assert.deepEqual(plain.conditions.map((c) => [c.type, c.status, c.reason]), [['Ready', 'True', undefined]]);
+  const gw = pod({ 'egw.dev/egress-gateway': 'red' });
+  const first = readyConditionFor(gw, undefined);
+  assert.equal(first.changed, true);
+  assert.deepEqual(first.conditions.map((c) => [c.type, c.status, c.reason]), [['Ready', 'False', 'GatewayStarting']]);
+  assert.equal(readyConditionFor(gw, first.conditions).changed, false);
+  // what the gateway wrote (True or False) is kept
+  for (const status of ['True', 'False'] as const) {
+    const mine = [{ type: 'Ready', status, reason: status === 'True' ? 'GatewayReady' : 'ICMPProbeFailing' }];
+    const r = readyConditionFor(gw, mine);
+    assert.equal(r.changed, false);
+    assert.deepEqual(r.conditions, mine);
+  }
+  // after an IPAM failure (the kubelet's own False), a gateway pod whose network now exists is "starting"
+  const r = readyConditionFor(gw, [{ type: 'Ready', status: 'False', reason: 'IPAMFailed', message: 'pool full' }]);
+  assert.deepEqual(r.conditions.map((c) => [c.status, c.reason]), [['False', 'GatewayStarting']]);
 });

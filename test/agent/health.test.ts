@@ -1,0 +1,490 @@
+// Gateway failure detection by the agent (src/agent/health.ts), without root: a fake clock and a fake transport
+// whose peers answer as each test says, so every count is exact; then real UDP on loopback against the gateway's
+// own responder (src/gateway/heartbeat.ts); then the agent wiring (transitions → calc → an immediate reconcile).
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { startAgent } from '../../src/agent/agent.js';
+import { GatewayHealthMonitor, parseGoDuration, udpHeartbeatTransport, type Clock, type HeartbeatTransport } from '../../src/agent/health.js';
+import type { Resource } from '../../src/api/meta.js';
+import type { GatewayHealth, NodeEgressState } from '../../src/calc/types.js';
+import { READ } from '../../src/dataplane/commands.js';
+import { RecordingRunner } from '../../src/dataplane/exec.js';
+import { MemoryStore } from '../../src/datastore/memory.js';
+import { decodeReply, encodeReply, startHeartbeatResponder, type HeartbeatReply } from '../../src/gateway/heartbeat.js';
+import { memoryLogger } from '../../src/log.js';
+import { cannedAnswer } from '../dataplane/helpers.js';
+import { ADDRS } from '../dataplane/samples.js';
+import { cluster } from './resources.js';
+
+/** A clock whose time moves only when the test says. */
+class FakeClock implements Clock {
+  t = 1_000_000;
+  private timers: { at: number; fn: () => void; id: number }[] = [];
+  private ids = 0;
+  now(): number {
+    return this.t;
+  }
+  setTimeout(fn: () => void, ms: number): unknown {
+    const id = ++this.ids;
+    this.timers.push({ at: this.t + ms, fn, id });
+    return id;
+  }
+  clearTimeout(h: unknown): void {
+    this.timers = this.timers.filter((x) => x.id !== h);
+  }
+  /** Runs every timer due within `ms`, in time order. */
+  advance(ms: number): void {
+    const end = this.t + ms;
+    for (;;) {
+      this.timers.sort((a, b) => a.at - b.at || a.id - b.id);
+      const next = this.timers[0];
+      if (!next || next.at > end) break;
+      this.timers.shift();
+      this.t = next.at;
+      next.fn();
+    }
+    this.t = end;
+  }
+}
+
+type Behaviour = 'ready' | 'not-ready' | 'draining' | 'silent';
+
+/** Peers by IP; each answers 1 ms after a request, as its current behaviour says. */
+class FakeTransport implements HeartbeatTransport {
+  readonly behaviour = new Map<string, Behaviour>();
+  readonly sent: { ip: string; port: number; at: number }[] = [];
+  private handler: (data: Buffer, from: string) => void = () => {};
+  constructor(private readonly clock: FakeClock) {}
+  send(ip: string, port: number, data: Buffer): void {
+    this.sent.push({ ip, port, at: this.clock.now() });
+    const b = this.behaviour.get(ip) ?? 'silent';
+    if (b === 'silent') return;
+    const seq = data.readUInt32BE(8);
+    const token = data.readUInt32BE(12);
+    const reply: HeartbeatReply = { seq, token, ready: b !== 'not-ready', draining: b === 'draining', known: true };
+    this.clock.setTimeout(() => this.handler(encodeReply(reply), ip), 1);
+  }
+  onReply(h: (data: Buffer, from: string) => void): void {
+    this.handler = h;
+  }
+  async close(): Promise<void> {}
+}
+
+function setup(opts: { interval?: number; count?: number; initial?: Behaviour } = {}) {
+  const clock = new FakeClock();
+  const transport = new FakeTransport(clock);
+  transport.behaviour.set('10.10.10.0', opts.initial ?? 'silent');
+  const calls: { pod: string; health: GatewayHealth; at: number }[] = [];
+  const forgotten: string[] = [];
+  const log = memoryLogger();
+  const m = new GatewayHealthMonitor({
+    transport,
+    clock,
+    intervalMs: opts.interval ?? 200,
+    failureCount: opts.count ?? 3,
+    onTransition: (pod, health) => calls.push({ pod, health, at: clock.now() }),
+    onForget: (pod) => forgotten.push(pod),
+    log,
+  });
+  m.setTargets([{ pod: 'default/red-a', ip: '10.10.10.0' }]);
+  m.start();
+  const t0 = clock.now();
+  return { clock, transport, calls, forgotten, log, m, t0, verdict: () => m.status()[0]?.verdict };
+}
+
+describe('agent gateway health (fake clock)', () => {
+  test('Go durations', () => {
+    assert.equal(parseGoDuration('200ms'), 200);
+    assert.equal(parseGoDuration('1.5s'), 1500);
+    assert.equal(parseGoDuration('1m30s'), 90_000);
+    assert.equal(parseGoDuration('500us'), 0.5);
+    assert.equal(parseGoDuration('10'), undefined);
+    assert.equal(parseGoDuration('abc'), undefined);
+  });
+
+  test('one request per gateway per interval to port 8080; no verdict before replies', () => {
+    const s = setup();
+    s.clock.advance(999);
+    assert.deepEqual(s.transport.sent.map((x) => [x.ip, x.port, x.at - s.t0]), [0, 200, 400, 600, 800].map((t) => ['10.10.10.0', 8080, t]));
+    // silent peer: 3 misses → DOWN; but before that no verdict at all
+    const s2 = setup();
+    s2.clock.advance(150);
+    assert.equal(s2.verdict(), 'unknown');
+    assert.deepEqual(s2.calls, []);
+  });
+
+  test('UP only after failureCount good replies; DOWN after exactly failureCount misses', () => {
+    const s = setup({ initial: 'ready' });
+    s.clock.advance(201); // replies to the requests at 0 and 200
+    assert.equal(s.verdict(), 'unknown', 'two good replies are not enough');
+    s.clock.advance(200); // the third (request at 400, reply at 401)
+    assert.equal(s.verdict(), 'up');
+    assert.deepEqual(s.calls.map((c) => [c.health.ready, c.at - s.t0]), [[true, 401]]);
+    s.clock.advance(1000);
+    assert.equal(s.calls.length, 1, 'steady good replies: no more calls');
+    // the gateway goes silent after answering the request at 1400
+    s.clock.advance(1401 - (s.clock.now() - s.t0) + 10);
+    s.transport.behaviour.set('10.10.10.0', 'silent');
+    const cut = s.clock.now();
+    s.clock.advance(1000);
+    const downs = s.calls.filter((c) => !c.health.ready);
+    assert.equal(downs.length, 1);
+    // requests at 1600, 1800, 2000 are missed; each is judged 100 ms (half an interval) after it left
+    assert.equal(downs[0].at - s.t0, 2100, `DOWN at ${downs[0].at - s.t0}`);
+    assert.ok(downs[0].at - cut <= 3 * 200 + 100, `detection ${downs[0].at - cut} ms`);
+    assert.deepEqual(downs[0].health.reasons, ['3 heartbeats missed (600 ms)']);
+    assert.ok(s.log.lines.some((l) => l.includes('gateway default/red-a DOWN: 3 heartbeats missed (600 ms)')), s.log.lines.join('\n'));
+    // two misses only: nothing (checked on a fresh monitor)
+    const t = setup({ initial: 'ready' });
+    t.clock.advance(500);
+    assert.equal(t.verdict(), 'up');
+    t.transport.behaviour.set('10.10.10.0', 'silent');
+    t.clock.advance(400); // requests at 600 and 800 missed
+    assert.equal(t.verdict(), 'up');
+    assert.equal(t.m.status()[0].missed, 2);
+    t.transport.behaviour.set('10.10.10.0', 'ready');
+    t.clock.advance(2000);
+    assert.equal(t.calls.length, 1, 'two misses then good replies: never DOWN');
+  });
+
+  test('a reply that says not ready → DOWN at once; back only after failureCount good replies', () => {
+    const s = setup({ initial: 'ready' });
+    s.clock.advance(500);
+    assert.equal(s.verdict(), 'up');
+    s.clock.advance(99); // t = 599
+    s.transport.behaviour.set('10.10.10.0', 'not-ready');
+    s.clock.advance(3); // request at 600, reply at 601
+    assert.equal(s.verdict(), 'down');
+    assert.deepEqual(s.calls.map((c) => [c.health.ready, c.at - s.t0, c.health.reasons]), [
+      [true, 401, []],
+      [false, 601, ['gateway reports not ready']],
+    ]);
+    s.clock.advance(1000);
+    assert.equal(s.calls.length, 2, 'still not ready: no repeated calls');
+    s.transport.behaviour.set('10.10.10.0', 'ready');
+    const back = s.clock.now();
+    s.clock.advance(399);
+    assert.equal(s.verdict(), 'down', 'two good replies do not bring it back');
+    s.clock.advance(200);
+    assert.equal(s.verdict(), 'up');
+    assert.equal(s.calls.length, 3);
+    assert.ok(s.calls[2].at - back <= 3 * 200 + 1);
+  });
+
+  test('a flapping gateway (answers every other request) never comes back UP', () => {
+    const s = setup({ initial: 'not-ready' });
+    s.clock.advance(10);
+    assert.equal(s.verdict(), 'down');
+    for (let i = 0; i < 50; i++) {
+      s.transport.behaviour.set('10.10.10.0', i % 2 ? 'ready' : 'silent');
+      s.clock.advance(200);
+    }
+    assert.equal(s.verdict(), 'down');
+    assert.equal(s.calls.length, 1, 'only the first DOWN was reported');
+    // and an UP gateway that flaps is not taken DOWN either (never 3 misses in a row)
+    const u = setup({ initial: 'ready' });
+    u.clock.advance(500);
+    for (let i = 0; i < 50; i++) {
+      u.transport.behaviour.set('10.10.10.0', i % 2 ? 'ready' : 'silent');
+      u.clock.advance(200);
+    }
+    assert.equal(u.verdict(), 'up');
+    assert.equal(u.calls.length, 1);
+  });
+
+  test('draining is reported while UP; failureCount and interval follow configure()', () => {
+    const s = setup({ initial: 'ready' });
+    s.clock.advance(500);
+    s.transport.behaviour.set('10.10.10.0', 'draining');
+    s.clock.advance(200);
+    assert.deepEqual(s.calls.map((c) => c.health), [
+      { ready: true, draining: undefined, reasons: [] },
+      { ready: true, draining: true, reasons: ['gateway reports draining'] },
+    ]);
+    s.m.configure(1000, 5);
+    assert.deepEqual(s.m.settings, { intervalMs: 1000, failureCount: 5, replyTimeoutMs: 500 });
+    s.transport.behaviour.set('10.10.10.0', 'silent');
+    const n = s.transport.sent.length;
+    const cut = s.clock.now();
+    // (configure() sent a request at once, answered before the peer went silent)
+    s.clock.advance(4600);
+    assert.equal(s.transport.sent.length - n, 4, 'one request per second');
+    assert.equal(s.verdict(), 'up', 'four misses of five');
+    s.clock.advance(1000);
+    assert.equal(s.verdict(), 'down');
+    assert.equal(s.calls.at(-1)!.at - cut, 5500);
+  });
+
+  test('targets: new ones start unknown, dropped ones lose their verdict (onForget), several gateways', () => {
+    const s = setup();
+    s.m.setTargets([
+      { pod: 'default/red-a', ip: '10.10.10.0' },
+      { pod: 'default/red-b', ip: '10.10.10.1' },
+    ]);
+    s.transport.behaviour.set('10.10.10.0', 'ready');
+    s.transport.behaviour.set('10.10.10.1', 'silent');
+    s.clock.advance(1000);
+    assert.deepEqual(s.m.status().map((g) => [g.pod, g.verdict]), [
+      ['default/red-a', 'up'],
+      ['default/red-b', 'down'],
+    ]);
+    assert.deepEqual(s.m.verdicts().map(([p, h]) => [p, h.ready]), [
+      ['default/red-a', true],
+      ['default/red-b', false],
+    ]);
+    s.m.setTargets([{ pod: 'default/red-a', ip: '10.10.10.0' }]);
+    assert.deepEqual(s.forgotten, ['default/red-b']);
+    // a pod whose IP changed is a new gateway
+    s.m.setTargets([{ pod: 'default/red-a', ip: '10.10.10.3' }]);
+    assert.deepEqual(s.forgotten, ['default/red-b', 'default/red-a']);
+    assert.equal(s.verdict(), 'unknown');
+  });
+
+  test('stray replies (wrong token, unknown sender, late, malformed) count for nothing', () => {
+    const s = setup();
+    let handler: (d: Buffer, f: string) => void = () => {};
+    // reach the monitor's handler through a second transport that only captures it
+    const capture: HeartbeatTransport = { send: () => {}, onReply: (h) => (handler = h), close: async () => {} };
+    const seen: boolean[] = [];
+    const m = new GatewayHealthMonitor({ transport: capture, clock: s.clock, token: 7, onTransition: (_p, h) => seen.push(h.ready) });
+    m.setTargets([{ pod: 'x/y', ip: '10.0.0.1' }]);
+    m.start();
+    const seq = () => (m as unknown as { seq: number }).seq;
+    for (let i = 0; i < 5; i++) {
+      handler(encodeReply({ seq: seq(), token: 8, ready: true, draining: false, known: true }), '10.0.0.1'); // wrong token
+      handler(encodeReply({ seq: seq(), token: 7, ready: true, draining: false, known: true }), '10.0.0.2'); // wrong sender
+      handler(encodeReply({ seq: seq() - 1, token: 7, ready: true, draining: false, known: true }), '10.0.0.1'); // late
+      handler(Buffer.from('{"ready":true}'), '10.0.0.1');
+      s.clock.advance(200);
+      if (i < 2) assert.equal(m.status()[0].verdict, 'unknown');
+    }
+    assert.deepEqual(seen, [false], 'none counted as an answer: three misses made it DOWN, nothing made it UP');
+    m.stop();
+  });
+});
+
+describe('agent gateway health over real UDP on loopback', () => {
+  test('against the gateway responder: UP, DOWN when it stops answering, DOWN at once when not ready', async () => {
+    // two "gateways" on 127.0.0.2 and 127.0.0.3, same port (the monitor uses one port for all)
+    const r1 = await startHeartbeatResponder({ port: 0, host: '127.0.0.2' });
+    const r2 = await startHeartbeatResponder({ port: r1.port, host: '127.0.0.3' });
+    const transport = await udpHeartbeatTransport({ bindHost: '127.0.0.1' });
+    const events: { pod: string; ready: boolean; at: number }[] = [];
+    const m = new GatewayHealthMonitor({ transport, port: r1.port, intervalMs: 50, failureCount: 3, onTransition: (pod, h) => events.push({ pod, ready: h.ready, at: Date.now() }) });
+    try {
+      r1.setState({ ready: true, draining: false, known: true });
+      r2.setState({ ready: true, draining: false, known: true });
+      m.setTargets([
+        { pod: 'default/g1', ip: '127.0.0.2' },
+        { pod: 'default/g2', ip: '127.0.0.3' },
+      ]);
+      m.start();
+      const until = async (cond: () => boolean, ms = 2000) => {
+        const end = Date.now() + ms;
+        while (!cond()) {
+          if (Date.now() > end) throw new Error(`timed out; events ${JSON.stringify(events)}`);
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      };
+      await until(() => events.length === 2);
+      assert.deepEqual(events.map((e) => [e.pod, e.ready]).sort(), [
+        ['default/g1', true],
+        ['default/g2', true],
+      ]);
+      const st = m.status();
+      assert.ok(st.every((g) => g.rttMs !== null && g.rttMs < 50 && g.lastReply !== null), JSON.stringify(st));
+      // g2's process dies
+      const cut = Date.now();
+      await r2.close();
+      await until(() => events.length === 3);
+      assert.deepEqual([events[2].pod, events[2].ready], ['default/g2', false]);
+      const took = events[2].at - cut;
+      assert.ok(took >= 100 && took <= 3 * 50 + 25 + 40, `g2 DOWN after ${took} ms (interval 50, count 3)`);
+      // g1 reports not ready: DOWN within one interval
+      const t1 = Date.now();
+      r1.setState({ ready: false, draining: false, known: true });
+      await until(() => events.length === 4);
+      assert.deepEqual([events[3].pod, events[3].ready], ['default/g1', false]);
+      assert.ok(events[3].at - t1 <= 50 + 30, `g1 DOWN after ${events[3].at - t1} ms`);
+      assert.ok(r1.answered > 3);
+    } finally {
+      m.stop();
+      await transport.close();
+      await r1.close();
+    }
+  });
+
+  test('the responder answers only valid requests, with ready/draining, in place (same size)', async () => {
+    const r = await startHeartbeatResponder({ port: 0, host: '127.0.0.1' });
+    const t = await udpHeartbeatTransport({ bindHost: '127.0.0.1' });
+    const got: Buffer[] = [];
+    t.onReply((d) => got.push(d));
+    try {
+      const req = Buffer.alloc(16);
+      req.writeUInt32BE(0x45475748, 0);
+      req[4] = 1;
+      req[5] = 1;
+      req.writeUInt32BE(42, 8);
+      req.writeUInt32BE(99, 12);
+      t.send('127.0.0.1', r.port, req);
+      for (const end = Date.now() + 1000; got.length < 1 && Date.now() < end; ) await new Promise((res) => setTimeout(res, 5));
+      r.setState({ ready: true, draining: true, known: true });
+      t.send('127.0.0.1', r.port, req);
+      t.send('127.0.0.1', r.port, Buffer.from('hello'));
+      t.send('127.0.0.1', r.port, Buffer.concat([req, Buffer.alloc(100)])); // oversized: no answer
+      const bad = Buffer.from(req);
+      bad[5] = 2; // a reply sent to it: ignored (no ping-pong between responders)
+      t.send('127.0.0.1', r.port, bad);
+      const end = Date.now() + 1000;
+      while (got.length < 2 && Date.now() < end) await new Promise((res) => setTimeout(res, 5));
+      await new Promise((res) => setTimeout(res, 50));
+      assert.equal(got.length, 2);
+      assert.ok(got.every((b) => b.length === 16));
+      assert.deepEqual(decodeReply(got[0]), { seq: 42, token: 99, ready: false, draining: false, known: false });
+      assert.deepEqual(decodeReply(got[1]), { seq: 42, token: 99, ready: true, draining: true, known: true });
+      assert.equal(r.answered, 2);
+    } finally {
+      await t.close();
+      await r.close();
+    }
+  });
+});
+
+describe('agent wiring', () => {
+  const ADDRS_9000 = ADDRS.replace('"mtu":1500', '"mtu":9000');
+  const runner = () => {
+    const canned = cannedAnswer({ link: null, nft: null });
+    return new RecordingRunner((argv) => (argv.join(' ') === READ.addresses().join(' ') ? { code: 0, stdout: ADDRS_9000, stderr: '' } : canned(argv)));
+  };
+
+  /** Real-time transport: peers answer after 1 ms as told. */
+  class Peers implements HeartbeatTransport {
+    readonly behaviour = new Map<string, Behaviour>();
+    readonly sent = new Map<string, number>();
+    private h: (d: Buffer, f: string) => void = () => {};
+    send(ip: string, _port: number, data: Buffer): void {
+      this.sent.set(ip, (this.sent.get(ip) ?? 0) + 1);
+      const b = this.behaviour.get(ip) ?? 'ready';
+      if (b === 'silent') return;
+      const reply = encodeReply({ seq: data.readUInt32BE(8), token: data.readUInt32BE(12), ready: b !== 'not-ready', draining: b === 'draining', known: true });
+      setTimeout(() => this.h(reply, ip), 1);
+    }
+    onReply(h: (d: Buffer, f: string) => void): void {
+      this.h = h;
+    }
+    async close(): Promise<void> {}
+  }
+
+  const vias = (s: NodeEgressState | undefined) => (s ? s.tables.flatMap((t) => t.routes.flatMap((r) => (r.type === 'ecmp' ? r.via : []))) : []);
+
+  async function until(cond: () => boolean, ms = 3000): Promise<void> {
+    const end = Date.now() + ms;
+    while (!cond()) {
+      if (Date.now() > end) throw new Error('timed out');
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+
+  test('heartbeats the candidate gateways at the FelixConfiguration interval; a dead one leaves the routes at once; status shows it', async () => {
+    const resources: Resource[] = cluster().map((r) =>
+      r.kind === 'FelixConfiguration' ? { ...r, spec: { ...(r.spec as object), egressGatewayPollInterval: '50ms', egressGatewayPollFailureCount: 3 } } : r,
+    );
+    // a third gateway pod that no client's selector matches: not heartbeated
+    resources.push({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'other-zzzzz', namespace: 'egw', labels: { app: 'other' }, annotations: { 'egw.dev/egress-gateway': 'other' } },
+      spec: { nodeName: 'n2', containers: [{ name: 'c' }] },
+      status: { phase: 'Running', podIP: '10.10.10.5', podIPs: [{ ip: '10.10.10.5' }], conditions: [{ type: 'Ready', status: 'True' }] },
+    });
+    const store = new MemoryStore();
+    for (const r of resources) await store.create(r);
+    const peers = new Peers();
+    const states: { at: number; vias: string[] }[] = [];
+    const ac = new AbortController();
+    const agent = startAgent({
+      store,
+      node: 'n1',
+      runner: runner(),
+      signal: ac.signal,
+      log: memoryLogger(),
+      heartbeat: { transport: peers },
+      onReconcile: (_r, s) => states.push({ at: Date.now(), vias: vias(s) }),
+    });
+    try {
+      await until(() => states.length > 0);
+      assert.deepEqual(states[0].vias, ['10.10.10.1', '10.10.10.2'], 'before any verdict the Pods’ Ready conditions decide');
+      await until(() => agent.status().health.gateways.every((g) => g.verdict === 'up') && agent.status().health.gateways.length === 2);
+      const st = agent.status().health;
+      assert.equal(st.enabled, true);
+      assert.equal(st.intervalMs, 50);
+      assert.equal(st.failureCount, 3);
+      assert.deepEqual(st.gateways.map((g) => [g.pod, g.ip, g.verdict]), [
+        ['egw/gw-aaaaa', '10.10.10.1', 'up'],
+        ['egw/gw-bbbbb', '10.10.10.2', 'up'],
+      ]);
+      assert.equal(peers.sent.get('10.10.10.5'), undefined, 'a gateway no local client could use is not heartbeated');
+      assert.equal(states.length, 1, 'UP verdicts that agree with the Pods change nothing in the kernel');
+      // gw-aaaaa dies
+      const cut = Date.now();
+      peers.behaviour.set('10.10.10.1', 'silent');
+      await until(() => states.at(-1)!.vias.join() === '10.10.10.2');
+      const took = states.at(-1)!.at - cut;
+      assert.ok(took <= 3 * 50 + 25 + 60, `out of the routes ${took} ms after it stopped answering`);
+      assert.equal(agent.status().health.gateways[0].verdict, 'down');
+      assert.deepEqual(agent.status().health.gateways[0].reasons, ['3 heartbeats missed (150 ms)']);
+      // back: after three good replies
+      peers.behaviour.set('10.10.10.1', 'ready');
+      await until(() => states.at(-1)!.vias.join() === '10.10.10.1,10.10.10.2');
+      // not ready → out within one interval (+ reconcile)
+      const t1 = Date.now();
+      peers.behaviour.set('10.10.10.2', 'not-ready');
+      await until(() => states.at(-1)!.vias.join() === '10.10.10.1');
+      assert.ok(states.at(-1)!.at - t1 <= 50 + 60, `not-ready gateway out after ${states.at(-1)!.at - t1} ms`);
+      // a datastore change rebuilds nothing of the verdicts: an unrelated update keeps gw-bbbbb out
+      await store.update({ ...(await store.get({ kind: 'Namespace', namespace: '', name: 'app' }))!, metadata: { ...(await store.get({ kind: 'Namespace', namespace: '', name: 'app' }))!.metadata, labels: { 'projectcalico.org/name': 'app', x: 'y' } } });
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(states.at(-1)!.vias.join(), '10.10.10.1');
+    } finally {
+      ac.abort();
+      await agent.done;
+    }
+  });
+
+  test('restart: a gateway that does not answer stays in until its verdict; one whose Pod is not Ready and never answered stays out', async () => {
+    const resources = cluster().map((r) =>
+      r.kind === 'Pod' && r.metadata.name === 'gw-bbbbb' ? { ...r, status: { ...(r.status as object), conditions: [{ type: 'Ready', status: 'False' }] } } : r,
+    );
+    const store = new MemoryStore();
+    for (const r of resources) await store.create(r);
+    const peers = new Peers();
+    peers.behaviour.set('10.10.10.1', 'silent');
+    peers.behaviour.set('10.10.10.2', 'silent');
+    const states: string[][] = [];
+    const ac = new AbortController();
+    const agent = startAgent({ store, node: 'n1', runner: runner(), signal: ac.signal, heartbeat: { transport: peers, intervalMs: 40 }, onReconcile: (_r, s) => states.push(vias(s)) });
+    try {
+      await until(() => states.length > 0);
+      assert.deepEqual(states[0], ['10.10.10.1']);
+      await until(() => states.at(-1)!.length === 0);
+      assert.deepEqual(agent.status().health.gateways.map((g) => g.verdict), ['down', 'down']);
+    } finally {
+      ac.abort();
+      await agent.done;
+    }
+  });
+
+  test('with a runner and no transport, heartbeats are off (this process is not in that namespace)', async () => {
+    const store = new MemoryStore();
+    for (const r of cluster()) await store.create(r);
+    const ac = new AbortController();
+    const agent = startAgent({ store, node: 'n1', runner: runner(), signal: ac.signal });
+    try {
+      await until(() => agent.status().reconciles >= 1);
+      assert.equal(agent.status().health.enabled, false);
+    } finally {
+      ac.abort();
+      await agent.done;
+    }
+  });
+});
