@@ -4,6 +4,7 @@ import { cpus, totalmem } from 'node:os';
 import { benchSelectors } from './selector.js';
 import { benchCalc } from './calc.js';
 import { benchDataplane } from './dataplane.js';
+import { benchFailover } from './failover.js';
 import { benchThroughput } from './throughput.js';
 
 const only = process.argv.slice(2);
@@ -11,6 +12,7 @@ const benches: Record<string, () => Promise<Record<string, unknown>>> = {
   selector: benchSelectors,
   calc: benchCalc,
   dataplane: benchDataplane,
+  failover: benchFailover,
   throughput: benchThroughput,
 };
 

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { E2E, gate, inNs, LabHarness, missingPrerequisite, run, sleep, until } from '../helpers/e2e.js';
 import { ROOT } from '../helpers/cli.js';
+import { kernelHops } from '../helpers/scenarios.js';
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
 const ECHO = '198.51.100.10';
@@ -33,8 +34,13 @@ describe('data plane end to end', { skip: !E2E && skipReason ? skipReason : fals
       const ips = (await lab.gatewayPods('red')).map((p) => p.status?.podIPs?.[0]?.ip).filter((x): x is string => !!x);
       return ips.length === 2 ? ips.sort() : undefined;
     }, 30_000);
-    // The agents have programmed the client once the first request leaves through a gateway.
-    await until('client-a routed through a gateway', async () => gatewayIps.includes((await lab.curl('tenant-a', 'client-a', `http://${ECHO}/`))?.sourceIp ?? ''), 20_000);
+    // Gateways join the routes once they report ready (heartbeats); wait until client-a's node routes over both.
+    const clientA = await lab.podReady('tenant-a', 'client-a');
+    await until('both gateways in client-a\'s route', async () => (await kernelHops(lab.nodeNetns(clientA.node), clientA.ip)).join() === gatewayIps.join(), 20_000);
+    await until('client-b\'s route too', async () => {
+      const b = await lab.podReady('tenant-b', 'client-b');
+      return (await kernelHops(lab.nodeNetns(b.node), b.ip)).join() === gatewayIps.join();
+    }, 20_000);
   });
   after(async () => {
     await lab.down();
