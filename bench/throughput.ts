@@ -16,9 +16,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { release, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { ANNOTATION, type Node as K8sNode, type Pod } from '../src/api/types.js';
-import { openStore } from '../src/datastore/open.js';
-import { labDown, labNetns, labUp, loadLabFile } from '../src/lab/index.js';
+import { ANNOTATION } from '../src/api/types.js';
+import { labDown, labNetns, labUp, loadLabFile, readClusterSummary, type ClusterSummary } from '../src/lab/index.js';
 import { createLogger } from '../src/log.js';
 
 export interface ThroughputBenchOptions {
@@ -68,25 +67,14 @@ async function canRun(): Promise<string | null> {
   return null;
 }
 
-interface Cluster {
-  pods: Map<string, Pod>;
+interface Cluster extends ClusterSummary {
+  /** Running gateway pods' IPs. */
   gatewayIPs: string[];
-  nodeIPs: Map<string, string>;
 }
 
 async function readCluster(datastore: string): Promise<Cluster> {
-  const store = await openStore(datastore);
-  try {
-    const pods = (await store.list('Pod')).items as Pod[];
-    const nodes = (await store.list('Node')).items as K8sNode[];
-    return {
-      pods: new Map(pods.map((p) => [`${p.metadata.namespace}/${p.metadata.name}`, p])),
-      gatewayIPs: pods.filter((p) => p.metadata.annotations?.[ANNOTATION.gatewayOf] && p.status?.phase === 'Running' && p.status.podIP).map((p) => p.status!.podIP!),
-      nodeIPs: new Map(nodes.map((n) => [n.metadata.name, n.status?.addresses?.find((a) => a.type === 'InternalIP')?.address ?? ''])),
-    };
-  } finally {
-    await store.close();
-  }
+  const c = await readClusterSummary(datastore);
+  return { ...c, gatewayIPs: c.gateways.filter((p) => p.status?.phase === 'Running' && p.status.podIP).map((p) => p.status!.podIP!) };
 }
 
 const podNetns = (c: Cluster, pod: string): string | undefined => {

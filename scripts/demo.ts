@@ -12,9 +12,8 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ANNOTATION, type Node as K8sNode, type Pod } from '../src/api/types.js';
-import { openStore } from '../src/datastore/open.js';
-import { loadLabFile, labStateRoot, readLabState } from '../src/lab/index.js';
+import { type Pod } from '../src/api/types.js';
+import { loadLabFile, labStateRoot, readClusterSummary, readLabState, type ClusterSummary } from '../src/lab/index.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const LAB_FILE = 'examples/lab/demo.yaml';
@@ -105,26 +104,8 @@ async function probe(pod: string, dst: string, env: NodeJS.ProcessEnv): Promise<
   return { kind: 'error', text: (r.stderr.trim().split('\n').pop() ?? `exit ${r.code}`).replace(/^egw: /, '') };
 }
 
-interface Cluster {
-  pods: Map<string, Pod>;
-  gateways: Pod[];
-  nodeIPs: Map<string, string>;
-}
-
-async function readCluster(datastore: string): Promise<Cluster> {
-  const store = await openStore(datastore);
-  try {
-    const pods = (await store.list('Pod')).items as Pod[];
-    const nodes = (await store.list('Node')).items as K8sNode[];
-    return {
-      pods: new Map(pods.map((p) => [`${p.metadata.namespace}/${p.metadata.name}`, p])),
-      gateways: pods.filter((p) => p.metadata.annotations?.[ANNOTATION.gatewayOf] === GATEWAY).sort((a, b) => (a.status?.podIP ?? '').localeCompare(b.status?.podIP ?? '', 'en', { numeric: true })),
-      nodeIPs: new Map(nodes.map((n) => [n.metadata.name, n.status?.addresses?.find((a) => a.type === 'InternalIP')?.address ?? ''])),
-    };
-  } finally {
-    await store.close();
-  }
-}
+type Cluster = ClusterSummary;
+const readCluster = (datastore: string): Promise<Cluster> => readClusterSummary(datastore, GATEWAY);
 
 const running = (p: Pod | undefined): boolean => !!p && p.status?.phase === 'Running' && !!p.status.podIP && !!p.metadata.annotations?.['egw.dev/netns'];
 

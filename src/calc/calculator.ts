@@ -25,6 +25,7 @@ import {
   type Pod,
 } from '../api/types.js';
 import { parseSelector, type Selector } from '../selector/index.js';
+import { podIPv4 } from '../api/pod.js';
 import {
   aggregatePrefixes,
   comparePrefix,
@@ -290,16 +291,8 @@ function sameLabels(a: Labels, b: Labels): boolean {
 }
 
 function firstIPv4(pod: Pod): { ip: string; num: number } | null {
-  const st = pod.status;
-  if (!st) return null;
-  const cands: string[] = [];
-  if (Array.isArray(st.podIPs)) for (const p of st.podIPs) if (p && typeof p.ip === 'string') cands.push(p.ip);
-  if (typeof st.podIP === 'string') cands.push(st.podIP);
-  for (const c of cands) {
-    const n = parseIPv4(c);
-    if (n !== undefined) return { ip: formatIPv4(n), num: n };
-  }
-  return null;
+  const ip = podIPv4(pod);
+  return ip === null ? null : { ip, num: parseIPv4(ip)! };
 }
 
 function podRecOf(p: Pod): PodRec {

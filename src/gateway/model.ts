@@ -13,6 +13,7 @@ import {
 } from '../api/types.js';
 import { EgressCalculator } from '../calc/index.js';
 import type { GatewayDataplaneConfig } from './dataplane.js';
+import { podIPv4 as podIPv4Of } from '../api/pod.js';
 
 /** Kinds the gateway reads. */
 export const GATEWAY_KINDS = ['FelixConfiguration', 'Node', 'Namespace', 'EgressGatewayPolicy', 'EgressGateway', 'Pod'] as const;
@@ -22,18 +23,7 @@ export const DEFAULT_HEALTH_TIMEOUT_DATASTORE_SECONDS = 90;
 export type Desired = { config: GatewayDataplaneConfig; warnings: string[] } | { waiting: string };
 
 /** The pod's first IPv4 (status.podIPs, then status.podIP). */
-export function podIPv4(pod: Pod): string | null {
-  const st = pod.status;
-  if (!st) return null;
-  const cands: string[] = [];
-  if (Array.isArray(st.podIPs)) for (const p of st.podIPs) if (p && typeof p.ip === 'string') cands.push(p.ip);
-  if (typeof st.podIP === 'string') cands.push(st.podIP);
-  for (const c of cands) {
-    const n = parseIPv4(c);
-    if (n !== undefined) return formatIPv4(n);
-  }
-  return null;
-}
+export const podIPv4 = podIPv4Of;
 
 export class GatewayModel {
   readonly calc = new EgressCalculator();

@@ -4,3 +4,4 @@ export { runKubelet, containerArgv, chooseNode, type KubeletOptions } from './ku
 export { runEcho, type EchoOptions } from './echo.js';
 export { loadLabFile, parseLabFile, LabFileError, LAB_DEFAULTS, type LabConfig, type LabNode } from './labfile.js';
 export { labStateDir, labStateRoot, podNames, ns as labNetns } from './names.js';
+export { readClusterSummary, type ClusterSummary } from './summary.js';
