@@ -75,6 +75,11 @@ export interface AgentOptions {
   onReconcile?: (report: ReconcileReport, state: NodeEgressState) => void;
   /** Gateway heartbeats; false = off (health from the Pods' Ready conditions only). Default: see the top of the file. */
   heartbeat?: AgentHeartbeatOptions | false;
+  /**
+   * Conntrack/packet mark bits egw may use to keep connections on their gateway (default 0x0ff00000). Set it when
+   * another component owns those bits, e.g. 0x00003f00 beside Calico Felix (which uses 0xffff0000).
+   */
+  stickyMarkMask?: number;
 }
 
 export interface AgentStatus {
@@ -156,7 +161,7 @@ class Agent implements AgentHandle {
     this.debounceMs = opts.debounceMs ?? 20;
     this.log = opts.log;
     this.onReconcile = opts.onReconcile;
-    this.dp = new NodeDataplane(this.runner, { log: opts.log?.child('dataplane') });
+    this.dp = new NodeDataplane(this.runner, { log: opts.log?.child('dataplane'), stickyMarkMask: opts.stickyMarkMask });
     this.st = {
       node: opts.node,
       synced: false,

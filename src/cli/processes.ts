@@ -1,6 +1,6 @@
 // The long-running egw processes (agent, gateway, controller) and the lab, as `egw` subcommands. Each runs until
 // SIGTERM/SIGINT, then returns without touching kernel state, so a restart disturbs no traffic.
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import type { Store } from '../datastore/types.js';
 import { createLogger } from '../log.js';
 import { runAgent } from '../agent/index.js';
@@ -26,6 +26,13 @@ function untilSignalled(): AbortSignal {
   return ac.signal;
 }
 
+/** A 32-bit mask written in hex (0x…) or decimal; commander reports the error as an invalid option value. */
+function parseMask(text: string): number {
+  const n = /^0x[0-9a-f]{1,8}$/i.test(text) ? parseInt(text, 16) : /^[0-9]{1,10}$/.test(text) ? Number(text) : NaN;
+  if (!Number.isInteger(n) || n <= 0 || n > 0xffffffff) throw new InvalidArgumentError('expected a non-zero 32-bit mask such as 0x00003f00');
+  return n;
+}
+
 function splitPod(text: string): { namespace: string; name: string } {
   const parts = text.split('/');
   if (parts.length !== 2 || !parts[0] || !parts[1]) throw new Error(`--pod: expected NAMESPACE/NAME, got "${text}"`);
@@ -39,9 +46,18 @@ export function addProcessCommands(program: Command, ctx: ProcessContext): void 
     .requiredOption('--node <name>', 'this node\'s name (a Node resource)')
     .option('--no-nat-outgoing', 'leave outgoing NAT of pod traffic to another component (e.g. Calico)')
     .option('--resync <ms>', 'full resync period in milliseconds', (v) => Number(v), 10000)
+    .option('--sticky-mark-mask <bits>', 'mark bits egw may use to keep connections on their gateway (e.g. 0x00003f00 beside Calico Felix)', parseMask)
     .action(async (opts) => {
       await ctx.withStore((store) =>
-        runAgent({ store, node: opts.node, natOutgoing: opts.natOutgoing, resyncMs: opts.resync, log: createLogger(`agent ${opts.node}`), signal: untilSignalled() }),
+        runAgent({
+          store,
+          node: opts.node,
+          natOutgoing: opts.natOutgoing,
+          resyncMs: opts.resync,
+          stickyMarkMask: opts.stickyMarkMask,
+          log: createLogger(`agent ${opts.node}`),
+          signal: untilSignalled(),
+        }),
       );
     });
 

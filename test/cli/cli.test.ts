@@ -193,3 +193,12 @@ test('explain: the seed scenario with gateway and client pods', async () => {
   const badDst = await runCli(['--datastore', eds, 'explain', '--pod', 'my-namespace/web-client', '--dst', '1.2.3']);
   assert.equal(badDst.stderr, 'error: --dst: "1.2.3" is not an IPv4 address\n');
 });
+
+test('agent: a bad --sticky-mark-mask is refused before anything runs', async () => {
+  const notHex = await runCli(['--datastore', 'memory:', 'agent', '--node', 'n1', '--sticky-mark-mask', 'zz']);
+  assert.equal(notHex.code, 2);
+  assert.match(notHex.stderr, /option '--sticky-mark-mask <bits>' argument 'zz' is invalid\. expected a non-zero 32-bit mask such as 0x00003f00/);
+  const gaps = await spawnEgw(['--datastore', 'memory:', 'agent', '--node', 'n1', '--sticky-mark-mask', '0x123']);
+  assert.equal(gaps.code, 1);
+  assert.equal(gaps.stderr, 'egw: sticky mark mask 0x123 is not contiguous\n');
+});
