@@ -9,19 +9,13 @@ import type { Runner } from '../../src/dataplane/exec.js';
 import type { ReconcileReport } from '../../src/dataplane/types.js';
 import { MemoryStore } from '../../src/datastore/memory.js';
 import { memoryLogger } from '../../src/log.js';
-import { CountingRunner, E2E, cleanupAll, dumpKernel, makeNodeNs, netnsPrereq, runTag, type NodeNs } from '../dataplane/netns.js';
+import { CountingRunner, E2E, cleanupAll, dumpKernel, json, makeNodeNs, netnsPrereq, runTag, type J, type NodeNs } from '../dataplane/netns.js';
 import { writesOf } from '../dataplane/helpers.js';
 import { cluster } from './resources.js';
 
 const reason = await netnsPrereq();
 if (reason && E2E) test('netns prerequisites (EGW_E2E=1)', () => assert.fail(reason));
 
-type J = Record<string, unknown>;
-
-async function json(runner: Runner, argv: string[]): Promise<J[]> {
-  const r = await runner.run(argv);
-  return r.stdout.trim() ? (JSON.parse(r.stdout) as J[]) : [];
-}
 
 async function until<T>(f: () => Promise<T | undefined | null | false>, ms = 3000, step = 10): Promise<T> {
   const end = Date.now() + ms;

@@ -7,17 +7,11 @@ import { NodeDataplane } from '../../src/dataplane/node.js';
 import type { Runner } from '../../src/dataplane/exec.js';
 import type { NodeNatConfig } from '../../src/dataplane/types.js';
 import { desiredState, lines, natConfig, writesOf } from './helpers.js';
-import { CountingRunner, E2E, cleanupAll, dumpKernel, makeNodeNs, netnsPrereq, runTag, type NodeNs } from './netns.js';
+import { CountingRunner, E2E, cleanupAll, dumpKernel, json, makeNodeNs, netnsPrereq, runTag, type J, type NodeNs } from './netns.js';
 
 const reason = await netnsPrereq();
 if (reason && E2E) test('netns prerequisites (EGW_E2E=1)', () => assert.fail(reason));
 
-type J = Record<string, unknown>;
-
-async function json(runner: Runner, argv: string[]): Promise<J[]> {
-  const r = await runner.run(argv);
-  return r.stdout.trim() ? (JSON.parse(r.stdout) as J[]) : [];
-}
 
 async function text(runner: Runner, argv: string[]): Promise<string> {
   return (await runner.run(argv)).stdout;

@@ -98,6 +98,14 @@ export async function cleanupAll(): Promise<void> {
 }
 
 /** Raw JSON of everything egw owns, for before/after comparisons. */
+export type J = Record<string, unknown>;
+
+/** A command's JSON output (`ip -json …`), [] when it printed nothing. */
+export async function json(runner: Runner, argv: string[]): Promise<J[]> {
+  const r = await runner.run(argv);
+  return r.stdout.trim() ? (JSON.parse(r.stdout) as J[]) : [];
+}
+
 export async function dumpKernel(runner: Runner, dev = 'egw.vxlan'): Promise<Record<string, unknown>> {
   const j = async (argv: string[]): Promise<unknown> => {
     const r = await runner.run(argv, { allowFailure: true });
