@@ -2,7 +2,7 @@
 // order, and "zero writes when the kernel already matches".
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { READ, WRITE } from '../../src/dataplane/commands.js';
+import { READ } from '../../src/dataplane/commands.js';
 import { NodeDataplane } from '../../src/dataplane/node.js';
 import { nftRebuildDocument, nodeNftTable } from '../../src/dataplane/nft.js';
 import { planReconcile } from '../../src/dataplane/plan.js';
@@ -27,8 +27,6 @@ const STICKY_ROUTES = filterJson(ROUTES_STICKY, (r) => Number(r.table) >= 2_000_
 const concatJson = (a: string, b: string): string => JSON.stringify([...(JSON.parse(a) as unknown[]), ...(JSON.parse(b) as unknown[])]);
 const STICKY_NFT = { mask: 0x0ff00000, clientPools: ['10.244.0.0/16'], marks: [{ ip: '10.10.0.2', mark: 0x100000 }, { ip: '10.10.0.3', mark: 0x200000 }] };
 
-const ipBatch = (w: { argv: string[]; input?: string }[]) => w.filter((c) => c.argv.join(' ') === WRITE.ipBatch().join(' '));
-const bridgeBatch = (w: { argv: string[]; input?: string }[]) => w.filter((c) => c.argv.join(' ') === WRITE.bridgeBatch().join(' '));
 
 describe('reconcile from an empty node', () => {
   test('sysctls, one ip batch (link, neighbours, routes, rules), FDB after the link exists, one nft transaction', async () => {
