@@ -92,6 +92,8 @@ class GatewayProcess {
   /** When the datastore last answered (ms since epoch); null = never. */
   private lastSeen: number | null = null;
   private programmed = false;
+  /** True once the first attempt to program the data plane has finished (successfully or not). */
+  private firstAttemptDone = false;
   private notReady: string | null = 'data plane not programmed yet';
   private lastApplied: string | null = null;
   private lastWarnings = '';
@@ -256,6 +258,9 @@ class GatewayProcess {
   private evaluateHealth(): void {
     if (this.stop.aborted) return;
     this.probes.configure(this.model.failureDetection());
+    // Before its first programming attempt the gateway says nothing (no heartbeat replies, no Pod condition): it
+    // may be a restart over a data plane that is working, and agents must not drop it for that.
+    if (!this.firstAttemptDone) return;
     const r = this.readiness.evaluate();
     const pod = this.model.pod();
     const draining = !!pod?.metadata.deletionTimestamp;
@@ -332,7 +337,9 @@ class GatewayProcess {
       try {
         await this.reconcile(force);
         backoff = BACKOFF_MIN_MS;
+        this.firstAttemptDone ||= this.programmed;
       } catch (err) {
+        this.firstAttemptDone = true;
         this.programmed = false;
         this.notReady = `programming the data plane failed: ${errText(err)}`;
         this.log.error('programming the data plane failed', { err: errText(err), retryMs: backoff });

@@ -86,13 +86,18 @@ export interface HeartbeatResponder {
   close(): Promise<void>;
 }
 
-/** Binds `host:port`/udp and answers heartbeat requests with the state last given to setState (initially not ready). */
+/**
+ * Binds `host:port`/udp and answers heartbeat requests with the state last given to setState. Until the first
+ * setState it stays silent: a gateway process that has just restarted does not know yet whether its (intact)
+ * data plane is right, and a "not ready" answer would make every agent drop it at once, cutting the connections
+ * pinned to it. Silence for less than failureCount intervals costs nothing.
+ */
 export async function startHeartbeatResponder(opts: { port: number; host: string; log?: Logger }): Promise<HeartbeatResponder> {
   const sock = dgram.createSocket({ type: 'udp4', reuseAddr: false });
-  let flags = 0;
+  let flags: number | null = null;
   let answered = 0;
   sock.on('message', (msg, rinfo) => {
-    if (!answerInPlace(msg, flags)) return;
+    if (flags === null || !answerInPlace(msg, flags)) return;
     answered++;
     sock.send(msg, rinfo.port, rinfo.address);
   });

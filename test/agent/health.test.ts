@@ -2,6 +2,7 @@
 // whose peers answer as each test says, so every count is exact; then real UDP on loopback against the gateway's
 // own responder (src/gateway/heartbeat.ts); then the agent wiring (transitions → calc → an immediate reconcile).
 import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
 import { describe, test } from 'node:test';
 import { startAgent } from '../../src/agent/agent.js';
 import { GatewayHealthMonitor, parseGoDuration, udpHeartbeatTransport, type Clock, type HeartbeatTransport } from '../../src/agent/health.js';
@@ -10,7 +11,7 @@ import type { GatewayHealth, NodeEgressState } from '../../src/calc/types.js';
 import { READ } from '../../src/dataplane/commands.js';
 import { RecordingRunner } from '../../src/dataplane/exec.js';
 import { MemoryStore } from '../../src/datastore/memory.js';
-import { decodeReply, encodeReply, startHeartbeatResponder, type HeartbeatReply } from '../../src/gateway/heartbeat.js';
+import { decodeReply, encodeReply, encodeRequest, startHeartbeatResponder, type HeartbeatReply } from '../../src/gateway/heartbeat.js';
 import { memoryLogger } from '../../src/log.js';
 import { cannedAnswer } from '../dataplane/helpers.js';
 import { ADDRS } from '../dataplane/samples.js';
@@ -326,6 +327,7 @@ describe('agent gateway health over real UDP on loopback', () => {
       req[5] = 1;
       req.writeUInt32BE(42, 8);
       req.writeUInt32BE(99, 12);
+      r.setState({ ready: false, draining: false, known: false });
       t.send('127.0.0.1', r.port, req);
       for (const end = Date.now() + 1000; got.length < 1 && Date.now() < end; ) await new Promise((res) => setTimeout(res, 5));
       r.setState({ ready: true, draining: true, known: true });
@@ -485,6 +487,32 @@ describe('agent wiring', () => {
     } finally {
       ac.abort();
       await agent.done;
+    }
+  });
+});
+
+describe('gateway heartbeat responder before its first programming attempt', () => {
+  test('is silent (a restarted gateway is not reported "not ready"), then answers', async () => {
+    const r = await startHeartbeatResponder({ port: 0, host: '127.0.0.4' });
+    const sock = dgram.createSocket('udp4');
+    try {
+      await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', () => resolve()));
+      const replies: Buffer[] = [];
+      sock.on('message', (m) => replies.push(m));
+      const request = encodeRequest(1, 9);
+      sock.send(request, r.port, '127.0.0.4');
+      await new Promise((res) => setTimeout(res, 150));
+      assert.equal(replies.length, 0, 'no reply before the first setState');
+      assert.equal(r.answered, 0);
+      r.setState({ ready: true, draining: false, known: true });
+      sock.send(encodeRequest(2, 9), r.port, '127.0.0.4');
+      const end = Date.now() + 1000;
+      while (replies.length === 0 && Date.now() < end) await new Promise((res) => setTimeout(res, 5));
+      assert.equal(replies.length, 1);
+      assert.deepEqual(decodeReply(replies[0]), { seq: 2, token: 9, ready: true, draining: false, known: true });
+    } finally {
+      sock.close();
+      await r.close();
     }
   });
 });
