@@ -129,7 +129,13 @@ export class NodeDataplane {
   }
 
   private planOptions() {
-    return { extraPriorities: this.priorities, nftTable: this.nftTable, sticky: this.sticky, stickyHints: [...this.released] };
+    return {
+      extraPriorities: this.priorities,
+      clientTables: { base: this.tableBase, range: this.tableRange },
+      nftTable: this.nftTable,
+      sticky: this.sticky,
+      stickyHints: [...this.released],
+    };
   }
 
   private async reconcileNow(desired: NodeEgressState, nat: NodeNatConfig): Promise<ReconcileReport> {

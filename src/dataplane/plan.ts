@@ -18,7 +18,7 @@ import { BRIDGE, IP, type RuleSelectors } from './commands.js';
 import { routeKey, routeSignature, type ActualFdb, type ActualLink, type ActualNeighbour, type ActualRoute, type ActualRule } from './kernel.js';
 import { canonicalTable, nftMarkElementsDocument, nodeNftTable, type ActualNftTable, type NftMarkElem, type NftTableSpec } from './nft.js';
 import { inStickyRange, planSticky, stickyConfig, type StickyConfig, type StickyPlan } from './sticky.js';
-import { NODE_SYSCTLS, emptyReport, type NodeNatConfig, type ReconcileReport } from './types.js';
+import { EGW_TABLE_BASE, EGW_TABLE_RANGE, NODE_SYSCTLS, emptyReport, type NodeNatConfig, type ReconcileReport } from './types.js';
 
 export interface ActualState {
   link: ActualLink | null;
@@ -34,6 +34,12 @@ export interface ActualState {
 export interface PlanOptions {
   /** Rule priorities egw owns besides desired.rulePriority (a priority used before a Felix change). */
   extraPriorities?: Iterable<number>;
+  /**
+   * The client tables' range: a client-shaped rule (`from <ip>/32 lookup <table in it>`) is egw's at any priority, so rules left at an old priority
+   * (egressIPRoutingRulePriority changed while the agent was down) are removed, not left to steer traffic.
+   * Default [EGW_TABLE_BASE, EGW_TABLE_BASE + EGW_TABLE_RANGE).
+   */
+  clientTables?: { base: number; range: number };
   nftTable?: string;
   /** Stickiness settings (sticky.ts); default: on, mask 0x0ff00000, tables from 2,000,000. */
   sticky?: StickyConfig;
@@ -209,8 +215,8 @@ export function planReconcile(desired: NodeEgressState, nat: NodeNatConfig, actu
   for (const t of haveTables) if (!wantTables.has(t)) report.tables.removed++;
 
   // ---- rules
-  // Owned: every rule at the egw priority (and priorities used before), and every rule that looks up a per-gateway
-  // table, at any priority. Wanted: the clients' plain rules at rulePriority, the mark rules at rulePriority − 1.
+  // Owned: every rule at the egw priority (and priorities used before), and every rule that looks up a client
+  // table or a per-gateway table, at any priority. Wanted: the clients' plain rules at rulePriority, the mark rules at rulePriority − 1.
   const prio = desired.rulePriority;
   const owned = new Set<number>([prio, ...(opts.extraPriorities ?? [])]);
   const wantRules = new Map<string, { src: string; table: number }>();
@@ -225,8 +231,12 @@ export function planReconcile(desired: NodeEgressState, nat: NodeNatConfig, actu
   /** Rules of one kind with the same source are "the same rule, changed" in the counts. */
   const countKey = (r: RuleSelectors): string => (r.fwmark !== undefined ? `m|${r.src}|${r.fwmark}` : `p|${r.src}`);
   const num = (x: string | undefined): number | null => (x !== undefined && /^(0x[0-9a-f]+|\d+)$/i.test(x) ? Number(x) : null);
+  const ct = opts.clientTables ?? { base: EGW_TABLE_BASE, range: EGW_TABLE_RANGE };
+  /** A client rule's shape (`from <ip>/32 lookup <client table>`) at any priority: left over from an older priority. */
+  const strayClientRule = (r: ActualRule): boolean =>
+    r.plain && r.src.endsWith('/32') && r.table !== undefined && r.table >= ct.base && r.table < ct.base + ct.range;
   for (const r of actual.rules) {
-    if (!owned.has(r.priority) && !inStickyRange(r.table, stCfg)) continue;
+    if (!owned.has(r.priority) && !inStickyRange(r.table, stCfg) && !strayClientRule(r)) continue;
     const k = `${r.src}|${r.table}`;
     if (r.plain && r.priority === prio && wantRules.has(k) && !keptRules.has(k)) {
       keptRules.add(k);

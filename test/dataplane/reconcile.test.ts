@@ -279,6 +279,26 @@ describe('the link', () => {
 });
 
 describe('rules priority, nft, sysctls, errors', () => {
+  test('a rule left at an old priority by an earlier process is removed when it looks up a client table', () => {
+    // egressIPRoutingRulePriority changed while the agent was down: the new process never used priority 50, yet a
+    // rule there still steers 10.244.0.9 into a client table; a rule of someone else's (table 200) stays.
+    const actual = {
+      link: null,
+      rules: [
+        { priority: 50, src: '10.244.0.9/32', table: 1001, plain: true, markPlain: false },
+        { priority: 50, src: '10.1.0.0/16', table: 200, plain: true, markPlain: false },
+      ],
+      routes: [],
+      neighbours: [],
+      fdb: [],
+      nft: null,
+      sysctls: {},
+    };
+    const plan = planReconcile(desiredState(), natConfig(), actual);
+    assert.ok(plan.ipLines.includes('rule del priority 50 from 10.244.0.9/32 lookup 1001'), plan.ipLines.join('\n'));
+    assert.ok(!plan.ipLines.some((l) => / lookup 200$/.test(l)), 'a rule outside egw\'s tables is not touched');
+  });
+
   test('a priority change removes the rules at the old priority', async () => {
     const runner = cannedRunner(CLEAN);
     const dp = new NodeDataplane(runner);
