@@ -706,11 +706,18 @@ class Kubelet {
 
   /** End of a terminating pod's grace period: stop its containers, then delete the Pod (the watch then tears down). */
   private async stopPod(key: string, rt: PodRt): Promise<void> {
-    await Promise.all([...rt.containers.values()].map((c) => (c.rec ? stopProcess(c.rec, 5000) : undefined)));
-    const [namespace, name] = key.split('/', 2) as [string, string];
-    const pod = (await this.o.store.get({ kind: 'Pod', namespace, name })) as Pod | undefined;
-    if (pod && pod.metadata.uid === rt.state.uid) await this.deletePodObject(pod).catch((e) => this.log.error('deleting the pod failed', { pod: key, error: (e as Error).message }));
-    else this.enqueue(key);
+    try {
+      await Promise.all([...rt.containers.values()].map((c) => (c.rec ? stopProcess(c.rec, 5000) : undefined)));
+      const [namespace, name] = key.split('/', 2) as [string, string];
+      const pod = (await this.o.store.get({ kind: 'Pod', namespace, name })) as Pod | undefined;
+      if (pod && pod.metadata.uid === rt.state.uid) await this.deletePodObject(pod);
+      else this.enqueue(key);
+    } catch (e) {
+      // The datastore was busy or unreachable: try again on a later tick (a pod left terminating would keep its
+      // address, and with a small egress pool its replacement could not get one).
+      this.log.error('finishing the terminating pod failed; will retry', { pod: key, error: (e as Error).message });
+      rt.stopping = false;
+    }
   }
 
   async stop(): Promise<void> {
