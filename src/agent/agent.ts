@@ -138,6 +138,8 @@ class Agent implements AgentHandle {
   private wantUnderlay = true;
   private debounceTimer: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
+  /** A full list has succeeded at least once: the calculator holds a usable (if stale) picture. */
+  private everSynced = false;
   private resyncTimer: NodeJS.Timeout | null = null;
   private syncFailures = 0;
 
@@ -250,13 +252,20 @@ class Agent implements AgentHandle {
           try {
             await this.sync();
             this.syncFailures = 0;
+            this.everSynced = true;
           } catch (e) {
             this.syncFailures++;
             this.st.synced = false;
             this.wantRelist = true;
             this.log?.error('datastore sync failed', { error: errText(e), retryMs: this.backoff(this.syncFailures) });
             this.retryIn(this.backoff(this.syncFailures));
-            await this.sleep();
+            // Other wakes (heartbeat transitions, the resync timer) do not cut the backoff short: relist only once
+            // the retry timer has fired. Meanwhile, once synced before, keep applying gateway health to the last
+            // known state: failover must not wait for the datastore.
+            while (this.retryTimer && !this.aborted) {
+              await this.sleep();
+              if (this.everSynced && !this.aborted) await this.reconcileOnce();
+            }
             continue;
           }
         }
