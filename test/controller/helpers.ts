@@ -1,5 +1,5 @@
 // Builders for the controller tests.
-import type { EgressGateway, EgressGatewaySpec } from '../../src/api/types.js';
+import type { EgressGateway, EgressGatewaySpec, Pod } from '../../src/api/types.js';
 
 export function egressGateway(namespace: string, name: string, spec: Partial<EgressGatewaySpec> = {}): EgressGateway {
   return {
@@ -32,4 +32,25 @@ export async function until(what: string, pred: () => boolean | Promise<boolean>
     await new Promise((r) => setTimeout(r, 5));
   }
   return Date.now() - start;
+}
+
+/** A gateway pod of EgressGateway prod/red as the store would hold it (controller-made shape). */
+export function existingGatewayPod(name: string, nodeName: string, created: string, extra: Partial<Pod['metadata']> = {}, status?: Pod['status']): Pod {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name,
+      namespace: 'prod',
+      labels: { 'egress-code': 'red' },
+      annotations: { 'egw.dev/egress-gateway': 'red', 'cni.projectcalico.org/ipv4pools': '["egress"]' },
+      ownerReferences: [{ apiVersion: 'operator.tigera.io/v1', kind: 'EgressGateway', name: 'red', uid: 'uid-red', controller: true }],
+      creationTimestamp: created,
+      resourceVersion: '7',
+      uid: `uid-${name}`,
+      ...extra,
+    },
+    spec: { nodeName, containers: [{ name: 'gateway', image: 'egw', command: ['egw', 'gateway'] }] },
+    ...(status ? { status } : {}),
+  };
 }

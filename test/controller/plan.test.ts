@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import type { Pod } from '../../src/api/types.js';
 import { gatewayConditions, planGatewayPods } from '../../src/controller/index.js';
 import { ippool, node } from '../ipam/helpers.js';
-import { egressGateway, seeded } from './helpers.js';
+import { egressGateway, existingGatewayPod, seeded } from './helpers.js';
 
 const pools = [ippool('default', '10.244.0.0/16'), ippool('egress', '10.10.10.0/30', { blockSize: 31, nodeSelector: '!all()' })];
 const nodes = [node('n1', { egress: 'yes' }), node('n2', { egress: 'yes' }), node('n3')];
@@ -15,26 +15,7 @@ function gw(spec: Parameters<typeof egressGateway>[2] = {}) {
   return g;
 }
 
-/** An existing gateway pod as the store would hold it. */
-function existing(name: string, nodeName: string, created: string, extra: Partial<Pod['metadata']> = {}, status?: Pod['status']): Pod {
-  return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: {
-      name,
-      namespace: 'prod',
-      labels: { 'egress-code': 'red' },
-      annotations: { 'egw.dev/egress-gateway': 'red', 'cni.projectcalico.org/ipv4pools': '["egress"]' },
-      ownerReferences: [{ apiVersion: 'operator.tigera.io/v1', kind: 'EgressGateway', name: 'red', uid: 'uid-red', controller: true }],
-      creationTimestamp: created,
-      resourceVersion: '7',
-      uid: `uid-${name}`,
-      ...extra,
-    },
-    spec: { nodeName, containers: [{ name: 'gateway', image: 'egw', command: ['egw', 'gateway'] }] },
-    ...(status ? { status } : {}),
-  };
-}
+const existing = existingGatewayPod;
 
 const running: Pod['status'] = { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] };
 

@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import type { Pod } from '../../src/api/types.js';
 import { gatewayStatus, isProbeFailure, planGatewayPods, planMaintenance, replicaHealth, sameStatus } from '../../src/controller/index.js';
 import { ippool, node } from '../ipam/helpers.js';
-import { egressGateway, seeded } from './helpers.js';
+import { egressGateway, existingGatewayPod, seeded } from './helpers.js';
 
 const pools = [ippool('default', '10.244.0.0/16'), ippool('egress', '10.10.10.0/30', { blockSize: 31, nodeSelector: '!all()' })];
 const nodes = [node('n1', { egress: 'yes' }), node('n2', { egress: 'yes' }), node('n3')];
@@ -17,23 +17,8 @@ function gw(spec: Parameters<typeof egressGateway>[2] = {}) {
 }
 
 function gwPod(name: string, nodeName: string, ip: string | undefined, status: Pod['status'] | undefined, extra: Partial<Pod['metadata']> = {}): Pod {
-  return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: {
-      name,
-      namespace: 'prod',
-      labels: { 'egress-code': 'red' },
-      annotations: { 'egw.dev/egress-gateway': 'red', 'cni.projectcalico.org/ipv4pools': '["egress"]' },
-      ownerReferences: [{ apiVersion: 'operator.tigera.io/v1', kind: 'EgressGateway', name: 'red', uid: 'uid-red', controller: true }],
-      creationTimestamp: `2029-12-31T00:00:0${name.endsWith('a') ? 0 : name.endsWith('b') ? 1 : 2}Z`,
-      resourceVersion: '7',
-      uid: `uid-${name}`,
-      ...extra,
-    },
-    spec: { nodeName, containers: [{ name: 'gateway', image: 'egw', command: ['egw', 'gateway'] }] },
-    ...(status ? { status: ip ? { ...status, podIP: ip, podIPs: [{ ip }] } : status } : {}),
-  };
+  const created = `2029-12-31T00:00:0${name.endsWith('a') ? 0 : name.endsWith('b') ? 1 : 2}Z`;
+  return existingGatewayPod(name, nodeName, created, extra, status ? (ip ? { ...status, podIP: ip, podIPs: [{ ip }] } : status) : undefined);
 }
 
 const ready: Pod['status'] = { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] };

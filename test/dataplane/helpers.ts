@@ -4,7 +4,7 @@ import type { NodeEgressState } from '../../src/calc/types.js';
 import { READ } from '../../src/dataplane/commands.js';
 import { RecordingRunner, type RunResult } from '../../src/dataplane/exec.js';
 import type { NodeNatConfig } from '../../src/dataplane/types.js';
-import { MISSING_DEVICE_STDERR, MISSING_TABLE_STDERR } from './samples.js';
+import { FDB, LINK, MISSING_DEVICE_STDERR, MISSING_TABLE_STDERR, NEIGH, NFT_STICKY, ROUTES_STICKY, RULES_STICKY } from './samples.js';
 
 export function desiredState(over: Omit<Partial<NodeEgressState>, 'vxlan'> & { vxlan?: Partial<NodeEgressState['vxlan']> } = {}): NodeEgressState {
   const base: NodeEgressState = {
@@ -108,3 +108,14 @@ export function filterJson(json: string, keep: (e: Record<string, unknown>) => b
 export function lines(input: string | undefined): string[] {
   return (input ?? '').split('\n').filter((l) => l !== '');
 }
+
+/** Exactly desiredState() + natConfig() with stickiness (the samples without the hand-made strays). */
+export const CLEAN = {
+  rules: RULES_STICKY,
+  routes: ROUTES_STICKY,
+  link: LINK,
+  neigh: filterJson(NEIGH, (n) => n.dst !== '10.10.0.9'),
+  fdb: filterJson(FDB, (e) => e.port === undefined),
+  nft: NFT_STICKY,
+  sysctls: '1\n1\n',
+};

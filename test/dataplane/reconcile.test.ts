@@ -8,19 +8,9 @@ import { nftRebuildDocument, nodeNftTable } from '../../src/dataplane/nft.js';
 import { planReconcile } from '../../src/dataplane/plan.js';
 import { DataplaneError, summarizeReport } from '../../src/dataplane/types.js';
 import { RecordingRunner } from '../../src/dataplane/exec.js';
-import { cannedAnswer, cannedRunner, desiredState, filterJson, lines, natConfig, writesOf } from './helpers.js';
-import { FDB, LINK, LINK_LEARNING_REMOTE_ADDR, LINK_VETH, NEIGH, NFT_STICKY, ROUTES, ROUTES_STICKY, RULES, RULES_STICKY } from './samples.js';
+import { CLEAN, cannedAnswer, cannedRunner, desiredState, filterJson, lines, natConfig, writesOf } from './helpers.js';
+import { FDB, LINK, LINK_LEARNING_REMOTE_ADDR, LINK_VETH, NEIGH, ROUTES, ROUTES_STICKY, RULES, RULES_STICKY } from './samples.js';
 
-/** Exactly desiredState() + natConfig() with stickiness (the samples without the hand-made strays). */
-const CLEAN = {
-  rules: RULES_STICKY,
-  routes: ROUTES_STICKY,
-  link: LINK,
-  neigh: filterJson(NEIGH, (n) => n.dst !== '10.10.0.9'),
-  fdb: filterJson(FDB, (e) => e.port === undefined),
-  nft: NFT_STICKY,
-  sysctls: '1\n1\n',
-};
 /** The stickiness rules and routes of CLEAN alone. */
 const STICKY_RULES = filterJson(RULES_STICKY, (r) => r.priority === 99);
 const STICKY_ROUTES = filterJson(ROUTES_STICKY, (r) => Number(r.table) >= 2_000_000);

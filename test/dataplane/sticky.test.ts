@@ -9,18 +9,9 @@ import { NodeDataplane } from '../../src/dataplane/node.js';
 import { nftMarkElementsDocument, parseNftTable } from '../../src/dataplane/nft.js';
 import { planReconcile, type ActualState } from '../../src/dataplane/plan.js';
 import { assignMarks, clientPools, indexOfMark, markOf, stickyConfig, stickyGateways } from '../../src/dataplane/sticky.js';
-import { cannedRunner, desiredState, filterJson, lines, natConfig, writesOf } from './helpers.js';
-import { FDB, LINK, NEIGH, NFT_STICKY, ROUTES_STICKY, RULES_STICKY } from './samples.js';
+import { CLEAN, cannedRunner, desiredState, filterJson, lines, natConfig, writesOf } from './helpers.js';
+import { ROUTES_STICKY, RULES_STICKY } from './samples.js';
 
-const CLEAN = {
-  rules: RULES_STICKY,
-  routes: ROUTES_STICKY,
-  link: LINK,
-  neigh: filterJson(NEIGH, (n) => n.dst !== '10.10.0.9'),
-  fdb: filterJson(FDB, (e) => e.port === undefined),
-  nft: NFT_STICKY,
-  sysctls: '1\n1\n',
-};
 
 /** The ActualState NodeDataplane.readActual would build from canned output. */
 function actualOf(c: typeof CLEAN): ActualState {
