@@ -22,6 +22,7 @@
 
 import { KINDS, keyOf, keyString, type Resource } from '../api/meta.js';
 import { FELIX_DEFAULTS, type FelixConfiguration, type Node } from '../api/types.js';
+import { parseGoDuration } from '../api/parse.js';
 import { EgressCalculator } from '../calc/calculator.js';
 import type { NodeEgressState } from '../calc/types.js';
 import { READ } from '../dataplane/commands.js';
@@ -37,7 +38,6 @@ import {
   DEFAULT_POLL_FAILURE_COUNT,
   DEFAULT_POLL_INTERVAL_MS,
   GatewayHealthMonitor,
-  parseGoDuration,
   udpHeartbeatTransport,
   type Clock,
   type GatewayHealthStatus,

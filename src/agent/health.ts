@@ -69,15 +69,6 @@ export async function udpHeartbeatTransport(opts: { bindHost?: string; log?: Log
   };
 }
 
-/** Parses a Go duration (`200ms`, `1.5s`, `1m30s`) into milliseconds; undefined if it is not one. */
-export function parseGoDuration(s: string | undefined): number | undefined {
-  if (typeof s !== 'string' || !/^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$/.test(s)) return undefined;
-  const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  let ms = 0;
-  for (const m of s.matchAll(/([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)/g)) ms += Number(m[1]) * unit[m[2]];
-  return ms;
-}
-
 export interface Clock {
   now(): number;
   setTimeout(fn: () => void, ms: number): unknown;

@@ -94,8 +94,22 @@ export interface ObjectKey {
   name: string;
 }
 
+/** Where a namespaced object without metadata.namespace lives, as in Kubernetes. */
+export const DEFAULT_NAMESPACE = 'default';
+
+/**
+ * The namespace an object is in: its own, else `default` for a namespaced kind (Kubernetes' rule), '' for a
+ * cluster-scoped one. An unknown kind is treated as namespaced only if it names a namespace. The one home of this
+ * rule: calc, the gateway, the controller and the CLI all use it.
+ */
+export function namespaceOf(r: { kind: string; metadata: { namespace?: string } }): string {
+  const ns = r.metadata.namespace;
+  if (ns) return ns;
+  return kindInfo(r.kind)?.namespaced ? DEFAULT_NAMESPACE : '';
+}
+
 export function keyOf(r: Resource): ObjectKey {
-  return { kind: r.kind, namespace: r.metadata.namespace ?? '', name: r.metadata.name };
+  return { kind: r.kind, namespace: namespaceOf(r), name: r.metadata.name };
 }
 
 export function keyString(k: ObjectKey): string {

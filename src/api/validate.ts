@@ -14,6 +14,7 @@ import {
   parseIPv4,
 } from './ipv4.js';
 import { ANNOTATION, DEFAULT_GATEWAY_LABEL } from './types.js';
+import { parseGoDuration, parseMaxNextHops } from './parse.js';
 import { parseSelector, SelectorError } from '../selector/index.js';
 
 /** Older or alternative apiVersions accepted for a kind (Calico's CRD group), normalised to the canonical one. */
@@ -464,7 +465,6 @@ const FELIX_EGRESS_FIELDS = [
   'egressIPSupport', 'egressIPVXLANPort', 'egressIPVXLANVNI', 'egressIPRoutingRulePriority',
   'egressGatewayPollInterval', 'egressGatewayPollFailureCount',
 ];
-const GO_DURATION = /^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$/;
 
 function checkFelixSpec(c: Checker, v: unknown, p: FieldPath, name: string): unknown {
   if (name && name !== 'default' && !name.startsWith('node.')) {
@@ -477,7 +477,7 @@ function checkFelixSpec(c: Checker, v: unknown, p: FieldPath, name: string): unk
   c.int(v.egressIPVXLANVNI, [...p, 'egressIPVXLANVNI'], { min: 1, max: 16777215 });
   c.int(v.egressIPRoutingRulePriority, [...p, 'egressIPRoutingRulePriority'], { min: 1, max: 32765 });
   const poll = c.string(v.egressGatewayPollInterval, [...p, 'egressGatewayPollInterval']);
-  if (poll !== undefined && !GO_DURATION.test(poll)) {
+  if (poll !== undefined && parseGoDuration(poll) === undefined) {
     c.error([...p, 'egressGatewayPollInterval'], `${JSON.stringify(poll)} is not a duration such as "10s" or "200ms"`);
   }
   c.int(v.egressGatewayPollFailureCount, [...p, 'egressGatewayPollFailureCount'], { min: 1 });
@@ -602,7 +602,7 @@ export function checkEgressAnnotations(c: Checker, annotations: Record<string, s
     if (annotations[key] !== undefined) checkSelector(c, annotations[key], [...base, key]);
   }
   const hops = annotations[ANNOTATION.maxNextHops];
-  if (hops !== undefined && !/^[0-9]{1,9}$/.test(hops)) {
+  if (hops !== undefined && parseMaxNextHops(hops) === undefined) {
     c.error([...base, ANNOTATION.maxNextHops], `${JSON.stringify(hops)} is not a whole number of hops (0 = all)`);
   }
   const policy = annotations[ANNOTATION.egressGatewayPolicy];

@@ -21,6 +21,7 @@
 // - The pools' capacity bounds how many pods are created: a pod that could never get an address is not made.
 import { cidrContains, cidrSize, parseCidr, parseIPv4 } from '../api/ipv4.js';
 import type { OwnerReference } from '../api/meta.js';
+import { isPodReady, readyCondition } from '../api/pod.js';
 import {
   ANNOTATION,
   DEFAULT_GATEWAY_LABEL,
@@ -85,9 +86,6 @@ export function ownerReferenceOf(egw: EgressGateway): OwnerReference {
   return { apiVersion: 'operator.tigera.io/v1', kind: 'EgressGateway', name: egw.metadata.name, uid: egw.metadata.uid ?? '', controller: true };
 }
 
-export function isPodReady(pod: Pod): boolean {
-  return pod.status?.phase === 'Running' && (pod.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
-}
 
 function sameLabels(a: Labels | undefined, b: Labels): boolean {
   const ka = Object.keys(a ?? {});
@@ -316,11 +314,6 @@ export function gatewayConditions(plan: GatewayPlan, replicas: number, previous:
     const prev = previous.find((p) => p.type === c.type);
     return { ...c, lastTransitionTime: prev && prev.status === c.status && prev.lastTransitionTime ? prev.lastTransitionTime : stamp };
   });
-}
-
-/** A pod's Ready condition, if it has one. */
-export function readyCondition(pod: Pod): Condition | undefined {
-  return pod.status?.conditions?.find((c) => c.type === 'Ready');
 }
 
 /**

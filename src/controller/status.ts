@@ -1,7 +1,8 @@
 // EgressGateway status (SPEC §1): conditions, readyReplicas and one entry per gateway pod, computed from a plan.
 // Pure; the controller writes the result only when it differs from what is stored (sameStatus).
 import type { EgressGateway, EgressGatewayReplicaStatus, EgressGatewayStatus, Pod } from '../api/types.js';
-import { gatewayConditions, isPodReady, readyCondition, type GatewayPlan } from './plan.js';
+import { isPodReady, readyCondition } from '../api/pod.js';
+import { gatewayConditions, type GatewayPlan } from './plan.js';
 
 export interface StatusOptions {
   /** Number of client pods that may use gateway pod `namespace/name` (calc's gatewayClients). Default: 0. */
