@@ -9,8 +9,10 @@
 //
 // The timestamps keep milliseconds (RFC 3339 allows a fraction): the lab kubelet stops the pod at exactly the
 // deletionTimestamp, so the window is never shorter than asked.
+import { isPodFinished } from '../api/pod.js';
 import type { Pod } from '../api/types.js';
-import { StoreError, type Store } from '../datastore/types.js';
+import { DELETE, updateWithRetry } from '../datastore/retry.js';
+import type { Store } from '../datastore/types.js';
 
 /** Kubernetes' default terminationGracePeriodSeconds. */
 export const DEFAULT_GRACE_SECONDS = 30;
@@ -48,7 +50,7 @@ export function podGraceSeconds(pod: Pod): number {
 
 /**
  * Deletes pod `key` gracefully (see the file comment). Every write carries the resourceVersion read, and is
- * retried on Conflict with a fresh read, so a concurrent change is never overwritten.
+ * retried after a race with a fresh read (updateWithRetry), so a concurrent change is never overwritten.
  */
 export async function deletePodGracefully(
   store: Store,
@@ -60,29 +62,22 @@ export async function deletePodGracefully(
   if (opts.gracePeriodSeconds !== undefined && !(Number.isInteger(opts.gracePeriodSeconds) && opts.gracePeriodSeconds >= 0)) {
     throw new RangeError(`grace period must be a whole number of seconds ≥ 0, got ${opts.gracePeriodSeconds}`);
   }
-  for (let attempt = 0; ; attempt++) {
-    const cur = (await store.get(objKey)) as Pod | undefined;
-    if (!cur || (opts.uid !== undefined && cur.metadata.uid !== opts.uid)) return { outcome: 'not-found' };
+  let found = false;
+  const r = await updateWithRetry<Pod>(store, objKey, (cur) => {
+    found = !!cur && (opts.uid === undefined || cur.metadata.uid === opts.uid);
+    if (!cur || !found) return undefined;
     const grace = opts.gracePeriodSeconds ?? podGraceSeconds(cur);
-    const phase = cur.status?.phase;
-    const immediate = grace === 0 || !cur.spec?.nodeName || phase === 'Succeeded' || phase === 'Failed';
-    try {
-      if (immediate) {
-        const gone = (await store.delete(objKey, { resourceVersion: cur.metadata.resourceVersion })) as Pod;
-        return { outcome: 'deleted', pod: gone };
-      }
-      const at = now().getTime() + grace * 1000;
-      const existing = cur.metadata.deletionTimestamp ? Date.parse(cur.metadata.deletionTimestamp) : NaN;
-      if (Number.isFinite(existing) && existing <= at) return { outcome: 'unchanged', pod: cur };
-      const next: Pod = { ...cur, metadata: { ...cur.metadata, deletionTimestamp: new Date(at).toISOString(), deletionGracePeriodSeconds: grace } };
-      const stored = (await store.update(next)) as Pod;
-      return { outcome: 'terminating', pod: stored };
-    } catch (e) {
-      if (e instanceof StoreError && e.code === 'NotFound') return { outcome: 'not-found' };
-      if (e instanceof StoreError && e.code === 'Conflict' && attempt < 20) continue;
-      throw e;
-    }
-  }
+    if (grace === 0 || !cur.spec?.nodeName || isPodFinished(cur)) return DELETE;
+    const at = now().getTime() + grace * 1000;
+    const existing = cur.metadata.deletionTimestamp ? Date.parse(cur.metadata.deletionTimestamp) : NaN;
+    if (Number.isFinite(existing) && existing <= at) return undefined;
+    cur.metadata = { ...cur.metadata, deletionTimestamp: new Date(at).toISOString(), deletionGracePeriodSeconds: grace };
+    return cur;
+  });
+  if (!found) return { outcome: 'not-found' };
+  if (r.outcome === 'deleted') return { outcome: 'deleted', pod: r.object };
+  if (r.outcome === 'updated') return { outcome: 'terminating', pod: r.object };
+  return { outcome: 'unchanged', pod: r.object };
 }
 
 /** When the deletion of a terminating pod started: deletionTimestamp − deletionGracePeriodSeconds (ms), if known. */

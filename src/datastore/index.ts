@@ -5,3 +5,5 @@ export { SqliteStore, SCHEMA_VERSION, type SqliteStoreOptions } from './sqlite.j
 export { openStore, defaultDatastoreSpec, parseDatastoreSpec, DATASTORE_FORMS, type DatastoreSpec } from './open.js';
 export { parseLabelSelector, labelMatcher, type LabelSelector, type LabelRequirement } from './labelselector.js';
 export { describeKey } from './common.js';
+export { startInformer, type Informer, type InformerEvent, type InformerOptions } from './informer.js';
+export { updateWithRetry, isRaceError, DELETE, RETRY_ATTEMPTS, type Mutation, type WriteResult } from './retry.js';

@@ -39,4 +39,4 @@ export {
   type HeartbeatReply,
   type HeartbeatResponder,
 } from './heartbeat.js';
-export { writeReadyCondition, readyConditionOf, hasReadyCondition, withReadyCondition, READY_REASON, type ReadyCondition } from './podstatus.js';
+export { writeReadyCondition, readyConditionOf, hasReadyCondition, READY_REASON, type ReadyCondition } from './podstatus.js';

@@ -15,11 +15,15 @@
 // then its containers get SIGTERM (SIGKILL 5 s later) and the kubelet deletes the Pod object; once the object is
 // gone the network is removed and the IP released. A Pod deleted outright is stopped and removed at once.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { setCondition } from '../api/conditions.js';
 import { ANNOTATION, type Condition, type Node as K8sNode, type IPPool, type Pod } from '../api/types.js';
 import { Ipam, IpamError, poolsForPod } from '../ipam/index.js';
-import { StoreError, type Store, type Watch, type WatchEvent } from '../datastore/types.js';
+import { startInformer, type Informer } from '../datastore/informer.js';
+import { DELETE, isRaceError, updateWithRetry } from '../datastore/retry.js';
+import type { Store } from '../datastore/types.js';
+import { errText, sleep } from '../util.js';
 import { createLogger, type Logger } from '../log.js';
 import { Kernel } from './kernel.js';
 import { egwCommand, labStateDir, labStateRoot, ns, podNames, stateFiles } from './names.js';
@@ -81,7 +85,6 @@ interface PodRt {
 
 const LINK_LOCAL_GW = '169.254.1.1';
 const keyOf = (namespace: string, name: string) => `${namespace}/${name}`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The argv a container runs: `command` + `args`; `egw …` runs this egw against the same datastore. */
 export function containerArgv(c: { command?: string[]; args?: string[] }, pod: { namespace: string; name: string }, egw: string[], datastore: string): string[] | undefined {
@@ -127,7 +130,8 @@ class Kubelet {
   private nodeIP = '';
   private nodeObj!: K8sNode;
   private mtu = 1500;
-  private watch?: Watch;
+  private informer?: Informer;
+  private readonly informerStop = new AbortController();
   private timer?: NodeJS.Timeout;
   private stopped = false;
   private finish!: (err?: Error) => void;
@@ -215,28 +219,29 @@ class Kubelet {
     this.mtu = (await this.k.link(this.nodeNs, 'eth0'))?.mtu ?? labState?.config.underlay.mtu ?? 1500;
     for (const d of [stateFiles.pids(this.dir), stateFiles.logs(this.dir), this.podDir()]) mkdirSync(d, { recursive: true });
 
-    const { items, revision } = await store.list('Pod');
-    const pods = items as Pod[];
-    await this.adopt(pods);
-    await this.learnRoutes(pods);
-    for (const p of pods) if (this.relevant(p)) this.enqueue(keyOf(p.metadata.namespace!, p.metadata.name));
-    await this.startWatch(revision);
-    this.timer = setInterval(() => void this.tick(), this.o.pollMs ?? 1000);
-    this.log.info('started', { node, nodeIP: this.nodeIP, pods: this.pods.size });
-  }
-
-  private async startWatch(revision: number): Promise<void> {
-    this.watch = await this.o.store.watch(
-      {
-        kind: 'Pod',
-        fromRevision: revision,
-        onError: (err) => {
-          if (this.stopped) return;
-          this.log.warn('pod watch failed; listing again', { error: (err as Error).message });
-          void this.relist();
-        },
+    // One informer on Pods (src/datastore/informer.ts): the first list adopts what a previous run left; every list
+    // (the first, and each after a failure) enqueues every pod this kubelet knows or may act on.
+    let adopted = false;
+    this.informer = startInformer({
+      store,
+      kinds: ['Pod'],
+      signal: this.informerStop.signal,
+      onReplace: async (objects) => {
+        const pods = objects as Pod[];
+        if (!adopted) {
+          await this.adopt(pods);
+          await this.learnRoutes(pods);
+          adopted = true;
+        }
+        const present = new Set<string>();
+        for (const p of pods) {
+          const key = keyOf(p.metadata.namespace!, p.metadata.name);
+          present.add(key);
+          if (this.relevant(p) || this.pods.has(key)) this.enqueue(key);
+        }
+        for (const key of this.pods.keys()) if (!present.has(key)) this.enqueue(key);
       },
-      (events: WatchEvent[]) => {
+      onEvents: (events) => {
         for (const e of events) {
           const p = e.object as Pod;
           const key = keyOf(p.metadata.namespace ?? '', p.metadata.name);
@@ -244,25 +249,14 @@ class Kubelet {
           else if (e.type === 'DELETED' && p.spec?.nodeName && p.spec.nodeName !== this.o.node) void this.forgetRemoteRoute(p);
         }
       },
-    );
-  }
-
-  private async relist(): Promise<void> {
-    try {
-      await this.watch?.close().catch(() => {});
-      const { items, revision } = await this.o.store.list('Pod');
-      const present = new Set<string>();
-      for (const p of items as Pod[]) {
-        const key = keyOf(p.metadata.namespace!, p.metadata.name);
-        present.add(key);
-        if (this.relevant(p) || this.pods.has(key)) this.enqueue(key);
-      }
-      for (const key of this.pods.keys()) if (!present.has(key)) this.enqueue(key);
-      if (!this.stopped) await this.startWatch(revision);
-    } catch (e) {
-      this.log.error('relist failed; retrying', { error: (e as Error).message });
-      if (!this.stopped) setTimeout(() => void this.relist(), 2000).unref();
-    }
+      onError: (err, retryMs) => {
+        if (!this.stopped) this.log.warn('pod list/watch failed; listing again', { error: errText(err), retryMs });
+      },
+    });
+    await this.informer.whenSynced();
+    if (this.stopped) return;
+    this.timer = setInterval(() => void this.tick(), this.o.pollMs ?? 1000);
+    this.log.info('started', { node, nodeIP: this.nodeIP, pods: this.pods.size });
   }
 
   /** Pods this kubelet acts on: bound to its node, or not bound at all (it may bind them). */
@@ -414,7 +408,7 @@ class Kubelet {
       await this.o.store.update({ ...pod, spec: { ...pod.spec, nodeName: this.o.node } });
       this.log.info('bound pod to this node', { pod: keyOf(pod.metadata.namespace!, pod.metadata.name) });
     } catch (e) {
-      if (e instanceof StoreError && (e.code === 'Conflict' || e.code === 'NotFound')) return; // the next event decides
+      if (isRaceError(e)) return; // the next event decides
       throw e;
     }
   }
@@ -550,23 +544,10 @@ class Kubelet {
 
   // ---- status
 
+  /** Read-modify-write of this pod (the same uid only); `mutate` returns false to write nothing. */
   private async updatePod(pod: Pod, mutate: (p: Pod) => boolean): Promise<void> {
     const key = { kind: 'Pod', namespace: pod.metadata.namespace!, name: pod.metadata.name };
-    for (let i = 0; i < 20; i++) {
-      const cur = (await this.o.store.get(key)) as Pod | undefined;
-      if (!cur || cur.metadata.uid !== pod.metadata.uid) return;
-      const next = structuredClone(cur);
-      if (!mutate(next)) return;
-      try {
-        await this.o.store.update(next); // carries cur's resourceVersion: a concurrent write makes it a Conflict
-        return;
-      } catch (e) {
-        if (e instanceof StoreError && e.code === 'Conflict') continue;
-        if (e instanceof StoreError && e.code === 'NotFound') return;
-        throw e;
-      }
-    }
-    throw new Error(`pod ${key.namespace}/${key.name}: status update kept conflicting`);
+    await updateWithRetry<Pod>(this.o.store, key, (cur) => (cur && cur.metadata.uid === pod.metadata.uid && mutate(cur) ? cur : undefined));
   }
 
   private async ensureStatus(pod: Pod, rt: PodRt): Promise<void> {
@@ -602,19 +583,8 @@ class Kubelet {
 
   private async deletePodObject(pod: Pod): Promise<void> {
     const key = { kind: 'Pod', namespace: pod.metadata.namespace!, name: pod.metadata.name };
-    for (let i = 0; i < 10; i++) {
-      const cur = await this.o.store.get(key);
-      if (!cur || cur.metadata.uid !== pod.metadata.uid) return;
-      try {
-        await this.o.store.delete(key, { resourceVersion: cur.metadata.resourceVersion });
-        this.log.info('pod deleted after its grace period', { pod: `${key.namespace}/${key.name}` });
-        return;
-      } catch (e) {
-        if (e instanceof StoreError && e.code === 'Conflict') continue;
-        if (e instanceof StoreError && e.code === 'NotFound') return;
-        throw e;
-      }
-    }
+    const r = await updateWithRetry<Pod>(this.o.store, key, (cur) => (cur && cur.metadata.uid === pod.metadata.uid ? DELETE : undefined));
+    if (r.outcome === 'deleted') this.log.info('pod deleted after its grace period', { pod: `${key.namespace}/${key.name}` });
   }
 
   // ---- containers
@@ -725,7 +695,8 @@ class Kubelet {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     for (const t of this.retryTimers.values()) clearTimeout(t);
-    await this.watch?.close().catch(() => {});
+    this.informerStop.abort();
+    await this.informer?.done;
     await Promise.allSettled([...this.chains.values()]);
     this.log.info('stopped (pods and their processes keep running)');
     this.finish?.();
@@ -749,18 +720,6 @@ export function readyConditionFor(p: Pod, conds: Condition[] | undefined): { con
   return setCondition(conds, { type: 'Ready', status: 'False', reason: 'GatewayStarting', message: 'waiting for the gateway to report its readiness' });
 }
 
-function setCondition(conds: Condition[] | undefined, want: Omit<Condition, 'lastTransitionTime'>): { conditions: Condition[]; changed: boolean } {
-  const list = [...(conds ?? [])];
-  const i = list.findIndex((c) => c.type === want.type);
-  const cur = i >= 0 ? list[i] : undefined;
-  if (cur && cur.status === want.status && cur.reason === want.reason && cur.message === want.message) return { conditions: list, changed: false };
-  const next: Condition = { ...want, lastTransitionTime: cur && cur.status === want.status ? cur.lastTransitionTime : new Date().toISOString() };
-  for (const k of Object.keys(next) as (keyof Condition)[]) if (next[k] === undefined) delete next[k];
-  if (i >= 0) list[i] = next;
-  else list.push(next);
-  return { conditions: list, changed: true };
-}
-
 /**
  * Runs the lab kubelet for one node until the signal aborts (or the node's namespace disappears). On abort it leaves
  * pods, their networks and their processes running; the next run adopts them.
@@ -768,9 +727,3 @@ function setCondition(conds: Condition[] | undefined, want: Omit<Condition, 'las
 export async function runKubelet(opts: KubeletOptions): Promise<void> {
   await new Kubelet(opts).run();
 }
-
-/** For `egw lab status` and tests: true if a pod netns is there. */
-export function podNetnsExists(lab: string, namespace: string, name: string): boolean {
-  return existsSync(`/run/netns/${podNames(lab, namespace, name).netns}`);
-}
-

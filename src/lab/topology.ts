@@ -13,12 +13,12 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { resolve } from 'node:path';
-import type { Node as K8sNode, Pod } from '../api/types.js';
-import type { Resource } from '../api/meta.js';
+import type { IPPool, Node as K8sNode, Pod } from '../api/types.js';
+import { poolAllows, poolSelectsNode } from '../ipam/pools.js';
 import { openStore, parseDatastoreSpec } from '../datastore/open.js';
+import { updateWithRetry } from '../datastore/retry.js';
 import { StoreError, type Store } from '../datastore/types.js';
 import { createLogger, type Logger } from '../log.js';
-import { parseSelector } from '../selector/index.js';
 import { netnsRunner } from '../dataplane/exec.js';
 import { Kernel } from './kernel.js';
 import { loadLabFile, type LabConfig } from './labfile.js';
@@ -175,16 +175,6 @@ async function ensureFirewall(cfg: LabConfig, k: Kernel, previous: string | unde
   return rules;
 }
 
-async function withConflictRetry<T>(fn: () => Promise<T>, tries = 10): Promise<T> {
-  for (let i = 0; ; i++) {
-    try {
-      return await fn();
-    } catch (e) {
-      if (!(e instanceof StoreError && (e.code === 'Conflict' || e.code === 'AlreadyExists')) || i >= tries) throw e;
-    }
-  }
-}
-
 function nodeObject(n: LabConfig['nodes'][number]): K8sNode {
   return {
     apiVersion: 'v1',
@@ -198,34 +188,22 @@ function nodeObject(n: LabConfig['nodes'][number]): K8sNode {
 /** Writes the lab's Node objects (labels from the file, InternalIP = underlay address) and the pod pool if needed. */
 export async function writeClusterObjects(cfg: LabConfig, store: Store, log: Logger): Promise<{ poolCreated: boolean }> {
   for (const n of cfg.nodes) {
-    await withConflictRetry(async () => {
-      const want = nodeObject(n);
-      const cur = (await store.get({ kind: 'Node', namespace: '', name: n.name })) as K8sNode | undefined;
-      if (!cur) {
-        await store.create(want);
-        log.info('node created', { node: n.name, ip: n.ip });
-        return;
-      }
+    const want = nodeObject(n);
+    const r = await updateWithRetry<K8sNode>(store, { kind: 'Node', namespace: '', name: n.name }, (cur) => {
+      if (!cur) return want;
       const labels = { ...(cur.metadata.labels ?? {}), ...want.metadata.labels };
       const others = (cur.status?.addresses ?? []).filter((a) => a.type !== 'InternalIP' && a.type !== 'Hostname');
       const status = { ...(cur.status ?? {}), addresses: [...want.status!.addresses!, ...others] };
-      if (JSON.stringify(labels) === JSON.stringify(cur.metadata.labels ?? {}) && JSON.stringify(status) === JSON.stringify(cur.status ?? {})) return;
-      await store.update({ ...cur, metadata: { ...cur.metadata, labels }, status });
-      log.info('node updated', { node: n.name, ip: n.ip });
+      if (JSON.stringify(labels) === JSON.stringify(cur.metadata.labels ?? {}) && JSON.stringify(status) === JSON.stringify(cur.status ?? {})) return undefined;
+      return { ...cur, metadata: { ...cur.metadata, labels }, status };
     });
+    if (r.outcome === 'created') log.info('node created', { node: n.name, ip: n.ip });
+    else if (r.outcome === 'updated') log.info('node updated', { node: n.name, ip: n.ip });
   }
   // The pod pool: only if some lab node is served by no (enabled, workload) pool yet.
-  const pools = (await store.list('IPPool')).items;
-  const serves = (pool: Resource, labels: Record<string, string>): boolean => {
-    const s = (pool.spec ?? {}) as { nodeSelector?: string; disabled?: boolean; allowedUses?: string[] };
-    if (s.disabled) return false;
-    if (s.allowedUses && !s.allowedUses.includes('Workload')) return false;
-    try {
-      return parseSelector(s.nodeSelector ?? 'all()').matches(labels);
-    } catch {
-      return false;
-    }
-  };
+  const pools = (await store.list('IPPool')).items as IPPool[];
+  // Calico's rules, as IPAM applies them (src/ipam/pools.ts): an empty allowedUses means Workload and Tunnel.
+  const serves = (pool: IPPool, labels: Record<string, string>): boolean => !pool.spec.disabled && poolAllows(pool, 'Workload') && poolSelectsNode(pool, labels);
   const unserved = cfg.nodes.filter((n) => !pools.some((p) => serves(p, n.labels)));
   if (unserved.length === 0 || pools.some((p) => p.metadata.name === cfg.podPool.name)) return { poolCreated: false };
   try {

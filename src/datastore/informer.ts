@@ -1,0 +1,163 @@
+// The one way every process reads the datastore (docs/architecture.md, "One informer, one retry policy"): list the
+// kinds it needs, watch from the list's revision, skip the events the list already covered, and on any failure — a
+// list or watch error, history compacted (`Compacted`), a handler that threw — list again after the one backoff
+// policy (src/util.ts). Agent, gateway, controller and the lab kubelet all run one; nothing outside src/datastore/
+// calls `store.watch` itself.
+//
+// The informer keeps the view (every object of its kinds, by key) and hands it on in two calls: `onReplace` with the
+// whole view after each (re)list, `onEvents` with each later batch of changes (each with the object it replaced).
+// Both are awaited, in order, before the next delivery, so a consumer never sees two calls at once.
+//
+// Why the per-kind skip: kinds are listed one after another (at different store revisions) and then watched together
+// from the oldest of those revisions; an event at or below its own kind's list revision is already in the list.
+import { keyOf, keyString, type ObjectKey, type Resource } from '../api/meta.js';
+import type { Logger } from '../log.js';
+import { aborted, Backoff, errText, sleep, type BackoffOptions } from '../util.js';
+import type { Store, Watch, WatchEvent } from './types.js';
+
+export interface InformerEvent extends WatchEvent {
+  /** The object as the view held it before this change (absent for ADDED, or a change to an unseen object). */
+  previous?: Resource;
+}
+
+export interface InformerOptions {
+  store: Store;
+  /** The kinds to list and watch (at least one). */
+  kinds: readonly string[];
+  /** Only objects of namespaced kinds in this namespace (cluster-scoped kinds are not filtered). */
+  namespace?: string;
+  /** Stops the informer: `done` resolves once the watch is closed. A hanging datastore call does not hold it up. */
+  signal: AbortSignal;
+  /** The whole view after a (re)list; replaces everything the consumer knew. */
+  onReplace(objects: readonly Resource[], revision: number): void | Promise<void>;
+  /** Changes after the list, in revision order, none the list covered and none twice. */
+  onEvents(events: readonly InformerEvent[]): void | Promise<void>;
+  /** A failure, and how long the informer waits before it lists again. Default: a warning in `log`. */
+  onError?(err: unknown, retryMs: number): void;
+  log?: Logger;
+  backoff?: BackoffOptions;
+}
+
+export interface Informer {
+  /** Resolves when the informer has stopped (after the signal aborted). Never rejects. */
+  readonly done: Promise<void>;
+  /** Listed and watching; false before the first list and after a failure until the next list succeeds. */
+  readonly synced: boolean;
+  /** Revision of the newest change the view reflects (0 before the first list). */
+  readonly revision: number;
+  /** Successful (re)lists so far. */
+  readonly syncs: number;
+  /** The view's object for a key. */
+  get(key: ObjectKey): Resource | undefined;
+  /** The view's objects of one kind (every kind when omitted), in no particular order. */
+  list(kind?: string): Resource[];
+  /** Resolves after the first successful list has been delivered, or when the informer stops. */
+  whenSynced(): Promise<void>;
+}
+
+/** Starts an informer; see InformerOptions. */
+export function startInformer(opts: InformerOptions): Informer {
+  return new InformerImpl(opts);
+}
+
+class InformerImpl implements Informer {
+  readonly done: Promise<void>;
+  synced = false;
+  revision = 0;
+  syncs = 0;
+  private view = new Map<string, Resource>();
+  private readonly kinds: ReadonlySet<string>;
+  private firstSync!: () => void;
+  private readonly firstSynced = new Promise<void>((r) => (this.firstSync = r));
+
+  constructor(private readonly o: InformerOptions) {
+    if (o.kinds.length === 0) throw new Error('informer: no kinds to watch');
+    this.kinds = new Set(o.kinds);
+    this.done = this.run().finally(() => this.firstSync());
+  }
+
+  get(key: ObjectKey): Resource | undefined {
+    return this.view.get(keyString(key));
+  }
+
+  list(kind?: string): Resource[] {
+    const out: Resource[] = [];
+    for (const r of this.view.values()) if (kind === undefined || r.kind === kind) out.push(r);
+    return out;
+  }
+
+  whenSynced(): Promise<void> {
+    return this.firstSynced;
+  }
+
+  private async run(): Promise<void> {
+    const { store, signal } = this.o;
+    const stopped = aborted(signal);
+    const backoff = new Backoff(this.o.backoff);
+    while (!signal.aborted) {
+      let watch: Watch | undefined;
+      /** Bumped when this round ends, so a late delivery of its watch is dropped. */
+      let live = true;
+      try {
+        const lists = await Promise.race([Promise.all(this.o.kinds.map((k) => store.list(k, { namespace: this.o.namespace }))), stopped.then(() => null)]);
+        if (!lists || signal.aborted) break;
+        const listRevs = new Map<string, number>();
+        const view = new Map<string, Resource>();
+        this.o.kinds.forEach((k, i) => listRevs.set(k, lists[i].revision));
+        for (const l of lists) for (const r of l.items) view.set(keyString(keyOf(r)), r);
+        this.view = view;
+        this.revision = Math.max(...listRevs.values());
+        let last = 0; // revision of the last event applied: a replayed one is never applied twice
+        await this.o.onReplace([...view.values()], this.revision);
+        if (signal.aborted) break;
+        let fail!: (err: unknown) => void;
+        const failed = new Promise<unknown>((r) => (fail = r));
+        watch = await store.watch(
+          {
+            kind: this.o.kinds.length === 1 ? this.o.kinds[0] : undefined,
+            namespace: this.o.namespace,
+            fromRevision: Math.min(...listRevs.values()),
+            onError: (err) => fail(err),
+          },
+          async (events) => {
+            if (!live) return;
+            const out: InformerEvent[] = [];
+            for (const ev of events) {
+              const kind = ev.object.kind;
+              if (ev.revision <= last || !this.kinds.has(kind) || ev.revision <= (listRevs.get(kind) ?? 0)) continue;
+              last = ev.revision;
+              const key = keyString(keyOf(ev.object));
+              const previous = this.view.get(key);
+              if (ev.type === 'DELETED') this.view.delete(key);
+              else this.view.set(key, ev.object);
+              out.push(previous ? { ...ev, previous } : ev);
+            }
+            if (events.length > 0) this.revision = Math.max(this.revision, events[events.length - 1].revision);
+            if (out.length > 0) await this.o.onEvents(out);
+          },
+        );
+        this.synced = true;
+        this.syncs++;
+        this.firstSync();
+        backoff.reset();
+        const err = await Promise.race([failed, stopped.then(() => undefined)]);
+        if (signal.aborted) break;
+        throw err ?? new Error('watch ended');
+      } catch (err) {
+        if (signal.aborted) break;
+        this.synced = false;
+        const ms = backoff.next();
+        if (this.o.onError) this.o.onError(err, ms);
+        else this.o.log?.warn('datastore list/watch failed; listing again', { kinds: this.o.kinds.join(','), error: errText(err), retryMs: ms });
+        live = false;
+        await watch?.close().catch(() => undefined);
+        watch = undefined;
+        await sleep(ms, signal);
+      } finally {
+        live = false;
+        await watch?.close().catch(() => undefined);
+      }
+    }
+    this.synced = false;
+  }
+}
