@@ -1,15 +1,16 @@
 // The node agent (`egw agent --node N`): datastore → EgressCalculator → NodeDataplane, in the node's network
 // namespace (docs/dataplane.md "The processes").
 //
-//   1. List every kind, feed a calculator whose underlay MTU is the MTU of the device holding the node's
-//      InternalIP (`ip -4 -json addr`), then watch from the list revision (events a list already reflected are
-//      skipped, per kind), so no change is lost or applied twice.
+//   1. One informer (src/datastore/informer.ts) over the kinds calc and the node NAT read: each (re)list rebuilds a
+//      calculator whose underlay MTU is the MTU of the device holding the node's InternalIP (`ip -4 -json addr`);
+//      each later change is applied to it, none lost and none twice.
 //   2. Events are applied to the calculator at once and trigger a reconcile after a short debounce (~20 ms), which
 //      runs only if the node's desired state (an object calc re-creates only when something changed) or the NAT
 //      configuration changed. Every `resyncMs` a reconcile runs regardless, repairing drift in the kernel, and the
 //      underlay is looked at again.
-//   3. A failed reconcile is logged and retried with exponential backoff; a failed list or watch leads to a fresh
-//      list. Nothing here throws out of the loop.
+//   3. A failed reconcile is logged and retried with the one backoff policy (src/util.ts); a failed list or watch is
+//      the informer's to retry, and meanwhile reconciles go on from the last known state (gateway health keeps
+//      being applied: failover must not wait for the datastore). Nothing here throws out of the loop.
 //   4. On abort it stops watching and returns, leaving the kernel as it is (a restart must not disturb traffic).
 // Reconciles never overlap: one loop runs them, woken by the debounce, resync and retry timers.
 //
@@ -20,7 +21,7 @@
 // other than this process's) they are off unless `heartbeat.transport` says where to send them, because a UDP socket
 // of this process would send from the wrong namespace.
 
-import { KINDS, keyOf, keyString, type Resource } from '../api/meta.js';
+import { keyOf, keyString, type Resource } from '../api/meta.js';
 import { FELIX_DEFAULTS, type FelixConfiguration, type Node } from '../api/types.js';
 import { parseGoDuration } from '../api/parse.js';
 import { EgressCalculator } from '../calc/calculator.js';
@@ -30,8 +31,10 @@ import { localRunner, type Runner } from '../dataplane/exec.js';
 import { findAddressDevice } from '../dataplane/kernel.js';
 import { NodeDataplane } from '../dataplane/node.js';
 import { summarizeReport, type NodeNatConfig, type ReconcileReport } from '../dataplane/types.js';
-import type { Store, Watch, WatchEvent } from '../datastore/types.js';
+import { startInformer, type Informer, type InformerEvent } from '../datastore/informer.js';
+import type { Store } from '../datastore/types.js';
 import type { Logger } from '../log.js';
+import { Backoff, errText } from '../util.js';
 import { natConfigFromResources } from './nat.js';
 import {
   DEFAULT_HEARTBEAT_PORT,
@@ -111,6 +114,8 @@ export interface AgentHandle {
 }
 
 const MAX_BACKOFF_MS = 10_000;
+/** What calc and the node NAT read. */
+const AGENT_KINDS = ['Pod', 'Namespace', 'EgressGatewayPolicy', 'FelixConfiguration', 'IPPool', 'Node', 'EgressGateway'];
 
 class Agent implements AgentHandle {
   readonly done: Promise<void>;
@@ -124,24 +129,21 @@ class Agent implements AgentHandle {
   private readonly onReconcile?: AgentOptions['onReconcile'];
   private readonly dp: NodeDataplane;
 
-  private readonly resources = new Map<string, Resource>();
   private calc: EgressCalculator = new EgressCalculator();
-  private listRevisions = new Map<string, number>();
-  private watch: Watch | null = null;
-  private watchGen = 0;
+  private informer: Informer | null = null;
+  private readonly informerStop = new AbortController();
 
   private aborted = false;
   private wakeResolve: (() => void) | null = null;
   private woken = false;
   private wantForce = true;
-  private wantRelist = true;
   private wantUnderlay = true;
   private debounceTimer: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
   /** A full list has succeeded at least once: the calculator holds a usable (if stale) picture. */
   private everSynced = false;
   private resyncTimer: NodeJS.Timeout | null = null;
-  private syncFailures = 0;
+  private readonly reconcileBackoff: Backoff;
 
   private lastState: NodeEgressState | null = null;
   private lastNatKey = '';
@@ -163,6 +165,7 @@ class Agent implements AgentHandle {
     this.debounceMs = opts.debounceMs ?? 20;
     this.log = opts.log;
     this.onReconcile = opts.onReconcile;
+    this.reconcileBackoff = new Backoff({ minMs: 100, maxMs: Math.max(1000, Math.min(this.resyncMs, MAX_BACKOFF_MS)) });
     this.dp = new NodeDataplane(this.runner, { log: opts.log?.child('dataplane'), stickyMarkMask: opts.stickyMarkMask });
     this.st = {
       node: opts.node,
@@ -223,10 +226,6 @@ class Agent implements AgentHandle {
     });
   }
 
-  private backoff(n: number): number {
-    return Math.min(100 * 2 ** Math.max(0, n - 1), Math.max(1000, Math.min(this.resyncMs, MAX_BACKOFF_MS)));
-  }
-
   private retryIn(ms: number): void {
     if (this.retryTimer) return;
     this.retryTimer = setTimeout(() => {
@@ -246,36 +245,40 @@ class Agent implements AgentHandle {
     }, this.resyncMs);
     this.resyncTimer.unref?.();
     await this.startHeartbeats();
+    this.informer = this.startInformer();
     try {
       while (!this.aborted) {
-        if (this.wantRelist) {
-          try {
-            await this.sync();
-            this.syncFailures = 0;
-            this.everSynced = true;
-          } catch (e) {
-            this.syncFailures++;
-            this.st.synced = false;
-            this.wantRelist = true;
-            this.log?.error('datastore sync failed', { error: errText(e), retryMs: this.backoff(this.syncFailures) });
-            this.retryIn(this.backoff(this.syncFailures));
-            // Other wakes (heartbeat transitions, the resync timer) do not cut the backoff short: relist only once
-            // the retry timer has fired. Meanwhile, once synced before, keep applying gateway health to the last
-            // known state: failover must not wait for the datastore.
-            while (this.retryTimer && !this.aborted) {
-              await this.sleep();
-              if (this.everSynced && !this.aborted) await this.reconcileOnce();
-            }
-            continue;
-          }
-        }
-        if (this.aborted) break;
-        await this.reconcileOnce();
+        // Before the first list there is nothing to program from (and a restarted agent must not flush the kernel).
+        if (this.everSynced) await this.reconcileOnce();
         await this.sleep();
       }
     } finally {
       await this.shutdown();
     }
+  }
+
+  /** The informer: a (re)list rebuilds the calculator, a change is applied to it and reconciled after a debounce. */
+  private startInformer(): Informer {
+    return startInformer({
+      store: this.store,
+      kinds: AGENT_KINDS,
+      signal: this.informerStop.signal,
+      onReplace: (objects, revision) => {
+        this.st.revision = revision;
+        this.rebuildCalc(this.calc.underlayMtu, objects);
+        this.wantUnderlay = true;
+        this.wantForce = true;
+        this.everSynced = true;
+        this.st.synced = true;
+        this.log?.info('datastore synced', { objects: objects.length, revision });
+        this.wake();
+      },
+      onEvents: (events) => this.onEvents(events),
+      onError: (err, retryMs) => {
+        this.st.synced = false;
+        this.log?.error('datastore list/watch failed; listing again (reconciles go on from the last known state)', { error: errText(err), retryMs });
+      },
+    });
   }
 
   private async startHeartbeats(): Promise<void> {
@@ -313,7 +316,7 @@ class Agent implements AgentHandle {
     const m = this.monitor;
     const o = this.heartbeatOpts;
     if (!m || !o) return;
-    const specs = [`node.${this.node}`, 'default'].map((name) => (this.resources.get(keyString({ kind: 'FelixConfiguration', namespace: '', name })) as FelixConfiguration | undefined)?.spec);
+    const specs = [`node.${this.node}`, 'default'].map((name) => (this.informer?.get({ kind: 'FelixConfiguration', namespace: '', name }) as FelixConfiguration | undefined)?.spec);
     const interval = specs.map((s) => s?.egressGatewayPollInterval).find((v) => v !== undefined);
     const count = specs.map((s) => s?.egressGatewayPollFailureCount).find((v) => v !== undefined);
     let ms = parseGoDuration(interval ?? FELIX_DEFAULTS.egressGatewayPollInterval);
@@ -338,61 +341,14 @@ class Agent implements AgentHandle {
     for (const t of [this.debounceTimer, this.retryTimer]) if (t) clearTimeout(t);
     if (this.resyncTimer) clearInterval(this.resyncTimer);
     this.debounceTimer = this.retryTimer = this.resyncTimer = null;
-    const w = this.watch;
-    this.watch = null;
-    this.watchGen++;
-    if (w) await w.close().catch(() => undefined);
+    this.informerStop.abort();
+    await this.informer?.done;
     this.log?.info('agent stopped (kernel state left in place)', { node: this.node });
   }
 
-  /** Lists every kind, rebuilds the calculator and (re)starts the watch. */
-  private async sync(): Promise<void> {
-    this.wantRelist = false;
-    const old = this.watch;
-    this.watch = null;
-    const gen = ++this.watchGen;
-    if (old) await old.close().catch(() => undefined);
-    const resources = new Map<string, Resource>();
-    const revs = new Map<string, number>();
-    for (const k of KINDS) {
-      const { items, revision } = await this.store.list(k.kind);
-      revs.set(k.kind, revision);
-      for (const r of items) resources.set(keyString(keyOf(r)), r);
-    }
-    const from = Math.min(...revs.values());
-    this.resources.clear();
-    for (const [k, r] of resources) this.resources.set(k, r);
-    this.listRevisions = revs;
-    this.st.revision = Math.max(...revs.values());
-    this.rebuildCalc(this.calc.underlayMtu);
-    this.wantUnderlay = true;
-    this.wantForce = true;
-    this.watch = await this.store.watch(
-      {
-        fromRevision: from,
-        onError: (e) => {
-          if (gen !== this.watchGen) return;
-          this.log?.error('watch failed; listing again', { error: errText(e) });
-          this.st.synced = false;
-          this.wantRelist = true;
-          this.retryIn(this.backoff(++this.syncFailures));
-        },
-      },
-      (events) => {
-        if (gen === this.watchGen) this.onEvents(events);
-      },
-    );
-    if (gen !== this.watchGen) {
-      await this.watch.close().catch(() => undefined);
-      return;
-    }
-    this.st.synced = true;
-    this.log?.info('datastore synced', { objects: this.resources.size, revision: this.st.revision });
-  }
-
-  private rebuildCalc(underlayMtu: number): void {
+  private rebuildCalc(underlayMtu: number, objects: readonly Resource[] = this.informer?.list() ?? []): void {
     this.calc = new EgressCalculator({ underlayMtu });
-    this.calc.load(this.resources.values());
+    this.calc.load(objects);
     // the heartbeat verdicts outlive the calculator
     for (const [pod, h] of this.monitor?.verdicts() ?? []) this.calc.setGatewayHealth(pod, h);
     this.lastState = null;
@@ -400,31 +356,22 @@ class Agent implements AgentHandle {
     this.applyPollSettings();
   }
 
-  private onEvents(events: WatchEvent[]): void {
-    let applied = 0;
+  private onEvents(events: readonly InformerEvent[]): void {
     for (const ev of events) {
       const obj = ev.object;
-      if (ev.revision <= (this.listRevisions.get(obj.kind) ?? 0)) continue;
-      const key = keyString(keyOf(obj));
       try {
-        if (ev.type === 'DELETED') {
-          this.resources.delete(key);
-          this.calc.remove(obj);
-        } else {
-          this.resources.set(key, obj);
-          this.calc.upsert(obj);
-        }
+        if (ev.type === 'DELETED') this.calc.remove(obj);
+        else this.calc.upsert(obj);
       } catch (e) {
         // a malformed object must not stop the watch; the next full list rebuilds the calculator
-        this.log?.error('cannot apply datastore change', { object: key, revision: ev.revision, error: errText(e) });
+        this.log?.error('cannot apply datastore change', { object: keyString(keyOf(obj)), revision: ev.revision, error: errText(e) });
       }
       if (obj.kind === 'Node' && obj.metadata.name === this.node) this.wantUnderlay = true;
       if (obj.kind === 'FelixConfiguration') this.applyPollSettings();
       this.st.revision = Math.max(this.st.revision, ev.revision);
-      applied++;
     }
-    if (applied > 0) this.calcGen++;
-    if (applied === 0 || this.debounceTimer) return;
+    if (events.length > 0) this.calcGen++;
+    if (events.length === 0 || this.debounceTimer) return;
     this.debounceTimer = setTimeout(() => {
       this.debounceTimer = null;
       this.wake();
@@ -434,7 +381,7 @@ class Agent implements AgentHandle {
   /** The node's IP (first InternalIP, else ExternalIP), the device holding it and its MTU. */
   private async detectUnderlay(): Promise<void> {
     this.wantUnderlay = false;
-    const node = this.resources.get(keyString({ kind: 'Node', namespace: '', name: this.node })) as Node | undefined;
+    const node = this.informer?.get({ kind: 'Node', namespace: '', name: this.node }) as Node | undefined;
     const addrs = node?.status?.addresses ?? [];
     const ip = addrs.find((a) => a.type === 'InternalIP')?.address ?? addrs.find((a) => a.type === 'ExternalIP')?.address;
     let found: { ip: string; device: string; mtu: number } | null = null;
@@ -462,12 +409,8 @@ class Agent implements AgentHandle {
   }
 
   private natConfig(): NodeNatConfig {
-    const pools: Resource[] = [];
-    const gateways: Resource[] = [];
-    for (const r of this.resources.values()) {
-      if (r.kind === 'IPPool') pools.push(r);
-      else if (r.kind === 'EgressGateway') gateways.push(r);
-    }
+    const pools = this.informer?.list('IPPool') ?? [];
+    const gateways = this.informer?.list('EgressGateway') ?? [];
     return natConfigFromResources(pools, gateways, { enabled: this.natOutgoing, underlayDevice: this.st.underlay?.device ?? '' });
   }
 
@@ -497,6 +440,7 @@ class Agent implements AgentHandle {
       const summary = summarizeReport(report);
       this.st.reconciles++;
       this.st.failures = 0;
+      this.reconcileBackoff.reset();
       this.st.lastSuccess = now;
       this.st.lastReport = { at: now, summary, commands: report.commands.length, durationMs: Math.round(report.durationMs * 10) / 10 };
       this.st.desired = { clients: state.rules.length, tables: state.tables.length, gateways: state.gateways.length };
@@ -508,15 +452,11 @@ class Agent implements AgentHandle {
     } catch (e) {
       this.st.failures++;
       this.st.lastError = errText(e);
-      const ms = this.backoff(this.st.failures);
+      const ms = this.reconcileBackoff.next();
       this.log?.error('reconcile failed; will retry', { error: errText(e), failures: this.st.failures, retryMs: ms });
       this.retryIn(ms);
     }
   }
-}
-
-function errText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }
 
 /** Starts the agent; see AgentHandle. */

@@ -17,10 +17,13 @@
 import type { Resource } from '../api/meta.js';
 import { ANNOTATION, type EgressGateway, type IPPool, type Node, type Pod } from '../api/types.js';
 import { EgressCalculator } from '../calc/calculator.js';
-import { StoreError, type Store, type Watch, type WatchEvent } from '../datastore/types.js';
+import { startInformer, type Informer } from '../datastore/informer.js';
+import { isRaceError } from '../datastore/retry.js';
+import type { Store } from '../datastore/types.js';
 import { Ipam } from '../ipam/ipam.js';
 import { parsePodHandle } from '../ipam/types.js';
 import { createLogger, type Logger } from '../log.js';
+import { Backoff, errText, sleep } from '../util.js';
 import { deletePodGracefully } from './delete.js';
 import { hasMaintenance, maintenanceAnnotations, planMaintenance } from './maintenance.js';
 import { planGatewayPods } from './plan.js';
@@ -39,8 +42,9 @@ export interface ControllerOptions {
 }
 
 /** Kinds the calculator reads (which clients may use which gateway). */
-const CALC_KINDS = ['Pod', 'Namespace', 'EgressGatewayPolicy', 'FelixConfiguration', 'IPPool', 'Node'];
-const RELEVANT_KINDS = new Set(['EgressGateway', 'IPAMBlock', ...CALC_KINDS]);
+const CALC_KINDS = new Set(['Pod', 'Namespace', 'EgressGatewayPolicy', 'FelixConfiguration', 'IPPool', 'Node']);
+/** Kinds whose changes call for a reconcile. */
+const WATCHED_KINDS = ['EgressGateway', 'IPAMBlock', ...CALC_KINDS];
 
 /** Runs the controller until `signal` aborts; resolves then. Never rejects for datastore errors. */
 export async function runController(opts: ControllerOptions): Promise<void> {
@@ -57,8 +61,6 @@ class Controller {
   private readonly ipam: Ipam;
   private dirty = true;
   private wake: (() => void) | undefined;
-  private watch: Watch | undefined;
-  private watchBroken = false;
   /** Fed from the watch: the clients of each gateway pod. */
   private calc = new EgressCalculator();
   /** Orphaned allocation handle → when first seen orphaned (ms). */
@@ -86,7 +88,10 @@ class Controller {
     const onAbort = () => this.stop?.();
     this.signal?.addEventListener('abort', onAbort);
     this.log.info('controller started', { store: this.store.description, resyncMs: this.resyncMs });
-    let backoff = 0;
+    const stopInformer = new AbortController();
+    const informer = this.startInformer(stopInformer.signal);
+    const backoff = new Backoff({ minMs: 200, maxMs: 5000 });
+    let retryMs = 0;
     let nextResync = Date.now() + this.resyncMs;
     /** When the next orphaned allocation's grace ends (a reconcile then releases it). */
     let nextGc: number | undefined;
@@ -94,20 +99,24 @@ class Controller {
       while (!this.signal?.aborted) {
         let failed = false;
         try {
-          if (!this.watch || this.watchBroken) await this.startWatch();
+          if (informer.syncs === 0) {
+            // nothing to reconcile against before the first list
+            await Promise.race([informer.whenSynced(), sleep(1000, this.signal)]);
+            continue;
+          }
           const now = Date.now();
           if (this.dirty || now >= nextResync || (nextGc !== undefined && now >= nextGc)) {
             this.dirty = false;
             nextResync = now + this.resyncMs;
             nextGc = await this.reconcile();
           }
-          backoff = 0;
+          backoff.reset();
         } catch (e) {
           failed = true;
-          backoff = Math.min(backoff ? backoff * 2 : 200, 5000);
-          this.log.error('reconcile failed; retrying', { error: errorText(e), retryInMs: backoff });
+          retryMs = backoff.next();
+          this.log.error('reconcile failed; retrying', { error: errText(e), retryInMs: retryMs });
         }
-        const deadline = failed ? Date.now() + backoff : Math.min(nextResync, nextGc ?? Infinity);
+        const deadline = failed ? Date.now() + retryMs : Math.min(nextResync, nextGc ?? Infinity);
         if (this.signal?.aborted) break;
         if (!failed && this.dirty) continue;
         // After a failure, wait out the backoff whatever changes; otherwise a change wakes us at once.
@@ -116,8 +125,8 @@ class Controller {
       }
     } finally {
       this.signal?.removeEventListener('abort', onAbort);
-      await this.watch?.close().catch(() => {});
-      this.watch = undefined;
+      stopInformer.abort();
+      await informer.done;
       this.log.info('controller stopped');
     }
   }
@@ -140,35 +149,31 @@ class Controller {
     });
   }
 
-  private async startWatch(): Promise<void> {
-    await this.watch?.close().catch(() => {});
-    this.watch = undefined;
-    this.watchBroken = false;
-    const rev = await this.store.revision();
-    // The calculator from a full list; the watch replays every change since `rev` over it, in order, so it ends up
-    // at the store's state whatever the lists saw.
-    const calc = new EgressCalculator();
-    for (const kind of CALC_KINDS) for (const r of (await this.store.list(kind)).items) calc.upsert(r);
-    this.calc = calc;
-    this.watch = await this.store.watch(
-      {
-        fromRevision: rev,
-        onError: (err) => {
-          this.log.warn('watch stopped; restarting', { error: errorText(err) });
-          this.watchBroken = true;
-          this.poke();
-        },
+  /**
+   * The informer (src/datastore/informer.ts) that feeds the calculator (clients per gateway, for status and
+   * maintenance annotations) and wakes a reconcile on any change. A relist rebuilds the calculator.
+   */
+  private startInformer(signal: AbortSignal): Informer {
+    return startInformer({
+      store: this.store,
+      kinds: WATCHED_KINDS,
+      signal,
+      onReplace: (objects) => {
+        const calc = new EgressCalculator();
+        for (const r of objects) if (CALC_KINDS.has(r.kind)) calc.upsert(r);
+        this.calc = calc;
+        this.poke();
       },
-      (events: WatchEvent[]) => {
+      onEvents: (events) => {
         for (const e of events) {
-          if (e.type === 'DELETED') calc.remove(e.object);
-          else calc.upsert(e.object);
+          if (!CALC_KINDS.has(e.object.kind)) continue;
+          if (e.type === 'DELETED') this.calc.remove(e.object);
+          else this.calc.upsert(e.object);
         }
-        if (events.some((e) => RELEVANT_KINDS.has(e.object.kind))) this.poke();
+        this.poke();
       },
-    );
-    // Everything up to `rev` is read by the reconcile that follows.
-    this.dirty = true;
+      onError: (err, retryMs) => this.log.error('datastore list/watch failed; listing again', { error: errText(err), retryMs }),
+    });
   }
 
   /** One pass over everything. Returns when the next orphan's grace ends, if any is pending. */
@@ -197,8 +202,8 @@ class Controller {
       try {
         await this.reconcileGateway(egw, pods, nodes, pools, allocations, namesByNs.get(egw.metadata.namespace ?? '') ?? new Set(), podsNow);
       } catch (e) {
-        if (e instanceof StoreError && (e.code === 'Conflict' || e.code === 'AlreadyExists' || e.code === 'NotFound')) {
-          this.log.debug('lost a race; reconciling again', { gateway: id, error: e.message });
+        if (isRaceError(e)) {
+          this.log.debug('lost a race; reconciling again', { gateway: id, error: errText(e) });
           this.dirty = true;
         } else {
           throw e;
@@ -312,7 +317,7 @@ class Controller {
         await this.store.update(next);
         this.log.info('client told of gateway maintenance', { pod: key, gateway: m.gatewayIP, until: m.finished });
       } catch (e) {
-        if (e instanceof StoreError && (e.code === 'Conflict' || e.code === 'NotFound')) {
+        if (isRaceError(e)) {
           this.dirty = true;
           continue;
         }
@@ -361,8 +366,4 @@ class Controller {
 
 function podKey(p: Pod): string {
   return `${p.metadata.namespace ?? ''}/${p.metadata.name}`;
-}
-
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }

@@ -8,9 +8,11 @@
 // every probe result; the result is served on `GET /readiness` (503 + reasons), answered to the node agents'
 // UDP heartbeats on the same port number (heartbeat.ts), and written to the Pod's own Ready condition when it
 // changes (podstatus.ts — in Kubernetes the kubelet's readiness probe does that; in the lab the gateway does).
-import type { Store, Watch } from '../datastore/types.js';
+import { startInformer } from '../datastore/informer.js';
+import type { Store } from '../datastore/types.js';
 import { localRunner, type Runner } from '../dataplane/exec.js';
 import { createLogger, type Logger } from '../log.js';
+import { aborted, Backoff, errText, sleep } from '../util.js';
 import { GATEWAY_UPLINK, GATEWAY_VXLAN_DEVICE, programGateway } from './dataplane.js';
 import { Readiness, startHealthServer } from './health.js';
 import { startHeartbeatResponder, type HeartbeatResponder } from './heartbeat.js';
@@ -55,31 +57,6 @@ const DEBOUNCE_MS = 10;
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 5000;
 
-function errText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-/** Resolves after `ms`, or early when the signal aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
-
-function aborted(signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) resolve();
-    else signal.addEventListener('abort', () => resolve(), { once: true });
-  });
-}
-
 class GatewayProcess {
   private readonly log: Logger;
   private readonly runner: Runner;
@@ -109,7 +86,7 @@ class GatewayProcess {
   /** The condition last written and the Pod's resourceVersion it was written over (until the watch shows it). */
   private condWritten: { cond: ReadyCondition; rv: string | undefined } | null = null;
   private condRetryAt = 0;
-  private condBackoff = BACKOFF_MIN_MS;
+  private readonly condBackoff = new Backoff({ minMs: BACKOFF_MIN_MS, maxMs: BACKOFF_MAX_MS });
 
   constructor(private readonly opts: GatewayOptions) {
     this.log = opts.log ?? createLogger('gateway');
@@ -183,44 +160,29 @@ class GatewayProcess {
 
   // ---- datastore ------------------------------------------------------------------------------------------------
 
-  /** List every kind, then watch everything from the oldest list revision; on any failure start over. */
+  /** The informer (src/datastore/informer.ts) over the kinds the gateway needs: a relist rebuilds the model. */
   private async syncLoop(): Promise<void> {
-    const store = this.opts.store;
-    let backoff = BACKOFF_MIN_MS;
-    while (!this.stop.aborted) {
-      let watch: Watch | undefined;
-      try {
-        // (a datastore call that hangs must not hold up stopping)
-        const lists = await Promise.race([Promise.all(GATEWAY_KINDS.map((k) => store.list(k))), this.stopped.then(() => null)]);
-        if (!lists || this.stop.aborted) break;
+    const informer = startInformer({
+      store: this.opts.store,
+      kinds: GATEWAY_KINDS,
+      signal: this.stop,
+      backoff: { minMs: BACKOFF_MIN_MS, maxMs: BACKOFF_MAX_MS },
+      onReplace: (objects) => {
         const model = new GatewayModel(this.opts.namespace, this.opts.name);
-        for (const l of lists) for (const item of l.items) model.apply('upsert', item);
+        for (const item of objects) model.apply('upsert', item);
         this.model = model;
         this.seen();
         this.request(false);
-        // Replaying events between the oldest and the newest list revision converges to the same state.
-        const from = Math.min(...lists.map((l) => l.revision));
-        let failed: (err: unknown) => void = () => {};
-        const stopped = new Promise<unknown>((resolve) => (failed = resolve));
-        watch = await store.watch({ fromRevision: from, onError: (err) => failed(err) }, (events) => {
-          this.seen();
-          let changed = false;
-          for (const ev of events) changed = this.model.apply(ev.type === 'DELETED' ? 'delete' : 'upsert', ev.object) || changed;
-          if (changed) this.request(false);
-        });
-        backoff = BACKOFF_MIN_MS;
-        const err = await Promise.race([stopped, this.stopped.then(() => undefined)]);
-        if (this.stop.aborted) break;
-        this.log.warn('datastore watch stopped; listing again', { err: errText(err) });
-      } catch (err) {
-        if (this.stop.aborted) break;
-        this.log.warn('datastore unavailable', { err: errText(err), retryMs: backoff });
-      } finally {
-        await watch?.close().catch(() => {});
-      }
-      await sleep(backoff, this.stop);
-      backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
-    }
+      },
+      onEvents: (events) => {
+        this.seen();
+        let changed = false;
+        for (const ev of events) changed = this.model.apply(ev.type === 'DELETED' ? 'delete' : 'upsert', ev.object) || changed;
+        if (changed) this.request(false);
+      },
+      onError: (err, retryMs) => this.log.warn('datastore list/watch failed; listing again', { err: errText(err), retryMs }),
+    });
+    await informer.done;
   }
 
   /** Readiness needs to know the datastore answers even when nothing changes in it. */
@@ -291,13 +253,13 @@ class GatewayProcess {
     writeReadyCondition(this.opts.store, this.opts.namespace, this.opts.name, pod.metadata.uid, want)
       .then((res) => {
         this.condWritten = { cond: want, rv };
-        this.condBackoff = BACKOFF_MIN_MS;
+        this.condBackoff.reset();
         if (res === 'written') this.log.info('pod Ready condition written', { status: want.status, reason: want.reason });
       })
       .catch((err) => {
-        this.condRetryAt = Date.now() + this.condBackoff;
-        this.log.warn('writing the pod Ready condition failed', { err: errText(err), retryMs: this.condBackoff });
-        this.condBackoff = Math.min(this.condBackoff * 2, BACKOFF_MAX_MS);
+        const retryMs = this.condBackoff.next();
+        this.condRetryAt = Date.now() + retryMs;
+        this.log.warn('writing the pod Ready condition failed', { err: errText(err), retryMs });
       })
       .finally(() => {
         this.condWriting = false;
@@ -322,7 +284,7 @@ class GatewayProcess {
   }
 
   private async reconcileLoop(): Promise<void> {
-    let backoff = BACKOFF_MIN_MS;
+    const backoff = new Backoff({ minMs: BACKOFF_MIN_MS, maxMs: BACKOFF_MAX_MS });
     while (!this.stop.aborted) {
       if (!this.dirty) {
         await new Promise<void>((resolve) => (this.wake = resolve));
@@ -336,15 +298,15 @@ class GatewayProcess {
       this.force = false;
       try {
         await this.reconcile(force);
-        backoff = BACKOFF_MIN_MS;
+        backoff.reset();
         this.firstAttemptDone ||= this.programmed;
       } catch (err) {
         this.firstAttemptDone = true;
         this.programmed = false;
         this.notReady = `programming the data plane failed: ${errText(err)}`;
-        this.log.error('programming the data plane failed', { err: errText(err), retryMs: backoff });
-        await sleep(backoff, this.stop);
-        backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
+        const retryMs = backoff.next();
+        this.log.error('programming the data plane failed', { err: errText(err), retryMs });
+        await sleep(retryMs, this.stop);
         this.request(true);
       }
     }

@@ -217,7 +217,8 @@ describe('runController', () => {
     const ac = new AbortController();
     const lines = memoryLogger();
     const p = runController({ store: broken, log: lines, signal: ac.signal, resyncMs: 50 });
-    await until('error logged', () => lines.lines.some((l) => /ERROR .*reconcile failed/.test(l)));
+    // (nothing can be listed: the informer reports it and lists again with backoff)
+    await until('error logged', () => lines.lines.some((l) => /ERROR .*datastore list\/watch failed/.test(l)));
     ac.abort();
     await p;
     abort = new AbortController(); // afterEach aborts this one
