@@ -7,7 +7,7 @@ import { formatIPv4, parseIPv4 } from '../api/ipv4.js';
 import { gatewayMac } from '../calc/cidr.js';
 import { VXLAN_OVERHEAD } from '../calc/calculator.js';
 import { writeSysctl, type Runner } from '../dataplane/exec.js';
-import { desiredTable, GW_FAMILY, GW_TABLE, parseTable, planTable, type ActualTable } from './nft.js';
+import { desiredTable, GW_FAMILY, GW_TABLE, parseTable, planTable, type ActualGatewayTable } from './nft.js';
 
 export const GATEWAY_VXLAN_DEVICE = 'egw.vxlan';
 export const GATEWAY_UPLINK = 'eth0';
@@ -117,7 +117,7 @@ export async function programGateway(runner: Runner, cfg: GatewayDataplaneConfig
 
   // 3. nft: anti-spoofing, MSS clamp, masquerade
   const listed = await runner.run(['nft', '-j', 'list', 'table', GW_FAMILY, GW_TABLE], { allowFailure: true });
-  let actual: ActualTable | null = null;
+  let actual: ActualGatewayTable | null = null;
   if (listed.code === 0) actual = parseTable(listed.stdout);
   else if (!/No such file or directory/i.test(listed.stderr)) throw new Error(`nft list table ${GW_FAMILY} ${GW_TABLE} failed: ${listed.stderr.trim()}`);
   const plan = planTable(actual, desiredTable({ device, uplink, port: cfg.port, mss, nodes: sortedIPs(cfg.nodes), clients: sortedIPs(cfg.clients) }));
@@ -129,7 +129,7 @@ export async function programGateway(runner: Runner, cfg: GatewayDataplaneConfig
 }
 
 /** Reads `table ip egw-gw` (null if absent). For status and tests. */
-export async function readGatewayTable(runner: Runner): Promise<ActualTable | null> {
+export async function readGatewayTable(runner: Runner): Promise<ActualGatewayTable | null> {
   const r = await runner.run(['nft', '-j', 'list', 'table', GW_FAMILY, GW_TABLE], { allowFailure: true });
   return r.code === 0 ? parseTable(r.stdout) : null;
 }

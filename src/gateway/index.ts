@@ -22,9 +22,9 @@ export {
   CLIENTS_SET,
   RULE_COMMENT,
   type GatewayNftParams,
-  type NftTableSpec,
-  type NftPlan,
-  type ActualTable,
+  type GatewayNftTable,
+  type GatewayNftPlan,
+  type ActualGatewayTable,
 } from './nft.js';
 export { Readiness, startHealthServer, type ReadinessCheck, type HealthServer } from './health.js';
 export { Probes, runnerPing, runnerHttpGet, inProcessHttpGet, type ProbeFn, type ProbesOptions } from './probes.js';
