@@ -4,13 +4,22 @@ export { GatewayModel, GATEWAY_KINDS, DEFAULT_HEALTH_TIMEOUT_DATASTORE_SECONDS, 
 export {
   programGateway,
   readGatewayTable,
-  planLink,
-  GATEWAY_VXLAN_DEVICE,
-  GATEWAY_UPLINK,
-  TCP_IP_HEADERS,
+  readGatewayState,
+  planGatewayNow,
+  gatewayDesired,
   type GatewayDataplaneConfig,
   type ProgramResult,
 } from './dataplane.js';
+export {
+  planGateway,
+  planLink,
+  gatewaySysctls,
+  parseGatewayLinks,
+  type GatewayDesired,
+  type GatewayActualState,
+  type GatewayIpLink,
+  type GatewayPlan,
+} from './plan.js';
 export {
   desiredTable,
   planTable,
