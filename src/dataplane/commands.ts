@@ -1,7 +1,8 @@
 // Every kernel command text egw's data planes send is built here, in one place, so unit tests can assert on it
-// (with RecordingRunner), the benchmark can replay exactly the same objects without the reconciler, and calc's
-// explain prints the very lines the node writes. Both data planes use it: the node's (src/dataplane) and the
-// gateway pod's (src/gateway/dataplane.ts) — docs/dataplane.md, "What each part owns".
+// (with RecordingRunner) and the benchmark can replay exactly the same objects without the reconciler. Both data
+// planes use it: the node's (src/dataplane) and the gateway pod's (src/gateway/plan.ts, dataplane.ts) —
+// docs/dataplane.md, "What each part owns". IP.ruleAdd, IP.routeReplace, IP.neighReplace and BRIDGE.fdbAppend are
+// also what `egw explain` shows a user: their text must stay what the node writes.
 //
 // Reads (node):    ip -N -4 -json rule list | ip -N -4 -json route show table all | ip -d -json addr show dev D |
 //                  ip -4 -json neigh show dev D | bridge -json fdb show dev D | nft -j list table ip egw | cat /proc/sys/…
