@@ -1,10 +1,15 @@
-// Every kernel command text the node data plane sends is built here, in one place, so unit tests can assert on it
-// (with RecordingRunner) and the benchmark can replay exactly the same objects without the reconciler.
+// Every kernel command text egw's data planes send is built here, in one place, so unit tests can assert on it
+// (with RecordingRunner) and the benchmark can replay exactly the same objects without the reconciler. Both data
+// planes use it: the node's (src/dataplane) and the gateway pod's (src/gateway/plan.ts, dataplane.ts) —
+// docs/dataplane.md, "What each part owns". IP.ruleAdd, IP.routeReplace, IP.neighReplace and BRIDGE.fdbAppend are
+// also what `egw explain` shows a user: their text must stay what the node writes.
 //
-// Reads:  ip -N -4 -json rule list | ip -N -4 -json route show table all | ip -d -json addr show dev D |
-//         ip -4 -json neigh show dev D | bridge -json fdb show dev D | nft -j list table ip egw | cat /proc/sys/…
+// Reads (node):    ip -N -4 -json rule list | ip -N -4 -json route show table all | ip -d -json addr show dev D |
+//                  ip -4 -json neigh show dev D | bridge -json fdb show dev D | nft -j list table ip egw | cat /proc/sys/…
+// Reads (gateway): ip -d -json link show | nft -j list table ip egw-gw | cat /proc/sys/…
 // Writes: one `ip -force -batch -` (lines below, without the leading `ip`), one `bridge -force -batch -` for FDB
-//         entries (iproute2's `ip` cannot write them), one `nft -j -f -` transaction, sysctls via /proc.
+//         entries (iproute2's `ip` cannot write them; node only), one `nft -j -f -` transaction, and one shell that
+//         writes every wrong sysctl under /proc.
 // `-N` prints table IDs, route types and actions as numbers (no dependence on /etc/iproute2/rt_tables); `-force`
 // lets the rest of a batch apply when one line fails (the reconcile still fails and the next one repairs).
 
@@ -17,6 +22,8 @@ export const READ = {
   routes: (): string[] => ['ip', '-N', '-4', '-json', 'route', 'show', 'table', 'all'],
   /** Link details (`-d`: linkinfo) and its addresses in one read. */
   link: (dev: string): string[] => ['ip', '-d', '-json', 'addr', 'show', 'dev', dev],
+  /** Every link with details (`-d`: linkinfo): the gateway needs its uplink's MTU and its VXLAN device in one read. */
+  links: (): string[] => ['ip', '-d', '-json', 'link', 'show'],
   neighbours: (dev: string): string[] => ['ip', '-4', '-json', 'neigh', 'show', 'dev', dev],
   fdb: (dev: string): string[] => ['bridge', '-json', 'fdb', 'show', 'dev', dev],
   nft: (table: string): string[] => ['nft', '-j', 'list', 'table', 'ip', table],
@@ -24,6 +31,10 @@ export const READ = {
   addresses: (): string[] => ['ip', '-4', '-json', 'addr', 'show'],
 };
 
+/**
+ * The /proc path of a sysctl — the only place egw maps keys to paths. The key is dotted (`net.ipv4.ip_forward`) or,
+ * when a part contains dots such as a device name, slashed (`net/ipv4/conf/egw.vxlan/rp_filter`).
+ */
 export function sysctlPath(key: string): string {
   return `/proc/sys/${key.includes('/') ? key : key.replace(/\./g, '/')}`;
 }
@@ -34,7 +45,10 @@ export const WRITE = {
   ipBatch: (): string[] => ['ip', '-force', '-batch', '-'],
   bridgeBatch: (): string[] => ['bridge', '-force', '-batch', '-'],
   nft: (): string[] => ['nft', '-j', '-f', '-'],
-  /** Sets sysctls in one shell (as exec.ts's writeSysctl: /proc/sys/net is per network namespace); fails if any write fails. */
+  /**
+   * Sets sysctls in one shell, in the runner's network namespace (/proc/sys/net is per namespace). Every write is
+   * attempted; the shell fails if any of them failed.
+   */
   sysctls: (pairs: readonly (readonly [string, string])[]): string[] => {
     for (const [key, value] of pairs) {
       if (!/^[a-z0-9_.\-/]+$/i.test(key) || !/^-?\d+$/.test(value)) throw new Error(`bad sysctl ${key}=${value}`);
@@ -55,6 +69,15 @@ export interface VxlanParams {
 export const IP = {
   linkAdd: (dev: string, p: VxlanParams): string =>
     `link add ${dev} mtu ${p.mtu} type vxlan id ${p.vni} dstport ${p.port} local ${p.local} nolearning`,
+  /**
+   * The gateway pod's VXLAN device (docs/dataplane.md, packet path): created bare, then given its MAC, MTU and up
+   * state by `linkSet` in the same batch.
+   */
+  gatewayLinkAdd: (dev: string, p: Omit<VxlanParams, 'mtu'>): string =>
+    `link add ${dev} type vxlan id ${p.vni} dstport ${p.port} local ${p.local} nolearning`,
+  /** Changes a link's MAC, MTU and/or up state in one line (`link set dev D address M mtu N up`). */
+  linkSet: (dev: string, s: { address?: string; mtu?: number; up?: boolean }): string =>
+    `link set dev ${dev}${s.address !== undefined ? ` address ${s.address}` : ''}${s.mtu !== undefined ? ` mtu ${s.mtu}` : ''}${s.up ? ' up' : ''}`,
   linkDel: (dev: string): string => `link del dev ${dev}`,
   linkUp: (dev: string): string => `link set dev ${dev} up`,
   linkMtu: (dev: string, mtu: number): string => `link set dev ${dev} mtu ${mtu}`,

@@ -1,6 +1,6 @@
 // Running kernel tools (ip, bridge, nft, sysctl via /proc) in the current network namespace or in a named one.
 // Every kernel command egw sends goes through a Runner, so tests can record the exact text and labs can aim a
-// component at a namespace without re-launching it there.
+// component at a namespace without re-launching it there. The command texts themselves are built in commands.ts.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { closeSync, openSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -99,24 +99,4 @@ export class RecordingRunner implements Runner {
     if (r.code !== 0 && !opts.allowFailure) throw new CommandError(argv, r);
     return r;
   }
-}
-
-/**
- * Sets a sysctl in the runner's namespace (/proc/sys/net is per network namespace). The key is dotted
- * (`net.ipv4.ip_forward`) or, when a part contains dots such as a device name, slashed
- * (`net/ipv4/conf/egw.vxlan/rp_filter`).
- */
-export async function writeSysctl(runner: Runner, key: string, value: string | number): Promise<void> {
-  if (!/^[a-z0-9_.\-/]+$/i.test(key)) throw new Error(`bad sysctl key ${JSON.stringify(key)}`);
-  const path = sysctlPath(key);
-  await runner.run(['sh', '-c', `echo ${Number.isFinite(Number(value)) ? Number(value) : JSON.stringify(String(value))} > ${path}`]);
-}
-
-export async function readSysctl(runner: Runner, key: string): Promise<string> {
-  if (!/^[a-z0-9_.\-/]+$/i.test(key)) throw new Error(`bad sysctl key ${JSON.stringify(key)}`);
-  return (await runner.run(['cat', sysctlPath(key)])).stdout.trim();
-}
-
-function sysctlPath(key: string): string {
-  return `/proc/sys/${key.includes('/') ? key : key.replace(/\./g, '/')}`;
 }

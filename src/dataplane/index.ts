@@ -1,5 +1,5 @@
 // dataplane: kernel state of a node (agent side) from its NodeEgressState; see docs/dataplane.md.
-export { localRunner, netnsRunner, RecordingRunner, CommandError, writeSysctl, readSysctl, type Runner, type RunResult, type RunOptions } from './exec.js';
+export { localRunner, netnsRunner, RecordingRunner, CommandError, type Runner, type RunResult, type RunOptions } from './exec.js';
 export { NodeDataplane, type NodeDataplaneOptions } from './node.js';
 export { planReconcile, type ActualState, type Plan, type PlanOptions } from './plan.js';
 export * from './types.js';

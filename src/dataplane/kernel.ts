@@ -3,7 +3,7 @@
 
 import { parseIPv4, parsePrefix, formatPrefix } from '../calc/cidr.js';
 import type { EgressRoute } from '../calc/types.js';
-import type { RuleSelectors } from './commands.js';
+import { sysctlPath, type RuleSelectors } from './commands.js';
 
 type Json = Record<string, unknown>;
 
@@ -254,6 +254,19 @@ export function parseSysctls(text: string, keys: readonly string[]): Record<stri
   const lines = text.split('\n').map((l) => l.trim());
   const out: Record<string, string> = {};
   keys.forEach((k, i) => (out[k] = lines[i] ?? ''));
+  return out;
+}
+
+/**
+ * `cat` of sysctl files some of which may not exist (a device's, before the device does): cat prints the files it
+ * can read, in order, and names each missing one on stderr (`cat: PATH: No such file or directory`). Keys named
+ * there are null; the others take the output lines in order (null if there are too few).
+ */
+export function parseSysctlsRead(stdout: string, stderr: string, keys: readonly string[]): Record<string, string | null> {
+  const lines = stdout.split('\n').map((l) => l.trim());
+  const out: Record<string, string | null> = {};
+  let i = 0;
+  for (const k of keys) out[k] = stderr.includes(`${sysctlPath(k)}: No such file or directory`) ? null : (lines[i++] ?? null);
   return out;
 }
 

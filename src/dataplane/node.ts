@@ -1,8 +1,8 @@
 // NodeDataplane: makes a node's kernel state match its NodeEgressState (SPEC §3.1, §3.3, §3.5; docs/dataplane.md).
 //
 // Each reconcile reads everything egw owns (in parallel), diffs it against the desired state (plan.ts) and writes
-// only the difference: one `ip -batch`, at most one `bridge -batch` (FDB), one `nft -j -f` transaction, and a
-// /proc write per wrong sysctl. Nothing is remembered between reconciles except the rule priorities used before
+// only the difference: one `ip -batch`, at most one `bridge -batch` (FDB), one `nft -j -f` transaction, and one
+// shell for the wrong sysctls. Nothing is remembered between reconciles except the rule priorities used before
 // (so a Felix priority change cleans up the old rules) and the gateway marks it gave out (a hint only: the
 // assignment itself is read back from the kernel every time), so a fresh instance on an already-programmed node
 // adopts it, marks included, and sends no write at all. Reconciles are serialised.

@@ -1,5 +1,6 @@
 // Types shared by the node data plane: its inputs besides NodeEgressState, the report of one reconcile, and the
 // ownership constants of docs/dataplane.md ("what each part owns").
+import { TABLE_ID_BASE, TABLE_ID_RANGE } from '../api/dataplane.js';
 
 /** Node NAT (Calico's natOutgoing) as the agent derives it from the IP pools. */
 export interface NodeNatConfig {
@@ -15,9 +16,9 @@ export interface NodeNatConfig {
   allPools: string[];
 }
 
-/** Routing-table IDs egw owns: [EGW_TABLE_BASE, EGW_TABLE_BASE + EGW_TABLE_RANGE). */
-export const EGW_TABLE_BASE = 1000;
-export const EGW_TABLE_RANGE = 2 ** 20;
+/** Routing-table IDs egw owns: [EGW_TABLE_BASE, EGW_TABLE_BASE + EGW_TABLE_RANGE) — calc's client tables (api). */
+export const EGW_TABLE_BASE = TABLE_ID_BASE;
+export const EGW_TABLE_RANGE = TABLE_ID_RANGE;
 /**
  * Per-connection stickiness (docs/dataplane.md, "Connections keep their gateway"): the bits of the conntrack mark
  * and of the packet mark egw owns, and the range of the per-gateway routing tables (one per mark: base + index),
@@ -30,7 +31,6 @@ export const STICKY_TABLE_RANGE = 2 ** 20;
 export const STICKY_MARKS_MAP = 'gw_marks';
 /** The node's nft table (family ip). */
 export const EGW_NFT_TABLE = 'egw';
-export const DEFAULT_DEVICE = 'egw.vxlan';
 
 /** The sysctls the node data plane owns, with their required values. */
 export const NODE_SYSCTLS: Readonly<Record<string, string>> = Object.freeze({
@@ -99,11 +99,6 @@ export function emptyReport(): ReconcileReport {
 }
 
 const OBJECT_KEYS = ['link', 'addresses', 'rules', 'routes', 'tables', 'neighbours', 'fdb', 'sysctls', 'nft', 'marks'] as const;
-
-/** True when the reconcile changed anything. */
-export function reportChanged(r: ReconcileReport): boolean {
-  return r.commands.length > 0;
-}
 
 /** `rules +3 ~0 -1, routes +2 …` for the objects that changed (empty string if none). */
 export function summarizeReport(r: ReconcileReport): string {

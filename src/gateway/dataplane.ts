@@ -1,18 +1,19 @@
 // The gateway pod's data plane (docs/dataplane.md: the gateway owns, in its pod's netns, the link `egw.vxlan`,
-// `table ip egw-gw`, forwarding and rp_filter): read what the kernel has, change only the difference.
+// `table ip egw-gw`, forwarding and rp_filter; "The gateway pod's data plane"): read what the kernel has, change
+// only the difference — the node's shape (src/dataplane/node.ts), with every command text from
+// src/dataplane/commands.ts and the diff in plan.ts.
 //
-// Reads: `ip -d -json link show`, one `cat` of the sysctls, `nft -j list table ip egw-gw`. Writes (only when
-// something differs): one `ip -batch -`, a sysctl write per wrong value, one `nft -j -f -` transaction.
+// Reads, in parallel: `ip -d -json link show`, one `cat` of the sysctls, `nft -j list table ip egw-gw`. Writes, only
+// for what differs: one `ip -force -batch -`, one sysctl shell, one `nft -j -f -` transaction.
 import { formatIPv4, parseIPv4 } from '../api/ipv4.js';
 import { gatewayMac } from '../calc/cidr.js';
-import { VXLAN_OVERHEAD } from '../calc/calculator.js';
-import { writeSysctl, type Runner } from '../dataplane/exec.js';
-import { desiredTable, GW_FAMILY, GW_TABLE, parseTable, planTable, type ActualTable } from './nft.js';
-
-export const GATEWAY_VXLAN_DEVICE = 'egw.vxlan';
-export const GATEWAY_UPLINK = 'eth0';
-/** TCP MSS = MTU − IPv4 header (20) − TCP header (20). */
-export const TCP_IP_HEADERS = 40;
+import { GATEWAY_UPLINK, VXLAN_DEVICE } from '../api/dataplane.js';
+import { READ } from '../dataplane/commands.js';
+import { CommandError, type Runner } from '../dataplane/exec.js';
+import { parseSysctlsRead } from '../dataplane/kernel.js';
+import type { AppliedCommand } from '../dataplane/types.js';
+import { GW_TABLE, parseTable, type ActualGatewayTable } from './nft.js';
+import { gatewaySysctls, parseGatewayLinks, planGateway, type GatewayActualState, type GatewayDesired, type GatewayPlan } from './plan.js';
 
 export interface GatewayDataplaneConfig {
   /** The pod's own IPv4: the tunnel's local address, and the source its traffic is masqueraded to. */
@@ -23,9 +24,9 @@ export interface GatewayDataplaneConfig {
   nodes: readonly string[];
   /** Allowed client IPs (any order). */
   clients: readonly string[];
-  /** Default `egw.vxlan`. */
+  /** Default `egw.vxlan` (VXLAN_DEVICE). */
   device?: string;
-  /** Default `eth0`. */
+  /** Default `eth0` (GATEWAY_UPLINK). */
   uplink?: string;
 }
 
@@ -35,15 +36,8 @@ export interface ProgramResult {
   /** Tunnel MTU (uplink MTU − 50). */
   mtu: number;
   mss: number;
-}
-
-interface IpLink {
-  ifindex: number;
-  ifname: string;
-  mtu: number;
-  address?: string;
-  flags?: string[];
-  linkinfo?: { info_kind?: string; info_data?: { id?: number; local?: string; port?: number; learning?: boolean } };
+  /** The write commands, in the order they ran (at most one per tool); empty when the kernel was already right. */
+  commands: AppliedCommand[];
 }
 
 function sortedIPs(ips: readonly string[]): string[] {
@@ -56,80 +50,61 @@ function sortedIPs(ips: readonly string[]): string[] {
   return [...nums].sort((a, b) => a - b).map(formatIPv4);
 }
 
+/** Device names go into command lines and a /proc path: nothing but what Linux allows in an interface name. */
 const SAFE_NAME = /^[A-Za-z0-9_.-]{1,15}$/;
 
-/** The VXLAN link commands (`ip -batch` lines) needed to go from `have` to what the config wants. */
-export function planLink(have: IpLink | undefined, want: { device: string; vni: number; port: number; local: string; mac: string; mtu: number }): string[] {
-  const d = want.device;
-  const add = `link add ${d} type vxlan id ${want.vni} dstport ${want.port} local ${want.local} nolearning`;
-  const set = `link set dev ${d} address ${want.mac} mtu ${want.mtu} up`;
-  if (!have) return [add, set];
-  const info = have.linkinfo?.info_data;
-  // id, port, local and learning cannot be changed on an existing vxlan link: recreate it
-  if (have.linkinfo?.info_kind !== 'vxlan' || !info || info.id !== want.vni || info.port !== want.port || info.local !== want.local || info.learning !== false) {
-    return [`link del dev ${d}`, add, set];
-  }
-  const parts: string[] = [];
-  if ((have.address ?? '').toLowerCase() !== want.mac) parts.push(`address ${want.mac}`);
-  if (have.mtu !== want.mtu) parts.push(`mtu ${want.mtu}`);
-  if (!(have.flags ?? []).includes('UP')) parts.push('up');
-  return parts.length ? [`link set dev ${d} ${parts.join(' ')}`] : [];
-}
-
-/** Reads the netns, programs the difference. Throws on a command failure (the caller retries). */
-export async function programGateway(runner: Runner, cfg: GatewayDataplaneConfig): Promise<ProgramResult> {
-  const device = cfg.device ?? GATEWAY_VXLAN_DEVICE;
+/** The configuration resolved and checked: defaults, the tunnel's address and MAC, sorted unique IPs. */
+export function gatewayDesired(cfg: GatewayDataplaneConfig): GatewayDesired {
+  const device = cfg.device ?? VXLAN_DEVICE;
   const uplink = cfg.uplink ?? GATEWAY_UPLINK;
   if (!SAFE_NAME.test(device) || !SAFE_NAME.test(uplink)) throw new Error(`bad device name ${device} / ${uplink}`);
   const ownNum = parseIPv4(cfg.ownIP);
   if (ownNum === undefined) throw new Error(`own IP ${JSON.stringify(cfg.ownIP)} is not IPv4`);
-  const changes: string[] = [];
-
-  // 1. the tunnel
-  const links = JSON.parse((await runner.run(['ip', '-d', '-json', 'link', 'show'])).stdout || '[]') as IpLink[];
-  const up = links.find((l) => l.ifname === uplink);
-  if (!up) throw new Error(`no ${uplink} in the pod's network namespace`);
-  const mtu = up.mtu - VXLAN_OVERHEAD;
-  const mss = mtu - TCP_IP_HEADERS;
-  const mac = gatewayMac(ownNum);
-  const batch = planLink(
-    links.find((l) => l.ifname === device),
-    { device, vni: cfg.vni, port: cfg.port, local: formatIPv4(ownNum), mac, mtu },
-  );
-  if (batch.length) {
-    await runner.run(['ip', '-batch', '-'], { input: batch.join('\n') + '\n' });
-    changes.push(...batch.map((l) => `ip ${l}`));
-  }
-
-  // 2. forwarding and reverse-path filtering (the tunnel's inner sources are routed back via eth0, not the tunnel)
-  const want: [string, string][] = [
-    ['net.ipv4.ip_forward', '1'],
-    ['net/ipv4/conf/all/rp_filter', '0'],
-    [`net/ipv4/conf/${device}/rp_filter`, '0'],
-  ];
-  const paths = want.map(([k]) => `/proc/sys/${k.includes('/') ? k : k.replace(/\./g, '/')}`);
-  const values = (await runner.run(['cat', ...paths])).stdout.split('\n').map((s) => s.trim());
-  for (let i = 0; i < want.length; i++) {
-    if (values[i] === want[i][1]) continue;
-    await writeSysctl(runner, want[i][0], want[i][1]);
-    changes.push(`sysctl ${want[i][0]}=${want[i][1]}`);
-  }
-
-  // 3. nft: anti-spoofing, MSS clamp, masquerade
-  const listed = await runner.run(['nft', '-j', 'list', 'table', GW_FAMILY, GW_TABLE], { allowFailure: true });
-  let actual: ActualTable | null = null;
-  if (listed.code === 0) actual = parseTable(listed.stdout);
-  else if (!/No such file or directory/i.test(listed.stderr)) throw new Error(`nft list table ${GW_FAMILY} ${GW_TABLE} failed: ${listed.stderr.trim()}`);
-  const plan = planTable(actual, desiredTable({ device, uplink, port: cfg.port, mss, nodes: sortedIPs(cfg.nodes), clients: sortedIPs(cfg.clients) }));
-  if (plan.doc) {
-    await runner.run(['nft', '-j', '-f', '-'], { input: JSON.stringify(plan.doc) });
-    changes.push(...plan.changes.map((c) => `nft ${c}`));
-  }
-  return { changes, mtu, mss };
+  return {
+    device,
+    uplink,
+    vni: cfg.vni,
+    port: cfg.port,
+    local: formatIPv4(ownNum),
+    mac: gatewayMac(ownNum),
+    nodes: sortedIPs(cfg.nodes),
+    clients: sortedIPs(cfg.clients),
+  };
 }
 
-/** Reads `table ip egw-gw` (null if absent). For status and tests. */
-export async function readGatewayTable(runner: Runner): Promise<ActualTable | null> {
-  const r = await runner.run(['nft', '-j', 'list', 'table', GW_FAMILY, GW_TABLE], { allowFailure: true });
+/** Reads everything the gateway owns in the runner's namespace: one command per tool, in parallel. */
+export async function readGatewayState(runner: Runner, device: string = VXLAN_DEVICE): Promise<GatewayActualState> {
+  const keys = gatewaySysctls(device).map(([k]) => k);
+  const soft = { allowFailure: true };
+  const [links, sysctls, nft] = await Promise.all([runner.run(READ.links()), runner.run(READ.sysctls(keys), soft), runner.run(READ.nft(GW_TABLE), soft)]);
+  // cat fails when a file is missing (the device's rp_filter before the device exists): only that is expected
+  const unexpected = sysctls.stderr.split('\n').some((l) => l.trim() !== '' && !/No such file or directory/.test(l));
+  if (sysctls.code !== 0 && (unexpected || sysctls.stderr.trim() === '')) throw new CommandError(READ.sysctls(keys), sysctls);
+  const values = parseSysctlsRead(sysctls.stdout, sysctls.stderr, keys);
+  let table: ActualGatewayTable | null = null;
+  if (nft.code === 0) table = parseTable(nft.stdout);
+  else if (!/No such file or directory/i.test(nft.stderr)) throw new CommandError(READ.nft(GW_TABLE), nft);
+  return { links: parseGatewayLinks(links.stdout), sysctls: values, nft: table };
+}
+
+/** The diff only (no writes): what programGateway would do now. */
+export async function planGatewayNow(runner: Runner, cfg: GatewayDataplaneConfig): Promise<GatewayPlan> {
+  const want = gatewayDesired(cfg);
+  return planGateway(want, await readGatewayState(runner, want.device));
+}
+
+/**
+ * Reads the netns, programs the difference: at most one ip batch, one sysctl shell, one nft transaction, in that
+ * order (plan.ts). Throws on the first command that fails (the caller retries; the next call re-reads).
+ */
+export async function programGateway(runner: Runner, cfg: GatewayDataplaneConfig): Promise<ProgramResult> {
+  const plan = await planGatewayNow(runner, cfg);
+  for (const c of plan.commands) await runner.run(c.argv, c.input === undefined ? {} : { input: c.input });
+  return { changes: plan.changes, mtu: plan.mtu, mss: plan.mss, commands: plan.commands };
+}
+
+/** Reads `table ip egw-gw` (null if absent or unreadable). For status and tests. */
+export async function readGatewayTable(runner: Runner): Promise<ActualGatewayTable | null> {
+  const r = await runner.run(READ.nft(GW_TABLE), { allowFailure: true });
   return r.code === 0 ? parseTable(r.stdout) : null;
 }

@@ -8,12 +8,13 @@
 // every probe result; the result is served on `GET /readiness` (503 + reasons), answered to the node agents'
 // UDP heartbeats on the same port number (heartbeat.ts), and written to the Pod's own Ready condition when it
 // changes (podstatus.ts — in Kubernetes the kubelet's readiness probe does that; in the lab the gateway does).
+import { GATEWAY_UPLINK, VXLAN_DEVICE } from '../api/dataplane.js';
 import { startInformer } from '../datastore/informer.js';
 import type { Store } from '../datastore/types.js';
 import { localRunner, type Runner } from '../dataplane/exec.js';
 import { createLogger, type Logger } from '../log.js';
 import { aborted, Backoff, errText, sleep } from '../util.js';
-import { GATEWAY_UPLINK, GATEWAY_VXLAN_DEVICE, programGateway } from './dataplane.js';
+import { programGateway } from './dataplane.js';
 import { Readiness, startHealthServer } from './health.js';
 import { startHeartbeatResponder, type HeartbeatResponder } from './heartbeat.js';
 import { GATEWAY_KINDS, GatewayModel } from './model.js';
@@ -326,7 +327,7 @@ class GatewayProcess {
     this.lastWarnings = w;
     const key = JSON.stringify(d.config);
     if (!force && this.programmed && key === this.lastApplied) return;
-    const r = await programGateway(this.runner, { ...d.config, device: this.opts.device ?? GATEWAY_VXLAN_DEVICE, uplink: this.opts.uplink ?? GATEWAY_UPLINK });
+    const r = await programGateway(this.runner, { ...d.config, device: this.opts.device ?? VXLAN_DEVICE, uplink: this.opts.uplink ?? GATEWAY_UPLINK });
     this.lastApplied = key;
     if (r.changes.length) this.log.info('data plane programmed', { changes: r.changes, clients: d.config.clients.length, nodes: d.config.nodes.length, mtu: r.mtu });
     else this.log.debug('data plane already right', { clients: d.config.clients.length, nodes: d.config.nodes.length });

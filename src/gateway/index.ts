@@ -4,13 +4,22 @@ export { GatewayModel, GATEWAY_KINDS, DEFAULT_HEALTH_TIMEOUT_DATASTORE_SECONDS, 
 export {
   programGateway,
   readGatewayTable,
-  planLink,
-  GATEWAY_VXLAN_DEVICE,
-  GATEWAY_UPLINK,
-  TCP_IP_HEADERS,
+  readGatewayState,
+  planGatewayNow,
+  gatewayDesired,
   type GatewayDataplaneConfig,
   type ProgramResult,
 } from './dataplane.js';
+export {
+  planGateway,
+  planLink,
+  gatewaySysctls,
+  parseGatewayLinks,
+  type GatewayDesired,
+  type GatewayActualState,
+  type GatewayIpLink,
+  type GatewayPlan,
+} from './plan.js';
 export {
   desiredTable,
   planTable,
@@ -22,9 +31,9 @@ export {
   CLIENTS_SET,
   RULE_COMMENT,
   type GatewayNftParams,
-  type NftTableSpec,
-  type NftPlan,
-  type ActualTable,
+  type GatewayNftTable,
+  type GatewayNftPlan,
+  type ActualGatewayTable,
 } from './nft.js';
 export { Readiness, startHealthServer, type ReadinessCheck, type HealthServer } from './health.js';
 export { Probes, runnerPing, runnerHttpGet, inProcessHttpGet, type ProbeFn, type ProbesOptions } from './probes.js';

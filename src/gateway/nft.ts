@@ -5,6 +5,10 @@
 // comparison with the kernel is a plain deep equality of the expressions (counter values ignored), and a rule that
 // was tampered with is noticed. Set elements are added and deleted in place: the table, its chains and their rules
 // (and so conntrack and traffic) are never touched when only the nodes or the allowed clients change.
+//
+// The types are named Gateway…: the node's table (src/dataplane/nft.ts) has its own NftTableSpec / NftChainSpec /
+// NftRuleSpec of another shape (no sets, a map, canonical comparison), and src/dataplane/kernel.ts's ActualRule is
+// an `ip rule`; one name must not mean two things.
 
 export const GW_TABLE = 'egw-gw';
 export const GW_FAMILY = 'ip';
@@ -37,23 +41,23 @@ export interface GatewayNftParams {
 
 export type NftExpr = Record<string, unknown>;
 
-export interface NftRuleSpec {
+export interface GatewayNftRule {
   expr: NftExpr[];
   comment: string;
 }
 
-export interface NftChainSpec {
+export interface GatewayNftChain {
   name: string;
   type: 'filter' | 'nat';
   hook: 'input' | 'forward' | 'postrouting';
   prio: number;
   policy: 'accept';
-  rules: NftRuleSpec[];
+  rules: GatewayNftRule[];
 }
 
-export interface NftTableSpec {
+export interface GatewayNftTable {
   sets: { name: string; elems: readonly string[] }[];
-  chains: NftChainSpec[];
+  chains: GatewayNftChain[];
 }
 
 const meta = (key: string): NftExpr => ({ meta: { key } });
@@ -63,7 +67,7 @@ const counter = (): NftExpr => ({ counter: { packets: 0, bytes: 0 } });
 const maxseg = { 'tcp option': { name: 'maxseg', field: 'size' } };
 
 /** The table the gateway wants. */
-export function desiredTable(p: GatewayNftParams): NftTableSpec {
+export function desiredTable(p: GatewayNftParams): GatewayNftTable {
   return {
     sets: [
       { name: NODES_SET, elems: p.nodes },
@@ -126,14 +130,14 @@ export function desiredTable(p: GatewayNftParams): NftTableSpec {
 
 // ---- what the kernel has ------------------------------------------------------------------------------------------
 
-export interface ActualSet {
+export interface ActualGatewaySet {
   name: string;
   type: unknown;
   flags?: unknown;
   handle?: number;
   elems: string[] | null;
 }
-export interface ActualChain {
+export interface ActualGatewayChain {
   name: string;
   type?: string;
   hook?: string;
@@ -141,26 +145,26 @@ export interface ActualChain {
   policy?: string;
   handle?: number;
 }
-export interface ActualRule {
+export interface ActualGatewayRule {
   chain: string;
   handle: number;
   comment?: string;
   expr: NftExpr[];
 }
-export interface ActualTable {
+export interface ActualGatewayTable {
   handle: number;
-  sets: ActualSet[];
-  chains: ActualChain[];
-  rules: ActualRule[];
+  sets: ActualGatewaySet[];
+  chains: ActualGatewayChain[];
+  rules: ActualGatewayRule[];
 }
 
 /** Parses `nft -j list table ip egw-gw` output. Set elements that are not plain addresses make `elems` null. */
-export function parseTable(json: string): ActualTable | null {
+export function parseTable(json: string): ActualGatewayTable | null {
   const doc = JSON.parse(json) as { nftables?: Record<string, Record<string, unknown>>[] };
-  let table: ActualTable | null = null;
-  const sets: ActualSet[] = [];
-  const chains: ActualChain[] = [];
-  const rules: ActualRule[] = [];
+  let table: ActualGatewayTable | null = null;
+  const sets: ActualGatewaySet[] = [];
+  const chains: ActualGatewayChain[] = [];
+  const rules: ActualGatewayRule[] = [];
   for (const o of doc.nftables ?? []) {
     if (o.table) table = { handle: Number(o.table.handle), sets, chains, rules };
     else if (o.set) {
@@ -202,20 +206,20 @@ function normExpr(expr: readonly NftExpr[]): string {
   return JSON.stringify(expr.map((e) => ('counter' in e ? { counter: true } : e)));
 }
 
-function sameRules(actual: readonly ActualRule[], want: readonly NftRuleSpec[]): boolean {
+function sameRules(actual: readonly ActualGatewayRule[], want: readonly GatewayNftRule[]): boolean {
   if (actual.length !== want.length) return false;
   return actual.every((r, i) => r.comment === want[i].comment && normExpr(r.expr) === normExpr(want[i].expr));
 }
 
-function chainHeaderOk(a: ActualChain, w: NftChainSpec): boolean {
+function chainHeaderOk(a: ActualGatewayChain, w: GatewayNftChain): boolean {
   return a.type === w.type && a.hook === w.hook && a.prio === w.prio && a.policy === w.policy;
 }
 
-function setOk(a: ActualSet): boolean {
+function setOk(a: ActualGatewaySet): boolean {
   return a.type === 'ipv4_addr' && a.flags === undefined && a.elems !== null;
 }
 
-export interface NftPlan {
+export interface GatewayNftPlan {
   /** The `nft -j -f -` document, or null when the kernel already has the table. */
   doc: { nftables: Record<string, unknown>[] } | null;
   /** One line per change, for the log. */
@@ -227,7 +231,7 @@ export interface NftPlan {
  * `flush chain` + rules for a chain whose rules differ, and the whole table (deleted first if present) only when its
  * shape is wrong (unknown sets or chains, a set of another type, a base chain with another hook or priority).
  */
-export function planTable(actual: ActualTable | null, want: NftTableSpec): NftPlan {
+export function planTable(actual: ActualGatewayTable | null, want: GatewayNftTable): GatewayNftPlan {
   const T = { family: GW_FAMILY, table: GW_TABLE };
   const ops: Record<string, unknown>[] = [];
   const changes: string[] = [];
@@ -286,7 +290,7 @@ export function planTable(actual: ActualTable | null, want: NftTableSpec): NftPl
 }
 
 /** The counter of the rule with this comment (undefined if absent). For tests and status. */
-export function ruleCounter(t: ActualTable, comment: string): { packets: number; bytes: number } | undefined {
+export function ruleCounter(t: ActualGatewayTable, comment: string): { packets: number; bytes: number } | undefined {
   const r = t.rules.find((x) => x.comment === comment);
   const c = r?.expr.find((e) => 'counter' in e) as { counter: { packets: number; bytes: number } } | undefined;
   return c ? { packets: c.counter.packets, bytes: c.counter.bytes } : undefined;

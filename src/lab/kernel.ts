@@ -1,7 +1,8 @@
 // Kernel commands the lab needs, all through a Runner (src/dataplane/exec.ts) and all aimed at a named namespace
 // with `ip -n NS` / `ip netns exec NS`: the lab never creates anything in the caller's own namespace.
 import { existsSync } from 'node:fs';
-import { localRunner, netnsRunner, writeSysctl, type Runner } from '../dataplane/exec.js';
+import { WRITE } from '../dataplane/commands.js';
+import { localRunner, netnsRunner, type Runner } from '../dataplane/exec.js';
 
 export class Kernel {
   constructor(readonly runner: Runner = localRunner()) {}
@@ -58,17 +59,16 @@ export class Kernel {
   }
 
   async sysctl(netns: string, key: string, value: string | number): Promise<void> {
-    await writeSysctl(netnsRunner(netns), key, value);
+    await this.sysctls(netns, { [key]: value });
   }
 
-  /** Several sysctls in one process (`sh -c 'echo … > …; …'`). Keys are dotted or slashed as writeSysctl takes. */
+  /**
+   * Several sysctls in one process (WRITE.sysctls: every write is attempted, the shell fails if one did). Keys are
+   * dotted, or slashed when a part contains dots (sysctlPath in src/dataplane/commands.ts).
+   */
   async sysctls(netns: string, values: Record<string, string | number>): Promise<void> {
-    const parts: string[] = [];
-    for (const [key, value] of Object.entries(values)) {
-      if (!/^[a-z0-9_.\-/]+$/i.test(key) || !/^[0-9]+$/.test(String(value))) throw new Error(`bad sysctl ${key}=${value}`);
-      parts.push(`echo ${value} > /proc/sys/${key.includes('/') ? key : key.replace(/\./g, '/')}`);
-    }
-    if (parts.length) await netnsRunner(netns).run(['sh', '-c', parts.join(' && ')]);
+    const pairs = Object.entries(values).map(([key, value]): [string, string] => [key, String(value)]);
+    if (pairs.length) await netnsRunner(netns).run(WRITE.sysctls(pairs));
   }
 
   /** `nft -f -` in the namespace. */

@@ -3,7 +3,7 @@ import type { Resource } from '../../src/api/meta.js';
 import { StoreError, type ListOptions, type ListResult, type Store, type TxnOp, type Watch, type WatchHandler, type WatchOptions } from '../../src/datastore/types.js';
 import type { ObjectKey } from '../../src/api/meta.js';
 import type { RunOptions, RunResult, Runner } from '../../src/dataplane/exec.js';
-import type { NftTableSpec } from '../../src/gateway/index.js';
+import type { GatewayNftTable } from '../../src/gateway/index.js';
 
 export const SEL = 'egress.projectcalico.org/selector';
 export const NSSEL = 'egress.projectcalico.org/namespaceSelector';
@@ -147,7 +147,7 @@ export function isRead(argv: string[]): boolean {
 }
 
 /** What `nft -j list table ip egw-gw` prints for a table spec (handles numbered in order). */
-export function listingOf(spec: NftTableSpec): string {
+export function listingOf(spec: GatewayNftTable): string {
   let h = 1;
   const T = { family: 'ip', table: 'egw-gw' };
   const out: unknown[] = [{ metainfo: { version: '1.0.6', release_name: 'Lester Gooch #5', json_schema_version: 1 } }, { table: { family: 'ip', name: 'egw-gw', handle: h++ } }];

@@ -16,7 +16,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { MemoryStore } from '../../src/datastore/index.js';
 import { netnsRunner } from '../../src/dataplane/exec.js';
-import { parseTable, readGatewayTable, ruleCounter, RULE_COMMENT, runGateway, type ActualTable } from '../../src/gateway/index.js';
+import { parseTable, readGatewayTable, ruleCounter, RULE_COMMENT, runGateway, type ActualGatewayTable } from '../../src/gateway/index.js';
 import { memoryLogger } from '../../src/log.js';
 import { egressGateway, felix, FlakyStore, gatewayPod, httpGet, namespace, node, NSSEL, pod, SEL, TapRunner, waitFor } from './helpers.js';
 
@@ -134,7 +134,7 @@ describe('gateway in network namespaces', { skip: missing ?? false }, () => {
   }
 
   const readiness = (): Promise<{ status: number; body: string }> => httpGet(`http://127.0.0.1:${healthPort}/readiness`);
-  const table = async (): Promise<ActualTable> => (await readGatewayTable(netnsRunner(NS.gp)))!;
+  const table = async (): Promise<ActualGatewayTable> => (await readGatewayTable(netnsRunner(NS.gp)))!;
   const elems = async (set: string): Promise<string[]> => (await table()).sets.find((s) => s.name === set)?.elems ?? [];
 
   /** curl from a client pod; the server's JSON answer, or null when it did not get through. */
@@ -305,7 +305,7 @@ describe('gateway in network namespaces', { skip: missing ?? false }, () => {
     assert.ok(serverMss <= 1410 && serverMss >= 1370, `SYN clamped on its way out: mss ${serverMss}`);
 
     const before = await table();
-    const handles = (t: ActualTable): string => JSON.stringify([t.handle, t.sets.map((s) => [s.name, s.handle]), t.chains.map((c) => [c.name, c.handle]), t.rules.map((r) => [r.chain, r.handle])]);
+    const handles = (t: ActualGatewayTable): string => JSON.stringify([t.handle, t.sets.map((s) => [s.name, s.handle]), t.chains.map((c) => [c.name, c.handle]), t.rules.map((r) => [r.chain, r.handle])]);
     const counterBefore = ruleCounter(before, RULE_COMMENT.spoofedClient)!.packets;
     await mem.update(pod('tenant-b', 'c2', { node: 'client-node', ip: IP.c2, annotations: { [SEL]: "egress-code == 'red'", [NSSEL]: 'all()' } }));
     await waitFor('c2 allowed', async () => (await elems('clients')).includes(IP.c2), 5000);

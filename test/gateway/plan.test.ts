@@ -1,14 +1,21 @@
-// The gateway without a kernel: the nft and link plans, programGateway's commands against a fake kernel, the model
-// (store → desired configuration), the health server, and runGateway's readiness with a store that goes away.
+// The gateway without a kernel: the nft and link plans, the whole plan (configuration + kernel state → at most one
+// command per tool), programGateway's commands against a fake kernel, the model (store → desired configuration),
+// the health server, and runGateway's readiness with a store that goes away.
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { MemoryStore } from '../../src/datastore/index.js';
 import { RecordingRunner, type RunResult } from '../../src/dataplane/exec.js';
+import { parseSysctlsRead } from '../../src/dataplane/kernel.js';
+import { lines } from '../dataplane/helpers.js';
 import {
   CLIENTS_SET,
   desiredTable,
+  gatewayDesired,
   GatewayModel,
+  gatewaySysctls,
+  parseGatewayLinks,
   parseTable,
+  planGateway,
   planLink,
   planTable,
   programGateway,
@@ -16,7 +23,9 @@ import {
   RULE_COMMENT,
   runGateway,
   startHealthServer,
+  type GatewayActualState,
   type GatewayNftParams,
+  type GatewayPlan,
 } from '../../src/gateway/index.js';
 import { memoryLogger } from '../../src/log.js';
 import { egressGateway, felix, FlakyStore, gatewayPod, httpGet, isProbe, isRead, listingOf, namespace, node, NSSEL, pod, SEL, waitFor } from './helpers.js';
@@ -95,16 +104,27 @@ describe('gateway: link plan', () => {
   });
 });
 
-/** A fake netns: answers reads from `state`, records writes. */
-function fakeKernel(state: { links: unknown[]; sysctls: string; nft: string | null }): RecordingRunner {
+/** A fake netns: answers reads from `state` (sysctls: the cat output; a missing file is named on stderr), records writes. */
+function fakeKernel(state: FakeState): RecordingRunner {
+  return new RecordingRunner(fakeAnswer(state));
+}
+
+interface FakeState {
+  links: unknown[];
+  sysctls: string;
+  nft: string | null;
+  missing?: string;
+}
+
+function fakeAnswer(state: FakeState): (argv: string[]) => RunResult {
   const ok = (stdout = ''): RunResult => ({ code: 0, stdout, stderr: '' });
-  return new RecordingRunner((argv) => {
+  return (argv) => {
     const a = argv.join(' ');
     if (a === 'ip -d -json link show') return ok(JSON.stringify(state.links));
-    if (argv[0] === 'cat') return ok(state.sysctls);
+    if (argv[0] === 'cat') return state.missing ? { code: 1, stdout: state.sysctls, stderr: `cat: ${state.missing}: No such file or directory\n` } : ok(state.sysctls);
     if (a.startsWith('nft -j list table')) return state.nft === null ? { code: 1, stdout: '', stderr: 'Error: No such file or directory\n' } : ok(state.nft);
     return ok();
-  });
+  };
 }
 
 const ETH0 = { ifindex: 2, ifname: 'eth0', mtu: 1500, address: '0e:00:00:00:00:01', flags: ['UP'] };
@@ -117,45 +137,215 @@ const VXLAN = {
   linkinfo: { info_kind: 'vxlan', info_data: { id: 4097, local: '10.10.10.0', port: 4790, learning: false } },
 };
 const CFG = { ownIP: '10.10.10.0', vni: 4097, port: 4790, nodes: ['172.31.98.12', '172.31.98.11'], clients: ['10.244.0.5'] };
+const DEV_RP = '/proc/sys/net/ipv4/conf/egw.vxlan/rp_filter';
 
-describe('gateway: programGateway against a fake kernel', () => {
-  it('an empty netns gets the link, the sysctls and the table', async () => {
-    const r = fakeKernel({ links: [ETH0], sysctls: '0\n1\n1\n', nft: null });
+describe('gateway: the plan (configuration + kernel → batches)', () => {
+  const want = gatewayDesired(CFG);
+  /** The kernel exactly as the gateway leaves it. */
+  const right = (): GatewayActualState => ({
+    links: [ETH0, VXLAN],
+    sysctls: { 'net.ipv4.ip_forward': '1', 'net/ipv4/conf/all/rp_filter': '0', 'net/ipv4/conf/egw.vxlan/rp_filter': '0' },
+    nft: parseTable(listingOf(desiredTable(PARAMS))),
+  });
+  const tools = (p: GatewayPlan): string[] => p.commands.map((c) => c.argv.join(' '));
+
+  it('resolves the configuration: defaults, MAC from the pod IP, sorted unique IPs', () => {
+    assert.deepEqual(want, {
+      device: 'egw.vxlan',
+      uplink: 'eth0',
+      vni: 4097,
+      port: 4790,
+      local: '10.10.10.0',
+      mac: 'a2:2a:0a:0a:0a:00',
+      nodes: ['172.31.98.11', '172.31.98.12'],
+      clients: ['10.244.0.5'],
+    });
+    assert.deepEqual(gatewayDesired({ ...CFG, nodes: ['172.31.98.11', '172.31.98.11'] }).nodes, ['172.31.98.11']);
+    assert.throws(() => gatewayDesired({ ...CFG, device: 'bad name' }), /bad device name/);
+    assert.throws(() => gatewayDesired({ ...CFG, ownIP: 'x' }), /not IPv4/);
+    assert.throws(() => gatewayDesired({ ...CFG, clients: ['10.244.0'] }), /not an IPv4 address/);
+  });
+
+  it('a kernel that is right: zero commands, zero changes', () => {
+    const p = planGateway(want, right());
+    assert.deepEqual([p.commands, p.changes, p.ipLines, p.sysctls, p.nft], [[], [], [], [], null]);
+    assert.deepEqual([p.mtu, p.mss], [1450, 1410]);
+  });
+
+  it('an empty netns: one ip batch, one sysctl shell (the new device’s rp_filter included), one nft transaction', () => {
+    const p = planGateway(want, { links: [ETH0], sysctls: { 'net.ipv4.ip_forward': '0', 'net/ipv4/conf/all/rp_filter': '1', 'net/ipv4/conf/egw.vxlan/rp_filter': null }, nft: null });
+    assert.deepEqual(tools(p), ['ip -force -batch -', `sh -c r=0; echo 1 > /proc/sys/net/ipv4/ip_forward || r=1; echo 0 > /proc/sys/net/ipv4/conf/all/rp_filter || r=1; echo 0 > ${DEV_RP} || r=1; exit $r`, 'nft -j -f -']);
+    assert.equal(p.commands[0].input, 'link add egw.vxlan type vxlan id 4097 dstport 4790 local 10.10.10.0 nolearning\nlink set dev egw.vxlan address a2:2a:0a:0a:0a:00 mtu 1450 up\n');
+    assert.deepEqual(JSON.parse(p.commands[2].input!), p.nft);
+    assert.deepEqual(p.changes.slice(0, 5), [
+      'ip link add egw.vxlan type vxlan id 4097 dstport 4790 local 10.10.10.0 nolearning',
+      'ip link set dev egw.vxlan address a2:2a:0a:0a:0a:00 mtu 1450 up',
+      'sysctl net.ipv4.ip_forward=1',
+      'sysctl net/ipv4/conf/all/rp_filter=0',
+      'sysctl net/ipv4/conf/egw.vxlan/rp_filter=0',
+    ]);
+    assert.deepEqual(p.changes.slice(5), ['nft create table ip egw-gw']);
+  });
+
+  it('link drift: exactly the ip line that fixes it, nothing else', () => {
+    const linkOnly = (link: object): GatewayPlan => planGateway(want, { ...right(), links: [ETH0, { ...VXLAN, ...link }] });
+    for (const [drift, line] of [
+      [{ mtu: 1400 }, 'link set dev egw.vxlan mtu 1450'],
+      [{ flags: ['BROADCAST'] }, 'link set dev egw.vxlan up'],
+      [{ address: '02:00:00:00:00:01' }, 'link set dev egw.vxlan address a2:2a:0a:0a:0a:00'],
+      [{ address: 'A2:2A:0A:0A:0A:00', mtu: 9000, flags: [] }, 'link set dev egw.vxlan mtu 1450 up'],
+    ] as const) {
+      const p = linkOnly(drift);
+      assert.deepEqual(tools(p), ['ip -force -batch -'], JSON.stringify(drift));
+      assert.equal(p.commands[0].input, `${line}\n`);
+    }
+  });
+
+  it('a link that cannot be changed in place is recreated, and its rp_filter written again', () => {
+    const p = planGateway(want, { ...right(), links: [ETH0, { ...VXLAN, linkinfo: { info_kind: 'vxlan', info_data: { ...VXLAN.linkinfo.info_data, port: 8472 } } }] });
+    assert.deepEqual(lines(p.commands[0].input), [
+      'link del dev egw.vxlan',
+      'link add egw.vxlan type vxlan id 4097 dstport 4790 local 10.10.10.0 nolearning',
+      'link set dev egw.vxlan address a2:2a:0a:0a:0a:00 mtu 1450 up',
+    ]);
+    assert.deepEqual(p.sysctls, [['net/ipv4/conf/egw.vxlan/rp_filter', '0']], 'the new device starts with conf/default’s value');
+    assert.deepEqual(tools(p).map((t) => t.split(' ')[0]), ['ip', 'sh']);
+  });
+
+  it('sysctl drift: one shell with only the wrong values', () => {
+    const p = planGateway(want, { ...right(), sysctls: { ...right().sysctls, 'net/ipv4/conf/all/rp_filter': '2' } });
+    assert.deepEqual(tools(p), ['sh -c r=0; echo 0 > /proc/sys/net/ipv4/conf/all/rp_filter || r=1; exit $r']);
+    assert.deepEqual(p.changes, ['sysctl net/ipv4/conf/all/rp_filter=0']);
+    const two = planGateway(want, { ...right(), sysctls: { ...right().sysctls, 'net.ipv4.ip_forward': '0', 'net/ipv4/conf/egw.vxlan/rp_filter': '1' } });
+    assert.deepEqual(two.sysctls, [
+      ['net.ipv4.ip_forward', '1'],
+      ['net/ipv4/conf/egw.vxlan/rp_filter', '0'],
+    ]);
+    assert.equal(two.commands.length, 1);
+  });
+
+  it('nft drift: one transaction (elements in place; a chain rewritten when the uplink MTU changes)', () => {
+    const p = planGateway(gatewayDesired({ ...CFG, clients: ['10.244.0.6'] }), right());
+    assert.deepEqual(tools(p), ['nft -j -f -']);
+    assert.deepEqual(p.changes, ['nft set clients: -10.244.0.5', 'nft set clients: +10.244.0.6']);
+    // a smaller uplink MTU: the tunnel's MTU (ip) and the MSS clamp (nft) follow, one command each
+    const mtu = planGateway(want, { ...right(), links: [{ ...ETH0, mtu: 1400 }, VXLAN] });
+    assert.deepEqual([mtu.mtu, mtu.mss], [1350, 1310]);
+    assert.deepEqual(tools(mtu), ['ip -force -batch -', 'nft -j -f -']);
+    assert.deepEqual(mtu.changes, ['ip link set dev egw.vxlan mtu 1350', 'nft chain forward: rules rewritten']);
+  });
+
+  it('everything wrong at once: still one command per tool, in the order ip, sysctls, nft', () => {
+    const p = planGateway(want, {
+      links: [ETH0, { ...VXLAN, mtu: 1500, flags: [] }],
+      sysctls: { 'net.ipv4.ip_forward': '0', 'net/ipv4/conf/all/rp_filter': '1', 'net/ipv4/conf/egw.vxlan/rp_filter': '1' },
+      nft: null,
+    });
+    assert.deepEqual(tools(p).map((t) => t.split(' ').slice(0, 2).join(' ')), ['ip -force', 'sh -c', 'nft -j']);
+  });
+
+  it('no uplink: an error, not a guess at the MTU', () => {
+    assert.throws(() => planGateway(want, { ...right(), links: [VXLAN] }), /no eth0/);
+  });
+
+  it('reads: links as ip prints them; sysctls with the device’s file missing', () => {
+    assert.deepEqual(parseGatewayLinks(JSON.stringify([ETH0, VXLAN])), [ETH0, VXLAN]);
+    assert.deepEqual(parseGatewayLinks(''), []);
+    const keys = gatewaySysctls('egw.vxlan').map(([k]) => k);
+    assert.deepEqual(parseSysctlsRead('1\n0\n', `cat: ${DEV_RP}: No such file or directory\n`, keys), {
+      'net.ipv4.ip_forward': '1',
+      'net/ipv4/conf/all/rp_filter': '0',
+      'net/ipv4/conf/egw.vxlan/rp_filter': null,
+    });
+    assert.deepEqual(parseSysctlsRead('1\n0\n0\n', '', keys), { 'net.ipv4.ip_forward': '1', 'net/ipv4/conf/all/rp_filter': '0', 'net/ipv4/conf/egw.vxlan/rp_filter': '0' });
+  });
+});
+
+describe('gateway: programGateway against a fake kernel (RecordingRunner)', () => {
+  it('an empty netns: three reads, then one ip batch (-force), one sysctl shell, one nft transaction', async () => {
+    const r = fakeKernel({ links: [ETH0], sysctls: '0\n1\n', missing: DEV_RP, nft: null });
     const res = await programGateway(r, CFG);
     assert.equal(res.mtu, 1450);
     assert.equal(res.mss, 1410);
+    assert.deepEqual(
+      r.calls.filter((c) => isRead(c.argv)).map((c) => c.argv.join(' ')),
+      ['ip -d -json link show', `cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/all/rp_filter ${DEV_RP}`, 'nft -j list table ip egw-gw'],
+    );
     const writes = r.calls.filter((c) => !isRead(c.argv));
     assert.deepEqual(writes[0], {
-      argv: ['ip', '-batch', '-'],
+      argv: ['ip', '-force', '-batch', '-'],
       input: 'link add egw.vxlan type vxlan id 4097 dstport 4790 local 10.10.10.0 nolearning\nlink set dev egw.vxlan address a2:2a:0a:0a:0a:00 mtu 1450 up\n',
     });
-    assert.deepEqual(
-      writes.slice(1, 4).map((c) => c.argv.join(' ')),
-      ['sh -c echo 1 > /proc/sys/net/ipv4/ip_forward', 'sh -c echo 0 > /proc/sys/net/ipv4/conf/all/rp_filter', 'sh -c echo 0 > /proc/sys/net/ipv4/conf/egw.vxlan/rp_filter'],
-    );
-    assert.deepEqual(writes[4].argv, ['nft', '-j', '-f', '-']);
-    const doc = JSON.parse(writes[4].input!);
+    assert.deepEqual(writes[1].argv, [
+      'sh',
+      '-c',
+      `r=0; echo 1 > /proc/sys/net/ipv4/ip_forward || r=1; echo 0 > /proc/sys/net/ipv4/conf/all/rp_filter || r=1; echo 0 > ${DEV_RP} || r=1; exit $r`,
+    ]);
+    assert.deepEqual(writes[2].argv, ['nft', '-j', '-f', '-']);
+    const doc = JSON.parse(writes[2].input!);
     assert.deepEqual(doc.nftables[1].add.set, { family: 'ip', table: 'egw-gw', name: 'nodes', type: 'ipv4_addr', elem: ['172.31.98.11', '172.31.98.12'] });
-    assert.equal(writes.length, 5);
+    assert.equal(writes.length, 3);
+    assert.deepEqual(res.commands.map((c) => [c.argv, c.input]), writes.map((c) => [c.argv, c.input]), 'the result lists exactly the writes');
+    assert.equal(res.changes.length, 6);
   });
 
   it('a netns that is already right gets no command but the three reads', async () => {
     const nft = listingOf(desiredTable({ ...PARAMS, nodes: ['172.31.98.11', '172.31.98.12'], clients: ['10.244.0.5'] }));
     const r = fakeKernel({ links: [ETH0, VXLAN], sysctls: '1\n0\n0\n', nft });
     const res = await programGateway(r, CFG);
-    assert.deepEqual(res.changes, []);
+    assert.deepEqual([res.changes, res.commands], [[], []]);
     assert.deepEqual(
       r.calls.map((c) => c.argv[0]),
       ['ip', 'cat', 'nft'],
     );
   });
 
-  it('fails without an uplink, or when nft cannot list', async () => {
+  it('some drift of every kind: still one write per tool', async () => {
+    const nft = listingOf(desiredTable({ ...PARAMS, clients: ['10.244.0.9'] }));
+    const r = fakeKernel({ links: [ETH0, { ...VXLAN, flags: [] }], sysctls: '0\n0\n1\n', nft });
+    const res = await programGateway(r, CFG);
+    const writes = r.calls.filter((c) => !isRead(c.argv));
+    assert.deepEqual(
+      writes.map((c) => [c.argv.join(' '), c.input]),
+      [
+        ['ip -force -batch -', 'link set dev egw.vxlan up\n'],
+        [`sh -c r=0; echo 1 > /proc/sys/net/ipv4/ip_forward || r=1; echo 0 > ${DEV_RP} || r=1; exit $r`, undefined],
+        [
+          'nft -j -f -',
+          JSON.stringify({
+            nftables: [
+              { delete: { element: { family: 'ip', table: 'egw-gw', name: 'clients', elem: ['10.244.0.9'] } } },
+              { add: { element: { family: 'ip', table: 'egw-gw', name: 'clients', elem: ['10.244.0.5'] } } },
+            ],
+          }),
+        ],
+      ],
+    );
+    assert.deepEqual(res.changes, [
+      'ip link set dev egw.vxlan up',
+      'sysctl net.ipv4.ip_forward=1',
+      'sysctl net/ipv4/conf/egw.vxlan/rp_filter=0',
+      'nft set clients: -10.244.0.9',
+      'nft set clients: +10.244.0.5',
+    ]);
+  });
+
+  it('fails without an uplink, when nft cannot list, or when cat fails for another reason', async () => {
     await assert.rejects(programGateway(fakeKernel({ links: [], sysctls: '', nft: null }), CFG), /no eth0/);
     const r = new RecordingRunner((argv) =>
       argv[0] === 'nft' ? { code: 1, stdout: '', stderr: 'Error: Operation not permitted' } : argv[0] === 'ip' ? { code: 0, stdout: JSON.stringify([ETH0, VXLAN]), stderr: '' } : { code: 0, stdout: '1\n0\n0\n', stderr: '' },
     );
     await assert.rejects(programGateway(r, CFG), /Operation not permitted/);
+    assert.equal(r.calls.filter((c) => !isRead(c.argv)).length, 0, 'nothing written after a failed read');
+    const cat = new RecordingRunner((argv) => (argv[0] === 'cat' ? { code: 1, stdout: '', stderr: 'cat: /proc/sys/net/ipv4/ip_forward: Permission denied\n' } : { code: 0, stdout: JSON.stringify([ETH0, VXLAN]), stderr: '' }));
+    await assert.rejects(programGateway(cat, CFG), /Permission denied/);
+  });
+
+  it('a failed write stops the reconcile there (the caller retries and the next one re-reads)', async () => {
+    const empty = fakeAnswer({ links: [ETH0], sysctls: '0\n1\n', missing: DEV_RP, nft: null });
+    const r = new RecordingRunner((argv) => (argv.join(' ') === 'ip -force -batch -' ? { code: 1, stdout: '', stderr: 'RTNETLINK answers: Operation not permitted' } : empty(argv)));
+    await assert.rejects(programGateway(r, CFG), /ip -force -batch - failed/);
+    assert.deepEqual(r.calls.filter((c) => !isRead(c.argv)).map((c) => c.argv[0]), ['ip']);
   });
 });
 
