@@ -88,7 +88,8 @@ export interface PodOptions {
   metadata?: Partial<ObjectMeta>;
 }
 
-function podStatus(o: PodOptions): PodStatus | undefined {
+/** The status pod() gives for these options (also what a test playing the kubelet writes). */
+export function podStatus(o: PodOptions): PodStatus | undefined {
   if (o.status) return o.status;
   if (o.ip === undefined && o.hostIP === undefined && o.phase === undefined && o.ready === undefined) return undefined;
   const phase = o.phase ?? 'Running';

@@ -4,7 +4,7 @@
 // START_AT_MS (epoch ms) makes several children begin at the same moment.
 import { SqliteStore } from '../../src/datastore/sqlite.js';
 import { Ipam } from '../../src/ipam/index.js';
-import { ippool } from './helpers.js';
+import { ippool } from '../helpers/resources.js';
 
 const [dbPath, nodeName, countArg, prefix, cidr, blockSizeArg, startAtArg] = process.argv.slice(2);
 const count = Number(countArg);
