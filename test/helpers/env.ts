@@ -17,6 +17,8 @@ export const KEEP = !!process.env.EGW_TEST_KEEP;
 
 /** What the lab tests run by default. */
 export const LAB_TOOLS: readonly string[] = ['ip', 'nft', 'curl', 'ping'];
+/** What the network-namespace tests of the data plane and the agent run (test/dataplane/netns.ts). */
+export const NETNS_TOOLS: readonly string[] = ['ip', 'nft', 'bridge'];
 
 const known = new Map<string, string | undefined>();
 

@@ -20,9 +20,10 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 
 /**
  * Calls fn until it returns a truthy value and resolves with that value (true for a plain predicate). After
- * timeoutMs it rejects with `timed out after <timeoutMs> ms waiting for <what>`.
+ * timeoutMs it rejects with `timed out after <timeoutMs> ms waiting for <what>`; a function `what` is called then,
+ * so the message can tell what was seen instead.
  */
-export async function until<T>(what: string, fn: () => Awaitable<T | undefined | null | false>, timeoutMs = 5000, opts: PollOptions = {}): Promise<T> {
+export async function until<T>(what: string | (() => string), fn: () => Awaitable<T | undefined | null | false>, timeoutMs = 5000, opts: PollOptions = {}): Promise<T> {
   const everyMs = opts.everyMs ?? 10;
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
@@ -36,7 +37,7 @@ export async function until<T>(what: string, fn: () => Awaitable<T | undefined |
     }
     if (Date.now() > deadline) {
       const why = lastError === undefined ? '' : `; last error: ${lastError instanceof Error ? lastError.message : String(lastError)}`;
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${why}`);
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'function' ? what() : what}${why}`);
     }
     await sleep(everyMs);
   }
