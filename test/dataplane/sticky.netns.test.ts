@@ -18,6 +18,7 @@ import { localRunner, netnsRunner, type Runner } from '../../src/dataplane/exec.
 import { NodeDataplane } from '../../src/dataplane/node.js';
 import { desiredState, natConfig, writesOf } from './helpers.js';
 import { NETNS_TOOLS, SHOW_NFT, suiteGate } from '../helpers/env.js';
+import { sleep } from '../helpers/wait.js';
 import { CountingRunner } from './netns.js';
 
 const root = suiteGate(NETNS_TOOLS);
@@ -374,7 +375,7 @@ describe('per-connection stickiness in network namespaces', { skip: root.skip },
   test('B briefly not ready while its connections are idle, then back: it gets its old mark (not the lowest free) and they resume', async () => {
     // idle: let the delayed ACKs of the last round leave first (one of them taking the ECMP route via C during the
     // blip would make C reset the connection)
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
     // A leaves as well, so the lowest free mark (1) differs from B's (2)
     await reconcile(state([C], [entry(B, { ready: false }), entry(C)]));
     assert.deepEqual(await marksInKernel(node), { [C]: MARK[3] });

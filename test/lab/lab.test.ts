@@ -18,7 +18,7 @@ import { memoryLogger } from '../../src/log.js';
 import { inNs, ipJson, run } from '../helpers/e2e.js';
 import { gate } from '../helpers/env.js';
 import { ippool, pod } from '../helpers/resources.js';
-import { LAB_POLL, until } from '../helpers/wait.js';
+import { LAB_POLL, sleep, until } from '../helpers/wait.js';
 
 const SHIM = fileURLToPath(new URL('./egw-shim.ts', import.meta.url));
 const EGW = [process.execPath, '--import', import.meta.resolve('tsx'), SHIM];
@@ -299,7 +299,7 @@ test('a two-node lab: topology, pods, routing, firewall, kubelet restart, pod de
     const cur = (await store!.get({ kind: 'Pod', namespace: 'default', name: 'draining' }))!;
     const stopAt = Date.now() + 1500;
     await store!.update({ ...cur, metadata: { ...cur.metadata, deletionTimestamp: new Date(stopAt).toISOString(), deletionGracePeriodSeconds: 1 } });
-    await new Promise((r) => setTimeout(r, 700));
+    await sleep(700);
     assert.ok(isRunning(container), 'still running inside its grace period');
     assert.ok(existsSync(`/run/netns/${netns}`));
     assert.equal((await curl(netns, 'http://198.51.100.10/')).code, 0);
