@@ -4,10 +4,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ANNOTATION } from '../../src/api/types.js';
 import { inNs, LabHarness, run } from '../helpers/e2e.js';
 import { gate, suiteGate } from '../helpers/env.js';
-import { namespaceNamed } from '../helpers/resources.js';
+import { clientPod, felixConfiguration, namespaceNamed, pod } from '../helpers/resources.js';
 import { demoManifests, ECHO, FIXTURES, kernelHops } from '../helpers/scenarios.js';
 import { LAB_POLL, sleep, until } from '../helpers/wait.js';
 
@@ -77,16 +76,7 @@ describe('data plane end to end', { skip: root.skip }, () => {
 
   test('a policy annotation naming a missing policy blocks egress at the client node', async (t) => {
     if (!gate(t)) return;
-    await lab.apply(`apiVersion: v1
-kind: Pod
-metadata:
-  name: client-missing
-  namespace: plain
-  annotations: {${ANNOTATION.egressGatewayPolicy}: no-such-policy}
-spec:
-  nodeName: node-1
-  containers: [{name: c}]
-`);
+    await lab.applyResources(clientPod('plain', 'client-missing', { policy: 'no-such-policy' }, { node: 'node-1' }));
     const pod = await lab.podReady('plain', 'client-missing');
     const node = lab.nodeNetns(pod.node);
     // The client's node decides: an unreachable route, answered with ICMP host-unreachable (rate-limited by the
@@ -100,29 +90,18 @@ spec:
   test('a pod annotation overrides its namespace only under EnabledPerNamespaceOrPerPod', async (t) => {
     if (!gate(t)) return;
     // The namespace says "red"; the pod asks for "blue", which has no gateways: unreachable when the pod counts.
-    await lab.apply(`apiVersion: v1
-kind: Pod
-metadata:
-  name: client-blue
-  namespace: tenant-a
-  annotations:
-    ${ANNOTATION.selector}: "egress-code == 'blue'"
-    ${ANNOTATION.namespaceSelector}: "${namespaceNamed('default')}"
-spec:
-  nodeName: node-2
-  containers: [{name: c}]
-`);
+    await lab.applyResources(clientPod('tenant-a', 'client-blue', { selector: "egress-code == 'blue'", namespaceSelector: namespaceNamed('default') }, { node: 'node-2' }));
     const pod = await lab.podReady('tenant-a', 'client-blue');
     const node = lab.nodeNetns(pod.node);
     const verdict = () => routeVerdict(node, pod.ip, ECHO);
     await until('pod annotation honoured (no blue gateway: unreachable)', async () => (await verdict()) === 'unreachable', 10_000, LAB_POLL);
-    await lab.apply('apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata: {name: default}\nspec: {egressIPSupport: EnabledPerNamespace}\n');
+    await lab.applyResources(felixConfiguration({ egressIPSupport: 'EnabledPerNamespace' }));
     const seen = await until('pod annotation ignored under EnabledPerNamespace', async () => {
       const r = await lab.curl('tenant-a', 'client-blue', `http://${ECHO}/`);
       return r && gatewayIps.includes(r.sourceIp) ? r.sourceIp : undefined;
     }, 10_000, LAB_POLL);
     assert.ok(gatewayIps.includes(seen));
-    await lab.apply('apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata: {name: default}\nspec: {egressIPSupport: EnabledPerNamespaceOrPerPod}\n');
+    await lab.applyResources(felixConfiguration({ egressIPSupport: 'EnabledPerNamespaceOrPerPod' }));
     await until('back to per-pod', async () => (await verdict()) === 'unreachable', 10_000, LAB_POLL);
     const r = await inNs(pod.netns, [process.execPath, join(FIXTURES, 'tcp-connect.mjs'), ECHO, '80']);
     assert.notEqual(r.stdout.trim(), 'connected');
@@ -130,13 +109,7 @@ spec:
 
   test('cluster-internal traffic (pod to pod across nodes) never goes through a gateway', async (t) => {
     if (!gate(t)) return;
-    await lab.apply(`apiVersion: v1
-kind: Pod
-metadata: {name: server, namespace: plain}
-spec:
-  nodeName: node-2
-  containers: [{name: echo, command: [egw, lab, echo, --http-port, "8080", --tcp-port, "7070"]}]
-`);
+    await lab.applyResources(pod('plain', 'server', { node: 'node-2', containers: [{ name: 'echo', command: ['egw', 'lab', 'echo', '--http-port', '8080', '--tcp-port', '7070'] }] }));
     const server = await lab.podReady('plain', 'server');
     const client = await lab.podReady('tenant-a', 'client-a');
     const seen = await until('the in-cluster echo server answers', () => lab.curl('tenant-a', 'client-a', `http://${server.ip}:8080/`), 15_000, LAB_POLL);

@@ -7,6 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { stringify } from 'yaml';
+import type { Resource } from '../../src/api/meta.js';
 import { openStore } from '../../src/datastore/open.js';
 import type { Store } from '../../src/datastore/types.js';
 import { labDown, labUp, readLabState, type LabInfo } from '../../src/lab/index.js';
@@ -82,6 +84,11 @@ export class LabHarness {
   async apply(yaml: string): Promise<void> {
     const r = await this.egw(['apply', '-f', '-'], yaml);
     assert.equal(r.code, 0, r.stderr);
+  }
+
+  /** `egw apply` of objects made with test/helpers/resources.ts, as YAML. */
+  async applyResources(...objects: Resource[]): Promise<void> {
+    await this.apply(objects.map((o) => stringify(o)).join('---\n'));
   }
 
   async pod(ns: string, name: string): Promise<Pod | undefined> {

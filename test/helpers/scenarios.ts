@@ -6,11 +6,12 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import { stringify } from 'yaml';
 import { readyCondition } from '../../src/api/pod.js';
 import { NETNS_ANNOTATION } from '../../src/lab/topology.js';
 import { ROOT } from './cli.js';
 import { inNs, run, type LabHarness } from './e2e.js';
-import { namespaceNamed } from './resources.js';
+import { egressGateway, namespaceNamed, policy } from './resources.js';
 import { LAB_POLL, sleep, until } from './wait.js';
 
 export const FIXTURES = fileURLToPath(new URL('../e2e/fixtures/', import.meta.url));
@@ -32,34 +33,28 @@ export function demoScenario(opts: { replicas: number; graceSeconds?: number }):
     .replace(/terminationGracePeriodSeconds: \d+/, `terminationGracePeriodSeconds: ${opts.graceSeconds ?? 10}`);
 }
 
+/** The demo's EgressGateway default/red (YAML) with `replicas` pods on the Linux nodes and their grace period. */
 export function gatewayManifest(replicas: number, graceSeconds = 10): string {
-  return `apiVersion: operator.tigera.io/v1
-kind: EgressGateway
-metadata: {name: red, namespace: default}
-spec:
-  replicas: ${replicas}
-  ipPools: [{name: egress-ippool-1}]
-  template:
-    metadata: {labels: {egress-code: red}}
-    spec:
-      nodeSelector: {kubernetes.io/os: linux}
-      terminationGracePeriodSeconds: ${graceSeconds}
-`;
+  return stringify(
+    egressGateway('default', 'red', {
+      replicas,
+      ipPools: [{ name: 'egress-ippool-1' }],
+      template: { metadata: { labels: { 'egress-code': 'red' } }, spec: { nodeSelector: { 'kubernetes.io/os': 'linux' }, terminationGracePeriodSeconds: graceSeconds } },
+    }),
+  );
 }
 
+/** The demo's EgressGatewayPolicy egw-policy1 (YAML): an on-prem range without gateway, the rest via red. */
 export function policyManifest(opts: { maxNextHops?: number; onPremCidr?: string; onPremDescription?: string }): string {
-  return `apiVersion: projectcalico.org/v3
-kind: EgressGatewayPolicy
-metadata: {name: egw-policy1}
-spec:
-  rules:
-    - destination: {cidr: ${opts.onPremCidr ?? '203.0.113.0/24'}}
-      description: "${opts.onPremDescription ?? 'On-prem: no gateway'}"
-    - description: "Internet: via red"
-      gateway:
-        namespaceSelector: "${namespaceNamed('default')}"
-        selector: "egress-code == 'red'"
-${opts.maxNextHops !== undefined ? `        maxNextHops: ${opts.maxNextHops}\n` : ''}`;
+  return stringify(
+    policy('egw-policy1', [
+      { destination: { cidr: opts.onPremCidr ?? '203.0.113.0/24' }, description: opts.onPremDescription ?? 'On-prem: no gateway' },
+      {
+        description: 'Internet: via red',
+        gateway: { namespaceSelector: namespaceNamed('default'), selector: "egress-code == 'red'", ...(opts.maxNextHops !== undefined ? { maxNextHops: opts.maxNextHops } : {}) },
+      },
+    ]),
+  );
 }
 
 /** Gateway pods of "red" that run with an IP, not terminating. */
