@@ -266,6 +266,24 @@ export function twoNodeCluster(o: { nodeIp?: string; clientAnnotations?: Annotat
   ];
 }
 
+/**
+ * One gateway and one client, as the gateway tests see them: nodes n1 (172.31.98.11, the client's) and n2
+ * (172.31.98.12), namespaces egw and app, the EgressGateway egw/red (or the one given), its pod egw/red-1 on n2
+ * (ready with gatewayIp; Pending without), and app/c1 (10.244.0.5 on n1) choosing red in any namespace.
+ */
+export function oneGatewayCluster(o: { egressGateway?: EgressGateway; gatewayIp?: string } = {}): Resource[] {
+  return [
+    felixConfiguration(),
+    node('n1', { ip: '172.31.98.11', hostnameAddress: true }),
+    node('n2', { ip: '172.31.98.12', hostnameAddress: true }),
+    namespace('egw'),
+    namespace('app'),
+    o.egressGateway ?? egressGateway('egw', 'red'),
+    gatewayPod('egw', 'red-1', 'red', o.gatewayIp === undefined ? { node: 'n2', phase: 'Pending' } : { node: 'n2', ip: o.gatewayIp }),
+    clientPod('app', 'c1', { selector: "egress-code == 'red'", namespaceSelector: 'all()' }, { node: 'n1', ip: '10.244.0.5' }),
+  ];
+}
+
 // ---- names -----------------------------------------------------------------------------------------------------
 
 /** A pseudo-random source that always yields the same sequence (for the controller's generated pod names). */
