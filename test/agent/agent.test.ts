@@ -5,13 +5,15 @@ import { describe, test } from 'node:test';
 import { startAgent } from '../../src/agent/agent.js';
 import { natConfigFromResources } from '../../src/agent/nat.js';
 import type { Resource } from '../../src/api/meta.js';
+import { ANNOTATION } from '../../src/api/types.js';
 import { READ } from '../../src/dataplane/commands.js';
 import { RecordingRunner, type RunResult } from '../../src/dataplane/exec.js';
 import { MemoryStore } from '../../src/datastore/memory.js';
 import { memoryLogger } from '../../src/log.js';
 import { cannedAnswer, lines } from '../dataplane/helpers.js';
 import { ADDRS } from '../dataplane/samples.js';
-import { cluster } from './resources.js';
+import { egressGateway, ippool, twoNodeCluster } from '../helpers/resources.js';
+import { sleep, until } from '../helpers/wait.js';
 
 const ADDRS_9000 = ADDRS.replace('"mtu":1500', '"mtu":9000');
 
@@ -27,14 +29,6 @@ function emptyNodeRunner(fail: (argv: string[]) => RunResult | null = () => null
 
 const ipBatches = (r: RecordingRunner) => r.calls.filter((c) => c.argv[0] === 'ip' && c.argv.includes('-batch'));
 
-async function until(cond: () => boolean, ms = 2000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 async function storeWith(resources: Resource[]): Promise<MemoryStore> {
   const s = new MemoryStore();
   for (const r of resources) await s.create(r);
@@ -43,16 +37,13 @@ async function storeWith(resources: Resource[]): Promise<MemoryStore> {
 
 describe('NAT configuration from pools', () => {
   test('egress pools (by name or CIDR) are excluded from masquerade and listed for the return rule', () => {
-    const pools: Resource[] = [
-      { apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: 'a' }, spec: { cidr: '10.244.0.0/16', natOutgoing: true } },
-      { apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: 'b' }, spec: { cidr: '10.10.0.0/29', natOutgoing: true } },
-      { apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: 'c' }, spec: { cidr: '10.20.0.0/30' } },
-      { apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: 'd' }, spec: { cidr: '10.30.0.0/24', natOutgoing: false } },
+    const pools = [
+      ippool('a', '10.244.0.0/16', { natOutgoing: true }),
+      ippool('b', '10.10.0.0/29', { natOutgoing: true }),
+      ippool('c', '10.20.0.0/30'),
+      ippool('d', '10.30.0.0/24', { natOutgoing: false }),
     ];
-    const gws: Resource[] = [
-      { apiVersion: 'operator.tigera.io/v1', kind: 'EgressGateway', metadata: { name: 'x', namespace: 'n' }, spec: { ipPools: [{ name: 'b' }] } },
-      { apiVersion: 'operator.tigera.io/v1', kind: 'EgressGateway', metadata: { name: 'y', namespace: 'n' }, spec: { ipPools: [{ cidr: '10.20.0.0/30' }, { name: 'missing' }] } },
-    ];
+    const gws = [egressGateway('n', 'x', { ipPools: [{ name: 'b' }] }), egressGateway('n', 'y', { ipPools: [{ cidr: '10.20.0.0/30' }, { name: 'missing' }] })];
     assert.deepEqual(natConfigFromResources(pools, gws, { enabled: true, underlayDevice: 'eth0' }), {
       enabled: true,
       underlayDevice: 'eth0',
@@ -65,11 +56,11 @@ describe('NAT configuration from pools', () => {
 
 describe('agent with a recording runner', () => {
   test('programs the node from the store, with the tunnel MTU from the underlay device', async () => {
-    const store = await storeWith(cluster());
+    const store = await storeWith(twoNodeCluster());
     const runner = emptyNodeRunner();
     const ac = new AbortController();
     const agent = startAgent({ store, node: 'n1', runner, signal: ac.signal, log: memoryLogger() });
-    await until(() => agent.status().reconciles >= 1);
+    await until('the first reconcile', () => agent.status().reconciles >= 1, 2000);
     const batch = lines(ipBatches(runner)[0].input);
     assert.equal(batch[0], 'link add egw.vxlan mtu 8950 type vxlan id 4097 dstport 4790 local 172.31.99.11 nolearning');
     assert.ok(batch.some((l) => /^rule add from 10\.244\.0\.5\/32 lookup \d+ priority 100$/.test(l)));
@@ -84,25 +75,25 @@ describe('agent with a recording runner', () => {
   });
 
   test('a burst of changes is debounced into few reconciles; unrelated changes reconcile nothing', async () => {
-    const store = await storeWith(cluster());
+    const store = await storeWith(twoNodeCluster());
     const runner = emptyNodeRunner();
     const ac = new AbortController();
     const agent = startAgent({ store, node: 'n1', runner, signal: ac.signal, debounceMs: 30 });
-    await until(() => agent.status().reconciles >= 1);
+    await until('the first reconcile', () => agent.status().reconciles >= 1, 2000);
     const before = ipBatches(runner).length;
     // a namespace label nobody selects on: desired state unchanged → no reconcile
     for (let i = 0; i < 20; i++) {
       const ns = (await store.get({ kind: 'Namespace', namespace: '', name: 'app' }))!;
       await store.update({ ...ns, metadata: { ...ns.metadata, labels: { ...ns.metadata.labels, n: String(i) } } });
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
     assert.equal(ipBatches(runner).length, before);
     // 20 client annotation flips (ending at maxNextHops 1) in a burst: at most a couple of reconciles
     for (let i = 0; i < 20; i++) {
       const p = (await store.get({ kind: 'Pod', namespace: 'app', name: 'client' }))!;
-      await store.update({ ...p, metadata: { ...p.metadata, annotations: { ...p.metadata.annotations, 'egress.projectcalico.org/maxNextHops': i % 2 ? '1' : '2' } } });
+      await store.update({ ...p, metadata: { ...p.metadata, annotations: { ...p.metadata.annotations, [ANNOTATION.maxNextHops]: i % 2 ? '1' : '2' } } });
     }
-    await new Promise((r) => setTimeout(r, 150));
+    await sleep(150);
     const n = ipBatches(runner).length - before;
     assert.ok(n >= 1 && n <= 3, `reconciles after burst: ${n}`);
     ac.abort();
@@ -110,13 +101,13 @@ describe('agent with a recording runner', () => {
   });
 
   test('a failing reconcile is retried with backoff and the agent keeps going', async () => {
-    const store = await storeWith(cluster());
+    const store = await storeWith(twoNodeCluster());
     let failuresLeft = 2;
     const runner = emptyNodeRunner((argv) => (argv[0] === 'ip' && argv.includes('-batch') && failuresLeft-- > 0 ? { code: 1, stdout: '', stderr: 'RTNETLINK answers: Operation not permitted\n' } : null));
     const log = memoryLogger();
     const ac = new AbortController();
     const agent = startAgent({ store, node: 'n1', runner, signal: ac.signal, log });
-    await until(() => agent.status().reconciles >= 1, 3000);
+    await until('the first reconcile', () => agent.status().reconciles >= 1, 3000);
     assert.equal(ipBatches(runner).length, 3);
     assert.equal(agent.status().failures, 0);
     assert.match(agent.status().lastError ?? '', /Operation not permitted/);
@@ -126,15 +117,15 @@ describe('agent with a recording runner', () => {
   });
 
   test('abort: done resolves, nothing is written afterwards; an already-aborted signal starts nothing', async () => {
-    const store = await storeWith(cluster());
+    const store = await storeWith(twoNodeCluster());
     const runner = emptyNodeRunner();
     const ac = new AbortController();
     const agent = startAgent({ store, node: 'n1', runner, signal: ac.signal, resyncMs: 20 });
-    await until(() => agent.status().reconciles >= 1);
+    await until('the first reconcile', () => agent.status().reconciles >= 1, 2000);
     ac.abort();
     await agent.done;
     const calls = runner.calls.length;
-    await new Promise((r) => setTimeout(r, 60));
+    await sleep(60);
     assert.equal(runner.calls.length, calls);
     const r2 = emptyNodeRunner();
     await startAgent({ store, node: 'n1', runner: r2, signal: AbortSignal.abort() }).done;
@@ -142,11 +133,11 @@ describe('agent with a recording runner', () => {
   });
 
   test('periodic resync reconciles even without changes', async () => {
-    const store = await storeWith(cluster());
+    const store = await storeWith(twoNodeCluster());
     const runner = emptyNodeRunner();
     const ac = new AbortController();
     const agent = startAgent({ store, node: 'n1', runner, signal: ac.signal, resyncMs: 30 });
-    await until(() => agent.status().reconciles >= 3);
+    await until('3 reconciles', () => agent.status().reconciles >= 3, 2000);
     ac.abort();
     await agent.done;
   });

@@ -13,16 +13,18 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import type { Pod } from '../../src/api/types.js';
+import { readyCondition } from '../../src/api/pod.js';
+import { ANNOTATION, type Pod } from '../../src/api/types.js';
 import type { Watch } from '../../src/datastore/types.js';
-import { ROOT } from '../helpers/cli.js';
 import { stateFiles } from '../../src/lab/names.js';
-import { E2E, LabHarness, missingPrerequisite, run, sleep, until } from '../helpers/e2e.js';
+import { NETNS_ANNOTATION } from '../../src/lab/topology.js';
+import { LabHarness, run } from '../helpers/e2e.js';
+import { suiteGate } from '../helpers/env.js';
+import { cutGatewayLink, demoManifests, ECHO, restoreGatewayLink } from '../helpers/scenarios.js';
+import { LAB_POLL, sleep, until } from '../helpers/wait.js';
 
-const ECHO = '198.51.100.10';
 const PROBE = { ips: [ECHO], intervalSeconds: 1, timeoutSeconds: 2 };
 
 /** A lab named `th<hex>` (this suite's prefix). */
@@ -32,10 +34,7 @@ class Lab extends LabHarness {
 
 /** The demo scenario with 3 replicas (the /30 pool holds 4 addresses) and an ICMP probe on the EgressGateway. */
 function scenario(): string {
-  const text = readdirSync(join(ROOT, 'examples', 'demo'))
-    .sort()
-    .map((f) => readFileSync(join(ROOT, 'examples', 'demo', f), 'utf8'))
-    .join('\n---\n');
+  const text = demoManifests();
   assert.match(text, /replicas: 2\n/);
   return text.replace(
     /replicas: 2\n/,
@@ -98,9 +97,9 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-const skipReason = missingPrerequisite(['ip', 'nft', 'curl', 'ping']);
+const root = suiteGate(['ip', 'nft', 'curl', 'ping']);
 
-describe('failover in a lab (3 gateways, a new connection every 20 ms)', { skip: !E2E && skipReason ? skipReason : false, timeout: 240_000 }, () => {
+describe('failover in a lab (3 gateways, a new connection every 20 ms)', { skip: root.skip, timeout: 240_000 }, () => {
   const lab = new Lab();
   const requests: Req[] = [];
   let client: ChildProcess | null = null;
@@ -124,29 +123,26 @@ describe('failover in a lab (3 gateways, a new connection every 20 ms)', { skip:
     return out;
   };
 
-  /** Polls every 10 ms (until() in e2e.ts polls every 100 ms: too coarse to measure detection). */
-  const waitRoutes = async (what: string, cond: (via: Set<string>) => boolean, timeoutMs: number): Promise<number> => {
-    const start = Date.now();
-    for (;;) {
-      if (cond(await routedVia())) return Date.now();
-      if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-      await sleep(10);
-    }
-  };
+  /** When node-1's routes first met cond (epoch ms); polled every 10 ms (LAB_POLL is too coarse to measure detection). */
+  const waitRoutes = (what: string, cond: (via: Set<string>) => boolean, timeoutMs: number): Promise<number> =>
+    until(what, async () => cond(await routedVia()) && Date.now(), timeoutMs, { everyMs: 10 });
 
   const agentLog = (node: string): string => readFileSync(stateFiles.logFile(lab.info.stateDir, `agent-${node}`), 'utf8');
 
-  const readyCondition = async (name: string) => (await lab.pod('default', name))?.status?.conditions?.find((c) => c.type === 'Ready');
+  const readyOf = async (name: string) => {
+    const p = await lab.pod('default', name);
+    return p && readyCondition(p);
+  };
 
   before(async () => {
-    if (skipReason) assert.fail(`EGW_E2E=1 but the lab cannot run: ${skipReason}`);
+    root.check();
     await lab.up();
     // every Ready condition a gateway pod ever had, from the beginning of the store's history
     watch = await lab.store.watch({ kind: 'Pod', fromRevision: 0 }, (events) => {
       for (const ev of events) {
         const p = ev.object as Pod;
-        if (p.metadata.annotations?.['egw.dev/egress-gateway'] === undefined) continue;
-        const c = p.status?.conditions?.find((x) => x.type === 'Ready');
+        if (p.metadata.annotations?.[ANNOTATION.gatewayOf] === undefined) continue;
+        const c = readyCondition(p);
         if (!c) continue;
         const h = readyHistory.get(p.metadata.name) ?? [];
         const label = `${c.status}/${c.reason ?? ''}`;
@@ -160,13 +156,14 @@ describe('failover in a lab (3 gateways, a new connection every 20 ms)', { skip:
     gateways = await until(
       'three gateway pods running',
       async () => {
-        const pods = (await lab.gatewayPods('red')).filter((p) => p.status?.podIPs?.[0]?.ip && p.metadata.annotations?.['egw.dev/netns']);
+        const pods = (await lab.gatewayPods('red')).filter((p) => p.status?.podIPs?.[0]?.ip && p.metadata.annotations?.[NETNS_ANNOTATION]);
         if (pods.length !== 3) return undefined;
-        return pods.map((p) => ({ name: p.metadata.name, ip: p.status!.podIPs![0].ip, netns: p.metadata.annotations!['egw.dev/netns'] })).sort((a, b) => (a.ip < b.ip ? -1 : 1));
+        return pods.map((p) => ({ name: p.metadata.name, ip: p.status!.podIPs![0].ip, netns: p.metadata.annotations![NETNS_ANNOTATION] })).sort((a, b) => (a.ip < b.ip ? -1 : 1));
       },
       40_000,
+      LAB_POLL,
     );
-    await until('node-1 routes via all three gateways', async () => (await routedVia()).size === 3, 30_000);
+    await until('node-1 routes via all three gateways', async () => (await routedVia()).size === 3, 30_000, LAB_POLL);
     const { netns } = await lab.podReady('tenant-a', 'client-a');
     client = spawn('ip', ['netns', 'exec', netns, process.execPath, '-e', CLIENT, `http://${ECHO}/`, '20', String(REQUEST_TIMEOUT_MS)], { stdio: ['ignore', 'pipe', 'inherit'] });
     let buf = '';
@@ -179,7 +176,7 @@ describe('failover in a lab (3 gateways, a new connection every 20 ms)', { skip:
         buf = buf.slice(i + 1);
       }
     });
-    await until('the client loop runs', async () => requests.filter((r) => r.ok).length >= 20, 10_000);
+    await until('the client loop runs', async () => requests.filter((r) => r.ok).length >= 20, 10_000, LAB_POLL);
   });
 
   after(async () => {
@@ -191,7 +188,7 @@ describe('failover in a lab (3 gateways, a new connection every 20 ms)', { skip:
 
   test('gateway pods: Ready=False/GatewayStarting from the lab kubelet, then Ready=True/GatewayReady from the gateway', async () => {
     for (const g of gateways) {
-      await until(`${g.name} Ready`, async () => (await readyCondition(g.name))?.status === 'True', 10_000);
+      await until(`${g.name} Ready`, async () => (await readyOf(g.name))?.status === 'True', 10_000, LAB_POLL);
       const h = readyHistory.get(g.name) ?? [];
       assert.equal(h[0], 'False/GatewayStarting', `${g.name}: ${h.join(' → ')}`);
       assert.equal(h.at(-1), 'True/GatewayReady', `${g.name}: ${h.join(' → ')}`);
@@ -209,8 +206,7 @@ describe('failover in a lab (3 gateways, a new connection every 20 ms)', { skip:
       const others = gateways.filter((x) => x !== g).map((x) => x.ip);
       assert.equal((await routedVia()).size, 3, 'all three in the routes before the cut');
       const cut = Date.now();
-      const r = await run(['ip', '-n', g.netns, 'link', 'set', 'eth0', 'down']);
-      assert.equal(r.code, 0, r.stderr);
+      await cutGatewayLink(g.netns);
       detections.push((await waitRoutes(`${g.ip} out of node-1's routes`, (v) => !v.has(g.ip), 5000)) - cut);
       await sleep(2500 - (Date.now() - cut));
       await sleep(REQUEST_TIMEOUT_MS + 100); // let the last requests of the window end
@@ -225,17 +221,10 @@ describe('failover in a lab (3 gateways, a new connection every 20 ms)', { skip:
 
       // the link comes back (a link going down drops the pod's routes: put them back as the kubelet made them)
       const back = Date.now();
-      for (const argv of [
-        ['link', 'set', 'eth0', 'up'],
-        ['route', 'replace', '169.254.1.1', 'dev', 'eth0', 'scope', 'link'],
-        ['route', 'replace', 'default', 'via', '169.254.1.1', 'dev', 'eth0'],
-      ]) {
-        const x = await run(['ip', '-n', g.netns, ...argv]);
-        assert.equal(x.code, 0, x.stderr);
-      }
+      await restoreGatewayLink(g.netns);
       const backAt = await waitRoutes(`${g.ip} back in the routes`, (v) => v.has(g.ip), 6000);
       comebacks.push(backAt - back);
-      await until(`${g.ip} used again`, async () => requests.some((q) => q.t > back && q.ok && q.ip === g.ip), 5000);
+      await until(`${g.ip} used again`, async () => requests.some((q) => q.t > back && q.ok && q.ip === g.ip), 5000, LAB_POLL);
       await sleep(REQUEST_TIMEOUT_MS + 300);
       const rb = analyse(requests, back, Date.now() - REQUEST_TIMEOUT_MS - 50);
       t.diagnostic(`  back after ${comebacks.at(-1)} ms; ${rb.failures}/${rb.requests} failed meanwhile; by gateway ${JSON.stringify(rb.byIp)}`);
@@ -256,7 +245,7 @@ describe('failover in a lab (3 gateways, a new connection every 20 ms)', { skip:
   test('ICMP probe target stops answering for one gateway: out of the routes within timeoutSeconds + 1 s; back afterwards', async (t) => {
     const g = gateways[1];
     const ext = `egw-${lab.name}-ext`;
-    await until('all three in the routes', async () => (await routedVia()).size === 3, 5000);
+    await until('all three in the routes', async () => (await routedVia()).size === 3, 5000, LAB_POLL);
     const t0 = Date.now();
     const add = await run([
       'sh',
@@ -272,8 +261,8 @@ EOF`,
       const took = (await waitRoutes(`${g.ip} out of the routes`, (v) => !v.has(g.ip), (PROBE.timeoutSeconds + 3) * 1000)) - t0;
       t.diagnostic(`ICMP target silent for ${g.name}: out of node-1's routes after ${took} ms (timeoutSeconds ${PROBE.timeoutSeconds}, intervalSeconds ${PROBE.intervalSeconds})`);
       assert.ok(took <= (PROBE.timeoutSeconds + 1) * 1000, `out after ${took} ms`);
-      await until('Pod Ready=False ICMPProbeFailing', async () => (await readyCondition(g.name))?.reason === 'ICMPProbeFailing', 3000);
-      const c = await readyCondition(g.name);
+      await until('Pod Ready=False ICMPProbeFailing', async () => (await readyOf(g.name))?.reason === 'ICMPProbeFailing', 3000, LAB_POLL);
+      const c = await readyOf(g.name);
       assert.equal(c?.status, 'False');
       assert.equal(c?.message, `icmp probe: no reply from ${ECHO} for ${PROBE.timeoutSeconds}s`);
       assert.match(agentLog('node-1'), new RegExp(`gateway default/${g.name} DOWN: gateway reports not ready`));
@@ -291,9 +280,9 @@ EOF`,
       await run(['ip', 'netns', 'exec', ext, 'nft', 'delete', 'table', 'ip', nftTable]);
     }
     const back = Date.now();
-    await until(`${g.ip} back in the routes`, async () => (await routedVia()).has(g.ip), 8000);
+    await until(`${g.ip} back in the routes`, async () => (await routedVia()).has(g.ip), 8000, LAB_POLL);
     t.diagnostic(`ICMP answered again: back in the routes after ${Date.now() - back} ms`);
-    await until('Pod Ready=True', async () => (await readyCondition(g.name))?.status === 'True', 3000);
-    await until(`${g.ip} used again`, async () => requests.some((q) => q.t > back && q.ok && q.ip === g.ip), 5000);
+    await until('Pod Ready=True', async () => (await readyOf(g.name))?.status === 'True', 3000, LAB_POLL);
+    await until(`${g.ip} used again`, async () => requests.some((q) => q.t > back && q.ok && q.ip === g.ip), 5000, LAB_POLL);
   });
 });

@@ -8,6 +8,7 @@ import { startAgent } from '../../src/agent/agent.js';
 import { parseGoDuration } from '../../src/api/parse.js';
 import { GatewayHealthMonitor, udpHeartbeatTransport, type Clock, type HeartbeatTransport } from '../../src/agent/health.js';
 import type { Resource } from '../../src/api/meta.js';
+import { NAMESPACE_NAME_LABEL } from '../../src/api/types.js';
 import type { GatewayHealth, NodeEgressState } from '../../src/calc/types.js';
 import { READ } from '../../src/dataplane/commands.js';
 import { RecordingRunner } from '../../src/dataplane/exec.js';
@@ -16,7 +17,8 @@ import { decodeReply, encodeReply, encodeRequest, startHeartbeatResponder, type 
 import { memoryLogger } from '../../src/log.js';
 import { cannedAnswer } from '../dataplane/helpers.js';
 import { ADDRS } from '../dataplane/samples.js';
-import { cluster } from './resources.js';
+import { gatewayPod, twoNodeCluster } from '../helpers/resources.js';
+import { sleep, until } from '../helpers/wait.js';
 
 /** A clock whose time moves only when the test says. */
 class FakeClock implements Clock {
@@ -281,14 +283,8 @@ describe('agent gateway health over real UDP on loopback', () => {
         { pod: 'default/g2', ip: '127.0.0.3' },
       ]);
       m.start();
-      const until = async (cond: () => boolean, ms = 2000) => {
-        const end = Date.now() + ms;
-        while (!cond()) {
-          if (Date.now() > end) throw new Error(`timed out; events ${JSON.stringify(events)}`);
-          await new Promise((r) => setTimeout(r, 5));
-        }
-      };
-      await until(() => events.length === 2);
+      const transitions = (n: number) => () => `${n} transitions; events ${JSON.stringify(events)}`;
+      await until(transitions(2), () => events.length === 2, 2000);
       assert.deepEqual(events.map((e) => [e.pod, e.ready]).sort(), [
         ['default/g1', true],
         ['default/g2', true],
@@ -298,14 +294,14 @@ describe('agent gateway health over real UDP on loopback', () => {
       // g2's process dies
       const cut = Date.now();
       await r2.close();
-      await until(() => events.length === 3);
+      await until(transitions(3), () => events.length === 3, 2000);
       assert.deepEqual([events[2].pod, events[2].ready], ['default/g2', false]);
       const took = events[2].at - cut;
       assert.ok(took >= 100 && took <= 3 * 50 + 25 + 40, `g2 DOWN after ${took} ms (interval 50, count 3)`);
       // g1 reports not ready: DOWN within one interval
       const t1 = Date.now();
       r1.setState({ ready: false, draining: false, known: true });
-      await until(() => events.length === 4);
+      await until(transitions(4), () => events.length === 4, 2000);
       assert.deepEqual([events[3].pod, events[3].ready], ['default/g1', false]);
       assert.ok(events[3].at - t1 <= 50 + 30, `g1 DOWN after ${events[3].at - t1} ms`);
       assert.ok(r1.answered > 3);
@@ -330,7 +326,7 @@ describe('agent gateway health over real UDP on loopback', () => {
       req.writeUInt32BE(99, 12);
       r.setState({ ready: false, draining: false, known: false });
       t.send('127.0.0.1', r.port, req);
-      for (const end = Date.now() + 1000; got.length < 1 && Date.now() < end; ) await new Promise((res) => setTimeout(res, 5));
+      await until('the first reply', () => got.length >= 1, 1000);
       r.setState({ ready: true, draining: true, known: true });
       t.send('127.0.0.1', r.port, req);
       t.send('127.0.0.1', r.port, Buffer.from('hello'));
@@ -338,9 +334,8 @@ describe('agent gateway health over real UDP on loopback', () => {
       const bad = Buffer.from(req);
       bad[5] = 2; // a reply sent to it: ignored (no ping-pong between responders)
       t.send('127.0.0.1', r.port, bad);
-      const end = Date.now() + 1000;
-      while (got.length < 2 && Date.now() < end) await new Promise((res) => setTimeout(res, 5));
-      await new Promise((res) => setTimeout(res, 50));
+      await until('the second reply', () => got.length >= 2, 1000);
+      await sleep(50);
       assert.equal(got.length, 2);
       assert.ok(got.every((b) => b.length === 16));
       assert.deepEqual(decodeReply(got[0]), { seq: 42, token: 99, ready: false, draining: false, known: false });
@@ -380,26 +375,12 @@ describe('agent wiring', () => {
 
   const vias = (s: NodeEgressState | undefined) => (s ? s.tables.flatMap((t) => t.routes.flatMap((r) => (r.type === 'ecmp' ? r.via : []))) : []);
 
-  async function until(cond: () => boolean, ms = 3000): Promise<void> {
-    const end = Date.now() + ms;
-    while (!cond()) {
-      if (Date.now() > end) throw new Error('timed out');
-      await new Promise((r) => setTimeout(r, 2));
-    }
-  }
-
   test('heartbeats the candidate gateways at the FelixConfiguration interval; a dead one leaves the routes at once; status shows it', async () => {
-    const resources: Resource[] = cluster().map((r) =>
+    const resources: Resource[] = twoNodeCluster().map((r) =>
       r.kind === 'FelixConfiguration' ? { ...r, spec: { ...(r.spec as object), egressGatewayPollInterval: '50ms', egressGatewayPollFailureCount: 3 } } : r,
     );
     // a third gateway pod that no client's selector matches: not heartbeated
-    resources.push({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name: 'other-zzzzz', namespace: 'egw', labels: { app: 'other' }, annotations: { 'egw.dev/egress-gateway': 'other' } },
-      spec: { nodeName: 'n2', containers: [{ name: 'c' }] },
-      status: { phase: 'Running', podIP: '10.10.10.5', podIPs: [{ ip: '10.10.10.5' }], conditions: [{ type: 'Ready', status: 'True' }] },
-    });
+    resources.push(gatewayPod('egw', 'other-zzzzz', 'other', { node: 'n2', ip: '10.10.10.5', labels: { app: 'other' } }));
     const store = new MemoryStore();
     for (const r of resources) await store.create(r);
     const peers = new Peers();
@@ -415,9 +396,9 @@ describe('agent wiring', () => {
       onReconcile: (_r, s) => states.push({ at: Date.now(), vias: vias(s) }),
     });
     try {
-      await until(() => states.length > 0);
+      await until('the first reconcile', () => states.length > 0, 3000);
       assert.deepEqual(states[0].vias, ['10.10.10.1', '10.10.10.2'], 'before any verdict the Pods’ Ready conditions decide');
-      await until(() => agent.status().health.gateways.every((g) => g.verdict === 'up') && agent.status().health.gateways.length === 2);
+      await until('both gateways up', () => agent.status().health.gateways.every((g) => g.verdict === 'up') && agent.status().health.gateways.length === 2, 3000);
       const st = agent.status().health;
       assert.equal(st.enabled, true);
       assert.equal(st.intervalMs, 50);
@@ -431,22 +412,22 @@ describe('agent wiring', () => {
       // gw-aaaaa dies
       const cut = Date.now();
       peers.behaviour.set('10.10.10.1', 'silent');
-      await until(() => states.at(-1)!.vias.join() === '10.10.10.2');
+      await until('routes via 10.10.10.2 only', () => states.at(-1)!.vias.join() === '10.10.10.2', 3000);
       const took = states.at(-1)!.at - cut;
       assert.ok(took <= 3 * 50 + 25 + 60, `out of the routes ${took} ms after it stopped answering`);
       assert.equal(agent.status().health.gateways[0].verdict, 'down');
       assert.deepEqual(agent.status().health.gateways[0].reasons, ['3 heartbeats missed (150 ms)']);
       // back: after three good replies
       peers.behaviour.set('10.10.10.1', 'ready');
-      await until(() => states.at(-1)!.vias.join() === '10.10.10.1,10.10.10.2');
+      await until('routes via both again', () => states.at(-1)!.vias.join() === '10.10.10.1,10.10.10.2', 3000);
       // not ready → out within one interval (+ reconcile)
       const t1 = Date.now();
       peers.behaviour.set('10.10.10.2', 'not-ready');
-      await until(() => states.at(-1)!.vias.join() === '10.10.10.1');
+      await until('routes via 10.10.10.1 only', () => states.at(-1)!.vias.join() === '10.10.10.1', 3000);
       assert.ok(states.at(-1)!.at - t1 <= 50 + 60, `not-ready gateway out after ${states.at(-1)!.at - t1} ms`);
       // a datastore change rebuilds nothing of the verdicts: an unrelated update keeps gw-bbbbb out
-      await store.update({ ...(await store.get({ kind: 'Namespace', namespace: '', name: 'app' }))!, metadata: { ...(await store.get({ kind: 'Namespace', namespace: '', name: 'app' }))!.metadata, labels: { 'projectcalico.org/name': 'app', x: 'y' } } });
-      await new Promise((r) => setTimeout(r, 100));
+      await store.update({ ...(await store.get({ kind: 'Namespace', namespace: '', name: 'app' }))!, metadata: { ...(await store.get({ kind: 'Namespace', namespace: '', name: 'app' }))!.metadata, labels: { [NAMESPACE_NAME_LABEL]: 'app', x: 'y' } } });
+      await sleep(100);
       assert.equal(states.at(-1)!.vias.join(), '10.10.10.1');
     } finally {
       ac.abort();
@@ -455,7 +436,7 @@ describe('agent wiring', () => {
   });
 
   test('restart: a gateway that does not answer stays in until its verdict; one whose Pod is not Ready and never answered stays out', async () => {
-    const resources = cluster().map((r) =>
+    const resources = twoNodeCluster().map((r) =>
       r.kind === 'Pod' && r.metadata.name === 'gw-bbbbb' ? { ...r, status: { ...(r.status as object), conditions: [{ type: 'Ready', status: 'False' }] } } : r,
     );
     const store = new MemoryStore();
@@ -467,9 +448,9 @@ describe('agent wiring', () => {
     const ac = new AbortController();
     const agent = startAgent({ store, node: 'n1', runner: runner(), signal: ac.signal, heartbeat: { transport: peers, intervalMs: 40 }, onReconcile: (_r, s) => states.push(vias(s)) });
     try {
-      await until(() => states.length > 0);
+      await until('the first reconcile', () => states.length > 0, 3000);
       assert.deepEqual(states[0], ['10.10.10.1']);
-      await until(() => states.at(-1)!.length === 0);
+      await until('no route via a gateway', () => states.at(-1)!.length === 0, 3000);
       assert.deepEqual(agent.status().health.gateways.map((g) => g.verdict), ['down', 'down']);
     } finally {
       ac.abort();
@@ -479,11 +460,11 @@ describe('agent wiring', () => {
 
   test('with a runner and no transport, heartbeats are off (this process is not in that namespace)', async () => {
     const store = new MemoryStore();
-    for (const r of cluster()) await store.create(r);
+    for (const r of twoNodeCluster()) await store.create(r);
     const ac = new AbortController();
     const agent = startAgent({ store, node: 'n1', runner: runner(), signal: ac.signal });
     try {
-      await until(() => agent.status().reconciles >= 1);
+      await until('the first reconcile', () => agent.status().reconciles >= 1, 3000);
       assert.equal(agent.status().health.enabled, false);
     } finally {
       ac.abort();
@@ -502,13 +483,12 @@ describe('gateway heartbeat responder before its first programming attempt', () 
       sock.on('message', (m) => replies.push(m));
       const request = encodeRequest(1, 9);
       sock.send(request, r.port, '127.0.0.4');
-      await new Promise((res) => setTimeout(res, 150));
+      await sleep(150);
       assert.equal(replies.length, 0, 'no reply before the first setState');
       assert.equal(r.answered, 0);
       r.setState({ ready: true, draining: false, known: true });
       sock.send(encodeRequest(2, 9), r.port, '127.0.0.4');
-      const end = Date.now() + 1000;
-      while (replies.length === 0 && Date.now() < end) await new Promise((res) => setTimeout(res, 5));
+      await until('a reply', () => replies.length > 0, 1000);
       assert.equal(replies.length, 1);
       assert.deepEqual(decodeReply(replies[0]), { seq: 2, token: 9, ready: true, draining: false, known: true });
     } finally {

@@ -4,30 +4,21 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startAgent, type AgentHandle } from '../../src/agent/agent.js';
+import { ANNOTATION } from '../../src/api/types.js';
 import type { NodeEgressState } from '../../src/calc/types.js';
 import type { Runner } from '../../src/dataplane/exec.js';
 import type { ReconcileReport } from '../../src/dataplane/types.js';
 import { MemoryStore } from '../../src/datastore/memory.js';
 import { memoryLogger } from '../../src/log.js';
-import { CountingRunner, E2E, cleanupAll, dumpKernel, json, makeNodeNs, netnsPrereq, runTag, type J, type NodeNs } from '../dataplane/netns.js';
+import { CountingRunner, cleanupAll, dumpKernel, json, makeNodeNs, runTag, type J, type NodeNs } from '../dataplane/netns.js';
 import { writesOf } from '../dataplane/helpers.js';
-import { cluster } from './resources.js';
+import { NETNS_TOOLS, SHOW_NFT, suiteGate } from '../helpers/env.js';
+import { twoNodeCluster } from '../helpers/resources.js';
+import { sleep, until } from '../helpers/wait.js';
 
-const reason = await netnsPrereq();
-if (reason && E2E) test('netns prerequisites (EGW_E2E=1)', () => assert.fail(reason));
+const root = suiteGate(NETNS_TOOLS);
 
-
-async function until<T>(f: () => Promise<T | undefined | null | false>, ms = 3000, step = 10): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, step));
-  }
-}
-
-describe('agent in a network namespace', { skip: reason ?? false }, () => {
+describe('agent in a network namespace', { skip: root.skip }, () => {
   const tag = runTag();
   let ns: NodeNs;
   const store = new MemoryStore();
@@ -41,8 +32,9 @@ describe('agent in a network namespace', { skip: reason ?? false }, () => {
   };
 
   before(async () => {
+    root.check();
     ns = await makeNodeNs(tag, 'an1', { mtu: 9000 });
-    for (const r of cluster()) await store.create(r);
+    for (const r of twoNodeCluster()) await store.create(r);
   });
   after(async () => {
     for (const a of agents) a.ac.abort();
@@ -60,7 +52,7 @@ describe('agent in a network namespace', { skip: reason ?? false }, () => {
 
   test('converges: rule, ECMP route via both gateways, neighbours, FDB, tunnel MTU from the 9000 underlay, NAT', async () => {
     const { agent } = start(ns.runner);
-    const route = await until(clientRoute);
+    const route = await until('the client\'s route', clientRoute, 3000);
     assert.deepEqual(
       (route.nexthops as J[]).map((h) => [h.gateway, h.dev, h.flags]),
       [
@@ -82,19 +74,19 @@ describe('agent in a network namespace', { skip: reason ?? false }, () => {
     assert.match(nft, /ip saddr 10\.10\.10\.0\/29 return/);
     assert.match(nft, /oifname "eth0" ip saddr 10\.244\.0\.0\/16 ip daddr != \{ 10\.10\.10\.0\/29, 10\.244\.0\.0\/16 \} masquerade/);
     assert.match(nft, /maxseg size set 8910/);
-    if (process.env.EGW_SHOW_NFT) process.stderr.write(nft);
-    await until(async () => agent.status().reconciles >= 1);
+    if (SHOW_NFT) process.stderr.write(nft);
+    await until('the first reconcile', () => agent.status().reconciles >= 1, 3000);
     assert.deepEqual(agent.status().underlay, { ip: '172.31.99.11', device: 'eth0', mtu: 9000 });
   });
 
   test('a pod annotation change reaches the kernel within ~1 s', async () => {
     const p = (await store.get({ kind: 'Pod', namespace: 'app', name: 'client' }))!;
     const t0 = performance.now();
-    await store.update({ ...p, metadata: { ...p.metadata, annotations: { ...p.metadata.annotations, 'egress.projectcalico.org/maxNextHops': '1' } } });
-    const route = await until(async () => {
+    await store.update({ ...p, metadata: { ...p.metadata, annotations: { ...p.metadata.annotations, [ANNOTATION.maxNextHops]: '1' } } });
+    const route = await until('a route via one gateway', async () => {
       const r = await clientRoute();
       return r && !r.nexthops ? r : undefined;
-    }, 2000, 5);
+    }, 2000, { everyMs: 5 });
     const ms = performance.now() - t0;
     assert.ok(['10.10.10.1', '10.10.10.2'].includes(route.gateway as string));
     assert.equal(route.dev, 'egw.vxlan');
@@ -104,7 +96,7 @@ describe('agent in a network namespace', { skip: reason ?? false }, () => {
 
   test('restart: the new agent deletes and recreates nothing (same dumps, same ifindex) and writes nothing', async () => {
     // let the first agent settle, then stop it
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
     const first = agents[0];
     first.ac.abort();
     await first.agent.done;
@@ -114,7 +106,7 @@ describe('agent in a network namespace', { skip: reason ?? false }, () => {
     const counting = new CountingRunner(ns.runner);
     const reports: ReconcileReport[] = [];
     const { agent, ac } = start(counting, (r) => reports.push(r));
-    await until(async () => reports.length >= 1);
+    await until('the first reconcile report', () => reports.length >= 1, 3000);
     assert.deepEqual(reports[0].commands, []);
     assert.deepEqual(writesOf(counting), []);
     const afterDump = await dumpKernel(ns.runner);

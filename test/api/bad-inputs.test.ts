@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../helpers/cli.js';
+import { ANNOTATION } from '../../src/api/types.js';
 import { openStore } from '../../src/datastore/open.js';
 
 const BASE = `
@@ -149,8 +150,8 @@ const CASES: Case[] = [
   { name: 'FelixConfiguration poll interval not a duration', text: felix('  egressGatewayPollInterval: "10 seconds"\n'), errors: ['bad.yaml:6:30: FelixConfiguration default: spec.egressGatewayPollInterval: "10 seconds" is not a duration such as "10s" or "200ms"'] },
 
   // ---- Namespace / Pod
-  { name: 'namespace annotation with a bad selector', text: 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: x\n  annotations:\n    egress.projectcalico.org/selector: "has(egress-code"\n', errors: ['bad.yaml:6:40: Namespace x: metadata.annotations["egress.projectcalico.org/selector"]: bad selector "has(egress-code": unexpected end of selector at column 16; expected ")"'] },
-  { name: 'pod maxNextHops not a number', text: 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: c\n  namespace: apps\n  annotations:\n    egress.projectcalico.org/maxNextHops: "two"\nspec:\n  containers: [{name: c}]\n', errors: ['bad.yaml:7:43: Pod apps/c: metadata.annotations["egress.projectcalico.org/maxNextHops"]: "two" is not a whole number of hops (0 = all)'] },
+  { name: 'namespace annotation with a bad selector', text: `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: x\n  annotations:\n    ${ANNOTATION.selector}: "has(egress-code"\n`, errors: [`bad.yaml:6:40: Namespace x: metadata.annotations["${ANNOTATION.selector}"]: bad selector "has(egress-code": unexpected end of selector at column 16; expected ")"`] },
+  { name: 'pod maxNextHops not a number', text: `apiVersion: v1\nkind: Pod\nmetadata:\n  name: c\n  namespace: apps\n  annotations:\n    ${ANNOTATION.maxNextHops}: "two"\nspec:\n  containers: [{name: c}]\n`, errors: [`bad.yaml:7:43: Pod apps/c: metadata.annotations["${ANNOTATION.maxNextHops}"]: "two" is not a whole number of hops (0 = all)`] },
   { name: 'pod without containers', text: 'apiVersion: v1\nkind: Pod\nmetadata: {name: c, namespace: apps}\nspec: {nodeName: node-1}\n', errors: ['bad.yaml:4:7: Pod apps/c: spec.containers: required field is missing'] },
   { name: 'pod in a namespace that does not exist', text: 'apiVersion: v1\nkind: Pod\nmetadata: {name: c, namespace: nowhere}\nspec: {containers: [{name: c}]}\n', errors: ['bad.yaml:3:32: Pod nowhere/c: metadata.namespace: namespace "nowhere" does not exist; create it first (or in the same input)'] },
   { name: 'pod with a bad container port', text: 'apiVersion: v1\nkind: Pod\nmetadata: {name: c, namespace: apps}\nspec:\n  containers:\n    - name: c\n      ports: [{containerPort: 70000}]\n', errors: ['bad.yaml:7:31: Pod apps/c: spec.containers[0].ports[0].containerPort: must be between 1 and 65535, got 70000'] },

@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { validateManifests, parseManifest } from '../../src/api/index.js';
+import { DEFAULT_GATEWAY_LABEL } from '../../src/api/types.js';
 
 const none = { list: () => [] };
 
@@ -40,7 +41,7 @@ spec:
   const spec = r.resources[1].resource.spec as any;
   assert.equal(spec.replicas, 1);
   assert.equal(spec.logSeverity, 'Info');
-  assert.deepEqual(spec.template.metadata.labels, { 'projectcalico.org/egw': 'gw' });
+  assert.deepEqual(spec.template.metadata.labels, { [DEFAULT_GATEWAY_LABEL]: 'gw' });
   assert.deepEqual(spec.egressGatewayFailureDetection, {
     healthTimeoutDataStoreSeconds: 90,
     icmpProbe: { ips: ['192.0.2.1'], intervalSeconds: 5, timeoutSeconds: 15 },

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { openStore } from '../../src/datastore/open.js';
 import type { EgressGateway, Pod } from '../../src/api/types.js';
 import { runCli } from '../helpers/cli.js';
+import { egressGateway } from '../helpers/resources.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'egw-cli-drain-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -93,10 +94,7 @@ test('egw status: every EgressGateway at a glance (exact text), -o json, and REA
   const ds = `sqlite:${join(dir, 'status.db')}`;
   const store = await openStore(ds);
   const egw = (namespace: string, name: string, replicas: number, status?: EgressGateway['status']): EgressGateway => ({
-    apiVersion: 'operator.tigera.io/v1',
-    kind: 'EgressGateway',
-    metadata: { name, namespace },
-    spec: { replicas, ipPools: [{ name: 'egress' }], logSeverity: 'Info', template: { metadata: { labels: { 'egress-code': name } } } },
+    ...egressGateway(namespace, name, { replicas }),
     ...(status ? { status } : {}),
   });
   try {

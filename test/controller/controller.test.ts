@@ -2,15 +2,17 @@
 // (resync is set far out, so only the watch can drive these), and IPAM garbage collection.
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import type { EgressGateway, Pod } from '../../src/api/types.js';
+import { ANNOTATION, type EgressGateway, type Pod } from '../../src/api/types.js';
 import { runController } from '../../src/controller/index.js';
 import { MemoryStore } from '../../src/datastore/memory.js';
 import { Ipam } from '../../src/ipam/index.js';
 import { memoryLogger } from '../../src/log.js';
-import { ippool, node, pod } from '../ipam/helpers.js';
-import { egressGateway, until } from './helpers.js';
+import { egressGateway, ippool, node, pod } from '../helpers/resources.js';
+import { sleep, until } from '../helpers/wait.js';
 
 const KEY = { kind: 'EgressGateway', namespace: 'prod', name: 'red' };
+/** Every change is expected to be followed within ~1 s. */
+const SOON = 1000;
 
 let store: MemoryStore;
 let abort: AbortController;
@@ -25,7 +27,7 @@ async function gatewayPods(name = 'red'): Promise<Pod[]> {
 /** Every pod of the gateway, draining ones too (no kubelet runs here, so they stay until deleted by hand). */
 async function allGatewayPods(name = 'red'): Promise<Pod[]> {
   const pods = (await store.list('Pod', { namespace: 'prod' })).items as Pod[];
-  return pods.filter((p) => p.metadata.annotations?.['egw.dev/egress-gateway'] === name);
+  return pods.filter((p) => p.metadata.annotations?.[ANNOTATION.gatewayOf] === name);
 }
 
 async function getGateway(): Promise<EgressGateway> {
@@ -38,8 +40,8 @@ async function setReplicas(n: number): Promise<void> {
   await store.update(g);
 }
 
-async function podCount(n: number): Promise<number> {
-  return until(`${n} gateway pods`, async () => (await gatewayPods()).length === n);
+async function podCount(n: number): Promise<void> {
+  await until(`${n} gateway pods`, async () => (await gatewayPods()).length === n, SOON);
 }
 
 function start(gcGraceMs = 10_000): void {
@@ -53,8 +55,8 @@ describe('runController', () => {
     log = memoryLogger();
     await store.create(ippool('default', '10.244.0.0/16'));
     await store.create(ippool('egress', '10.10.10.0/29', { blockSize: 31, nodeSelector: '!all()' }));
-    await store.create(node('n1', { egress: 'yes' }));
-    await store.create(node('n2', { egress: 'yes' }));
+    await store.create(node('n1', { labels: { egress: 'yes' } }));
+    await store.create(node('n2', { labels: { egress: 'yes' } }));
     await store.create(node('n3'));
   });
 
@@ -85,7 +87,7 @@ describe('runController', () => {
           name: p.metadata.name,
           namespace: 'prod',
           labels: { 'egress-code': 'red' },
-          annotations: { 'egw.dev/egress-gateway': 'red', 'cni.projectcalico.org/ipv4pools': '["egress"]' },
+          annotations: { [ANNOTATION.gatewayOf]: 'red', [ANNOTATION.ipv4Pools]: '["egress"]' },
           ownerReferences: [{ apiVersion: 'operator.tigera.io/v1', kind: 'EgressGateway', name: 'red', uid, controller: true }],
           spec: { nodeName: p.spec.nodeName, containers: [{ name: 'gateway', image: 'egw', command: ['egw', 'gateway'] }], terminationGracePeriodSeconds: 30 },
         },
@@ -121,7 +123,7 @@ describe('runController', () => {
     const g = await getGateway();
     g.spec.template.metadata.labels = { 'egress-code': 'blue', team: 'a' };
     await store.update(g);
-    await until('relabel', async () => JSON.stringify((await gatewayPods())[0]?.metadata.labels) === JSON.stringify({ 'egress-code': 'blue', team: 'a' }));
+    await until('relabel', async () => JSON.stringify((await gatewayPods())[0]?.metadata.labels) === JSON.stringify({ 'egress-code': 'blue', team: 'a' }), SOON);
     const [relabelled] = await gatewayPods();
     assert.equal(relabelled.metadata.name, left.metadata.name, 'same pod, not a new one');
     assert.equal(relabelled.spec.nodeName, left.spec.nodeName);
@@ -141,7 +143,7 @@ describe('runController', () => {
 
   it('reacts to a store change within ~1 s', async () => {
     start();
-    await new Promise((r) => setTimeout(r, 50)); // running and idle
+    await sleep(50); // running and idle
     const t0 = Date.now();
     await store.create(egressGateway('prod', 'red', { replicas: 1 }));
     await podCount(1);
@@ -151,7 +153,7 @@ describe('runController', () => {
   it('a nodeSelector matching no node: no pods, the reason logged and in status', async () => {
     start();
     await store.create(egressGateway('prod', 'red', { replicas: 2, template: { metadata: { labels: { a: 'b' } }, spec: { nodeSelector: { egress: 'nowhere' } } } }));
-    await until('NoMatchingNode in status', async () => (await getGateway()).status?.conditions?.some((c) => c.reason === 'NoMatchingNode') === true);
+    await until('NoMatchingNode in status', async () => (await getGateway()).status?.conditions?.some((c) => c.reason === 'NoMatchingNode') === true, SOON);
     assert.equal((await gatewayPods()).length, 0);
     const warn = log.lines.filter((l) => /WARN .*EgressGateway prod\/red: no schedulable node matches/.test(l));
     assert.equal(warn.length, 1, log.lines.join('\n'));
@@ -159,9 +161,9 @@ describe('runController', () => {
     const conds = (await getGateway()).status!.conditions!;
     assert.deepEqual(conds.map((c) => [c.type, c.status, c.reason]), [['Ready', 'False', 'NoMatchingNode'], ['Degraded', 'True', 'NoMatchingNode']]);
     // A matching node appears: the pods follow.
-    await store.create(node('n9', { egress: 'nowhere' }));
+    await store.create(node('n9', { labels: { egress: 'nowhere' } }));
     await podCount(2);
-    await until('Degraded cleared', async () => (await getGateway()).status?.conditions?.some((c) => c.type === 'Degraded' && c.status === 'False') === true);
+    await until('Degraded cleared', async () => (await getGateway()).status?.conditions?.some((c) => c.type === 'Degraded' && c.status === 'False') === true, SOON);
   });
 
   it('pools that cannot hold replicas: as many pods as addresses, PoolExhausted logged', async () => {
@@ -169,7 +171,7 @@ describe('runController', () => {
     start();
     await store.create(egressGateway('prod', 'red', { replicas: 3, ipPools: [{ name: 'tiny' }] }));
     await podCount(2);
-    await until('PoolExhausted in status', async () => (await getGateway()).status?.conditions?.some((c) => c.reason === 'PoolExhausted') === true);
+    await until('PoolExhausted in status', async () => (await getGateway()).status?.conditions?.some((c) => c.reason === 'PoolExhausted') === true, SOON);
     assert.ok(log.lines.some((l) => /WARN .*"tiny" can hold 2 gateway pods, 3 wanted.*reason=PoolExhausted/.test(l)));
   });
 
@@ -198,9 +200,9 @@ describe('runController', () => {
     const pools = [ippool('default', '10.244.0.0/16')];
     const ip = await ipam.allocate({ handle: 'pod:prod/web', node: 'n1', pools });
     start(400);
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
     await store.create(pod('prod', 'web'));
-    await new Promise((r) => setTimeout(r, 600));
+    await sleep(600);
     assert.equal((await ipam.allocations()).get('pod:prod/web'), ip);
   });
 
@@ -218,7 +220,7 @@ describe('runController', () => {
     const lines = memoryLogger();
     const p = runController({ store: broken, log: lines, signal: ac.signal, resyncMs: 50 });
     // (nothing can be listed: the informer reports it and lists again with backoff)
-    await until('error logged', () => lines.lines.some((l) => /ERROR .*datastore list\/watch failed/.test(l)));
+    await until('error logged', () => lines.lines.some((l) => /ERROR .*datastore list\/watch failed/.test(l)), SOON);
     ac.abort();
     await p;
     abort = new AbortController(); // afterEach aborts this one

@@ -10,28 +10,25 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { EgressGateway } from '../../src/api/types.js';
 import { Ipam } from '../../src/ipam/index.js';
 import { podNames } from '../../src/lab/names.js';
-import { ROOT } from '../helpers/cli.js';
-import { gate, LabHarness, until } from '../helpers/e2e.js';
+import { LabHarness } from '../helpers/e2e.js';
+import { gate } from '../helpers/env.js';
+import { maintenanceAnnotations } from '../helpers/resources.js';
+import { demoManifests, ECHO } from '../helpers/scenarios.js';
+import { LAB_POLL, until } from '../helpers/wait.js';
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
-const ECHO = '198.51.100.10';
 const GRACE = 10;
 
 /** This suite's labs are named td + hex (≤ 8 characters), apart from other suites'. */
 class DrainLab extends LabHarness {
   override readonly name = `td${randomBytes(3).toString('hex')}`;
 }
-
-const demoManifests = readdirSync(join(ROOT, 'examples', 'demo'))
-  .sort()
-  .map((f) => readFileSync(join(ROOT, 'examples', 'demo', f), 'utf8'))
-  .join('\n---\n');
 
 /** Runs a fixture inside a pod's netns, collecting its JSON lines as they come. */
 function fixture(netns: string, script: string, args: string[]): { child: ChildProcess; lines: Record<string, any>[]; done: Promise<void> } {
@@ -63,30 +60,30 @@ test('drain: a gateway deleted with a 10 s grace period keeps its connections fo
   try {
     const tUp = Date.now();
     await lab.up();
-    await lab.apply(demoManifests);
+    await lab.apply(demoManifests());
     const client = await lab.podReady('tenant-a', 'client-a');
     const gatewayIps = await until('two gateway pods with IPs', async () => {
       const ips = (await lab.gatewayPods('red')).map((p) => p.status?.podIPs?.[0]?.ip).filter((x): x is string => !!x);
       return ips.length === 2 ? ips.sort() : undefined;
-    }, 30_000);
-    await until('client-a routed through a gateway', async () => gatewayIps.includes((await lab.curl('tenant-a', 'client-a', `http://${ECHO}/`))?.sourceIp ?? ''), 30_000);
+    }, 30_000, LAB_POLL);
+    await until('client-a routed through a gateway', async () => gatewayIps.includes((await lab.curl('tenant-a', 'client-a', `http://${ECHO}/`))?.sourceIp ?? ''), 30_000, LAB_POLL);
     t.diagnostic(`lab up and routed in ${Date.now() - tUp} ms; gateways ${gatewayIps.join(', ')}`);
 
     // The long-lived connection, and which gateway it uses.
     const hold = fixture(client.netns, 'hold-line.mjs', [ECHO, '7', String(GRACE + 6), '1000']);
     children.push(hold.child);
-    const first = await until('the first answer on the held connection', async () => hold.lines.find((l) => l.answer), 10_000);
+    const first = await until('the first answer on the held connection', async () => hold.lines.find((l) => l.answer), 10_000, LAB_POLL);
     const [gIp] = first.answer.split(':');
     assert.ok(gatewayIps.includes(gIp), `held connection seen as ${first.answer}`);
     const g = (await lab.gatewayPods('red')).find((p) => p.status?.podIPs?.[0]?.ip === gIp)!;
     const gName = g.metadata.name;
     const gNetns = podNames(lab.name, 'default', gName).netns;
-    await until('two answers', async () => hold.lines.filter((l) => l.answer).length >= 2, 5000);
+    await until('two answers', async () => hold.lines.filter((l) => l.answer).length >= 2, 5000, LAB_POLL);
 
     // New connections throughout, then the delete.
     const fresh = fixture(client.netns, 'new-conns.mjs', [ECHO, '7', String(GRACE - 1), '100']);
     children.push(fresh.child);
-    await until('new connections flowing', async () => fresh.lines.length >= 3, 5000);
+    await until('new connections flowing', async () => fresh.lines.length >= 3, 5000, LAB_POLL);
     const tDel = Date.now();
     const del = await lab.egw(['delete', 'pod', gName, '--grace-period', String(GRACE)]);
     assert.deepEqual([del.code, del.stdout], [0, `pod "${gName}" deleted\n`], del.stderr);
@@ -96,27 +93,23 @@ test('drain: a gateway deleted with a 10 s grace period keeps its connections fo
     assert.ok(deadline >= tDel + GRACE * 1000 && deadline <= Date.now() + GRACE * 1000, terminating.metadata.deletionTimestamp);
 
     // The clients of G are told; egw status shows it draining; a replacement is on its way.
-    const want = {
-      'egress.projectcalico.org/gatewayMaintenanceGatewayIP': gIp,
-      'egress.projectcalico.org/gatewayMaintenanceStartedTimestamp': new Date(deadline - GRACE * 1000).toISOString(),
-      'egress.projectcalico.org/gatewayMaintenanceFinishedTimestamp': terminating.metadata.deletionTimestamp!,
-    };
+    const want = maintenanceAnnotations(gIp, new Date(deadline - GRACE * 1000).toISOString(), terminating.metadata.deletionTimestamp!);
     const told = async (ns: string, name: string) => {
       const a = (await lab.pod(ns, name))?.metadata.annotations ?? {};
       return Object.entries(want).every(([k, v]) => a[k] === v);
     };
-    const toldMs = await until('client-a and client-b annotated', async () => (await told('tenant-a', 'client-a')) && (await told('tenant-b', 'client-b')), 5000).then(() => Date.now() - tDel);
+    const toldMs = await until('client-a and client-b annotated', async () => (await told('tenant-a', 'client-a')) && (await told('tenant-b', 'client-b')), 5000, LAB_POLL).then(() => Date.now() - tDel);
     const plain = (await lab.pod('plain', 'client-plain'))!.metadata.annotations ?? {};
     assert.ok(!Object.keys(plain).some((k) => k.includes('gatewayMaintenance')), 'client-plain uses no gateway');
     await until('status: G draining', async () => {
       const st = ((await lab.store.get({ kind: 'EgressGateway', namespace: 'default', name: 'red' })) as EgressGateway).status;
       return st?.replicas?.some((r) => r.pod === gName && r.health === 'Draining' && r.ip === gIp) ? st : undefined;
-    }, 5000);
+    }, 5000, LAB_POLL);
     const status = await lab.egw(['status']);
     assert.match(status.stdout, new RegExp(`\\n  ${gName} +node-\\d +${gIp.replace(/\./g, '\\.')} +Draining +2 +drain window ends `));
     t.diagnostic('egw status during the drain:');
     for (const line of status.stdout.trimEnd().split('\n')) t.diagnostic(`  ${line}`);
-    await until('a replacement', async () => (await lab.gatewayPods('red')).filter((p) => !p.metadata.deletionTimestamp).length === 2, 5000);
+    await until('a replacement', async () => (await lab.gatewayPods('red')).filter((p) => !p.metadata.deletionTimestamp).length === 2, 5000, LAB_POLL);
 
     await Promise.all([hold.done, fresh.done]);
 
@@ -145,11 +138,11 @@ test('drain: a gateway deleted with a 10 s grace period keeps its connections fo
     );
 
     // After the window: G's pod, namespace and address are gone.
-    await until('G removed', async () => !(await lab.pod('default', gName)), (deadline - Date.now()) + 15_000);
+    await until('G removed', async () => !(await lab.pod('default', gName)), (deadline - Date.now()) + 15_000, LAB_POLL);
     const goneMs = Date.now() - deadline;
     assert.ok(Date.now() >= deadline, 'not before its deletionTimestamp');
-    await until('G\'s network namespace removed', async () => !existsSync(`/run/netns/${gNetns}`), 10_000);
-    await until('G\'s address released', async () => !(await new Ipam(lab.store).allocations()).has(`pod:default/${gName}`), 10_000);
+    await until('G\'s network namespace removed', async () => !existsSync(`/run/netns/${gNetns}`), 10_000, LAB_POLL);
+    await until('G\'s address released', async () => !(await new Ipam(lab.store).allocations()).has(`pod:default/${gName}`), 10_000, LAB_POLL);
     t.diagnostic(`G's pod removed ${goneMs} ms after its window ended`);
     // The annotations stay: they describe the last maintenance.
     assert.ok(await told('tenant-a', 'client-a'));

@@ -4,16 +4,18 @@
 // tests play its part (addresses, Ready conditions, removing a pod when its window ends).
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import type { EgressGateway, Namespace, Pod } from '../../src/api/types.js';
+import { ANNOTATION, type EgressGateway, type Pod } from '../../src/api/types.js';
 import { deletePodGracefully, runController } from '../../src/controller/index.js';
 import { MemoryStore } from '../../src/datastore/memory.js';
 import type { WatchEvent } from '../../src/datastore/types.js';
 import { memoryLogger } from '../../src/log.js';
-import { ippool, node, pod } from '../ipam/helpers.js';
-import { egressGateway, until } from './helpers.js';
+import { clientNamespace, clientPod, egressGateway, felixConfiguration, ippool, maintenanceAnnotations, namespace, namespaceNamed, node, pod, podStatus, type EgressChoice } from '../helpers/resources.js';
+import { sleep, until } from '../helpers/wait.js';
 
 const T0 = new Date('2030-01-01T00:00:00.000Z');
 const fixedNow = () => T0;
+/** Every change is expected to be followed within ~1 s. */
+const SOON = 1000;
 
 describe('deletePodGracefully', () => {
   let store: MemoryStore;
@@ -26,7 +28,7 @@ describe('deletePodGracefully', () => {
   const get = async () => (await store.get({ kind: 'Pod', ...key })) as Pod | undefined;
 
   it('a scheduled pod becomes terminating: deletionTimestamp = now + its terminationGracePeriodSeconds', async () => {
-    await store.create({ ...pod('default', 'web', undefined, 'n1'), spec: { nodeName: 'n1', terminationGracePeriodSeconds: 45, containers: [{ name: 'c' }] } });
+    await store.create(pod('default', 'web', { node: 'n1', spec: { terminationGracePeriodSeconds: 45 } }));
     const r = await deletePodGracefully(store, key, { now: fixedNow });
     assert.equal(r.outcome, 'terminating');
     const p = (await get())!;
@@ -35,7 +37,7 @@ describe('deletePodGracefully', () => {
   });
 
   it('default grace 30; an explicit grace wins; a second delete never extends the window, a shorter one shortens it', async () => {
-    await store.create(pod('default', 'web', undefined, 'n1'));
+    await store.create(pod('default', 'web', { node: 'n1' }));
     assert.equal((await deletePodGracefully(store, key, { now: fixedNow })).outcome, 'terminating');
     assert.equal((await get())!.metadata.deletionTimestamp, '2030-01-01T00:00:30.000Z');
     assert.equal((await get())!.metadata.deletionGracePeriodSeconds, 30);
@@ -50,7 +52,7 @@ describe('deletePodGracefully', () => {
   });
 
   it('grace 0 removes at once, also a terminating pod', async () => {
-    await store.create(pod('default', 'web', undefined, 'n1'));
+    await store.create(pod('default', 'web', { node: 'n1' }));
     await deletePodGracefully(store, key, { gracePeriodSeconds: 10, now: fixedNow });
     const r = await deletePodGracefully(store, key, { gracePeriodSeconds: 0 });
     assert.equal(r.outcome, 'deleted');
@@ -61,9 +63,9 @@ describe('deletePodGracefully', () => {
   it('a pod with no node, or a finished one, is removed at once; a uid that does not match is not touched', async () => {
     await store.create(pod('default', 'web'));
     assert.equal((await deletePodGracefully(store, key, { gracePeriodSeconds: 30 })).outcome, 'deleted');
-    await store.create({ ...pod('default', 'web', undefined, 'n1'), status: { phase: 'Succeeded' } });
+    await store.create(pod('default', 'web', { node: 'n1', phase: 'Succeeded' }));
     assert.equal((await deletePodGracefully(store, key)).outcome, 'deleted');
-    await store.create(pod('default', 'web', undefined, 'n1'));
+    await store.create(pod('default', 'web', { node: 'n1' }));
     assert.equal((await deletePodGracefully(store, key, { uid: 'someone-else' })).outcome, 'not-found');
     assert.equal((await get())!.metadata.deletionTimestamp, undefined);
     await assert.rejects(deletePodGracefully(store, key, { gracePeriodSeconds: -1 }), RangeError);
@@ -80,7 +82,7 @@ describe('controller: drain, maintenance annotations and status', () => {
   const KEY = { kind: 'EgressGateway', namespace: 'prod', name: 'red' };
   const getGateway = async () => (await store.get(KEY)) as EgressGateway;
   const allPods = async (name = 'red') =>
-    ((await store.list('Pod', { namespace: 'prod' })).items as Pod[]).filter((p) => p.metadata.annotations?.['egw.dev/egress-gateway'] === name);
+    ((await store.list('Pod', { namespace: 'prod' })).items as Pod[]).filter((p) => p.metadata.annotations?.[ANNOTATION.gatewayOf] === name);
   const livePods = async () => (await allPods()).filter((p) => !p.metadata.deletionTimestamp);
   const terminating = async () => (await allPods()).filter((p) => p.metadata.deletionTimestamp);
 
@@ -89,7 +91,7 @@ describe('controller: drain, maintenance annotations and status', () => {
     for (const p of await allPods()) {
       if (p.status?.podIP) continue;
       const ip = `10.10.10.${nextIp++}`;
-      await store.update({ ...p, status: { phase: 'Running', podIP: ip, podIPs: [{ ip }], hostIP: '172.31.0.11', conditions: [{ type: 'Ready', status: 'True' }] } });
+      await store.update({ ...p, status: podStatus({ ip, hostIP: '172.31.0.11' }) });
     }
   }
 
@@ -99,12 +101,9 @@ describe('controller: drain, maintenance annotations and status', () => {
     await store.update(g);
   }
 
+  /** A running client pod on n3 (no Ready condition: clients need none). */
   function client(ns: string, name: string, ip: string): Pod {
-    return { ...pod(ns, name, undefined, 'n3'), status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] } };
-  }
-
-  function namespace(name: string, annotations?: Record<string, string>): Namespace {
-    return { apiVersion: 'v1', kind: 'Namespace', metadata: { name, ...(annotations ? { annotations } : {}) } };
+    return pod(ns, name, { node: 'n3', ip, ready: null });
   }
 
   beforeEach(async () => {
@@ -113,21 +112,21 @@ describe('controller: drain, maintenance annotations and status', () => {
     nextIp = 0;
     await store.create(ippool('default', '10.244.0.0/16'));
     await store.create(ippool('egress', '10.10.10.0/29', { blockSize: 31, nodeSelector: '!all()' }));
-    await store.create(node('n1', { egress: 'yes' }));
-    await store.create(node('n2', { egress: 'yes' }));
+    await store.create(node('n1', { labels: { egress: 'yes' } }));
+    await store.create(node('n2', { labels: { egress: 'yes' } }));
     await store.create(node('n3'));
-    await store.create({ apiVersion: 'projectcalico.org/v3', kind: 'FelixConfiguration', metadata: { name: 'default' }, spec: { egressIPSupport: 'EnabledPerNamespaceOrPerPod' } });
+    await store.create(felixConfiguration());
     await store.create(namespace('prod'));
     // tenant-a uses red; tenant-b uses blue (another gateway); plain uses none; one pod of plain asks for red itself.
-    const red = { 'egress.projectcalico.org/selector': "egress-code == 'red'", 'egress.projectcalico.org/namespaceSelector': "projectcalico.org/name == 'prod'" };
-    await store.create(namespace('tenant-a', red));
-    await store.create(namespace('tenant-b', { ...red, 'egress.projectcalico.org/selector': "egress-code == 'blue'" }));
+    const red: EgressChoice = { selector: "egress-code == 'red'", namespaceSelector: namespaceNamed('prod') };
+    await store.create(clientNamespace('tenant-a', red));
+    await store.create(clientNamespace('tenant-b', { ...red, selector: "egress-code == 'blue'" }));
     await store.create(namespace('plain'));
     await store.create(client('tenant-a', 'a1', '10.244.1.1'));
     await store.create(client('tenant-a', 'a2', '10.244.1.2'));
     await store.create(client('tenant-b', 'b1', '10.244.2.1'));
     await store.create(client('plain', 'p1', '10.244.3.1'));
-    await store.create({ ...client('plain', 'p2', '10.244.3.2'), metadata: { name: 'p2', namespace: 'plain', annotations: red } });
+    await store.create(clientPod('plain', 'p2', red, { node: 'n3', ip: '10.244.3.2', ready: null }));
     abort = new AbortController();
     done = runController({ store, log, signal: abort.signal, resyncMs: 60_000 });
   });
@@ -145,9 +144,9 @@ describe('controller: drain, maintenance annotations and status', () => {
         template: { metadata: { labels: { 'egress-code': 'red' } }, spec: { nodeSelector: { egress: 'yes' }, terminationGracePeriodSeconds: 20 } },
       }),
     );
-    await until('3 pods', async () => (await allPods()).length === 3);
+    await until('3 pods', async () => (await allPods()).length === 3, SOON);
     await runPods();
-    await until('status: 3 ready', async () => (await getGateway()).status?.readyReplicas === 3);
+    await until('status: 3 ready', async () => (await getGateway()).status?.readyReplicas === 3, SOON);
     return livePods();
   }
 
@@ -167,7 +166,7 @@ describe('controller: drain, maintenance annotations and status', () => {
     // get egw -o wide shows READY from status.readyReplicas (checked in the CLI tests); nothing more is written
     // while nothing changes.
     const rv = (await getGateway()).metadata.resourceVersion;
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     assert.equal((await getGateway()).metadata.resourceVersion, rv);
   });
 
@@ -175,7 +174,7 @@ describe('controller: drain, maintenance annotations and status', () => {
     const [p] = await threeReadyReplicas();
     const message = 'icmp probe: no reply from 198.51.100.1 for 15s';
     await store.update({ ...p, status: { ...p.status, conditions: [{ type: 'Ready', status: 'False', reason: 'ICMPProbeFailing', message }] } });
-    await until('ProbesFailing', async () => (await getGateway()).status?.conditions?.[1]?.reason === 'ProbesFailing');
+    await until('ProbesFailing', async () => (await getGateway()).status?.conditions?.[1]?.reason === 'ProbesFailing', SOON);
     const st = (await getGateway()).status!;
     assert.equal(st.readyReplicas, 2);
     assert.deepEqual(st.conditions!.map((c) => [c.type, c.status, c.reason]), [['Ready', 'False', 'ProbesFailing'], ['Degraded', 'True', 'ProbesFailing']]);
@@ -193,12 +192,12 @@ describe('controller: drain, maintenance annotations and status', () => {
     await threeReadyReplicas();
     const t0 = Date.now();
     await setReplicas(2);
-    await until('one pod terminating', async () => (await terminating()).length === 1);
+    await until('one pod terminating', async () => (await terminating()).length === 1, SOON);
     const [gone] = await terminating();
     assert.equal(gone.metadata.deletionGracePeriodSeconds, 20);
     const at = Date.parse(gone.metadata.deletionTimestamp!);
     assert.ok(at >= t0 + 20_000 && at <= Date.now() + 20_000, gone.metadata.deletionTimestamp);
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     assert.equal((await livePods()).length, 2, 'not replaced');
     assert.equal((await allPods()).length, 3, 'the draining pod stays until its kubelet removes it');
     const st = (await getGateway()).status!;
@@ -217,7 +216,7 @@ describe('controller: drain, maintenance annotations and status', () => {
     });
     // The window ends: the kubelet deletes the pod; the status forgets it.
     await store.delete({ kind: 'Pod', namespace: 'prod', name: gone.metadata.name });
-    await until('status without the drained pod', async () => (await getGateway()).status?.replicas?.length === 2);
+    await until('status without the drained pod', async () => (await getGateway()).status?.replicas?.length === 2, SOON);
     assert.equal((await getGateway()).status!.conditions![0].message, '2 of 2 gateway pods ready');
   });
 
@@ -233,26 +232,23 @@ describe('controller: drain, maintenance annotations and status', () => {
       const t0 = Date.now();
       const r = await deletePodGracefully(store, { namespace: 'prod', name: victim.metadata.name }, { gracePeriodSeconds: 10, now: fixedNow });
       assert.equal(r.outcome, 'terminating');
-      const ms = await until('a replacement', async () => (await livePods()).length === 3);
-      assert.ok(Date.now() - t0 < 1000, `replacement after ${ms} ms`);
+      await until('a replacement', async () => (await livePods()).length === 3, SOON);
+      const ms = Date.now() - t0;
+      assert.ok(ms < 1000, `replacement after ${ms} ms`);
       assert.equal((await allPods()).length, 4);
 
-      const want = {
-        'egress.projectcalico.org/gatewayMaintenanceGatewayIP': victim.status!.podIP!,
-        'egress.projectcalico.org/gatewayMaintenanceStartedTimestamp': '2030-01-01T00:00:00.000Z',
-        'egress.projectcalico.org/gatewayMaintenanceFinishedTimestamp': '2030-01-01T00:00:10.000Z',
-      };
+      const want = maintenanceAnnotations(victim.status!.podIP!, '2030-01-01T00:00:00.000Z', '2030-01-01T00:00:10.000Z');
       const annotations = async (ns: string, name: string) => ((await store.get({ kind: 'Pod', namespace: ns, name })) as Pod).metadata.annotations ?? {};
       const has = (a: Record<string, string>) => Object.entries(want).every(([k, v]) => a[k] === v);
-      await until('clients annotated', async () => has(await annotations('tenant-a', 'a1')) && has(await annotations('tenant-a', 'a2')) && has(await annotations('plain', 'p2')));
+      await until('clients annotated', async () => has(await annotations('tenant-a', 'a1')) && has(await annotations('tenant-a', 'a2')) && has(await annotations('plain', 'p2')), SOON);
       await runPods(); // the replacement runs
-      await new Promise((r) => setTimeout(r, 300));
+      await sleep(300);
       for (const [ns, name] of [['tenant-b', 'b1'], ['plain', 'p1']]) {
         const a = await annotations(ns, name);
         assert.ok(!Object.keys(a).some((k) => k.includes('gatewayMaintenance')), `${ns}/${name} is no client of red: ${JSON.stringify(a)}`);
       }
       for (const g of await livePods()) assert.ok(!Object.keys(g.metadata.annotations ?? {}).some((k) => k.includes('gatewayMaintenance')), 'gateways are no clients');
-      assert.equal((await annotations('plain', 'p2'))['egress.projectcalico.org/selector'], "egress-code == 'red'", 'other annotations kept');
+      assert.equal((await annotations('plain', 'p2'))[ANNOTATION.selector], "egress-code == 'red'", 'other annotations kept');
       assert.deepEqual(
         Object.fromEntries(['tenant-a/a1', 'tenant-a/a2', 'plain/p2', 'tenant-b/b1', 'plain/p1'].map((k) => [k, writes.get(k) ?? 0])),
         { 'tenant-a/a1': 1, 'tenant-a/a2': 1, 'plain/p2': 1, 'tenant-b/b1': 0, 'plain/p1': 0 },
@@ -261,7 +257,7 @@ describe('controller: drain, maintenance annotations and status', () => {
 
       // The gateway is gone: the annotations stay (they describe the last maintenance).
       await store.delete({ kind: 'Pod', namespace: 'prod', name: victim.metadata.name });
-      await until('status forgets the drained pod', async () => !(await getGateway()).status?.replicas?.some((r) => r.pod === victim.metadata.name));
+      await until('status forgets the drained pod', async () => !(await getGateway()).status?.replicas?.some((r) => r.pod === victim.metadata.name), SOON);
       assert.ok(has(await annotations('tenant-a', 'a1')));
       assert.equal(writes.get('tenant-a/a1'), 1);
     } finally {
@@ -272,12 +268,12 @@ describe('controller: drain, maintenance annotations and status', () => {
   it('deleting the EgressGateway drains its pods with their grace period; a draining pod on a vanished node is removed', async () => {
     await threeReadyReplicas();
     await store.delete(KEY);
-    await until('all terminating', async () => (await terminating()).length === 3);
+    await until('all terminating', async () => (await terminating()).length === 3, SOON);
     for (const p of await allPods()) assert.equal(p.metadata.deletionGracePeriodSeconds, 20);
     const onN1 = (await allPods()).filter((p) => p.spec.nodeName === 'n1');
     assert.ok(onN1.length > 0);
     await store.delete({ kind: 'Node', namespace: '', name: 'n1' });
-    await until('the pods of n1 removed', async () => (await allPods()).every((p) => p.spec.nodeName !== 'n1'));
+    await until('the pods of n1 removed', async () => (await allPods()).every((p) => p.spec.nodeName !== 'n1'), SOON);
     assert.ok(log.lines.some((l) => /deleted gateway pod .*its node n1 no longer exists/.test(l)), log.lines.join('\n'));
   });
 });

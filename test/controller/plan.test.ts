@@ -1,13 +1,12 @@
 // planGatewayPods and gatewayConditions: the pure planning of gateway pods.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Pod } from '../../src/api/types.js';
+import { ANNOTATION, DEFAULT_GATEWAY_LABEL, type Pod } from '../../src/api/types.js';
 import { gatewayConditions, planGatewayPods } from '../../src/controller/index.js';
-import { ippool, node } from '../ipam/helpers.js';
-import { egressGateway, existingGatewayPod, seeded } from './helpers.js';
+import { controllerGatewayPod, egressGateway, ippool, node, seeded } from '../helpers/resources.js';
 
 const pools = [ippool('default', '10.244.0.0/16'), ippool('egress', '10.10.10.0/30', { blockSize: 31, nodeSelector: '!all()' })];
-const nodes = [node('n1', { egress: 'yes' }), node('n2', { egress: 'yes' }), node('n3')];
+const nodes = [node('n1', { labels: { egress: 'yes' } }), node('n2', { labels: { egress: 'yes' } }), node('n3')];
 
 function gw(spec: Parameters<typeof egressGateway>[2] = {}) {
   const g = egressGateway('prod', 'red', { replicas: 2, template: { metadata: { labels: { 'egress-code': 'red' } }, spec: { nodeSelector: { egress: 'yes' } } }, ...spec });
@@ -15,7 +14,9 @@ function gw(spec: Parameters<typeof egressGateway>[2] = {}) {
   return g;
 }
 
-const existing = existingGatewayPod;
+/** A pod of prod/red as the controller made it, created at `created`. */
+const existing = (name: string, nodeName: string, created: string, metadata: Partial<Pod['metadata']> = {}, status?: Pod['status']): Pod =>
+  controllerGatewayPod('prod', name, 'red', { node: nodeName, creationTimestamp: created, metadata, status });
 
 const running: Pod['status'] = { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] };
 
@@ -37,7 +38,7 @@ describe('planGatewayPods', () => {
           name: p.metadata.name,
           namespace: 'prod',
           labels: { 'egress-code': 'red', tier: 'gw' },
-          annotations: { 'egw.dev/egress-gateway': 'red', 'cni.projectcalico.org/ipv4pools': '["egress"]' },
+          annotations: { [ANNOTATION.gatewayOf]: 'red', [ANNOTATION.ipv4Pools]: '["egress"]' },
           ownerReferences: [{ apiVersion: 'operator.tigera.io/v1', kind: 'EgressGateway', name: 'red', uid: 'uid-red', controller: true }],
         },
         spec: {
@@ -53,7 +54,7 @@ describe('planGatewayPods', () => {
   it('resolves pools by name or CIDR into the annotation; no grace period unless the template sets one', () => {
     const egw = gw({ replicas: 1, ipPools: [{ cidr: '10.10.10.0/30' }, { name: 'default' }] });
     const plan = planGatewayPods(egw, [], nodes, pools);
-    assert.equal(plan.create[0].metadata.annotations!['cni.projectcalico.org/ipv4pools'], '["egress","default"]');
+    assert.equal(plan.create[0].metadata.annotations![ANNOTATION.ipv4Pools], '["egress","default"]');
     assert.equal('terminationGracePeriodSeconds' in plan.create[0].spec, false);
   });
 
@@ -61,7 +62,7 @@ describe('planGatewayPods', () => {
     const egw = gw({ replicas: 3, template: { metadata: { labels: {} } }, ipPools: [{ name: 'default' }] });
     const plan = planGatewayPods(egw, [], nodes, pools);
     assert.deepEqual(plan.create.map((p) => p.spec.nodeName), ['n1', 'n2', 'n3']);
-    assert.deepEqual(plan.create[0].metadata.labels, { 'projectcalico.org/egw': 'red' });
+    assert.deepEqual(plan.create[0].metadata.labels, { [DEFAULT_GATEWAY_LABEL]: 'red' });
   });
 
   it('places new pods on the node with the fewest pods of this gateway, ties by name', () => {
@@ -79,7 +80,7 @@ describe('planGatewayPods', () => {
 
   it('ignores pods of other gateways and other namespaces', () => {
     const other = existing('blue-aaaaa', 'n1', '2024-01-01T00:00:00Z');
-    other.metadata.annotations!['egw.dev/egress-gateway'] = 'blue';
+    other.metadata.annotations![ANNOTATION.gatewayOf] = 'blue';
     const elsewhere = existing('red-ccccc', 'n1', '2024-01-01T00:00:00Z', { namespace: 'dev' });
     const plan = planGatewayPods(gw(), [other, elsewhere], nodes, pools, { random: seeded() });
     assert.equal(plan.create.length, 2);
@@ -138,7 +139,7 @@ describe('planGatewayPods', () => {
   });
 
   it('unschedulable nodes and untolerated NoSchedule taints are skipped', () => {
-    const ns = [node('n1', { egress: 'yes' }), node('n2', { egress: 'yes' }), node('n4', { egress: 'yes' })];
+    const ns = [node('n1', { labels: { egress: 'yes' } }), node('n2', { labels: { egress: 'yes' } }), node('n4', { labels: { egress: 'yes' } })];
     ns[0].spec = { unschedulable: true };
     ns[1].spec = { taints: [{ key: 'dedicated', value: 'gw', effect: 'NoSchedule' }] };
     assert.deepEqual(planGatewayPods(gw(), [], ns, pools, { random: seeded() }).create.map((p) => p.spec.nodeName), ['n4', 'n4']);
@@ -168,7 +169,7 @@ describe('planGatewayPods', () => {
     assert.deepEqual(p1.problems.map((p) => p.reason), ['PoolNotFound']);
     const p2 = planGatewayPods(gw({ ipPools: [{ name: 'egress' }, { name: 'off' }] }), [], nodes, [...pools, ippool('off', '10.9.0.0/24', { disabled: true })], { random: seeded() });
     assert.equal(p2.create.length, 2);
-    assert.equal(p2.create[0].metadata.annotations!['cni.projectcalico.org/ipv4pools'], '["egress"]');
+    assert.equal(p2.create[0].metadata.annotations![ANNOTATION.ipv4Pools], '["egress"]');
     assert.deepEqual(p2.problems.map((p) => p.reason), ['PoolDisabled']);
   });
 

@@ -3,11 +3,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Pod } from '../../src/api/types.js';
 import { gatewayStatus, isProbeFailure, planGatewayPods, planMaintenance, replicaHealth, sameStatus } from '../../src/controller/index.js';
-import { ippool, node } from '../ipam/helpers.js';
-import { egressGateway, existingGatewayPod, seeded } from './helpers.js';
+import { controllerGatewayPod, egressGateway, ippool, node, pod, seeded } from '../helpers/resources.js';
 
 const pools = [ippool('default', '10.244.0.0/16'), ippool('egress', '10.10.10.0/30', { blockSize: 31, nodeSelector: '!all()' })];
-const nodes = [node('n1', { egress: 'yes' }), node('n2', { egress: 'yes' }), node('n3')];
+const nodes = [node('n1', { labels: { egress: 'yes' } }), node('n2', { labels: { egress: 'yes' } }), node('n3')];
 const NOW = new Date('2030-01-01T00:00:00Z');
 
 function gw(spec: Parameters<typeof egressGateway>[2] = {}) {
@@ -18,7 +17,7 @@ function gw(spec: Parameters<typeof egressGateway>[2] = {}) {
 
 function gwPod(name: string, nodeName: string, ip: string | undefined, status: Pod['status'] | undefined, extra: Partial<Pod['metadata']> = {}): Pod {
   const created = `2029-12-31T00:00:0${name.endsWith('a') ? 0 : name.endsWith('b') ? 1 : 2}Z`;
-  return existingGatewayPod(name, nodeName, created, extra, status ? (ip ? { ...status, podIP: ip, podIPs: [{ ip }] } : status) : undefined);
+  return controllerGatewayPod('prod', name, 'red', { node: nodeName, creationTimestamp: created, metadata: extra, status: status && ip ? { ...status, podIP: ip, podIPs: [{ ip }] } : status });
 }
 
 const ready: Pod['status'] = { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] };
@@ -150,13 +149,7 @@ describe('replicaHealth', () => {
 });
 
 describe('planMaintenance', () => {
-  const client = (ns: string, name: string, ip: string): Pod => ({
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name, namespace: ns },
-    spec: { nodeName: 'n1', containers: [{ name: 'c' }] },
-    status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] },
-  });
+  const client = (ns: string, name: string, ip: string): Pod => pod(ns, name, { node: 'n1', ip, ready: null });
 
   it('clients of a draining gateway get its IP and window; the later window wins for a client of two', () => {
     const a = gwPod('red-aaaaa', 'n1', '10.10.10.0', ready, { deletionTimestamp: '2030-01-01T00:00:10.000Z', deletionGracePeriodSeconds: 10 });

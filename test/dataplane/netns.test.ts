@@ -7,17 +7,17 @@ import { NodeDataplane } from '../../src/dataplane/node.js';
 import type { Runner } from '../../src/dataplane/exec.js';
 import type { NodeNatConfig } from '../../src/dataplane/types.js';
 import { desiredState, lines, natConfig, writesOf } from './helpers.js';
-import { CountingRunner, E2E, cleanupAll, dumpKernel, json, makeNodeNs, netnsPrereq, runTag, type J, type NodeNs } from './netns.js';
+import { NETNS_TOOLS, SHOW_NFT, suiteGate } from '../helpers/env.js';
+import { CountingRunner, cleanupAll, dumpKernel, json, makeNodeNs, runTag, type J, type NodeNs } from './netns.js';
 
-const reason = await netnsPrereq();
-if (reason && E2E) test('netns prerequisites (EGW_E2E=1)', () => assert.fail(reason));
+const root = suiteGate(NETNS_TOOLS);
 
 
 async function text(runner: Runner, argv: string[]): Promise<string> {
   return (await runner.run(argv)).stdout;
 }
 
-describe('NodeDataplane in a network namespace', { skip: reason ?? false }, () => {
+describe('NodeDataplane in a network namespace', { skip: root.skip }, () => {
   const tag = runTag();
   let ns: NodeNs;
   let runner: CountingRunner;
@@ -26,6 +26,7 @@ describe('NodeDataplane in a network namespace', { skip: reason ?? false }, () =
   const nat = natConfig();
 
   before(async () => {
+    root.check();
     ns = await makeNodeNs(tag, 'n1');
     runner = new CountingRunner(ns.runner);
     dp = new NodeDataplane(runner);
@@ -119,7 +120,7 @@ describe('NodeDataplane in a network namespace', { skip: reason ?? false }, () =
     assert.match(nft, /ip saddr 10\.10\.0\.0\/24 return/);
     assert.match(nft, /oifname "eth0" ip saddr 10\.244\.0\.0\/16 ip daddr != \{ 10\.10\.0\.0\/24, 10\.244\.0\.0\/16 \} masquerade/);
     assert.match(nft, /oifname "egw\.vxlan" tcp flags syn \/ syn,rst tcp option maxseg size > 1410 tcp option maxseg size set 1410/);
-    if (process.env.EGW_SHOW_NFT) process.stderr.write(nft);
+    if (SHOW_NFT) process.stderr.write(nft);
   });
 
   test('a second reconcile of the same state sends zero commands', async () => {

@@ -1,25 +1,8 @@
-// Network-namespace scaffolding for the root tests of the data plane and the agent. Every namespace is named
-// `egw-td<6 hex>-…` (unique per test run) and deleted in after(); nothing is attached to the host's namespace.
+// Network-namespace scaffolding for the root tests of the data plane and the agent (whether they may run:
+// suiteGate(NETNS_TOOLS) in test/helpers/env.ts). Every namespace is named `egw-td<6 hex>-…` (unique per test run)
+// and deleted in after(); nothing is attached to the host's namespace.
 import { randomBytes } from 'node:crypto';
 import { localRunner, netnsRunner, type RunOptions, type RunResult, type Runner } from '../../src/dataplane/exec.js';
-
-export const E2E = process.env.EGW_E2E === '1';
-
-/** null when root tests can run here; else why not. */
-export async function netnsPrereq(): Promise<string | null> {
-  if (process.platform !== 'linux') return 'not Linux';
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'needs root';
-  const host = localRunner();
-  for (const argv of [['ip', 'netns', 'list'], ['nft', '--version'], ['bridge', '-V']]) {
-    try {
-      const r = await host.run(argv, { allowFailure: true });
-      if (r.code !== 0) return `${argv.join(' ')} failed: ${r.stderr.trim()}`;
-    } catch (e) {
-      return `${argv[0]} missing: ${(e as Error).message}`;
-    }
-  }
-  return null;
-}
 
 /** `egw-td` + 6 random hex digits: the prefix of every namespace one test run creates. */
 export function runTag(): string {

@@ -17,10 +17,11 @@ import type { EgressGatewayEntry, NodeEgressState } from '../../src/calc/types.j
 import { localRunner, netnsRunner, type Runner } from '../../src/dataplane/exec.js';
 import { NodeDataplane } from '../../src/dataplane/node.js';
 import { desiredState, natConfig, writesOf } from './helpers.js';
-import { CountingRunner, E2E, netnsPrereq } from './netns.js';
+import { NETNS_TOOLS, SHOW_NFT, suiteGate } from '../helpers/env.js';
+import { sleep } from '../helpers/wait.js';
+import { CountingRunner } from './netns.js';
 
-const reason = await netnsPrereq();
-if (reason && E2E) test('netns prerequisites (EGW_E2E=1)', () => assert.fail(reason));
+const root = suiteGate(NETNS_TOOLS);
 
 const TAG = `egw-ts${randomBytes(3).toString('hex')}`;
 const NS = { rt: `${TAG}-rt`, n1: `${TAG}-n1`, cp: `${TAG}-cp`, ext: `${TAG}-ext`, gA: `${TAG}-ga`, gB: `${TAG}-gb`, gC: `${TAG}-gc` };
@@ -241,7 +242,7 @@ const log = (msg: string): void => {
   process.stderr.write(`# ${msg}\n`);
 };
 
-describe('per-connection stickiness in network namespaces', { skip: reason ?? false }, () => {
+describe('per-connection stickiness in network namespaces', { skip: root.skip }, () => {
   let node: CountingRunner;
   let dp: NodeDataplane;
   let holder: Holder;
@@ -251,6 +252,7 @@ describe('per-connection stickiness in network namespaces', { skip: reason ?? fa
   const gatewayOf = (id: number): string => base.find((r) => r.id === id)!.seen!;
 
   before(async () => {
+    root.check();
     await buildTopology();
     const server = new Proc(NS.ext, SERVER);
     assert.equal(await server.next(10_000), 'listening');
@@ -289,7 +291,7 @@ describe('per-connection stickiness in network namespaces', { skip: reason ?? fa
     assert.ok(spread[A] >= 1 && spread[B] >= 1, `both gateways carry connections: ${JSON.stringify(spread)}`);
     // the conntrack marks are what the prerouting rule restores
     const ct = await node.run(['nft', 'list', 'table', 'ip', 'egw']);
-    if (process.env.EGW_SHOW_NFT) process.stderr.write(ct.stdout);
+    if (SHOW_NFT) process.stderr.write(ct.stdout);
   });
 
   test('A leaves the ECMP route but stays ready (maxNextHops / policy change): 0 of 20 break; new connections use B only', async () => {
@@ -373,7 +375,7 @@ describe('per-connection stickiness in network namespaces', { skip: reason ?? fa
   test('B briefly not ready while its connections are idle, then back: it gets its old mark (not the lowest free) and they resume', async () => {
     // idle: let the delayed ACKs of the last round leave first (one of them taking the ECMP route via C during the
     // blip would make C reset the connection)
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
     // A leaves as well, so the lowest free mark (1) differs from B's (2)
     await reconcile(state([C], [entry(B, { ready: false }), entry(C)]));
     assert.deepEqual(await marksInKernel(node), { [C]: MARK[3] });

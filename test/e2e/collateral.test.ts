@@ -4,16 +4,17 @@
 // the gateway that dies break. (`make bench` runs the same scenario and reports the counts.)
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { E2E, LabHarness, missingPrerequisite } from '../helpers/e2e.js';
+import { LabHarness } from '../helpers/e2e.js';
+import { suiteGate } from '../helpers/env.js';
 import { collateralScenario, demoScenario, ECHO, liveGateways, type StepResult } from '../helpers/scenarios.js';
 
-const skipReason = missingPrerequisite(['ip', 'nft', 'curl']);
+const root = suiteGate(['ip', 'nft', 'curl']);
 const lab = new LabHarness();
 let results: StepResult[] = [];
 
-describe('no collateral damage', { skip: !E2E && skipReason ? skipReason : false }, () => {
+describe('no collateral damage', { skip: root.skip }, () => {
   before(async () => {
-    if (skipReason) assert.fail(`EGW_E2E=1 but the lab cannot run: ${skipReason}`);
+    root.check();
     await lab.up();
     await lab.apply(demoScenario({ replicas: 3, graceSeconds: 10 }));
     results = await collateralScenario(lab, { graceSeconds: 10, connections: 30 });

@@ -2,45 +2,39 @@
 // processes, the demo scenario. What issue 4 must show, each as its own test against one lab.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { E2E, gate, inNs, LabHarness, missingPrerequisite, run, sleep, until } from '../helpers/e2e.js';
-import { ROOT } from '../helpers/cli.js';
-import { kernelHops } from '../helpers/scenarios.js';
+import { inNs, LabHarness, run } from '../helpers/e2e.js';
+import { gate, suiteGate } from '../helpers/env.js';
+import { clientPod, felixConfiguration, namespaceNamed, pod } from '../helpers/resources.js';
+import { demoManifests, ECHO, FIXTURES, kernelHops } from '../helpers/scenarios.js';
+import { LAB_POLL, sleep, until } from '../helpers/wait.js';
 
-const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
-const ECHO = '198.51.100.10';
 const RESTRICTED = '198.51.100.20';
 const ONPREM = '203.0.113.10';
 const NODE_IP: Record<string, string> = { 'node-1': '172.31.0.11', 'node-2': '172.31.0.12' };
 
-const demoManifests = readdirSync(join(ROOT, 'examples', 'demo'))
-  .sort()
-  .map((f) => readFileSync(join(ROOT, 'examples', 'demo', f), 'utf8'))
-  .join('\n---\n');
-
-const skipReason = missingPrerequisite(['ip', 'nft', 'curl', 'iperf3']);
+const root = suiteGate(['ip', 'nft', 'curl', 'iperf3']);
 const lab = new LabHarness();
 let gatewayIps: string[] = [];
 
-describe('data plane end to end', { skip: !E2E && skipReason ? skipReason : false }, () => {
+describe('data plane end to end', { skip: root.skip }, () => {
   before(async () => {
-    if (skipReason) assert.fail(`EGW_E2E=1 but the lab cannot run: ${skipReason}`);
+    root.check();
     await lab.up();
-    await lab.apply(demoManifests);
+    await lab.apply(demoManifests());
     for (const [ns, name] of [['tenant-a', 'client-a'], ['plain', 'client-plain'], ['tenant-b', 'client-b']]) await lab.podReady(ns, name);
     gatewayIps = await until('two gateway pods with IPs', async () => {
       const ips = (await lab.gatewayPods('red')).map((p) => p.status?.podIPs?.[0]?.ip).filter((x): x is string => !!x);
       return ips.length === 2 ? ips.sort() : undefined;
-    }, 30_000);
+    }, 30_000, LAB_POLL);
     // Gateways join the routes once they report ready (heartbeats); wait until client-a's node routes over both.
     const clientA = await lab.podReady('tenant-a', 'client-a');
-    await until('both gateways in client-a\'s route', async () => (await kernelHops(lab.nodeNetns(clientA.node), clientA.ip)).join() === gatewayIps.join(), 20_000);
+    await until('both gateways in client-a\'s route', async () => (await kernelHops(lab.nodeNetns(clientA.node), clientA.ip)).join() === gatewayIps.join(), 20_000, LAB_POLL);
     await until('client-b\'s route too', async () => {
       const b = await lab.podReady('tenant-b', 'client-b');
       return (await kernelHops(lab.nodeNetns(b.node), b.ip)).join() === gatewayIps.join();
-    }, 20_000);
+    }, 20_000, LAB_POLL);
   });
   after(async () => {
     await lab.down();
@@ -82,21 +76,12 @@ describe('data plane end to end', { skip: !E2E && skipReason ? skipReason : fals
 
   test('a policy annotation naming a missing policy blocks egress at the client node', async (t) => {
     if (!gate(t)) return;
-    await lab.apply(`apiVersion: v1
-kind: Pod
-metadata:
-  name: client-missing
-  namespace: plain
-  annotations: {egress.projectcalico.org/egressGatewayPolicy: no-such-policy}
-spec:
-  nodeName: node-1
-  containers: [{name: c}]
-`);
+    await lab.applyResources(clientPod('plain', 'client-missing', { policy: 'no-such-policy' }, { node: 'node-1' }));
     const pod = await lab.podReady('plain', 'client-missing');
     const node = lab.nodeNetns(pod.node);
     // The client's node decides: an unreachable route, answered with ICMP host-unreachable (rate-limited by the
     // kernel, so later attempts may just time out). Nothing reaches the external host.
-    await until('egress blocked at the node', async () => (await routeVerdict(node, pod.ip, ECHO)) === 'unreachable', 10_000);
+    await until('egress blocked at the node', async () => (await routeVerdict(node, pod.ip, ECHO)) === 'unreachable', 10_000, LAB_POLL);
     const first = await inNs(pod.netns, [process.execPath, join(FIXTURES, 'tcp-connect.mjs'), ECHO, '80']);
     assert.equal(first.stdout.trim(), 'EHOSTUNREACH');
     assert.equal(await routeVerdict(node, pod.ip, NODE_IP['node-2']), 'main', 'cluster-internal destinations stay reachable');
@@ -105,46 +90,29 @@ spec:
   test('a pod annotation overrides its namespace only under EnabledPerNamespaceOrPerPod', async (t) => {
     if (!gate(t)) return;
     // The namespace says "red"; the pod asks for "blue", which has no gateways: unreachable when the pod counts.
-    await lab.apply(`apiVersion: v1
-kind: Pod
-metadata:
-  name: client-blue
-  namespace: tenant-a
-  annotations:
-    egress.projectcalico.org/selector: "egress-code == 'blue'"
-    egress.projectcalico.org/namespaceSelector: "projectcalico.org/name == 'default'"
-spec:
-  nodeName: node-2
-  containers: [{name: c}]
-`);
+    await lab.applyResources(clientPod('tenant-a', 'client-blue', { selector: "egress-code == 'blue'", namespaceSelector: namespaceNamed('default') }, { node: 'node-2' }));
     const pod = await lab.podReady('tenant-a', 'client-blue');
     const node = lab.nodeNetns(pod.node);
     const verdict = () => routeVerdict(node, pod.ip, ECHO);
-    await until('pod annotation honoured (no blue gateway: unreachable)', async () => (await verdict()) === 'unreachable', 10_000);
-    await lab.apply('apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata: {name: default}\nspec: {egressIPSupport: EnabledPerNamespace}\n');
+    await until('pod annotation honoured (no blue gateway: unreachable)', async () => (await verdict()) === 'unreachable', 10_000, LAB_POLL);
+    await lab.applyResources(felixConfiguration({ egressIPSupport: 'EnabledPerNamespace' }));
     const seen = await until('pod annotation ignored under EnabledPerNamespace', async () => {
       const r = await lab.curl('tenant-a', 'client-blue', `http://${ECHO}/`);
       return r && gatewayIps.includes(r.sourceIp) ? r.sourceIp : undefined;
-    }, 10_000);
+    }, 10_000, LAB_POLL);
     assert.ok(gatewayIps.includes(seen));
-    await lab.apply('apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata: {name: default}\nspec: {egressIPSupport: EnabledPerNamespaceOrPerPod}\n');
-    await until('back to per-pod', async () => (await verdict()) === 'unreachable', 10_000);
+    await lab.applyResources(felixConfiguration({ egressIPSupport: 'EnabledPerNamespaceOrPerPod' }));
+    await until('back to per-pod', async () => (await verdict()) === 'unreachable', 10_000, LAB_POLL);
     const r = await inNs(pod.netns, [process.execPath, join(FIXTURES, 'tcp-connect.mjs'), ECHO, '80']);
     assert.notEqual(r.stdout.trim(), 'connected');
   });
 
   test('cluster-internal traffic (pod to pod across nodes) never goes through a gateway', async (t) => {
     if (!gate(t)) return;
-    await lab.apply(`apiVersion: v1
-kind: Pod
-metadata: {name: server, namespace: plain}
-spec:
-  nodeName: node-2
-  containers: [{name: echo, command: [egw, lab, echo, --http-port, "8080", --tcp-port, "7070"]}]
-`);
+    await lab.applyResources(pod('plain', 'server', { node: 'node-2', containers: [{ name: 'echo', command: ['egw', 'lab', 'echo', '--http-port', '8080', '--tcp-port', '7070'] }] }));
     const server = await lab.podReady('plain', 'server');
     const client = await lab.podReady('tenant-a', 'client-a');
-    const seen = await until('the in-cluster echo server answers', () => lab.curl('tenant-a', 'client-a', `http://${server.ip}:8080/`), 15_000);
+    const seen = await until('the in-cluster echo server answers', () => lab.curl('tenant-a', 'client-a', `http://${server.ip}:8080/`), 15_000, LAB_POLL);
     assert.equal(seen.sourceIp, client.ip, 'pod-to-pod keeps the client pod IP: no gateway, no NAT');
   });
 
@@ -182,7 +150,7 @@ spec:
     // Positive control: the allowed client's ordinary UDP does leave, with a gateway IP.
     const ok = await inNs(client.netns, [process.execPath, join(FIXTURES, 'udp-send.mjs'), ECHO, '9999', '5']);
     assert.equal(ok.code, 0, ok.stderr);
-    await until('the control packets arrive from a gateway IP', async () => (await counter()) >= 5, 5000);
+    await until('the control packets arrive from a gateway IP', async () => (await counter()) >= 5, 5000, LAB_POLL);
   });
 
   test('restarting the agent during a long TCP transfer: it completes and no kernel object is recreated', async (t) => {
@@ -203,7 +171,7 @@ spec:
     // reconcile; it must have found everything right.
     const log = join(lab.info.stateDir, 'logs', 'agent-node-1.log');
     const sinceRestart = () => readFileSync(log, 'utf8').split('agent starting').at(-1)!;
-    await until('the restarted agent reconciled', async () => /kernel (already right: adopted|updated)/.test(sinceRestart()), 10_000);
+    await until('the restarted agent reconciled', async () => /kernel (already right: adopted|updated)/.test(sinceRestart()), 10_000, LAB_POLL);
     assert.doesNotMatch(sinceRestart(), /kernel updated/, 'the restarted agent changed the kernel');
     const r = await transfer;
     assert.equal(r.code, 0, r.stderr);

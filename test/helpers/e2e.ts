@@ -1,45 +1,28 @@
-// Shared by the tests that need root and network namespaces: the prerequisite gate (skip, or fail under
-// EGW_E2E=1), command running, polling, and a harness that brings a whole lab up with the real egw executable.
+// Shared by the tests that need root and network namespaces: command running, and a harness that brings a whole
+// lab up with the real egw executable. Whether they may run is test/helpers/env.ts (gate, suiteGate); polls are
+// test/helpers/wait.ts.
 import assert from 'node:assert/strict';
-import type { TestContext } from 'node:test';
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { stringify } from 'yaml';
+import type { Resource } from '../../src/api/meta.js';
 import { openStore } from '../../src/datastore/open.js';
 import type { Store } from '../../src/datastore/types.js';
 import { labDown, labUp, readLabState, type LabInfo } from '../../src/lab/index.js';
 import { stateFiles } from '../../src/lab/names.js';
 import { readRecord, stopProcess } from '../../src/lab/procs.js';
-import type { Pod } from '../../src/api/types.js';
+import { NETNS_ANNOTATION } from '../../src/lab/topology.js';
+import { ANNOTATION, type Pod } from '../../src/api/types.js';
 import { memoryLogger } from '../../src/log.js';
 import { runCli, type CliResult } from './cli.js';
+import { LAB_POLL, until } from './wait.js';
 
-export const E2E = process.env.EGW_E2E === '1';
-
-/** Why root/namespace tests cannot run here, or undefined. */
-export function missingPrerequisite(tools: string[] = ['ip', 'nft', 'curl', 'ping']): string | undefined {
-  if (process.platform !== 'linux') return 'needs Linux';
-  if (process.getuid?.() !== 0) return 'needs root (network namespaces)';
-  for (const tool of tools) {
-    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return `needs ${tool}`;
-  }
-  const probe = `egw-tp${randomBytes(3).toString('hex')}-probe`;
-  const add = spawnSync('ip', ['netns', 'add', probe], { encoding: 'utf8' });
-  spawnSync('ip', ['netns', 'del', probe]);
-  if (add.status !== 0) return `cannot create network namespaces: ${add.stderr.trim()}`;
-  return undefined;
-}
-
-/** True if the test may go on; otherwise skips it, or fails it under EGW_E2E=1 (CI must not skip). */
-export function gate(t: TestContext, tools?: string[]): boolean {
-  const why = missingPrerequisite(tools);
-  if (!why) return true;
-  if (E2E) assert.fail(`EGW_E2E=1 but this test cannot run: ${why}`);
-  t.skip(why);
-  return false;
-}
+// What bench/failover.ts takes from here (it predates env.ts and wait.ts).
+export { missingPrerequisite } from './env.js';
+export { sleep, until } from './wait.js';
 
 export interface RunResult {
   code: number;
@@ -62,18 +45,6 @@ export async function ipJson(netns: string | undefined, args: string[]): Promise
   const r = await run(['ip', ...(netns ? ['-n', netns] : []), '-json', ...args]);
   assert.equal(r.code, 0, r.stderr);
   return r.stdout.trim() ? JSON.parse(r.stdout) : [];
-}
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-export async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(100);
-  }
 }
 
 /** A lab brought up with the real `egw` executable (bin/egw.js: `make build` first), torn down by `down()`. */
@@ -115,6 +86,11 @@ export class LabHarness {
     assert.equal(r.code, 0, r.stderr);
   }
 
+  /** `egw apply` of objects made with test/helpers/resources.ts, as YAML. */
+  async applyResources(...objects: Resource[]): Promise<void> {
+    await this.apply(objects.map((o) => stringify(o)).join('---\n'));
+  }
+
   async pod(ns: string, name: string): Promise<Pod | undefined> {
     return (await this.store.get({ kind: 'Pod', namespace: ns, name })) as Pod | undefined;
   }
@@ -124,14 +100,14 @@ export class LabHarness {
     return until(`pod ${ns}/${name} running`, async () => {
       const p = await this.pod(ns, name);
       const ip = p?.status?.podIPs?.[0]?.ip;
-      const netns = p?.metadata.annotations?.['egw.dev/netns'];
+      const netns = p?.metadata.annotations?.[NETNS_ANNOTATION];
       return ip && netns && p.status?.phase === 'Running' ? { netns, ip, node: p.spec.nodeName ?? '' } : undefined;
-    }, timeoutMs);
+    }, timeoutMs, LAB_POLL);
   }
 
   async gatewayPods(egw: string, ns = 'default'): Promise<Pod[]> {
     const pods = (await this.store.list('Pod', { namespace: ns })).items as Pod[];
-    return pods.filter((p) => p.metadata.annotations?.['egw.dev/egress-gateway'] === egw);
+    return pods.filter((p) => p.metadata.annotations?.[ANNOTATION.gatewayOf] === egw);
   }
 
   /** Runs argv inside a pod's network namespace. */

@@ -6,52 +6,55 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import { stringify } from 'yaml';
+import { readyCondition } from '../../src/api/pod.js';
+import { NETNS_ANNOTATION } from '../../src/lab/topology.js';
 import { ROOT } from './cli.js';
-import { inNs, run, sleep, until, type LabHarness } from './e2e.js';
+import { inNs, run, type LabHarness } from './e2e.js';
+import { egressGateway, namespaceNamed, policy } from './resources.js';
+import { LAB_POLL, sleep, until } from './wait.js';
 
 export const FIXTURES = fileURLToPath(new URL('../e2e/fixtures/', import.meta.url));
 export const ECHO = '198.51.100.10';
 
-/** The demo scenario (examples/demo) with a /29 egress pool, `replicas` red gateways and their grace period. */
-export function demoScenario(opts: { replicas: number; graceSeconds?: number }): string {
-  const text = readdirSync(join(ROOT, 'examples', 'demo'))
+/** The manifests of examples/demo, in file order, as one YAML stream. */
+export function demoManifests(): string {
+  return readdirSync(join(ROOT, 'examples', 'demo'))
     .sort()
     .map((f) => readFileSync(join(ROOT, 'examples', 'demo', f), 'utf8'))
     .join('\n---\n');
-  return text
+}
+
+/** The demo scenario (examples/demo) with a /29 egress pool, `replicas` red gateways and their grace period. */
+export function demoScenario(opts: { replicas: number; graceSeconds?: number }): string {
+  return demoManifests()
     .replace('cidr: 10.10.10.0/30', 'cidr: 10.10.10.0/29')
     .replace(/replicas: \d+/, `replicas: ${opts.replicas}`)
     .replace(/terminationGracePeriodSeconds: \d+/, `terminationGracePeriodSeconds: ${opts.graceSeconds ?? 10}`);
 }
 
+/** The demo's EgressGateway default/red (YAML) with `replicas` pods on the Linux nodes and their grace period. */
 export function gatewayManifest(replicas: number, graceSeconds = 10): string {
-  return `apiVersion: operator.tigera.io/v1
-kind: EgressGateway
-metadata: {name: red, namespace: default}
-spec:
-  replicas: ${replicas}
-  ipPools: [{name: egress-ippool-1}]
-  template:
-    metadata: {labels: {egress-code: red}}
-    spec:
-      nodeSelector: {kubernetes.io/os: linux}
-      terminationGracePeriodSeconds: ${graceSeconds}
-`;
+  return stringify(
+    egressGateway('default', 'red', {
+      replicas,
+      ipPools: [{ name: 'egress-ippool-1' }],
+      template: { metadata: { labels: { 'egress-code': 'red' } }, spec: { nodeSelector: { 'kubernetes.io/os': 'linux' }, terminationGracePeriodSeconds: graceSeconds } },
+    }),
+  );
 }
 
+/** The demo's EgressGatewayPolicy egw-policy1 (YAML): an on-prem range without gateway, the rest via red. */
 export function policyManifest(opts: { maxNextHops?: number; onPremCidr?: string; onPremDescription?: string }): string {
-  return `apiVersion: projectcalico.org/v3
-kind: EgressGatewayPolicy
-metadata: {name: egw-policy1}
-spec:
-  rules:
-    - destination: {cidr: ${opts.onPremCidr ?? '203.0.113.0/24'}}
-      description: "${opts.onPremDescription ?? 'On-prem: no gateway'}"
-    - description: "Internet: via red"
-      gateway:
-        namespaceSelector: "projectcalico.org/name == 'default'"
-        selector: "egress-code == 'red'"
-${opts.maxNextHops !== undefined ? `        maxNextHops: ${opts.maxNextHops}\n` : ''}`;
+  return stringify(
+    policy('egw-policy1', [
+      { destination: { cidr: opts.onPremCidr ?? '203.0.113.0/24' }, description: opts.onPremDescription ?? 'On-prem: no gateway' },
+      {
+        description: 'Internet: via red',
+        gateway: { namespaceSelector: namespaceNamed('default'), selector: "egress-code == 'red'", ...(opts.maxNextHops !== undefined ? { maxNextHops: opts.maxNextHops } : {}) },
+      },
+    ]),
+  );
 }
 
 /** Gateway pods of "red" that run with an IP, not terminating. */
@@ -61,8 +64,8 @@ export async function liveGateways(lab: LabHarness): Promise<{ name: string; ip:
     .map((p) => ({
       name: p.metadata.name,
       ip: p.status!.podIPs![0].ip,
-      netns: p.metadata.annotations?.['egw.dev/netns'] ?? '',
-      ready: p.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True',
+      netns: p.metadata.annotations?.[NETNS_ANNOTATION] ?? '',
+      ready: readyCondition(p)?.status === 'True',
     }));
 }
 
@@ -143,8 +146,6 @@ export async function failoverProbe(podNetns: string, opts: { intervalMs: number
   };
 }
 
-export { until };
-
 export interface StepResult {
   step: string;
   /** Connections alive before the step. */
@@ -170,7 +171,7 @@ export async function collateralScenario(lab: LabHarness, opts: { graceSeconds: 
   const client = await lab.podReady('tenant-b', 'client-b');
   const node = lab.nodeNetns(client.node);
   const hops = () => kernelHops(node, client.ip);
-  await until('3 gateways in the client\'s route', async () => (await hops()).length === 3, 30_000);
+  await until('3 gateways in the client\'s route', async () => (await hops()).length === 3, 30_000, LAB_POLL);
   const holder = await ConnectionHolder.open(client.netns, opts.connections ?? 30);
   const results: StepResult[] = [];
   try {
@@ -192,11 +193,11 @@ export async function collateralScenario(lab: LabHarness, opts: { graceSeconds: 
     const live = async () => (await liveGateways(lab)).map((g) => g.ip);
 
     await lab.apply(gatewayManifest(5, opts.graceSeconds));
-    await until('5 gateways in the route', async () => (await hops()).length === 5, 30_000);
+    await until('5 gateways in the route', async () => (await hops()).length === 5, 30_000, LAB_POLL);
     await step('scale 3 → 5', await live());
 
     await lab.apply(policyManifest({ maxNextHops: 2 }));
-    await until('2 hops in the route', async () => (await hops()).length === 2, 15_000);
+    await until('2 hops in the route', async () => (await hops()).length === 2, 15_000, LAB_POLL);
     await step('maxNextHops 0 → 2', await live());
 
     const tableOf = async () => {
@@ -204,7 +205,7 @@ export async function collateralScenario(lab: LabHarness, opts: { graceSeconds: 
       return rules.find((x) => x.src === client.ip && !x.fwmark)?.table;
     };
     await lab.apply(policyManifest({ maxNextHops: 2, onPremCidr: '203.0.113.0/25', onPremDescription: 'On-prem (half): no gateway' }));
-    await until('the edited rule in the kernel', async () => (await run(['ip', '-n', node, 'route', 'show', 'table', String(await tableOf())])).stdout.includes('203.0.113.0/25'), 15_000);
+    await until('the edited rule in the kernel', async () => (await run(['ip', '-n', node, 'route', 'show', 'table', String(await tableOf())])).stdout.includes('203.0.113.0/25'), 15_000, LAB_POLL);
     await step('unrelated policy rule edited', await live());
 
     // Kill the gateway that carries the most connections: both sides of the claim show.
@@ -212,17 +213,17 @@ export async function collateralScenario(lab: LabHarness, opts: { graceSeconds: 
     const count = (ip: string) => alive.filter((c) => c.seen === ip).length;
     const victim = [...gws].sort((a, b) => count(b.ip) - count(a.ip))[0];
     await cutGatewayLink(victim.netns);
-    await until('the dead gateway out of the route', async () => !(await hops()).includes(victim.ip), 5_000);
+    await until('the dead gateway out of the route', async () => !(await hops()).includes(victim.ip), 5_000, LAB_POLL);
     await step('one gateway dies (link cut)', gws.map((g) => g.ip).filter((ip) => ip !== victim.ip), victim.ip);
 
     const ready = (await liveGateways(lab)).filter((g) => g.ready).map((g) => g.ip);
     await lab.apply(gatewayManifest(2, opts.graceSeconds));
-    await until('3 gateways terminating', async () => (await lab.gatewayPods('red')).filter((p) => p.metadata.deletionTimestamp).length === 3, 10_000);
+    await until('3 gateways terminating', async () => (await lab.gatewayPods('red')).filter((p) => p.metadata.deletionTimestamp).length === 3, 10_000, LAB_POLL);
     await until('new connections only via the 2 remaining gateways', async () => {
       const remaining = await live();
       const h = await hops();
       return h.length > 0 && h.every((x) => remaining.includes(x));
-    }, 5_000);
+    }, 5_000, LAB_POLL);
     await sleep(1000);
     await step('scale 5 → 2, inside the drain window', ready);
   } finally {

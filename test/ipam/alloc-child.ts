@@ -4,7 +4,8 @@
 // START_AT_MS (epoch ms) makes several children begin at the same moment.
 import { SqliteStore } from '../../src/datastore/sqlite.js';
 import { Ipam } from '../../src/ipam/index.js';
-import { ippool } from './helpers.js';
+import { ippool } from '../helpers/resources.js';
+import { sleep } from '../helpers/wait.js';
 
 const [dbPath, nodeName, countArg, prefix, cidr, blockSizeArg, startAtArg] = process.argv.slice(2);
 const count = Number(countArg);
@@ -18,7 +19,7 @@ async function main(): Promise<void> {
   const ipam = new Ipam(store);
   const pool = ippool('pool', cidr, { blockSize: Number(blockSizeArg) });
   const wait = Number(startAtArg ?? 0) - Date.now();
-  if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  if (wait > 0) await sleep(wait);
   const out: Record<string, string> = {};
   for (let i = 0; i < count; i++) {
     const handle = `pod:test/${prefix}-${i}`;

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MemoryStore } from '../../src/datastore/memory.js';
 import { Ipam, IpamError, type IPAMBlock } from '../../src/ipam/index.js';
-import { ippool } from './helpers.js';
+import { ippool } from '../helpers/resources.js';
 
 async function blocks(store: MemoryStore): Promise<IPAMBlock[]> {
   return (await store.list('IPAMBlock')).items as IPAMBlock[];

@@ -2,9 +2,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { IpamError, poolsForPod } from '../../src/ipam/index.js';
-import { ippool, node, pod } from './helpers.js';
+import { ANNOTATION } from '../../src/api/types.js';
+import { ippool, node, pod } from '../helpers/resources.js';
 
-const ANN = 'cni.projectcalico.org/ipv4pools';
+/** A pod whose pools annotation says `pools`. */
+const withPools = (pools: string) => pod('ns', 'gw', { annotations: { [ANNOTATION.ipv4Pools]: pools } });
 const names = (ps: { metadata: { name: string } }[]) => ps.map((p) => p.metadata.name);
 
 const pools = [
@@ -27,46 +29,46 @@ function expectIpamError(fn: () => unknown, code: string, re: RegExp): void {
 
 describe('poolsForPod', () => {
   it('uses the annotation by pool name, in the order given', () => {
-    const p = pod('ns', 'gw', { [ANN]: '["egress", "default"]' });
+    const p = withPools('["egress", "default"]');
     assert.deepEqual(names(poolsForPod(p, node('n1'), pools)), ['egress', 'default']);
   });
 
   it('uses the annotation by CIDR (normalised) and de-duplicates', () => {
-    const p = pod('ns', 'gw', { [ANN]: '["10.10.10.0/30", "egress", " 10.244.0.0/16"]' });
+    const p = withPools('["10.10.10.0/30", "egress", " 10.244.0.0/16"]');
     assert.deepEqual(names(poolsForPod(p, node('n1'), pools)), ['egress', 'default']);
   });
 
   it('an unknown pool in the annotation is an error naming it', () => {
-    expectIpamError(() => poolsForPod(pod('ns', 'gw', { [ANN]: '["egress", "nope"]' }), node('n1'), pools), 'NoPool', /"nope".*does not exist/);
-    expectIpamError(() => poolsForPod(pod('ns', 'gw', { [ANN]: '["192.168.0.0/24"]' }), node('n1'), pools), 'NoPool', /192\.168\.0\.0\/24/);
+    expectIpamError(() => poolsForPod(withPools('["egress", "nope"]'), node('n1'), pools), 'NoPool', /"nope".*does not exist/);
+    expectIpamError(() => poolsForPod(withPools('["192.168.0.0/24"]'), node('n1'), pools), 'NoPool', /192\.168\.0\.0\/24/);
   });
 
   it('a disabled pool in the annotation is an error naming it', () => {
-    expectIpamError(() => poolsForPod(pod('ns', 'gw', { [ANN]: '["off"]' }), node('n1'), pools), 'NoPool', /"off".*disabled/);
+    expectIpamError(() => poolsForPod(withPools('["off"]'), node('n1'), pools), 'NoPool', /"off".*disabled/);
   });
 
   it('a malformed annotation is Invalid', () => {
-    expectIpamError(() => poolsForPod(pod('ns', 'gw', { [ANN]: 'egress' }), node('n1'), pools), 'Invalid', /not JSON/);
-    expectIpamError(() => poolsForPod(pod('ns', 'gw', { [ANN]: '{"a":1}' }), node('n1'), pools), 'Invalid', /JSON list/);
-    expectIpamError(() => poolsForPod(pod('ns', 'gw', { [ANN]: '[]' }), node('n1'), pools), 'NoPool', /names no pool/);
+    expectIpamError(() => poolsForPod(withPools('egress'), node('n1'), pools), 'Invalid', /not JSON/);
+    expectIpamError(() => poolsForPod(withPools('{"a":1}'), node('n1'), pools), 'Invalid', /JSON list/);
+    expectIpamError(() => poolsForPod(withPools('[]'), node('n1'), pools), 'NoPool', /names no pool/);
   });
 
   it('a named pool that does not allow Workload is an error', () => {
-    expectIpamError(() => poolsForPod(pod('ns', 'gw', { [ANN]: '["tunnel-only"]' }), node('n1'), pools), 'NoPool', /allowedUses/);
+    expectIpamError(() => poolsForPod(withPools('["tunnel-only"]'), node('n1'), pools), 'NoPool', /allowedUses/);
   });
 
   it('without the annotation: enabled pools whose nodeSelector matches the node', () => {
-    assert.deepEqual(names(poolsForPod(pod('ns', 'a'), node('n1', { zone: 'a' }), pools)), ['default', 'zone-a', 'lb']);
-    assert.deepEqual(names(poolsForPod(pod('ns', 'a'), node('n2', { zone: 'b' }), pools)), ['default', 'lb']);
+    assert.deepEqual(names(poolsForPod(pod('ns', 'a'), node('n1', { labels: { zone: 'a' } }), pools)), ['default', 'zone-a', 'lb']);
+    assert.deepEqual(names(poolsForPod(pod('ns', 'a'), node('n2', { labels: { zone: 'b' } }), pools)), ['default', 'lb']);
     assert.deepEqual(names(poolsForPod(pod('ns', 'a'), node('n3'), pools)), ['default', 'lb']);
   });
 
   it('"!all()" pools are never chosen without the annotation', () => {
-    for (const n of [node('n1'), node('n2', { zone: 'a' }), node('n3', { egress: 'true' })]) {
+    for (const n of [node('n1'), node('n2', { labels: { zone: 'a' } }), node('n3', { labels: { egress: 'true' } })]) {
       assert.ok(!names(poolsForPod(pod('ns', 'a'), n, pools)).includes('egress'));
     }
     // ... but a pod that names it gets it, whatever the node.
-    assert.deepEqual(names(poolsForPod(pod('ns', 'gw', { [ANN]: '["egress"]' }), node('n1'), pools)), ['egress']);
+    assert.deepEqual(names(poolsForPod(withPools('["egress"]'), node('n1'), pools)), ['egress']);
   });
 
   it('allowedUses: only pools that allow Workload (absent = Workload and Tunnel)', () => {

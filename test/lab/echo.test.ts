@@ -4,6 +4,7 @@ import { request } from 'node:http';
 import { connect } from 'node:net';
 import { runEcho } from '../../src/lab/echo.js';
 import { memoryLogger } from '../../src/log.js';
+import { sleep, until } from '../helpers/wait.js';
 
 async function withEcho(fn: (ports: { http: number; tcp: number }) => Promise<void>): Promise<void> {
   const ac = new AbortController();
@@ -68,10 +69,9 @@ test('TCP line echo answers every line with the source address:port, on one long
     sock.on('data', (d: string) => (got += d));
     sock.write('one\ntwo\n');
     sock.write('thr');
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     sock.write('ee\n');
-    const deadline = Date.now() + 2000;
-    while (got.split('\n').length < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await until('three answered lines', () => got.split('\n').length >= 4, 2000);
     assert.equal(got, `${me}\n${me}\n${me}\n`);
     sock.destroy();
   });

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Node, Pod } from '../../src/api/types.js';
 import { chooseNode, containerArgv, readyConditionFor } from '../../src/lab/kubelet.js';
 import { podNames } from '../../src/lab/names.js';
+import { gatewayPod, node, pod } from '../helpers/resources.js';
 
 const EGW = ['/usr/bin/node', '/repo/bin/egw.js'];
 const P = { namespace: 'red', name: 'gw-abcde' };
@@ -26,26 +26,25 @@ test('names: pod netns egw-<lab>-p-<10 hex>, host veth egw<11 hex> (fits IFNAMSI
 });
 
 test('unbound pods: every kubelet picks the same node among those matching the nodeSelector', () => {
-  const node = (name: string, labels: Record<string, string>, unschedulable = false): Node => ({ apiVersion: 'v1', kind: 'Node', metadata: { name, labels }, spec: { unschedulable } });
-  const nodes = [node('a', { zone: 'x' }), node('b', { zone: 'y' }), node('c', { zone: 'y' }), node('d', { zone: 'y' }, true)];
-  const pod = (name: string, nodeSelector?: Record<string, string>): Pod => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'default' }, spec: { containers: [], ...(nodeSelector ? { nodeSelector } : {}) } });
+  const nodes = [node('a', { labels: { zone: 'x' } }), node('b', { labels: { zone: 'y' } }), node('c', { labels: { zone: 'y' } }), node('d', { labels: { zone: 'y' }, spec: { unschedulable: true } })];
+  /** A pod with no node yet. */
+  const unbound = (name: string, nodeSelector?: Record<string, string>) => pod('default', name, { containers: [], spec: nodeSelector ? { nodeSelector } : {} });
   const counts = new Map<string, number>();
   for (let i = 0; i < 200; i++) {
-    const n = chooseNode(pod(`p${i}`), nodes)!;
-    assert.equal(chooseNode(pod(`p${i}`), [...nodes].reverse()), n, 'independent of the order');
+    const n = chooseNode(unbound(`p${i}`), nodes)!;
+    assert.equal(chooseNode(unbound(`p${i}`), [...nodes].reverse()), n, 'independent of the order');
     counts.set(n, (counts.get(n) ?? 0) + 1);
   }
   assert.deepEqual([...counts.keys()].sort(), ['a', 'b', 'c'], 'never the unschedulable node');
-  for (let i = 0; i < 50; i++) assert.ok(['b', 'c'].includes(chooseNode(pod(`q${i}`, { zone: 'y' }), nodes)!));
-  assert.equal(chooseNode(pod('z', { zone: 'nowhere' }), nodes), undefined);
+  for (let i = 0; i < 50; i++) assert.ok(['b', 'c'].includes(chooseNode(unbound(`q${i}`, { zone: 'y' }), nodes)!));
+  assert.equal(chooseNode(unbound('z', { zone: 'nowhere' }), nodes), undefined);
 });
 
 test('Ready: ordinary pods True; gateway pods False/GatewayStarting, then left to the gateway', () => {
-  const pod = (annotations?: Record<string, string>): Pod => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'default', annotations }, spec: { containers: [] } });
-  const plain = readyConditionFor(pod(), undefined);
+  const plain = readyConditionFor(pod('default', 'p', { containers: [] }), undefined);
   assert.equal(plain.changed, true);
   assert.deepEqual(plain.conditions.map((c) => [c.type, c.status, c.reason]), [['Ready', 'True', undefined]]);
-  const gw = pod({ 'egw.dev/egress-gateway': 'red' });
+  const gw = gatewayPod('default', 'p', 'red', { containers: [] });
   const first = readyConditionFor(gw, undefined);
   assert.equal(first.changed, true);
   assert.deepEqual(first.conditions.map((c) => [c.type, c.status, c.reason]), [['Ready', 'False', 'GatewayStarting']]);

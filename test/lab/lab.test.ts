@@ -7,14 +7,18 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Pod } from '../../src/api/types.js';
+import { ANNOTATION, type Container, type Pod } from '../../src/api/types.js';
 import { openStore } from '../../src/datastore/open.js';
 import type { Store } from '../../src/datastore/types.js';
 import { Ipam } from '../../src/ipam/index.js';
 import { labDown, labExec, labStatus, labUp, LabFileError, podNames } from '../../src/lab/index.js';
+import { NETNS_ANNOTATION } from '../../src/lab/topology.js';
 import { isRunning, readRecord, readRecords, stopProcess, type ProcRecord } from '../../src/lab/procs.js';
 import { memoryLogger } from '../../src/log.js';
-import { gate, inNs, ipJson, run, until } from '../helpers/e2e.js';
+import { inNs, ipJson, run } from '../helpers/e2e.js';
+import { gate } from '../helpers/env.js';
+import { ippool, pod } from '../helpers/resources.js';
+import { LAB_POLL, sleep, until } from '../helpers/wait.js';
 
 const SHIM = fileURLToPath(new URL('./egw-shim.ts', import.meta.url));
 const EGW = [process.execPath, '--import', import.meta.resolve('tsx'), SHIM];
@@ -31,20 +35,16 @@ async function hostSnapshot(): Promise<string> {
 }
 
 
-function pod(namespace: string, name: string, nodeName: string, opts: { command?: string[]; annotations?: Record<string, string> } = {}): Pod {
-  return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name, namespace, ...(opts.annotations ? { annotations: opts.annotations } : {}) },
-    spec: { nodeName, containers: [{ name: 'main', image: 'lab', ...(opts.command ? { command: opts.command } : {}) }] },
-  };
+/** The one container of a lab pod (the lab kubelet runs its command in the pod's namespace). */
+function main(command?: string[]): Container[] {
+  return [{ name: 'main', image: 'lab', ...(command ? { command } : {}) }];
 }
 
 async function running(store: Store, namespace: string, name: string): Promise<Pod> {
   return until(`pod ${namespace}/${name} Running`, async () => {
     const p = (await store.get({ kind: 'Pod', namespace, name })) as Pod | undefined;
-    return p?.status?.phase === 'Running' && p.status.podIP && p.metadata.annotations?.['egw.dev/netns'] ? p : undefined;
-  });
+    return p?.status?.phase === 'Running' && p.status.podIP && p.metadata.annotations?.[NETNS_ANNOTATION] ? p : undefined;
+  }, 15_000, LAB_POLL);
 }
 
 async function counter(netns: string, name: string): Promise<number> {
@@ -159,16 +159,16 @@ test('a two-node lab: topology, pods, routing, firewall, kubelet restart, pod de
   let server!: Pod;
   const clientNs = podNames(lab, 'default', 'client').netns;
   await t.test('a pod gets an address from the pool and reaches the echo server with it (no NAT yet)', async () => {
-    await store!.create(pod('default', 'client', 'node-1', { command: ['sleep', '3600'] }));
+    await store!.create(pod('default', 'client', { node: 'node-1', containers: main(['sleep', '3600']) }));
     const script = "require('http').createServer((q,s)=>s.end(q.socket.remoteAddress)).listen(8080, '0.0.0.0')";
-    await store!.create(pod('default', 'server', 'node-2', { command: [process.execPath, '-e', script] }));
+    await store!.create(pod('default', 'server', { node: 'node-2', containers: main([process.execPath, '-e', script]) }));
     client = await running(store!, 'default', 'client');
     server = await running(store!, 'default', 'server');
     assert.match(client.status!.podIP!, /^10\.244\./);
     assert.equal(client.status!.hostIP, '172.31.0.11');
     assert.deepEqual(client.status!.podIPs, [{ ip: client.status!.podIP }]);
     assert.deepEqual(client.status!.conditions?.map((c) => [c.type, c.status]), [['Ready', 'True']]);
-    assert.equal(client.metadata.annotations!['egw.dev/netns'], clientNs);
+    assert.equal(client.metadata.annotations![NETNS_ANNOTATION], clientNs);
     const r = await curl(clientNs, 'http://198.51.100.10/');
     assert.equal(r.code, 0, r.stderr);
     const seen = JSON.parse(r.stdout);
@@ -193,7 +193,7 @@ test('a two-node lab: topology, pods, routing, firewall, kubelet restart, pod de
     const r = await until('the server pod to listen', async () => {
       const x = await curl(clientNs, `http://${server.status!.podIP}:8080/`);
       return x.code === 0 ? x : undefined;
-    });
+    }, 15_000, LAB_POLL);
     assert.equal(r.stdout, client.status!.podIP);
   });
 
@@ -230,24 +230,19 @@ test('a two-node lab: topology, pods, routing, firewall, kubelet restart, pod de
     assert.notEqual(ping.code, 0);
     assert.match(ping.stdout, /Prohibited|Unreachable|filtered/i);
     // A pod whose address comes from a pool inside the allowed range is let through.
-    await store!.create({
-      apiVersion: 'projectcalico.org/v3',
-      kind: 'IPPool',
-      metadata: { name: 'lab-allowed' },
-      spec: { cidr: '10.10.10.0/30', blockSize: 30, nodeSelector: '!all()', natOutgoing: false },
-    });
-    await store!.create(pod('default', 'allowed', 'node-2', { annotations: { 'cni.projectcalico.org/ipv4pools': '["lab-allowed"]' } }));
+    await store!.create(ippool('lab-allowed', '10.10.10.0/30', { blockSize: 30, nodeSelector: '!all()', natOutgoing: false }));
+    await store!.create(pod('default', 'allowed', { node: 'node-2', containers: main(), annotations: { [ANNOTATION.ipv4Pools]: '["lab-allowed"]' } }));
     const allowed = await running(store!, 'default', 'allowed');
     assert.match(allowed.status!.podIP!, /^10\.10\.10\.[0-3]$/);
     const allowed0 = await counter(ext, 'restricted_allowed');
-    const ok = await curl(allowed.metadata.annotations!['egw.dev/netns'], 'http://198.51.100.20/');
+    const ok = await curl(allowed.metadata.annotations![NETNS_ANNOTATION], 'http://198.51.100.20/');
     assert.equal(ok.code, 0, ok.stderr);
     assert.deepEqual([JSON.parse(ok.stdout).sourceIp, JSON.parse(ok.stdout).server], [allowed.status!.podIP, '198.51.100.20:80']);
     assert.ok((await counter(ext, 'restricted_allowed')) > allowed0);
   });
 
   await t.test('a kubelet restart adopts running pods without touching them, and cleans up pods deleted meanwhile', async () => {
-    await store!.create(pod('default', 'temp', 'node-1'));
+    await store!.create(pod('default', 'temp', { node: 'node-1', containers: main() }));
     const temp = await running(store!, 'default', 'temp');
     const tempNs = podNames(lab, 'default', 'temp').netns;
     const veth = podNames(lab, 'default', 'client').veth;
@@ -263,9 +258,9 @@ test('a two-node lab: topology, pods, routing, firewall, kubelet restart, pod de
     await store!.delete({ kind: 'Pod', namespace: 'default', name: 'temp' });
     const again = await up();
     assert.deepEqual(again.processes.filter((p) => p.started).map((p) => p.role), ['kubelet-node-1']);
-    await until('the deleted pod\'s namespace to go', async () => !existsSync(`/run/netns/${tempNs}`));
+    await until('the deleted pod\'s namespace to go', async () => !existsSync(`/run/netns/${tempNs}`), 15_000, LAB_POLL);
     const ipam = new Ipam(store!);
-    await until('the deleted pod\'s address to be released', async () => !(await ipam.allocations()).has('pod:default/temp'));
+    await until('the deleted pod\'s address to be released', async () => !(await ipam.allocations()).has('pod:default/temp'), 15_000, LAB_POLL);
     assert.equal(await routeTo(router, temp.status!.podIP!), undefined);
     assert.deepEqual(await ifindexes(), before, 'the restarted kubelet must not recreate the pod\'s veth');
     assert.ok(isRunning(container), 'the container keeps running across a kubelet restart');
@@ -273,7 +268,7 @@ test('a two-node lab: topology, pods, routing, firewall, kubelet restart, pod de
     const p = await pinging;
     assert.match(p.stdout, / 0% packet loss/, p.stdout);
     // And the restarted kubelet still serves new pods.
-    await store!.create(pod('default', 'late', 'node-1'));
+    await store!.create(pod('default', 'late', { node: 'node-1', containers: main() }));
     await running(store!, 'default', 'late');
   });
 
@@ -282,51 +277,51 @@ test('a two-node lab: topology, pods, routing, firewall, kubelet restart, pod de
     const veth = podNames(lab, 'default', 'client').veth;
     const container = readRecord(join(stateDir, 'pids', `pod-${podNames(lab, 'default', 'client').hash}-main.pid`))!;
     await store!.delete({ kind: 'Pod', namespace: 'default', name: 'client' });
-    await until('the pod namespace to go', async () => !existsSync(`/run/netns/${clientNs}`));
-    await until('the routes to go', async () => (await routeTo(router, ip)) === undefined && (await routeTo(n2, ip)) === undefined);
+    await until('the pod namespace to go', async () => !existsSync(`/run/netns/${clientNs}`), 15_000, LAB_POLL);
+    await until('the routes to go', async () => (await routeTo(router, ip)) === undefined && (await routeTo(n2, ip)) === undefined, 15_000, LAB_POLL);
     assert.equal(await routeTo(n1, ip), undefined);
     assert.deepEqual(await ipJson(n1, ['link', 'show', 'dev', veth]).catch(() => []), []);
-    await until('the address to be released', async () => !(await new Ipam(store!).allocations()).has('pod:default/client'));
+    await until('the address to be released', async () => !(await new Ipam(store!).allocations()).has('pod:default/client'), 15_000, LAB_POLL);
     assert.equal(isRunning(container), false);
     assert.equal(existsSync(join(stateDir, 'pids', `pod-${podNames(lab, 'default', 'client').hash}-main.pid`)), false);
   });
 
   await t.test('a pod without a node is bound to a matching node; a pod with a deletionTimestamp runs until it, then goes', async () => {
-    await store!.create({ ...pod('default', 'floating', 'unused'), spec: { nodeSelector: { zone: 'b' }, containers: [{ name: 'main', image: 'lab' }] } });
+    await store!.create(pod('default', 'floating', { containers: main(), spec: { nodeSelector: { zone: 'b' } } }));
     const floating = await running(store!, 'default', 'floating');
     assert.equal(floating.spec.nodeName, 'node-2');
     assert.equal(floating.status!.hostIP, '172.31.0.12');
 
-    await store!.create({ ...pod('default', 'draining', 'node-1'), spec: { nodeName: 'node-1', terminationGracePeriodSeconds: 1, containers: [{ name: 'main', image: 'lab', command: ['sleep', '3600'] }] } });
+    await store!.create(pod('default', 'draining', { node: 'node-1', containers: main(['sleep', '3600']), spec: { terminationGracePeriodSeconds: 1 } }));
     const draining = await running(store!, 'default', 'draining');
     const netns = podNames(lab, 'default', 'draining').netns;
-    const container = await until('the container record', async () => readRecord(join(stateDir, 'pids', `pod-${podNames(lab, 'default', 'draining').hash}-main.pid`)));
+    const container = await until('the container record', async () => readRecord(join(stateDir, 'pids', `pod-${podNames(lab, 'default', 'draining').hash}-main.pid`)), 15_000, LAB_POLL);
     const cur = (await store!.get({ kind: 'Pod', namespace: 'default', name: 'draining' }))!;
     const stopAt = Date.now() + 1500;
     await store!.update({ ...cur, metadata: { ...cur.metadata, deletionTimestamp: new Date(stopAt).toISOString(), deletionGracePeriodSeconds: 1 } });
-    await new Promise((r) => setTimeout(r, 700));
+    await sleep(700);
     assert.ok(isRunning(container), 'still running inside its grace period');
     assert.ok(existsSync(`/run/netns/${netns}`));
     assert.equal((await curl(netns, 'http://198.51.100.10/')).code, 0);
-    await until('the pod object to be deleted', async () => !(await store!.get({ kind: 'Pod', namespace: 'default', name: 'draining' })), 8000);
+    await until('the pod object to be deleted', async () => !(await store!.get({ kind: 'Pod', namespace: 'default', name: 'draining' })), 8000, LAB_POLL);
     assert.ok(Date.now() >= stopAt - 100, 'not before its deletionTimestamp');
-    await until('its namespace to go', async () => !existsSync(`/run/netns/${netns}`));
+    await until('its namespace to go', async () => !existsSync(`/run/netns/${netns}`), 15_000, LAB_POLL);
     assert.equal(isRunning(container), false);
     assert.equal(await routeTo(router, draining.status!.podIP!), undefined);
   });
 
   await t.test('a container that exits is started again', async () => {
-    await store!.create(pod('default', 'crashy', 'node-2', { command: ['sh', '-c', 'sleep 0.3; exit 1'] }));
+    await store!.create(pod('default', 'crashy', { node: 'node-2', containers: main(['sh', '-c', 'sleep 0.3; exit 1']) }));
     await running(store!, 'default', 'crashy');
     const file = join(stateDir, 'pids', `pod-${podNames(lab, 'default', 'crashy').hash}-main.pid`);
-    const first = await until('the first start', async () => readRecord(file));
+    const first = await until('the first start', async () => readRecord(file), 15_000, LAB_POLL);
     const second = await until('a restart', async () => {
       const r = readRecord(file);
       return r && r.pid !== first.pid ? r : undefined;
-    }, 8000);
+    }, 8000, LAB_POLL);
     assert.deepEqual(second.argv.slice(-3), ['sh', '-c', 'sleep 0.3; exit 1']);
     await store!.delete({ kind: 'Pod', namespace: 'default', name: 'crashy' });
-    await until('its namespace to go', async () => !existsSync(`/run/netns/${podNames(lab, 'default', 'crashy').netns}`));
+    await until('its namespace to go', async () => !existsSync(`/run/netns/${podNames(lab, 'default', 'crashy').netns}`), 15_000, LAB_POLL);
   });
 
   await t.test('lab status shows namespaces, processes, nodes and pods', async () => {
@@ -350,7 +345,7 @@ test('a two-node lab: topology, pods, routing, firewall, kubelet restart, pod de
     assert.ok(res.strays >= 2, `strays: ${res.strays}`); // the echo server and the pod containers, found in the namespaces
     assert.deepEqual(labNamespaces(lab), []);
     // Kubelets run in the host namespace: without records they notice their node is gone and stop on their own.
-    await until('every lab process to stop', async () => recs.every((r) => !isRunning(r)), 8000);
+    await until('every lab process to stop', async () => recs.every((r) => !isRunning(r)), 8000, LAB_POLL);
     assert.equal(existsSync(stateDir), false);
     assert.equal(await hostSnapshot(), hostBefore);
   });

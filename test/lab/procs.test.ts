@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isRunning, procStat, readCmdline, readRecord, readRecords, spawnDetached, stopProcess } from '../../src/lab/procs.js';
+import { sleep } from '../helpers/wait.js';
 
 test('a detached process is recorded with its command line and start time, and stopped only while it is ours', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'egw-procs-'));
@@ -36,7 +37,7 @@ test('a process that ignores SIGTERM is killed after the grace period', async (t
   const dir = mkdtempSync(join(tmpdir(), 'egw-procs-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const rec = spawnDetached({ role: 'stubborn', argv: ['sh', '-c', 'trap "" TERM; while :; do sleep 0.1; done'], logFile: join(dir, 'stubborn.log') });
-  await new Promise((r) => setTimeout(r, 100));
+  await sleep(100);
   assert.ok(isRunning(rec));
   assert.equal(await stopProcess(rec, 300), 'killed');
   assert.equal(isRunning(rec), false);
