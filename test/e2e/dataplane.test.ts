@@ -162,6 +162,8 @@ describe('data plane end to end', { skip: root.skip }, () => {
     // ~8 s at 3 MB/s: the agent is stopped and started again in the middle.
     const transfer = inNs(client.netns, ['curl', '-sS', '-o', '/dev/null', '-w', '%{size_download} %{remote_ip}', '--limit-rate', '3M', `http://${ECHO}/bytes?n=${bytes}`], 60_000);
     await sleep(1500);
+    const log = join(lab.info.stateDir, 'logs', 'agent-node-1.log');
+    const starts = readFileSync(log, 'utf8').split('agent starting').length - 1;
     const oldPid = await lab.stop('agent-node-1');
     await sleep(1000);
     await lab.restartMissing();
@@ -169,8 +171,8 @@ describe('data plane end to end', { skip: root.skip }, () => {
     assert.ok(newPid && newPid !== oldPid, 'a new agent process runs');
     // The new agent has listed, computed and compared the kernel with its desired state once it logs its first
     // reconcile; it must have found everything right.
-    const log = join(lab.info.stateDir, 'logs', 'agent-node-1.log');
-    const sinceRestart = () => readFileSync(log, 'utf8').split('agent starting').at(-1)!;
+    // what the new agent wrote: after the next 'agent starting' (empty until it has started)
+    const sinceRestart = () => readFileSync(log, 'utf8').split('agent starting')[starts + 1] ?? '';
     await until('the restarted agent reconciled', async () => /kernel (already right: adopted|updated)/.test(sinceRestart()), 10_000, LAB_POLL);
     assert.doesNotMatch(sinceRestart(), /kernel updated/, 'the restarted agent changed the kernel');
     const r = await transfer;
