@@ -102,7 +102,7 @@ export const DEFAULT_NAMESPACE = 'default';
  * cluster-scoped one. An unknown kind is treated as namespaced only if it names a namespace. The one home of this
  * rule: calc, the gateway, the controller and the CLI all use it.
  */
-export function namespaceOf(r: { kind: string; metadata: { namespace?: string } }): string {
+export function namespaceOf(r: { kind: string; metadata: { name?: string; namespace?: string } }): string {
   const ns = r.metadata.namespace;
   if (ns) return ns;
   return kindInfo(r.kind)?.namespaced ? DEFAULT_NAMESPACE : '';

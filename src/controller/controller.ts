@@ -14,7 +14,7 @@
 //
 // The clients of each gateway (status `clients`, the maintenance annotations) come from an EgressCalculator fed from
 // the same watch (upsert/remove per event), built from a full list whenever the watch (re)starts.
-import type { Resource } from '../api/meta.js';
+import { namespaceOf, type Resource } from '../api/meta.js';
 import { ANNOTATION, type EgressGateway, type IPPool, type Node, type Pod } from '../api/types.js';
 import { EgressCalculator } from '../calc/calculator.js';
 import { startInformer, type Informer } from '../datastore/informer.js';
@@ -187,7 +187,7 @@ class Controller {
     const allocations = await this.ipam.allocations();
     const namesByNs = new Map<string, Set<string>>();
     for (const p of pods) {
-      const ns = p.metadata.namespace ?? '';
+      const ns = namespaceOf(p);
       if (!namesByNs.has(ns)) namesByNs.set(ns, new Set());
       namesByNs.get(ns)!.add(p.metadata.name);
     }
@@ -200,7 +200,7 @@ class Controller {
       const id = `${egw.metadata.namespace}/${egw.metadata.name}`;
       gateways.add(id);
       try {
-        await this.reconcileGateway(egw, pods, nodes, pools, allocations, namesByNs.get(egw.metadata.namespace ?? '') ?? new Set(), podsNow);
+        await this.reconcileGateway(egw, pods, nodes, pools, allocations, namesByNs.get(namespaceOf(egw)) ?? new Set(), podsNow);
       } catch (e) {
         if (isRaceError(e)) {
           this.log.debug('lost a race; reconciling again', { gateway: id, error: errText(e) });
@@ -286,7 +286,7 @@ class Controller {
    * draining, undefined if it is gone.
    */
   private async deletePod(p: Pod, why: string, podsNow: Map<string, Pod>, grace?: number): Promise<Pod | undefined> {
-    const key = { namespace: p.metadata.namespace ?? '', name: p.metadata.name };
+    const key = { namespace: namespaceOf(p), name: p.metadata.name };
     const r = await deletePodGracefully(this.store, key, { gracePeriodSeconds: grace, uid: p.metadata.uid });
     if (r.outcome === 'not-found') return undefined;
     const pod = `${key.namespace}/${key.name}`;
@@ -365,5 +365,5 @@ class Controller {
 }
 
 function podKey(p: Pod): string {
-  return `${p.metadata.namespace ?? ''}/${p.metadata.name}`;
+  return `${namespaceOf(p)}/${p.metadata.name}`;
 }

@@ -20,7 +20,7 @@
 //   deletes them gracefully (deletePodGracefully: they drain for the template's terminationGracePeriodSeconds).
 // - The pools' capacity bounds how many pods are created: a pod that could never get an address is not made.
 import { cidrContains, cidrSize, parseCidr, parseIPv4 } from '../api/ipv4.js';
-import type { OwnerReference } from '../api/meta.js';
+import { namespaceOf, type OwnerReference } from '../api/meta.js';
 import { isPodReady, readyCondition } from '../api/pod.js';
 import {
   ANNOTATION,
@@ -79,7 +79,7 @@ export function templateLabels(egw: EgressGateway): Labels {
 
 /** True if the pod is one of this EgressGateway's (same namespace, annotation `egw.dev/egress-gateway: <name>`). */
 export function isPodOf(pod: Pod, egw: EgressGateway): boolean {
-  return (pod.metadata.namespace ?? '') === (egw.metadata.namespace ?? '') && pod.metadata.annotations?.[ANNOTATION.gatewayOf] === egw.metadata.name;
+  return namespaceOf(pod) === namespaceOf(egw) && pod.metadata.annotations?.[ANNOTATION.gatewayOf] === egw.metadata.name;
 }
 
 export function ownerReferenceOf(egw: EgressGateway): OwnerReference {
@@ -140,7 +140,7 @@ export function planGatewayPods(
   opts: PlanOptions = {},
 ): GatewayPlan {
   const name = egw.metadata.name;
-  const namespace = egw.metadata.namespace ?? 'default';
+  const namespace = namespaceOf(egw);
   const replicas = Number.isInteger(egw.spec?.replicas) && egw.spec.replicas >= 0 ? egw.spec.replicas : 1;
   const labels = templateLabels(egw);
   const owner = ownerReferenceOf(egw);

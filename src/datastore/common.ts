@@ -1,7 +1,7 @@
 // Logic shared by every backend so they behave identically: validation, copying, error messages, filters, and the
 // planning of a batch of writes (`planTxn`), which a backend runs against its own storage inside its own transaction.
 import { randomUUID } from 'node:crypto';
-import { kindInfo, type ObjectKey, type Resource } from '../api/meta.js';
+import { keyOf, kindInfo, type ObjectKey, type Resource } from '../api/meta.js';
 import { labelMatcher } from './labelselector.js';
 import { StoreError, type ListOptions, type TxnOp, type WatchEvent, type WatchEventType } from './types.js';
 
@@ -126,9 +126,6 @@ export function checkKey(key: ObjectKey): ObjectKey {
   return { kind: k.kind, namespace: (k.namespace as string | undefined) ?? '', name: k.name };
 }
 
-export function keyOfResource(r: Resource): ObjectKey {
-  return { kind: r.kind, namespace: r.metadata.namespace ?? '', name: r.metadata.name };
-}
 
 export function checkRevision(what: string, rev: unknown): number {
   if (typeof rev !== 'number' || !Number.isSafeInteger(rev) || rev < 0) {
@@ -212,7 +209,7 @@ export function planTxn(
         case 'put': {
           if (op.object === undefined) throw invalid(`'${op.op}' needs an object`);
           const obj = cloneIn(op.object);
-          const key = keyOfResource(obj);
+          const key = keyOf(obj);
           const what = describeKey(key);
           const prev = current(key);
           if (op.op === 'create' && prev) throw new StoreError('AlreadyExists', `${what}: already exists`);

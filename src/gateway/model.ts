@@ -1,6 +1,6 @@
 // What a gateway pod needs to know from the datastore, and the data-plane configuration it implies. Pure: fed with
 // resources (list + watch), asked for the desired configuration.
-import type { Resource } from '../api/meta.js';
+import { namespaceOf, type Resource } from '../api/meta.js';
 import { parseIPv4, formatIPv4 } from '../api/ipv4.js';
 import {
   ANNOTATION,
@@ -47,7 +47,7 @@ export class GatewayModel {
     const del = type === 'delete';
     switch (obj.kind) {
       case 'Pod':
-        if ((obj.metadata.namespace ?? 'default') === this.namespace && obj.metadata.name === this.name) this.ownPod = del ? undefined : (obj as Pod);
+        if (namespaceOf(obj) === this.namespace && obj.metadata.name === this.name) this.ownPod = del ? undefined : (obj as Pod);
         break;
       case 'FelixConfiguration':
         if (obj.metadata.name !== 'default') return true;
@@ -66,7 +66,7 @@ export class GatewayModel {
         }
         break;
       case 'EgressGateway': {
-        const k = `${obj.metadata.namespace ?? 'default'}/${obj.metadata.name}`;
+        const k = `${namespaceOf(obj)}/${obj.metadata.name}`;
         if (del) this.egws.delete(k);
         else this.egws.set(k, obj as EgressGateway);
         return true;

@@ -1,5 +1,6 @@
 // Which IP pools a pod's address may come from. Pure.
 import { formatCidr, networkOf, parseCidr } from '../api/ipv4.js';
+import { namespaceOf } from '../api/meta.js';
 import { ANNOTATION, type IPPool, type IPPoolAllowedUse, type Node, type Pod } from '../api/types.js';
 import { parseSelector } from '../selector/index.js';
 import { IpamError } from './types.js';
@@ -48,7 +49,7 @@ export function findPool(ref: { name?: string; cidr?: string } | string, pools: 
  * matches the node's labels and whose allowedUses includes Workload (in the order given). Pure.
  */
 export function poolsForPod(pod: Pod, node: Node, pools: IPPool[]): IPPool[] {
-  const who = `pod ${pod.metadata.namespace ?? ''}/${pod.metadata.name}`;
+  const who = `pod ${namespaceOf(pod)}/${pod.metadata.name}`;
   const ann = pod.metadata.annotations?.[ANNOTATION.ipv4Pools];
   if (ann !== undefined) {
     let refs: unknown;

@@ -18,6 +18,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setCondition } from '../api/conditions.js';
+import { namespaceOf } from '../api/meta.js';
 import { ANNOTATION, type Condition, type Node as K8sNode, type IPPool, type Pod } from '../api/types.js';
 import { Ipam, IpamError, poolsForPod } from '../ipam/index.js';
 import { startInformer, type Informer } from '../datastore/informer.js';
@@ -244,7 +245,7 @@ class Kubelet {
       onEvents: (events) => {
         for (const e of events) {
           const p = e.object as Pod;
-          const key = keyOf(p.metadata.namespace ?? '', p.metadata.name);
+          const key = keyOf(namespaceOf(p), p.metadata.name);
           if (this.pods.has(key) || this.relevant(p)) this.enqueue(key);
           else if (e.type === 'DELETED' && p.spec?.nodeName && p.spec.nodeName !== this.o.node) void this.forgetRemoteRoute(p);
         }

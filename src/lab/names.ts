@@ -18,7 +18,6 @@ export const stateFiles = {
   logs: (dir: string) => join(dir, 'logs'),
   logFile: (dir: string, role: string) => join(dir, 'logs', `${role}.log`),
   pods: (dir: string) => join(dir, 'pods'),
-  podFile: (dir: string, hash: string) => join(dir, 'pods', `${hash}.json`),
 };
 
 export const ns = {
