@@ -18,13 +18,11 @@ import https from 'node:https';
 import type { HTTPProbe, ICMPProbe } from '../api/types.js';
 import type { Runner } from '../dataplane/exec.js';
 import type { Logger } from '../log.js';
+import { errText } from '../util.js';
 
 /** One probe attempt: resolves with null on success, else a short error text. Never rejects. */
 export type ProbeFn = (target: string, timeoutMs: number) => Promise<string | null>;
 
-function errText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
 
 /** `ping -c 1 -n -q -W <s> <ip>` through the runner: success = exit 0. */
 export function runnerPing(runner: Runner): ProbeFn {

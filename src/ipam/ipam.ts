@@ -14,6 +14,7 @@ import type { IPPool } from '../api/types.js';
 import { StoreError, type Store } from '../datastore/types.js';
 import type { Logger } from '../log.js';
 import { blockName, IPAM_BLOCK_API_VERSION, IPAM_BLOCK_KIND, IpamError, nodeAffinity, type IPAMBlock } from './types.js';
+import { sleep } from '../util.js';
 
 /** Calico's default IPv4 block size. */
 export const DEFAULT_BLOCK_SIZE = 26;
@@ -40,7 +41,6 @@ function isRace(e: unknown): boolean {
   return e instanceof StoreError && (e.code === 'Conflict' || e.code === 'AlreadyExists' || e.code === 'NotFound');
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export interface IpamOptions {
   log?: Logger;

@@ -24,7 +24,7 @@ import { Ipam, IpamError, poolsForPod } from '../ipam/index.js';
 import { startInformer, type Informer } from '../datastore/informer.js';
 import { DELETE, isRaceError, updateWithRetry } from '../datastore/retry.js';
 import type { Store } from '../datastore/types.js';
-import { errText, sleep } from '../util.js';
+import { Backoff, errText, sleep } from '../util.js';
 import { createLogger, type Logger } from '../log.js';
 import { Kernel } from './kernel.js';
 import { egwCommand, labStateDir, labStateRoot, ns, podNames, stateFiles } from './names.js';
@@ -69,7 +69,8 @@ interface ContainerRt {
   argv: string[];
   role: string;
   rec?: ProcRecord;
-  failures: number;
+  /** Restarts back off as kubelet's CrashLoopBackOff does: 1 s doubling to 30 s, reset after 10 s of running. */
+  restarts: Backoff;
   nextStart: number;
 }
 
@@ -122,7 +123,7 @@ class Kubelet {
   private readonly chains = new Map<string, Promise<void>>();
   private readonly queued = new Set<string>();
   private readonly retryTimers = new Map<string, NodeJS.Timeout>();
-  private readonly retryDelay = new Map<string, number>();
+  private readonly retryBackoff = new Map<string, Backoff>();
   private readonly dir: string;
   private readonly nodeNs: string;
   private readonly ipam: Ipam;
@@ -308,7 +309,7 @@ class Kubelet {
       if (!ip || !host || p.spec.nodeName === this.o.node || !ips.has(host)) continue;
       lines.push(`route replace ${ip}/32 via ${host}`);
     }
-    if (lines.length) await this.k.ipBatch(this.nodeNs, lines).catch((e) => this.log.warn('learning routes failed', { error: (e as Error).message }));
+    if (lines.length) await this.k.ipBatch(this.nodeNs, lines).catch((e) => this.log.warn('learning routes failed', { error: errText(e) }));
   }
 
   private async forgetRemoteRoute(p: Pod): Promise<void> {
@@ -340,11 +341,12 @@ class Kubelet {
       if (this.stopped) return;
       try {
         await this.sync(key);
-        this.retryDelay.delete(key);
+        this.retryBackoff.delete(key);
       } catch (e) {
-        const delay = Math.min((this.retryDelay.get(key) ?? 500) * 2, 10_000);
-        this.retryDelay.set(key, delay);
-        this.log.error('pod sync failed; retrying', { pod: key, inMs: delay, error: (e as Error).message });
+        let b = this.retryBackoff.get(key);
+        if (!b) this.retryBackoff.set(key, (b = new Backoff({ minMs: 1000, maxMs: 10_000 })));
+        const delay = b.next();
+        this.log.error('pod sync failed; retrying', { pod: key, inMs: delay, error: errText(e) });
         clearTimeout(this.retryTimers.get(key));
         const t = setTimeout(() => {
           this.retryTimers.delete(key);
@@ -449,7 +451,7 @@ class Kubelet {
         const chosen = poolsForPod(pod, this.nodeObj, pools);
         ip = await this.ipam.allocate({ handle: s.handle, node: this.o.node, pools: chosen });
       } catch (e) {
-        if (e instanceof IpamError) await this.notReady(pod, 'IPAMFailed', (e as Error).message);
+        if (e instanceof IpamError) await this.notReady(pod, 'IPAMFailed', errText(e));
         throw e;
       }
       s.ip = ip;
@@ -525,7 +527,7 @@ class Kubelet {
       try {
         await this.ipam.release(s.handle);
       } catch (e) {
-        this.log.warn('releasing the address failed (the controller collects it later)', { pod: key, ip: s.ip, error: (e as Error).message });
+        this.log.warn('releasing the address failed (the controller collects it later)', { pod: key, ip: s.ip, error: errText(e) });
       }
     }
     removeFile(this.podFile(s.hash));
@@ -597,7 +599,7 @@ class Kubelet {
       const argv = containerArgv(c, p, this.egw, this.datastore);
       if (!argv) continue;
       const role = `pod-${rt.state.hash}-${c.name}`;
-      const crt: ContainerRt = { name: c.name, argv, role, failures: 0, nextStart: 0 };
+      const crt: ContainerRt = { name: c.name, argv, role, restarts: new Backoff({ minMs: 1000, maxMs: 30_000 }), nextStart: 0 };
       const rec = readRecord(stateFiles.pidFile(this.dir, role));
       if (rec && rec.meta?.uid === rt.state.uid && isRunning(rec)) {
         crt.rec = rec;
@@ -630,10 +632,9 @@ class Kubelet {
       });
       this.log.info('container started', { pod: `${s.namespace}/${s.name}`, container: c.name, pid: c.rec.pid, argv: c.argv.join(' ') });
     } catch (e) {
-      this.log.error('container failed to start', { pod: `${s.namespace}/${s.name}`, container: c.name, error: (e as Error).message });
+      this.log.error('container failed to start', { pod: `${s.namespace}/${s.name}`, container: c.name, error: errText(e) });
       c.rec = undefined;
-      c.failures++;
-      c.nextStart = Date.now() + backoff(c.failures);
+      c.nextStart = Date.now() + c.restarts.next();
     }
   }
 
@@ -658,12 +659,11 @@ class Kubelet {
         if (rt.stopping || !this.k.netnsExists(rt.state.netns)) continue;
         for (const c of rt.containers.values()) {
           if (c.rec && isRunning(c.rec)) {
-            if (c.failures && now - Date.parse(c.rec.startedAt) > 10_000) c.failures = 0;
+            if (c.restarts.failures && now - Date.parse(c.rec.startedAt) > 10_000) c.restarts.reset();
             continue;
           }
           if (c.rec) {
-            c.failures++;
-            c.nextStart = now + backoff(c.failures);
+            c.nextStart = now + c.restarts.next();
             this.log.warn('container exited; restarting', { pod: key, container: c.name, pid: c.rec.pid, inMs: c.nextStart - now });
             c.rec = undefined;
           }
@@ -686,7 +686,7 @@ class Kubelet {
     } catch (e) {
       // The datastore was busy or unreachable: try again on a later tick (a pod left terminating would keep its
       // address, and with a small egress pool its replacement could not get one).
-      this.log.error('finishing the terminating pod failed; will retry', { pod: key, error: (e as Error).message });
+      this.log.error('finishing the terminating pod failed; will retry', { pod: key, error: errText(e) });
       rt.stopping = false;
     }
   }
@@ -704,9 +704,6 @@ class Kubelet {
   }
 }
 
-function backoff(failures: number): number {
-  return Math.min(1000 * 2 ** Math.max(0, failures - 1), 30_000);
-}
 
 /**
  * The Ready condition the lab kubelet wants for a running pod. A gateway pod's readiness belongs to the gateway: in

@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { sleep } from '../util.js';
 
 export interface ProcRecord {
   role: string;
@@ -124,7 +125,6 @@ export function spawnDetached(s: SpawnSpec): ProcRecord {
   return rec;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Stops a recorded process: SIGTERM, then SIGKILL after `graceMs`; each signal only while /proc still shows our

@@ -24,6 +24,7 @@ import { Kernel } from './kernel.js';
 import { loadLabFile, type LabConfig } from './labfile.js';
 import { egwCommand, labStateDir, labStateRoot, ns, stateFiles, underlayPort } from './names.js';
 import { isRunning, readRecord, readRecords, spawnDetached, stopProcess, stopProcessesInNetns, type ProcRecord } from './procs.js';
+import { sleep } from '../util.js';
 
 export const NETNS_ANNOTATION = 'egw.dev/netns';
 export const ROUTER_PORT = 'rtr0';
@@ -255,7 +256,6 @@ function labProcesses(cfg: LabConfig, egw: string[], datastore: string): ProcSpe
   return out;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** True once TCP listeners on every port exist in the namespace (read from its /proc/net/tcp). */
 async function waitListening(k: Kernel, netns: string, ports: number[], timeoutMs: number, alive: () => boolean): Promise<boolean> {
