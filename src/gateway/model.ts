@@ -13,7 +13,7 @@ import {
 } from '../api/types.js';
 import { EgressCalculator } from '../calc/index.js';
 import type { GatewayDataplaneConfig } from './dataplane.js';
-import { podIPv4 as podIPv4Of } from '../api/pod.js';
+import { podIPv4 } from '../api/pod.js';
 
 /** Kinds the gateway reads. */
 export const GATEWAY_KINDS = ['FelixConfiguration', 'Node', 'Namespace', 'EgressGatewayPolicy', 'EgressGateway', 'Pod'] as const;
@@ -21,9 +21,6 @@ export const GATEWAY_KINDS = ['FelixConfiguration', 'Node', 'Namespace', 'Egress
 export const DEFAULT_HEALTH_TIMEOUT_DATASTORE_SECONDS = 90;
 
 export type Desired = { config: GatewayDataplaneConfig; warnings: string[] } | { waiting: string };
-
-/** The pod's first IPv4 (status.podIPs, then status.podIP). */
-export const podIPv4 = podIPv4Of;
 
 export class GatewayModel {
   readonly calc = new EgressCalculator();
