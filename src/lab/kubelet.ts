@@ -14,12 +14,11 @@
 // Deletion follows Kubernetes: a Pod with a deletionTimestamp keeps running (its drain window) until that moment,
 // then its containers get SIGTERM (SIGKILL 5 s later) and the kubelet deletes the Pod object; once the object is
 // gone the network is removed and the IP released. A Pod deleted outright is stopped and removed at once.
-import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setCondition } from '../api/conditions.js';
 import { namespaceOf } from '../api/meta.js';
-import { ANNOTATION, type Condition, type Node as K8sNode, type IPPool, type Pod } from '../api/types.js';
+import { ANNOTATION, type Node as K8sNode, type IPPool, type Pod } from '../api/types.js';
 import { Ipam, IpamError, poolsForPod } from '../ipam/index.js';
 import { startInformer, type Informer } from '../datastore/informer.js';
 import { DELETE, isRaceError, updateWithRetry } from '../datastore/retry.js';
@@ -30,6 +29,7 @@ import { Kernel } from './kernel.js';
 import { egwCommand, labStateDir, labStateRoot, ns, podNames, stateFiles } from './names.js';
 import { isRunning, nsInode, readRecord, removeFile, spawnDetached, stopProcess, stopProcessesInNetns, type ProcRecord } from './procs.js';
 import { NETNS_ANNOTATION, readLabState } from './topology.js';
+import { chooseNode, containerArgv, readyConditionFor } from './podspec.js';
 
 export interface KubeletOptions {
   store: Store;
@@ -87,34 +87,6 @@ interface PodRt {
 
 const LINK_LOCAL_GW = '169.254.1.1';
 const keyOf = (namespace: string, name: string) => `${namespace}/${name}`;
-
-/** The argv a container runs: `command` + `args`; `egw …` runs this egw against the same datastore. */
-export function containerArgv(c: { command?: string[]; args?: string[] }, pod: { namespace: string; name: string }, egw: string[], datastore: string): string[] | undefined {
-  const full = [...(c.command ?? []), ...(c.args ?? [])];
-  if (full.length === 0) return undefined;
-  if (full[0] !== 'egw') return full;
-  const rest = full.slice(1);
-  if (rest[0] === 'gateway' && !rest.includes('--pod')) rest.push('--pod', `${pod.namespace}/${pod.name}`);
-  return [...egw, '--datastore', datastore, ...rest];
-}
-
-/** Which node a pod without spec.nodeName goes to: every kubelet computes the same answer (rendezvous hashing). */
-export function chooseNode(pod: Pod, nodes: K8sNode[]): string | undefined {
-  const sel = pod.spec.nodeSelector ?? {};
-  let best: string | undefined;
-  let bestScore = '';
-  for (const n of nodes) {
-    const labels = n.metadata.labels ?? {};
-    if (n.spec?.unschedulable) continue;
-    if (!Object.entries(sel).every(([k, v]) => labels[k] === v)) continue;
-    const score = createHash('sha1').update(`${pod.metadata.namespace}/${pod.metadata.name}/${n.metadata.name}`).digest('hex');
-    if (score > bestScore) {
-      bestScore = score;
-      best = n.metadata.name;
-    }
-  }
-  return best;
-}
 
 class Kubelet {
   private readonly log: Logger;
@@ -702,20 +674,6 @@ class Kubelet {
     this.log.info('stopped (pods and their processes keep running)');
     this.finish?.();
   }
-}
-
-
-/**
- * The Ready condition the lab kubelet wants for a running pod. A gateway pod's readiness belongs to the gateway: in
- * Kubernetes the kubelet's readiness probe (`GET :8080/readiness`) sets Ready; this kubelet does not probe, so it marks
- * a gateway pod (annotation `egw.dev/egress-gateway`) `Ready=False, reason GatewayStarting` and leaves the condition
- * to the gateway process from then on (src/gateway/podstatus.ts). Ordinary pods are Ready once their network exists.
- */
-export function readyConditionFor(p: Pod, conds: Condition[] | undefined): { conditions: Condition[]; changed: boolean } {
-  if (p.metadata.annotations?.[ANNOTATION.gatewayOf] === undefined) return setCondition(conds, { type: 'Ready', status: 'True' });
-  const cur = conds?.find((c) => c.type === 'Ready');
-  if (cur && cur.reason !== 'IPAMFailed') return { conditions: [...(conds ?? [])], changed: false }; // the gateway's to set
-  return setCondition(conds, { type: 'Ready', status: 'False', reason: 'GatewayStarting', message: 'waiting for the gateway to report its readiness' });
 }
 
 /**

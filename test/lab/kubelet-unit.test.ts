@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chooseNode, containerArgv, readyConditionFor } from '../../src/lab/kubelet.js';
+import { chooseNode, containerArgv, readyConditionFor } from '../../src/lab/podspec.js';
 import { podNames } from '../../src/lab/names.js';
 import { gatewayPod, node, pod } from '../helpers/resources.js';
 
