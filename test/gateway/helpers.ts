@@ -20,9 +20,14 @@ export function failureDetection(healthTimeoutDataStoreSeconds: number): EgressG
   return { healthTimeoutDataStoreSeconds, icmpProbe: { ips: ['198.51.100.10'], intervalSeconds: 5, timeoutSeconds: 15 } };
 }
 
-/** Wraps a store; while `down`, every call fails (and running watches stop at their next delivery). */
+/** Wraps a store; while `down`, every read fails (and running watches stop at their next delivery). */
 export class FlakyStore implements Store {
   down = false;
+  /**
+   * When the store last answered what a gateway takes as word from it (ms since the epoch): a list, a revision (its
+   * heartbeat), a watch delivery. A get is only the Pod condition writer's read before its write.
+   */
+  lastAnswered = 0;
   readonly description: string;
   constructor(private readonly inner: Store) {
     this.description = `flaky(${inner.description})`;
@@ -36,7 +41,7 @@ export class FlakyStore implements Store {
   }
   async list(kind: string, opts?: ListOptions): Promise<ListResult> {
     this.check();
-    return this.inner.list(kind, opts);
+    return this.answered(await this.inner.list(kind, opts));
   }
   async create(obj: Resource): Promise<Resource> {
     return this.inner.create(obj);
@@ -52,14 +57,18 @@ export class FlakyStore implements Store {
   }
   async revision(): Promise<number> {
     this.check();
-    return this.inner.revision();
+    return this.answered(await this.inner.revision());
   }
   async watch(opts: WatchOptions, handler: WatchHandler): Promise<Watch> {
     this.check();
     return this.inner.watch(opts, (events) => {
       this.check();
-      return handler(events);
+      return handler(this.answered(events));
     });
+  }
+  private answered<T>(v: T): T {
+    this.lastAnswered = Date.now();
+    return v;
   }
   async close(): Promise<void> {
     await this.inner.close();
@@ -71,16 +80,20 @@ export async function httpGet(url: string): Promise<{ status: number; body: stri
   return { status: res.status, body: await res.text() };
 }
 
-/** Records every command and passes it on. */
+/** Records every command and passes it on; then when it returned, and its exit code. */
 export class TapRunner implements Runner {
   readonly calls: { argv: string[]; input?: string }[] = [];
+  /** The commands that have returned, in that order, with their exit code and when (ms since the epoch). */
+  readonly returned: { argv: string[]; code: number; at: number }[] = [];
   constructor(private readonly inner: Runner) {}
   get netns(): string | undefined {
     return this.inner.netns;
   }
-  run(argv: string[], opts?: RunOptions): Promise<RunResult> {
+  async run(argv: string[], opts?: RunOptions): Promise<RunResult> {
     this.calls.push({ argv, input: opts?.input });
-    return this.inner.run(argv, opts);
+    const r = await this.inner.run(argv, opts);
+    this.returned.push({ argv, code: r.code, at: Date.now() });
+    return r;
   }
   /** Commands that change the kernel (everything but the reads the gateway does, and its probes). */
   writes(): { argv: string[]; input?: string }[] {
