@@ -22,6 +22,7 @@ import {
   writeReadyCondition,
   type ProbeFn,
 } from '../../src/gateway/index.js';
+import { NETNS_ANNOTATION } from '../../src/lab/topology.js';
 import { memoryLogger } from '../../src/log.js';
 import { egressGateway, gatewayPod, oneGatewayCluster } from '../helpers/resources.js';
 import { sleep, until } from '../helpers/wait.js';
@@ -107,7 +108,7 @@ describe('the Pod Ready condition', () => {
       { type: 'PodScheduled', status: 'True' },
       { type: 'Ready', status: 'False', reason: 'GatewayStarting', lastTransitionTime: '2020-01-01T00:00:00.000Z' },
     ];
-    p.metadata.annotations = { ...p.metadata.annotations, 'egw.dev/netns': 'x' };
+    p.metadata.annotations = { ...p.metadata.annotations, [NETNS_ANNOTATION]: 'x' };
     const created = (await mem.create(p)) as Pod;
     // a store that lets someone else write between our read and our write, once
     let raced = false;
@@ -127,7 +128,7 @@ describe('the Pod Ready condition', () => {
     assert.equal(await writeReadyCondition(racy, 'egw', 'red-1', created.metadata.uid, { status: 'True', reason: 'GatewayReady', message: 'ok' }, () => t1), 'written');
     let now = (await mem.get({ kind: 'Pod', namespace: 'egw', name: 'red-1' })) as Pod;
     assert.equal(now.metadata.labels?.touched, 'yes', 'the concurrent write survived');
-    assert.equal(now.metadata.annotations?.['egw.dev/netns'], 'x');
+    assert.equal(now.metadata.annotations?.[NETNS_ANNOTATION], 'x');
     assert.equal(now.status?.podIP, '10.10.10.0');
     assert.deepEqual(now.status?.conditions, [
       { type: 'PodScheduled', status: 'True' },
