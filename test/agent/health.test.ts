@@ -272,9 +272,32 @@ describe('agent gateway health over real UDP on loopback', () => {
     // two "gateways" on 127.0.0.2 and 127.0.0.3, same port (the monitor uses one port for all)
     const r1 = await startHeartbeatResponder({ port: 0, host: '127.0.0.2' });
     const r2 = await startHeartbeatResponder({ port: r1.port, host: '127.0.0.3' });
-    const transport = await udpHeartbeatTransport({ bindHost: '127.0.0.1' });
-    const events: { pod: string; ready: boolean; at: number }[] = [];
-    const m = new GatewayHealthMonitor({ transport, port: r1.port, intervalMs: 50, failureCount: 3, onTransition: (pod, h) => events.push({ pod, ready: h.ready, at: Date.now() }) });
+    const udp = await udpHeartbeatTransport({ bindHost: '127.0.0.1' });
+    // the real transport, counting per gateway the requests sent and the replies that said not ready
+    const sent = new Map<string, number>();
+    const notReady = new Map<string, number>();
+    const bump = (m: Map<string, number>, ip: string) => m.set(ip, (m.get(ip) ?? 0) + 1);
+    const transport: HeartbeatTransport = {
+      send: (ip, port, data) => {
+        bump(sent, ip);
+        udp.send(ip, port, data);
+      },
+      onReply: (h) =>
+        udp.onReply((data, from) => {
+          if (decodeReply(data)?.ready === false) bump(notReady, from);
+          h(data, from);
+        }),
+      close: () => udp.close(),
+    };
+    /** Each transition, with the counts as they were when it was made. */
+    const events: { pod: string; ready: boolean; reasons: string[]; sent: Map<string, number>; notReady: Map<string, number> }[] = [];
+    const m = new GatewayHealthMonitor({
+      transport,
+      port: r1.port,
+      intervalMs: 50,
+      failureCount: 3,
+      onTransition: (pod, h) => events.push({ pod, ready: h.ready, reasons: h.reasons ?? [], sent: new Map(sent), notReady: new Map(notReady) }),
+    });
     try {
       r1.setState({ ready: true, draining: false, known: true });
       r2.setState({ ready: true, draining: false, known: true });
@@ -291,19 +314,20 @@ describe('agent gateway health over real UDP on loopback', () => {
       ]);
       const st = m.status();
       assert.ok(st.every((g) => g.rttMs !== null && g.rttMs < 50 && g.lastReply !== null), JSON.stringify(st));
-      // g2's process dies
-      const cut = Date.now();
+      // g2's process dies: every request from here on goes unanswered
       await r2.close();
+      const cut = sent.get('127.0.0.3')!;
       await until(transitions(3), () => events.length === 3, 2000);
-      assert.deepEqual([events[2].pod, events[2].ready], ['default/g2', false]);
-      const took = events[2].at - cut;
-      assert.ok(took >= 100 && took <= 3 * 50 + 25 + 40, `g2 DOWN after ${took} ms (interval 50, count 3)`);
-      // g1 reports not ready: DOWN within one interval
-      const t1 = Date.now();
+      assert.deepEqual([events[2].pod, events[2].ready, events[2].reasons], ['default/g2', false, ['3 heartbeats missed (150 ms)']]);
+      // DOWN at the third miss: not before two requests sent after the cut went unanswered (the first miss may be the
+      // one on its way when it came), nor after a fourth
+      const unanswered = events[2].sent.get('127.0.0.3')! - cut;
+      assert.ok(unanswered >= 2 && unanswered <= 3, `g2 DOWN after ${unanswered} requests since it stopped answering (count 3)`);
+      // g1 reports not ready: DOWN at the first reply that says so
       r1.setState({ ready: false, draining: false, known: true });
       await until(transitions(4), () => events.length === 4, 2000);
-      assert.deepEqual([events[3].pod, events[3].ready], ['default/g1', false]);
-      assert.ok(events[3].at - t1 <= 50 + 30, `g1 DOWN after ${events[3].at - t1} ms`);
+      assert.deepEqual([events[3].pod, events[3].ready, events[3].reasons], ['default/g1', false, ['gateway reports not ready']]);
+      assert.equal(events[3].notReady.get('127.0.0.2'), 1, 'DOWN on the first not-ready reply');
       assert.ok(r1.answered > 3);
     } finally {
       m.stop();
@@ -384,7 +408,8 @@ describe('agent wiring', () => {
     const store = new MemoryStore();
     for (const r of resources) await store.create(r);
     const peers = new Peers();
-    const states: { at: number; vias: string[] }[] = [];
+    /** Each reconcile's routes, with the heartbeats sent to each gateway by then. */
+    const states: { vias: string[]; sent: Map<string, number> }[] = [];
     const ac = new AbortController();
     const agent = startAgent({
       store,
@@ -393,7 +418,7 @@ describe('agent wiring', () => {
       signal: ac.signal,
       log: memoryLogger(),
       heartbeat: { transport: peers },
-      onReconcile: (_r, s) => states.push({ at: Date.now(), vias: vias(s) }),
+      onReconcile: (_r, s) => states.push({ vias: vias(s), sent: new Map(peers.sent) }),
     });
     try {
       await until('the first reconcile', () => states.length > 0, 3000);
@@ -409,22 +434,25 @@ describe('agent wiring', () => {
       ]);
       assert.equal(peers.sent.get('10.10.10.5'), undefined, 'a gateway no local client could use is not heartbeated');
       assert.equal(states.length, 1, 'UP verdicts that agree with the Pods change nothing in the kernel');
-      // gw-aaaaa dies
-      const cut = Date.now();
+      // gw-aaaaa dies: every request from here on goes unanswered
+      const cut = peers.sent.get('10.10.10.1')!;
       peers.behaviour.set('10.10.10.1', 'silent');
       await until('routes via 10.10.10.2 only', () => states.at(-1)!.vias.join() === '10.10.10.2', 3000);
-      const took = states.at(-1)!.at - cut;
-      assert.ok(took <= 3 * 50 + 25 + 60, `out of the routes ${took} ms after it stopped answering`);
+      // out of the routes not before three heartbeats went unanswered, and at once after the third (the reconcile
+      // its DOWN verdict starts, not debounced and long before a resync): before a fifth went out
+      const silent = states.at(-1)!.sent.get('10.10.10.1')! - cut;
+      assert.ok(silent >= 3 && silent <= 4, `out of the routes after ${silent} unanswered heartbeats (count 3)`);
       assert.equal(agent.status().health.gateways[0].verdict, 'down');
       assert.deepEqual(agent.status().health.gateways[0].reasons, ['3 heartbeats missed (150 ms)']);
       // back: after three good replies
       peers.behaviour.set('10.10.10.1', 'ready');
       await until('routes via both again', () => states.at(-1)!.vias.join() === '10.10.10.1,10.10.10.2', 3000);
-      // not ready → out within one interval (+ reconcile)
-      const t1 = Date.now();
+      // not ready → out at the first reply that says so (+ the reconcile it starts at once): before a third request
+      const change = peers.sent.get('10.10.10.2')!;
       peers.behaviour.set('10.10.10.2', 'not-ready');
       await until('routes via 10.10.10.1 only', () => states.at(-1)!.vias.join() === '10.10.10.1', 3000);
-      assert.ok(states.at(-1)!.at - t1 <= 50 + 60, `not-ready gateway out after ${states.at(-1)!.at - t1} ms`);
+      const asked = states.at(-1)!.sent.get('10.10.10.2')! - change;
+      assert.ok(asked >= 1 && asked <= 2, `not-ready gateway out after ${asked} heartbeats since it said so`);
       // a datastore change rebuilds nothing of the verdicts: an unrelated update keeps gw-bbbbb out
       await store.update({ ...(await store.get({ kind: 'Namespace', namespace: '', name: 'app' }))!, metadata: { ...(await store.get({ kind: 'Namespace', namespace: '', name: 'app' }))!.metadata, labels: { [NAMESPACE_NAME_LABEL]: 'app', x: 'y' } } });
       await sleep(100);

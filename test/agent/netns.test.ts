@@ -83,14 +83,16 @@ describe('agent in a network namespace', { skip: root.skip }, () => {
     const p = (await store.get({ kind: 'Pod', namespace: 'app', name: 'client' }))!;
     const t0 = performance.now();
     await store.update({ ...p, metadata: { ...p.metadata, annotations: { ...p.metadata.annotations, [ANNOTATION.maxNextHops]: '1' } } });
-    const route = await until('a route via one gateway', async () => {
+    // The bound is the point: a change is applied by the reconcile its own event starts (after a 20 ms debounce),
+    // not by the next resync (60 s here). ~1 s is the project's word for "at once" (the failure threshold it always
+    // had); here it takes 100–300 ms, the poll's own ip commands included.
+    const route = await until('a route via one gateway, within ~1 s of the change', async () => {
       const r = await clientRoute();
       return r && !r.nexthops ? r : undefined;
-    }, 2000, { everyMs: 5 });
+    }, 1000, { everyMs: 5 });
     const ms = performance.now() - t0;
     assert.ok(['10.10.10.1', '10.10.10.2'].includes(route.gateway as string));
     assert.equal(route.dev, 'egw.vxlan');
-    assert.ok(ms < 1000, `applied after ${ms.toFixed(0)} ms`);
     process.stderr.write(`# annotation → kernel: ${ms.toFixed(0)} ms\n`);
   });
 

@@ -4,7 +4,9 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { Resource } from '../../src/api/meta.js';
 import { StoreError, type Store, type TxnOp, type WatchEvent } from '../../src/datastore/types.js';
-import { collect, gw, pool, sleep, summary, until } from './helpers.js';
+import { ippool } from '../helpers/resources.js';
+import { sleep, until } from '../helpers/wait.js';
+import { CIDR, collect, gw, STORE_POLL, summary } from './helpers.js';
 
 export type StoreFactory = () => Promise<Store>;
 
@@ -75,8 +77,8 @@ export function conformance(name: string, factory: StoreFactory): void {
         assert.deepEqual((await s.get(RED))?.spec, { replicas: 1 });
         // Same name in another namespace, or a cluster-scoped kind, is a different object.
         await s.create(gw('other', 'red'));
-        await s.create(pool('red'));
-        await assert.rejects(s.create(pool('red')), isStoreError('AlreadyExists', 'IPPool red'));
+        await s.create(ippool('red', CIDR));
+        await assert.rejects(s.create(ippool('red', CIDR)), isStoreError('AlreadyExists', 'IPPool red'));
         assert.equal(await s.revision(), 3);
       });
 
@@ -111,7 +113,7 @@ export function conformance(name: string, factory: StoreFactory): void {
 
       test('update of a missing object fails with NotFound naming it', async (s) => {
         await assert.rejects(s.update(gw('default', 'red')), isStoreError('NotFound', 'EgressGateway default/red'));
-        await assert.rejects(s.update(pool('p')), isStoreError('NotFound', 'IPPool p'));
+        await assert.rejects(s.update(ippool('p', CIDR)), isStoreError('NotFound', 'IPPool p'));
         assert.equal(await s.revision(), 0);
       });
 
@@ -147,11 +149,11 @@ export function conformance(name: string, factory: StoreFactory): void {
       });
 
       test('cluster-scoped objects are keyed with namespace ""', async (s) => {
-        const p = await s.create(pool('p1'));
+        const p = await s.create(ippool('p1', CIDR));
         assert.equal(p.metadata.namespace, undefined);
         assert.deepEqual(await s.get({ kind: 'IPPool', namespace: '', name: 'p1' }), p);
         // namespace: '' on the object is the same as no namespace.
-        const q = pool('p2');
+        const q = ippool('p2', CIDR);
         q.metadata.namespace = '';
         assert.equal((await s.create(q)).metadata.namespace, undefined);
         assert.ok(await s.get({ kind: 'IPPool', namespace: '', name: 'p2' }));
@@ -161,7 +163,7 @@ export function conformance(name: string, factory: StoreFactory): void {
         const noNs = gw('default', 'x');
         delete noNs.metadata.namespace;
         await assert.rejects(s.create(noNs), isStoreError('Invalid', 'EgressGateway x', 'namespace'));
-        const nsOnCluster = pool('p');
+        const nsOnCluster = ippool('p', CIDR);
         nsOnCluster.metadata.namespace = 'default';
         await assert.rejects(s.create(nsOnCluster), isStoreError('Invalid', 'cluster-scoped'));
         await assert.rejects(s.create({ apiVersion: 'v1', kind: 'Node', metadata: { name: '' } }), isStoreError('Invalid', 'name'));
@@ -188,7 +190,7 @@ export function conformance(name: string, factory: StoreFactory): void {
         const res = await s.txn([
           { op: 'create', object: gw('default', 'red') },
           { op: 'update', object: gw('default', 'red', undefined, { replicas: 7 }) },
-          { op: 'put', object: pool('p1') },
+          { op: 'put', object: ippool('p1', CIDR) },
           { op: 'delete', key: { kind: 'EgressGateway', namespace: 'default', name: 'old' } },
         ]);
         assert.deepEqual(
@@ -218,7 +220,7 @@ export function conformance(name: string, factory: StoreFactory): void {
           { op: 'create', object: gw('default', 'a') },
           { op: 'update', object: gw('default', 'red', undefined, { replicas: 99 }) },
           { op: 'update', object: gw('default', 'ghost') },
-          { op: 'put', object: pool('p') },
+          { op: 'put', object: ippool('p', CIDR) },
           { op: 'delete', key: RED },
         ];
         await assert.rejects(s.txn(ops), isStoreError('NotFound', 'txn op 3 of 5', 'EgressGateway default/ghost'));
@@ -285,8 +287,8 @@ export function conformance(name: string, factory: StoreFactory): void {
           { op: 'create', object: gw('alpha', 'b', { tier: 'silver', zone: 'z1' }) },
           { op: 'create', object: gw('alpha', 'a', { tier: 'gold' }) },
           { op: 'create', object: gw('mid', 'c') },
-          { op: 'create', object: pool('pool-b', '10.0.1.0/24', { tier: 'gold' }) },
-          { op: 'create', object: pool('pool-a', '10.0.0.0/24') },
+          { op: 'create', object: ippool('pool-b', '10.0.1.0/24', {}, { tier: 'gold' }) },
+          { op: 'create', object: ippool('pool-a', '10.0.0.0/24') },
         ]);
       }
 
@@ -348,13 +350,13 @@ export function conformance(name: string, factory: StoreFactory): void {
       test('replays history from a revision, then streams new events, with the exact revisions', async (s) => {
         await s.create(gw('default', 'red'));
         await s.update(gw('default', 'red', undefined, { replicas: 2 }));
-        await s.create(pool('p'));
+        await s.create(ippool('p', CIDR));
         const w = await collect(s, { fromRevision: 0 });
         await w.waitFor(3);
         await s.delete(RED);
         await s.txn([
           { op: 'create', object: gw('default', 'blue') },
-          { op: 'put', object: pool('p', '10.9.0.0/16') },
+          { op: 'put', object: ippool('p', '10.9.0.0/16') },
         ]);
         await w.waitFor(6);
         await sleep(30);
@@ -412,7 +414,7 @@ export function conformance(name: string, factory: StoreFactory): void {
         for (let i = 0; i < 30; i++) {
           const ns = ['red', 'blue', 'green'][i % 3];
           writes.push({ op: 'create', object: gw(ns, `g${i}`) });
-          if (i % 4 === 0) writes.push({ op: 'create', object: pool(`p${i}`) });
+          if (i % 4 === 0) writes.push({ op: 'create', object: ippool(`p${i}`, CIDR) });
           if (i % 5 === 0) writes.push({ op: 'create', object: { apiVersion: 'v1', kind: 'Pod', metadata: { name: `pod${i}`, namespace: ns } } });
         }
         for (const op of writes) await s.txn([op]);
@@ -451,7 +453,7 @@ export function conformance(name: string, factory: StoreFactory): void {
           await s.create(gw('default', `g${i}`));
           await sleep(3);
         }
-        await until('8 events', () => got.length >= 8);
+        await until('8 events', () => got.length >= 8, 5000, STORE_POLL);
         assert.equal(maxRunning, 1);
         assert.deepEqual(got, [1, 2, 3, 4, 5, 6, 7, 8]);
         await w.close();
@@ -476,7 +478,7 @@ export function conformance(name: string, factory: StoreFactory): void {
           await w.close();
         });
         await s.create(gw('default', 'a'));
-        await until('first event', () => got.length > 0);
+        await until('first event', () => got.length > 0, 5000, STORE_POLL);
         await s.create(gw('default', 'b'));
         await sleep(50);
         assert.deepEqual(got.map((e) => e.revision), [1]);
@@ -491,7 +493,7 @@ export function conformance(name: string, factory: StoreFactory): void {
           throw new Error('boom');
         });
         await s.create(gw('default', 'a'));
-        await until('onError', () => errors.length > 0);
+        await until('onError', () => errors.length > 0, 5000, STORE_POLL);
         await s.create(gw('default', 'b'));
         await sleep(50);
         assert.equal(calls, 1);
@@ -503,7 +505,7 @@ export function conformance(name: string, factory: StoreFactory): void {
         const got: WatchEvent[] = [];
         await s.watch({ fromRevision: 0 }, (events) => void got.push(...events));
         await s.create(gw('default', 'a'));
-        await until('event', () => got.length === 1);
+        await until('event', () => got.length === 1, 5000, STORE_POLL);
         await s.close();
         await assert.rejects(s.get(RED), isStoreError('Unavailable', 'closed'));
         await assert.rejects(s.create(gw('default', 'b')), isStoreError('Unavailable'));
@@ -529,7 +531,7 @@ export function conformance(name: string, factory: StoreFactory): void {
           seen.push(...evs.map((e) => e.revision));
           await gate;
         });
-        await until('lagging watch started', () => seen.length > 0);
+        await until('lagging watch started', () => seen.length > 0, 5000, STORE_POLL);
         await s.compact!(4);
         await assert.rejects(s.watch({ fromRevision: 3 }, () => {}), isStoreError('Compacted', '4'));
         await assert.rejects(s.compact!(99), isStoreError('Invalid'));
@@ -542,7 +544,7 @@ export function conformance(name: string, factory: StoreFactory): void {
         // The lagging watch had everything in one batch already, so it needs nothing compacted: it keeps going.
         release();
         await s.create(gw('default', 'g6'));
-        await until('lagging watch catches up', () => seen.includes(7));
+        await until('lagging watch catches up', () => seen.includes(7), 5000, STORE_POLL);
         assert.deepEqual(seen, [1, 2, 3, 4, 5, 6, 7]);
         assert.deepEqual(laggingErrors, []);
         // A watch whose cursor is behind the compaction point when it next reads fails with Compacted.
@@ -554,11 +556,11 @@ export function conformance(name: string, factory: StoreFactory): void {
           seen2.push(...evs.map((e) => e.revision));
           await gate2;
         });
-        await until('second watch started', () => seen2.length > 0);
+        await until('second watch started', () => seen2.length > 0, 5000, STORE_POLL);
         await s.create(gw('default', 'g7')); // revision 8, which the blocked watch has not read yet
         await s.compact!(8);
         release2();
-        await until('Compacted reported', () => errs2.length > 0);
+        await until('Compacted reported', () => errs2.length > 0, 5000, STORE_POLL);
         assert.ok(errs2[0] instanceof StoreError && errs2[0].code === 'Compacted');
         assert.deepEqual(seen2, [7]);
       });
@@ -686,7 +688,7 @@ export function conformance(name: string, factory: StoreFactory): void {
       test('revisions are strictly increasing and shared across kinds', async (s) => {
         const seen: number[] = [];
         for (let i = 0; i < 20; i++) {
-          const r = i % 2 ? await s.create(pool(`p${i}`)) : await s.create(gw('default', `g${i}`));
+          const r = i % 2 ? await s.create(ippool(`p${i}`, CIDR)) : await s.create(gw('default', `g${i}`));
           seen.push(Number(r.metadata.resourceVersion));
         }
         assert.deepEqual(seen, Array.from({ length: 20 }, (_, i) => i + 1));

@@ -1,7 +1,14 @@
-// Shared helpers for the datastore tests.
+// Shared by the datastore tests, and only theirs: a bare store object, a watch recorder and its event summary.
+// Resources (ippool, egressGateway …) and polls come from test/helpers/.
 import type { Resource } from '../../src/api/meta.js';
 import type { Store, Watch, WatchEvent, WatchOptions } from '../../src/datastore/types.js';
+import { until, type PollOptions } from '../helpers/wait.js';
 
+/**
+ * An object of kind EgressGateway with exactly the spec given (default `{ replicas: 1 }`), for the tests that compare
+ * what a store gives back with a literal spec or object: a store keeps any shape, so these stay bare (and some carry
+ * specs no EgressGateway has). Anything else uses egressGateway() from test/helpers/resources.ts.
+ */
 export function gw(namespace: string, name: string, labels?: Record<string, string>, spec: unknown = { replicas: 1 }): Resource {
   return {
     apiVersion: 'operator.tigera.io/v1',
@@ -11,22 +18,11 @@ export function gw(namespace: string, name: string, labels?: Record<string, stri
   };
 }
 
-export function pool(name: string, cidr = '10.10.10.0/24', labels?: Record<string, string>): Resource {
-  return {
-    apiVersion: 'projectcalico.org/v3',
-    kind: 'IPPool',
-    metadata: { name, ...(labels ? { labels } : {}) },
-    spec: { cidr },
-  };
-}
+/** The CIDR of the datastore tests' pools, where it does not matter. */
+export const CIDR = '10.10.10.0/24';
 
-export async function until(what: string, pred: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
+/** A store answers at once: the datastore tests poll every 2 ms. */
+export const STORE_POLL: PollOptions = { everyMs: 2 };
 
 export interface Collector {
   events: WatchEvent[];
@@ -47,15 +43,11 @@ export async function collect(store: Store, opts: WatchOptions): Promise<Collect
     },
   );
   c.waitFor = async (n, timeoutMs = 5000) => {
-    await until(`${n} watch events (have ${c.events.length})`, () => c.events.length >= n || c.errors.length > 0, timeoutMs);
+    await until(() => `${n} watch events (have ${c.events.length})`, () => c.events.length >= n || c.errors.length > 0, timeoutMs, STORE_POLL);
     if (c.errors.length) throw c.errors[0];
     return c.events;
   };
   return c;
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /** What a watch event says happened, without the volatile fields. */

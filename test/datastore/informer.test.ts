@@ -7,6 +7,8 @@ import { keyOf, keyString, type ObjectKey, type Resource } from '../../src/api/m
 import { startInformer, type Informer, type InformerEvent } from '../../src/datastore/informer.js';
 import { MemoryStore } from '../../src/datastore/memory.js';
 import { StoreError, type ListOptions, type ListResult, type Store, type TxnOp, type Watch, type WatchHandler, type WatchOptions } from '../../src/datastore/types.js';
+import { sleep, until } from '../helpers/wait.js';
+import { STORE_POLL } from './helpers.js';
 
 /** mulberry32: a small seeded PRNG, so a failing seed can be replayed. */
 function prng(seed: number): () => number {
@@ -38,7 +40,7 @@ class FlakyStore implements Store {
       throw new StoreError('Unavailable', 'injected list failure');
     }
     // lists of different kinds land at different revisions, with writes in between
-    await new Promise((r) => setTimeout(r, Math.floor(this.rnd() * 3)));
+    await sleep(Math.floor(this.rnd() * 3));
     return this.inner.list(kind, opts);
   }
   create(o: Resource) {
@@ -212,9 +214,9 @@ async function scenario(seed: number): Promise<void> {
         await inner.compact(Math.max(1, rev - Math.floor(rnd() * 5)));
       }
       if (rnd() < 0.3) await new Promise((r) => setImmediate(r));
-      if (rnd() < 0.05) await new Promise((r) => setTimeout(r, 1));
+      if (rnd() < 0.05) await sleep(1);
     }
-    // healthy again: every view must converge to the store's contents
+    // healthy again: every view must converge to the store's contents (all of them within 10 s)
     store.flaky = false;
     const deadline = Date.now() + 10_000;
     for (const [i, c] of consumers.entries()) {
@@ -224,7 +226,7 @@ async function scenario(seed: number): Promise<void> {
         return JSON.stringify(items.map((o) => `${keyString(keyOf(o))}@${o.metadata.resourceVersion}`).sort());
       };
       const have = (): string => JSON.stringify([...c.view.values()].map((o) => `${keyString(keyOf(o))}@${o.metadata.resourceVersion}`).sort());
-      while (have() !== (await want()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      await until(`${c.name}'s view to converge to the store (seed ${seed})`, async () => have() === (await want()), Math.max(0, deadline - Date.now()), { everyMs: 5 });
       assert.equal(have(), await want(), `${c.name}: the view converged to the store (seed ${seed})`);
       // the informer's own view agrees with what it handed on
       assert.deepEqual(c.informer.list().map((o) => keyString(keyOf(o))).sort(), [...c.view.keys()].sort());
@@ -272,8 +274,7 @@ describe('informer', () => {
     await store.update({ ...n1, metadata: { ...n1.metadata, labels: { n: '2' } } });
     await store.create(object('Pod', 'x', 'ignored', 1)); // not a watched kind
     await store.delete({ kind: 'Namespace', namespace: '', name: 'x' });
-    const deadline = Date.now() + 2000;
-    while (seen.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+    await until(() => `2 events (seen ${JSON.stringify(seen)})`, () => seen.length >= 2, 2000, STORE_POLL);
     assert.deepEqual(seen, ['MODIFIED Node/n1 (was n=1)', 'DELETED Namespace/x (was n=1)']);
     assert.equal(inf.revision, await store.revision());
     assert.deepEqual(inf.list().map((o) => o.metadata.name), ['n1']);
@@ -286,7 +287,7 @@ describe('informer', () => {
     const hanging = Object.create(new MemoryStore(), { list: { value: () => new Promise(() => {}) } }) as Store;
     const stop = new AbortController();
     const inf = startInformer({ store: hanging, kinds: ['Pod'], signal: stop.signal, onReplace: () => {}, onEvents: () => {} });
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
     stop.abort();
     await inf.done;
     await inf.whenSynced(); // resolves once stopped, never hangs

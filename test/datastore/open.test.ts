@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { MemoryStore, SqliteStore, StoreError, defaultDatastoreSpec, openStore, parseDatastoreSpec } from '../../src/datastore/index.js';
-import { pool } from './helpers.js';
+import { ippool } from '../helpers/resources.js';
+import { CIDR } from './helpers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'egw-open-test-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -29,7 +30,7 @@ describe('openStore', () => {
     const s = await openStore('memory:');
     assert.ok(s instanceof MemoryStore);
     assert.equal(s.description, 'memory:');
-    await s.create(pool('p'));
+    await s.create(ippool('p', CIDR));
     assert.equal(await s.revision(), 1);
     await s.close();
   });
@@ -41,7 +42,7 @@ describe('openStore', () => {
       const s = await openStore('sqlite:sub/dir/egw.db');
       assert.ok(s instanceof SqliteStore);
       assert.equal(s.description, `sqlite:${join(root, 'sub', 'dir', 'egw.db')}`);
-      await s.create(pool('p'));
+      await s.create(ippool('p', CIDR));
       await s.close();
       assert.ok(existsSync(join(root, 'sub', 'dir', 'egw.db')));
       const again = await openStore(`sqlite:${join(root, 'sub', 'dir', 'egw.db')}`);

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, describe, it } from 'node:test';
 import { SqliteStore } from '../../src/datastore/sqlite.js';
-import { collect, sleep } from './helpers.js';
+import { sleep } from '../helpers/wait.js';
+import { collect } from './helpers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'egw-xproc-test-'));
 after(() => rmSync(root, { recursive: true, force: true }));

@@ -7,7 +7,8 @@ import Database from 'better-sqlite3';
 import { SCHEMA_VERSION, SqliteStore } from '../../src/datastore/sqlite.js';
 import { StoreError } from '../../src/datastore/types.js';
 import { conformance } from './conformance.js';
-import { collect, gw, pool } from './helpers.js';
+import { egressGateway, ippool } from '../helpers/resources.js';
+import { CIDR, collect, gw } from './helpers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'egw-sqlite-test-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -22,7 +23,7 @@ describe('SqliteStore', () => {
     const a = new SqliteStore(path);
     assert.equal(a.description, `sqlite:${path}`);
     const red = await a.create(gw('default', 'red', { tier: 'gold' }));
-    await a.create(pool('p1'));
+    await a.create(ippool('p1', CIDR));
     await a.update(gw('default', 'red', { tier: 'silver' }, { replicas: 4 }));
     await a.create(gw('default', 'blue'));
     await a.delete({ kind: 'EgressGateway', namespace: 'default', name: 'blue' });
@@ -48,7 +49,7 @@ describe('SqliteStore', () => {
     ]);
     await w.watch.close();
     // Revisions continue where they left off.
-    assert.equal((await b.create(pool('p2'))).metadata.resourceVersion, '6');
+    assert.equal((await b.create(ippool('p2', CIDR))).metadata.resourceVersion, '6');
     assert.equal(b.schemaVersion(), SCHEMA_VERSION);
     await b.close();
   });
@@ -56,7 +57,7 @@ describe('SqliteStore', () => {
   it('keeps compaction across reopen', async () => {
     const path = freshPath();
     const a = new SqliteStore(path);
-    for (let i = 0; i < 5; i++) await a.create(pool(`p${i}`));
+    for (let i = 0; i < 5; i++) await a.create(ippool(`p${i}`, CIDR));
     await a.compact(3);
     await a.close();
     const b = new SqliteStore(path);
@@ -70,7 +71,7 @@ describe('SqliteStore', () => {
   it('uses WAL mode and records its schema version', async () => {
     const path = freshPath();
     const s = new SqliteStore(path);
-    await s.create(pool('p'));
+    await s.create(ippool('p', CIDR));
     const raw = new Database(path, { readonly: true });
     assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
     assert.deepEqual(raw.prepare('SELECT version FROM schema_version').pluck().all(), [1]);
@@ -112,12 +113,12 @@ describe('SqliteStore', () => {
     const a = new SqliteStore(path);
     const b = new SqliteStore(path, { fsWatch: false });
     const w = await collect(b, { fromRevision: 0 });
-    await a.create(gw('default', 'x'));
-    await b.create(gw('default', 'y'));
-    await a.update(gw('default', 'x', undefined, { replicas: 3 }));
+    await a.create(egressGateway('default', 'x'));
+    await b.create(egressGateway('default', 'y'));
+    await a.update(egressGateway('default', 'x', { replicas: 3 }));
     await w.waitFor(3);
     assert.deepEqual(w.events.map((e) => `${e.revision} ${e.type} ${e.object.metadata.name}`), ['1 ADDED x', '2 ADDED y', '3 MODIFIED x']);
-    await assert.rejects(a.create(gw('default', 'y')), (e: unknown) => e instanceof StoreError && e.code === 'AlreadyExists');
+    await assert.rejects(a.create(egressGateway('default', 'y')), (e: unknown) => e instanceof StoreError && e.code === 'AlreadyExists');
     assert.equal(await a.revision(), 3);
     await a.close();
     await b.close();

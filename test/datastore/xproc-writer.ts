@@ -7,6 +7,8 @@
 import type { Resource } from '../../src/api/meta.js';
 import { SqliteStore } from '../../src/datastore/sqlite.js';
 import type { TxnOp } from '../../src/datastore/types.js';
+import { egressGateway } from '../helpers/resources.js';
+import { sleep } from '../helpers/wait.js';
 
 const [dbPath, countArg, prefix = 'w', startAtArg, pauseArg] = process.argv.slice(2);
 const pauseMs = Number(pauseArg ?? 0);
@@ -23,18 +25,13 @@ const rand = (): number => {
   return seed / 2 ** 32;
 };
 
-const obj = (ns: string, name: string, n: number): Resource => ({
-  apiVersion: 'operator.tigera.io/v1',
-  kind: 'EgressGateway',
-  metadata: { name, namespace: ns, labels: { writer: prefix } },
-  spec: { replicas: n },
-});
+const obj = (ns: string, name: string, n: number): Resource => egressGateway(ns, name, { replicas: n }, { labels: { writer: prefix } });
 
 async function main(): Promise<void> {
   const store = new SqliteStore(dbPath);
   if (startAtArg && startAtArg !== '0') {
     const wait = Number(startAtArg) - Date.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    if (wait > 0) await sleep(wait);
   }
   const live = new Map<string, { ns: string; name: string; rv: string }>();
   const log: string[] = [];
@@ -78,7 +75,7 @@ async function main(): Promise<void> {
       else live.set(`${ns}/${name}`, { ns, name, rv: res.metadata.resourceVersion! });
     });
     made += results.length;
-    if (pauseMs > 0) await new Promise((r) => setTimeout(r, pauseMs));
+    if (pauseMs > 0) await sleep(pauseMs);
   }
   await store.close();
   process.stdout.write(log.join('\n') + (log.length ? '\n' : ''));

@@ -22,10 +22,11 @@ import {
   writeReadyCondition,
   type ProbeFn,
 } from '../../src/gateway/index.js';
+import { NETNS_ANNOTATION } from '../../src/lab/topology.js';
 import { memoryLogger } from '../../src/log.js';
-import { egressGateway, felix, gatewayPod, httpGet, namespace, node, NSSEL, pod, SEL, waitFor } from './helpers.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { egressGateway, gatewayPod, oneGatewayCluster } from '../helpers/resources.js';
+import { sleep, until } from '../helpers/wait.js';
+import { httpGet, POLL } from './helpers.js';
 
 describe('gateway probes', () => {
   let server: http.Server;
@@ -80,18 +81,18 @@ describe('gateway probes', () => {
       await sleep(300);
       assert.deepEqual(p2.icmpReasons(), [], 'not failing before the first timeout has elapsed since start');
       assert.deepEqual(p2.httpReasons(), [], 'a kind that is not configured passes');
-      await waitFor('icmp failing', () => p2.icmpReasons().length > 0, 3000, 20);
+      await until('icmp failing', () => p2.icmpReasons().length > 0, 3000, { ...POLL, everyMs: 20 });
       assert.deepEqual(p2.icmpReasons(), ['no reply from a for 2s']);
       p2.stop();
       // the first Probes: last successes ~now, then 1 s of failures
-      await waitFor('both kinds failing', () => p.icmpReasons().length > 0 && p.httpReasons().length > 0, 3000, 20);
+      await until('both kinds failing', () => p.icmpReasons().length > 0 && p.httpReasons().length > 0, 3000, { ...POLL, everyMs: 20 });
       assert.deepEqual(p.icmpReasons(), ['no reply from a, b for 1s']);
       assert.deepEqual(p.httpReasons(), ['no HTTP response from u1, u2 for 1s']);
       up.add('b'); // one ICMP target is back: ICMP passes, HTTP still fails
-      await waitFor('icmp passing', () => p.icmpReasons().length === 0, 2500, 20);
+      await until('icmp passing', () => p.icmpReasons().length === 0, 2500, { ...POLL, everyMs: 20 });
       assert.equal(p.httpReasons().length, 1);
       up.add('u2');
-      await waitFor('http passing', () => p.httpReasons().length === 0, 2500, 20);
+      await until('http passing', () => p.httpReasons().length === 0, 2500, { ...POLL, everyMs: 20 });
       assert.ok(Date.now() - start < 8000);
     } finally {
       p.stop();
@@ -102,12 +103,12 @@ describe('gateway probes', () => {
 describe('the Pod Ready condition', () => {
   it('touches only Ready, keeps lastTransitionTime while the status holds, retries on conflict', async () => {
     const mem = new MemoryStore();
-    const p = gatewayPod('egw', 'red-1', 'red', { node: 'n2', ip: '10.10.10.0' }) as Pod;
+    const p = gatewayPod('egw', 'red-1', 'red', { node: 'n2', ip: '10.10.10.0' });
     p.status!.conditions = [
       { type: 'PodScheduled', status: 'True' },
       { type: 'Ready', status: 'False', reason: 'GatewayStarting', lastTransitionTime: '2020-01-01T00:00:00.000Z' },
     ];
-    p.metadata.annotations = { ...p.metadata.annotations, 'egw.dev/netns': 'x' };
+    p.metadata.annotations = { ...p.metadata.annotations, [NETNS_ANNOTATION]: 'x' };
     const created = (await mem.create(p)) as Pod;
     // a store that lets someone else write between our read and our write, once
     let raced = false;
@@ -127,7 +128,7 @@ describe('the Pod Ready condition', () => {
     assert.equal(await writeReadyCondition(racy, 'egw', 'red-1', created.metadata.uid, { status: 'True', reason: 'GatewayReady', message: 'ok' }, () => t1), 'written');
     let now = (await mem.get({ kind: 'Pod', namespace: 'egw', name: 'red-1' })) as Pod;
     assert.equal(now.metadata.labels?.touched, 'yes', 'the concurrent write survived');
-    assert.equal(now.metadata.annotations?.['egw.dev/netns'], 'x');
+    assert.equal(now.metadata.annotations?.[NETNS_ANNOTATION], 'x');
     assert.equal(now.status?.podIP, '10.10.10.0');
     assert.deepEqual(now.status?.conditions, [
       { type: 'PodScheduled', status: 'True' },
@@ -152,23 +153,14 @@ describe('runGateway health with a fake kernel', () => {
 
   it('readiness, /readiness reasons, the Pod Ready condition and the UDP heartbeat follow the probes', async () => {
     const mem = new MemoryStore();
-    const gw = egressGateway('egw', 'red', 90) as { spec: Record<string, unknown> };
-    gw.spec.egressGatewayFailureDetection = {
-      healthTimeoutDataStoreSeconds: 90,
-      icmpProbe: { ips: ['198.51.100.10'], intervalSeconds: 1, timeoutSeconds: 1 },
-      httpProbe: { urls: ['http://198.51.100.10/'], intervalSeconds: 1, timeoutSeconds: 1 },
-    };
-    for (const r of [
-      felix(),
-      node('n1', '172.31.98.11'),
-      node('n2', '172.31.98.12'),
-      namespace('egw'),
-      namespace('app'),
-      gw as never,
-      gatewayPod('egw', 'red-1', 'red', { node: 'n2', ip: '10.10.10.0' }),
-      pod('app', 'c1', { ip: '10.244.0.5', node: 'n1', annotations: { [SEL]: "egress-code == 'red'", [NSSEL]: 'all()' } }),
-    ])
-      await mem.create(r);
+    const gw = egressGateway('egw', 'red', {
+      egressGatewayFailureDetection: {
+        healthTimeoutDataStoreSeconds: 90,
+        icmpProbe: { ips: ['198.51.100.10'], intervalSeconds: 1, timeoutSeconds: 1 },
+        httpProbe: { urls: ['http://198.51.100.10/'], intervalSeconds: 1, timeoutSeconds: 1 },
+      },
+    });
+    for (const r of oneGatewayCluster({ egressGateway: gw, gatewayIp: '10.10.10.0' })) await mem.create(r);
     // the pod as the lab kubelet leaves it: not ready until the gateway says so
     const p0 = (await mem.get({ kind: 'Pod', namespace: 'egw', name: 'red-1' })) as Pod;
     p0.status!.conditions = [{ type: 'Ready', status: 'False', reason: 'GatewayStarting' }];
@@ -203,7 +195,7 @@ describe('runGateway health with a fake kernel', () => {
       onHealthListening: (p) => (port = p),
       probes: { ping: async () => (icmpUp.v ? ((lastIcmpOk = Date.now()), null) : 'no reply'), httpGet: async () => (httpUp.v ? null : 'connect ECONNREFUSED') },
     });
-    await waitFor('health server', () => port || undefined);
+    await until('health server', () => port || undefined, 10_000, POLL);
     const ready = () => httpGet(`http://127.0.0.1:${port}/readiness`);
     const cond = async () => ((await mem.get({ kind: 'Pod', namespace: 'egw', name: 'red-1' })) as Pod).status?.conditions?.find((c) => c.type === 'Ready');
 
@@ -220,39 +212,39 @@ describe('runGateway health with a fake kernel', () => {
         sock.send(encodeRequest(seq, 5), port, '127.0.0.1');
       });
     try {
-      await waitFor('ready', async () => (await ready()).status === 200, 5000);
-      await waitFor('Pod Ready=True', async () => (await cond())?.status === 'True', 3000);
+      await until('ready', async () => (await ready()).status === 200, 5000, POLL);
+      await until('Pod Ready=True', async () => (await cond())?.status === 'True', 3000, POLL);
       assert.equal((await cond())?.reason, 'GatewayReady');
       assert.deepEqual(await beat(1), { seq: 1, token: 5, ready: true, draining: false, known: true });
 
       // the ICMP target stops answering: not ready once timeoutSeconds (1 s) has passed without a reply
       icmpUp.v = false;
-      await waitFor('503', async () => (await ready()).status === 503, 4000, 20);
+      await until('503', async () => (await ready()).status === 503, 4000, { ...POLL, everyMs: 20 });
       // never before timeoutSeconds since the last reply (readiness is re-evaluated every 100 ms)
       const since = Date.now() - lastIcmpOk;
       assert.ok(since >= 990, `not ready ${since} ms after the last reply (timeout 1 s)`);
       assert.equal((await ready()).body, 'icmp probe: no reply from 198.51.100.10 for 1s\n');
       assert.deepEqual(await beat(2), { seq: 2, token: 5, ready: false, draining: false, known: true });
-      await waitFor('Pod Ready=False', async () => (await cond())?.status === 'False', 3000);
+      await until('Pod Ready=False', async () => (await cond())?.status === 'False', 3000, POLL);
       assert.deepEqual(await cond().then((c) => [c?.reason, c?.message]), ['ICMPProbeFailing', 'icmp probe: no reply from 198.51.100.10 for 1s']);
 
       // HTTP fails too: both reasons; ICMP back: only HTTP — both kinds are required
       httpUp.v = false;
-      await waitFor('both failing', async () => (await ready()).body.split('\n').length === 3, 4000, 20);
+      await until('both failing', async () => (await ready()).body.split('\n').length === 3, 4000, { ...POLL, everyMs: 20 });
       assert.equal((await ready()).body, 'icmp probe: no reply from 198.51.100.10 for 1s\nhttp probe: no HTTP response from http://198.51.100.10/ for 1s (connect ECONNREFUSED)\n');
       icmpUp.v = true;
-      await waitFor('icmp back', async () => !(await ready()).body.includes('icmp'), 3000, 20);
+      await until('icmp back', async () => !(await ready()).body.includes('icmp'), 3000, { ...POLL, everyMs: 20 });
       assert.equal((await ready()).status, 503);
-      await waitFor('condition says HTTP', async () => (await cond())?.reason === 'HTTPProbeFailing', 3000);
+      await until('condition says HTTP', async () => (await cond())?.reason === 'HTTPProbeFailing', 3000, POLL);
       httpUp.v = true;
-      await waitFor('ready again', async () => (await ready()).status === 200, 3000, 20);
-      await waitFor('Pod Ready=True again', async () => (await cond())?.status === 'True', 3000);
+      await until('ready again', async () => (await ready()).status === 200, 3000, { ...POLL, everyMs: 20 });
+      await until('Pod Ready=True again', async () => (await cond())?.status === 'True', 3000, POLL);
       assert.equal((await beat(3))?.ready, true);
 
       // a deletionTimestamp: the heartbeat says draining (readiness unchanged)
       const p = (await mem.get({ kind: 'Pod', namespace: 'egw', name: 'red-1' })) as Pod;
       await mem.update({ ...p, metadata: { ...p.metadata, deletionTimestamp: new Date(Date.now() + 10_000).toISOString() } });
-      await waitFor('draining', async () => (await beat(4))?.draining === true, 3000);
+      await until('draining', async () => (await beat(4))?.draining === true, 3000, POLL);
       assert.equal((await beat(5))?.ready, true);
       assert.ok(log.lines.some((l) => l.includes('not ready') && l.includes('icmp probe')), log.lines.join('\n'));
     } finally {

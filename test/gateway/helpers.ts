@@ -1,57 +1,33 @@
-// Shared by the gateway tests: resources, a store that can be made unreachable, polling, and a fake kernel.
+// Shared by the gateway tests, and only theirs: their poll options and failure detection, a store that can be made
+// unreachable, an HTTP GET, and a runner that records the commands (with the nft listing a fake kernel answers).
+// Resources, polls and environment flags come from test/helpers/.
 import type { Resource } from '../../src/api/meta.js';
+import type { EgressGatewayFailureDetection } from '../../src/api/types.js';
 import { StoreError, type ListOptions, type ListResult, type Store, type TxnOp, type Watch, type WatchHandler, type WatchOptions } from '../../src/datastore/types.js';
 import type { ObjectKey } from '../../src/api/meta.js';
 import type { RunOptions, RunResult, Runner } from '../../src/dataplane/exec.js';
 import type { GatewayNftTable } from '../../src/gateway/index.js';
+import type { PollOptions } from '../helpers/wait.js';
 
-export const SEL = 'egress.projectcalico.org/selector';
-export const NSSEL = 'egress.projectcalico.org/namespaceSelector';
+/** The gateway tests' polls (HTTP readiness, the store, a fake kernel's calls): every 50 ms, errors retried. */
+export const POLL: PollOptions = { everyMs: 50, retryErrors: true };
 
-export function felix(extra: Record<string, unknown> = {}): Resource {
-  return { apiVersion: 'projectcalico.org/v3', kind: 'FelixConfiguration', metadata: { name: 'default' }, spec: { egressIPSupport: 'EnabledPerNamespaceOrPerPod', ...extra } };
+/**
+ * The failure detection the gateway tests give their EgressGateway: this datastore timeout, and an ICMP probe of
+ * the external host 198.51.100.10 every 5 s (timeout 15 s).
+ */
+export function failureDetection(healthTimeoutDataStoreSeconds: number): EgressGatewayFailureDetection {
+  return { healthTimeoutDataStoreSeconds, icmpProbe: { ips: ['198.51.100.10'], intervalSeconds: 5, timeoutSeconds: 15 } };
 }
 
-export function node(name: string, ip: string): Resource {
-  return { apiVersion: 'v1', kind: 'Node', metadata: { name }, spec: {}, status: { addresses: [{ type: 'InternalIP', address: ip }, { type: 'Hostname', address: name }] } };
-}
-
-export function namespace(name: string, annotations?: Record<string, string>): Resource {
-  return { apiVersion: 'v1', kind: 'Namespace', metadata: { name, annotations } };
-}
-
-export function egressGateway(ns: string, name: string, healthTimeoutDataStoreSeconds?: number): Resource {
-  return {
-    apiVersion: 'operator.tigera.io/v1',
-    kind: 'EgressGateway',
-    metadata: { name, namespace: ns },
-    spec: {
-      replicas: 1,
-      ipPools: [{ name: 'egress' }],
-      logSeverity: 'Info',
-      template: { metadata: { labels: { 'egress-code': name } } },
-      ...(healthTimeoutDataStoreSeconds ? { egressGatewayFailureDetection: { healthTimeoutDataStoreSeconds, icmpProbe: { ips: ['198.51.100.10'], intervalSeconds: 5, timeoutSeconds: 15 } } } : {}),
-    },
-  };
-}
-
-export function pod(ns: string, name: string, o: { ip?: string; node: string; labels?: Record<string, string>; annotations?: Record<string, string> }): Resource {
-  return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name, namespace: ns, labels: o.labels, annotations: o.annotations },
-    spec: { nodeName: o.node, containers: [{ name: 'c' }] },
-    status: o.ip ? { phase: 'Running', podIP: o.ip, podIPs: [{ ip: o.ip }], conditions: [{ type: 'Ready', status: 'True' }] } : { phase: 'Pending' },
-  };
-}
-
-export function gatewayPod(ns: string, name: string, egw: string, o: { ip?: string; node: string }): Resource {
-  return pod(ns, name, { ...o, labels: { 'egress-code': egw }, annotations: { 'egw.dev/egress-gateway': egw } });
-}
-
-/** Wraps a store; while `down`, every call fails (and running watches stop at their next delivery). */
+/** Wraps a store; while `down`, every read fails (and running watches stop at their next delivery). */
 export class FlakyStore implements Store {
   down = false;
+  /**
+   * When the store last answered what a gateway takes as word from it (ms since the epoch): a list, a revision (its
+   * heartbeat), a watch delivery. A get is only the Pod condition writer's read before its write.
+   */
+  lastAnswered = 0;
   readonly description: string;
   constructor(private readonly inner: Store) {
     this.description = `flaky(${inner.description})`;
@@ -65,7 +41,7 @@ export class FlakyStore implements Store {
   }
   async list(kind: string, opts?: ListOptions): Promise<ListResult> {
     this.check();
-    return this.inner.list(kind, opts);
+    return this.answered(await this.inner.list(kind, opts));
   }
   async create(obj: Resource): Promise<Resource> {
     return this.inner.create(obj);
@@ -81,32 +57,21 @@ export class FlakyStore implements Store {
   }
   async revision(): Promise<number> {
     this.check();
-    return this.inner.revision();
+    return this.answered(await this.inner.revision());
   }
   async watch(opts: WatchOptions, handler: WatchHandler): Promise<Watch> {
     this.check();
     return this.inner.watch(opts, (events) => {
       this.check();
-      return handler(events);
+      return handler(this.answered(events));
     });
+  }
+  private answered<T>(v: T): T {
+    this.lastAnswered = Date.now();
+    return v;
   }
   async close(): Promise<void> {
     await this.inner.close();
-  }
-}
-
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000, everyMs = 50): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${last instanceof Error ? last.message : String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, everyMs));
   }
 }
 
@@ -115,16 +80,20 @@ export async function httpGet(url: string): Promise<{ status: number; body: stri
   return { status: res.status, body: await res.text() };
 }
 
-/** Records every command and passes it on. */
+/** Records every command and passes it on; then when it returned, and its exit code. */
 export class TapRunner implements Runner {
   readonly calls: { argv: string[]; input?: string }[] = [];
+  /** The commands that have returned, in that order, with their exit code and when (ms since the epoch). */
+  readonly returned: { argv: string[]; code: number; at: number }[] = [];
   constructor(private readonly inner: Runner) {}
   get netns(): string | undefined {
     return this.inner.netns;
   }
-  run(argv: string[], opts?: RunOptions): Promise<RunResult> {
+  async run(argv: string[], opts?: RunOptions): Promise<RunResult> {
     this.calls.push({ argv, input: opts?.input });
-    return this.inner.run(argv, opts);
+    const r = await this.inner.run(argv, opts);
+    this.returned.push({ argv, code: r.code, at: Date.now() });
+    return r;
   }
   /** Commands that change the kernel (everything but the reads the gateway does, and its probes). */
   writes(): { argv: string[]; input?: string }[] {

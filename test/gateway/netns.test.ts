@@ -18,35 +18,13 @@ import { MemoryStore } from '../../src/datastore/index.js';
 import { netnsRunner } from '../../src/dataplane/exec.js';
 import { parseTable, readGatewayTable, ruleCounter, RULE_COMMENT, runGateway, type ActualGatewayTable } from '../../src/gateway/index.js';
 import { memoryLogger } from '../../src/log.js';
-import { egressGateway, felix, FlakyStore, gatewayPod, httpGet, namespace, node, NSSEL, pod, SEL, TapRunner, waitFor } from './helpers.js';
+import { KEEP, suiteGate, VERBOSE } from '../helpers/env.js';
+import { clientNamespace, clientPod, egressGateway, felixConfiguration, gatewayPod, namespace, namespaceNamed, node, pod } from '../helpers/resources.js';
+import { sleep, until } from '../helpers/wait.js';
+import { failureDetection, FlakyStore, httpGet, POLL, TapRunner } from './helpers.js';
 
 const run = promisify(execFile);
-const E2E = process.env.EGW_E2E === '1';
-
-async function prerequisites(): Promise<string | null> {
-  if (process.platform !== 'linux') return 'not Linux';
-  if (process.getuid?.() !== 0) return 'needs root';
-  for (const argv of [['ip', '-V'], ['nft', '--version'], ['curl', '--version']]) {
-    try {
-      await run(argv[0], argv.slice(1));
-    } catch {
-      return `${argv[0]} not available`;
-    }
-  }
-  const probe = `egw-tg${randomBytes(2).toString('hex')}-probe`;
-  try {
-    await run('ip', ['netns', 'add', probe]);
-    await run('ip', ['netns', 'exec', probe, 'nft', 'list', 'ruleset']);
-  } catch (err) {
-    return `cannot create network namespaces / use nft: ${err instanceof Error ? err.message : String(err)}`;
-  } finally {
-    await run('ip', ['netns', 'del', probe]).catch(() => {});
-  }
-  return null;
-}
-
-const missing = await prerequisites();
-if (missing && E2E) throw new Error(`EGW_E2E=1 but the netns test cannot run: ${missing}`);
+const root = suiteGate(['ip', 'nft', 'curl']);
 
 const ID = randomBytes(2).toString('hex');
 const NS = {
@@ -97,7 +75,7 @@ const next = () => { if (n-- === 0) return s.close(); s.send(pkt, Number(port), 
 next();
 `;
 
-describe('gateway in network namespaces', { skip: missing ?? false }, () => {
+describe('gateway in network namespaces', { skip: root.skip }, () => {
   const children: ChildProcess[] = [];
   const serverLog: Record<string, unknown>[] = [];
   const mem = new MemoryStore();
@@ -123,7 +101,7 @@ describe('gateway in network namespaces', { skip: missing ?? false }, () => {
       onHealthListening: (p) => (healthPort = p),
     });
     running.catch(() => {});
-    await waitFor('health server', () => healthPort || undefined);
+    await until('health server', () => healthPort || undefined, 10_000, POLL);
   }
 
   async function stopGateway(): Promise<void> {
@@ -151,10 +129,11 @@ describe('gateway in network namespaces', { skip: missing ?? false }, () => {
     const e = echo!;
     const n = e.lines.length;
     e.child.stdin!.write(text + '\n');
-    await waitFor(`echo of ${text}`, () => e.lines.length > n && e.lines.slice(n).includes(text), 3000);
+    await until(`echo of ${text}`, () => e.lines.length > n && e.lines.slice(n).includes(text), 3000, POLL);
   }
 
   before(async () => {
+    root.check();
     for (const ns of Object.values(NS)) await run('ip', ['netns', 'add', ns]);
     for (const ns of [NS.cn, NS.gn, NS.ex, NS.c1, NS.c2, NS.at]) {
       await sh(ns, 'echo 0 > /proc/sys/net/ipv4/conf/all/rp_filter; echo 0 > /proc/sys/net/ipv4/conf/default/rp_filter; ip link set lo up');
@@ -208,16 +187,16 @@ describe('gateway in network namespaces', { skip: missing ?? false }, () => {
         buf = buf.slice(i + 1);
       }
     });
-    await waitFor('external server', () => serverLog.some((l) => l.ready));
+    await until('external server', () => serverLog.some((l) => l.ready), 10_000, POLL);
     // the datastore
     for (const r of [
-      felix(),
-      node('client-node', IP.cn),
-      node('gateway-node', IP.gn),
+      felixConfiguration(),
+      node('client-node', { ip: IP.cn, hostnameAddress: true }),
+      node('gateway-node', { ip: IP.gn, hostnameAddress: true }),
       namespace('egw'),
-      namespace('tenant-a', { [SEL]: "egress-code == 'red'", [NSSEL]: "projectcalico.org/name == 'egw'" }),
+      clientNamespace('tenant-a', { selector: "egress-code == 'red'", namespaceSelector: namespaceNamed('egw') }),
       namespace('tenant-b'),
-      egressGateway('egw', 'red', 1),
+      egressGateway('egw', 'red', { egressGatewayFailureDetection: failureDetection(1) }),
       gatewayPod('egw', 'red-1', 'red', { node: 'gateway-node', ip: IP.gp }),
       pod('tenant-a', 'c1', { node: 'client-node', ip: IP.c1 }),
       pod('tenant-b', 'c2', { node: 'client-node', ip: IP.c2 }),
@@ -230,13 +209,13 @@ describe('gateway in network namespaces', { skip: missing ?? false }, () => {
     await stopGateway().catch(() => {});
     for (const c of children) if (c.pid && c.exitCode === null) process.kill(c.pid, 'SIGTERM');
     // EGW_TEST_KEEP=1 keeps the namespaces for a look (delete them with `ip netns del egw-tg<id>-…`)
-    if (!process.env.EGW_TEST_KEEP) for (const ns of Object.values(NS)) await run('ip', ['netns', 'del', ns]).catch(() => {});
-    if (process.env.EGW_TEST_VERBOSE) console.log(log.lines.join('\n'));
+    if (!KEEP) for (const ns of Object.values(NS)) await run('ip', ['netns', 'del', ns]).catch(() => {});
+    if (VERBOSE) console.log(log.lines.join('\n'));
   });
 
   it('programs the pod and gets ready; the external server sees the gateway IP', async () => {
     await startGateway();
-    await waitFor('readiness 200', async () => (await readiness()).status === 200, 10_000);
+    await until('readiness 200', async () => (await readiness()).status === 200, 10_000, POLL);
     assert.equal((await readiness()).body, 'ok\n');
     assert.equal((await httpGet(`http://127.0.0.1:${healthPort}/liveness`)).status, 200);
     const t = await table();
@@ -247,7 +226,7 @@ describe('gateway in network namespaces', { skip: missing ?? false }, () => {
     assert.equal(link.mtu, 1450);
     assert.deepEqual([link.linkinfo.info_data.id, link.linkinfo.info_data.port, link.linkinfo.info_data.local, link.linkinfo.info_data.learning], [4097, 4790, IP.gp, false]);
     assert.equal((await sh(NS.gp, 'cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/all/rp_filter /proc/sys/net/ipv4/conf/egw.vxlan/rp_filter')).split('\n').join(' ').trim(), '1 0 0');
-    if (process.env.EGW_TEST_VERBOSE) console.log(await sh(NS.gp, 'nft list table ip egw-gw'));
+    if (VERBOSE) console.log(await sh(NS.gp, 'nft list table ip egw-gw'));
 
     const r = await curlFrom(NS.c1);
     assert.deepEqual(r && r.sourceIp, IP.gp, 'the server sees the gateway pod IP');
@@ -270,13 +249,13 @@ describe('gateway in network namespaces', { skip: missing ?? false }, () => {
     const udpSeen = (): Record<string, unknown>[] => serverLog.filter((l) => l.proto === 'udp');
     // the attacker pod pretends to be the allowed client c1
     await run('ip', ['netns', 'exec', NS.at, process.execPath, '-e', CRAFT, IP.gp, '4790', '4097', GW_MAC, IP.c1, IP.ex, 'from-attacker', '3']);
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     assert.deepEqual(udpSeen(), [], 'nothing reached the external host');
     const afterCount = ruleCounter(await table(), RULE_COMMENT.vxlanFromNonNode)!.packets;
     assert.equal(afterCount - before, 3, 'the three packets were dropped at input');
     // control: the very same packet from a node IP goes through (so the drop is about the outer source)
     await run('ip', ['netns', 'exec', NS.cn, process.execPath, '-e', CRAFT, IP.gp, '4790', '4097', GW_MAC, IP.c1, IP.ex, 'from-node', '1']);
-    await waitFor('datagram from the node', () => udpSeen().length > 0, 3000);
+    await until('datagram from the node', () => udpSeen().length > 0, 3000, POLL);
     assert.deepEqual(udpSeen(), [{ proto: 'udp', sourceIp: IP.gp, data: 'from-node' }]);
   });
 
@@ -307,8 +286,8 @@ describe('gateway in network namespaces', { skip: missing ?? false }, () => {
     const before = await table();
     const handles = (t: ActualGatewayTable): string => JSON.stringify([t.handle, t.sets.map((s) => [s.name, s.handle]), t.chains.map((c) => [c.name, c.handle]), t.rules.map((r) => [r.chain, r.handle])]);
     const counterBefore = ruleCounter(before, RULE_COMMENT.spoofedClient)!.packets;
-    await mem.update(pod('tenant-b', 'c2', { node: 'client-node', ip: IP.c2, annotations: { [SEL]: "egress-code == 'red'", [NSSEL]: 'all()' } }));
-    await waitFor('c2 allowed', async () => (await elems('clients')).includes(IP.c2), 5000);
+    await mem.update(clientPod('tenant-b', 'c2', { selector: "egress-code == 'red'", namespaceSelector: 'all()' }, { node: 'client-node', ip: IP.c2 }));
+    await until('c2 allowed', async () => (await elems('clients')).includes(IP.c2), 5000, POLL);
     const now = await table();
     assert.deepEqual(now.sets.find((s) => s.name === 'clients')!.elems, [IP.c1, IP.c2]);
     assert.equal(handles(now), handles(before), 'table, sets, chains and rules kept their handles');
@@ -318,7 +297,7 @@ describe('gateway in network namespaces', { skip: missing ?? false }, () => {
     assert.deepEqual(r && r.sourceIp, IP.gp, 'c2 gets out now');
     // and back: removing the annotation removes it again
     await mem.update(pod('tenant-b', 'c2', { node: 'client-node', ip: IP.c2 }));
-    await waitFor('c2 removed', async () => !(await elems('clients')).includes(IP.c2), 5000);
+    await until('c2 removed', async () => !(await elems('clients')).includes(IP.c2), 5000, POLL);
     assert.equal(handles(await table()), handles(before));
     await echoLine('three');
   });
@@ -334,8 +313,8 @@ describe('gateway in network namespaces', { skip: missing ?? false }, () => {
     await stopGateway();
     const tap = new TapRunner(netnsRunner(NS.gp));
     await startGateway(tap);
-    await waitFor('ready after restart', async () => (await readiness()).status === 200, 10_000);
-    await waitFor('first reconcile', () => tap.calls.some((c) => c.argv[0] === 'nft'));
+    await until('ready after restart', async () => (await readiness()).status === 200, 10_000, POLL);
+    await until('first reconcile', () => tap.calls.some((c) => c.argv[0] === 'nft'), 10_000, POLL);
     assert.deepEqual(tap.writes(), [], 'only reads after a restart');
     assert.deepEqual(
       tap.kernelCalls().map((c) => c.argv.slice(0, 3).join(' ')),
@@ -350,13 +329,13 @@ describe('gateway in network namespaces', { skip: missing ?? false }, () => {
     assert.equal((await readiness()).status, 200);
     store.down = true;
     try {
-      const t0 = Date.now();
-      // last seen at most one heartbeat (timeout / 3) before the outage: 503 after 2/3 … 1 × the timeout
-      await new Promise((r) => setTimeout(r, 500));
+      // last answered at most one heartbeat (timeout / 3) before the outage: still ready half a timeout into it
+      await sleep(500);
       assert.equal((await readiness()).status, 200, 'still ready within the timeout');
-      await waitFor('503', async () => (await readiness()).status === 503, 3000);
-      const waited = Date.now() - t0;
-      assert.ok(waited >= 600 && waited <= 1500, `503 after ${waited} ms (healthTimeoutDataStoreSeconds 1)`);
+      await until('503', async () => (await readiness()).status === 503, 3000, POLL);
+      // never before the timeout since the datastore last answered
+      const since = Date.now() - store.lastAnswered;
+      assert.ok(since >= 1000, `503 ${since} ms after the datastore last answered (healthTimeoutDataStoreSeconds 1)`);
       const body = (await readiness()).body;
       assert.match(body, /^datastore: datastore flaky\(memory:\) not seen for [\d.]+s \(healthTimeoutDataStoreSeconds 1\)\n$/);
       // the data plane keeps working meanwhile
@@ -365,7 +344,7 @@ describe('gateway in network namespaces', { skip: missing ?? false }, () => {
     } finally {
       store.down = false;
     }
-    await waitFor('200 again', async () => (await readiness()).status === 200, 8000);
+    await until('200 again', async () => (await readiness()).status === 200, 8000, POLL);
   });
 
   it('with the masquerade rule gone the server sees the client IP; a gateway start puts it back', async () => {
@@ -376,7 +355,7 @@ describe('gateway in network namespaces', { skip: missing ?? false }, () => {
     const r = await curlFrom(NS.c1);
     assert.deepEqual(r && r.sourceIp, IP.c1, 'without the rule the server sees the client pod IP');
     await startGateway();
-    await waitFor('masquerade back', async () => parseTable(await sh(NS.gp, 'nft -j list table ip egw-gw'))!.rules.some((x) => x.comment === RULE_COMMENT.masquerade), 5000);
+    await until('masquerade back', async () => parseTable(await sh(NS.gp, 'nft -j list table ip egw-gw'))!.rules.some((x) => x.comment === RULE_COMMENT.masquerade), 5000, POLL);
     const r2 = await curlFrom(NS.c1);
     assert.deepEqual(r2 && r2.sourceIp, IP.gp);
     assert.ok(log.lines.some((l) => l.includes('chain postrouting: rules rewritten')));

@@ -28,7 +28,9 @@ import {
   type GatewayPlan,
 } from '../../src/gateway/index.js';
 import { memoryLogger } from '../../src/log.js';
-import { egressGateway, felix, FlakyStore, gatewayPod, httpGet, isProbe, isRead, listingOf, namespace, node, NSSEL, pod, SEL, waitFor } from './helpers.js';
+import { clientNamespace, clientPod, egressGateway, felixConfiguration, gatewayPod, namespaceNamed, node, oneGatewayCluster, pod } from '../helpers/resources.js';
+import { sleep, until } from '../helpers/wait.js';
+import { failureDetection, FlakyStore, httpGet, isProbe, isRead, listingOf, POLL } from './helpers.js';
 
 const PARAMS: GatewayNftParams = { device: 'egw.vxlan', uplink: 'eth0', port: 4790, mss: 1410, nodes: ['172.31.98.11', '172.31.98.12'], clients: ['10.244.0.5'] };
 
@@ -353,28 +355,28 @@ describe('gateway: model', () => {
   it('waits for its pod and its IP; defaults; node InternalIPs; allowed clients', () => {
     const m = new GatewayModel('egw', 'red-1');
     assert.deepEqual(m.desired(), { waiting: 'pod egw/red-1 is not in the datastore' });
-    m.apply('upsert', gatewayPod('egw', 'red-1', 'red', { node: 'n2' }));
+    m.apply('upsert', gatewayPod('egw', 'red-1', 'red', { node: 'n2', phase: 'Pending' }));
     assert.deepEqual(m.desired(), { waiting: 'pod egw/red-1 has no IPv4 address yet' });
     for (const r of [
-      felix(),
-      node('n1', '172.31.98.11'),
-      node('n2', '172.31.98.12'),
-      namespace('app', { [SEL]: "egress-code == 'red'", [NSSEL]: "projectcalico.org/name == 'egw'" }),
-      pod('app', 'c1', { ip: '10.244.0.5', node: 'n1' }),
-      pod('other', 'c2', { ip: '10.244.0.6', node: 'n1' }),
-      gatewayPod('egw', 'red-1', 'red', { ip: '10.10.10.0', node: 'n2' }),
+      felixConfiguration(),
+      node('n1', { ip: '172.31.98.11', hostnameAddress: true }),
+      node('n2', { ip: '172.31.98.12', hostnameAddress: true }),
+      clientNamespace('app', { selector: "egress-code == 'red'", namespaceSelector: namespaceNamed('egw') }),
+      pod('app', 'c1', { node: 'n1', ip: '10.244.0.5' }),
+      pod('other', 'c2', { node: 'n1', ip: '10.244.0.6' }),
+      gatewayPod('egw', 'red-1', 'red', { node: 'n2', ip: '10.10.10.0' }),
     ])
       m.apply('upsert', r);
     assert.deepEqual(m.desired(), { config: { ownIP: '10.10.10.0', vni: 4097, port: 4790, nodes: ['172.31.98.11', '172.31.98.12'], clients: ['10.244.0.5'] }, warnings: [] });
     assert.equal(m.failureDetection().healthTimeoutDataStoreSeconds, 90);
-    m.apply('upsert', egressGateway('egw', 'red', 7));
+    m.apply('upsert', egressGateway('egw', 'red', { egressGatewayFailureDetection: failureDetection(7) }));
     assert.equal(m.failureDetection().healthTimeoutDataStoreSeconds, 7);
-    m.apply('upsert', felix({ egressIPVXLANVNI: 5000, egressIPVXLANPort: 4800 }));
-    m.apply('delete', node('n1', '172.31.98.11'));
+    m.apply('upsert', felixConfiguration({ egressIPVXLANVNI: 5000, egressIPVXLANPort: 4800 }));
+    m.apply('delete', node('n1', { ip: '172.31.98.11', hostnameAddress: true }));
     const d = m.desired();
     assert.ok('config' in d);
     assert.deepEqual([d.config.vni, d.config.port, d.config.nodes], [5000, 4800, ['172.31.98.12']]);
-    m.apply('upsert', felix({ egressIPSupport: 'Disabled' }));
+    m.apply('upsert', felixConfiguration({ egressIPSupport: 'Disabled' }));
     const off = m.desired();
     assert.ok('config' in off);
     assert.deepEqual(off.config.clients, []);
@@ -410,24 +412,15 @@ describe('gateway: runGateway with a fake kernel', () => {
   it('programs, follows the allowed clients, reports the datastore timeout, stops', async () => {
     const mem = new MemoryStore();
     const store = new FlakyStore(mem);
-    for (const r of [
-      felix(),
-      node('n1', '172.31.98.11'),
-      node('n2', '172.31.98.12'),
-      namespace('egw'),
-      namespace('app'),
-      egressGateway('egw', 'red', 1),
-      gatewayPod('egw', 'red-1', 'red', { node: 'n2' }), // no IP yet
-      pod('app', 'c1', { ip: '10.244.0.5', node: 'n1', annotations: { [SEL]: "egress-code == 'red'", [NSSEL]: 'all()' } }),
-    ])
-      await mem.create(r);
+    // red-1 has no IP yet
+    for (const r of oneGatewayCluster({ egressGateway: egressGateway('egw', 'red', { egressGatewayFailureDetection: failureDetection(1) }) })) await mem.create(r);
     const kernel = fakeKernel({ links: [ETH0], sysctls: '0\n1\n1\n', nft: null });
     const log = memoryLogger();
     const ac = new AbortController();
     stops.push(ac);
     let port = 0;
     const done = runGateway({ store, namespace: 'egw', name: 'red-1', runner: kernel, healthPort: 0, healthHost: '127.0.0.1', log, signal: ac.signal, onHealthListening: (p) => (port = p) });
-    await waitFor('health server', () => port || undefined);
+    await until('health server', () => port || undefined, 10_000, POLL);
     const ready = (): Promise<{ status: number; body: string }> => httpGet(`http://127.0.0.1:${port}/readiness`);
     assert.equal((await ready()).status, 503);
     assert.match((await ready()).body, /dataplane: pod egw\/red-1 has no IPv4 address yet/);
@@ -435,33 +428,34 @@ describe('gateway: runGateway with a fake kernel', () => {
     assert.equal(kernelCalls().length, 0, 'nothing is programmed before the pod has an IP');
 
     await mem.update(gatewayPod('egw', 'red-1', 'red', { node: 'n2', ip: '10.10.10.0' }));
-    await waitFor('ready', async () => (await ready()).status === 200);
+    await until('ready', async () => (await ready()).status === 200, 10_000, POLL);
     const nftDocs = (): { nftables: Record<string, { element?: { elem: string[] }; set?: { name: string; elem?: string[] } }>[] }[] =>
       kernel.calls.filter((c) => c.argv.join(' ') === 'nft -j -f -').map((c) => JSON.parse(c.input!));
     const clientsIn = (doc: ReturnType<typeof nftDocs>[number]): string[] | undefined => doc.nftables.map((o) => o.add?.set).find((s) => s?.name === 'clients')?.elem;
     assert.deepEqual(clientsIn(nftDocs().at(-1)!), ['10.244.0.5']);
 
     // a second client: the fake kernel still says "nothing there", so the whole table is written again
-    await mem.create(pod('app', 'c2', { ip: '10.244.0.9', node: 'n1', annotations: { [SEL]: "egress-code == 'red'", [NSSEL]: 'all()' } }));
-    await waitFor('client c2 programmed', () => clientsIn(nftDocs().at(-1)!)?.includes('10.244.0.9'));
+    await mem.create(clientPod('app', 'c2', { selector: "egress-code == 'red'", namespaceSelector: 'all()' }, { node: 'n1', ip: '10.244.0.9' }));
+    await until('client c2 programmed', () => clientsIn(nftDocs().at(-1)!)?.includes('10.244.0.9'), 10_000, POLL);
     // a pod that changes nothing for this gateway triggers no programming
     const before = kernelCalls().length;
-    await mem.create(pod('app', 'c3', { ip: '10.244.0.10', node: 'n1' }));
-    await new Promise((r) => setTimeout(r, 100));
+    await mem.create(pod('app', 'c3', { node: 'n1', ip: '10.244.0.10' }));
+    await sleep(100);
     assert.equal(kernelCalls().length, before);
 
     // the datastore goes away: not ready after healthTimeoutDataStoreSeconds (1 s), ready again when it is back
     store.down = true;
-    const t0 = Date.now();
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
+    // (the gateway asks every timeout / 3: last answered at most that long before the outage)
     assert.equal((await ready()).status, 200, 'still ready within the timeout');
-    await waitFor('not ready', async () => (await ready()).status === 503, 5000);
-    const waited = Date.now() - t0;
-    assert.ok(waited >= 600 && waited <= 1500, `503 after ${waited} ms: last seen at most timeout/3 before the outage`);
+    await until('not ready', async () => (await ready()).status === 503, 5000, POLL);
+    // never before the timeout since the datastore last answered
+    const since = Date.now() - store.lastAnswered;
+    assert.ok(since >= 1000, `503 ${since} ms after the datastore last answered (healthTimeoutDataStoreSeconds 1)`);
     assert.match((await ready()).body, /^datastore: datastore flaky\(memory:\) not seen for \d+\.\ds \(healthTimeoutDataStoreSeconds 1\)\n$/);
     assert.equal((await httpGet(`http://127.0.0.1:${port}/liveness`)).status, 200);
     store.down = false;
-    await waitFor('ready again', async () => (await ready()).status === 200, 5000);
+    await until('ready again', async () => (await ready()).status === 200, 5000, POLL);
 
     ac.abort();
     await done;

@@ -11,40 +11,18 @@ import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import type { Resource } from '../../src/api/meta.js';
-import type { Pod } from '../../src/api/types.js';
+import type { EgressGateway, EgressGatewayFailureDetection, Pod } from '../../src/api/types.js';
 import { MemoryStore } from '../../src/datastore/index.js';
 import { netnsRunner } from '../../src/dataplane/exec.js';
 import { decodeReply, encodeRequest, runGateway } from '../../src/gateway/index.js';
 import { memoryLogger } from '../../src/log.js';
-import { egressGateway, felix, gatewayPod, httpGet, namespace, node, NSSEL, pod, SEL, waitFor } from './helpers.js';
+import { suiteGate, VERBOSE } from '../helpers/env.js';
+import { egressGateway, oneGatewayCluster } from '../helpers/resources.js';
+import { until } from '../helpers/wait.js';
+import { httpGet, POLL, TapRunner } from './helpers.js';
 
 const run = promisify(execFile);
-const E2E = process.env.EGW_E2E === '1';
-
-async function prerequisites(): Promise<string | null> {
-  if (process.platform !== 'linux') return 'not Linux';
-  if (process.getuid?.() !== 0) return 'needs root';
-  for (const argv of [['ip', '-V'], ['nft', '--version'], ['curl', '--version'], ['ping', '-V']]) {
-    try {
-      await run(argv[0], argv.slice(1));
-    } catch {
-      return `${argv[0]} not available`;
-    }
-  }
-  const probe = `egw-th${randomBytes(2).toString('hex')}-probe`;
-  try {
-    await run('ip', ['netns', 'add', probe]);
-  } catch (err) {
-    return `cannot create network namespaces: ${err instanceof Error ? err.message : String(err)}`;
-  } finally {
-    await run('ip', ['netns', 'del', probe]).catch(() => {});
-  }
-  return null;
-}
-
-const missing = await prerequisites();
-if (missing && E2E) throw new Error(`EGW_E2E=1 but the probes netns test cannot run: ${missing}`);
+const root = suiteGate(['ip', 'nft', 'curl', 'ping']);
 
 const ID = randomBytes(3).toString('hex');
 const NS = { gp: `egw-th${ID}-gp`, ex: `egw-th${ID}-ex` };
@@ -57,29 +35,35 @@ async function sh(ns: string, script: string): Promise<string> {
 
 const SERVER500 = `require('node:http').createServer((q, s) => { s.writeHead(500); s.end('down for maintenance'); }).listen(8081, '0.0.0.0', () => console.log('listening'));`;
 
-function failureDetection(fd: Record<string, unknown>): Resource {
-  const gw = egressGateway('egw', 'red') as Resource & { spec: Record<string, unknown> };
-  gw.spec.egressGatewayFailureDetection = { healthTimeoutDataStoreSeconds: 90, ...fd };
-  return gw;
+type ProbeSettings = Omit<EgressGatewayFailureDetection, 'healthTimeoutDataStoreSeconds'>;
+
+/** The EgressGateway egw/red with these probes (and a datastore timeout of 90 s). */
+function withProbes(probes: ProbeSettings): EgressGateway {
+  return egressGateway('egw', 'red', { egressGatewayFailureDetection: { healthTimeoutDataStoreSeconds: 90, ...probes } });
 }
 
-describe('gateway probes in network namespaces', { skip: missing ?? false }, () => {
+describe('gateway probes in network namespaces', { skip: root.skip }, () => {
   const mem = new MemoryStore();
   const log = memoryLogger();
   const children: ChildProcess[] = [];
   let stop: AbortController | null = null;
   let running: Promise<void> | null = null;
   let port = 0;
+  /** The gateway pod's runner: its pings, and when they got a reply (what the ICMP probe's timeout runs from). */
+  const tap = new TapRunner(netnsRunner(NS.gp));
+  const pings = (from = 0) => tap.returned.slice(from).filter((c) => c.argv[0] === 'ping');
+  const lastReply = () => Math.max(0, ...pings().filter((p) => p.code === 0).map((p) => p.at));
 
   const readiness = () => httpGet(`http://127.0.0.1:${port}/readiness`);
   const cond = async () => ((await mem.get({ kind: 'Pod', namespace: 'egw', name: 'red-1' })) as Pod).status?.conditions?.find((c) => c.type === 'Ready');
-  const setProbes = async (fd: Record<string, unknown>) => {
+  const setProbes = async (probes: ProbeSettings) => {
     const cur = await mem.get({ kind: 'EgressGateway', namespace: 'egw', name: 'red' });
-    const next = failureDetection(fd);
+    const next = withProbes(probes);
     await mem.update({ ...next, metadata: { ...next.metadata, resourceVersion: cur!.metadata.resourceVersion } });
   };
 
   before(async () => {
+    root.check();
     for (const ns of Object.values(NS)) await run('ip', ['netns', 'add', ns]);
     await run('ip', ['-n', NS.gp, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', NS.ex]);
     await sh(NS.gp, 'ip link set lo up; ip addr add 10.10.10.0/24 dev eth0; ip link set eth0 up; ip route add default via 10.10.10.1');
@@ -87,30 +71,20 @@ describe('gateway probes in network namespaces', { skip: missing ?? false }, () 
     const srv = spawn('ip', ['netns', 'exec', NS.ex, process.execPath, '-e', SERVER500], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(srv);
     await new Promise<void>((resolve) => srv.stdout!.once('data', () => resolve()));
-    for (const r of [
-      felix(),
-      node('n1', '172.31.98.11'),
-      node('n2', '172.31.98.12'),
-      namespace('egw'),
-      namespace('app'),
-      failureDetection({ icmpProbe: { ips: [TARGET], intervalSeconds: 1, timeoutSeconds: 2 } }),
-      gatewayPod('egw', 'red-1', 'red', { node: 'n2', ip: '10.10.10.0' }),
-      pod('app', 'c1', { ip: '10.244.0.5', node: 'n1', annotations: { [SEL]: "egress-code == 'red'", [NSSEL]: 'all()' } }),
-    ])
-      await mem.create(r);
+    for (const r of oneGatewayCluster({ egressGateway: withProbes({ icmpProbe: { ips: [TARGET], intervalSeconds: 1, timeoutSeconds: 2 } }), gatewayIp: '10.10.10.0' })) await mem.create(r);
     stop = new AbortController();
     running = runGateway({
       store: mem,
       namespace: 'egw',
       name: 'red-1',
-      runner: netnsRunner(NS.gp),
+      runner: tap,
       healthPort: 0,
       healthHost: '127.0.0.1',
       log,
       signal: stop.signal,
       onHealthListening: (p) => (port = p),
     });
-    await waitFor('health server', () => port || undefined);
+    await until('health server', () => port || undefined, 10_000, POLL);
   });
 
   after(async () => {
@@ -118,47 +92,53 @@ describe('gateway probes in network namespaces', { skip: missing ?? false }, () 
     await running?.catch(() => {});
     for (const c of children) if (c.pid && c.exitCode === null) c.kill('SIGTERM');
     for (const ns of Object.values(NS)) await run('ip', ['netns', 'del', ns]).catch(() => {});
-    if (process.env.EGW_TEST_VERBOSE) console.log(log.lines.join('\n'));
+    if (VERBOSE) console.log(log.lines.join('\n'));
   });
 
   it('ICMP: ready while the target answers; not ready timeoutSeconds after it stops (reason in /readiness, Pod Ready=False); back → ready', async () => {
-    await waitFor('ready', async () => (await readiness()).status === 200, 10_000);
-    await waitFor('Pod Ready=True', async () => (await cond())?.status === 'True', 5000);
-    const t0 = Date.now();
+    await until('ready', async () => (await readiness()).status === 200, 10_000, POLL);
+    await until('Pod Ready=True', async () => (await cond())?.status === 'True', 5000, POLL);
+    await until('a reply from the target', () => lastReply() > 0, 5000, POLL);
     await run('ip', ['-n', NS.ex, 'addr', 'del', `${TARGET}/32`, 'dev', 'eth0']);
-    await waitFor('503', async () => (await readiness()).status === 503, 6000, 50);
-    const took = Date.now() - t0;
-    // last reply at most one interval before the cut; failing 2 s after it, once an attempt has failed
-    assert.ok(took >= 1000 && took <= 3500, `not ready ${took} ms after the target went away (interval 1 s, timeout 2 s)`);
+    await until('503', async () => (await readiness()).status === 503, 6000, POLL);
+    // never before timeoutSeconds (2 s) since the last reply; and then at the first failed attempt (one every 1 s
+    // interval, each waiting 1 s for its reply), not attempts later
+    const last = lastReply();
+    const since = Date.now() - last;
+    const failed = pings().filter((p) => p.code !== 0 && p.at > last).length;
+    assert.ok(since >= 2000, `not ready ${since} ms after the last reply (timeout 2 s)`);
+    assert.ok(failed <= 2, `not ready only after ${failed} failed pings since the last reply (interval 1 s, timeout 2 s)`);
     assert.equal((await readiness()).body, `icmp probe: no reply from ${TARGET} for 2s\n`);
-    await waitFor('Pod Ready=False', async () => (await cond())?.status === 'False', 3000);
+    await until('Pod Ready=False', async () => (await cond())?.status === 'False', 3000, POLL);
     assert.deepEqual(await cond().then((c) => [c?.reason, c?.message]), ['ICMPProbeFailing', `icmp probe: no reply from ${TARGET} for 2s`]);
-    const t1 = Date.now();
+    const back = tap.returned.length;
     await run('ip', ['-n', NS.ex, 'addr', 'add', `${TARGET}/32`, 'dev', 'eth0']);
-    await waitFor('ready again', async () => (await readiness()).status === 200, 5000, 50);
-    assert.ok(Date.now() - t1 <= 2500, `ready ${Date.now() - t1} ms after the target came back`);
-    await waitFor('Pod Ready=True again', async () => (await cond())?.status === 'True', 3000);
+    await until('ready again', async () => (await readiness()).status === 200, 5000, POLL);
+    // ready again on the first reply from the restored target (one is enough), not replies later
+    const replies = pings(back).filter((p) => p.code === 0).length;
+    assert.ok(replies >= 1 && replies <= 2, `ready again after ${replies} replies since the target came back`);
+    await until('Pod Ready=True again', async () => (await cond())?.status === 'True', 3000, POLL);
     assert.ok(log.lines.some((l) => l.includes(`icmp probe: ${TARGET} failed`)));
   });
 
   it('HTTP: a 500 is a success, a refused connection is not; with both kinds, one target of each must pass', async () => {
     await setProbes({ icmpProbe: { ips: [TARGET], intervalSeconds: 1, timeoutSeconds: 2 }, httpProbe: { urls: [`http://${TARGET}:9/`], intervalSeconds: 1, timeoutSeconds: 1 } });
-    await waitFor('503 (refused)', async () => (await readiness()).status === 503, 5000, 50);
+    await until('503 (refused)', async () => (await readiness()).status === 503, 5000, POLL);
     assert.match((await readiness()).body, new RegExp(`^http probe: no HTTP response from http://${TARGET.replace(/\./g, '\\.')}:9/ for 1s \\(.*(refused|connect).*\\)\\n$`, 'i'));
-    await waitFor('Pod Ready=False (HTTP)', async () => (await cond())?.reason === 'HTTPProbeFailing', 3000);
+    await until('Pod Ready=False (HTTP)', async () => (await cond())?.reason === 'HTTPProbeFailing', 3000, POLL);
     // a second URL that answers 500: one answering target of the kind is enough
     await setProbes({ icmpProbe: { ips: [TARGET], intervalSeconds: 1, timeoutSeconds: 2 }, httpProbe: { urls: [`http://${TARGET}:9/`, `http://${TARGET}:8081/`], intervalSeconds: 1, timeoutSeconds: 1 } });
-    await waitFor('ready (500 counts)', async () => (await readiness()).status === 200, 5000, 50);
+    await until('ready (500 counts)', async () => (await readiness()).status === 200, 5000, POLL);
     // HTTP passes but ICMP fails: not ready
     await sh(NS.ex, 'nft add table ip th_probe; nft add chain ip th_probe in "{ type filter hook input priority 0; }"; nft add rule ip th_probe in icmp type echo-request drop');
     try {
-      await waitFor('503 (icmp only)', async () => (await readiness()).status === 503, 6000, 50);
+      await until('503 (icmp only)', async () => (await readiness()).status === 503, 6000, POLL);
       assert.equal((await readiness()).body, `icmp probe: no reply from ${TARGET} for 2s\n`);
     } finally {
       await sh(NS.ex, 'nft delete table ip th_probe');
     }
-    await waitFor('ready again', async () => (await readiness()).status === 200, 5000, 50);
-    await waitFor('Pod Ready=True', async () => (await cond())?.status === 'True', 3000);
+    await until('ready again', async () => (await readiness()).status === 200, 5000, POLL);
+    await until('Pod Ready=True', async () => (await cond())?.status === 'True', 3000, POLL);
   });
 
   it('the heartbeat on <health port>/udp answers with the readiness', async () => {
