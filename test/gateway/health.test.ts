@@ -93,7 +93,6 @@ describe('gateway probes', () => {
       assert.equal(p.httpReasons().length, 1);
       up.add('u2');
       await until('http passing', () => p.httpReasons().length === 0, 2500, { ...POLL, everyMs: 20 });
-      assert.ok(Date.now() - start < 8000);
     } finally {
       p.stop();
     }
