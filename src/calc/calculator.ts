@@ -28,16 +28,17 @@ import { parseSelector, type Selector } from '../selector/index.js';
 import { podIPv4 } from '../api/pod.js';
 import {
   aggregatePrefixes,
+  cidrContains,
   comparePrefix,
+  formatCidr,
   formatIPv4,
-  formatPrefix,
   gatewayMac,
+  LINK_LOCAL,
   parseIPv4,
   parsePrefix,
   prefixContains,
-  prefixContainsIP,
-  type Prefix,
-} from './cidr.js';
+  type Cidr,
+} from '../api/ipv4.js';
 import { hashString, rendezvousTopK } from './hash.js';
 import { DEFAULT_TABLE_ID_BASE, DEFAULT_TABLE_ID_RANGE, TableIdAllocator, type TableIdMove } from './tableids.js';
 import type {
@@ -55,12 +56,6 @@ import type {
 /** A Pod with this annotation (value: its EgressGateway's name) and an IP is an egress gateway pod. */
 export const GATEWAY_POD_ANNOTATION = ANNOTATION.gatewayOf;
 export const DEFAULT_VXLAN_DEVICE = 'egw.vxlan';
-/**
- * Link-local destinations are never egress traffic. Every table throws them too, which also keeps proxy ARP working:
- * a pod's ARP for its gateway 169.254.1.1 is answered only if the route lookup from the pod's address succeeds,
- * and a fail-closed table (unreachable 0.0.0.0/0) would otherwise make it fail.
- */
-const LINK_LOCAL: Prefix = Object.freeze({ addr: 0xa9fe0000, len: 16 });
 /** VXLAN over IPv4 costs 50 bytes: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
 export const VXLAN_OVERHEAD = 50;
 
@@ -122,7 +117,7 @@ interface NamespaceRec {
 
 interface RuleRec {
   readonly index: number;
-  readonly dst: Prefix;
+  readonly dst: Cidr;
   readonly dstText: string;
   readonly description?: string;
   readonly gateway?: { readonly selector: string; readonly namespaceSelector?: string; readonly maxNextHops: number };
@@ -175,7 +170,7 @@ type Resolved =
 
 /** One rule of a configuration, prepared for one node and one client namespace. */
 interface RulePlan {
-  readonly dst: Prefix;
+  readonly dst: Cidr;
   readonly dstText: string;
   /** internal: the destination lies inside a cluster-internal CIDR, whose throw route covers it. */
   readonly kind: 'gateway' | 'throw' | 'unreachable' | 'internal';
@@ -255,7 +250,7 @@ interface NodeRec {
 }
 
 const EMPTY: readonly never[] = Object.freeze([]);
-const ALL_PREFIX: Prefix = Object.freeze({ addr: 0, len: 0 });
+const ALL_PREFIX: Cidr = Object.freeze({ addr: 0, prefix: 0 });
 
 function podKeyOf(ns: string, name: string): string {
   return `${ns}/${name}`;
@@ -432,10 +427,15 @@ export class EgressCalculator {
   private readonly health = new Map<string, GatewayHealth>();
   private readonly namespaces = new Map<string, NamespaceRec>();
   private readonly policies = new Map<string, PolicyRec>();
-  private readonly pools = new Map<string, Prefix>();
+  private readonly pools = new Map<string, Cidr>();
   private readonly nodeRecs = new Map<string, NodeRec>();
-  private internal: Prefix[] = [LINK_LOCAL];
-  private internalText: readonly string[] = Object.freeze([formatPrefix(LINK_LOCAL)]);
+  /**
+   * Link-local destinations are never egress traffic. Every table throws them too, which also keeps proxy ARP working:
+   * a pod's ARP for its gateway 169.254.1.1 is answered only if the route lookup from the pod's address succeeds,
+   * and a fail-closed table (unreachable 0.0.0.0/0) would otherwise make it fail.
+   */
+  private internal: Cidr[] = [LINK_LOCAL];
+  private internalText: readonly string[] = Object.freeze([formatCidr(LINK_LOCAL)]);
   private readonly entries = new Map<string, CandEntry>();
   private readonly clients = new Map<string, ClientRec>();
   private readonly clientsByNs = new Map<string, Set<ClientRec>>();
@@ -887,7 +887,7 @@ export class EgressCalculator {
     (p.spec?.rules ?? []).forEach((r, index) => {
       const dst = r.destination?.cidr ? parsePrefix(r.destination.cidr) : ALL_PREFIX;
       if (!dst) return; // the api layer rejects these; be defensive
-      const dstText = formatPrefix(dst);
+      const dstText = formatCidr(dst);
       if (seen.has(dstText)) return;
       seen.add(dstText);
       const g = r.gateway;
@@ -947,10 +947,10 @@ export class EgressCalculator {
   }
 
   private updateInternal(): void {
-    const all: Prefix[] = [LINK_LOCAL, ...this.pools.values()];
-    for (const n of this.nodeRecs.values()) for (const a of n.addresses) all.push({ addr: a, len: 32 });
+    const all: Cidr[] = [LINK_LOCAL, ...this.pools.values()];
+    for (const n of this.nodeRecs.values()) for (const a of n.addresses) all.push({ addr: a, prefix: 32 });
     const agg = aggregatePrefixes(all);
-    const text = agg.map(formatPrefix);
+    const text = agg.map(formatCidr);
     if (text.join() === this.internalText.join()) return;
     this.internal = agg;
     this.internalText = Object.freeze(text);
@@ -960,7 +960,7 @@ export class EgressCalculator {
     for (const n of this.nodes.values()) this.resetNode(n);
   }
 
-  private internalContaining(p: Prefix): Prefix | undefined {
+  private internalContaining(p: Cidr): Cidr | undefined {
     for (const i of this.internal) if (prefixContains(i, p)) return i;
     return undefined;
   }
@@ -1270,7 +1270,7 @@ export class EgressCalculator {
   }
 
   private createTable(n: NodeCalc, key: string, plan: ConfigPlan, hops: readonly (readonly GatewayRec[] | null)[] | null): TableRec {
-    const routes: { p: Prefix; r: EgressRoute }[] = [];
+    const routes: { p: Cidr; r: EgressRoute }[] = [];
     const vias = new Set<string>();
     plan.rules.forEach((rp, i) => {
       if (rp.kind === 'throw') routes.push({ p: rp.dst, r: Object.freeze({ dst: rp.dstText, type: 'throw' }) });
@@ -1285,7 +1285,7 @@ export class EgressCalculator {
         }
       }
     });
-    for (const p of this.internal) routes.push({ p, r: Object.freeze({ dst: formatPrefix(p), type: 'throw' }) });
+    for (const p of this.internal) routes.push({ p, r: Object.freeze({ dst: formatCidr(p), type: 'throw' }) });
     routes.sort((a, b) => comparePrefix(a.p, b.p));
     const { id, moves } = n.alloc.allocate(key);
     const t: TableRec = {
@@ -1478,24 +1478,24 @@ export class EgressCalculator {
       let bestLen = -1;
       for (const rt of table.out.routes) {
         const p = parsePrefix(rt.dst)!;
-        if (p.len > bestLen && prefixContainsIP(p, dstNum)) {
+        if (p.prefix > bestLen && cidrContains(p, dstNum)) {
           best = rt;
-          bestLen = p.len;
+          bestLen = p.prefix;
         }
       }
       e.kernel.route = best ? routeCommand(best, table.id, this.vxlanDevice) : null;
     }
 
-    const internal = this.internal.find((p) => prefixContainsIP(p, dstNum));
+    const internal = this.internal.find((p) => cidrContains(p, dstNum));
     const plan = this.planFor(n, r, pod.ns);
     if (!plan) return this.finishExplain(e, state);
     // longest-prefix rule covering dst
     let rp: RulePlan | undefined;
-    for (const x of plan.all) if (prefixContainsIP(x.dst, dstNum) && (!rp || x.dst.len > rp.dst.len)) rp = x;
+    for (const x of plan.all) if (cidrContains(x.dst, dstNum) && (!rp || x.dst.prefix > rp.dst.prefix)) rp = x;
     if (rp) e.rule = explainedRule(rp.rule);
     if (internal) {
       e.kind = 'internal';
-      e.internalCidr = formatPrefix(internal);
+      e.internalCidr = formatCidr(internal);
       why.push(`${e.dst} is inside cluster-internal ${e.internalCidr} (IP pool or node network): never routed via a gateway (throw)`);
       return this.finishExplain(e, state);
     }

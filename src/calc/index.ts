@@ -14,4 +14,3 @@ export {
 export type * from './types.js';
 export { TableIdAllocator, DEFAULT_TABLE_ID_BASE, DEFAULT_TABLE_ID_RANGE, type TableIdMove } from './tableids.js';
 export { hashString, fnv1a32, fmix32, rendezvousScore, rendezvousTopK, type Rankable } from './hash.js';
-export { aggregatePrefixes, gatewayMac, parsePrefix, formatPrefix, type Prefix } from './cidr.js';
