@@ -11,7 +11,8 @@
 //   - shared tables keyed by their canonical route text, reference-counted by clients, with stable IDs.
 // Output objects are built once and frozen; `nodeState` returns the cached object when nothing changed.
 
-import type { ObjectKey, Resource } from '../api/meta.js';
+import { namespaceOf, type ObjectKey, type Resource } from '../api/meta.js';
+import { TABLE_ID_BASE, TABLE_ID_RANGE, VXLAN_DEVICE, VXLAN_OVERHEAD } from '../api/dataplane.js';
 import {
   ANNOTATION,
   FELIX_DEFAULTS,
@@ -40,7 +41,7 @@ import {
   type Cidr,
 } from '../api/ipv4.js';
 import { hashString, rendezvousTopK } from './hash.js';
-import { DEFAULT_TABLE_ID_BASE, DEFAULT_TABLE_ID_RANGE, TableIdAllocator, type TableIdMove } from './tableids.js';
+import { TableIdAllocator, type TableIdMove } from './tableids.js';
 import type {
   EgressGatewayEntry,
   EgressRoute,
@@ -55,18 +56,17 @@ import type {
 
 /** A Pod with this annotation (value: its EgressGateway's name) and an IP is an egress gateway pod. */
 export const GATEWAY_POD_ANNOTATION = ANNOTATION.gatewayOf;
-export const DEFAULT_VXLAN_DEVICE = 'egw.vxlan';
-/** VXLAN over IPv4 costs 50 bytes: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
-export const VXLAN_OVERHEAD = 50;
+/** Transitional: src/gateway/dataplane.ts still imports it from here; its home is src/api/dataplane.ts. */
+export { VXLAN_OVERHEAD };
 
 export interface CalcOptions {
   /** MTU of the underlay (node) network; the VXLAN device gets this − 50. Default 1500. */
   underlayMtu?: number;
-  /** First routing-table ID egw may use. Default 1000. */
+  /** First routing-table ID egw may use. Default TABLE_ID_BASE (src/api/dataplane.ts). */
   tableIdBase?: number;
-  /** Number of table IDs egw may use, from tableIdBase. Default 2^20. */
+  /** Number of table IDs egw may use, from tableIdBase. Default TABLE_ID_RANGE. */
   tableIdRange?: number;
-  /** Name of the client node's VXLAN device, used in explain's kernel texts. Default `egw.vxlan`. */
+  /** Name of the client node's VXLAN device, used in explain's kernel texts. Default VXLAN_DEVICE. */
   vxlanDevice?: string;
 }
 
@@ -292,7 +292,7 @@ function firstIPv4(pod: Pod): { ip: string; num: number } | null {
 
 function podRecOf(p: Pod): PodRec {
   const md = p.metadata;
-  const ns = md.namespace ?? 'default';
+  const ns = namespaceOf(p);
   const ann = md.annotations ?? {};
   const ip = firstIPv4(p);
   const phase = p.status?.phase;
@@ -445,10 +445,10 @@ export class EgressCalculator {
   constructor(opts: CalcOptions = {}) {
     this.underlayMtu = opts.underlayMtu ?? 1500;
     if (!Number.isInteger(this.underlayMtu) || this.underlayMtu < 68 + VXLAN_OVERHEAD) throw new RangeError(`underlayMtu ${this.underlayMtu} too small`);
-    this.tableIdBase = opts.tableIdBase ?? DEFAULT_TABLE_ID_BASE;
-    this.tableIdRange = opts.tableIdRange ?? DEFAULT_TABLE_ID_RANGE;
+    this.tableIdBase = opts.tableIdBase ?? TABLE_ID_BASE;
+    this.tableIdRange = opts.tableIdRange ?? TABLE_ID_RANGE;
     new TableIdAllocator(this.tableIdBase, this.tableIdRange); // validates the range
-    this.vxlanDevice = opts.vxlanDevice ?? DEFAULT_VXLAN_DEVICE;
+    this.vxlanDevice = opts.vxlanDevice ?? VXLAN_DEVICE;
   }
 
   /** Upserts every resource in order. */
@@ -489,10 +489,10 @@ export class EgressCalculator {
 
   /** Removes a resource (by key or by the object itself). Unknown keys are ignored. */
   remove(key: ObjectKey | Resource): void {
-    const k: ObjectKey = 'metadata' in key ? { kind: key.kind, namespace: key.metadata.namespace ?? '', name: key.metadata.name } : key;
+    const k: ObjectKey = 'metadata' in key ? { kind: key.kind, namespace: namespaceOf(key), name: key.metadata.name } : key;
     switch (k.kind) {
       case 'Pod':
-        this.removePod(podKeyOf(k.namespace || 'default', k.name));
+        this.removePod(podKeyOf(namespaceOf({ kind: k.kind, metadata: { namespace: k.namespace } }), k.name));
         return;
       case 'Namespace':
         this.upsertNamespace(k.name, undefined, undefined);

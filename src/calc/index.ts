@@ -2,8 +2,6 @@
 export {
   EgressCalculator,
   GATEWAY_POD_ANNOTATION,
-  DEFAULT_VXLAN_DEVICE,
-  VXLAN_OVERHEAD,
   formatExplanation,
   ruleCommand,
   routeCommand,
@@ -12,5 +10,5 @@ export {
   type CalcOptions,
 } from './calculator.js';
 export type * from './types.js';
-export { TableIdAllocator, DEFAULT_TABLE_ID_BASE, DEFAULT_TABLE_ID_RANGE, type TableIdMove } from './tableids.js';
+export { TableIdAllocator, type TableIdMove } from './tableids.js';
 export { hashString, fnv1a32, fmix32, rendezvousScore, rendezvousTopK, type Rankable } from './hash.js';
