@@ -27,6 +27,7 @@ import {
 } from '../api/types.js';
 import { parseSelector, type Selector } from '../selector/index.js';
 import { podIPv4 } from '../api/pod.js';
+import { parseMaxNextHops } from '../api/parse.js';
 import {
   aggregatePrefixes,
   cidrContains,
@@ -1086,10 +1087,12 @@ export class EgressCalculator {
     }
     let k = 0;
     if (a.maxNextHops !== undefined) {
-      if (!/^[0-9]+$/.test(a.maxNextHops) || !Number.isSafeInteger(Number(a.maxNextHops))) {
-        return failed(ANNOTATION.maxNextHops, a.maxNextHops, `${where} annotation ${ANNOTATION.maxNextHops}="${a.maxNextHops}" is not a decimal number: failing closed`);
+      // the rule validation applies (src/api/parse.ts): what `egw apply` rejects, calc fails closed on
+      const n = parseMaxNextHops(a.maxNextHops);
+      if (n === undefined) {
+        return failed(ANNOTATION.maxNextHops, a.maxNextHops, `${where} annotation ${ANNOTATION.maxNextHops}="${a.maxNextHops}" is not a decimal of 1 to 9 digits: failing closed`);
       }
-      k = Number(a.maxNextHops);
+      k = n;
     }
     why?.push(
       `${where} annotation ${ANNOTATION.selector}="${a.selector}"` +

@@ -61,6 +61,9 @@ describe('calc: resolution order (SPEC §2)', () => {
     { name: 'selector without namespaceSelector matches only the own namespace', pod: { [SEL]: "egress-code == 'red'" }, expect: 'unreachable' },
     { name: 'invalid selector annotation fails closed', pod: { [SEL]: "egress-code = 'red'" }, expect: 'unreachable' },
     { name: 'non-decimal maxNextHops annotation fails closed', pod: { ...RED, [MAXHOPS]: 'two' }, expect: 'unreachable' },
+    // the api rule (parseMaxNextHops: 1–9 digits), which validation applies too; calc used to accept any safe integer
+    { name: 'a 10-digit maxNextHops annotation fails closed, as validation rejects it', pod: { ...RED, [MAXHOPS]: '1234567890' }, expect: 'unreachable' },
+    { name: 'a 9-digit maxNextHops annotation is a (large) hop limit', pod: { ...RED, [MAXHOPS]: '999999999' }, expect: RED_IPS },
   ];
   for (const row of rows) {
     it(row.name, () => {
