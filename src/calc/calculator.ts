@@ -26,7 +26,7 @@ import {
   type Pod,
 } from '../api/types.js';
 import { parseSelector, type Selector } from '../selector/index.js';
-import { podIPv4 } from '../api/pod.js';
+import { isPodFinished, isPodReady, podIPv4, readyCondition } from '../api/pod.js';
 import { parseMaxNextHops } from '../api/parse.js';
 import {
   aggregatePrefixes,
@@ -94,7 +94,10 @@ interface PodRec {
   readonly gatewayOf: string | undefined;
   readonly finished: boolean;
   readonly deleting: boolean;
-  readonly readyCondition: boolean | undefined;
+  /** isPodReady (src/api/pod.ts): phase Running and Ready=True. */
+  readonly ready: boolean;
+  /** Why the Pod object says not ready (for explain); null when ready. */
+  readonly notReady: string | null;
 }
 
 interface GatewayRec {
@@ -297,7 +300,8 @@ function podRecOf(p: Pod): PodRec {
   const ann = md.annotations ?? {};
   const ip = firstIPv4(p);
   const phase = p.status?.phase;
-  const ready = p.status?.conditions?.find((c) => c.type === 'Ready');
+  const ready = isPodReady(p);
+  const cond = readyCondition(p);
   return {
     key: podKeyOf(ns, md.name),
     ns,
@@ -308,9 +312,10 @@ function podRecOf(p: Pod): PodRec {
     labels: md.labels ?? {},
     ann: egressAnnotations(md.annotations),
     gatewayOf: Object.prototype.hasOwnProperty.call(ann, GATEWAY_POD_ANNOTATION) ? ann[GATEWAY_POD_ANNOTATION] : undefined,
-    finished: phase === 'Succeeded' || phase === 'Failed',
+    finished: isPodFinished(p),
     deleting: !!md.deletionTimestamp,
-    readyCondition: ready === undefined ? undefined : ready.status === 'True' ? true : ready.status === 'False' ? false : undefined,
+    ready,
+    notReady: ready ? null : phase !== 'Running' ? `pod phase is ${phase ?? 'not set'}, not Running` : cond ? `pod Ready condition is ${cond.status}` : 'pod has no Ready condition',
   };
 }
 
@@ -751,10 +756,11 @@ export class EgressCalculator {
       reasons = o.reasons ? [...o.reasons] : [];
       if (o.draining === undefined && pod.deleting) reasons.push('pod is terminating (drain window)');
     } else {
-      ready = pod.readyCondition !== false;
+      // Kubernetes Endpoints' rule (isPodReady); a health report (setGatewayHealth) overrides it
+      ready = pod.ready;
       draining = pod.deleting;
       reasons = [];
-      if (!ready) reasons.push('pod Ready condition is False');
+      if (pod.notReady !== null) reasons.push(pod.notReady);
       if (draining) reasons.push('pod is terminating (drain window)');
     }
     const ip = pod.ip!;

@@ -374,6 +374,34 @@ describe('calc: candidates, health, PreferNodeLocal, maxNextHops', () => {
     assert.deepEqual(lookup(c.nodeState('n1'), 'app/c1', '8.8.8.8'), [...RED_IPS, '10.10.10.4']);
   });
 
+  it('a gateway pod is eligible only when Running with Ready=True (as Endpoints count it); a health report overrides the Pod', () => {
+    const red = { 'egress-code': 'red' };
+    const c = calcWith([
+      namespace('app', { annotations: RED }),
+      client(),
+      gw('egw', 'red-none', { ip: '10.10.10.4', node: 'n3', labels: red, ready: null }),
+      gw('egw', 'red-pending', { ip: '10.10.10.5', node: 'n3', labels: red, phase: 'Pending', ready: true }),
+      gw('egw', 'red-unknown', { ip: '10.10.10.6', node: 'n3', labels: red, ready: 'Unknown' }),
+    ]);
+    // red-a and red-b (world()) are Running with Ready=True
+    assert.deepEqual(lookup(c.nodeState('n1'), 'app/c1', '8.8.8.8'), RED_IPS);
+    const why = new Map(c.explain('app', 'c1', '8.8.8.8').candidates.map((x) => [x.pod, [x.eligible, ...x.reasons]]));
+    assert.deepEqual(why.get('egw/red-a'), [true]);
+    assert.deepEqual(why.get('egw/red-none'), [false, 'not ready', 'pod has no Ready condition']);
+    assert.deepEqual(why.get('egw/red-pending'), [false, 'not ready', 'pod phase is Pending, not Running']);
+    assert.deepEqual(why.get('egw/red-unknown'), [false, 'not ready', 'pod Ready condition is Unknown']);
+    // the gateway's health as reported (agent heartbeats) wins over the Pod object, both ways
+    c.setGatewayHealth('egw/red-none', { ready: true });
+    c.setGatewayHealth('egw/red-a', { ready: false });
+    assert.deepEqual(lookup(c.nodeState('n1'), 'app/c1', '8.8.8.8'), ['10.10.10.2', '10.10.10.4']);
+    c.setGatewayHealth('egw/red-none', null);
+    c.setGatewayHealth('egw/red-a', null);
+    assert.deepEqual(lookup(c.nodeState('n1'), 'app/c1', '8.8.8.8'), RED_IPS);
+    // and the Pod becoming ready is enough
+    c.upsert(gw('egw', 'red-pending', { ip: '10.10.10.5', node: 'n3', labels: red, phase: 'Running', ready: true }));
+    assert.deepEqual(lookup(c.nodeState('n1'), 'app/c1', '8.8.8.8'), [...RED_IPS, '10.10.10.5']);
+  });
+
   it('draining gateways get no new clients but stay in the gateway list for the clients that use them', () => {
     const c = calcWith([namespace('app', { annotations: RED }), client()]);
     c.setGatewayHealth('egw/red-b', { ready: true, draining: true });
