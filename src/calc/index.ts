@@ -2,7 +2,6 @@
 export {
   EgressCalculator,
   GATEWAY_POD_ANNOTATION,
-  formatExplanation,
   ruleCommand,
   routeCommand,
   neighbourCommand,
