@@ -41,6 +41,7 @@ import {
   prefixContains,
   type Cidr,
 } from '../api/ipv4.js';
+import { BRIDGE, IP } from '../dataplane/commands.js';
 import { hashString, rendezvousTopK } from './hash.js';
 import { TableIdAllocator, type TableIdMove } from './tableids.js';
 import type {
@@ -371,32 +372,6 @@ function viaOf(hops: readonly GatewayRec[]): string[] {
 function segmentOf(dstText: string, hops: readonly GatewayRec[]): string {
   if (hops.length === 0) return `${dstText} unreachable`;
   return `${dstText} via ${viaOf(hops).join(',')}`;
-}
-
-// ---- kernel texts (for explain; the data plane builds its own commands) --------------------------------------------
-
-export function ruleCommand(rule: EgressRule, priority: number): string {
-  return `ip rule add from ${rule.src} lookup ${rule.table} priority ${priority}`;
-}
-
-export function routeCommand(route: EgressRoute, table: number, device: string): string {
-  switch (route.type) {
-    case 'throw':
-      return `ip route replace throw ${route.dst} table ${table}`;
-    case 'unreachable':
-      return `ip route replace unreachable ${route.dst} table ${table}`;
-    case 'ecmp':
-      if (route.via.length === 1) return `ip route replace ${route.dst} via ${route.via[0]} dev ${device} onlink table ${table}`;
-      return `ip route replace ${route.dst} table ${table} ${route.via.map((v) => `nexthop via ${v} dev ${device} onlink`).join(' ')}`;
-  }
-}
-
-export function neighbourCommand(gw: { ip: string; mac: string }, device: string): string {
-  return `ip neigh replace ${gw.ip} lladdr ${gw.mac} dev ${device} nud permanent`;
-}
-
-export function fdbCommand(gw: { ip: string; mac: string }, device: string): string {
-  return `bridge fdb append ${gw.mac} dev ${device} dst ${gw.ip}`;
 }
 
 // ---- the calculator ----------------------------------------------------------------------------------------------
@@ -1481,7 +1456,7 @@ export class EgressCalculator {
     // kernel objects for this client
     const table = c.table;
     if (table && c.rule) {
-      e.kernel.rule = ruleCommand(c.rule, state.rulePriority);
+      e.kernel.rule = `ip ${IP.ruleAdd(c.rule.src, c.rule.table, state.rulePriority)}`;
       e.kernel.table = table.id;
       let best: EgressRoute | null = null;
       let bestLen = -1;
@@ -1492,7 +1467,7 @@ export class EgressCalculator {
           bestLen = p.prefix;
         }
       }
-      e.kernel.route = best ? routeCommand(best, table.id, this.vxlanDevice) : null;
+      e.kernel.route = best ? `ip ${IP.routeReplace(this.vxlanDevice, table.id, best)}` : null;
     }
 
     const internal = this.internal.find((p) => cidrContains(p, dstNum));
@@ -1577,8 +1552,8 @@ export class EgressCalculator {
     for (const ip of e.hops) {
       const g = state.gateways.find((x) => x.ip === ip);
       if (!g) continue;
-      e.kernel.neighbours.push(neighbourCommand(g, this.vxlanDevice));
-      e.kernel.fdb.push(fdbCommand(g, this.vxlanDevice));
+      e.kernel.neighbours.push(`ip ${IP.neighReplace(this.vxlanDevice, g.ip, g.mac)}`);
+      e.kernel.fdb.push(`bridge ${BRIDGE.fdbAppend(this.vxlanDevice, g.mac, g.ip)}`);
     }
     return e;
   }

@@ -2,10 +2,6 @@
 export {
   EgressCalculator,
   GATEWAY_POD_ANNOTATION,
-  ruleCommand,
-  routeCommand,
-  neighbourCommand,
-  fdbCommand,
   type CalcOptions,
 } from './calculator.js';
 export type * from './types.js';
