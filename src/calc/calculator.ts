@@ -854,7 +854,11 @@ export class EgressCalculator {
           changed = true;
         }
       }
-      if (changed) this.invalidatePlans();
+      if (changed) {
+        // the gateway list holds every ready member of the node's entries, used by a route or not
+        for (const n of this.nodes.values()) if (n.entryRefs.size > 0) n.gwDirty = true;
+        this.invalidatePlans();
+      }
     }
     if (!sameAnnotations(old?.ann ?? NO_ANNOTATIONS, rec.ann)) {
       const cs = this.clientsByNs.get(name);

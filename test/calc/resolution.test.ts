@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Resource } from '../../src/api/meta.js';
 import type { EgressIPSupport } from '../../src/api/types.js';
-import { EgressCalculator } from '../../src/calc/index.js';
+import { EgressCalculator, type NodeEgressState } from '../../src/calc/index.js';
 import { felix, gw, lookup, MAXHOPS, namespace, node, NSSEL, pod, POLICY, policy, pool, SEL, tableOf } from './helpers.js';
 
 const IN_EGW = "projectcalico.org/name == 'egw'";
@@ -465,6 +465,29 @@ describe('calc: candidates, health, PreferNodeLocal, maxNextHops', () => {
     assert.ok(!c.nodeState('n1').gateways.some((g) => g.ip === '10.10.10.104'), 'a not-ready gateway is dropped');
     c.remove({ kind: 'Pod', namespace: 'app', name: 'c1' });
     assert.deepEqual(c.nodeState('n1').gateways, [], 'no clients, no gateways');
+  });
+
+  it('a namespace label change that adds or removes an unused candidate updates the gateway list (incremental = fresh)', () => {
+    // Two clients limited to one hop, both on red-a: a gateway joining or leaving their entry through its namespace's
+    // labels changes no route and no table, only the list (it used to stay stale until something else changed).
+    const extra = [
+      namespace('egw2'),
+      gw('egw2', 'red-z', { ip: '10.10.10.20', node: 'n3', labels: { 'egress-code': 'red' } }),
+      gw('egw', 'red-b', { ip: '10.10.10.2', node: 'n2', labels: { 'egress-code': 'blue-ish' } }), // leaves red-a alone
+      namespace('app', { annotations: { [SEL]: "egress-code == 'red'", [NSSEL]: "tier == 'gateways'", [MAXHOPS]: '1' } }),
+      client(undefined, { name: 'a0', ip: '10.244.1.1' }),
+      client(undefined, { name: 'b0', ip: '10.244.1.2' }),
+    ];
+    const c = calcWith(extra);
+    const ips = (st: NodeEgressState) => st.gateways.map((g) => g.ip);
+    assert.deepEqual(ips(c.nodeState('n1')), ['10.10.10.1']);
+    c.upsert(namespace('egw2', { labels: { tier: 'gateways' } }));
+    const st = c.nodeState('n1');
+    for (const p of ['app/a0', 'app/b0']) assert.deepEqual(lookup(st, p, '8.8.8.8'), ['10.10.10.1'], `${p} keeps red-a (precondition)`);
+    assert.deepEqual(ips(st), ['10.10.10.1', '10.10.10.20']);
+    assert.deepEqual(st, calcWith([...extra, namespace('egw2', { labels: { tier: 'gateways' } })]).nodeState('n1'));
+    c.upsert(namespace('egw2'));
+    assert.deepEqual(ips(c.nodeState('n1')), ['10.10.10.1']);
   });
 });
 
