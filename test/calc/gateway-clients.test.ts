@@ -303,6 +303,7 @@ describe('calc: gatewayClients', () => {
           if (o.op === 'upsert') upsert(o.r);
           else if (o.op === 'remove') {
             const keys = [...live.keys()];
+            if (keys.length === 0) continue;
             const k = keys[o.pick % keys.length];
             c.remove(live.get(k)!);
             live.delete(k);
