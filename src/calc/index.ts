@@ -1,4 +1,5 @@
-// calc: the pure egress calculation (SPEC §2) — resources + gateway health → each node's desired egress state.
+// calc: the pure egress calculation — resources + gateway health → each node's desired egress state
+// (docs/architecture.md, "calc: the calculation graph").
 export {
   EgressCalculator,
   GATEWAY_POD_ANNOTATION,

@@ -1,4 +1,5 @@
-// SPEC §2, line by line: which configuration a client gets, and the routes it produces.
+// The resolution order (docs/architecture.md, "calc: resolution order"), line by line: which configuration a client
+// gets, and the routes it produces.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Resource } from '../../src/api/meta.js';
@@ -37,7 +38,7 @@ function client(annotations?: Record<string, string>, o: { name?: string; ip?: s
   return pod(o.ns ?? 'app', o.name ?? 'c1', { ip: o.ip ?? '10.244.1.10', node: o.node ?? 'n1', annotations });
 }
 
-describe('calc: resolution order (SPEC §2)', () => {
+describe('calc: resolution order', () => {
   const rows: { name: string; support?: EgressIPSupport; ns?: Record<string, string>; pod?: Record<string, string>; expect: 'main' | 'unreachable' | string[] }[] = [
     { name: 'Disabled: nothing applies', support: 'Disabled', ns: RED, pod: BLUE, expect: 'main' },
     { name: 'EnabledPerNamespace ignores pod selector annotations', support: 'EnabledPerNamespace', pod: RED, expect: 'main' },
