@@ -22,7 +22,7 @@ export type ConfigKey =
 const FAIL_CLOSED: ConfigKey = Object.freeze({ kind: 'fail-closed' });
 
 /** The configuration key of a resolution; null when the client has none (egress disabled, no annotation). */
-export function configKeyOf(r: Resolved, clientNs: string, policies: ReadonlyMap<string, PolicyRec>): ConfigKey | null {
+function configKeyOf(r: Resolved, clientNs: string, policies: ReadonlyMap<string, PolicyRec>): ConfigKey | null {
   switch (r.kind) {
     case 'policy':
       return { kind: 'policy', policy: r.policy, ns: policies.get(r.policy)!.scoped ? clientNs : null };
@@ -42,7 +42,7 @@ export function configKeyOf(r: Resolved, clientNs: string, policies: ReadonlyMap
 }
 
 /** The key as map text. */
-export function configKeyText(k: ConfigKey): string {
+function configKeyText(k: ConfigKey): string {
   switch (k.kind) {
     case 'policy':
       return k.ns === null ? `P\u0000${k.policy}` : `P\u0000${k.policy}\u0000${k.ns}`;

@@ -6,5 +6,5 @@ export {
   type CalcOptions,
 } from './calculator.js';
 export type * from './types.js';
-export { TableIdAllocator, type TableIdMove } from './tableids.js';
-export { hashString, fnv1a32, fmix32, rendezvousScore, rendezvousTopK, type Rankable } from './hash.js';
+export { TableIdAllocator } from './tableids.js';
+export { hashString, fnv1a32, fmix32, rendezvousScore, rendezvousTopK } from './hash.js';

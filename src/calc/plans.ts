@@ -18,11 +18,11 @@ export type RouteSeg =
   /** ECMP via these gateway IPs (distinct, sorted numerically). */
   | { readonly kind: 'via'; readonly dst: string; readonly via: readonly string[]; readonly text: string };
 
-export function endSeg(kind: 'throw' | 'unreachable', dst: string): RouteSeg {
+function endSeg(kind: 'throw' | 'unreachable', dst: string): RouteSeg {
   return { kind, dst, text: `${dst} ${kind}` };
 }
 
-export function viaSeg(dst: string, via: readonly string[]): RouteSeg {
+function viaSeg(dst: string, via: readonly string[]): RouteSeg {
   return { kind: 'via', dst, via, text: `${dst} via ${via.join(',')}` };
 }
 

@@ -39,12 +39,8 @@ export class TableIdAllocator {
     this.homes = size - headroom;
   }
 
-  get count(): number {
-    return this.byKey.size;
-  }
-
-  /** The home slot of a key (exposed for tests). */
-  home(key: string): number {
+  /** The home slot of a key. */
+  private home(key: string): number {
     return hashString(key) % this.homes;
   }
 
