@@ -94,7 +94,12 @@ export class NodeCalc implements NodeFlags {
   }
 
   state(base: NodeOutputBase, local: string | null): NodeEgressState {
-    this.flush();
+    // the loop is here, not in flush(): a full computation runs it hot, so this function is optimized before the
+    // first incremental change
+    if (this.dirty.size > 0) {
+      for (const c of this.dirty) this.compute(c);
+      this.dirty.clear();
+    }
     if (this.cache && !this.outDirty && !this.gwDirty) return this.cache;
     if (this.gwDirty) {
       const byIpMap = new Map<string, GatewayRec>();
