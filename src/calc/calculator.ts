@@ -96,6 +96,11 @@ export class EgressCalculator {
     internal: (): readonly Cidr[] => this.internal.list,
     internalContaining: (p: Cidr): Cidr | undefined => this.internal.containing(p),
     gatewayAt: (ip: string): GatewayRec | undefined => this.candidates.gatewayAt(ip),
+    outputBase: (): NodeOutputBase => {
+      const f = this.felix;
+      return (this.outBase ??= { support: f.support, vni: f.vni, port: f.port, priority: f.priority, device: this.vxlanDevice, mtu: this.underlayMtu - VXLAN_OVERHEAD, internalText: this.internal.text });
+    },
+    local: (node: string): string | null => this.internal.local(node),
   };
 
   constructor(opts: CalcOptions = {}) {
@@ -171,9 +176,7 @@ export class EgressCalculator {
 
   /** The desired egress state of one node. Cheap when nothing affecting the node changed. */
   nodeState(nodeName: string): NodeEgressState {
-    const f = this.felix;
-    this.outBase ??= { support: f.support, vni: f.vni, port: f.port, priority: f.priority, device: this.vxlanDevice, mtu: this.underlayMtu - VXLAN_OVERHEAD, internalText: this.internal.text };
-    return this.nodeCalc(nodeName).state(this.outBase, this.internal.local(nodeName));
+    return this.nodeCalc(nodeName).state();
   }
 
   /**

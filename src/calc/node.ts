@@ -19,6 +19,9 @@ export interface NodeInputs {
   internal(): readonly Cidr[];
   internalContaining(p: Cidr): Cidr | undefined;
   gatewayAt(ip: string): GatewayRec | undefined;
+  /** What every node's output shares, and this node's tunnel address (read only when the output is rebuilt). */
+  outputBase(): NodeOutputBase;
+  local(node: string): string | null;
 }
 
 /** The node-independent parts of NodeEgressState. */
@@ -93,7 +96,7 @@ export class NodeCalc implements NodeFlags {
     for (const c of this.clients.values()) this.dirty.add(c);
   }
 
-  state(base: NodeOutputBase, local: string | null): NodeEgressState {
+  state(): NodeEgressState {
     // the loop is here, not in flush(): a full computation runs it hot, so this function is optimized before the
     // first incremental change
     if (this.dirty.size > 0) {
@@ -113,6 +116,8 @@ export class NodeCalc implements NodeFlags {
       this.gatewaysOut = [...byIpMap.values()].sort(byIp).map((g) => g.out);
       this.gwDirty = false;
     }
+    const base = this.inputs.outputBase();
+    const local = this.inputs.local(this.name);
     this.cache = Object.freeze({
       node: this.name,
       enabled: base.support !== 'Disabled',
