@@ -190,6 +190,19 @@ describe('calc: selector scope and namespaces', () => {
     assert.equal(tableOf(c.nodeState('n1'), 'egw/x'), null);
   });
 
+  it('a pod without metadata.namespace (or with an empty one) is in default, on upsert and on remove (namespaceOf)', () => {
+    const c = calcWith([namespace('default', { annotations: RED })]);
+    for (const ns of [undefined, '']) {
+      const p = client(undefined, { ns: 'x', name: 'anon' });
+      p.metadata.namespace = ns;
+      c.upsert(p);
+      assert.deepEqual(lookup(c.nodeState('n1'), 'default/anon', '8.8.8.8'), RED_IPS);
+      assert.equal(c.explain('default', 'anon', '8.8.8.8').verdict, 'via-gateway');
+      c.remove({ kind: 'Pod', namespace: '', name: 'anon' });
+      assert.deepEqual(c.nodeState('n1').rules, []);
+    }
+  });
+
   it('pods without an IP, unscheduled, finished, or on other nodes get no rule here', () => {
     const c = calcWith([
       namespace('app', { annotations: RED }),
