@@ -81,7 +81,7 @@ export function scenario(o: Required<CalcBenchOptions>): Scenario {
         annotations: { [GATEWAY_POD_ANNOTATION]: name },
       },
       spec: { nodeName: `n${(g % NODES) + 1}`, containers: [{ name: 'gateway' }] },
-      status: { phase: 'Running', podIP: ipOf(0x0a0a0000 + g), podIPs: [{ ip: ipOf(0x0a0a0000 + g) }] },
+      status: { phase: 'Running', podIP: ipOf(0x0a0a0000 + g), podIPs: [{ ip: ipOf(0x0a0a0000 + g) }], conditions: [{ type: 'Ready', status: 'True' }] },
     });
   }
   const groupSel = (grp: number): { selector: string; namespaceSelector: string } => ({

@@ -14,7 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import type { EgressGatewayEntry, EgressTable, NodeEgressState } from '../src/calc/types.js';
-import { gatewayMac } from '../src/calc/cidr.js';
+import { gatewayMac } from '../src/api/ipv4.js';
 import { BRIDGE, IP, WRITE, batchText } from '../src/dataplane/commands.js';
 import { localRunner, netnsRunner, type Runner } from '../src/dataplane/exec.js';
 import { NodeDataplane } from '../src/dataplane/node.js';

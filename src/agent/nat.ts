@@ -2,12 +2,12 @@
 // the EgressGateways that name them.
 import type { Resource } from '../api/meta.js';
 import type { EgressGateway, IPPool } from '../api/types.js';
-import { formatPrefix, parsePrefix } from '../calc/cidr.js';
+import { comparePrefix, formatCidr, parsePrefix } from '../api/ipv4.js';
 import type { NodeNatConfig } from '../dataplane/types.js';
 
 function norm(cidr: string | undefined): string | null {
   const p = cidr ? parsePrefix(cidr) : undefined;
-  return p ? formatPrefix(p) : null;
+  return p ? formatCidr(p) : null;
 }
 
 /**
@@ -40,7 +40,7 @@ export function natConfigFromResources(
       if (c && all.has(c)) egress.add(c);
     }
   }
-  const sorted = (s: Iterable<string>) => [...s].sort((a, b) => cmp(a, b));
+  const sorted = (s: Iterable<string>) => [...s].sort((a, b) => comparePrefix(parsePrefix(a)!, parsePrefix(b)!));
   return {
     enabled: opts.enabled,
     underlayDevice: opts.underlayDevice,
@@ -48,10 +48,4 @@ export function natConfigFromResources(
     egressPools: sorted(egress),
     allPools: sorted(all),
   };
-}
-
-function cmp(a: string, b: string): number {
-  const pa = parsePrefix(a)!;
-  const pb = parsePrefix(b)!;
-  return pa.addr - pb.addr || pa.len - pb.len;
 }

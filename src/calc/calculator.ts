@@ -1,420 +1,71 @@
-// The egress calculation (SPEC §2): from resources + gateway health to each node's desired egress state.
+// The egress calculation: from resources and gateway health to each node's desired egress state. This file is the
+// wiring; each stage is one file (docs/architecture.md, "calc: the calculation graph"):
+//
+//   resources ─► records ─┬─► resolve ─► configs (one per typed key) ──┬─► gatewayClients
+//                         └─► candidates (gateway pods per selector) ──┘
+//   configs × node ─► plans (eligible gateways, hops, route segments) ─► tables (shared, stable IDs)
+//                  ─► node (NodeEgressState, cached);        internal: the CIDRs every table throws
+//   explain reads them all.
 //
 // Pure and incremental. Inputs arrive one at a time (`upsert`, `remove`, `setGatewayHealth`); each marks only the
-// clients it can affect as dirty, and `nodeState(node)` recomputes just those. The indexes that make this cheap:
-//   - clients by node, by namespace, and by the policy names their annotations mention;
-//   - candidate entries: one per distinct (selector, namespaceSelector | own namespace) pair, holding the gateway
-//     pods that match it and the clients that use it; a gateway pod change re-tests the pod against each entry
-//     (never every client against every selector);
-//   - per node, a plan per (configuration, client namespace): the eligible gateways of every rule, already filtered
-//     by health, drain and PreferNodeLocal, and the whole route set when it does not depend on the client;
-//   - shared tables keyed by their canonical route text, reference-counted by clients, with stable IDs.
-// Output objects are built once and frozen; `nodeState` returns the cached object when nothing changed.
+// clients it can affect: their configuration when a resolution input changed (annotations, a policy,
+// egressIPSupport), their routes when gateways did. `nodeState(node)` recomputes just those of that node, and
+// returns the cached object when nothing changed.
 
-import type { ObjectKey, Resource } from '../api/meta.js';
+import { TABLE_ID_BASE, TABLE_ID_RANGE, VXLAN_DEVICE, VXLAN_OVERHEAD } from '../api/dataplane.js';
+import { formatIPv4, type Cidr } from '../api/ipv4.js';
+import { namespaceOf, type ObjectKey, type Resource } from '../api/meta.js';
+import type { EgressGatewayPolicy, FelixConfiguration, IPPool, Node, Pod } from '../api/types.js';
+import { CandidateIndex, type CandEntry } from './candidates.js';
+import { addTo, removeFrom } from './collections.js';
+import { Configs, type Config } from './configs.js';
+import { explain } from './explain.js';
+import { hashString } from './hash.js';
+import { InternalCidrs } from './internal.js';
+import { NodeCalc, type NodeOutputBase } from './node.js';
 import {
-  ANNOTATION,
-  FELIX_DEFAULTS,
-  NAMESPACE_NAME_LABEL,
-  type EgressGatewayPolicy,
-  type EgressIPSupport,
-  type FelixConfiguration,
-  type GatewayPreference,
-  type IPPool,
-  type Node,
-  type Pod,
-} from '../api/types.js';
-import { parseSelector, type Selector } from '../selector/index.js';
-import { podIPv4 } from '../api/pod.js';
-import {
-  aggregatePrefixes,
-  comparePrefix,
-  formatIPv4,
-  formatPrefix,
-  gatewayMac,
-  parseIPv4,
-  parsePrefix,
-  prefixContains,
-  prefixContainsIP,
-  type Prefix,
-} from './cidr.js';
-import { hashString, rendezvousTopK } from './hash.js';
-import { DEFAULT_TABLE_ID_BASE, DEFAULT_TABLE_ID_RANGE, TableIdAllocator, type TableIdMove } from './tableids.js';
-import type {
-  EgressGatewayEntry,
-  EgressRoute,
-  EgressRule,
-  EgressTable,
-  ExplainedCandidate,
-  ExplainedRule,
-  Explanation,
-  GatewayHealth,
-  NodeEgressState,
-} from './types.js';
+  EMPTY,
+  felixOf,
+  gatewayRecOf,
+  isClientPod,
+  isGatewayPod,
+  namespaceLabels,
+  namespaceRecOf,
+  NO_ANNOTATIONS,
+  nodeRecOf,
+  podKeyOf,
+  podRecOf,
+  policyRecOf,
+  poolCidrOf,
+  sameAnnotations,
+  sameLabels,
+  type ClientRec,
+  type EgressAnnotations,
+  type FelixRec,
+  type GatewayRec,
+  type Labels,
+  type NamespaceRec,
+  type NodeRec,
+  type PodRec,
+  type PolicyRec,
+} from './records.js';
+import { resolve } from './resolve.js';
+import { TableIdAllocator } from './tableids.js';
+import type { Explanation, GatewayHealth, NodeEgressState } from './types.js';
 
-/** A Pod with this annotation (value: its EgressGateway's name) and an IP is an egress gateway pod. */
-export const GATEWAY_POD_ANNOTATION = ANNOTATION.gatewayOf;
-export const DEFAULT_VXLAN_DEVICE = 'egw.vxlan';
-/**
- * Link-local destinations are never egress traffic. Every table throws them too, which also keeps proxy ARP working:
- * a pod's ARP for its gateway 169.254.1.1 is answered only if the route lookup from the pod's address succeeds,
- * and a fail-closed table (unreachable 0.0.0.0/0) would otherwise make it fail.
- */
-const LINK_LOCAL: Prefix = Object.freeze({ addr: 0xa9fe0000, len: 16 });
-/** VXLAN over IPv4 costs 50 bytes: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
-export const VXLAN_OVERHEAD = 50;
+export { GATEWAY_POD_ANNOTATION } from './records.js';
+/** Transitional: src/gateway/dataplane.ts still imports it from here; its home is src/api/dataplane.ts. */
+export { VXLAN_OVERHEAD };
 
 export interface CalcOptions {
-  /** MTU of the underlay (node) network; the VXLAN device gets this − 50. Default 1500. */
+  /** MTU of the underlay (node) network; the VXLAN device gets this − VXLAN_OVERHEAD. Default 1500. */
   underlayMtu?: number;
-  /** First routing-table ID egw may use. Default 1000. */
+  /** First routing-table ID egw may use. Default TABLE_ID_BASE (src/api/dataplane.ts). */
   tableIdBase?: number;
-  /** Number of table IDs egw may use, from tableIdBase. Default 2^20. */
+  /** Number of table IDs egw may use, from tableIdBase. Default TABLE_ID_RANGE. */
   tableIdRange?: number;
-  /** Name of the client node's VXLAN device, used in explain's kernel texts. Default `egw.vxlan`. */
+  /** Name of the client node's VXLAN device, used in explain's kernel texts. Default VXLAN_DEVICE. */
   vxlanDevice?: string;
-}
-
-type Labels = Record<string, string>;
-
-interface EgressAnnotations {
-  readonly selector?: string;
-  readonly namespaceSelector?: string;
-  readonly maxNextHops?: string;
-  readonly policy?: string;
-}
-const NO_ANNOTATIONS: EgressAnnotations = Object.freeze({});
-
-interface PodRec {
-  readonly key: string;
-  readonly ns: string;
-  readonly name: string;
-  readonly node: string;
-  readonly ip: string | null;
-  readonly ipNum: number;
-  readonly labels: Labels;
-  readonly ann: EgressAnnotations;
-  /** Value of GATEWAY_POD_ANNOTATION, if present. */
-  readonly gatewayOf: string | undefined;
-  readonly finished: boolean;
-  readonly deleting: boolean;
-  readonly readyCondition: boolean | undefined;
-}
-
-interface GatewayRec {
-  readonly key: string;
-  readonly hash: number;
-  readonly ns: string;
-  readonly node: string;
-  readonly ip: string;
-  readonly ipNum: number;
-  readonly labels: Labels;
-  readonly ready: boolean;
-  readonly draining: boolean;
-  readonly reasons: readonly string[];
-  readonly out: EgressGatewayEntry;
-}
-
-interface NamespaceRec {
-  readonly labels: Labels;
-  readonly ann: EgressAnnotations;
-}
-
-interface RuleRec {
-  readonly index: number;
-  readonly dst: Prefix;
-  readonly dstText: string;
-  readonly description?: string;
-  readonly gateway?: { readonly selector: string; readonly namespaceSelector?: string; readonly maxNextHops: number };
-  readonly preference: GatewayPreference;
-}
-
-interface PolicyRec {
-  readonly name: string;
-  /** Some gateway rule has no namespaceSelector: its gateways come from the client's namespace. */
-  readonly scoped: boolean;
-  /** By destination (address, then prefix length): the canonical route order. */
-  readonly rules: readonly RuleRec[];
-}
-
-/** Gateway pods matching one (selector, namespaceSelector | own namespace) pair, and the clients using it. */
-interface CandEntry {
-  readonly key: string;
-  readonly sel: Selector | null;
-  /** null: scoped to `scopeNs`. */
-  readonly nsSel: Selector | null;
-  readonly scopeNs: string | null;
-  readonly error: string | null;
-  /** Sorted by key. */
-  members: GatewayRec[];
-  readonly memberKeys: Set<string>;
-  readonly users: Set<ClientRec>;
-}
-
-type Source = 'pod' | 'namespace';
-type Resolved =
-  | { readonly kind: 'disabled' }
-  | { readonly kind: 'none' }
-  | { readonly kind: 'policy'; readonly source: Source; readonly annotation: string; readonly policy: string; readonly deps: readonly string[] }
-  | {
-      readonly kind: 'fail-closed';
-      readonly source: Source;
-      readonly annotation: string;
-      readonly value: string;
-      readonly reason: string;
-      readonly deps: readonly string[];
-    }
-  | {
-      readonly kind: 'selector';
-      readonly source: Source;
-      readonly annotation: string;
-      readonly selector: string;
-      readonly namespaceSelector?: string;
-      readonly maxNextHops: number;
-    };
-
-/** One rule of a configuration, prepared for one node and one client namespace. */
-interface RulePlan {
-  readonly dst: Prefix;
-  readonly dstText: string;
-  /** internal: the destination lies inside a cluster-internal CIDR, whose throw route covers it. */
-  readonly kind: 'gateway' | 'throw' | 'unreachable' | 'internal';
-  readonly rule: RuleRec;
-  readonly entry: CandEntry | null;
-  readonly k: number;
-  /** Ready, not draining, after PreferNodeLocal. Sorted by key. */
-  readonly eligible: readonly GatewayRec[];
-  /** What eligible would be if draining gateways were not draining. */
-  readonly prior: readonly GatewayRec[];
-  readonly hasDraining: boolean;
-  /** Hops when they do not depend on the client (k = 0 or k >= eligible), sorted by IP; else null. */
-  readonly fixedHops: readonly GatewayRec[] | null;
-  readonly fixedSeg: string | null;
-}
-
-interface ConfigPlan {
-  /** Only rules that produce a route (internal ones dropped), in canonical order. */
-  readonly rules: readonly RulePlan[];
-  readonly all: readonly RulePlan[];
-  readonly entries: readonly CandEntry[];
-  /** Route key shared by every client, when nothing depends on the client. */
-  readonly fixedKey: string | null;
-}
-
-interface TableRec {
-  readonly key: string;
-  id: number;
-  out: EgressTable;
-  readonly clients: Set<ClientRec>;
-  /** Gateway IPs its ECMP routes use. */
-  readonly vias: readonly string[];
-}
-
-interface ClientRec {
-  pod: PodRec;
-  readonly key: string;
-  readonly hash: number;
-  readonly node: string;
-  policyDeps: readonly string[];
-  entries: readonly CandEntry[];
-  table: TableRec | null;
-  /** IPs of draining gateways the client keeps for its existing connections (sorted). */
-  kept: readonly string[];
-  rule: EgressRule | null;
-}
-
-interface NodeCalc {
-  readonly name: string;
-  readonly clients: Map<string, ClientRec>;
-  readonly dirty: Set<ClientRec>;
-  readonly plans: Map<string, ConfigPlan>;
-  readonly tables: Map<string, TableRec>;
-  alloc: TableIdAllocator;
-  /** Gateway IP → number of local tables routing to it + local clients keeping it while it drains. */
-  readonly ipRefs: Map<string, number>;
-  /**
-   * Candidate entries of the node's clients → number of clients using each. Every ready member of these stays in
-   * the node's gateway list even when no route uses it now (a lower maxNextHops, a preference, a new gateway pushing
-   * it out of a client's top k): connections already pinned to it (conntrack marks) must keep their tunnel path.
-   */
-  readonly entryRefs: Map<CandEntry, number>;
-  /** Clients with a rule, sorted by (IP, key), parallel to `rules`. */
-  ruleClients: ClientRec[];
-  rules: EgressRule[];
-  /** Sorted by id. */
-  tableList: TableRec[];
-  gatewaysOut: EgressGatewayEntry[];
-  outDirty: boolean;
-  gwDirty: boolean;
-  cache: NodeEgressState | null;
-}
-
-interface NodeRec {
-  readonly addresses: readonly number[];
-  readonly local: string | null;
-}
-
-const EMPTY: readonly never[] = Object.freeze([]);
-const ALL_PREFIX: Prefix = Object.freeze({ addr: 0, len: 0 });
-
-function podKeyOf(ns: string, name: string): string {
-  return `${ns}/${name}`;
-}
-
-function cleanAnnotation(a: Record<string, string>, name: string): string | undefined {
-  const v = a[name];
-  if (typeof v !== 'string') return undefined;
-  const t = v.trim();
-  return t === '' ? undefined : t;
-}
-
-function egressAnnotations(a: Record<string, string> | undefined): EgressAnnotations {
-  if (!a) return NO_ANNOTATIONS;
-  const selector = cleanAnnotation(a, ANNOTATION.selector);
-  const namespaceSelector = cleanAnnotation(a, ANNOTATION.namespaceSelector);
-  const maxNextHops = cleanAnnotation(a, ANNOTATION.maxNextHops);
-  const policy = cleanAnnotation(a, ANNOTATION.egressGatewayPolicy);
-  if (selector === undefined && namespaceSelector === undefined && maxNextHops === undefined && policy === undefined) return NO_ANNOTATIONS;
-  return Object.freeze({ selector, namespaceSelector, maxNextHops, policy });
-}
-
-function sameAnnotations(a: EgressAnnotations, b: EgressAnnotations): boolean {
-  return a.selector === b.selector && a.namespaceSelector === b.namespaceSelector && a.maxNextHops === b.maxNextHops && a.policy === b.policy;
-}
-
-function sameLabels(a: Labels, b: Labels): boolean {
-  if (a === b) return true;
-  const ka = Object.keys(a);
-  if (ka.length !== Object.keys(b).length) return false;
-  for (const k of ka) if (a[k] !== b[k]) return false;
-  return true;
-}
-
-function firstIPv4(pod: Pod): { ip: string; num: number } | null {
-  const ip = podIPv4(pod);
-  return ip === null ? null : { ip, num: parseIPv4(ip)! };
-}
-
-function podRecOf(p: Pod): PodRec {
-  const md = p.metadata;
-  const ns = md.namespace ?? 'default';
-  const ann = md.annotations ?? {};
-  const ip = firstIPv4(p);
-  const phase = p.status?.phase;
-  const ready = p.status?.conditions?.find((c) => c.type === 'Ready');
-  return {
-    key: podKeyOf(ns, md.name),
-    ns,
-    name: md.name,
-    node: p.spec?.nodeName ?? '',
-    ip: ip ? ip.ip : null,
-    ipNum: ip ? ip.num : 0,
-    labels: md.labels ?? {},
-    ann: egressAnnotations(md.annotations),
-    gatewayOf: Object.prototype.hasOwnProperty.call(ann, GATEWAY_POD_ANNOTATION) ? ann[GATEWAY_POD_ANNOTATION] : undefined,
-    finished: phase === 'Succeeded' || phase === 'Failed',
-    deleting: !!md.deletionTimestamp,
-    readyCondition: ready === undefined ? undefined : ready.status === 'True' ? true : ready.status === 'False' ? false : undefined,
-  };
-}
-
-function isGatewayPod(r: PodRec): boolean {
-  return r.gatewayOf !== undefined && r.ip !== null && !r.finished;
-}
-
-function isClientPod(r: PodRec): boolean {
-  return r.gatewayOf === undefined && r.ip !== null && r.node !== '' && !r.finished;
-}
-
-function byKey<T extends { key: string }>(a: T, b: T): number {
-  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
-}
-
-function byIp(a: GatewayRec, b: GatewayRec): number {
-  return a.ipNum - b.ipNum || byKey(a, b);
-}
-
-function byId(a: { id: number }, b: { id: number }): number {
-  return a.id - b.id;
-}
-
-function clientOrder(a: ClientRec, b: ClientRec): number {
-  return a.pod.ipNum - b.pod.ipNum || byKey(a, b);
-}
-
-/** Index of `x` in sorted `arr`, or -(insertion point) - 1. */
-function bsearch<T>(arr: readonly T[], x: T, cmp: (a: T, b: T) => number): number {
-  let lo = 0;
-  let hi = arr.length - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >>> 1;
-    const c = cmp(arr[mid], x);
-    if (c < 0) lo = mid + 1;
-    else if (c > 0) hi = mid - 1;
-    else return mid;
-  }
-  return -lo - 1;
-}
-
-/** Distinct IPs of `hops`, sorted numerically. `hops` is sorted by IP. */
-function viaOf(hops: readonly GatewayRec[]): string[] {
-  const out: string[] = [];
-  let last = -1;
-  for (const g of hops) {
-    if (g.ipNum !== last) out.push(g.ip);
-    last = g.ipNum;
-  }
-  return out;
-}
-
-function segmentOf(dstText: string, hops: readonly GatewayRec[]): string {
-  if (hops.length === 0) return `${dstText} unreachable`;
-  return `${dstText} via ${viaOf(hops).join(',')}`;
-}
-
-// ---- kernel texts (for explain; the data plane builds its own commands) --------------------------------------------
-
-export function ruleCommand(rule: EgressRule, priority: number): string {
-  return `ip rule add from ${rule.src} lookup ${rule.table} priority ${priority}`;
-}
-
-export function routeCommand(route: EgressRoute, table: number, device: string): string {
-  switch (route.type) {
-    case 'throw':
-      return `ip route replace throw ${route.dst} table ${table}`;
-    case 'unreachable':
-      return `ip route replace unreachable ${route.dst} table ${table}`;
-    case 'ecmp':
-      if (route.via.length === 1) return `ip route replace ${route.dst} via ${route.via[0]} dev ${device} onlink table ${table}`;
-      return `ip route replace ${route.dst} table ${table} ${route.via.map((v) => `nexthop via ${v} dev ${device} onlink`).join(' ')}`;
-  }
-}
-
-export function neighbourCommand(gw: { ip: string; mac: string }, device: string): string {
-  return `ip neigh replace ${gw.ip} lladdr ${gw.mac} dev ${device} nud permanent`;
-}
-
-export function fdbCommand(gw: { ip: string; mac: string }, device: string): string {
-  return `bridge fdb append ${gw.mac} dev ${device} dst ${gw.ip}`;
-}
-
-// ---- the calculator ----------------------------------------------------------------------------------------------
-
-interface FelixRec {
-  support: EgressIPSupport;
-  vni: number;
-  port: number;
-  priority: number;
-}
-
-function felixOf(fc: FelixConfiguration | undefined): FelixRec {
-  const s = fc?.spec ?? {};
-  return {
-    support: s.egressIPSupport ?? FELIX_DEFAULTS.egressIPSupport,
-    vni: s.egressIPVXLANVNI ?? FELIX_DEFAULTS.egressIPVXLANVNI,
-    port: s.egressIPVXLANPort ?? FELIX_DEFAULTS.egressIPVXLANPort,
-    priority: s.egressIPRoutingRulePriority ?? FELIX_DEFAULTS.egressIPRoutingRulePriority,
-  };
 }
 
 export class EgressCalculator {
@@ -425,30 +76,40 @@ export class EgressCalculator {
 
   private felix: FelixRec = felixOf(undefined);
   private readonly pods = new Map<string, PodRec>();
-  private readonly gateways = new Map<string, GatewayRec>();
-  private readonly gatewaysByNs = new Map<string, Set<string>>();
-  /** Normally one pod per IP; a stale pod can briefly share its IP with a new one. */
-  private readonly gatewaysByIp = new Map<string, Set<string>>();
   private readonly health = new Map<string, GatewayHealth>();
   private readonly namespaces = new Map<string, NamespaceRec>();
   private readonly policies = new Map<string, PolicyRec>();
-  private readonly pools = new Map<string, Prefix>();
-  private readonly nodeRecs = new Map<string, NodeRec>();
-  private internal: Prefix[] = [LINK_LOCAL];
-  private internalText: readonly string[] = Object.freeze([formatPrefix(LINK_LOCAL)]);
-  private readonly entries = new Map<string, CandEntry>();
+  private readonly internal = new InternalCidrs();
+  private readonly candidates = new CandidateIndex((ns) => this.nsLabels(ns));
+  private readonly configs = new Configs(this.candidates, {
+    support: () => this.felix.support,
+    nsAnnotations: (ns) => this.nsAnnotations(ns),
+    policies: this.policies,
+  });
   private readonly clients = new Map<string, ClientRec>();
   private readonly clientsByNs = new Map<string, Set<ClientRec>>();
-  private readonly clientsByPolicy = new Map<string, Set<ClientRec>>();
   private readonly nodes = new Map<string, NodeCalc>();
+  /** What every node's output shares (dropped when FelixConfiguration or the internal CIDRs change). */
+  private outBase: NodeOutputBase | null = null;
+  private readonly nodeInputs = {
+    configOf: (c: ClientRec): Config | null => this.configs.of(c),
+    internal: (): readonly Cidr[] => this.internal.list,
+    internalContaining: (p: Cidr): Cidr | undefined => this.internal.containing(p),
+    gatewayAt: (ip: string): GatewayRec | undefined => this.candidates.gatewayAt(ip),
+    outputBase: (): NodeOutputBase => {
+      const f = this.felix;
+      return (this.outBase ??= { support: f.support, vni: f.vni, port: f.port, priority: f.priority, device: this.vxlanDevice, mtu: this.underlayMtu - VXLAN_OVERHEAD, internalText: this.internal.text });
+    },
+    local: (node: string): string | null => this.internal.local(node),
+  };
 
   constructor(opts: CalcOptions = {}) {
     this.underlayMtu = opts.underlayMtu ?? 1500;
     if (!Number.isInteger(this.underlayMtu) || this.underlayMtu < 68 + VXLAN_OVERHEAD) throw new RangeError(`underlayMtu ${this.underlayMtu} too small`);
-    this.tableIdBase = opts.tableIdBase ?? DEFAULT_TABLE_ID_BASE;
-    this.tableIdRange = opts.tableIdRange ?? DEFAULT_TABLE_ID_RANGE;
+    this.tableIdBase = opts.tableIdBase ?? TABLE_ID_BASE;
+    this.tableIdRange = opts.tableIdRange ?? TABLE_ID_RANGE;
     new TableIdAllocator(this.tableIdBase, this.tableIdRange); // validates the range
-    this.vxlanDevice = opts.vxlanDevice ?? DEFAULT_VXLAN_DEVICE;
+    this.vxlanDevice = opts.vxlanDevice ?? VXLAN_DEVICE;
   }
 
   /** Upserts every resource in order. */
@@ -461,39 +122,29 @@ export class EgressCalculator {
   upsert(r: Resource): void {
     switch (r.kind) {
       case 'Pod':
-        this.upsertPod(r as Pod);
-        return;
+        return this.upsertPod(r as Pod);
       case 'Namespace':
-        this.upsertNamespace(r.metadata.name, r.metadata.labels, r.metadata.annotations);
-        return;
+        return this.upsertNamespace(r.metadata.name, r.metadata.labels, r.metadata.annotations);
       case 'EgressGatewayPolicy':
-        this.upsertPolicy(r as EgressGatewayPolicy);
-        return;
+        this.policies.set(r.metadata.name, policyRecOf(r as EgressGatewayPolicy));
+        return this.policyChanged(r.metadata.name);
       case 'FelixConfiguration':
         if (r.metadata.name === 'default') this.setFelix(felixOf(r as FelixConfiguration));
         return;
-      case 'IPPool': {
-        const p = parsePrefix((r as IPPool).spec?.cidr ?? '');
-        if (p) this.pools.set(r.metadata.name, p);
-        else this.pools.delete(r.metadata.name);
-        this.updateInternal();
+      case 'IPPool':
+        if (this.internal.setPool(r.metadata.name, poolCidrOf(r as IPPool))) this.internalChanged();
         return;
-      }
       case 'Node':
-        this.upsertNode(r as Node);
-        return;
-      default:
-        return;
+        return this.setNode(r.metadata.name, nodeRecOf(r as Node));
     }
   }
 
   /** Removes a resource (by key or by the object itself). Unknown keys are ignored. */
   remove(key: ObjectKey | Resource): void {
-    const k: ObjectKey = 'metadata' in key ? { kind: key.kind, namespace: key.metadata.namespace ?? '', name: key.metadata.name } : key;
+    const k: ObjectKey = 'metadata' in key ? { kind: key.kind, namespace: namespaceOf(key), name: key.metadata.name } : key;
     switch (k.kind) {
       case 'Pod':
-        this.removePod(podKeyOf(k.namespace || 'default', k.name));
-        return;
+        return this.removePod(podKeyOf(namespaceOf({ kind: k.kind, metadata: { namespace: k.namespace } }), k.name));
       case 'Namespace':
         this.upsertNamespace(k.name, undefined, undefined);
         this.namespaces.delete(k.name);
@@ -505,122 +156,51 @@ export class EgressCalculator {
         if (k.name === 'default') this.setFelix(felixOf(undefined));
         return;
       case 'IPPool':
-        if (this.pools.delete(k.name)) this.updateInternal();
+        if (this.internal.setPool(k.name, undefined)) this.internalChanged();
         return;
       case 'Node':
-        if (this.nodeRecs.delete(k.name)) {
-          const n = this.nodes.get(k.name);
-          if (n) n.outDirty = true;
-          this.updateInternal();
-        }
-        return;
-      default:
-        return;
+        return this.setNode(k.name, undefined);
     }
   }
 
   /**
-   * Sets a gateway pod's health (`namespace/name`), overriding what its Pod object says (Ready condition;
+   * Sets a gateway pod's health (`namespace/name`), overriding what its Pod object says (phase and Ready condition;
    * draining = deletionTimestamp set). `null` drops the override. Removing the pod drops it too.
    */
   setGatewayHealth(gatewayPodKey: string, health: GatewayHealth | null): void {
     if (health === null) this.health.delete(gatewayPodKey);
     else this.health.set(gatewayPodKey, { ready: health.ready, draining: health.draining, reasons: health.reasons ? [...health.reasons] : undefined });
     const pod = this.pods.get(gatewayPodKey);
-    if (pod && isGatewayPod(pod)) this.setGateway(pod.key, this.gatewayRecOf(pod));
+    if (pod && isGatewayPod(pod)) this.setGateway(pod.key, gatewayRecOf(pod, this.health.get(pod.key)));
   }
 
   /** The desired egress state of one node. Cheap when nothing affecting the node changed. */
   nodeState(nodeName: string): NodeEgressState {
-    const n = this.nodeCalc(nodeName);
-    if (n.dirty.size > 0) {
-      for (const c of n.dirty) this.computeClient(n, c);
-      n.dirty.clear();
-    }
-    if (n.cache && !n.outDirty && !n.gwDirty) return n.cache;
-    if (n.gwDirty) {
-      const byIpMap = new Map<string, GatewayRec>();
-      for (const ip of n.ipRefs.keys()) {
-        const g = this.gatewayAt(ip);
-        if (g) byIpMap.set(ip, g);
-      }
-      for (const e of n.entryRefs.keys()) {
-        for (const m of e.members) if (m.ready && !byIpMap.has(m.ip) && this.gatewayAt(m.ip) === m) byIpMap.set(m.ip, m);
-      }
-      const gws = [...byIpMap.values()].sort(byIp);
-      n.gatewaysOut = gws.map((g) => g.out);
-      n.gwDirty = false;
-    }
-    const f = this.felix;
-    const enabled = f.support !== 'Disabled';
-    const local = this.nodeRecs.get(nodeName)?.local ?? null;
-    n.cache = Object.freeze({
-      node: nodeName,
-      enabled,
-      egressIPSupport: f.support,
-      vxlan: Object.freeze({ device: this.vxlanDevice, vni: f.vni, port: f.port, mtu: this.underlayMtu - VXLAN_OVERHEAD, local }),
-      rulePriority: f.priority,
-      rules: n.rules.slice(),
-      tables: n.tableList.map((t) => t.out),
-      gateways: n.gatewaysOut.slice(),
-      internalCidrs: this.internalText,
-    });
-    n.outDirty = false;
-    return n.cache;
+    return this.nodeCalc(nodeName).state();
   }
 
   /**
    * The clients allowed to send through gateway pod `namespace/name` (the gateway's anti-spoofing set): the IPv4s,
-   * distinct and sorted numerically, of every client pod whose effective configuration (SPEC §2 resolution order,
+   * distinct and sorted numerically, of every client pod whose effective configuration (the resolution order,
    * honouring egressIPSupport) has a rule whose gateway selector ∧ namespaceSelector matches this gateway pod (without
    * a namespaceSelector: the gateway lies in the client's namespace). A policy counts if *any* of its gateway rules
    * matches; a selector configuration is its one 0.0.0.0/0 rule. Health, drain, maxNextHops and PreferNodeLocal are
    * ignored on purpose: every client that could ever be routed here is allowed, so failover needs no gateway-side
    * change. Empty when egress is Disabled or the pod is not a (running) gateway pod; fail-closed clients, clients
    * without configuration and gateway pods are never included.
+   *
+   * Read off the candidate index: the entries that select this pod, the configurations using them, their clients.
+   * Costs the clients whose configuration is pending (once), then O(entries + matching clients); no node is computed.
    */
   gatewayClients(gatewayPodKey: string): string[] {
     const gp = this.pods.get(gatewayPodKey);
     if (!gp || gp.gatewayOf === undefined || gp.finished) return [];
     if (this.felix.support === 'Disabled') return [];
-    const gwNsLabels = this.nsLabels(gp.ns);
-    const parsed = new Map<string, Selector | null>();
-    const sel = (text: string): Selector | null => {
-      let s = parsed.get(text);
-      if (s === undefined) {
-        try {
-          s = parseSelector(text);
-        } catch {
-          s = null;
-        }
-        parsed.set(text, s);
-      }
-      return s;
-    };
-    const matches = (selector: string, namespaceSelector: string | undefined, clientNs: string): boolean => {
-      if (namespaceSelector === undefined) {
-        if (gp.ns !== clientNs) return false;
-      } else if (!sel(namespaceSelector)?.matches(gwNsLabels)) return false;
-      return sel(selector)?.matches(gp.labels) ?? false;
-    };
-    // Clients sharing a configuration share the answer.
-    const decided = new Map<string, boolean>();
+    this.configs.flush();
     const ips = new Set<number>();
-    for (const c of this.clients.values()) {
-      const r = this.resolve(c.pod);
-      let key: string;
-      let decide: () => boolean;
-      if (r.kind === 'policy') {
-        const p = this.policies.get(r.policy)!;
-        key = p.scoped ? `P\u0000${r.policy}\u0000${c.pod.ns}` : `P\u0000${r.policy}`;
-        decide = () => p.rules.some((rule) => rule.gateway !== undefined && matches(rule.gateway.selector, rule.gateway.namespaceSelector, c.pod.ns));
-      } else if (r.kind === 'selector') {
-        key = `S\u0000${r.selector}\u0000${r.namespaceSelector ?? `\u0001${c.pod.ns}`}`;
-        decide = () => matches(r.selector, r.namespaceSelector, c.pod.ns);
-      } else continue; // disabled, none, fail-closed
-      let ok = decided.get(key);
-      if (ok === undefined) decided.set(key, (ok = decide()));
-      if (ok) ips.add(c.pod.ipNum);
+    for (const e of this.candidates.entries.values()) {
+      if (e.users.size === 0 || !this.candidates.matches(e, gp)) continue;
+      for (const cfg of e.users) for (const c of cfg.clients) ips.add(c.pod.ipNum);
     }
     return [...ips].sort((a, b) => a - b).map(formatIPv4);
   }
@@ -635,29 +215,39 @@ export class EgressCalculator {
   candidateGateways(nodeName: string): { pod: string; ip: string; node: string }[] {
     const n = this.nodes.get(nodeName);
     if (!n) return [];
-    if (n.dirty.size > 0) {
-      for (const c of n.dirty) this.computeClient(n, c);
-      n.dirty.clear();
-    }
-    const entries = new Set<CandEntry>();
-    for (const c of n.clients.values()) for (const e of c.entries) entries.add(e);
-    const gws = new Map<string, GatewayRec>();
-    for (const e of entries) for (const g of e.members) gws.set(g.key, g);
-    return [...gws.values()].sort(byIp).map((g) => ({ pod: g.key, ip: g.ip, node: g.node }));
+    return n.candidateGateways().map((g) => ({ pod: g.key, ip: g.ip, node: g.node }));
   }
 
   /** Counters for tests and benchmarks. */
   stats(): { pods: number; clients: number; gateways: number; candidateEntries: number; policies: number; nodes: Record<string, { clients: number; tables: number; dirty: number }> } {
     const nodes: Record<string, { clients: number; tables: number; dirty: number }> = {};
-    for (const n of this.nodes.values()) nodes[n.name] = { clients: n.clients.size, tables: n.tables.size, dirty: n.dirty.size };
+    for (const n of this.nodes.values()) nodes[n.name] = { clients: n.clients.size, tables: n.tables.byKey.size, dirty: n.dirty.size };
     return {
       pods: this.pods.size,
       clients: this.clients.size,
-      gateways: this.gateways.size,
-      candidateEntries: this.entries.size,
+      gateways: this.candidates.gateways.size,
+      candidateEntries: this.candidates.entries.size,
       policies: this.policies.size,
       nodes,
     };
+  }
+
+  /** Which gateway would pod `ns/name` use for `dst`, and why; with the kernel objects that implement it (explain.ts). */
+  explain(podNamespace: string, podName: string, dstIp: string): Explanation {
+    return explain(
+      {
+        vxlanDevice: this.vxlanDevice,
+        support: this.felix.support,
+        internal: this.internal.list,
+        pod: (key) => this.pods.get(key),
+        client: (key) => this.clients.get(key),
+        node: (name) => ({ state: this.nodeState(name), calc: this.nodeCalc(name) }),
+        resolve: (pod, why) => resolve(pod, this.felix.support, this.nsAnnotations(pod.ns), this.policies, why),
+      },
+      podNamespace,
+      podName,
+      dstIp,
+    );
   }
 
   // ---- pods ----------------------------------------------------------------------------------------------------
@@ -666,8 +256,8 @@ export class EgressCalculator {
     const rec = podRecOf(p);
     this.pods.set(rec.key, rec);
     // gateway side
-    if (isGatewayPod(rec)) this.setGateway(rec.key, this.gatewayRecOf(rec));
-    else if (this.gateways.has(rec.key)) this.setGateway(rec.key, undefined);
+    if (isGatewayPod(rec)) this.setGateway(rec.key, gatewayRecOf(rec, this.health.get(rec.key)));
+    else if (this.candidates.gateways.has(rec.key)) this.setGateway(rec.key, undefined);
     // client side
     const old = this.clients.get(rec.key);
     if (old) {
@@ -685,962 +275,121 @@ export class EgressCalculator {
   private removePod(key: string): void {
     if (!this.pods.delete(key)) return;
     this.health.delete(key);
-    if (this.gateways.has(key)) this.setGateway(key, undefined);
+    if (this.candidates.gateways.has(key)) this.setGateway(key, undefined);
     const c = this.clients.get(key);
     if (c) this.removeClient(c);
   }
 
   private addClient(pod: PodRec): void {
-    const c: ClientRec = {
-      pod,
-      key: pod.key,
-      hash: hashString(pod.key),
-      node: pod.node,
-      policyDeps: EMPTY,
-      entries: EMPTY,
-      table: null,
-      kept: EMPTY,
-      rule: null,
-    };
+    const c: ClientRec = { pod, key: pod.key, hash: hashString(pod.key), node: pod.node, policyDeps: EMPTY, config: null, entries: EMPTY, table: null, kept: EMPTY, rule: null };
     this.clients.set(c.key, c);
-    let s = this.clientsByNs.get(pod.ns);
-    if (!s) this.clientsByNs.set(pod.ns, (s = new Set()));
-    s.add(c);
-    const n = this.nodeCalc(c.node);
-    n.clients.set(c.key, c);
-    n.dirty.add(c);
+    addTo(this.clientsByNs, pod.ns, c);
+    this.configs.markDirty(c);
+    this.nodeCalc(c.node).add(c);
   }
 
   private removeClient(c: ClientRec): void {
     this.clients.delete(c.key);
-    const s = this.clientsByNs.get(c.pod.ns);
-    if (s) {
-      s.delete(c);
-      if (s.size === 0) this.clientsByNs.delete(c.pod.ns);
-    }
-    this.setPolicyDeps(c, EMPTY);
-    this.setEntryDeps(c, EMPTY);
-    const n = this.nodeCalc(c.node);
-    n.clients.delete(c.key);
-    n.dirty.delete(c);
-    this.assign(n, c, null, EMPTY);
+    removeFrom(this.clientsByNs, c.pod.ns, c);
+    this.configs.remove(c);
+    this.nodeCalc(c.node).remove(c);
   }
 
+  /** A resolution input of the client changed: its configuration and its routes are recomputed. */
   private markDirty(c: ClientRec): void {
+    this.configs.markDirty(c);
     this.nodeCalc(c.node).dirty.add(c);
   }
 
-  private markAllDirty(): void {
-    for (const n of this.nodes.values()) {
-      for (const c of n.clients.values()) n.dirty.add(c);
-      n.outDirty = true;
-    }
-  }
-
-  // ---- gateways ------------------------------------------------------------------------------------------------
-
-  private gatewayRecOf(pod: PodRec): GatewayRec {
-    const o = this.health.get(pod.key);
-    let ready: boolean;
-    let draining: boolean;
-    let reasons: string[];
-    if (o) {
-      ready = o.ready;
-      draining = o.draining ?? pod.deleting;
-      reasons = o.reasons ? [...o.reasons] : [];
-      if (o.draining === undefined && pod.deleting) reasons.push('pod is terminating (drain window)');
-    } else {
-      ready = pod.readyCondition !== false;
-      draining = pod.deleting;
-      reasons = [];
-      if (!ready) reasons.push('pod Ready condition is False');
-      if (draining) reasons.push('pod is terminating (drain window)');
-    }
-    const ip = pod.ip!;
-    const out: EgressGatewayEntry = Object.freeze({ ip, mac: gatewayMac(pod.ipNum), pod: pod.key, node: pod.node, ready, draining });
-    return Object.freeze({
-      key: pod.key,
-      hash: hashString(pod.key),
-      ns: pod.ns,
-      node: pod.node,
-      ip,
-      ipNum: pod.ipNum,
-      labels: pod.labels,
-      ready,
-      draining,
-      reasons: Object.freeze(reasons),
-      out,
-    });
-  }
+  // ---- gateways and candidate entries --------------------------------------------------------------------------
 
   private setGateway(key: string, neu: GatewayRec | undefined): void {
-    const old = this.gateways.get(key);
-    if (
-      old &&
-      neu &&
-      old.ipNum === neu.ipNum &&
-      old.node === neu.node &&
-      old.ready === neu.ready &&
-      old.draining === neu.draining &&
-      old.reasons.join('\n') === neu.reasons.join('\n') &&
-      sameLabels(old.labels, neu.labels)
-    ) {
-      return;
+    const r = this.candidates.setGateway(key, neu);
+    if (!r) return;
+    this.entriesChanged(r.touched);
+    for (const n of this.nodes.values()) {
+      if (n.entryRefs.size > 0 || (r.old && n.tables.ipRefs.has(r.old.ip)) || (neu && n.tables.ipRefs.has(neu.ip))) n.gwDirty = true;
     }
-    if (neu) this.gateways.set(key, neu);
-    else this.gateways.delete(key);
-    if (old) {
-      const s = this.gatewaysByIp.get(old.ip)!;
-      s.delete(key);
-      if (s.size === 0) this.gatewaysByIp.delete(old.ip);
-    }
-    if (neu) {
-      let s = this.gatewaysByIp.get(neu.ip);
-      if (!s) this.gatewaysByIp.set(neu.ip, (s = new Set()));
-      s.add(key);
-    }
-    const ns = (old ?? neu)!.ns;
-    let set = this.gatewaysByNs.get(ns);
-    if (neu) {
-      if (!set) this.gatewaysByNs.set(ns, (set = new Set()));
-      set.add(key);
-    } else if (set) {
-      set.delete(key);
-      if (set.size === 0) this.gatewaysByNs.delete(ns);
-    }
-    for (const e of this.entries.values()) {
-      const was = e.memberKeys.has(key);
-      const now = neu !== undefined && this.entryMatches(e, neu);
-      if (!was && !now) continue;
-      if (was) e.members = e.members.filter((g) => g.key !== key);
-      if (now) {
-        const i = bsearch(e.members, neu, byKey);
-        e.members.splice(i < 0 ? -i - 1 : i, i < 0 ? 0 : 1, neu);
-        e.memberKeys.add(key);
-      } else e.memberKeys.delete(key);
-      for (const c of e.users) this.markDirty(c);
-    }
-    for (const n of this.nodes.values()) if (n.entryRefs.size > 0 || (old && n.ipRefs.has(old.ip)) || (neu && n.ipRefs.has(neu.ip))) n.gwDirty = true;
     this.invalidatePlans();
   }
 
-  /** The gateway pod reported for an IP: usable ones first, then ready ones, then by key. */
-  private gatewayAt(ip: string): GatewayRec | undefined {
-    let best: GatewayRec | undefined;
-    const rank = (g: GatewayRec): number => (g.ready ? (g.draining ? 1 : 0) : 2);
-    for (const k of this.gatewaysByIp.get(ip) ?? []) {
-      const g = this.gateways.get(k)!;
-      if (!best || rank(g) < rank(best) || (rank(g) === rank(best) && g.key < best.key)) best = g;
-    }
-    return best;
+  /** Entries whose members changed: the routes of their clients are recomputed (their configurations stand). */
+  private entriesChanged(touched: readonly CandEntry[]): void {
+    for (const e of touched) for (const cfg of e.users) for (const c of cfg.clients) this.nodeCalc(c.node).dirty.add(c);
+  }
+
+  /** Drops cached plans (they hold gateway lists), then configurations and entries no client uses any more. */
+  private invalidatePlans(): void {
+    for (const n of this.nodes.values()) n.plans.clear();
+    this.configs.gc();
+    this.candidates.gc();
   }
 
   // ---- namespaces, policies, felix, pools, nodes -------------------------------------------------------------------
 
   private nsLabels(ns: string): Labels {
-    return this.namespaces.get(ns)?.labels ?? { [NAMESPACE_NAME_LABEL]: ns };
+    return this.namespaces.get(ns)?.labels ?? namespaceLabels(ns);
+  }
+
+  private nsAnnotations(ns: string): EgressAnnotations {
+    return this.namespaces.get(ns)?.ann ?? NO_ANNOTATIONS;
   }
 
   private upsertNamespace(name: string, labels: Labels | undefined, annotations: Record<string, string> | undefined): void {
     const old = this.namespaces.get(name);
-    const oldLabels = old?.labels ?? { [NAMESPACE_NAME_LABEL]: name };
-    const rec: NamespaceRec = {
-      labels: { ...(labels ?? {}), [NAMESPACE_NAME_LABEL]: name },
-      ann: egressAnnotations(annotations),
-    };
+    const oldLabels = old?.labels ?? namespaceLabels(name);
+    const rec = namespaceRecOf(name, labels, annotations);
     this.namespaces.set(name, rec);
     if (!sameLabels(oldLabels, rec.labels)) {
-      const gws = this.gatewaysByNs.get(name);
-      let changed = false;
-      if (gws && gws.size > 0) {
-        for (const e of this.entries.values()) {
-          if (!e.nsSel || !e.sel) continue;
-          const was = e.nsSel.matches(oldLabels);
-          const now = e.nsSel.matches(rec.labels);
-          if (was === now) continue;
-          let touched = false;
-          for (const gk of gws) {
-            const g = this.gateways.get(gk)!;
-            if (!e.sel.matches(g.labels)) continue;
-            touched = true;
-            if (now) e.memberKeys.add(gk);
-            else e.memberKeys.delete(gk);
-          }
-          if (!touched) continue;
-          e.members = [...e.memberKeys].map((k) => this.gateways.get(k)!).sort(byKey);
-          for (const c of e.users) this.markDirty(c);
-          changed = true;
-        }
+      const touched = this.candidates.namespaceLabelsChanged(name, oldLabels, rec.labels);
+      if (touched.length > 0) {
+        this.entriesChanged(touched);
+        // the gateway list holds every ready member of the node's entries
+        for (const n of this.nodes.values()) if (n.entryRefs.size > 0) n.gwDirty = true;
+        this.invalidatePlans();
       }
-      if (changed) this.invalidatePlans();
     }
     if (!sameAnnotations(old?.ann ?? NO_ANNOTATIONS, rec.ann)) {
-      const cs = this.clientsByNs.get(name);
-      if (cs) for (const c of cs) this.markDirty(c);
+      for (const c of this.clientsByNs.get(name) ?? []) this.markDirty(c);
     }
-  }
-
-  private upsertPolicy(p: EgressGatewayPolicy): void {
-    const name = p.metadata.name;
-    const rules: RuleRec[] = [];
-    const seen = new Set<string>();
-    (p.spec?.rules ?? []).forEach((r, index) => {
-      const dst = r.destination?.cidr ? parsePrefix(r.destination.cidr) : ALL_PREFIX;
-      if (!dst) return; // the api layer rejects these; be defensive
-      const dstText = formatPrefix(dst);
-      if (seen.has(dstText)) return;
-      seen.add(dstText);
-      const g = r.gateway;
-      rules.push({
-        index,
-        dst,
-        dstText,
-        description: r.description,
-        gateway: g
-          ? {
-              selector: g.selector ?? '',
-              namespaceSelector: g.namespaceSelector === undefined || g.namespaceSelector.trim() === '' ? undefined : g.namespaceSelector,
-              maxNextHops: g.maxNextHops !== undefined && Number.isInteger(g.maxNextHops) && g.maxNextHops > 0 ? g.maxNextHops : 0,
-            }
-          : undefined,
-        preference: r.gatewayPreference ?? 'None',
-      });
-    });
-    rules.sort((a, b) => comparePrefix(a.dst, b.dst));
-    this.policies.set(name, { name, rules, scoped: rules.some((r) => r.gateway && r.gateway.namespaceSelector === undefined) });
-    this.policyChanged(name);
   }
 
   private policyChanged(name: string): void {
-    const cs = this.clientsByPolicy.get(name);
-    if (cs) for (const c of cs) this.markDirty(c);
+    for (const c of this.configs.clientsOfPolicy(name)) this.markDirty(c);
+    this.configs.evictPolicy(name);
     this.invalidatePlans();
   }
 
   private setFelix(f: FelixRec): void {
     const o = this.felix;
     this.felix = f;
-    if (o.support !== f.support) this.markAllDirty();
+    this.outBase = null;
+    if (o.support !== f.support) for (const c of this.clients.values()) this.markDirty(c);
     if (o.vni !== f.vni || o.port !== f.port || o.priority !== f.priority || o.support !== f.support) for (const n of this.nodes.values()) n.outDirty = true;
   }
 
-  private upsertNode(node: Node): void {
-    const addrs: number[] = [];
-    let internalIP: string | null = null;
-    let externalIP: string | null = null;
-    for (const a of node.status?.addresses ?? []) {
-      if (a.type !== 'InternalIP' && a.type !== 'ExternalIP') continue;
-      const n = parseIPv4(a.address);
-      if (n === undefined) continue;
-      addrs.push(n);
-      if (a.type === 'InternalIP') internalIP ??= formatIPv4(n);
-      else externalIP ??= formatIPv4(n);
-    }
-    addrs.sort((a, b) => a - b);
-    const rec: NodeRec = { addresses: addrs, local: internalIP ?? externalIP };
-    const old = this.nodeRecs.get(node.metadata.name);
-    this.nodeRecs.set(node.metadata.name, rec);
-    if (old && old.local === rec.local && old.addresses.join() === rec.addresses.join()) return;
-    const nc = this.nodes.get(node.metadata.name);
-    if (nc && (!old || old.local !== rec.local)) nc.outDirty = true;
-    this.updateInternal();
+  private setNode(name: string, rec: NodeRec | undefined): void {
+    const changed = this.internal.setNode(name, rec);
+    if (!changed) return;
+    const nc = this.nodes.get(name);
+    if (nc && changed.local) nc.outDirty = true;
+    if (changed.internal) this.internalChanged();
   }
 
-  private updateInternal(): void {
-    const all: Prefix[] = [LINK_LOCAL, ...this.pools.values()];
-    for (const n of this.nodeRecs.values()) for (const a of n.addresses) all.push({ addr: a, len: 32 });
-    const agg = aggregatePrefixes(all);
-    const text = agg.map(formatPrefix);
-    if (text.join() === this.internalText.join()) return;
-    this.internal = agg;
-    this.internalText = Object.freeze(text);
-    // Every table carries the internal throws and rules inside internal CIDRs vanish: rebuild each node's tables.
-    // (IDs do not change: they depend only on the policy-derived routes.)
+  /**
+   * Every table carries the internal throws and rules inside internal CIDRs vanish: rebuild each node's tables.
+   * (IDs do not change: they depend only on the policy-derived routes.)
+   */
+  private internalChanged(): void {
+    this.outBase = null;
     this.invalidatePlans();
-    for (const n of this.nodes.values()) this.resetNode(n);
+    for (const n of this.nodes.values()) n.reset();
   }
-
-  private internalContaining(p: Prefix): Prefix | undefined {
-    for (const i of this.internal) if (prefixContains(i, p)) return i;
-    return undefined;
-  }
-
-  // ---- candidate entries -----------------------------------------------------------------------------------------
-
-  private entryMatches(e: CandEntry, g: GatewayRec): boolean {
-    if (!e.sel) return false;
-    if (e.scopeNs !== null) {
-      if (g.ns !== e.scopeNs) return false;
-    } else if (!e.nsSel!.matches(this.nsLabels(g.ns))) return false;
-    return e.sel.matches(g.labels);
-  }
-
-  /** The entry for (selector, namespaceSelector) — or (selector, own namespace `scopeNs`) when no namespaceSelector. */
-  private entryFor(selector: string, namespaceSelector: string | undefined, scopeNs: string): CandEntry {
-    let sel: Selector | null = null;
-    let nsSel: Selector | null = null;
-    let error: string | null = null;
-    try {
-      sel = parseSelector(selector);
-      if (namespaceSelector !== undefined) nsSel = parseSelector(namespaceSelector);
-    } catch (err) {
-      error = err instanceof Error ? err.message : String(err);
-      sel = null;
-    }
-    const scope = namespaceSelector === undefined ? scopeNs : null;
-    const key = error !== null ? `!${selector}\u0000${namespaceSelector ?? ''}` : `${sel!.canonical}\u0000${nsSel ? nsSel.canonical : `@${scope}`}`;
-    let e = this.entries.get(key);
-    if (e) return e;
-    e = { key, sel, nsSel, scopeNs: scope, error, members: [], memberKeys: new Set(), users: new Set() };
-    if (sel) {
-      if (scope !== null) {
-        for (const gk of this.gatewaysByNs.get(scope) ?? []) {
-          const g = this.gateways.get(gk)!;
-          if (sel.matches(g.labels)) e.members.push(g);
-        }
-      } else {
-        for (const [ns, gks] of this.gatewaysByNs) {
-          if (!nsSel!.matches(this.nsLabels(ns))) continue;
-          for (const gk of gks) {
-            const g = this.gateways.get(gk)!;
-            if (sel.matches(g.labels)) e.members.push(g);
-          }
-        }
-      }
-      e.members.sort(byKey);
-      for (const g of e.members) e.memberKeys.add(g.key);
-    }
-    this.entries.set(key, e);
-    return e;
-  }
-
-  /** Drops cached plans (they hold gateway lists) and entries no client uses any more. */
-  private invalidatePlans(): void {
-    for (const n of this.nodes.values()) n.plans.clear();
-    for (const [k, e] of this.entries) if (e.users.size === 0) this.entries.delete(k);
-  }
-
-  // ---- resolution (SPEC §2) --------------------------------------------------------------------------------------
-
-  private resolve(pod: PodRec, why?: string[]): Resolved {
-    const support = this.felix.support;
-    if (support === 'Disabled') {
-      why?.push('FelixConfiguration egressIPSupport is Disabled: no egress routing at all');
-      return { kind: 'disabled' };
-    }
-    const nsAnn = this.namespaces.get(pod.ns)?.ann ?? NO_ANNOTATIONS;
-    let podAnn = pod.ann;
-    if (support !== 'EnabledPerNamespaceOrPerPod') {
-      if (podAnn !== NO_ANNOTATIONS) why?.push(`pod annotations ignored: egressIPSupport is ${support} (needs EnabledPerNamespaceOrPerPod)`);
-      podAnn = NO_ANNOTATIONS;
-    }
-    const A = ANNOTATION.egressGatewayPolicy;
-    const deps: string[] = [];
-    if (podAnn.policy !== undefined) {
-      deps.push(podAnn.policy);
-      if (this.policies.has(podAnn.policy)) {
-        why?.push(`pod annotation ${A}=${podAnn.policy} names an existing EgressGatewayPolicy`);
-        return { kind: 'policy', source: 'pod', annotation: A, policy: podAnn.policy, deps };
-      }
-      why?.push(`pod annotation ${A}=${podAnn.policy}: no such EgressGatewayPolicy`);
-    }
-    if (nsAnn.policy !== undefined) {
-      deps.push(nsAnn.policy);
-      if (this.policies.has(nsAnn.policy)) {
-        why?.push(`namespace ${pod.ns} annotation ${A}=${nsAnn.policy} names an existing EgressGatewayPolicy`);
-        return { kind: 'policy', source: 'namespace', annotation: A, policy: nsAnn.policy, deps };
-      }
-      why?.push(`namespace ${pod.ns} annotation ${A}=${nsAnn.policy}: no such EgressGatewayPolicy`);
-    }
-    if (deps.length > 0) {
-      const source: Source = podAnn.policy !== undefined ? 'pod' : 'namespace';
-      const value = (source === 'pod' ? podAnn.policy : nsAnn.policy)!;
-      const reason = `policy annotation names EgressGatewayPolicy "${value}", which does not exist: failing closed, egress-routed traffic is dropped`;
-      why?.push(reason);
-      return { kind: 'fail-closed', source, annotation: A, value, reason, deps };
-    }
-    if (podAnn.selector !== undefined) return this.selectorConfig(podAnn, 'pod', pod.ns, why);
-    if (podAnn.namespaceSelector !== undefined) why?.push(`pod has ${ANNOTATION.namespaceSelector} but no ${ANNOTATION.selector}: ignored`);
-    if (nsAnn.selector !== undefined) return this.selectorConfig(nsAnn, 'namespace', pod.ns, why);
-    if (nsAnn.namespaceSelector !== undefined) why?.push(`namespace has ${ANNOTATION.namespaceSelector} but no ${ANNOTATION.selector}: ignored`);
-    why?.push('no egress annotation applies: ordinary routing');
-    return { kind: 'none' };
-  }
-
-  private selectorConfig(a: EgressAnnotations, source: Source, ns: string, why?: string[]): Resolved {
-    const where = source === 'pod' ? 'pod' : `namespace ${ns}`;
-    const failed = (annotation: string, value: string, reason: string): Resolved => {
-      why?.push(reason);
-      return { kind: 'fail-closed', source, annotation, value, reason, deps: EMPTY };
-    };
-    for (const [name, v] of [
-      [ANNOTATION.selector, a.selector],
-      [ANNOTATION.namespaceSelector, a.namespaceSelector],
-    ] as const) {
-      if (v === undefined) continue;
-      try {
-        parseSelector(v);
-      } catch (err) {
-        return failed(name, v, `${where} annotation ${name} is not a valid selector (${err instanceof Error ? err.message : String(err)}): failing closed`);
-      }
-    }
-    let k = 0;
-    if (a.maxNextHops !== undefined) {
-      if (!/^[0-9]+$/.test(a.maxNextHops) || !Number.isSafeInteger(Number(a.maxNextHops))) {
-        return failed(ANNOTATION.maxNextHops, a.maxNextHops, `${where} annotation ${ANNOTATION.maxNextHops}="${a.maxNextHops}" is not a decimal number: failing closed`);
-      }
-      k = Number(a.maxNextHops);
-    }
-    why?.push(
-      `${where} annotation ${ANNOTATION.selector}="${a.selector}"` +
-        (a.namespaceSelector !== undefined ? `, ${ANNOTATION.namespaceSelector}="${a.namespaceSelector}"` : ` (no namespaceSelector: gateways in namespace ${ns} only)`) +
-        (k > 0 ? `, maxNextHops ${k}` : ''),
-    );
-    return { kind: 'selector', source, annotation: ANNOTATION.selector, selector: a.selector!, namespaceSelector: a.namespaceSelector, maxNextHops: k };
-  }
-
-  // ---- plans -------------------------------------------------------------------------------------------------------
-
-  private planFor(n: NodeCalc, r: Resolved, ns: string): ConfigPlan | null {
-    let key: string;
-    switch (r.kind) {
-      // the client's namespace matters only where a gateway has no namespaceSelector
-      case 'policy':
-        key = this.policies.get(r.policy)!.scoped ? `P\u0000${r.policy}\u0000${ns}` : `P\u0000${r.policy}`;
-        break;
-      case 'selector':
-        key = `S\u0000${r.selector}\u0000${r.namespaceSelector ?? `\u0001${ns}`}\u0000${r.maxNextHops}`;
-        break;
-      case 'fail-closed':
-        key = 'F';
-        break;
-      default:
-        return null;
-    }
-    let plan = n.plans.get(key);
-    if (!plan) {
-      plan = this.buildPlan(n, r, ns);
-      n.plans.set(key, plan);
-    }
-    return plan;
-  }
-
-  private buildPlan(n: NodeCalc, r: Resolved, ns: string): ConfigPlan {
-    let rules: readonly RuleRec[];
-    if (r.kind === 'policy') rules = this.policies.get(r.policy)!.rules;
-    else if (r.kind === 'selector') {
-      rules = [
-        {
-          index: -1,
-          dst: ALL_PREFIX,
-          dstText: '0.0.0.0/0',
-          gateway: { selector: r.selector, namespaceSelector: r.namespaceSelector, maxNextHops: r.maxNextHops },
-          preference: 'None',
-        },
-      ];
-    } else rules = [{ index: -1, dst: ALL_PREFIX, dstText: '0.0.0.0/0', preference: 'None' }];
-    const all: RulePlan[] = [];
-    const entries: CandEntry[] = [];
-    let fixed = true;
-    const segs: string[] = [];
-    for (const rule of rules) {
-      const rp = this.planRule(n, rule, ns, r.kind === 'fail-closed');
-      all.push(rp);
-      if (rp.entry && !entries.includes(rp.entry)) entries.push(rp.entry);
-      if (rp.kind === 'internal') continue;
-      if (rp.kind === 'throw') segs.push(`${rp.dstText} throw`);
-      else if (rp.kind === 'unreachable') segs.push(`${rp.dstText} unreachable`);
-      else if (rp.fixedSeg !== null && !rp.hasDraining) segs.push(rp.fixedSeg);
-      else fixed = false;
-    }
-    const routed = all.filter((p) => p.kind !== 'internal');
-    return { rules: routed, all, entries, fixedKey: fixed ? routeKey(segs) : null };
-  }
-
-  private planRule(n: NodeCalc, rule: RuleRec, ns: string, failClosed: boolean): RulePlan {
-    const base = { dst: rule.dst, dstText: rule.dstText, rule, entry: null, k: 0, eligible: EMPTY, prior: EMPTY, hasDraining: false, fixedHops: null, fixedSeg: null };
-    if (this.internalContaining(rule.dst)) return { ...base, kind: 'internal' };
-    if (failClosed) return { ...base, kind: 'unreachable' };
-    const g = rule.gateway;
-    if (!g) return { ...base, kind: 'throw' };
-    const entry = this.entryFor(g.selector, g.namespaceSelector, ns);
-    const ready = entry.members.filter((m) => m.ready);
-    let eligible = ready.filter((m) => !m.draining);
-    let prior = ready;
-    if (rule.preference === 'PreferNodeLocal') {
-      if (eligible.some((m) => m.node === n.name)) eligible = eligible.filter((m) => m.node === n.name);
-      if (prior.some((m) => m.node === n.name)) prior = prior.filter((m) => m.node === n.name);
-    }
-    const hasDraining = prior.some((m) => m.draining);
-    const k = g.maxNextHops;
-    let fixedHops: GatewayRec[] | null = null;
-    let fixedSeg: string | null = null;
-    if (k === 0 || k >= eligible.length) {
-      fixedHops = [...eligible].sort(byIp);
-      fixedSeg = segmentOf(rule.dstText, fixedHops);
-    }
-    return { ...base, kind: 'gateway', entry, k, eligible, prior, hasDraining, fixedHops, fixedSeg };
-  }
-
-  // ---- per-client computation ----------------------------------------------------------------------------------
-
-  private setPolicyDeps(c: ClientRec, deps: readonly string[]): void {
-    const old = c.policyDeps;
-    if (old.length === deps.length && old.every((d, i) => d === deps[i])) return;
-    for (const d of old) {
-      const s = this.clientsByPolicy.get(d);
-      if (s) {
-        s.delete(c);
-        if (s.size === 0) this.clientsByPolicy.delete(d);
-      }
-    }
-    for (const d of deps) {
-      let s = this.clientsByPolicy.get(d);
-      if (!s) this.clientsByPolicy.set(d, (s = new Set()));
-      s.add(c);
-    }
-    c.policyDeps = deps;
-  }
-
-  private setEntryDeps(c: ClientRec, entries: readonly CandEntry[]): void {
-    const old = c.entries;
-    if (old === entries) return;
-    const n = this.nodeCalc(c.node);
-    for (const e of old) {
-      const v = (n.entryRefs.get(e) ?? 0) - 1;
-      if (v <= 0) {
-        n.entryRefs.delete(e);
-        n.gwDirty = true;
-      } else n.entryRefs.set(e, v);
-    }
-    for (const e of entries) {
-      const v = (n.entryRefs.get(e) ?? 0) + 1;
-      n.entryRefs.set(e, v);
-      if (v === 1) n.gwDirty = true;
-    }
-    for (const e of old) e.users.delete(c);
-    // (entries come from plans, and invalidatePlans() drops plans before it drops unused entries, so these are live)
-    for (const e of entries) e.users.add(c);
-    c.entries = entries;
-  }
-
-  /** The client's hops for one gateway rule (sorted by IP), and the draining gateways it keeps. */
-  private hopsFor(rp: RulePlan, c: ClientRec, kept: Set<GatewayRec> | null): readonly GatewayRec[] {
-    if (rp.hasDraining && kept) {
-      const before = rp.k === 0 || rp.k >= rp.prior.length ? rp.prior : rendezvousTopK(rp.prior, rp.k, c.hash);
-      for (const g of before) if (g.draining) kept.add(g);
-    }
-    if (rp.fixedHops) return rp.fixedHops;
-    return rendezvousTopK(rp.eligible, rp.k, c.hash).sort(byIp);
-  }
-
-  private computeClient(n: NodeCalc, c: ClientRec): void {
-    const r = this.resolve(c.pod);
-    this.setPolicyDeps(c, r.kind === 'policy' || r.kind === 'fail-closed' ? r.deps : EMPTY);
-    const plan = this.planFor(n, r, c.pod.ns);
-    this.setEntryDeps(c, plan ? plan.entries : EMPTY);
-    if (!plan) {
-      this.assign(n, c, null, EMPTY);
-      return;
-    }
-    if (plan.fixedKey !== null) {
-      const t = plan.fixedKey === '' ? null : n.tables.get(plan.fixedKey) ?? this.createTable(n, plan.fixedKey, plan, null);
-      this.assign(n, c, t, EMPTY);
-      return;
-    }
-    const kept = new Set<GatewayRec>();
-    const hops: (readonly GatewayRec[] | null)[] = [];
-    const segs: string[] = [];
-    for (const rp of plan.rules) {
-      if (rp.kind === 'throw') {
-        hops.push(null);
-        segs.push(`${rp.dstText} throw`);
-      } else if (rp.kind === 'unreachable') {
-        hops.push(null);
-        segs.push(`${rp.dstText} unreachable`);
-      } else {
-        const h = this.hopsFor(rp, c, kept);
-        hops.push(h);
-        segs.push(rp.fixedSeg ?? segmentOf(rp.dstText, h));
-      }
-    }
-    const key = routeKey(segs);
-    const t = key === '' ? null : n.tables.get(key) ?? this.createTable(n, key, plan, hops);
-    this.assign(n, c, t, kept.size === 0 ? EMPTY : viaOf([...kept].sort(byIp)));
-  }
-
-  private createTable(n: NodeCalc, key: string, plan: ConfigPlan, hops: readonly (readonly GatewayRec[] | null)[] | null): TableRec {
-    const routes: { p: Prefix; r: EgressRoute }[] = [];
-    const vias = new Set<string>();
-    plan.rules.forEach((rp, i) => {
-      if (rp.kind === 'throw') routes.push({ p: rp.dst, r: Object.freeze({ dst: rp.dstText, type: 'throw' }) });
-      else if (rp.kind === 'unreachable') routes.push({ p: rp.dst, r: Object.freeze({ dst: rp.dstText, type: 'unreachable' }) });
-      else if (rp.kind === 'gateway') {
-        const h = hops ? hops[i]! : rp.fixedHops!;
-        if (h.length === 0) routes.push({ p: rp.dst, r: Object.freeze({ dst: rp.dstText, type: 'unreachable' }) });
-        else {
-          const via = viaOf(h);
-          for (const ip of via) vias.add(ip);
-          routes.push({ p: rp.dst, r: Object.freeze({ dst: rp.dstText, type: 'ecmp', via: Object.freeze(via) }) });
-        }
-      }
-    });
-    for (const p of this.internal) routes.push({ p, r: Object.freeze({ dst: formatPrefix(p), type: 'throw' }) });
-    routes.sort((a, b) => comparePrefix(a.p, b.p));
-    const { id, moves } = n.alloc.allocate(key);
-    const t: TableRec = {
-      key,
-      id,
-      out: Object.freeze({ id, routes: Object.freeze(routes.map((x) => x.r)) }),
-      clients: new Set(),
-      vias: [...vias],
-    };
-    n.tables.set(key, t);
-    this.applyMoves(n, moves);
-    n.tableList.splice(-bsearch(n.tableList, t, byId) - 1, 0, t);
-    for (const g of t.vias) this.ref(n, g, 1);
-    n.outDirty = true;
-    return t;
-  }
-
-  private dropTable(n: NodeCalc, t: TableRec): void {
-    n.tables.delete(t.key);
-    const i = bsearch(n.tableList, t, byId);
-    if (i >= 0) n.tableList.splice(i, 1);
-    this.applyMoves(n, n.alloc.release(t.key));
-    for (const g of t.vias) this.ref(n, g, -1);
-    n.outDirty = true;
-  }
-
-  /** Tables whose IDs moved (a collision run was re-laid out): re-sort them and rewrite their clients' rules. */
-  private applyMoves(n: NodeCalc, moves: readonly TableIdMove[]): void {
-    if (moves.length === 0) return;
-    const moved: TableRec[] = [];
-    for (const m of moves) {
-      const t = n.tables.get(m.key);
-      if (!t || t.id === m.to) continue;
-      const i = bsearch(n.tableList, t, byId);
-      if (i >= 0) n.tableList.splice(i, 1);
-      moved.push(t);
-    }
-    for (const t of moved) {
-      t.id = n.alloc.idOf(t.key)!;
-      t.out = Object.freeze({ id: t.id, routes: t.out.routes });
-      n.tableList.splice(-bsearch(n.tableList, t, byId) - 1, 0, t);
-      for (const c of t.clients) this.setRule(n, c, t);
-    }
-    n.outDirty = true;
-  }
-
-  private ref(n: NodeCalc, ip: string, d: number): void {
-    const v = (n.ipRefs.get(ip) ?? 0) + d;
-    if (v <= 0) {
-      n.ipRefs.delete(ip);
-      n.gwDirty = true;
-    } else {
-      if (v === d) n.gwDirty = true;
-      n.ipRefs.set(ip, v);
-    }
-  }
-
-  /** Points the client at table `t` (null: no rule) and sets the draining gateways it keeps. */
-  private assign(n: NodeCalc, c: ClientRec, t: TableRec | null, kept: readonly string[]): void {
-    if (c.kept !== kept && !(c.kept.length === kept.length && c.kept.every((k, i) => k === kept[i]))) {
-      for (const g of c.kept) this.ref(n, g, -1);
-      for (const g of kept) this.ref(n, g, 1);
-      c.kept = kept;
-    }
-    const old = c.table;
-    if (old === t) return;
-    c.table = t;
-    if (t) t.clients.add(c);
-    this.setRule(n, c, t);
-    if (old) {
-      old.clients.delete(c);
-      if (old.clients.size === 0) this.dropTable(n, old);
-    }
-  }
-
-  private setRule(n: NodeCalc, c: ClientRec, t: TableRec | null): void {
-    if (c.rule && t && c.rule.table === t.id) return;
-    if (!c.rule && !t) return;
-    const i = c.rule ? bsearch(n.ruleClients, c, clientOrder) : -1;
-    if (!t) {
-      if (i >= 0) {
-        n.ruleClients.splice(i, 1);
-        n.rules.splice(i, 1);
-      }
-      c.rule = null;
-    } else {
-      const rule: EgressRule = Object.freeze({ src: `${c.pod.ip}/32`, table: t.id, pod: c.key });
-      c.rule = rule;
-      if (i >= 0) n.rules[i] = rule;
-      else {
-        const j = -bsearch(n.ruleClients, c, clientOrder) - 1;
-        n.ruleClients.splice(j, 0, c);
-        n.rules.splice(j, 0, rule);
-      }
-    }
-    n.outDirty = true;
-  }
-
-  // ---- nodes ---------------------------------------------------------------------------------------------------
 
   private nodeCalc(name: string): NodeCalc {
     let n = this.nodes.get(name);
-    if (!n) {
-      n = {
-        name,
-        clients: new Map(),
-        dirty: new Set(),
-        plans: new Map(),
-        tables: new Map(),
-        alloc: new TableIdAllocator(this.tableIdBase, this.tableIdRange),
-        ipRefs: new Map(),
-        entryRefs: new Map(),
-        ruleClients: [],
-        rules: [],
-        tableList: [],
-        gatewaysOut: [],
-        outDirty: true,
-        gwDirty: true,
-        cache: null,
-      };
-      this.nodes.set(name, n);
-    }
+    if (!n) this.nodes.set(name, (n = new NodeCalc(name, this.tableIdBase, this.tableIdRange, this.nodeInputs)));
     return n;
   }
-
-  /** Forgets every table of the node and marks all its clients dirty (after an internal-CIDR change). */
-  private resetNode(n: NodeCalc): void {
-    n.tables.clear();
-    n.alloc = new TableIdAllocator(this.tableIdBase, this.tableIdRange);
-    n.ipRefs.clear();
-    n.ruleClients = [];
-    n.rules = [];
-    n.tableList = [];
-    for (const c of n.clients.values()) {
-      c.table = null;
-      c.kept = EMPTY;
-      c.rule = null;
-      n.dirty.add(c);
-    }
-    n.outDirty = true;
-    n.gwDirty = true;
-  }
-
-  // ---- explain -------------------------------------------------------------------------------------------------
-
-  /** Which gateway would pod `ns/name` use for `dst`, and why; with the kernel objects that implement it. */
-  explain(podNamespace: string, podName: string, dstIp: string): Explanation {
-    const dstNum = parseIPv4(dstIp.trim());
-    if (dstNum === undefined) throw new Error(`explain: "${dstIp}" is not an IPv4 address`);
-    const key = podKeyOf(podNamespace, podName);
-    const pod = this.pods.get(key);
-    const e: Explanation = {
-      pod: key,
-      podIP: pod?.ip ?? null,
-      node: pod?.node || null,
-      dst: formatIPv4(dstNum),
-      egressIPSupport: this.felix.support,
-      kind: 'not-client',
-      configKind: 'not-client',
-      candidates: [],
-      hops: [],
-      verdict: 'normal-routing',
-      why: [],
-      kernel: { rule: null, table: null, route: null, neighbours: [], fdb: [] },
-    };
-    if (!pod) return { ...e, why: [`pod ${key} is not known`] };
-    if (pod.gatewayOf !== undefined) return { ...e, why: [`pod ${key} is an egress gateway pod (of EgressGateway ${pod.gatewayOf}); gateways are never clients`] };
-    if (pod.finished) return { ...e, why: [`pod ${key} has finished`] };
-    if (pod.ip === null) return { ...e, why: [`pod ${key} has no IPv4 address yet`] };
-    if (pod.node === '') return { ...e, why: [`pod ${key} is not scheduled to a node`] };
-
-    const state = this.nodeState(pod.node);
-    const n = this.nodeCalc(pod.node);
-    const c = this.clients.get(key)!;
-    const why = e.why;
-    const r = this.resolve(pod, why);
-    e.kind = e.configKind = r.kind;
-    if (r.kind === 'policy' || r.kind === 'fail-closed' || r.kind === 'selector') {
-      e.source = r.source;
-      const value = r.kind === 'policy' ? r.policy : r.kind === 'fail-closed' ? r.value : r.selector;
-      e.annotation = { name: r.annotation, value };
-      if (r.kind === 'policy') e.policy = r.policy;
-    }
-    // kernel objects for this client
-    const table = c.table;
-    if (table && c.rule) {
-      e.kernel.rule = ruleCommand(c.rule, state.rulePriority);
-      e.kernel.table = table.id;
-      let best: EgressRoute | null = null;
-      let bestLen = -1;
-      for (const rt of table.out.routes) {
-        const p = parsePrefix(rt.dst)!;
-        if (p.len > bestLen && prefixContainsIP(p, dstNum)) {
-          best = rt;
-          bestLen = p.len;
-        }
-      }
-      e.kernel.route = best ? routeCommand(best, table.id, this.vxlanDevice) : null;
-    }
-
-    const internal = this.internal.find((p) => prefixContainsIP(p, dstNum));
-    const plan = this.planFor(n, r, pod.ns);
-    if (!plan) return this.finishExplain(e, state);
-    // longest-prefix rule covering dst
-    let rp: RulePlan | undefined;
-    for (const x of plan.all) if (prefixContainsIP(x.dst, dstNum) && (!rp || x.dst.len > rp.dst.len)) rp = x;
-    if (rp) e.rule = explainedRule(rp.rule);
-    if (internal) {
-      e.kind = 'internal';
-      e.internalCidr = formatPrefix(internal);
-      why.push(`${e.dst} is inside cluster-internal ${e.internalCidr} (IP pool or node network): never routed via a gateway (throw)`);
-      return this.finishExplain(e, state);
-    }
-    if (!rp) {
-      why.push(`no rule of policy ${r.kind === 'policy' ? r.policy : ''} covers ${e.dst}: ordinary routing`);
-      return this.finishExplain(e, state);
-    }
-    const ruleName = rp.rule.index >= 0 ? `rule ${rp.rule.index} (${rp.dstText}${rp.rule.description ? `, "${rp.rule.description}"` : ''})` : `the implicit rule for ${rp.dstText}`;
-    if (rp.kind === 'unreachable') {
-      e.verdict = 'dropped';
-      why.push(`${ruleName}: unreachable (fail closed)`);
-      return this.finishExplain(e, state);
-    }
-    if (rp.kind === 'throw') {
-      why.push(`${ruleName} has no gateway: throw, ordinary routing`);
-      return this.finishExplain(e, state);
-    }
-    // gateway rule: candidates
-    const kept = new Set<GatewayRec>();
-    const hops = this.hopsFor(rp, c, kept);
-    const chosen = new Set(hops.map((g) => g.key));
-    const ranks = new Map<string, number>();
-    if (rp.k > 0 && rp.k < rp.eligible.length) rendezvousTopK(rp.eligible, 0, c.hash).forEach((g, i) => ranks.set(g.key, i + 1));
-    const eligible = new Set(rp.eligible.map((g) => g.key));
-    const preferLocal = rp.rule.preference === 'PreferNodeLocal';
-    const anyLocal = rp.eligible.some((g) => g.node === n.name);
-    for (const g of [...rp.entry!.members].sort(byIp)) {
-      const reasons = [...g.reasons];
-      if (!g.ready) reasons.unshift('not ready');
-      else if (g.draining) reasons.unshift(kept.has(g) ? 'draining: no new connections, kept for existing ones' : 'draining: no new connections');
-      else if (!eligible.has(g.key) && preferLocal && anyLocal) reasons.unshift('PreferNodeLocal: a gateway on the client node is available');
-      else if (!chosen.has(g.key)) reasons.unshift(`not among the ${rp.k} highest rendezvous scores for this client`);
-      const cand: ExplainedCandidate = {
-        pod: g.key,
-        ip: g.ip,
-        node: g.node,
-        ready: g.ready,
-        draining: g.draining,
-        local: g.node === n.name,
-        eligible: eligible.has(g.key),
-        chosen: chosen.has(g.key),
-        keptForExisting: kept.has(g),
-        reasons,
-      };
-      const rank = ranks.get(g.key);
-      if (rank !== undefined) cand.rank = rank;
-      e.candidates.push(cand);
-    }
-    e.hops = hops.length ? viaOf(hops) : [];
-    const gw = rp.rule.gateway!;
-    why.push(
-      `${ruleName}: gateway pods matching selector "${gw.selector}"` +
-        (gw.namespaceSelector ? ` in namespaces matching "${gw.namespaceSelector}"` : ` in namespace ${pod.ns}`) +
-        `: ${rp.entry!.members.length} found, ${rp.eligible.length} eligible` +
-        (preferLocal ? (anyLocal ? ' (PreferNodeLocal: local ones only)' : ' (PreferNodeLocal: none local, using all)') : '') +
-        (rp.k > 0 ? `; maxNextHops ${rp.k}` : ''),
-    );
-    if (rp.entry!.error) why.push(`invalid selector: ${rp.entry!.error}`);
-    if (hops.length === 0) {
-      e.verdict = 'dropped';
-      why.push('no eligible gateway: unreachable (dropped with an ICMP error, never sent with the wrong source IP)');
-    } else {
-      e.verdict = 'via-gateway';
-      why.push(`next hops: ${e.hops.join(', ')}`);
-    }
-    return this.finishExplain(e, state);
-  }
-
-  private finishExplain(e: Explanation, state: NodeEgressState): Explanation {
-    for (const ip of e.hops) {
-      const g = state.gateways.find((x) => x.ip === ip);
-      if (!g) continue;
-      e.kernel.neighbours.push(neighbourCommand(g, this.vxlanDevice));
-      e.kernel.fdb.push(fdbCommand(g, this.vxlanDevice));
-    }
-    return e;
-  }
 }
 
-function routeKey(segs: readonly string[]): string {
-  // A table is needed only if some route does more than `throw` (a table of throws = no rule at all).
-  let needed = false;
-  for (const s of segs) {
-    if (!s.endsWith(' throw')) {
-      needed = true;
-      break;
-    }
-  }
-  return needed ? segs.join(';') : '';
-}
-
-function explainedRule(r: RuleRec): ExplainedRule {
-  const out: ExplainedRule = { destination: r.dstText, gatewayPreference: r.preference };
-  if (r.index >= 0) out.index = r.index;
-  if (r.description !== undefined) out.description = r.description;
-  if (r.gateway) {
-    out.gateway = { selector: r.gateway.selector, maxNextHops: r.gateway.maxNextHops };
-    if (r.gateway.namespaceSelector !== undefined) out.gateway.namespaceSelector = r.gateway.namespaceSelector;
-  }
-  return out;
-}
-
-/** Human-readable rendering of an explanation (what `egw explain` prints without `-o json`). */
-export function formatExplanation(e: Explanation): string {
-  const lines: string[] = [];
-  lines.push(`pod ${e.pod}${e.podIP ? ` (${e.podIP})` : ''}${e.node ? ` on node ${e.node}` : ''} → ${e.dst}`);
-  const verdict = e.verdict === 'via-gateway' ? `via gateway ${e.hops.join(', ')}` : e.verdict === 'dropped' ? 'DROPPED (unreachable)' : 'ordinary routing (no gateway)';
-  lines.push(`verdict: ${verdict}`);
-  lines.push(`decision: ${e.kind}${e.kind !== e.configKind ? ` (configuration: ${e.configKind})` : ''}${e.source ? ` from the ${e.source}` : ''}` + (e.annotation ? ` [${e.annotation.name}=${e.annotation.value}]` : ''));
-  if (e.policy) lines.push(`policy: ${e.policy}`);
-  if (e.rule) {
-    const r = e.rule;
-    let s = `rule: ${r.index !== undefined ? `#${r.index} ` : ''}destination ${r.destination}`;
-    if (r.description) s += ` "${r.description}"`;
-    if (r.gateway) {
-      s += `, selector ${r.gateway.selector}`;
-      if (r.gateway.namespaceSelector) s += `, namespaceSelector ${r.gateway.namespaceSelector}`;
-      if (r.gateway.maxNextHops) s += `, maxNextHops ${r.gateway.maxNextHops}`;
-    } else s += ', no gateway';
-    if (r.gatewayPreference !== 'None') s += `, ${r.gatewayPreference}`;
-    lines.push(s);
-  }
-  if (e.internalCidr) lines.push(`internal: ${e.internalCidr}`);
-  lines.push('why:');
-  for (const w of e.why) lines.push(`  - ${w}`);
-  if (e.candidates.length) {
-    lines.push('candidates:');
-    const rows = e.candidates.map((c) => [
-      c.chosen ? '*' : c.keptForExisting ? '~' : ' ',
-      c.pod,
-      c.ip,
-      c.node || '-',
-      c.ready ? (c.draining ? 'draining' : 'ready') : 'not-ready',
-      c.local ? 'local' : '',
-      c.rank !== undefined ? `#${c.rank}` : '',
-      c.reasons.join('; '),
-    ]);
-    const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-    for (const r of rows) lines.push(`  ${r.map((v, i) => v.padEnd(widths[i])).join('  ').trimEnd()}`);
-    lines.push('  (* chosen, ~ draining but kept for existing connections)');
-  }
-  lines.push('kernel:');
-  lines.push(`  rule:  ${e.kernel.rule ?? '(none: the main table applies)'}`);
-  if (e.kernel.table !== null) lines.push(`  route: ${e.kernel.route ?? `(no route for ${e.dst} in table ${e.kernel.table}: the lookup falls through)`}`);
-  for (const x of e.kernel.neighbours) lines.push(`  neigh: ${x}`);
-  for (const x of e.kernel.fdb) lines.push(`  fdb:   ${x}`);
-  return lines.join('\n');
-}

@@ -1,17 +1,10 @@
-// calc: the pure egress calculation (SPEC §2) — resources + gateway health → each node's desired egress state.
+// calc: the pure egress calculation — resources + gateway health → each node's desired egress state
+// (docs/architecture.md, "calc: the calculation graph").
 export {
   EgressCalculator,
   GATEWAY_POD_ANNOTATION,
-  DEFAULT_VXLAN_DEVICE,
-  VXLAN_OVERHEAD,
-  formatExplanation,
-  ruleCommand,
-  routeCommand,
-  neighbourCommand,
-  fdbCommand,
   type CalcOptions,
 } from './calculator.js';
 export type * from './types.js';
-export { TableIdAllocator, DEFAULT_TABLE_ID_BASE, DEFAULT_TABLE_ID_RANGE, type TableIdMove } from './tableids.js';
-export { hashString, fnv1a32, fmix32, rendezvousScore, rendezvousTopK, type Rankable } from './hash.js';
-export { aggregatePrefixes, gatewayMac, parsePrefix, formatPrefix, type Prefix } from './cidr.js';
+export { TableIdAllocator } from './tableids.js';
+export { hashString, fnv1a32, fmix32, rendezvousScore, rendezvousTopK } from './hash.js';

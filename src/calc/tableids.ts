@@ -13,10 +13,8 @@
 // Runs never wrap: the top `headroom` slots are reachable only by probing, and running past the end throws
 // (with the default 2^20 slots and thousands of tables that needs a run thousands of slots long).
 
+import { TABLE_ID_BASE, TABLE_ID_RANGE } from '../api/dataplane.js';
 import { hashString } from './hash.js';
-
-export const DEFAULT_TABLE_ID_BASE = 1000;
-export const DEFAULT_TABLE_ID_RANGE = 2 ** 20;
 
 export interface TableIdMove {
   key: string;
@@ -31,7 +29,7 @@ export class TableIdAllocator {
   private readonly bySlot = new Map<number, string>();
   private readonly byKey = new Map<string, { slot: number; home: number }>();
 
-  constructor(base: number = DEFAULT_TABLE_ID_BASE, size: number = DEFAULT_TABLE_ID_RANGE) {
+  constructor(base: number = TABLE_ID_BASE, size: number = TABLE_ID_RANGE) {
     if (!Number.isInteger(base) || !Number.isInteger(size) || size < 2) throw new RangeError('table id range: base and size must be integers, size >= 2');
     if (base < 1 || base + size - 1 > 0xfffffffe) throw new RangeError(`table id range [${base}, ${base + size}) must lie within [1, 2^32-1)`);
     if (base <= 255 && base + size - 1 >= 253) throw new RangeError(`table id range [${base}, ${base + size}) overlaps the kernel's reserved tables 253-255`);
@@ -41,12 +39,8 @@ export class TableIdAllocator {
     this.homes = size - headroom;
   }
 
-  get count(): number {
-    return this.byKey.size;
-  }
-
-  /** The home slot of a key (exposed for tests). */
-  home(key: string): number {
+  /** The home slot of a key. */
+  private home(key: string): number {
     return hashString(key) % this.homes;
   }
 

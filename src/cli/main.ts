@@ -21,7 +21,8 @@ import { addProcessCommands } from './processes.js';
 import type { Store, TxnOp } from '../datastore/types.js';
 import { StoreError } from '../datastore/types.js';
 import { runSelectorCheck } from '../selector/check.js';
-import { EgressCalculator, formatExplanation } from '../calc/index.js';
+import { EgressCalculator } from '../calc/index.js';
+import { formatExplanation } from './explain.js';
 import { describeObject, formatGatewayStatus, gatewayStatusView, printTable } from './print.js';
 import { deletePodGracefully } from '../controller/delete.js';
 

@@ -1,7 +1,7 @@
 // Parsers for what the kernel reports (`ip -json`, `bridge -json`, /proc/sys), into the small shapes the diff needs.
 // Samples of every format, taken from this machine inside a network namespace, are in test/dataplane/samples.ts.
 
-import { parseIPv4, parsePrefix, formatPrefix } from '../calc/cidr.js';
+import { formatCidr, parseIPv4, parsePrefix } from '../api/ipv4.js';
 import type { EgressRoute } from '../calc/types.js';
 import { sysctlPath, type RuleSelectors } from './commands.js';
 
@@ -20,7 +20,7 @@ export function normalizeDst(dst: unknown, len?: unknown): string | null {
   if (typeof dst !== 'string') return null;
   if (dst === 'default' || dst === 'all') return '0.0.0.0/0';
   const p = parsePrefix(typeof len === 'number' && !dst.includes('/') ? `${dst}/${len}` : dst);
-  return p ? formatPrefix(p) : null;
+  return p ? formatCidr(p) : null;
 }
 
 // ---- rules ------------------------------------------------------------------------------------------------------

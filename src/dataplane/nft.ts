@@ -36,7 +36,7 @@
 // (for another reason) writes the elements the node wants in the same transaction. The prerouting rule matches only
 // client-pool sources (pitfall 2: a reply carrying the mark would be routed back into the tunnel).
 
-import { aggregatePrefixes, formatIPv4, parseIPv4, parsePrefix, type Prefix } from '../calc/cidr.js';
+import { aggregatePrefixes, formatIPv4, parseIPv4, parsePrefix, type Cidr } from '../api/ipv4.js';
 import { STICKY_MARKS_MAP, type NodeNatConfig } from './types.js';
 
 export interface NftRuleSpec {
@@ -104,20 +104,20 @@ function metaMatch(key: string, op: '==' | '!=', value: string): unknown {
   return { match: { op, left: { meta: { key } }, right: value } };
 }
 
-function addrValue(prefixes: readonly Prefix[]): unknown {
-  const el = (p: Prefix): unknown => (p.len === 32 ? formatIPv4(p.addr) : { prefix: { addr: formatIPv4(p.addr), len: p.len } });
+function addrValue(prefixes: readonly Cidr[]): unknown {
+  const el = (p: Cidr): unknown => (p.prefix === 32 ? formatIPv4(p.addr) : { prefix: { addr: formatIPv4(p.addr), len: p.prefix } });
   return prefixes.length === 1 ? el(prefixes[0]) : { set: prefixes.map(el) };
 }
 
-function addrMatch(field: 'saddr' | 'daddr', op: '==' | '!=', prefixes: readonly Prefix[]): unknown {
+function addrMatch(field: 'saddr' | 'daddr', op: '==' | '!=', prefixes: readonly Cidr[]): unknown {
   return { match: { op, left: { payload: { protocol: 'ip', field } }, right: addrValue(prefixes) } };
 }
 
 const TCP_MSS = { 'tcp option': { name: 'maxseg', field: 'size' } };
 
 /** Aggregated (overlaps removed, adjacent merged) prefixes of valid CIDRs; invalid ones are dropped. */
-export function prefixesOf(cidrs: readonly string[]): Prefix[] {
-  return aggregatePrefixes(cidrs.map((c) => parsePrefix(c)).filter((p): p is Prefix => p !== undefined));
+export function prefixesOf(cidrs: readonly string[]): Cidr[] {
+  return aggregatePrefixes(cidrs.map((c) => parsePrefix(c)).filter((p): p is Cidr => p !== undefined));
 }
 
 export function natChain(nat: NodeNatConfig): NftChainSpec | null {
@@ -334,7 +334,7 @@ export function addressIntervals(v: unknown): [number, number][] | null {
         const p = o.prefix as { addr?: unknown; len?: unknown };
         const pre = typeof p.addr === 'string' && typeof p.len === 'number' ? parsePrefix(`${p.addr}/${p.len}`) : undefined;
         if (!pre) return false;
-        ranges.push([pre.addr, pre.addr + 2 ** (32 - pre.len) - 1]);
+        ranges.push([pre.addr, pre.addr + 2 ** (32 - pre.prefix) - 1]);
         return true;
       }
       if (keys[0] === 'range') {

@@ -12,7 +12,7 @@
 // Stickiness (sticky.ts) adds per-gateway tables (with the routes, same order), mark rules (with the rule adds and
 // deletions) and the map `gw_marks` (whose elements change in place unless the table is rebuilt anyway).
 
-import { comparePrefix, parsePrefix } from '../calc/cidr.js';
+import { comparePrefix, parsePrefix } from '../api/ipv4.js';
 import type { EgressRoute, NodeEgressState } from '../calc/types.js';
 import { BRIDGE, IP, type RuleSelectors } from './commands.js';
 import { routeKey, routeSignature, type ActualFdb, type ActualLink, type ActualNeighbour, type ActualRoute, type ActualRule } from './kernel.js';

@@ -16,7 +16,7 @@
 // is not handed out again in the same reconcile (see assignMarks).
 // Everything here is pure.
 
-import { aggregatePrefixes, formatIPv4, formatPrefix, parseIPv4, parsePrefix, prefixContainsIP, type Prefix } from '../calc/cidr.js';
+import { aggregatePrefixes, cidrContains, formatCidr, formatIPv4, parseIPv4, parsePrefix, type Cidr } from '../api/ipv4.js';
 import type { EgressTable, NodeEgressState } from '../calc/types.js';
 import type { ActualRoute } from './kernel.js';
 import { DEFAULT_STICKY_MARK_MASK, STICKY_TABLE_BASE, STICKY_TABLE_RANGE, type NodeNatConfig } from './types.js';
@@ -92,10 +92,10 @@ export function stickyGateways(desired: NodeEgressState): string[] {
 }
 
 /** Client pools: every pool minus the egress pools (gateways are never clients), aggregated. */
-export function clientPools(nat: NodeNatConfig): Prefix[] {
-  const egress = new Set(nat.egressPools.map((c) => parsePrefix(c)).filter((p): p is Prefix => p !== undefined).map(formatPrefix));
-  const all = nat.allPools.map((c) => parsePrefix(c)).filter((p): p is Prefix => p !== undefined);
-  return aggregatePrefixes(all.filter((p) => !egress.has(formatPrefix(p))));
+export function clientPools(nat: NodeNatConfig): Cidr[] {
+  const egress = new Set(nat.egressPools.map((c) => parsePrefix(c)).filter((p): p is Cidr => p !== undefined).map(formatCidr));
+  const all = nat.allPools.map((c) => parsePrefix(c)).filter((p): p is Cidr => p !== undefined);
+  return aggregatePrefixes(all.filter((p) => !egress.has(formatCidr(p))));
 }
 
 /**
@@ -207,7 +207,7 @@ export function planSticky(
 ): StickyPlan {
   const pools = clientPools(nat);
   const priority = desired.rulePriority - 1;
-  const empty: StickyPlan = { assigned: new Map(), marks: [], tables: [], rules: [], priority, clientPools: pools.map(formatPrefix), warnings: [] };
+  const empty: StickyPlan = { assigned: new Map(), marks: [], tables: [], rules: [], priority, clientPools: pools.map(formatCidr), warnings: [] };
   if (!cfg.enabled) return empty;
   const wanted = stickyGateways(desired);
   const dev = desired.vxlan.device;
@@ -228,10 +228,10 @@ export function planSticky(
     // nothing to pin
   } else if (priority < 0) warnings.push(`stickiness: rule priority ${desired.rulePriority} leaves no room for the mark rules (priority − 1): connections are not pinned`);
   else if (!pools.length) warnings.push('stickiness: no client pools (IP pools minus egress pools): connections are not pinned');
-  else if (local !== undefined && pools.some((p) => prefixContainsIP(p, local))) {
+  else if (local !== undefined && pools.some((p) => cidrContains(p, local))) {
     warnings.push(`stickiness: the node IP ${desired.vxlan.local} is inside a client pool (tunnel packets would match the mark rules): connections are not pinned`);
   } else {
-    for (const p of pools) for (const t of tables) rules.push({ src: formatPrefix(p), mark: markOf(t.id - cfg.tableBase, cfg), table: t.id });
+    for (const p of pools) for (const t of tables) rules.push({ src: formatCidr(p), mark: markOf(t.id - cfg.tableBase, cfg), table: t.id });
   }
-  return { assigned, marks, tables, rules, priority, clientPools: pools.map(formatPrefix), warnings };
+  return { assigned, marks, tables, rules, priority, clientPools: pools.map(formatCidr), warnings };
 }

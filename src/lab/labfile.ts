@@ -2,7 +2,7 @@
 // file, line and column of the field; unknown fields are errors; defaults as in docs/dataplane.md.
 import { readFileSync } from 'node:fs';
 import { Checker } from '../api/check.js';
-import { cidrContains, cidrsOverlap, formatCidr, formatIPv4, hasHostBits, maskOf, parseCidr, parseIPv4, type Cidr } from '../api/ipv4.js';
+import { cidrContains, cidrsOverlap, formatCidr, formatIPv4, hasHostBits, maskOf, networkOf, parseCidr, parseIPv4, type Cidr } from '../api/ipv4.js';
 import { formatPath, parseManifest, type FieldPath, type ManifestProblem } from '../api/manifest.js';
 
 export const LAB_NAME = /^[a-z0-9]{1,8}$/;
@@ -83,7 +83,7 @@ function cidrField(c: Checker, v: unknown, path: FieldPath, dflt: string): Cidr 
   if (s === undefined) return undefined;
   const cidr = parseCidr(s);
   if (!cidr) return c.error(path, `${JSON.stringify(s)} is not an IPv4 CIDR such as 10.0.0.0/24`);
-  if (hasHostBits(cidr)) return c.error(path, `${s} has host bits set; did you mean ${formatCidr({ addr: (cidr.addr & maskOf(cidr.prefix)) >>> 0, prefix: cidr.prefix })}?`);
+  if (hasHostBits(cidr)) return c.error(path, `${s} has host bits set; did you mean ${formatCidr(networkOf(cidr))}?`);
   return cidr;
 }
 

@@ -1,7 +1,8 @@
 // explain: the seed guide's scenario, answered with reasons and the kernel objects.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { EgressCalculator, formatExplanation } from '../../src/calc/index.js';
+import { EgressCalculator } from '../../src/calc/index.js';
+import { formatExplanation } from '../../src/cli/explain.js';
 import { felix, gw, namespace, node, NSSEL, pod, POLICY, policy, pool, SEL } from './helpers.js';
 
 function guide(): EgressCalculator {

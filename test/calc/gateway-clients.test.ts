@@ -3,9 +3,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import type { Resource } from '../../src/api/meta.js';
-import type { EgressIPSupport } from '../../src/api/types.js';
-import { EgressCalculator } from '../../src/calc/index.js';
+import { formatIPv4, parseIPv4, parsePrefix } from '../../src/api/ipv4.js';
+import { keyOf, keyString, type Resource } from '../../src/api/meta.js';
+import { parseMaxNextHops } from '../../src/api/parse.js';
+import { podIPv4 } from '../../src/api/pod.js';
+import { FELIX_DEFAULTS, type EgressGatewayPolicy, type EgressGatewayRule, type EgressIPSupport, type Pod } from '../../src/api/types.js';
+import { EgressCalculator, type GatewayHealth } from '../../src/calc/index.js';
+import { parseSelector } from '../../src/selector/index.js';
 import { felix, gw, MAXHOPS, namespace, node, NSSEL, pod, POLICY, policy, pool, SEL } from './helpers.js';
 
 const IN_EGW = "projectcalico.org/name == 'egw'";
@@ -240,4 +244,145 @@ describe('calc: gatewayClients', () => {
       { numRuns: 300 },
     );
   });
+
+  it('equals a brute-force reference (every client re-resolved from the resources) after random changes', () => {
+    const NS = ['ns0', 'ns1', 'egw'];
+    const sels = ["c == 'red'", "c == 'blue'", 'has(c)', 'all()', "c = 'bad'", ' ', ''];
+    const nsSels = [undefined, 'all()', "tier == 'gw'", "projectcalico.org/name == 'egw'", '', 'bad =='];
+    const arbAnn = fc.oneof(
+      fc.constant(undefined),
+      fc.record({ s: fc.constantFrom(...sels), n: fc.constantFrom(...nsSels), k: fc.constantFrom(undefined, '1', 'x', '1234567890', ' 2 ') }).map(({ s, n, k }) => {
+        const a: Record<string, string> = { [SEL]: s };
+        if (n !== undefined) a[NSSEL] = n;
+        if (k) a[MAXHOPS] = k;
+        return a;
+      }),
+      fc.record({ p: fc.constantFrom('p1', 'p2', 'missing', ' p1 '), s: fc.option(fc.constantFrom(...sels)) }).map(({ p, s }) => ({ [POLICY]: p, ...(s === null ? {} : { [SEL]: s }) })),
+      fc.constant({ [NSSEL]: 'all()' }),
+    );
+    const arbRule: fc.Arbitrary<EgressGatewayRule> = fc
+      .record({
+        // 10.244.0.0/16 is the pod pool: a rule inside it is internal (routes nothing) but still allows its clients
+        dst: fc.constantFrom(undefined, '8.8.8.0/24', '10.0.0.0/8', '10.244.1.0/24'),
+        s: fc.option(fc.constantFrom(...sels)),
+        n: fc.constantFrom(...nsSels),
+        k: fc.constantFrom(0, 1),
+      })
+      .map(({ dst, s, n, k }) => ({ destination: dst ? { cidr: dst } : undefined, gateway: s === null ? undefined : { selector: s, namespaceSelector: n, maxNextHops: k } }));
+    const arbResource: fc.Arbitrary<Resource> = fc.oneof(
+      fc.constantFrom<EgressIPSupport>('Disabled', 'EnabledPerNamespace', 'EnabledPerNamespaceOrPerPod', 'EnabledPerNamespaceOrPerPod').map((x) => felix(x)),
+      fc.record({ n: fc.constantFrom(...NS), tier: fc.boolean(), ann: arbAnn }).map(({ n, tier, ann }) => namespace(n, { labels: tier ? { tier: 'gw' } : undefined, annotations: ann })),
+      fc.record({ name: fc.constantFrom('p1', 'p2'), rules: fc.uniqueArray(arbRule, { minLength: 1, maxLength: 3, selector: (r) => r.destination?.cidr ?? '' }) }).map(({ name, rules }) => policy(name, rules)),
+      fc.record({ ns: fc.constantFrom(...NS), i: fc.nat(3), c: fc.constantFrom(undefined, 'red', 'blue'), ready: fc.boolean(), phase: fc.constantFrom('Running' as const, 'Succeeded' as const), noip: fc.boolean() })
+        .map(({ ns, i, c, ready, phase, noip }) => gw(ns, `gw-${i}`, { ip: noip ? undefined : `10.10.10.${i + 1}`, node: 'n1', labels: c ? { c } : undefined, ready, phase })),
+      fc.record({ ns: fc.constantFrom(...NS), i: fc.nat(5), ann: arbAnn, n: fc.constantFrom('n1', 'n2', undefined), ip: fc.nat(7), phase: fc.constantFrom('Running' as const, 'Running' as const, 'Failed' as const) })
+        .map(({ ns, i, ann, n, ip, phase }) => pod(ns, i === 5 ? 'gw-0' : `c${i}`, { ip: ip === 7 ? undefined : `10.244.1.${ip + 1}`, node: n, annotations: ann, phase })),
+    );
+    type Op = { op: 'upsert'; r: Resource } | { op: 'remove'; pick: number } | { op: 'health'; key: string; h: GatewayHealth | null } | { op: 'check' } | { op: 'state'; n: string };
+    const arbOp: fc.Arbitrary<Op> = fc.oneof(
+      { weight: 8, arbitrary: arbResource.map((r) => ({ op: 'upsert' as const, r })) },
+      { weight: 2, arbitrary: fc.nat().map((pick) => ({ op: 'remove' as const, pick })) },
+      { weight: 1, arbitrary: fc.record({ key: fc.constantFrom('egw/gw-0', 'ns0/gw-1'), h: fc.option(fc.record({ ready: fc.boolean() }), { nil: null }) }).map(({ key, h }) => ({ op: 'health' as const, key, h })) },
+      { weight: 2, arbitrary: fc.constant({ op: 'check' as const }) },
+      { weight: 1, arbitrary: fc.constantFrom('n1', 'n2').map((n) => ({ op: 'state' as const, n })) },
+    );
+    const base: Resource[] = [felix('EnabledPerNamespaceOrPerPod'), pool('pods', '10.244.0.0/16'), node('n1', '192.168.1.1'), namespace('egw', { labels: { tier: 'gw' } })];
+    fc.assert(
+      fc.property(fc.array(arbOp, { minLength: 1, maxLength: 60 }), (ops) => {
+        const c = new EgressCalculator();
+        const live = new Map<string, Resource>();
+        const upsert = (r: Resource) => {
+          live.set(keyString(keyOf(r)), r);
+          c.upsert(r);
+        };
+        const check = () => {
+          for (const ns of NS) for (let i = 0; i < 4; i++) assert.deepEqual(c.gatewayClients(`${ns}/gw-${i}`), referenceGatewayClients([...live.values()], `${ns}/gw-${i}`), `${ns}/gw-${i}`);
+        };
+        base.forEach(upsert);
+        for (const o of ops) {
+          if (o.op === 'upsert') upsert(o.r);
+          else if (o.op === 'remove') {
+            const keys = [...live.keys()];
+            if (keys.length === 0) continue;
+            const k = keys[o.pick % keys.length];
+            c.remove(live.get(k)!);
+            live.delete(k);
+          } else if (o.op === 'health') c.setGatewayHealth(o.key, o.h);
+          else if (o.op === 'state') c.nodeState(o.n);
+          else check();
+        }
+        check();
+      }),
+      { numRuns: 400 },
+    );
+  });
 });
+
+/**
+ * gatewayClients' documented semantics, computed the slow way: every client pod re-resolved from the resources (the
+ * resolution order of docs/architecture.md), a configuration counting when any of its gateway rules' selectors
+ * match the gateway pod; health, drain, hop limits and internal destinations ignored.
+ */
+function referenceGatewayClients(rs: readonly Resource[], gwKey: string): string[] {
+  const key = (r: Resource) => `${r.metadata.namespace || 'default'}/${r.metadata.name}`;
+  const ann = (a: Record<string, string> | undefined, name: string): string | undefined => {
+    const v = a?.[name]?.trim();
+    return v ? v : undefined;
+  };
+  const sel = (text: string) => {
+    try {
+      return parseSelector(text);
+    } catch {
+      return null;
+    }
+  };
+  const pods = rs.filter((r): r is Pod => r.kind === 'Pod');
+  const finished = (p: Pod) => p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed';
+  const isGw = (p: Pod) => p.metadata.annotations?.['egw.dev/egress-gateway'] !== undefined;
+  const gp = pods.find((p) => key(p) === gwKey);
+  if (!gp || !isGw(gp) || finished(gp)) return [];
+  const fcfg = rs.find((r) => r.kind === 'FelixConfiguration' && r.metadata.name === 'default') as { spec?: { egressIPSupport?: EgressIPSupport } } | undefined;
+  const support = fcfg?.spec?.egressIPSupport ?? FELIX_DEFAULTS.egressIPSupport;
+  if (support === 'Disabled') return [];
+  const nsObj = (n: string) => rs.find((r) => r.kind === 'Namespace' && r.metadata.name === n);
+  const nsLabels = (n: string) => ({ ...(nsObj(n)?.metadata.labels ?? {}), 'projectcalico.org/name': n });
+  const policies = new Map(rs.filter((r) => r.kind === 'EgressGatewayPolicy').map((r) => [r.metadata.name, r as EgressGatewayPolicy]));
+  const gwNs = gp.metadata.namespace || 'default';
+  const matches = (selector: string, namespaceSelector: string | undefined, clientNs: string): boolean => {
+    if (namespaceSelector === undefined || namespaceSelector.trim() === '') {
+      if (gwNs !== clientNs) return false;
+    } else if (!sel(namespaceSelector)?.matches(nsLabels(gwNs))) return false;
+    return sel(selector)?.matches(gp.metadata.labels ?? {}) ?? false;
+  };
+  const ips = new Set<number>();
+  for (const p of pods) {
+    const ip = podIPv4(p);
+    if (isGw(p) || finished(p) || ip === null || !p.spec?.nodeName) continue;
+    const ns = p.metadata.namespace || 'default';
+    const nsA = nsObj(ns)?.metadata.annotations;
+    const podA = support === 'EnabledPerNamespaceOrPerPod' ? p.metadata.annotations : undefined;
+    const pp = ann(podA, POLICY);
+    const np = ann(nsA, POLICY);
+    let ok = false;
+    const policy = pp !== undefined && policies.has(pp) ? pp : np !== undefined && policies.has(np) ? np : undefined;
+    if (policy !== undefined) {
+      const seen = new Set<string>();
+      for (const r of policies.get(policy)!.spec?.rules ?? []) {
+        const dst = r.destination?.cidr ? parsePrefix(r.destination.cidr) : { addr: 0, prefix: 0 };
+        const d = dst ? `${dst.addr}/${dst.prefix}` : null;
+        if (d === null || seen.has(d)) continue; // calc keeps the first rule per destination
+        seen.add(d);
+        if (r.gateway && matches(r.gateway.selector ?? '', r.gateway.namespaceSelector, ns)) ok = true;
+      }
+    } else if (pp === undefined && np === undefined) {
+      const a = ann(podA, SEL) !== undefined ? podA : ann(nsA, SEL) !== undefined ? nsA : undefined;
+      const s = ann(a, SEL);
+      const n = ann(a, NSSEL);
+      const k = ann(a, MAXHOPS);
+      const valid = s !== undefined && sel(s) !== null && (n === undefined || sel(n) !== null) && (k === undefined || parseMaxNextHops(k) !== undefined);
+      if (valid) ok = matches(s, n, ns);
+    } // else: a policy annotation naming no policy fails closed
+    if (ok) ips.add(parseIPv4(ip)!);
+  }
+  return [...ips].sort((a, b) => a - b).map(formatIPv4);
+}

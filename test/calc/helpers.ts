@@ -31,7 +31,8 @@ export interface PodOpts {
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
   phase?: 'Pending' | 'Running' | 'Succeeded' | 'Failed';
-  ready?: boolean;
+  /** The Ready condition's status; null or absent: no Ready condition (gw() defaults to true). */
+  ready?: boolean | 'Unknown' | null;
   deleting?: boolean;
 }
 
@@ -41,7 +42,7 @@ export function pod(ns: string, name: string, o: PodOpts = {}): Resource {
     status.podIP = o.ip;
     status.podIPs = [{ ip: o.ip }];
   }
-  if (o.ready !== undefined) status.conditions = [{ type: 'Ready', status: o.ready ? 'True' : 'False' }];
+  if (o.ready !== undefined && o.ready !== null) status.conditions = [{ type: 'Ready', status: o.ready === 'Unknown' ? 'Unknown' : o.ready ? 'True' : 'False' }];
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -57,9 +58,13 @@ export function pod(ns: string, name: string, o: PodOpts = {}): Resource {
   };
 }
 
-/** A gateway pod of EgressGateway `egw` (default: its name up to the last dash). */
+/**
+ * A gateway pod of EgressGateway `egw` (default: its name up to the last dash). Ready unless told otherwise: phase
+ * Running (pod()'s default) and Ready=True, what a gateway pod needs to be eligible (docs/dataplane.md, "Gateway
+ * readiness").
+ */
 export function gw(ns: string, name: string, o: PodOpts & { egw?: string } = {}): Resource {
-  return pod(ns, name, { ...o, annotations: { ...(o.annotations ?? {}), [GATEWAY_POD_ANNOTATION]: o.egw ?? name.replace(/-[^-]*$/, '') } });
+  return pod(ns, name, { ...o, ready: o.ready === undefined ? true : o.ready, annotations: { ...(o.annotations ?? {}), [GATEWAY_POD_ANNOTATION]: o.egw ?? name.replace(/-[^-]*$/, '') } });
 }
 
 export function policy(name: string, rules: EgressGatewayRule[]): Resource {

@@ -55,9 +55,13 @@ const arbResource: fc.Arbitrary<Resource> = fc.oneof(
     ip: fc.integer({ min: 1, max: 8 }),
     n: fc.constantFrom(...NODES),
     color: fc.constantFrom(undefined, 'red', 'blue', 'green'),
-    ready: fc.constantFrom(undefined, true, false),
+    // null: no Ready condition at all
+    ready: fc.constantFrom<boolean | 'Unknown' | null>(true, true, false, 'Unknown', null),
+    phase: fc.constantFrom('Running' as const, 'Running' as const, 'Pending' as const),
     deleting: fc.boolean(),
-  }).map(({ ns, name, ip, n, color, ready, deleting }) => gw(ns, name, { ip: `10.10.10.${ip}`, node: n, labels: color ? { color } : undefined, ready, deleting: deleting && ip % 3 === 0 })),
+  }).map(({ ns, name, ip, n, color, ready, phase, deleting }) =>
+    gw(ns, name, { ip: `10.10.10.${ip}`, node: n, labels: color ? { color } : undefined, ready, phase, deleting: deleting && ip % 3 === 0 }),
+  ),
   // client pods
   fc.record({
     ns: fc.constantFrom('ns-a', 'ns-b', 'egw'),

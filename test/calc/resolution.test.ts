@@ -1,9 +1,10 @@
-// SPEC §2, line by line: which configuration a client gets, and the routes it produces.
+// The resolution order (docs/architecture.md, "calc: resolution order"), line by line: which configuration a client
+// gets, and the routes it produces.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Resource } from '../../src/api/meta.js';
 import type { EgressIPSupport } from '../../src/api/types.js';
-import { EgressCalculator } from '../../src/calc/index.js';
+import { EgressCalculator, type NodeEgressState } from '../../src/calc/index.js';
 import { felix, gw, lookup, MAXHOPS, namespace, node, NSSEL, pod, POLICY, policy, pool, SEL, tableOf } from './helpers.js';
 
 const IN_EGW = "projectcalico.org/name == 'egw'";
@@ -37,7 +38,7 @@ function client(annotations?: Record<string, string>, o: { name?: string; ip?: s
   return pod(o.ns ?? 'app', o.name ?? 'c1', { ip: o.ip ?? '10.244.1.10', node: o.node ?? 'n1', annotations });
 }
 
-describe('calc: resolution order (SPEC §2)', () => {
+describe('calc: resolution order', () => {
   const rows: { name: string; support?: EgressIPSupport; ns?: Record<string, string>; pod?: Record<string, string>; expect: 'main' | 'unreachable' | string[] }[] = [
     { name: 'Disabled: nothing applies', support: 'Disabled', ns: RED, pod: BLUE, expect: 'main' },
     { name: 'EnabledPerNamespace ignores pod selector annotations', support: 'EnabledPerNamespace', pod: RED, expect: 'main' },
@@ -61,6 +62,9 @@ describe('calc: resolution order (SPEC §2)', () => {
     { name: 'selector without namespaceSelector matches only the own namespace', pod: { [SEL]: "egress-code == 'red'" }, expect: 'unreachable' },
     { name: 'invalid selector annotation fails closed', pod: { [SEL]: "egress-code = 'red'" }, expect: 'unreachable' },
     { name: 'non-decimal maxNextHops annotation fails closed', pod: { ...RED, [MAXHOPS]: 'two' }, expect: 'unreachable' },
+    // the api rule (parseMaxNextHops: 1–9 digits), which validation applies too; calc used to accept any safe integer
+    { name: 'a 10-digit maxNextHops annotation fails closed, as validation rejects it', pod: { ...RED, [MAXHOPS]: '1234567890' }, expect: 'unreachable' },
+    { name: 'a 9-digit maxNextHops annotation is a (large) hop limit', pod: { ...RED, [MAXHOPS]: '999999999' }, expect: RED_IPS },
   ];
   for (const row of rows) {
     it(row.name, () => {
@@ -184,6 +188,19 @@ describe('calc: selector scope and namespaces', () => {
     assert.deepEqual(lookup(c.nodeState('n1'), 'egw/x', '8.8.8.8'), ['10.10.10.1', '10.10.10.2', '10.10.10.4']);
     c.upsert(gw('egw', 'x', { ip: '10.244.1.10', node: 'n1', labels: { 'egress-code': 'red' }, annotations: RED }));
     assert.equal(tableOf(c.nodeState('n1'), 'egw/x'), null);
+  });
+
+  it('a pod without metadata.namespace (or with an empty one) is in default, on upsert and on remove (namespaceOf)', () => {
+    const c = calcWith([namespace('default', { annotations: RED })]);
+    for (const ns of [undefined, '']) {
+      const p = client(undefined, { ns: 'x', name: 'anon' });
+      p.metadata.namespace = ns;
+      c.upsert(p);
+      assert.deepEqual(lookup(c.nodeState('n1'), 'default/anon', '8.8.8.8'), RED_IPS);
+      assert.equal(c.explain('default', 'anon', '8.8.8.8').verdict, 'via-gateway');
+      c.remove({ kind: 'Pod', namespace: '', name: 'anon' });
+      assert.deepEqual(c.nodeState('n1').rules, []);
+    }
   });
 
   it('pods without an IP, unscheduled, finished, or on other nodes get no rule here', () => {
@@ -371,6 +388,34 @@ describe('calc: candidates, health, PreferNodeLocal, maxNextHops', () => {
     assert.deepEqual(lookup(c.nodeState('n1'), 'app/c1', '8.8.8.8'), [...RED_IPS, '10.10.10.4']);
   });
 
+  it('a gateway pod is eligible only when Running with Ready=True (as Endpoints count it); a health report overrides the Pod', () => {
+    const red = { 'egress-code': 'red' };
+    const c = calcWith([
+      namespace('app', { annotations: RED }),
+      client(),
+      gw('egw', 'red-none', { ip: '10.10.10.4', node: 'n3', labels: red, ready: null }),
+      gw('egw', 'red-pending', { ip: '10.10.10.5', node: 'n3', labels: red, phase: 'Pending', ready: true }),
+      gw('egw', 'red-unknown', { ip: '10.10.10.6', node: 'n3', labels: red, ready: 'Unknown' }),
+    ]);
+    // red-a and red-b (world()) are Running with Ready=True
+    assert.deepEqual(lookup(c.nodeState('n1'), 'app/c1', '8.8.8.8'), RED_IPS);
+    const why = new Map(c.explain('app', 'c1', '8.8.8.8').candidates.map((x) => [x.pod, [x.eligible, ...x.reasons]]));
+    assert.deepEqual(why.get('egw/red-a'), [true]);
+    assert.deepEqual(why.get('egw/red-none'), [false, 'not ready', 'pod has no Ready condition']);
+    assert.deepEqual(why.get('egw/red-pending'), [false, 'not ready', 'pod phase is Pending, not Running']);
+    assert.deepEqual(why.get('egw/red-unknown'), [false, 'not ready', 'pod Ready condition is Unknown']);
+    // the gateway's health as reported (agent heartbeats) wins over the Pod object, both ways
+    c.setGatewayHealth('egw/red-none', { ready: true });
+    c.setGatewayHealth('egw/red-a', { ready: false });
+    assert.deepEqual(lookup(c.nodeState('n1'), 'app/c1', '8.8.8.8'), ['10.10.10.2', '10.10.10.4']);
+    c.setGatewayHealth('egw/red-none', null);
+    c.setGatewayHealth('egw/red-a', null);
+    assert.deepEqual(lookup(c.nodeState('n1'), 'app/c1', '8.8.8.8'), RED_IPS);
+    // and the Pod becoming ready is enough
+    c.upsert(gw('egw', 'red-pending', { ip: '10.10.10.5', node: 'n3', labels: red, phase: 'Running', ready: true }));
+    assert.deepEqual(lookup(c.nodeState('n1'), 'app/c1', '8.8.8.8'), [...RED_IPS, '10.10.10.5']);
+  });
+
   it('draining gateways get no new clients but stay in the gateway list for the clients that use them', () => {
     const c = calcWith([namespace('app', { annotations: RED }), client()]);
     c.setGatewayHealth('egw/red-b', { ready: true, draining: true });
@@ -434,6 +479,29 @@ describe('calc: candidates, health, PreferNodeLocal, maxNextHops', () => {
     assert.ok(!c.nodeState('n1').gateways.some((g) => g.ip === '10.10.10.104'), 'a not-ready gateway is dropped');
     c.remove({ kind: 'Pod', namespace: 'app', name: 'c1' });
     assert.deepEqual(c.nodeState('n1').gateways, [], 'no clients, no gateways');
+  });
+
+  it('a namespace label change that adds or removes an unused candidate updates the gateway list (incremental = fresh)', () => {
+    // Two clients limited to one hop, both on red-a: a gateway joining or leaving their entry through its namespace's
+    // labels changes no route and no table, only the list (it used to stay stale until something else changed).
+    const extra = [
+      namespace('egw2'),
+      gw('egw2', 'red-z', { ip: '10.10.10.20', node: 'n3', labels: { 'egress-code': 'red' } }),
+      gw('egw', 'red-b', { ip: '10.10.10.2', node: 'n2', labels: { 'egress-code': 'blue-ish' } }), // leaves red-a alone
+      namespace('app', { annotations: { [SEL]: "egress-code == 'red'", [NSSEL]: "tier == 'gateways'", [MAXHOPS]: '1' } }),
+      client(undefined, { name: 'a0', ip: '10.244.1.1' }),
+      client(undefined, { name: 'b0', ip: '10.244.1.2' }),
+    ];
+    const c = calcWith(extra);
+    const ips = (st: NodeEgressState) => st.gateways.map((g) => g.ip);
+    assert.deepEqual(ips(c.nodeState('n1')), ['10.10.10.1']);
+    c.upsert(namespace('egw2', { labels: { tier: 'gateways' } }));
+    const st = c.nodeState('n1');
+    for (const p of ['app/a0', 'app/b0']) assert.deepEqual(lookup(st, p, '8.8.8.8'), ['10.10.10.1'], `${p} keeps red-a (precondition)`);
+    assert.deepEqual(ips(st), ['10.10.10.1', '10.10.10.20']);
+    assert.deepEqual(st, calcWith([...extra, namespace('egw2', { labels: { tier: 'gateways' } })]).nodeState('n1'));
+    c.upsert(namespace('egw2'));
+    assert.deepEqual(ips(c.nodeState('n1')), ['10.10.10.1']);
   });
 });
 

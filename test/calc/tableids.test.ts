@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { aggregatePrefixes, formatPrefix, gatewayMac, parsePrefix, TableIdAllocator } from '../../src/calc/index.js';
+import { aggregatePrefixes, formatCidr, gatewayMac, parsePrefix } from '../../src/api/ipv4.js';
+import { TableIdAllocator } from '../../src/calc/index.js';
 
 function fresh(keys: Iterable<string>, base: number, size: number): [string, number][] {
   const a = new TableIdAllocator(base, size);
@@ -71,13 +72,13 @@ describe('calc: table ID allocation', () => {
 describe('calc: prefixes and MACs', () => {
   it('aggregates node addresses and pools into the minimal cover', () => {
     const p = (s: string) => parsePrefix(s)!;
-    const agg = (xs: string[]) => aggregatePrefixes(xs.map(p)).map(formatPrefix);
+    const agg = (xs: string[]) => aggregatePrefixes(xs.map(p)).map(formatCidr);
     assert.deepEqual(agg(['192.168.1.0', '192.168.1.1', '192.168.1.2', '192.168.1.3']), ['192.168.1.0/30']);
     assert.deepEqual(agg(['192.168.1.1', '192.168.1.2']), ['192.168.1.1/32', '192.168.1.2/32']);
     assert.deepEqual(agg(['10.244.0.0/16', '10.244.3.0/24', '10.245.0.0/16', '10.0.0.5']), ['10.0.0.5/32', '10.244.0.0/15']);
     assert.deepEqual(agg(['0.0.0.0/1', '128.0.0.0/1']), ['0.0.0.0/0']);
     assert.deepEqual(agg([]), []);
-    assert.equal(formatPrefix(p('10.1.2.3/8')), '10.0.0.0/8');
+    assert.equal(formatCidr(p('10.1.2.3/8')), '10.0.0.0/8');
   });
 
   it('aggregation covers exactly the union (random check)', () => {
@@ -85,8 +86,8 @@ describe('calc: prefixes and MACs', () => {
       fc.property(fc.array(fc.record({ a: fc.integer({ min: 0, max: 255 }), len: fc.integer({ min: 26, max: 32 }) }), { maxLength: 20 }), (xs) => {
         const ps = xs.map((x) => parsePrefix(`10.0.0.${x.a}/${x.len}`)!);
         const agg = aggregatePrefixes(ps);
-        const inUnion = (ip: number) => ps.some((p) => ip >>> (32 - p.len) === p.addr >>> (32 - p.len) || p.len === 0);
-        const inAgg = (ip: number) => agg.filter((p) => (p.len === 0 ? true : ip >>> (32 - p.len) === p.addr >>> (32 - p.len))).length;
+        const inUnion = (ip: number) => ps.some((p) => ip >>> (32 - p.prefix) === p.addr >>> (32 - p.prefix) || p.prefix === 0);
+        const inAgg = (ip: number) => agg.filter((p) => (p.prefix === 0 ? true : ip >>> (32 - p.prefix) === p.addr >>> (32 - p.prefix))).length;
         for (let i = 0; i < 256; i++) {
           const ip = (10 * 2 ** 24 + i) >>> 0;
           assert.equal(inAgg(ip), inUnion(ip) ? 1 : 0);
@@ -94,8 +95,8 @@ describe('calc: prefixes and MACs', () => {
         for (let i = 1; i < agg.length; i++) {
           const prev = agg[i - 1];
           const cur = agg[i];
-          assert.ok(prev.addr + 2 ** (32 - prev.len) <= cur.addr, 'sorted and disjoint');
-          const siblings = prev.len === cur.len && prev.len > 0 && prev.addr % 2 ** (33 - prev.len) === 0 && cur.addr === prev.addr + 2 ** (32 - prev.len);
+          assert.ok(prev.addr + 2 ** (32 - prev.prefix) <= cur.addr, 'sorted and disjoint');
+          const siblings = prev.prefix === cur.prefix && prev.prefix > 0 && prev.addr % 2 ** (33 - prev.prefix) === 0 && cur.addr === prev.addr + 2 ** (32 - prev.prefix);
           assert.ok(!siblings, 'minimal: no two blocks merge into one');
         }
       }),

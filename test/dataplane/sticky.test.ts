@@ -70,7 +70,7 @@ describe('marks', () => {
     assert.deepEqual(stickyGateways(d), ['10.10.0.2', '10.10.0.3', '10.10.0.4']);
     assert.deepEqual(stickyGateways(desiredState({ enabled: false })), []);
     assert.deepEqual(
-      clientPools(natConfig({ allPools: ['10.244.0.0/16', '10.10.0.0/24', '10.245.0.0/16', '192.168.0.0/24'], egressPools: ['10.10.0.0/24'] })).map((p) => `${p.addr}/${p.len}`).length,
+      clientPools(natConfig({ allPools: ['10.244.0.0/16', '10.10.0.0/24', '10.245.0.0/16', '192.168.0.0/24'], egressPools: ['10.10.0.0/24'] })).map((p) => `${p.addr}/${p.prefix}`).length,
       2, // 10.244/16 + 10.245/16 merge into 10.244/15; 192.168.0.0/24
     );
   });
