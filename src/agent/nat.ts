@@ -1,4 +1,4 @@
-// The node NAT configuration (Calico's natOutgoing, minus egress pools; SPEC §3.3) derived from the IP pools and
+// The node NAT configuration (Calico's natOutgoing, minus egress pools; docs/behaviour.md §3.3) derived from the IP pools and
 // the EgressGateways that name them.
 import type { Resource } from '../api/meta.js';
 import type { EgressGateway, IPPool } from '../api/types.js';

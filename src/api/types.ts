@@ -230,7 +230,7 @@ export const FELIX_DEFAULTS = {
   egressIPVXLANPort: 4790,
   egressIPVXLANVNI: 4097,
   egressIPRoutingRulePriority: 100,
-  // egw's defaults are much faster than Calico's 10s x 3 (SPEC §5: failover within 1 s).
+  // egw's defaults are much faster than Calico's 10s x 3 (docs/behaviour.md §5: failover within 1 s).
   egressGatewayPollInterval: '200ms',
   egressGatewayPollFailureCount: 3,
 };

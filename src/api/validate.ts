@@ -1,4 +1,4 @@
-// Validation and defaulting of each kind egw knows, following SPEC §1. Every problem names the field path; the
+// Validation and defaulting of each kind egw knows, following docs/behaviour.md §1. Every problem names the field path; the
 // caller (see load.ts) turns paths into file:line:column. Pure: no I/O.
 import { Checker } from './check.js';
 import type { FieldPath, RawObject } from './manifest.js';

@@ -54,8 +54,6 @@ import { TableIdAllocator } from './tableids.js';
 import type { Explanation, GatewayHealth, NodeEgressState } from './types.js';
 
 export { GATEWAY_POD_ANNOTATION } from './records.js';
-/** Transitional: src/gateway/dataplane.ts still imports it from here; its home is src/api/dataplane.ts. */
-export { VXLAN_OVERHEAD };
 
 export interface CalcOptions {
   /** MTU of the underlay (node) network; the VXLAN device gets this − VXLAN_OVERHEAD. Default 1500. */

@@ -6,7 +6,7 @@
 // state dirty, and a reconcile re-reads everything and converges; a periodic resync reconciles anyway. Errors are
 // logged and retried with backoff; the loop only ends when `signal` aborts. One controller per datastore is assumed.
 //
-// Drain (SPEC §3.6): scale-down surplus and the pods of a deleted EgressGateway are deleted gracefully
+// Drain (docs/behaviour.md §3.6): scale-down surplus and the pods of a deleted EgressGateway are deleted gracefully
 // (deletePodGracefully: deletionTimestamp = now + the template's terminationGracePeriodSeconds, default 30); the
 // kubelet keeps them serving their existing connections until then, the agents give them no new ones, and the pod
 // is not counted as a replica, so a pod a user deletes is replaced at once. While a gateway pod drains, its clients

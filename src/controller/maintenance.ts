@@ -1,4 +1,4 @@
-// Maintenance annotations on client pods (SPEC §3.6, Calico's names): while a gateway pod drains (it has a
+// Maintenance annotations on client pods (docs/behaviour.md §3.6, Calico's names): while a gateway pod drains (it has a
 // deletionTimestamp), every client pod that may use it (calc's gatewayClients: its selectors match the gateway,
 // whatever health, maxNextHops or PreferNodeLocal say) carries
 //   egress.projectcalico.org/gatewayMaintenanceGatewayIP         the draining gateway's IP

@@ -1,4 +1,4 @@
-// EgressGateway status (SPEC §1): conditions, readyReplicas and one entry per gateway pod, computed from a plan.
+// EgressGateway status (docs/behaviour.md §1): conditions, readyReplicas and one entry per gateway pod, computed from a plan.
 // Pure; the controller writes the result only when it differs from what is stored (sameStatus).
 import type { EgressGateway, EgressGatewayReplicaStatus, EgressGatewayStatus, Pod } from '../api/types.js';
 import { isPodReady, readyCondition } from '../api/pod.js';

@@ -4,7 +4,7 @@
 //   table ip egw {
 //     chain postrouting {                      # only when NAT is enabled (Calico's natOutgoing)
 //       type nat hook postrouting priority srcnat; policy accept;
-//       ip saddr <egress pools> return                                     # SPEC §3.3: never SNAT egress IPs
+//       ip saddr <egress pools> return                                     # docs/behaviour.md §3.3: never SNAT egress IPs
 //       oifname "<underlay>" ip saddr <natOutgoing pools> ip daddr != <all pools> masquerade
 //     }
 //     chain forward {                          # MSS clamp for SYNs entering the tunnel
@@ -30,7 +30,7 @@
 // range, an anonymous set of them) is replaced by its merged list of intervals, because nft merges adjacent set
 // elements and prints one-element sets without braces.
 //
-// Stickiness (issue 5, kernel-recipes.md §4): `stickinessChains()` and the map `gw_marks`. The map's declaration
+// Stickiness (docs/kernel.md §4): `stickinessChains()` and the map `gw_marks`. The map's declaration
 // is part of the table's shape (compared like chains); its elements are not: they change with the gateways and are
 // added and deleted in place (`nftMarkElementsDocument`), so a gateway change never rebuilds the table. A rebuild
 // (for another reason) writes the elements the node wants in the same transaction. The prerouting rule matches only

@@ -1,4 +1,4 @@
-// NodeDataplane: makes a node's kernel state match its NodeEgressState (SPEC §3.1, §3.3, §3.5; docs/dataplane.md).
+// NodeDataplane: makes a node's kernel state match its NodeEgressState (docs/behaviour.md §3.1, §3.3, §3.5; docs/dataplane.md).
 //
 // Each reconcile reads everything egw owns (in parallel), diffs it against the desired state (plan.ts) and writes
 // only the difference: one `ip -batch`, at most one `bridge -batch` (FDB), one `nft -j -f` transaction, and one
@@ -7,6 +7,7 @@
 // assignment itself is read back from the kernel every time), so a fresh instance on an already-programmed node
 // adopts it, marks included, and sends no write at all. Reconciles are serialised.
 
+import { TABLE_ID_BASE, TABLE_ID_RANGE } from '../api/dataplane.js';
 import type { NodeEgressState } from '../calc/types.js';
 import type { Logger } from '../log.js';
 import { batchText, READ, WRITE } from './commands.js';
@@ -15,7 +16,7 @@ import { isMissingDevice, parseFdb, parseLink, parseNeighbours, parseRoutesIn, p
 import { nftRebuildDocument, parseNftTable } from './nft.js';
 import { planReconcile, type ActualState, type Plan } from './plan.js';
 import { stickyConfig, type StickyConfig } from './sticky.js';
-import { DataplaneError, EGW_NFT_TABLE, EGW_TABLE_BASE, EGW_TABLE_RANGE, NODE_SYSCTLS, type NodeNatConfig, type ReconcileReport } from './types.js';
+import { DataplaneError, EGW_NFT_TABLE, NODE_SYSCTLS, type NodeNatConfig, type ReconcileReport } from './types.js';
 
 export interface NodeDataplaneOptions {
   log?: Logger;
@@ -54,8 +55,8 @@ export class NodeDataplane {
     opts: NodeDataplaneOptions = {},
   ) {
     this.log = opts.log;
-    this.tableBase = opts.tableBase ?? EGW_TABLE_BASE;
-    this.tableRange = opts.tableRange ?? EGW_TABLE_RANGE;
+    this.tableBase = opts.tableBase ?? TABLE_ID_BASE;
+    this.tableRange = opts.tableRange ?? TABLE_ID_RANGE;
     this.nftTable = opts.nftTable ?? EGW_NFT_TABLE;
     this.sticky = stickyConfig({ enabled: opts.stickiness ?? true, mask: opts.stickyMarkMask, tableBase: opts.stickyTableBase });
     const s = this.sticky;

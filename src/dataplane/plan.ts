@@ -12,13 +12,14 @@
 // Stickiness (sticky.ts) adds per-gateway tables (with the routes, same order), mark rules (with the rule adds and
 // deletions) and the map `gw_marks` (whose elements change in place unless the table is rebuilt anyway).
 
+import { TABLE_ID_BASE, TABLE_ID_RANGE, TCP_IP_HEADERS } from '../api/dataplane.js';
 import { comparePrefix, parsePrefix } from '../api/ipv4.js';
 import type { EgressRoute, NodeEgressState } from '../calc/types.js';
 import { BRIDGE, IP, type RuleSelectors } from './commands.js';
 import { routeKey, routeSignature, type ActualFdb, type ActualLink, type ActualNeighbour, type ActualRoute, type ActualRule } from './kernel.js';
 import { canonicalTable, nftMarkElementsDocument, nodeNftTable, type ActualNftTable, type NftMarkElem, type NftTableSpec } from './nft.js';
 import { inStickyRange, planSticky, stickyConfig, type StickyConfig, type StickyPlan } from './sticky.js';
-import { EGW_TABLE_BASE, EGW_TABLE_RANGE, NODE_SYSCTLS, emptyReport, type NodeNatConfig, type ReconcileReport } from './types.js';
+import { NODE_SYSCTLS, emptyReport, type NodeNatConfig, type ReconcileReport } from './types.js';
 
 export interface ActualState {
   link: ActualLink | null;
@@ -37,7 +38,7 @@ export interface PlanOptions {
   /**
    * The client tables' range: a client-shaped rule (`from <ip>/32 lookup <table in it>`) is egw's at any priority, so rules left at an old priority
    * (egressIPRoutingRulePriority changed while the agent was down) are removed, not left to steer traffic.
-   * Default [EGW_TABLE_BASE, EGW_TABLE_BASE + EGW_TABLE_RANGE).
+   * Default [TABLE_ID_BASE, TABLE_ID_BASE + TABLE_ID_RANGE).
    */
   clientTables?: { base: number; range: number };
   nftTable?: string;
@@ -231,7 +232,7 @@ export function planReconcile(desired: NodeEgressState, nat: NodeNatConfig, actu
   /** Rules of one kind with the same source are "the same rule, changed" in the counts. */
   const countKey = (r: RuleSelectors): string => (r.fwmark !== undefined ? `m|${r.src}|${r.fwmark}` : `p|${r.src}`);
   const num = (x: string | undefined): number | null => (x !== undefined && /^(0x[0-9a-f]+|\d+)$/i.test(x) ? Number(x) : null);
-  const ct = opts.clientTables ?? { base: EGW_TABLE_BASE, range: EGW_TABLE_RANGE };
+  const ct = opts.clientTables ?? { base: TABLE_ID_BASE, range: TABLE_ID_RANGE };
   /** A client rule's shape (`from <ip>/32 lookup <client table>`) at any priority: left over from an older priority. */
   const strayClientRule = (r: ActualRule): boolean =>
     r.plain && r.src.endsWith('/32') && r.table !== undefined && r.table >= ct.base && r.table < ct.base + ct.range;
@@ -280,7 +281,7 @@ export function planReconcile(desired: NodeEgressState, nat: NodeNatConfig, actu
     table: nftTable,
     nat,
     device: dev,
-    mss: v.mtu - 40,
+    mss: v.mtu - TCP_IP_HEADERS,
     ...(stCfg.enabled ? { sticky: { mask: stCfg.mask, clientPools: sticky.clientPools, marks: sticky.marks } } : {}),
   });
   let nft: NftTableSpec | null = null;

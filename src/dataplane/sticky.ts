@@ -1,4 +1,4 @@
-// Per-connection gateway stickiness (docs/dataplane.md, "Connections keep their gateway"; kernel-recipes.md §4).
+// Per-connection gateway stickiness (docs/dataplane.md, "Connections keep their gateway"; docs/kernel.md §4).
 //
 // Every gateway the node still needs for established connections (in `desired.gateways` and ready or draining) gets
 // a mark: an index 1…capacity stored in the bits of `mask` (default 0x0ff00000 → 255 gateways). The mark decides
@@ -221,7 +221,7 @@ export function planSticky(
     .map(([ip, i]) => ({ id: tableOf(i, cfg), routes: [{ dst: '0.0.0.0/0', type: 'ecmp' as const, via: [ip] }] }))
     .sort((a, b) => a.id - b.id);
   const rules: StickyRule[] = [];
-  // Pitfall 1 (kernel-recipes §4): the tunnel's outer packet inherits the mark; the rules keep it out by its source
+  // Pitfall 1 (docs/kernel.md §4): the tunnel's outer packet inherits the mark; the rules keep it out by its source
   // (the node IP). A node IP inside a client pool would send the outer packets back into the tunnel: no rules then.
   const local = desired.vxlan.local !== null ? parseIPv4(desired.vxlan.local) : undefined;
   if (!assigned.size) {

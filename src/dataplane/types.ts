@@ -1,6 +1,5 @@
 // Types shared by the node data plane: its inputs besides NodeEgressState, the report of one reconcile, and the
 // ownership constants of docs/dataplane.md ("what each part owns").
-import { TABLE_ID_BASE, TABLE_ID_RANGE } from '../api/dataplane.js';
 
 /** Node NAT (Calico's natOutgoing) as the agent derives it from the IP pools. */
 export interface NodeNatConfig {
@@ -10,15 +9,12 @@ export interface NodeNatConfig {
   underlayDevice: string;
   /** CIDRs of pools with natOutgoing, minus egress pools: sources that are masqueraded. */
   masqueradePools: string[];
-  /** CIDRs of egress pools: sources that are never SNATed by the node (SPEC §3.3). */
+  /** CIDRs of egress pools: sources that are never SNATed by the node (docs/behaviour.md §3.3). */
   egressPools: string[];
   /** CIDRs of every pool: destinations that are never masqueraded (cluster-internal). */
   allPools: string[];
 }
 
-/** Routing-table IDs egw owns: [EGW_TABLE_BASE, EGW_TABLE_BASE + EGW_TABLE_RANGE) — calc's client tables (api). */
-export const EGW_TABLE_BASE = TABLE_ID_BASE;
-export const EGW_TABLE_RANGE = TABLE_ID_RANGE;
 /**
  * Per-connection stickiness (docs/dataplane.md, "Connections keep their gateway"): the bits of the conntrack mark
  * and of the packet mark egw owns, and the range of the per-gateway routing tables (one per mark: base + index),

@@ -5,8 +5,7 @@
 //
 // Reads, in parallel: `ip -d -json link show`, one `cat` of the sysctls, `nft -j list table ip egw-gw`. Writes, only
 // for what differs: one `ip -force -batch -`, one sysctl shell, one `nft -j -f -` transaction.
-import { formatIPv4, parseIPv4 } from '../api/ipv4.js';
-import { gatewayMac } from '../calc/cidr.js';
+import { formatIPv4, gatewayMac, parseIPv4 } from '../api/ipv4.js';
 import { GATEWAY_UPLINK, VXLAN_DEVICE } from '../api/dataplane.js';
 import { READ } from '../dataplane/commands.js';
 import { CommandError, type Runner } from '../dataplane/exec.js';

@@ -3,7 +3,7 @@
 // clamp and masquerade (dataplane.ts), and serves /liveness and /readiness. On exit it leaves the kernel state in
 // place; on start it changes only what differs, so a restart disturbs no traffic.
 //
-// Health (SPEC §3.4): readiness = data plane programmed ∧ datastore seen within healthTimeoutDataStoreSeconds ∧ the
+// Health (docs/behaviour.md §3.4): readiness = data plane programmed ∧ datastore seen within healthTimeoutDataStoreSeconds ∧ the
 // EgressGateway's ICMP/HTTP probes passing (probes.ts). It is evaluated every `readinessTickMs` (100 ms) and after
 // every probe result; the result is served on `GET /readiness` (503 + reasons), answered to the node agents'
 // UDP heartbeats on the same port number (heartbeat.ts), and written to the Pod's own Ready condition when it

@@ -1,4 +1,4 @@
-// The gateway's health endpoints (SPEC §3.4): `GET /liveness` → 200 while the process runs; `GET /readiness` → 200
+// The gateway's health endpoints (docs/behaviour.md §3.4): `GET /liveness` → 200 while the process runs; `GET /readiness` → 200
 // `ok` when every registered check passes, else 503 with the failing reasons, one per line.
 //
 // Readiness is a set of named checks, each a function returning its failing reasons (none = passing). The gateway

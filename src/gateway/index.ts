@@ -1,4 +1,4 @@
-// gateway: the egress gateway process that runs in a gateway pod's network namespace (SPEC §3.2, §3.4, §3.5).
+// gateway: the egress gateway process that runs in a gateway pod's network namespace (docs/behaviour.md §3.2, §3.4, §3.5).
 export { runGateway, type GatewayOptions } from './gateway.js';
 export { GatewayModel, GATEWAY_KINDS, DEFAULT_HEALTH_TIMEOUT_DATASTORE_SECONDS, type Desired } from './model.js';
 export {

@@ -1,4 +1,4 @@
-// The gateway's reachability probes (SPEC §1 EgressGateway `egressGatewayFailureDetection`, §3.4):
+// The gateway's reachability probes (docs/behaviour.md §1 EgressGateway `egressGatewayFailureDetection`, §3.4):
 //
 //   icmpProbe {ips, intervalSeconds 5, timeoutSeconds 15}   every interval, one echo request to each IP
 //   httpProbe {urls, intervalSeconds 10, timeoutSeconds 30} every interval, one GET to each URL; ANY HTTP response

@@ -66,7 +66,7 @@ test('every seed object round-trips through get -o yaml, in a new process', asyn
   }
 });
 
-test('defaults are applied as SPEC §1 says', async () => {
+test('defaults are applied as docs/behaviour.md §1 says', async () => {
   const egw = parseYaml((await runCli(['--datastore', ds, 'get', 'egw', 'egress-gateway', '-o', 'yaml'])).stdout);
   assert.equal(egw.spec.logSeverity, 'Info');
   assert.deepEqual(egw.spec.template.metadata.labels, { 'egress-code': 'red' });

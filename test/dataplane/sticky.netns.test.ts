@@ -1,4 +1,4 @@
-// Per-connection stickiness against a real kernel (root; kernel-recipes.md §4), in network namespaces this test
+// Per-connection stickiness against a real kernel (root; docs/kernel.md §4), in network namespaces this test
 // creates (`egw-ts<6 hex>-…`, deleted in after()):
 //
 //   client pod (10.244.0.5) ─veth─ client node n1 (172.31.0.11, egw.vxlan, driven by NodeDataplane.reconcile)
@@ -60,7 +60,7 @@ async function buildTopology(): Promise<void> {
   await host.run(['ip', '-n', NS.n1, 'link', 'add', 'cali1', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', NS.cp]);
   await sh(NS.cp, 'ip addr add 10.244.0.5/32 dev eth0', 'ip link set eth0 up', 'ip route add 169.254.1.1 dev eth0', 'ip route add default via 169.254.1.1');
   await sh(NS.n1, 'ip link set cali1 up', 'sysctl -qw net.ipv4.conf.cali1.proxy_arp=1', 'ip route add 10.244.0.5/32 dev cali1');
-  // gateway pods, programmed by hand as kernel-recipes §1 (VXLAN with the a2:2a MAC, forwarding, rp_filter 0, masquerade)
+  // gateway pods, programmed by hand as docs/kernel.md §1 (VXLAN with the a2:2a MAC, forwarding, rp_filter 0, masquerade)
   for (const [ns, ip, port] of [
     [NS.gA, A, 'ga'],
     [NS.gB, B, 'gb'],

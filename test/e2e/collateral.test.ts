@@ -1,4 +1,4 @@
-// No collateral damage (SPEC §5), end to end in a lab: long-lived TCP connections spread over the gateways survive
+// No collateral damage (docs/behaviour.md §5), end to end in a lab: long-lived TCP connections spread over the gateways survive
 // every change that keeps their own gateway healthy — scaling up, a maxNextHops change, an unrelated policy edit,
 // another gateway dying, and scaling down with a drain window — and keep their source IP. Only the connections of
 // the gateway that dies break. (`make bench` runs the same scenario and reports the counts.)

@@ -1,5 +1,5 @@
 // End to end in a lab of network namespaces (root): real kernel, real egw agent/gateway/controller/kubelet
-// processes, the demo scenario. What issue 4 must show, each as its own test against one lab.
+// processes, the demo scenario. Each property the demo claims is its own test against one lab.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';

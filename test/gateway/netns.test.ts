@@ -1,6 +1,6 @@
 // The gateway in real network namespaces (root): a client node with client pods, a gateway node with the gateway
 // pod, an underlay veth between the nodes, and an external host behind the gateway node. The client node is
-// programmed by hand (kernel-recipes.md), so this test does not depend on the agent. runGateway runs in this
+// programmed by hand (docs/kernel.md), so this test does not depend on the agent. runGateway runs in this
 // process against a MemoryStore, with netnsRunner(gateway pod netns).
 //
 // The health server is bound by the test process itself to 127.0.0.1 on a free port (healthPort 0): the process
@@ -161,7 +161,7 @@ describe('gateway in network namespaces', { skip: root.skip }, () => {
       await sh(n, `ip link set ${host} up; echo 1 > /proc/sys/net/ipv4/conf/${host}/proxy_arp; echo 0 > /proc/sys/net/ipv4/neigh/${host}/proxy_delay; ip route add ${ip}/32 dev ${host}`);
       await sh(p, `ip addr add ${ip}/32 dev eth0; ip link set eth0 up; ip route add 169.254.1.1 dev eth0 scope link; ip route add default via 169.254.1.1 dev eth0`);
     }
-    // the client node's egress side, by hand (kernel-recipes.md §1): both client pods are routed to the gateway
+    // the client node's egress side, by hand (docs/kernel.md §1): both client pods are routed to the gateway
     await sh(
       NS.cn,
       [

@@ -140,7 +140,7 @@ export async function failoverProbe(podNetns: string, opts: { intervalMs: number
   return {
     requests: results.length,
     failures: failed.length,
-    /** From the failure to the start of the last connection that failed (what SPEC §5's "within 1 s" bounds). */
+    /** From the failure to the start of the last connection that failed (what docs/behaviour.md §5's "within 1 s" bounds). */
     outageMs: lastFailure === undefined ? 0 : Math.max(0, lastFailure - failedAt),
     failuresBeforeIt: failed.filter((t) => t < failedAt).length,
   };
@@ -163,7 +163,7 @@ export interface StepResult {
 }
 
 /**
- * SPEC §5 "no collateral damage" in a lab already running `demoScenario({replicas: 3})`: 30 long-lived connections
+ * docs/behaviour.md §5 "no collateral damage" in a lab already running `demoScenario({replicas: 3})`: 30 long-lived connections
  * from tenant-b/client-b, then scale 3 → 5, maxNextHops 0 → 2, an unrelated policy edit, one gateway's link cut,
  * scale down to 2 (draining; checked inside the drain window). Returns what happened to the connections per step.
  */
