@@ -6,21 +6,10 @@ import { describe, it } from 'node:test';
 import { keyOf, keyString, type ObjectKey, type Resource } from '../../src/api/meta.js';
 import { startInformer, type Informer, type InformerEvent } from '../../src/datastore/informer.js';
 import { MemoryStore } from '../../src/datastore/memory.js';
+import { prng } from '../../bench/util.js';
 import { StoreError, type ListOptions, type ListResult, type Store, type TxnOp, type Watch, type WatchHandler, type WatchOptions } from '../../src/datastore/types.js';
 import { sleep, until } from '../helpers/wait.js';
 import { STORE_POLL } from './helpers.js';
-
-/** mulberry32: a small seeded PRNG, so a failing seed can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A Store over MemoryStore whose lists and watches fail at random while `flaky` is set. */
 class FlakyStore implements Store {
