@@ -6,7 +6,6 @@ export { runController, type ControllerOptions } from './controller.js';
 export {
   planGatewayPods,
   gatewayConditions,
-  sameConditions,
   eligibleNodes,
   templateLabels,
   isPodOf,

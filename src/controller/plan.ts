@@ -20,6 +20,7 @@
 //   deletes them gracefully (deletePodGracefully: they drain for the template's terminationGracePeriodSeconds).
 // - The pools' capacity bounds how many pods are created: a pod that could never get an address is not made.
 import { cidrContains, cidrSize, parseCidr, parseIPv4 } from '../api/ipv4.js';
+import { setCondition } from '../api/conditions.js';
 import { namespaceOf, type OwnerReference } from '../api/meta.js';
 import { isPodReady, readyCondition } from '../api/pod.js';
 import {
@@ -309,11 +310,7 @@ export function gatewayConditions(plan: GatewayPlan, replicas: number, previous:
     conds.push({ type: 'Ready', status: allReady ? 'True' : 'False', reason: allReady ? 'AllReplicasReady' : 'PodsNotReady', message: counted });
     conds.push({ type: 'Degraded', status: 'False', reason: 'AsExpected', message: '' });
   }
-  const stamp = now.toISOString();
-  return conds.map((c) => {
-    const prev = previous.find((p) => p.type === c.type);
-    return { ...c, lastTransitionTime: prev && prev.status === c.status && prev.lastTransitionTime ? prev.lastTransitionTime : stamp };
-  });
+  return conds.map((c) => setCondition(previous, c, now).conditions.find((x) => x.type === c.type)!);
 }
 
 /**
@@ -327,10 +324,4 @@ export function isProbeFailure(c: Condition | undefined): boolean {
   const reason = c.reason ?? '';
   if (/probe/i.test(reason)) return true;
   return /^(|NotReady|GatewayNotReady)$/.test(reason) && /probe/i.test(c.message ?? '');
-}
-
-/** True if two condition lists say the same (ignoring lastTransitionTime). */
-export function sameConditions(a: Condition[] = [], b: Condition[] = []): boolean {
-  const strip = (cs: Condition[]) => JSON.stringify(cs.map((c) => [c.type, c.status, c.reason ?? '', c.message ?? '']));
-  return strip(a) === strip(b);
 }
