@@ -11,10 +11,11 @@
 // exactly one block object, two allocators (several kubelet processes on one SQLite file) can never both commit it.
 import { cidrContains, cidrSize, formatCidr, formatIPv4, networkOf, parseCidr, parseIPv4 } from '../api/ipv4.js';
 import type { IPPool } from '../api/types.js';
-import { StoreError, type Store } from '../datastore/types.js';
+import type { Store } from '../datastore/types.js';
 import type { Logger } from '../log.js';
 import { blockName, IPAM_BLOCK_API_VERSION, IPAM_BLOCK_KIND, IpamError, nodeAffinity, type IPAMBlock } from './types.js';
 import { sleep } from '../util.js';
+import { isRaceError } from '../datastore/retry.js';
 
 /** Calico's default IPv4 block size. */
 export const DEFAULT_BLOCK_SIZE = 26;
@@ -36,10 +37,6 @@ interface PoolView {
   blockPrefix: number;
 }
 
-/** Thrown inside one attempt when another writer got there first: re-read and retry. */
-function isRace(e: unknown): boolean {
-  return e instanceof StoreError && (e.code === 'Conflict' || e.code === 'AlreadyExists' || e.code === 'NotFound');
-}
 
 
 export interface IpamOptions {
@@ -76,7 +73,7 @@ export class Ipam {
         const ip = await this.tryAllocate(req.handle, req.node, pools, blocks);
         if (ip !== undefined) return ip;
       } catch (e) {
-        if (!isRace(e) || attempt + 1 >= this.maxAttempts) throw e;
+        if (!isRaceError(e) || attempt + 1 >= this.maxAttempts) throw e;
         await sleep(Math.random() * Math.min(20, 1 + attempt));
         continue;
       }
@@ -106,7 +103,7 @@ export class Ipam {
         }
         return true;
       } catch (e) {
-        if (!isRace(e) || attempt + 1 >= this.maxAttempts) throw e;
+        if (!isRaceError(e) || attempt + 1 >= this.maxAttempts) throw e;
         await sleep(Math.random() * Math.min(20, 1 + attempt));
       }
     }
