@@ -8,8 +8,13 @@
 // whole view after each (re)list, `onEvents` with each later batch of changes (each with the object it replaced).
 // Both are awaited, in order, before the next delivery, so a consumer never sees two calls at once.
 //
-// Why the per-kind skip: kinds are listed one after another (at different store revisions) and then watched together
-// from the oldest of those revisions; an event at or below its own kind's list revision is already in the list.
+// Why the per-kind skip: each kind is listed on its own (so the lists land at different store revisions) and then
+// all are watched together from the oldest of those revisions; an event at or below its own kind's list revision is
+// already in the list.
+//
+// The backoff is reset only once a watch has proved itself (a batch went through onEvents, or it stayed up for the
+// backoff's longest wait): a watch that fails at once — history compacted again, a handler that always throws, a
+// backend failing every read — keeps backing off instead of relisting ten times a second.
 import { keyOf, keyString, type ObjectKey, type Resource } from '../api/meta.js';
 import type { Logger } from '../log.js';
 import { aborted, Backoff, errText, sleep, type BackoffOptions } from '../util.js';
@@ -24,8 +29,6 @@ export interface InformerOptions {
   store: Store;
   /** The kinds to list and watch (at least one). */
   kinds: readonly string[];
-  /** Only objects of namespaced kinds in this namespace (cluster-scoped kinds are not filtered). */
-  namespace?: string;
   /** Stops the informer: `done` resolves once the watch is closed. A hanging datastore call does not hold it up. */
   signal: AbortSignal;
   /** The whole view after a (re)list; replaces everything the consumer knew. */
@@ -96,10 +99,13 @@ class InformerImpl implements Informer {
     const backoff = new Backoff(this.o.backoff);
     while (!signal.aborted) {
       let watch: Watch | undefined;
-      /** Bumped when this round ends, so a late delivery of its watch is dropped. */
+      /** Cleared when this round ends, so a late delivery of its watch is dropped. */
       let live = true;
+      /** When the round's watch started, and whether a batch went through: the watch proved itself. */
+      let watchingSince = Infinity;
+      let delivered = false;
       try {
-        const lists = await Promise.race([Promise.all(this.o.kinds.map((k) => store.list(k, { namespace: this.o.namespace }))), stopped.then(() => null)]);
+        const lists = await Promise.race([Promise.all(this.o.kinds.map((k) => store.list(k))), stopped.then(() => null)]);
         if (!lists || signal.aborted) break;
         const listRevs = new Map<string, number>();
         const view = new Map<string, Resource>();
@@ -112,10 +118,9 @@ class InformerImpl implements Informer {
         if (signal.aborted) break;
         let fail!: (err: unknown) => void;
         const failed = new Promise<unknown>((r) => (fail = r));
-        watch = await store.watch(
+        const opening = store.watch(
           {
             kind: this.o.kinds.length === 1 ? this.o.kinds[0] : undefined,
-            namespace: this.o.namespace,
             fromRevision: Math.min(...listRevs.values()),
             onError: (err) => fail(err),
           },
@@ -127,37 +132,58 @@ class InformerImpl implements Informer {
               if (ev.revision <= last || !this.kinds.has(kind) || ev.revision <= (listRevs.get(kind) ?? 0)) continue;
               last = ev.revision;
               const key = keyString(keyOf(ev.object));
-              const previous = this.view.get(key);
-              if (ev.type === 'DELETED') this.view.delete(key);
-              else this.view.set(key, ev.object);
+              const previous = view.get(key);
+              if (ev.type === 'DELETED') view.delete(key);
+              else view.set(key, ev.object);
               out.push(previous ? { ...ev, previous } : ev);
             }
             if (events.length > 0) this.revision = Math.max(this.revision, events[events.length - 1].revision);
             if (out.length > 0) await this.o.onEvents(out);
+            delivered = true;
           },
         );
+        // (a datastore that hangs opening the watch must not hold up stopping; a watch opened too late is closed)
+        const opened = await Promise.race([opening, stopped.then(() => null)]);
+        if (!opened) {
+          void opening.then((w) => w.close()).catch(() => undefined);
+          break;
+        }
+        watch = opened;
+        watchingSince = Date.now();
         this.synced = true;
         this.syncs++;
         this.firstSync();
-        backoff.reset();
         const err = await Promise.race([failed, stopped.then(() => undefined)]);
         if (signal.aborted) break;
         throw err ?? new Error('watch ended');
       } catch (err) {
         if (signal.aborted) break;
-        this.synced = false;
-        const ms = backoff.next();
-        if (this.o.onError) this.o.onError(err, ms);
-        else this.o.log?.warn('datastore list/watch failed; listing again', { kinds: this.o.kinds.join(','), error: errText(err), retryMs: ms });
         live = false;
-        await watch?.close().catch(() => undefined);
+        this.synced = false;
+        if (delivered || Date.now() - watchingSince >= backoff.maxMs) backoff.reset();
+        const ms = backoff.next();
+        try {
+          if (this.o.onError) this.o.onError(err, ms);
+          else this.o.log?.warn('datastore list/watch failed; listing again', { kinds: this.o.kinds.join(','), error: errText(err), retryMs: ms });
+        } catch {
+          // a failing error handler must not stop the informer
+        }
+        await closeQuietly(watch);
         watch = undefined;
         await sleep(ms, signal);
       } finally {
         live = false;
-        await watch?.close().catch(() => undefined);
+        await closeQuietly(watch);
       }
     }
     this.synced = false;
   }
 }
+
+/** Closes a watch, waiting at most a second for a backend that hangs. */
+async function closeQuietly(watch: Watch | undefined): Promise<void> {
+  if (!watch) return;
+  await Promise.race([watch.close().catch(() => undefined), sleep(CLOSE_WAIT_MS)]);
+}
+
+const CLOSE_WAIT_MS = 1000;

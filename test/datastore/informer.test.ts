@@ -272,6 +272,30 @@ describe('informer', () => {
     assert.equal(inf.synced, false);
   });
 
+  it('a watch that fails at once keeps backing off (the backoff is reset only by a watch that proved itself)', async () => {
+    const store = new MemoryStore();
+    const stop = new AbortController();
+    const waits: number[] = [];
+    const inf = startInformer({
+      store,
+      kinds: ['Node'],
+      signal: stop.signal,
+      backoff: { minMs: 5, maxMs: 40 },
+      onReplace: () => {},
+      onEvents: () => {
+        throw new Error('this consumer always fails');
+      },
+      onError: (_err, retryMs) => void waits.push(retryMs),
+    });
+    for (let i = 0; waits.length < 6 && i < 400; i++) {
+      await store.create(object('Node', '', `n${i}`, i));
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    stop.abort();
+    await inf.done;
+    assert.deepEqual(waits.slice(0, 5), [5, 10, 20, 40, 40], `waits ${waits.join(', ')}`);
+  });
+
   it('stops promptly on abort even while the datastore hangs', async () => {
     const hanging = Object.create(new MemoryStore(), { list: { value: () => new Promise(() => {}) } }) as Store;
     const stop = new AbortController();
