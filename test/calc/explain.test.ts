@@ -1,31 +1,32 @@
 // explain: the seed guide's scenario, answered with reasons and the kernel objects.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { ANNOTATION } from '../../src/api/types.js';
 import { EgressCalculator } from '../../src/calc/index.js';
 import { formatExplanation } from '../../src/cli/explain.js';
-import { felix, gw, namespace, node, NSSEL, pod, POLICY, policy, pool, SEL } from './helpers.js';
+import { felixConfiguration, gatewayPod, ippool, namespace, node, pod, policy } from '../helpers/resources.js';
 
 function guide(): EgressCalculator {
   return new EgressCalculator().load([
-    felix('EnabledPerNamespaceOrPerPod'),
-    pool('default-ipv4-ippool', '192.168.0.0/16'),
-    pool('egress-ippool-1', '10.10.10.0/31'),
-    pool('egress-ippool-2', '10.10.11.0/31'),
-    node('worker-1', '172.18.0.2'),
-    node('worker-2', '172.18.0.3'),
-    namespace('default'),
-    namespace('my-namespace', { annotations: { [SEL]: "egress-code == 'red'", [NSSEL]: "projectcalico.org/name == 'default'" } }),
-    gw('default', 'egress-gateway-red-5b8d', { egw: 'egress-gateway-red', ip: '10.10.10.0', node: 'worker-1', labels: { 'egress-code': 'red' } }),
-    gw('default', 'egress-gateway-red-9kq2', { egw: 'egress-gateway-red', ip: '10.10.10.1', node: 'worker-2', labels: { 'egress-code': 'red' } }),
-    gw('default', 'egress-gateway-blue-x7', { egw: 'egress-gateway-blue', ip: '10.10.11.0', node: 'worker-2', labels: { 'egress-code': 'blue' } }),
-    gw('default', 'egress-gateway-blue-z1', { egw: 'egress-gateway-blue', ip: '10.10.11.1', node: 'worker-2', labels: { 'egress-code': 'blue' }, ready: false }),
+    felixConfiguration({ egressIPSupport: 'EnabledPerNamespaceOrPerPod' }),
+    ippool('default-ipv4-ippool', '192.168.0.0/16'),
+    ippool('egress-ippool-1', '10.10.10.0/31'),
+    ippool('egress-ippool-2', '10.10.11.0/31'),
+    node('worker-1', { ip: '172.18.0.2' }),
+    node('worker-2', { ip: '172.18.0.3' }),
+    namespace('default', { nameLabel: false }),
+    namespace('my-namespace', { annotations: { [ANNOTATION.selector]: "egress-code == 'red'", [ANNOTATION.namespaceSelector]: "projectcalico.org/name == 'default'" }, nameLabel: false }),
+    gatewayPod('default', 'egress-gateway-red-5b8d', 'egress-gateway-red', { ip: '10.10.10.0', node: 'worker-1', labels: { 'egress-code': 'red' } }),
+    gatewayPod('default', 'egress-gateway-red-9kq2', 'egress-gateway-red', { ip: '10.10.10.1', node: 'worker-2', labels: { 'egress-code': 'red' } }),
+    gatewayPod('default', 'egress-gateway-blue-x7', 'egress-gateway-blue', { ip: '10.10.11.0', node: 'worker-2', labels: { 'egress-code': 'blue' } }),
+    gatewayPod('default', 'egress-gateway-blue-z1', 'egress-gateway-blue', { ip: '10.10.11.1', node: 'worker-2', labels: { 'egress-code': 'blue' }, ready: false }),
     policy('egw-policy1', [
       { destination: { cidr: '10.0.0.0/8' }, description: 'Local: no gateway' },
       { destination: { cidr: '11.0.0.0/8' }, description: 'Gateway to on prem', gateway: { namespaceSelector: "projectcalico.org/name == 'default'", selector: "egress-code == 'blue'", maxNextHops: 2 } },
       { description: 'Gateway to internet', gateway: { namespaceSelector: "projectcalico.org/name == 'default'", selector: "egress-code == 'red'" }, gatewayPreference: 'PreferNodeLocal' },
     ]),
-    pod('my-namespace', 'my-client', { ip: '192.168.1.10', node: 'worker-1' }),
-    pod('my-namespace', 'policy-client', { ip: '192.168.1.11', node: 'worker-1', annotations: { [POLICY]: 'egw-policy1' } }),
+    pod('my-namespace', 'my-client', { ip: '192.168.1.10', node: 'worker-1', ready: null }),
+    pod('my-namespace', 'policy-client', { ip: '192.168.1.11', node: 'worker-1', annotations: { [ANNOTATION.egressGatewayPolicy]: 'egw-policy1' }, ready: null }),
   ]);
 }
 

@@ -7,28 +7,28 @@ import { formatIPv4, parseIPv4, parsePrefix } from '../../src/api/ipv4.js';
 import { keyOf, keyString, type Resource } from '../../src/api/meta.js';
 import { parseMaxNextHops } from '../../src/api/parse.js';
 import { podIPv4 } from '../../src/api/pod.js';
-import { FELIX_DEFAULTS, type EgressGatewayPolicy, type EgressGatewayRule, type EgressIPSupport, type Pod } from '../../src/api/types.js';
+import { ANNOTATION, FELIX_DEFAULTS, type EgressGatewayPolicy, type EgressGatewayRule, type EgressIPSupport, type Pod } from '../../src/api/types.js';
 import { EgressCalculator, type GatewayHealth } from '../../src/calc/index.js';
 import { parseSelector } from '../../src/selector/index.js';
-import { felix, gw, MAXHOPS, namespace, node, NSSEL, pod, POLICY, policy, pool, SEL } from './helpers.js';
+import { felixConfiguration, gatewayPod, ippool, namespace, node, pod, policy } from '../helpers/resources.js';
 
 const IN_EGW = "projectcalico.org/name == 'egw'";
-const RED = { [SEL]: "egress-code == 'red'", [NSSEL]: IN_EGW };
-const BLUE = { [SEL]: "egress-code == 'blue'", [NSSEL]: IN_EGW };
+const RED = { [ANNOTATION.selector]: "egress-code == 'red'", [ANNOTATION.namespaceSelector]: IN_EGW };
+const BLUE = { [ANNOTATION.selector]: "egress-code == 'blue'", [ANNOTATION.namespaceSelector]: IN_EGW };
 
 function world(support: EgressIPSupport = 'EnabledPerNamespaceOrPerPod'): Resource[] {
   return [
-    felix(support),
-    pool('pods', '10.244.0.0/16'),
-    pool('egress', '10.10.10.0/24'),
-    node('n1', '192.168.1.1'),
-    node('n2', '192.168.1.2'),
-    namespace('egw', { labels: { tier: 'gateways' } }),
-    gw('egw', 'red-a', { ip: '10.10.10.1', node: 'n1', labels: { 'egress-code': 'red' } }),
-    gw('egw', 'red-b', { ip: '10.10.10.2', node: 'n2', labels: { 'egress-code': 'red' }, ready: false }),
-    gw('egw', 'blue-a', { ip: '10.10.10.3', node: 'n2', labels: { 'egress-code': 'blue' } }),
+    felixConfiguration({ egressIPSupport: support }),
+    ippool('pods', '10.244.0.0/16'),
+    ippool('egress', '10.10.10.0/24'),
+    node('n1', { ip: '192.168.1.1' }),
+    node('n2', { ip: '192.168.1.2' }),
+    namespace('egw', { labels: { tier: 'gateways' }, nameLabel: false }),
+    gatewayPod('egw', 'red-a', 'red', { ip: '10.10.10.1', node: 'n1', labels: { 'egress-code': 'red' } }),
+    gatewayPod('egw', 'red-b', 'red', { ip: '10.10.10.2', node: 'n2', labels: { 'egress-code': 'red' }, ready: false }),
+    gatewayPod('egw', 'blue-a', 'blue', { ip: '10.10.10.3', node: 'n2', labels: { 'egress-code': 'blue' } }),
     // a tenant's own gateway, in the tenant's namespace, with the same label as the shared red ones
-    gw('tenant-a', 'own-a', { ip: '10.10.10.4', node: 'n1', labels: { 'egress-code': 'red' } }),
+    gatewayPod('tenant-a', 'own-a', 'own', { ip: '10.10.10.4', node: 'n1', labels: { 'egress-code': 'red' } }),
     policy('p-red', [{ gateway: { selector: "egress-code == 'red'", namespaceSelector: IN_EGW } }]),
     policy('p-split', [
       { gateway: { selector: "egress-code == 'red'", namespaceSelector: IN_EGW, maxNextHops: 1 } },
@@ -46,14 +46,14 @@ function calc(extra: Resource[], support?: EgressIPSupport): EgressCalculator {
 }
 
 function client(ns: string, name: string, ip: string, annotations?: Record<string, string>, node = 'n1'): Resource {
-  return pod(ns, name, { ip, node, annotations });
+  return pod(ns, name, { ip, node, annotations, ready: null });
 }
 
 describe('calc: gatewayClients', () => {
   it('selector configuration: the clients whose 0/0 rule selects the gateway', () => {
     const c = calc([
-      namespace('tenant-a', { annotations: RED }),
-      namespace('tenant-b', { annotations: BLUE }),
+      namespace('tenant-a', { annotations: RED, nameLabel: false }),
+      namespace('tenant-b', { annotations: BLUE, nameLabel: false }),
       client('tenant-a', 'a1', '10.244.1.10'),
       client('tenant-a', 'a2', '10.244.1.9', undefined, 'n2'),
       client('tenant-b', 'b1', '10.244.2.1'),
@@ -64,7 +64,7 @@ describe('calc: gatewayClients', () => {
   });
 
   it('regardless of health, maxNextHops and PreferNodeLocal', () => {
-    const c = calc([namespace('tenant-a', { annotations: { ...RED, [MAXHOPS]: '1' } }), client('tenant-a', 'a1', '10.244.1.10'), client('tenant-a', 'a2', '10.244.1.11')]);
+    const c = calc([namespace('tenant-a', { annotations: { ...RED, [ANNOTATION.maxNextHops]: '1' }, nameLabel: false }), client('tenant-a', 'a1', '10.244.1.10'), client('tenant-a', 'a2', '10.244.1.11')]);
     // red-b is not ready and maxNextHops is 1: still allowed everywhere, so failover needs no gateway-side change
     assert.deepEqual(c.gatewayClients('egw/red-a'), ['10.244.1.10', '10.244.1.11']);
     assert.deepEqual(c.gatewayClients('egw/red-b'), ['10.244.1.10', '10.244.1.11']);
@@ -74,9 +74,9 @@ describe('calc: gatewayClients', () => {
 
   it('policy configuration: any rule whose gateway selector matches', () => {
     const c = calc([
-      namespace('tenant-a', { annotations: { [POLICY]: 'p-split' } }),
-      namespace('tenant-b', { annotations: { [POLICY]: 'p-red' } }),
-      namespace('tenant-c', { annotations: { [POLICY]: 'p-none' } }),
+      namespace('tenant-a', { annotations: { [ANNOTATION.egressGatewayPolicy]: 'p-split' }, nameLabel: false }),
+      namespace('tenant-b', { annotations: { [ANNOTATION.egressGatewayPolicy]: 'p-red' }, nameLabel: false }),
+      namespace('tenant-c', { annotations: { [ANNOTATION.egressGatewayPolicy]: 'p-none' }, nameLabel: false }),
       client('tenant-a', 'a1', '10.244.1.10'),
       client('tenant-b', 'b1', '10.244.2.1'),
       client('tenant-c', 'c1', '10.244.3.1'),
@@ -89,32 +89,32 @@ describe('calc: gatewayClients', () => {
 
   it('namespace scoping: a selector or rule without namespaceSelector matches only gateways in the client namespace', () => {
     const c = calc([
-      namespace('tenant-a', { annotations: { [SEL]: "egress-code == 'red'" } }),
-      namespace('tenant-b', { annotations: { [SEL]: "egress-code == 'red'" } }),
-      namespace('tenant-c', { annotations: { [POLICY]: 'p-own' } }),
+      namespace('tenant-a', { annotations: { [ANNOTATION.selector]: "egress-code == 'red'" }, nameLabel: false }),
+      namespace('tenant-b', { annotations: { [ANNOTATION.selector]: "egress-code == 'red'" }, nameLabel: false }),
+      namespace('tenant-c', { annotations: { [ANNOTATION.egressGatewayPolicy]: 'p-own' }, nameLabel: false }),
       client('tenant-a', 'a1', '10.244.1.10'),
       client('tenant-b', 'b1', '10.244.2.1'),
       client('tenant-c', 'c1', '10.244.3.1'),
-      client('tenant-a', 'a2', '10.244.1.20', { [POLICY]: 'p-own' }),
+      client('tenant-a', 'a2', '10.244.1.20', { [ANNOTATION.egressGatewayPolicy]: 'p-own' }),
     ]);
     assert.deepEqual(c.gatewayClients('tenant-a/own-a'), ['10.244.1.10', '10.244.1.20']);
     assert.deepEqual(c.gatewayClients('egw/red-a'), [], 'no tenant selects gateways of namespace egw');
   });
 
   it('Disabled: nobody', () => {
-    const c = calc([namespace('tenant-a', { annotations: RED }), client('tenant-a', 'a1', '10.244.1.10', RED)], 'Disabled');
+    const c = calc([namespace('tenant-a', { annotations: RED, nameLabel: false }), client('tenant-a', 'a1', '10.244.1.10', RED)], 'Disabled');
     assert.deepEqual(c.gatewayClients('egw/red-a'), []);
-    c.upsert(felix('EnabledPerNamespace'));
+    c.upsert(felixConfiguration({ egressIPSupport: 'EnabledPerNamespace' }));
     assert.deepEqual(c.gatewayClients('egw/red-a'), ['10.244.1.10']);
   });
 
   it('pod annotations count only with EnabledPerNamespaceOrPerPod', () => {
     const extra = [
-      namespace('tenant-a', { annotations: RED }),
-      namespace('tenant-b'),
+      namespace('tenant-a', { annotations: RED, nameLabel: false }),
+      namespace('tenant-b', { nameLabel: false }),
       client('tenant-a', 'a1', '10.244.1.10', BLUE), // pod overrides the namespace when pod annotations count
       client('tenant-b', 'b1', '10.244.2.1', RED),
-      client('tenant-b', 'b2', '10.244.2.2', { [POLICY]: 'p-red' }),
+      client('tenant-b', 'b2', '10.244.2.2', { [ANNOTATION.egressGatewayPolicy]: 'p-red' }),
     ];
     const perNs = calc(extra, 'EnabledPerNamespace');
     assert.deepEqual(perNs.gatewayClients('egw/red-a'), ['10.244.1.10']);
@@ -126,12 +126,12 @@ describe('calc: gatewayClients', () => {
 
   it('fail-closed clients get nothing', () => {
     const c = calc([
-      namespace('tenant-a', { annotations: { ...RED, [POLICY]: 'missing' } }),
-      namespace('tenant-b', { annotations: RED }),
+      namespace('tenant-a', { annotations: { ...RED, [ANNOTATION.egressGatewayPolicy]: 'missing' }, nameLabel: false }),
+      namespace('tenant-b', { annotations: RED, nameLabel: false }),
       client('tenant-a', 'a1', '10.244.1.10'),
-      client('tenant-b', 'b1', '10.244.2.1', { ...RED, [POLICY]: 'missing' }),
-      client('tenant-b', 'b2', '10.244.2.2', { [SEL]: "egress-code = 'red'" }), // invalid selector
-      client('tenant-b', 'b3', '10.244.2.3', { ...RED, [MAXHOPS]: 'two' }), // invalid maxNextHops
+      client('tenant-b', 'b1', '10.244.2.1', { ...RED, [ANNOTATION.egressGatewayPolicy]: 'missing' }),
+      client('tenant-b', 'b2', '10.244.2.2', { [ANNOTATION.selector]: "egress-code = 'red'" }), // invalid selector
+      client('tenant-b', 'b3', '10.244.2.3', { ...RED, [ANNOTATION.maxNextHops]: 'two' }), // invalid maxNextHops
       client('tenant-b', 'b4', '10.244.2.4'),
     ]);
     assert.deepEqual(c.gatewayClients('egw/red-a'), ['10.244.2.4']);
@@ -142,9 +142,9 @@ describe('calc: gatewayClients', () => {
 
   it('excludes gateway pods, finished pods and unknown keys', () => {
     const c = calc([
-      namespace('egw', { labels: { tier: 'gateways' }, annotations: RED }), // gateways' own namespace is annotated
+      namespace('egw', { labels: { tier: 'gateways' }, annotations: RED, nameLabel: false }), // gateways' own namespace is annotated
       client('egw', 'app', '10.244.1.10'),
-      pod('egw', 'done', { ip: '10.244.1.11', node: 'n1', phase: 'Succeeded' }),
+      pod('egw', 'done', { ip: '10.244.1.11', node: 'n1', phase: 'Succeeded', ready: null }),
     ]);
     assert.deepEqual(c.gatewayClients('egw/red-a'), ['10.244.1.10']);
     assert.deepEqual(c.gatewayClients('egw/app'), [], 'not a gateway pod');
@@ -152,21 +152,21 @@ describe('calc: gatewayClients', () => {
   });
 
   it('follows changes: annotations, labels, namespace labels, policies, removal', () => {
-    const c = calc([namespace('tenant-a'), client('tenant-a', 'a1', '10.244.1.10'), client('tenant-a', 'a2', '10.244.1.11')]);
+    const c = calc([namespace('tenant-a', { nameLabel: false }), client('tenant-a', 'a1', '10.244.1.10'), client('tenant-a', 'a2', '10.244.1.11')]);
     assert.deepEqual(c.gatewayClients('egw/red-a'), []);
     c.upsert(client('tenant-a', 'a2', '10.244.1.11', RED));
     assert.deepEqual(c.gatewayClients('egw/red-a'), ['10.244.1.11']);
-    c.upsert(namespace('tenant-a', { annotations: { [POLICY]: 'p-red' } }));
+    c.upsert(namespace('tenant-a', { annotations: { [ANNOTATION.egressGatewayPolicy]: 'p-red' }, nameLabel: false }));
     assert.deepEqual(c.gatewayClients('egw/red-a'), ['10.244.1.10', '10.244.1.11']);
-    c.upsert(gw('egw', 'red-a', { ip: '10.10.10.1', node: 'n1', labels: { 'egress-code': 'green' } }));
+    c.upsert(gatewayPod('egw', 'red-a', 'red', { ip: '10.10.10.1', node: 'n1', labels: { 'egress-code': 'green' } }));
     assert.deepEqual(c.gatewayClients('egw/red-a'), []);
-    c.upsert(gw('egw', 'red-a', { ip: '10.10.10.1', node: 'n1', labels: { 'egress-code': 'red' } }));
-    c.upsert(namespace('egw', { labels: { 'projectcalico.org/name': 'other' } })); // cannot rename: the label is forced
+    c.upsert(gatewayPod('egw', 'red-a', 'red', { ip: '10.10.10.1', node: 'n1', labels: { 'egress-code': 'red' } }));
+    c.upsert(namespace('egw', { labels: { 'projectcalico.org/name': 'other' }, nameLabel: false })); // cannot rename: the label is forced
     assert.deepEqual(c.gatewayClients('egw/red-a'), ['10.244.1.10', '10.244.1.11']);
     c.upsert(policy('p-red', [{ gateway: { selector: "egress-code == 'red'", namespaceSelector: "tier == 'gateways'" } }]));
-    c.upsert(namespace('egw', { labels: { tier: 'other' } }));
+    c.upsert(namespace('egw', { labels: { tier: 'other' }, nameLabel: false }));
     assert.deepEqual(c.gatewayClients('egw/red-a'), [], "the namespace's policy beats a2's pod selector; its namespaceSelector no longer matches");
-    c.upsert(namespace('egw', { labels: { tier: 'gateways' } }));
+    c.upsert(namespace('egw', { labels: { tier: 'gateways' }, nameLabel: false }));
     assert.deepEqual(c.gatewayClients('egw/red-a'), ['10.244.1.10', '10.244.1.11']);
     c.remove({ kind: 'Pod', namespace: 'tenant-a', name: 'a2' });
     assert.deepEqual(c.gatewayClients('egw/red-a'), ['10.244.1.10']);
@@ -180,12 +180,12 @@ describe('calc: gatewayClients', () => {
     const arbAnn = fc.oneof(
       fc.constant(undefined),
       fc.record({ s: fc.constantFrom(...sels), n: fc.constantFrom(...nsSels), k: fc.constantFrom(undefined, '1', 'x') }).map(({ s, n, k }) => {
-        const a: Record<string, string> = { [SEL]: s };
-        if (n) a[NSSEL] = n;
-        if (k) a[MAXHOPS] = k;
+        const a: Record<string, string> = { [ANNOTATION.selector]: s };
+        if (n) a[ANNOTATION.namespaceSelector] = n;
+        if (k) a[ANNOTATION.maxNextHops] = k;
         return a;
       }),
-      fc.constantFrom('p1', 'p2', 'missing').map((p) => ({ [POLICY]: p })),
+      fc.constantFrom('p1', 'p2', 'missing').map((p) => ({ [ANNOTATION.egressGatewayPolicy]: p })),
     );
     const arbRule = fc.record({
       dst: fc.constantFrom(undefined, '8.8.8.0/24', '10.0.0.0/8'),
@@ -206,8 +206,8 @@ describe('calc: gatewayClients', () => {
     fc.assert(
       fc.property(arbWorld, (w) => {
         const NS = ['ns0', 'ns1', 'ns2'];
-        const rs: Resource[] = [felix(w.support), pool('pods', '10.244.0.0/16'), node('n1', '192.168.1.1'), node('n2', '192.168.1.2')];
-        NS.forEach((n, i) => rs.push(namespace(n, { labels: w.nsTier[i] ? { tier: 'gw' } : undefined, annotations: w.nsAnn[i] })));
+        const rs: Resource[] = [felixConfiguration({ egressIPSupport: w.support }), ippool('pods', '10.244.0.0/16'), node('n1', { ip: '192.168.1.1' }), node('n2', { ip: '192.168.1.2' })];
+        NS.forEach((n, i) => rs.push(namespace(n, { labels: w.nsTier[i] ? { tier: 'gw' } : undefined, annotations: w.nsAnn[i], nameLabel: false })));
         for (const [name, rules] of [
           ['p1', w.p1],
           ['p2', w.p2],
@@ -223,8 +223,8 @@ describe('calc: gatewayClients', () => {
             ),
           );
         }
-        w.gws.forEach((g, i) => rs.push(gw(NS[g.ns], `gw-${i}`, { ip: `10.10.10.${i + 1}`, node: g.n, labels: g.c ? { c: g.c } : undefined, ready: g.ready })));
-        w.clients.forEach((cl, i) => rs.push(pod(NS[cl.ns], `c${i}`, { ip: `10.244.1.${i + 1}`, node: cl.n, annotations: cl.ann })));
+        w.gws.forEach((g, i) => rs.push(gatewayPod(NS[g.ns], `gw-${i}`, 'gw', { ip: `10.10.10.${i + 1}`, node: g.n, labels: g.c ? { c: g.c } : {}, ready: g.ready })));
+        w.clients.forEach((cl, i) => rs.push(pod(NS[cl.ns], `c${i}`, { ip: `10.244.1.${i + 1}`, node: cl.n, annotations: cl.ann, ready: null })));
         const c = new EgressCalculator().load(rs);
         const allowed = new Map(w.gws.map((g, i) => [`10.10.10.${i + 1}`, new Set(c.gatewayClients(`${NS[g.ns]}/gw-${i}`))]));
         for (const n of ['n1', 'n2']) {
@@ -252,13 +252,13 @@ describe('calc: gatewayClients', () => {
     const arbAnn = fc.oneof(
       fc.constant(undefined),
       fc.record({ s: fc.constantFrom(...sels), n: fc.constantFrom(...nsSels), k: fc.constantFrom(undefined, '1', 'x', '1234567890', ' 2 ') }).map(({ s, n, k }) => {
-        const a: Record<string, string> = { [SEL]: s };
-        if (n !== undefined) a[NSSEL] = n;
-        if (k) a[MAXHOPS] = k;
+        const a: Record<string, string> = { [ANNOTATION.selector]: s };
+        if (n !== undefined) a[ANNOTATION.namespaceSelector] = n;
+        if (k) a[ANNOTATION.maxNextHops] = k;
         return a;
       }),
-      fc.record({ p: fc.constantFrom('p1', 'p2', 'missing', ' p1 '), s: fc.option(fc.constantFrom(...sels)) }).map(({ p, s }) => ({ [POLICY]: p, ...(s === null ? {} : { [SEL]: s }) })),
-      fc.constant({ [NSSEL]: 'all()' }),
+      fc.record({ p: fc.constantFrom('p1', 'p2', 'missing', ' p1 '), s: fc.option(fc.constantFrom(...sels)) }).map(({ p, s }) => ({ [ANNOTATION.egressGatewayPolicy]: p, ...(s === null ? {} : { [ANNOTATION.selector]: s }) })),
+      fc.constant({ [ANNOTATION.namespaceSelector]: 'all()' }),
     );
     const arbRule: fc.Arbitrary<EgressGatewayRule> = fc
       .record({
@@ -270,13 +270,13 @@ describe('calc: gatewayClients', () => {
       })
       .map(({ dst, s, n, k }) => ({ destination: dst ? { cidr: dst } : undefined, gateway: s === null ? undefined : { selector: s, namespaceSelector: n, maxNextHops: k } }));
     const arbResource: fc.Arbitrary<Resource> = fc.oneof(
-      fc.constantFrom<EgressIPSupport>('Disabled', 'EnabledPerNamespace', 'EnabledPerNamespaceOrPerPod', 'EnabledPerNamespaceOrPerPod').map((x) => felix(x)),
-      fc.record({ n: fc.constantFrom(...NS), tier: fc.boolean(), ann: arbAnn }).map(({ n, tier, ann }) => namespace(n, { labels: tier ? { tier: 'gw' } : undefined, annotations: ann })),
+      fc.constantFrom<EgressIPSupport>('Disabled', 'EnabledPerNamespace', 'EnabledPerNamespaceOrPerPod', 'EnabledPerNamespaceOrPerPod').map((x) => felixConfiguration({ egressIPSupport: x })),
+      fc.record({ n: fc.constantFrom(...NS), tier: fc.boolean(), ann: arbAnn }).map(({ n, tier, ann }) => namespace(n, { labels: tier ? { tier: 'gw' } : undefined, annotations: ann, nameLabel: false })),
       fc.record({ name: fc.constantFrom('p1', 'p2'), rules: fc.uniqueArray(arbRule, { minLength: 1, maxLength: 3, selector: (r) => r.destination?.cidr ?? '' }) }).map(({ name, rules }) => policy(name, rules)),
       fc.record({ ns: fc.constantFrom(...NS), i: fc.nat(3), c: fc.constantFrom(undefined, 'red', 'blue'), ready: fc.boolean(), phase: fc.constantFrom('Running' as const, 'Succeeded' as const), noip: fc.boolean() })
-        .map(({ ns, i, c, ready, phase, noip }) => gw(ns, `gw-${i}`, { ip: noip ? undefined : `10.10.10.${i + 1}`, node: 'n1', labels: c ? { c } : undefined, ready, phase })),
+        .map(({ ns, i, c, ready, phase, noip }) => gatewayPod(ns, `gw-${i}`, 'gw', { ip: noip ? undefined : `10.10.10.${i + 1}`, node: 'n1', labels: c ? { c } : {}, ready, phase })),
       fc.record({ ns: fc.constantFrom(...NS), i: fc.nat(5), ann: arbAnn, n: fc.constantFrom('n1', 'n2', undefined), ip: fc.nat(7), phase: fc.constantFrom('Running' as const, 'Running' as const, 'Failed' as const) })
-        .map(({ ns, i, ann, n, ip, phase }) => pod(ns, i === 5 ? 'gw-0' : `c${i}`, { ip: ip === 7 ? undefined : `10.244.1.${ip + 1}`, node: n, annotations: ann, phase })),
+        .map(({ ns, i, ann, n, ip, phase }) => pod(ns, i === 5 ? 'gw-0' : `c${i}`, { ip: ip === 7 ? undefined : `10.244.1.${ip + 1}`, node: n, annotations: ann, phase, ready: null })),
     );
     type Op = { op: 'upsert'; r: Resource } | { op: 'remove'; pick: number } | { op: 'health'; key: string; h: GatewayHealth | null } | { op: 'check' } | { op: 'state'; n: string };
     const arbOp: fc.Arbitrary<Op> = fc.oneof(
@@ -286,7 +286,7 @@ describe('calc: gatewayClients', () => {
       { weight: 2, arbitrary: fc.constant({ op: 'check' as const }) },
       { weight: 1, arbitrary: fc.constantFrom('n1', 'n2').map((n) => ({ op: 'state' as const, n })) },
     );
-    const base: Resource[] = [felix('EnabledPerNamespaceOrPerPod'), pool('pods', '10.244.0.0/16'), node('n1', '192.168.1.1'), namespace('egw', { labels: { tier: 'gw' } })];
+    const base: Resource[] = [felixConfiguration({ egressIPSupport: 'EnabledPerNamespaceOrPerPod' }), ippool('pods', '10.244.0.0/16'), node('n1', { ip: '192.168.1.1' }), namespace('egw', { labels: { tier: 'gw' }, nameLabel: false })];
     fc.assert(
       fc.property(fc.array(arbOp, { minLength: 1, maxLength: 60 }), (ops) => {
         const c = new EgressCalculator();
@@ -361,8 +361,8 @@ function referenceGatewayClients(rs: readonly Resource[], gwKey: string): string
     const ns = p.metadata.namespace || 'default';
     const nsA = nsObj(ns)?.metadata.annotations;
     const podA = support === 'EnabledPerNamespaceOrPerPod' ? p.metadata.annotations : undefined;
-    const pp = ann(podA, POLICY);
-    const np = ann(nsA, POLICY);
+    const pp = ann(podA, ANNOTATION.egressGatewayPolicy);
+    const np = ann(nsA, ANNOTATION.egressGatewayPolicy);
     let ok = false;
     const policy = pp !== undefined && policies.has(pp) ? pp : np !== undefined && policies.has(np) ? np : undefined;
     if (policy !== undefined) {
@@ -375,10 +375,10 @@ function referenceGatewayClients(rs: readonly Resource[], gwKey: string): string
         if (r.gateway && matches(r.gateway.selector ?? '', r.gateway.namespaceSelector, ns)) ok = true;
       }
     } else if (pp === undefined && np === undefined) {
-      const a = ann(podA, SEL) !== undefined ? podA : ann(nsA, SEL) !== undefined ? nsA : undefined;
-      const s = ann(a, SEL);
-      const n = ann(a, NSSEL);
-      const k = ann(a, MAXHOPS);
+      const a = ann(podA, ANNOTATION.selector) !== undefined ? podA : ann(nsA, ANNOTATION.selector) !== undefined ? nsA : undefined;
+      const s = ann(a, ANNOTATION.selector);
+      const n = ann(a, ANNOTATION.namespaceSelector);
+      const k = ann(a, ANNOTATION.maxNextHops);
       const valid = s !== undefined && sel(s) !== null && (n === undefined || sel(n) !== null) && (k === undefined || parseMaxNextHops(k) !== undefined);
       if (valid) ok = matches(s, n, ns);
     } // else: a policy annotation naming no policy fails closed

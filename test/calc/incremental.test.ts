@@ -4,24 +4,24 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { keyOf, keyString, type Resource } from '../../src/api/meta.js';
-import type { EgressGatewayRule } from '../../src/api/types.js';
+import { ANNOTATION, type EgressGatewayRule } from '../../src/api/types.js';
 import { EgressCalculator, type GatewayHealth } from '../../src/calc/index.js';
-import { felix, gw, MAXHOPS, namespace, node, NSSEL, pod, POLICY, policy, pool, SEL } from './helpers.js';
+import { felixConfiguration, gatewayPod, ippool, namespace, node, pod, policy } from '../helpers/resources.js';
 
 const NODES = ['n1', 'n2', 'n3'];
 const NAMESPACES = ['ns-a', 'ns-b', 'egw', 'egw2'];
 const ANNOTATION_MENU: (Record<string, string> | undefined)[] = [
   undefined,
-  { [SEL]: "color == 'red'", [NSSEL]: "tier == 'gw'" },
-  { [SEL]: "color == 'blue'", [NSSEL]: 'all()', [MAXHOPS]: '1' },
-  { [SEL]: 'has(color)', [NSSEL]: "projectcalico.org/name in {'egw', 'egw2'}", [MAXHOPS]: '2' },
-  { [SEL]: "color == 'red'" },
-  { [SEL]: 'all()', [MAXHOPS]: '1' },
-  { [POLICY]: 'p1' },
-  { [POLICY]: 'p2' },
-  { [POLICY]: 'missing' },
-  { [POLICY]: 'p1', [SEL]: 'all()' },
-  { [SEL]: "color == 'red'", [NSSEL]: "tier == 'gw'", [MAXHOPS]: 'bad' },
+  { [ANNOTATION.selector]: "color == 'red'", [ANNOTATION.namespaceSelector]: "tier == 'gw'" },
+  { [ANNOTATION.selector]: "color == 'blue'", [ANNOTATION.namespaceSelector]: 'all()', [ANNOTATION.maxNextHops]: '1' },
+  { [ANNOTATION.selector]: 'has(color)', [ANNOTATION.namespaceSelector]: "projectcalico.org/name in {'egw', 'egw2'}", [ANNOTATION.maxNextHops]: '2' },
+  { [ANNOTATION.selector]: "color == 'red'" },
+  { [ANNOTATION.selector]: 'all()', [ANNOTATION.maxNextHops]: '1' },
+  { [ANNOTATION.egressGatewayPolicy]: 'p1' },
+  { [ANNOTATION.egressGatewayPolicy]: 'p2' },
+  { [ANNOTATION.egressGatewayPolicy]: 'missing' },
+  { [ANNOTATION.egressGatewayPolicy]: 'p1', [ANNOTATION.selector]: 'all()' },
+  { [ANNOTATION.selector]: "color == 'red'", [ANNOTATION.namespaceSelector]: "tier == 'gw'", [ANNOTATION.maxNextHops]: 'bad' },
 ];
 const RULE_MENU: EgressGatewayRule[] = [
   { gateway: { selector: "color == 'red'", namespaceSelector: "tier == 'gw'" } },
@@ -37,12 +37,12 @@ const RULE_MENU: EgressGatewayRule[] = [
 
 const arbResource: fc.Arbitrary<Resource> = fc.oneof(
   fc.record({ s: fc.constantFrom('Disabled', 'EnabledPerNamespace', 'EnabledPerNamespaceOrPerPod', 'EnabledPerNamespaceOrPerPod'), prio: fc.constantFrom(100, 101) }).map(({ s, prio }) =>
-    felix(s as 'Disabled', { egressIPRoutingRulePriority: prio }),
+    felixConfiguration({ egressIPSupport: s as 'Disabled', egressIPRoutingRulePriority: prio }),
   ),
-  fc.constantFrom(pool('pods', '10.244.0.0/16'), pool('extra', '172.16.0.0/12'), pool('tiny', '10.1.0.0/24'), pool('extra', '10.0.0.0/8')),
-  fc.record({ n: fc.constantFrom(...NODES), ip: fc.constantFrom('192.168.0.1', '192.168.0.2', '192.168.0.3', '192.168.0.9') }).map(({ n, ip }) => node(n, ip)),
+  fc.constantFrom(ippool('pods', '10.244.0.0/16'), ippool('extra', '172.16.0.0/12'), ippool('tiny', '10.1.0.0/24'), ippool('extra', '10.0.0.0/8')),
+  fc.record({ n: fc.constantFrom(...NODES), ip: fc.constantFrom('192.168.0.1', '192.168.0.2', '192.168.0.3', '192.168.0.9') }).map(({ n, ip }) => node(n, { ip })),
   fc.record({ n: fc.constantFrom(...NAMESPACES), tier: fc.constantFrom(undefined, 'gw', 'x'), ann: fc.constantFrom(...ANNOTATION_MENU) }).map(({ n, tier, ann }) =>
-    namespace(n, { labels: tier ? { tier } : undefined, annotations: ann }),
+    namespace(n, { labels: tier ? { tier } : undefined, annotations: ann, nameLabel: false }),
   ),
   fc.record({
     name: fc.constantFrom('p1', 'p2', 'missing'),
@@ -60,7 +60,7 @@ const arbResource: fc.Arbitrary<Resource> = fc.oneof(
     phase: fc.constantFrom('Running' as const, 'Running' as const, 'Pending' as const),
     deleting: fc.boolean(),
   }).map(({ ns, name, ip, n, color, ready, phase, deleting }) =>
-    gw(ns, name, { ip: `10.10.10.${ip}`, node: n, labels: color ? { color } : undefined, ready, phase, deleting: deleting && ip % 3 === 0 }),
+    gatewayPod(ns, name, name, { ip: `10.10.10.${ip}`, node: n, labels: color ? { color } : {}, ready, phase, deleting: deleting && ip % 3 === 0 }),
   ),
   // client pods
   fc.record({
@@ -69,7 +69,7 @@ const arbResource: fc.Arbitrary<Resource> = fc.oneof(
     ip: fc.option(fc.integer({ min: 1, max: 12 }), { freq: 6 }),
     n: fc.option(fc.constantFrom(...NODES), { freq: 8 }),
     ann: fc.constantFrom(...ANNOTATION_MENU),
-  }).map(({ ns, name, ip, n, ann }) => pod(ns, name, { ip: ip === null ? undefined : `10.244.1.${ip}`, node: n ?? undefined, annotations: ann })),
+  }).map(({ ns, name, ip, n, ann }) => pod(ns, name, { ip: ip === null ? undefined : `10.244.1.${ip}`, node: n ?? undefined, annotations: ann, ready: null })),
 );
 
 type Op =
@@ -95,25 +95,25 @@ const arbOp: fc.Arbitrary<Op> = fc.oneof(
 
 /** A populated start, so that most random operations change something visible. */
 const BASELINE: Op[] = [
-  felix('EnabledPerNamespaceOrPerPod'),
-  pool('pods', '10.244.0.0/16'),
-  node('n1', '192.168.0.1'),
-  node('n2', '192.168.0.2'),
-  namespace('egw', { labels: { tier: 'gw' } }),
-  namespace('egw2', { labels: { tier: 'gw' } }),
-  namespace('ns-a', { annotations: ANNOTATION_MENU[1] }),
-  namespace('ns-b', { annotations: ANNOTATION_MENU[6] }),
+  felixConfiguration({ egressIPSupport: 'EnabledPerNamespaceOrPerPod' }),
+  ippool('pods', '10.244.0.0/16'),
+  node('n1', { ip: '192.168.0.1' }),
+  node('n2', { ip: '192.168.0.2' }),
+  namespace('egw', { labels: { tier: 'gw' }, nameLabel: false }),
+  namespace('egw2', { labels: { tier: 'gw' }, nameLabel: false }),
+  namespace('ns-a', { annotations: ANNOTATION_MENU[1], nameLabel: false }),
+  namespace('ns-b', { annotations: ANNOTATION_MENU[6], nameLabel: false }),
   policy('p1', [RULE_MENU[1], RULE_MENU[4], RULE_MENU[5]]),
   policy('p2', [RULE_MENU[2], RULE_MENU[8]]),
-  gw('egw', 'g1', { ip: '10.10.10.1', node: 'n1', labels: { color: 'red' } }),
-  gw('egw', 'g2', { ip: '10.10.10.2', node: 'n2', labels: { color: 'blue' } }),
-  gw('egw2', 'g3', { ip: '10.10.10.3', node: 'n2', labels: { color: 'red' } }),
-  gw('ns-a', 'g4', { ip: '10.10.10.4', node: 'n3', labels: { color: 'blue' } }),
-  pod('ns-a', 'c1', { ip: '10.244.1.1', node: 'n1' }),
-  pod('ns-a', 'c2', { ip: '10.244.1.2', node: 'n1', annotations: ANNOTATION_MENU[2] }),
-  pod('ns-b', 'c3', { ip: '10.244.1.3', node: 'n1' }),
-  pod('ns-b', 'c4', { ip: '10.244.1.4', node: 'n2', annotations: ANNOTATION_MENU[3] }),
-  pod('egw', 'c5', { ip: '10.244.1.5', node: 'n2', annotations: ANNOTATION_MENU[7] }),
+  gatewayPod('egw', 'g1', 'g1', { ip: '10.10.10.1', node: 'n1', labels: { color: 'red' } }),
+  gatewayPod('egw', 'g2', 'g2', { ip: '10.10.10.2', node: 'n2', labels: { color: 'blue' } }),
+  gatewayPod('egw2', 'g3', 'g3', { ip: '10.10.10.3', node: 'n2', labels: { color: 'red' } }),
+  gatewayPod('ns-a', 'g4', 'g4', { ip: '10.10.10.4', node: 'n3', labels: { color: 'blue' } }),
+  pod('ns-a', 'c1', { ip: '10.244.1.1', node: 'n1', ready: null }),
+  pod('ns-a', 'c2', { ip: '10.244.1.2', node: 'n1', annotations: ANNOTATION_MENU[2], ready: null }),
+  pod('ns-b', 'c3', { ip: '10.244.1.3', node: 'n1', ready: null }),
+  pod('ns-b', 'c4', { ip: '10.244.1.4', node: 'n2', annotations: ANNOTATION_MENU[3], ready: null }),
+  pod('egw', 'c5', { ip: '10.244.1.5', node: 'n2', annotations: ANNOTATION_MENU[7], ready: null }),
 ].map((r) => ({ op: 'upsert' as const, r }));
 
 function run(ops: Op[], opts: { tableIdRange?: number }): void {

@@ -2,8 +2,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { ANNOTATION } from '../../src/api/types.js';
 import { EgressCalculator, fmix32, fnv1a32, hashString, rendezvousScore, rendezvousTopK } from '../../src/calc/index.js';
-import { felix, gw, lookup, MAXHOPS, namespace, node, NSSEL, pod, pool, SEL } from './helpers.js';
+import { felixConfiguration, gatewayPod, ippool, namespace, node, pod } from '../helpers/resources.js';
+import { lookup } from './helpers.js';
 
 describe('calc: hash functions', () => {
   it('are fixed functions (same values on every platform and run)', () => {
@@ -34,19 +36,19 @@ describe('calc: hash functions', () => {
 const GWS = 10;
 function gateways(n: number, skip = -1) {
   const out = [];
-  for (let i = 0; i < n; i++) if (i !== skip) out.push(gw('egress', `gateway-${i}`, { ip: `10.10.10.${10 + i}`, node: `gw-node-${i % 3}`, labels: { app: 'egw' } }));
+  for (let i = 0; i < n; i++) if (i !== skip) out.push(gatewayPod('egress', `gateway-${i}`, 'gateway', { ip: `10.10.10.${10 + i}`, node: `gw-node-${i % 3}`, labels: { app: 'egw' } }));
   return out;
 }
 function setup(gws: ReturnType<typeof gateways>, clients: number, hops: string) {
   const res = [
-    felix('EnabledPerNamespace'),
-    pool('pods', '10.244.0.0/16'),
-    node('n1', '192.168.0.1'),
-    namespace('egress'),
+    felixConfiguration({ egressIPSupport: 'EnabledPerNamespace' }),
+    ippool('pods', '10.244.0.0/16'),
+    node('n1', { ip: '192.168.0.1' }),
+    namespace('egress', { nameLabel: false }),
     ...gws,
   ];
-  for (let i = 0; i < 20; i++) res.push(namespace(`team-${i}`, { annotations: { [SEL]: "app == 'egw'", [NSSEL]: "projectcalico.org/name == 'egress'", [MAXHOPS]: hops } }));
-  for (let i = 0; i < clients; i++) res.push(pod(`team-${i % 20}`, `web-${i}-7f9c`, { ip: `10.244.${i >> 8}.${i & 255}`, node: 'n1' }));
+  for (let i = 0; i < 20; i++) res.push(namespace(`team-${i}`, { annotations: { [ANNOTATION.selector]: "app == 'egw'", [ANNOTATION.namespaceSelector]: "projectcalico.org/name == 'egress'", [ANNOTATION.maxNextHops]: hops }, nameLabel: false }));
+  for (let i = 0; i < clients; i++) res.push(pod(`team-${i % 20}`, `web-${i}-7f9c`, { ip: `10.244.${i >> 8}.${i & 255}`, node: 'n1', ready: null }));
   return new EgressCalculator().load(res);
 }
 function hopSets(c: EgressCalculator): Map<string, string[]> {

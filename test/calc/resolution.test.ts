@@ -3,28 +3,29 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Resource } from '../../src/api/meta.js';
-import type { EgressIPSupport } from '../../src/api/types.js';
+import { ANNOTATION, type EgressIPSupport } from '../../src/api/types.js';
 import { EgressCalculator, type NodeEgressState } from '../../src/calc/index.js';
-import { felix, gw, lookup, MAXHOPS, namespace, node, NSSEL, pod, POLICY, policy, pool, SEL, tableOf } from './helpers.js';
+import { felixConfiguration, gatewayPod, ippool, namespace, node, pod, policy } from '../helpers/resources.js';
+import { lookup, tableOf } from './helpers.js';
 
 const IN_EGW = "projectcalico.org/name == 'egw'";
-const RED = { [SEL]: "egress-code == 'red'", [NSSEL]: IN_EGW };
-const BLUE = { [SEL]: "egress-code == 'blue'", [NSSEL]: IN_EGW };
+const RED = { [ANNOTATION.selector]: "egress-code == 'red'", [ANNOTATION.namespaceSelector]: IN_EGW };
+const BLUE = { [ANNOTATION.selector]: "egress-code == 'blue'", [ANNOTATION.namespaceSelector]: IN_EGW };
 const RED_IPS = ['10.10.10.1', '10.10.10.2'];
 const BLUE_IPS = ['10.10.10.3'];
 
 function world(support: EgressIPSupport = 'EnabledPerNamespaceOrPerPod'): Resource[] {
   return [
-    felix(support),
-    pool('pods', '10.244.0.0/16'),
-    pool('egress', '10.10.10.0/24'),
-    node('n1', '192.168.1.1'),
-    node('n2', '192.168.1.2'),
-    node('n3', '192.168.1.3'),
-    namespace('egw', { labels: { tier: 'gateways' } }),
-    gw('egw', 'red-a', { ip: '10.10.10.1', node: 'n1', labels: { 'egress-code': 'red' } }),
-    gw('egw', 'red-b', { ip: '10.10.10.2', node: 'n2', labels: { 'egress-code': 'red' } }),
-    gw('egw', 'blue-a', { ip: '10.10.10.3', node: 'n2', labels: { 'egress-code': 'blue' } }),
+    felixConfiguration({ egressIPSupport: support }),
+    ippool('pods', '10.244.0.0/16'),
+    ippool('egress', '10.10.10.0/24'),
+    node('n1', { ip: '192.168.1.1' }),
+    node('n2', { ip: '192.168.1.2' }),
+    node('n3', { ip: '192.168.1.3' }),
+    namespace('egw', { labels: { tier: 'gateways' }, nameLabel: false }),
+    gatewayPod('egw', 'red-a', 'red', { ip: '10.10.10.1', node: 'n1', labels: { 'egress-code': 'red' } }),
+    gatewayPod('egw', 'red-b', 'red', { ip: '10.10.10.2', node: 'n2', labels: { 'egress-code': 'red' } }),
+    gatewayPod('egw', 'blue-a', 'blue', { ip: '10.10.10.3', node: 'n2', labels: { 'egress-code': 'blue' } }),
     policy('p-red', [{ gateway: { selector: "egress-code == 'red'", namespaceSelector: IN_EGW } }]),
     policy('p-blue', [{ gateway: { selector: "egress-code == 'blue'", namespaceSelector: IN_EGW } }]),
   ];
@@ -35,40 +36,40 @@ function calcWith(extra: Resource[], support?: EgressIPSupport, opts = {}): Egre
 }
 
 function client(annotations?: Record<string, string>, o: { name?: string; ip?: string; node?: string; ns?: string } = {}): Resource {
-  return pod(o.ns ?? 'app', o.name ?? 'c1', { ip: o.ip ?? '10.244.1.10', node: o.node ?? 'n1', annotations });
+  return pod(o.ns ?? 'app', o.name ?? 'c1', { ip: o.ip ?? '10.244.1.10', node: o.node ?? 'n1', annotations, ready: null });
 }
 
 describe('calc: resolution order', () => {
   const rows: { name: string; support?: EgressIPSupport; ns?: Record<string, string>; pod?: Record<string, string>; expect: 'main' | 'unreachable' | string[] }[] = [
     { name: 'Disabled: nothing applies', support: 'Disabled', ns: RED, pod: BLUE, expect: 'main' },
     { name: 'EnabledPerNamespace ignores pod selector annotations', support: 'EnabledPerNamespace', pod: RED, expect: 'main' },
-    { name: 'EnabledPerNamespace ignores pod policy annotations', support: 'EnabledPerNamespace', ns: RED, pod: { [POLICY]: 'p-blue' }, expect: RED_IPS },
-    { name: 'EnabledPerNamespace ignores a pod annotation naming a missing policy', support: 'EnabledPerNamespace', ns: RED, pod: { [POLICY]: 'nope' }, expect: RED_IPS },
+    { name: 'EnabledPerNamespace ignores pod policy annotations', support: 'EnabledPerNamespace', ns: RED, pod: { [ANNOTATION.egressGatewayPolicy]: 'p-blue' }, expect: RED_IPS },
+    { name: 'EnabledPerNamespace ignores a pod annotation naming a missing policy', support: 'EnabledPerNamespace', ns: RED, pod: { [ANNOTATION.egressGatewayPolicy]: 'nope' }, expect: RED_IPS },
     { name: 'EnabledPerNamespace honours namespace selectors', support: 'EnabledPerNamespace', ns: RED, expect: RED_IPS },
-    { name: 'EnabledPerNamespace honours namespace policies', support: 'EnabledPerNamespace', ns: { [POLICY]: 'p-blue' }, expect: BLUE_IPS },
+    { name: 'EnabledPerNamespace honours namespace policies', support: 'EnabledPerNamespace', ns: { [ANNOTATION.egressGatewayPolicy]: 'p-blue' }, expect: BLUE_IPS },
     { name: 'EnabledPerNamespaceOrPerPod honours pod selectors', pod: BLUE, expect: BLUE_IPS },
-    { name: '1. pod policy (exists) beats namespace policy and pod selectors', ns: { [POLICY]: 'p-red' }, pod: { ...RED, [POLICY]: 'p-blue' }, expect: BLUE_IPS },
-    { name: '1. a policy annotation makes the other three on that object ignored', pod: { ...RED, [MAXHOPS]: 'x', [POLICY]: 'p-blue' }, expect: BLUE_IPS },
-    { name: '2. namespace policy beats pod selector', ns: { [POLICY]: 'p-blue' }, pod: RED, expect: BLUE_IPS },
-    { name: '2. pod policy missing: namespace policy (exists) applies', ns: { [POLICY]: 'p-blue' }, pod: { [POLICY]: 'nope' }, expect: BLUE_IPS },
-    { name: '3. pod policy missing, no namespace policy: fail closed', pod: { ...BLUE, [POLICY]: 'nope' }, expect: 'unreachable' },
-    { name: '3. namespace policy missing: fail closed, even with a pod selector', ns: { [POLICY]: 'nope' }, pod: RED, expect: 'unreachable' },
-    { name: '3. both policies missing: fail closed', ns: { [POLICY]: 'nope1' }, pod: { [POLICY]: 'nope2' }, expect: 'unreachable' },
+    { name: '1. pod policy (exists) beats namespace policy and pod selectors', ns: { [ANNOTATION.egressGatewayPolicy]: 'p-red' }, pod: { ...RED, [ANNOTATION.egressGatewayPolicy]: 'p-blue' }, expect: BLUE_IPS },
+    { name: '1. a policy annotation makes the other three on that object ignored', pod: { ...RED, [ANNOTATION.maxNextHops]: 'x', [ANNOTATION.egressGatewayPolicy]: 'p-blue' }, expect: BLUE_IPS },
+    { name: '2. namespace policy beats pod selector', ns: { [ANNOTATION.egressGatewayPolicy]: 'p-blue' }, pod: RED, expect: BLUE_IPS },
+    { name: '2. pod policy missing: namespace policy (exists) applies', ns: { [ANNOTATION.egressGatewayPolicy]: 'p-blue' }, pod: { [ANNOTATION.egressGatewayPolicy]: 'nope' }, expect: BLUE_IPS },
+    { name: '3. pod policy missing, no namespace policy: fail closed', pod: { ...BLUE, [ANNOTATION.egressGatewayPolicy]: 'nope' }, expect: 'unreachable' },
+    { name: '3. namespace policy missing: fail closed, even with a pod selector', ns: { [ANNOTATION.egressGatewayPolicy]: 'nope' }, pod: RED, expect: 'unreachable' },
+    { name: '3. both policies missing: fail closed', ns: { [ANNOTATION.egressGatewayPolicy]: 'nope1' }, pod: { [ANNOTATION.egressGatewayPolicy]: 'nope2' }, expect: 'unreachable' },
     { name: '4. pod selector beats namespace selector', ns: RED, pod: BLUE, expect: BLUE_IPS },
     { name: '5. namespace selector when the pod has none', ns: BLUE, expect: BLUE_IPS },
-    { name: '5. pod maxNextHops alone does not make a pod config', ns: BLUE, pod: { [MAXHOPS]: '1' }, expect: BLUE_IPS },
+    { name: '5. pod maxNextHops alone does not make a pod config', ns: BLUE, pod: { [ANNOTATION.maxNextHops]: '1' }, expect: BLUE_IPS },
     { name: '6. no annotation: no rule', expect: 'main' },
-    { name: '6. a namespaceSelector without selector is ignored', ns: { [NSSEL]: IN_EGW }, expect: 'main' },
-    { name: 'selector without namespaceSelector matches only the own namespace', pod: { [SEL]: "egress-code == 'red'" }, expect: 'unreachable' },
-    { name: 'invalid selector annotation fails closed', pod: { [SEL]: "egress-code = 'red'" }, expect: 'unreachable' },
-    { name: 'non-decimal maxNextHops annotation fails closed', pod: { ...RED, [MAXHOPS]: 'two' }, expect: 'unreachable' },
+    { name: '6. a namespaceSelector without selector is ignored', ns: { [ANNOTATION.namespaceSelector]: IN_EGW }, expect: 'main' },
+    { name: 'selector without namespaceSelector matches only the own namespace', pod: { [ANNOTATION.selector]: "egress-code == 'red'" }, expect: 'unreachable' },
+    { name: 'invalid selector annotation fails closed', pod: { [ANNOTATION.selector]: "egress-code = 'red'" }, expect: 'unreachable' },
+    { name: 'non-decimal maxNextHops annotation fails closed', pod: { ...RED, [ANNOTATION.maxNextHops]: 'two' }, expect: 'unreachable' },
     // the api rule (parseMaxNextHops: 1–9 digits), which validation applies too; calc used to accept any safe integer
-    { name: 'a 10-digit maxNextHops annotation fails closed, as validation rejects it', pod: { ...RED, [MAXHOPS]: '1234567890' }, expect: 'unreachable' },
-    { name: 'a 9-digit maxNextHops annotation is a (large) hop limit', pod: { ...RED, [MAXHOPS]: '999999999' }, expect: RED_IPS },
+    { name: 'a 10-digit maxNextHops annotation fails closed, as validation rejects it', pod: { ...RED, [ANNOTATION.maxNextHops]: '1234567890' }, expect: 'unreachable' },
+    { name: 'a 9-digit maxNextHops annotation is a (large) hop limit', pod: { ...RED, [ANNOTATION.maxNextHops]: '999999999' }, expect: RED_IPS },
   ];
   for (const row of rows) {
     it(row.name, () => {
-      const c = calcWith([namespace('app', { annotations: row.ns }), client(row.pod)], row.support);
+      const c = calcWith([namespace('app', { annotations: row.ns, nameLabel: false }), client(row.pod)], row.support);
       const st = c.nodeState('n1');
       assert.deepEqual(lookup(st, 'app/c1', '8.8.8.8'), row.expect);
       if (row.expect === 'main') assert.equal(tableOf(st, 'app/c1'), null, 'no rule at all');
@@ -87,28 +88,28 @@ describe('calc: resolution order', () => {
   }
 
   it('explain names the source and kind', () => {
-    const c = calcWith([namespace('app', { annotations: { [POLICY]: 'p-blue' } }), client(RED)]);
+    const c = calcWith([namespace('app', { annotations: { [ANNOTATION.egressGatewayPolicy]: 'p-blue' }, nameLabel: false }), client(RED)]);
     const e = c.explain('app', 'c1', '1.1.1.1');
     assert.equal(e.kind, 'policy');
     assert.equal(e.source, 'namespace');
     assert.equal(e.policy, 'p-blue');
-    assert.deepEqual(e.annotation, { name: POLICY, value: 'p-blue' });
-    const c2 = calcWith([namespace('app'), client({ ...RED, [POLICY]: 'gone' })]);
+    assert.deepEqual(e.annotation, { name: ANNOTATION.egressGatewayPolicy, value: 'p-blue' });
+    const c2 = calcWith([namespace('app', { nameLabel: false }), client({ ...RED, [ANNOTATION.egressGatewayPolicy]: 'gone' })]);
     const f = c2.explain('app', 'c1', '1.1.1.1');
     assert.equal(f.kind, 'fail-closed');
     assert.equal(f.source, 'pod');
     assert.ok(f.why.some((w) => w.includes('gone')));
-    const c3 = calcWith([namespace('app', { annotations: RED }), client(BLUE)], 'EnabledPerNamespace');
+    const c3 = calcWith([namespace('app', { annotations: RED, nameLabel: false }), client(BLUE)], 'EnabledPerNamespace');
     const g = c3.explain('app', 'c1', '1.1.1.1');
     assert.equal(g.kind, 'selector');
     assert.equal(g.source, 'namespace');
     assert.ok(g.why.some((w) => w.includes('pod annotations ignored')));
-    assert.equal(calcWith([namespace('app'), client(RED)], 'Disabled').explain('app', 'c1', '1.1.1.1').kind, 'disabled');
-    assert.equal(calcWith([namespace('app'), client()]).explain('app', 'c1', '1.1.1.1').kind, 'none');
+    assert.equal(calcWith([namespace('app', { nameLabel: false }), client(RED)], 'Disabled').explain('app', 'c1', '1.1.1.1').kind, 'disabled');
+    assert.equal(calcWith([namespace('app', { nameLabel: false }), client()]).explain('app', 'c1', '1.1.1.1').kind, 'none');
   });
 
   it('fail-closed keeps internal destinations routable and recovers when the policy appears', () => {
-    const c = calcWith([namespace('app'), client({ [POLICY]: 'later' })]);
+    const c = calcWith([namespace('app', { nameLabel: false }), client({ [ANNOTATION.egressGatewayPolicy]: 'later' })]);
     let st = c.nodeState('n1');
     assert.equal(lookup(st, 'app/c1', '8.8.8.8'), 'unreachable');
     assert.equal(lookup(st, 'app/c1', '10.244.7.7'), 'main');
@@ -121,11 +122,11 @@ describe('calc: resolution order', () => {
   });
 
   it('switching egressIPSupport recomputes every client', () => {
-    const c = calcWith([namespace('app', { annotations: RED }), client(BLUE)], 'Disabled');
+    const c = calcWith([namespace('app', { annotations: RED, nameLabel: false }), client(BLUE)], 'Disabled');
     assert.equal(lookup(c.nodeState('n1'), 'app/c1', '8.8.8.8'), 'main');
-    c.upsert(felix('EnabledPerNamespace'));
+    c.upsert(felixConfiguration({ egressIPSupport: 'EnabledPerNamespace' }));
     assert.deepEqual(lookup(c.nodeState('n1'), 'app/c1', '8.8.8.8'), RED_IPS);
-    c.upsert(felix('EnabledPerNamespaceOrPerPod'));
+    c.upsert(felixConfiguration({ egressIPSupport: 'EnabledPerNamespaceOrPerPod' }));
     assert.deepEqual(lookup(c.nodeState('n1'), 'app/c1', '8.8.8.8'), BLUE_IPS);
     c.remove({ kind: 'FelixConfiguration', namespace: '', name: 'default' });
     assert.equal(c.nodeState('n1').enabled, false);
@@ -136,9 +137,9 @@ describe('calc: resolution order', () => {
 describe('calc: selector scope and namespaces', () => {
   it('without namespaceSelector, a selector matches gateways in the annotated object’s namespace only', () => {
     const c = calcWith([
-      namespace('app', { annotations: { [SEL]: "egress-code == 'red'" } }),
-      namespace('other', { annotations: { [SEL]: "egress-code == 'red'" } }),
-      gw('app', 'own-red', { ip: '10.10.10.9', node: 'n3', labels: { 'egress-code': 'red' } }),
+      namespace('app', { annotations: { [ANNOTATION.selector]: "egress-code == 'red'" }, nameLabel: false }),
+      namespace('other', { annotations: { [ANNOTATION.selector]: "egress-code == 'red'" }, nameLabel: false }),
+      gatewayPod('app', 'own-red', 'own', { ip: '10.10.10.9', node: 'n3', labels: { 'egress-code': 'red' } }),
       client(),
       client(undefined, { ns: 'other', name: 'o1', ip: '10.244.1.11' }),
     ]);
@@ -149,25 +150,25 @@ describe('calc: selector scope and namespaces', () => {
 
   it('every namespace carries projectcalico.org/name; namespaceSelector over namespace labels, incrementally', () => {
     const c = calcWith([
-      namespace('app', { annotations: { [SEL]: "egress-code == 'red'", [NSSEL]: "tier == 'gateways'" } }),
-      namespace('egw2'),
-      gw('egw2', 'red-z', { ip: '10.10.10.20', node: 'n3', labels: { 'egress-code': 'red' } }),
+      namespace('app', { annotations: { [ANNOTATION.selector]: "egress-code == 'red'", [ANNOTATION.namespaceSelector]: "tier == 'gateways'" }, nameLabel: false }),
+      namespace('egw2', { nameLabel: false }),
+      gatewayPod('egw2', 'red-z', 'red', { ip: '10.10.10.20', node: 'n3', labels: { 'egress-code': 'red' } }),
       client(),
     ]);
     assert.deepEqual(lookup(c.nodeState('n1'), 'app/c1', '8.8.8.8'), RED_IPS);
-    c.upsert(namespace('egw2', { labels: { tier: 'gateways' } }));
+    c.upsert(namespace('egw2', { labels: { tier: 'gateways' }, nameLabel: false }));
     assert.deepEqual(lookup(c.nodeState('n1'), 'app/c1', '8.8.8.8'), [...RED_IPS, '10.10.10.20']);
-    c.upsert(namespace('egw', { labels: { tier: 'retired' } }));
+    c.upsert(namespace('egw', { labels: { tier: 'retired' }, nameLabel: false }));
     assert.deepEqual(lookup(c.nodeState('n1'), 'app/c1', '8.8.8.8'), ['10.10.10.20']);
     // a namespace that was never upserted still has its name label
-    const d = calcWith([namespace('app', { annotations: { [SEL]: 'all()', [NSSEL]: "projectcalico.org/name == 'ghost'" } }), gw('ghost', 'g-1', { ip: '10.10.10.30', node: 'n2' }), client()]);
+    const d = calcWith([namespace('app', { annotations: { [ANNOTATION.selector]: 'all()', [ANNOTATION.namespaceSelector]: "projectcalico.org/name == 'ghost'" }, nameLabel: false }), gatewayPod('ghost', 'g-1', 'g', { ip: '10.10.10.30', node: 'n2', labels: {} }), client()]);
     assert.deepEqual(lookup(d.nodeState('n1'), 'app/c1', '8.8.8.8'), ['10.10.10.30']);
   });
 
   it('namespace annotation changes reach every client of the namespace', () => {
-    const c = calcWith([namespace('app'), client(), client(undefined, { name: 'c2', ip: '10.244.1.12' })]);
+    const c = calcWith([namespace('app', { nameLabel: false }), client(), client(undefined, { name: 'c2', ip: '10.244.1.12' })]);
     assert.deepEqual(c.nodeState('n1').rules, []);
-    c.upsert(namespace('app', { annotations: BLUE }));
+    c.upsert(namespace('app', { annotations: BLUE, nameLabel: false }));
     const st = c.nodeState('n1');
     assert.deepEqual(lookup(st, 'app/c1', '8.8.8.8'), BLUE_IPS);
     assert.deepEqual(lookup(st, 'app/c2', '8.8.8.8'), BLUE_IPS);
@@ -177,8 +178,8 @@ describe('calc: selector scope and namespaces', () => {
 
   it('a gateway pod is never a client, whatever its annotations', () => {
     const c = calcWith([
-      namespace('egw', { labels: { tier: 'gateways' }, annotations: BLUE }),
-      gw('egw', 'red-c', { ip: '10.10.10.4', node: 'n1', labels: { 'egress-code': 'red' }, annotations: RED }),
+      namespace('egw', { labels: { tier: 'gateways' }, annotations: BLUE, nameLabel: false }),
+      gatewayPod('egw', 'red-c', 'red', { ip: '10.10.10.4', node: 'n1', labels: { 'egress-code': 'red' }, annotations: RED }),
     ]);
     const st = c.nodeState('n1');
     assert.equal(st.rules.find((r) => r.pod === 'egw/red-c'), undefined);
@@ -186,12 +187,12 @@ describe('calc: selector scope and namespaces', () => {
     // ... and a client that becomes a gateway loses its rule
     c.upsert(client(RED, { ns: 'egw', name: 'x' }));
     assert.deepEqual(lookup(c.nodeState('n1'), 'egw/x', '8.8.8.8'), ['10.10.10.1', '10.10.10.2', '10.10.10.4']);
-    c.upsert(gw('egw', 'x', { ip: '10.244.1.10', node: 'n1', labels: { 'egress-code': 'red' }, annotations: RED }));
+    c.upsert(gatewayPod('egw', 'x', 'x', { ip: '10.244.1.10', node: 'n1', labels: { 'egress-code': 'red' }, annotations: RED }));
     assert.equal(tableOf(c.nodeState('n1'), 'egw/x'), null);
   });
 
   it('a pod without metadata.namespace (or with an empty one) is in default, on upsert and on remove (namespaceOf)', () => {
-    const c = calcWith([namespace('default', { annotations: RED })]);
+    const c = calcWith([namespace('default', { annotations: RED, nameLabel: false })]);
     for (const ns of [undefined, '']) {
       const p = client(undefined, { ns: 'x', name: 'anon' });
       p.metadata.namespace = ns;
@@ -205,10 +206,10 @@ describe('calc: selector scope and namespaces', () => {
 
   it('pods without an IP, unscheduled, finished, or on other nodes get no rule here', () => {
     const c = calcWith([
-      namespace('app', { annotations: RED }),
-      pod('app', 'noip', { node: 'n1' }),
-      pod('app', 'unscheduled', { ip: '10.244.1.20' }),
-      pod('app', 'done', { ip: '10.244.1.21', node: 'n1', phase: 'Succeeded' }),
+      namespace('app', { annotations: RED, nameLabel: false }),
+      pod('app', 'noip', { node: 'n1', ready: null }),
+      pod('app', 'unscheduled', { ip: '10.244.1.20', ready: null }),
+      pod('app', 'done', { ip: '10.244.1.21', node: 'n1', phase: 'Succeeded', ready: null }),
       client(undefined, { name: 'far', node: 'n2', ip: '10.244.2.2' }),
       client(),
     ]);
@@ -232,7 +233,7 @@ describe('calc: rules, LPM and internal destinations', () => {
   ]);
 
   it('longest prefix between 0.0.0.0/0, 10.0.0.0/8 and 10.1.0.0/16', () => {
-    const c = calcWith([lpm, namespace('app', { annotations: { [POLICY]: 'lpm' } }), client()]);
+    const c = calcWith([lpm, namespace('app', { annotations: { [ANNOTATION.egressGatewayPolicy]: 'lpm' }, nameLabel: false }), client()]);
     const st = c.nodeState('n1');
     assert.deepEqual(lookup(st, 'app/c1', '8.8.8.8'), RED_IPS);
     assert.deepEqual(lookup(st, 'app/c1', '10.2.3.4'), BLUE_IPS);
@@ -254,7 +255,7 @@ describe('calc: rules, LPM and internal destinations', () => {
   it('a destination no rule covers is routed normally (no route in the table)', () => {
     const c = calcWith([
       policy('onprem', [{ destination: { cidr: '10.0.0.0/8' }, gateway: { selector: "egress-code == 'blue'", namespaceSelector: IN_EGW } }]),
-      namespace('app', { annotations: { [POLICY]: 'onprem' } }),
+      namespace('app', { annotations: { [ANNOTATION.egressGatewayPolicy]: 'onprem' }, nameLabel: false }),
       client(),
     ]);
     const st = c.nodeState('n1');
@@ -268,7 +269,7 @@ describe('calc: rules, LPM and internal destinations', () => {
   });
 
   it('a policy of only gateway-less rules needs no rule at all', () => {
-    const c = calcWith([policy('direct', [{ destination: { cidr: '10.0.0.0/8' } }]), namespace('app', { annotations: { [POLICY]: 'direct' } }), client()]);
+    const c = calcWith([policy('direct', [{ destination: { cidr: '10.0.0.0/8' } }]), namespace('app', { annotations: { [ANNOTATION.egressGatewayPolicy]: 'direct' }, nameLabel: false }), client()]);
     assert.equal(tableOf(c.nodeState('n1'), 'app/c1'), null);
     assert.equal(c.explain('app', 'c1', '10.0.0.1').verdict, 'normal-routing');
   });
@@ -279,25 +280,25 @@ describe('calc: rules, LPM and internal destinations', () => {
         { gateway: { selector: "egress-code == 'green'", namespaceSelector: IN_EGW } },
         { destination: { cidr: '10.0.0.0/8' }, gateway: { selector: "egress-code == 'blue'", namespaceSelector: IN_EGW } },
       ]),
-      namespace('app', { annotations: { [POLICY]: 'p' } }),
+      namespace('app', { annotations: { [ANNOTATION.egressGatewayPolicy]: 'p' }, nameLabel: false }),
       client(),
     ]);
     const st = c.nodeState('n1');
     assert.equal(lookup(st, 'app/c1', '8.8.8.8'), 'unreachable');
     assert.deepEqual(lookup(st, 'app/c1', '10.0.0.1'), BLUE_IPS);
     // the green gateway appears: reachable
-    c.upsert(gw('egw', 'green-a', { ip: '10.10.10.7', node: 'n3', labels: { 'egress-code': 'green' } }));
+    c.upsert(gatewayPod('egw', 'green-a', 'green', { ip: '10.10.10.7', node: 'n3', labels: { 'egress-code': 'green' } }));
     assert.deepEqual(lookup(c.nodeState('n1'), 'app/c1', '8.8.8.8'), ['10.10.10.7']);
   });
 
   it('destinations inside IP pools or node addresses throw in every table; rules inside them are dropped', () => {
     const c = calcWith([
-      node('n4', '192.168.1.0'),
+      node('n4', { ip: '192.168.1.0' }),
       policy('p', [
         { gateway: { selector: "egress-code == 'red'", namespaceSelector: IN_EGW } },
         { destination: { cidr: '10.244.5.0/24' }, gateway: { selector: "egress-code == 'blue'", namespaceSelector: IN_EGW } },
       ]),
-      namespace('app', { annotations: { [POLICY]: 'p' } }),
+      namespace('app', { annotations: { [ANNOTATION.egressGatewayPolicy]: 'p' }, nameLabel: false }),
       client(),
     ]);
     const st = c.nodeState('n1');
@@ -316,7 +317,7 @@ describe('calc: rules, LPM and internal destinations', () => {
     assert.equal(e.verdict, 'normal-routing');
     // a new pool becomes internal everywhere, table IDs unchanged
     const before = st.rules[0].table;
-    c.upsert(pool('more', '172.16.0.0/12'));
+    c.upsert(ippool('more', '172.16.0.0/12'));
     const st2 = c.nodeState('n1');
     assert.equal(lookup(st2, 'app/c1', '172.20.0.1'), 'main');
     assert.equal(st2.rules[0].table, before);
@@ -329,7 +330,7 @@ describe('calc: candidates, health, PreferNodeLocal, maxNextHops', () => {
   it('PreferNodeLocal uses the local gateway when there is one, all otherwise', () => {
     const c = calcWith([
       policy('local', [{ gateway: { selector: "egress-code == 'red'", namespaceSelector: IN_EGW }, gatewayPreference: 'PreferNodeLocal' }]),
-      namespace('app', { annotations: { [POLICY]: 'local' } }),
+      namespace('app', { annotations: { [ANNOTATION.egressGatewayPolicy]: 'local' }, nameLabel: false }),
       client(),
       client(undefined, { name: 'c2', node: 'n2', ip: '10.244.2.10' }),
       client(undefined, { name: 'c3', node: 'n3', ip: '10.244.3.10' }),
@@ -348,7 +349,7 @@ describe('calc: candidates, health, PreferNodeLocal, maxNextHops', () => {
   });
 
   it('maxNextHops 0 = all, 1 = one, more than available = all', () => {
-    const gws = [0, 1, 2, 3].map((i) => gw('egw', `g-${i}`, { ip: `10.10.10.${100 + i}`, node: 'n3', labels: { pool: 'x' } }));
+    const gws = [0, 1, 2, 3].map((i) => gatewayPod('egw', `g-${i}`, 'g', { ip: `10.10.10.${100 + i}`, node: 'n3', labels: { pool: 'x' } }));
     const all = gws.map((_, i) => `10.10.10.${100 + i}`);
     for (const [hops, expectLen] of [
       ['0', 4],
@@ -356,7 +357,7 @@ describe('calc: candidates, health, PreferNodeLocal, maxNextHops', () => {
       ['2', 2],
       ['9', 4],
     ] as const) {
-      const c = calcWith([...gws, namespace('app', { annotations: { [SEL]: "pool == 'x'", [NSSEL]: IN_EGW, [MAXHOPS]: hops } }), client()]);
+      const c = calcWith([...gws, namespace('app', { annotations: { [ANNOTATION.selector]: "pool == 'x'", [ANNOTATION.namespaceSelector]: IN_EGW, [ANNOTATION.maxNextHops]: hops }, nameLabel: false }), client()]);
       const via = lookup(c.nodeState('n1'), 'app/c1', '8.8.8.8') as string[];
       assert.equal(via.length, expectLen, `maxNextHops ${hops}`);
       for (const v of via) assert.ok(all.includes(v));
@@ -367,14 +368,14 @@ describe('calc: candidates, health, PreferNodeLocal, maxNextHops', () => {
   });
 
   it('policy maxNextHops picks the same subset as the equivalent annotation', () => {
-    const gws = [0, 1, 2, 3, 4].map((i) => gw('egw', `g-${i}`, { ip: `10.10.10.${100 + i}`, node: 'n3', labels: { pool: 'x' } }));
-    const a = calcWith([...gws, namespace('app', { annotations: { [SEL]: "pool == 'x'", [NSSEL]: IN_EGW, [MAXHOPS]: '2' } }), client()]);
-    const b = calcWith([...gws, policy('two', [{ gateway: { selector: "pool == 'x'", namespaceSelector: IN_EGW, maxNextHops: 2 } }]), namespace('app', { annotations: { [POLICY]: 'two' } }), client()]);
+    const gws = [0, 1, 2, 3, 4].map((i) => gatewayPod('egw', `g-${i}`, 'g', { ip: `10.10.10.${100 + i}`, node: 'n3', labels: { pool: 'x' } }));
+    const a = calcWith([...gws, namespace('app', { annotations: { [ANNOTATION.selector]: "pool == 'x'", [ANNOTATION.namespaceSelector]: IN_EGW, [ANNOTATION.maxNextHops]: '2' }, nameLabel: false }), client()]);
+    const b = calcWith([...gws, policy('two', [{ gateway: { selector: "pool == 'x'", namespaceSelector: IN_EGW, maxNextHops: 2 } }]), namespace('app', { annotations: { [ANNOTATION.egressGatewayPolicy]: 'two' }, nameLabel: false }), client()]);
     assert.deepEqual(lookup(a.nodeState('n1'), 'app/c1', '8.8.8.8'), lookup(b.nodeState('n1'), 'app/c1', '8.8.8.8'));
   });
 
   it('not-ready gateways are excluded (pod condition or reported health); all not ready = unreachable', () => {
-    const c = calcWith([namespace('app', { annotations: RED }), client(), gw('egw', 'red-c', { ip: '10.10.10.4', node: 'n3', labels: { 'egress-code': 'red' }, ready: false })]);
+    const c = calcWith([namespace('app', { annotations: RED, nameLabel: false }), client(), gatewayPod('egw', 'red-c', 'red', { ip: '10.10.10.4', node: 'n3', labels: { 'egress-code': 'red' }, ready: false })]);
     assert.deepEqual(lookup(c.nodeState('n1'), 'app/c1', '8.8.8.8'), RED_IPS);
     c.setGatewayHealth('egw/red-b', { ready: false });
     assert.deepEqual(lookup(c.nodeState('n1'), 'app/c1', '8.8.8.8'), ['10.10.10.1']);
@@ -391,11 +392,11 @@ describe('calc: candidates, health, PreferNodeLocal, maxNextHops', () => {
   it('a gateway pod is eligible only when Running with Ready=True (as Endpoints count it); a health report overrides the Pod', () => {
     const red = { 'egress-code': 'red' };
     const c = calcWith([
-      namespace('app', { annotations: RED }),
+      namespace('app', { annotations: RED, nameLabel: false }),
       client(),
-      gw('egw', 'red-none', { ip: '10.10.10.4', node: 'n3', labels: red, ready: null }),
-      gw('egw', 'red-pending', { ip: '10.10.10.5', node: 'n3', labels: red, phase: 'Pending', ready: true }),
-      gw('egw', 'red-unknown', { ip: '10.10.10.6', node: 'n3', labels: red, ready: 'Unknown' }),
+      gatewayPod('egw', 'red-none', 'red', { ip: '10.10.10.4', node: 'n3', labels: red, ready: null }),
+      gatewayPod('egw', 'red-pending', 'red', { ip: '10.10.10.5', node: 'n3', labels: red, phase: 'Pending', ready: true }),
+      gatewayPod('egw', 'red-unknown', 'red', { ip: '10.10.10.6', node: 'n3', labels: red, ready: 'Unknown' }),
     ]);
     // red-a and red-b (world()) are Running with Ready=True
     assert.deepEqual(lookup(c.nodeState('n1'), 'app/c1', '8.8.8.8'), RED_IPS);
@@ -412,12 +413,12 @@ describe('calc: candidates, health, PreferNodeLocal, maxNextHops', () => {
     c.setGatewayHealth('egw/red-a', null);
     assert.deepEqual(lookup(c.nodeState('n1'), 'app/c1', '8.8.8.8'), RED_IPS);
     // and the Pod becoming ready is enough
-    c.upsert(gw('egw', 'red-pending', { ip: '10.10.10.5', node: 'n3', labels: red, phase: 'Running', ready: true }));
+    c.upsert(gatewayPod('egw', 'red-pending', 'red', { ip: '10.10.10.5', node: 'n3', labels: red, phase: 'Running', ready: true }));
     assert.deepEqual(lookup(c.nodeState('n1'), 'app/c1', '8.8.8.8'), [...RED_IPS, '10.10.10.5']);
   });
 
   it('draining gateways get no new clients but stay in the gateway list for the clients that use them', () => {
-    const c = calcWith([namespace('app', { annotations: RED }), client()]);
+    const c = calcWith([namespace('app', { annotations: RED, nameLabel: false }), client()]);
     c.setGatewayHealth('egw/red-b', { ready: true, draining: true });
     const st = c.nodeState('n1');
     assert.deepEqual(lookup(st, 'app/c1', '8.8.8.8'), ['10.10.10.1']);
@@ -432,7 +433,7 @@ describe('calc: candidates, health, PreferNodeLocal, maxNextHops', () => {
     assert.ok(e.candidates.find((x) => x.ip === '10.10.10.2')!.keptForExisting);
     // a deletionTimestamp on the gateway pod means draining too
     c.setGatewayHealth('egw/red-b', null);
-    c.upsert(gw('egw', 'red-a', { ip: '10.10.10.1', node: 'n1', labels: { 'egress-code': 'red' }, deleting: true }));
+    c.upsert(gatewayPod('egw', 'red-a', 'red', { ip: '10.10.10.1', node: 'n1', labels: { 'egress-code': 'red' }, deleting: true }));
     const st2 = c.nodeState('n1');
     assert.deepEqual(lookup(st2, 'app/c1', '8.8.8.8'), ['10.10.10.2']);
     assert.deepEqual(st2.gateways.map((g) => [g.ip, g.draining]), [
@@ -445,9 +446,9 @@ describe('calc: candidates, health, PreferNodeLocal, maxNextHops', () => {
   });
 
   it('with maxNextHops, a draining gateway is kept only by clients that had it', () => {
-    const gws = [0, 1, 2, 3, 4, 5].map((i) => gw('egw', `g-${i}`, { ip: `10.10.10.${100 + i}`, node: 'n3', labels: { pool: 'x' } }));
+    const gws = [0, 1, 2, 3, 4, 5].map((i) => gatewayPod('egw', `g-${i}`, 'g', { ip: `10.10.10.${100 + i}`, node: 'n3', labels: { pool: 'x' } }));
     const clients = Array.from({ length: 40 }, (_, i) => client(undefined, { name: `c${i}`, ip: `10.244.1.${i + 1}` }));
-    const c = calcWith([...gws, namespace('app', { annotations: { [SEL]: "pool == 'x'", [NSSEL]: IN_EGW, [MAXHOPS]: '1' } }), ...clients]);
+    const c = calcWith([...gws, namespace('app', { annotations: { [ANNOTATION.selector]: "pool == 'x'", [ANNOTATION.namespaceSelector]: IN_EGW, [ANNOTATION.maxNextHops]: '1' }, nameLabel: false }), ...clients]);
     const before = c.nodeState('n1');
     const users = before.rules.filter((r) => (lookup(before, r.pod, '8.8.8.8') as string[])[0] === '10.10.10.100').map((r) => r.pod);
     assert.ok(users.length > 0);
@@ -461,7 +462,7 @@ describe('calc: candidates, health, PreferNodeLocal, maxNextHops', () => {
     assert.ok(after.gateways.some((g) => g.ip === '10.10.10.100' && g.draining));
     // Even with only non-users on this node it stays listed (no route uses it): connections pinned to it by
     // conntrack marks keep their tunnel path until its drain window ends.
-    const d = calcWith([...gws, namespace('app', { annotations: { [SEL]: "pool == 'x'", [NSSEL]: IN_EGW, [MAXHOPS]: '1' } }), ...clients.filter((_, i) => !users.includes(`app/c${i}`))]);
+    const d = calcWith([...gws, namespace('app', { annotations: { [ANNOTATION.selector]: "pool == 'x'", [ANNOTATION.namespaceSelector]: IN_EGW, [ANNOTATION.maxNextHops]: '1' }, nameLabel: false }), ...clients.filter((_, i) => !users.includes(`app/c${i}`))]);
     d.setGatewayHealth('egw/g-0', { ready: true, draining: true });
     const ds = d.nodeState('n1');
     assert.ok(ds.gateways.some((g) => g.ip === '10.10.10.100' && g.draining));
@@ -469,8 +470,8 @@ describe('calc: candidates, health, PreferNodeLocal, maxNextHops', () => {
   });
 
   it('every ready candidate stays in the gateway list, also those no client route uses now', () => {
-    const gws = [0, 1, 2, 3, 4].map((i) => gw('egw', `g-${i}`, { ip: `10.10.10.${100 + i}`, node: 'n3', labels: { pool: 'x' } }));
-    const c = calcWith([...gws, namespace('app', { annotations: { [SEL]: "pool == 'x'", [NSSEL]: IN_EGW, [MAXHOPS]: '1' } }), client()]);
+    const gws = [0, 1, 2, 3, 4].map((i) => gatewayPod('egw', `g-${i}`, 'g', { ip: `10.10.10.${100 + i}`, node: 'n3', labels: { pool: 'x' } }));
+    const c = calcWith([...gws, namespace('app', { annotations: { [ANNOTATION.selector]: "pool == 'x'", [ANNOTATION.namespaceSelector]: IN_EGW, [ANNOTATION.maxNextHops]: '1' }, nameLabel: false }), client()]);
     const st = c.nodeState('n1');
     const used = new Set(st.tables.flatMap((t) => t.routes.flatMap((r) => (r.type === 'ecmp' ? r.via : []))));
     assert.equal(used.size, 1, 'maxNextHops 1: one hop in the route');
@@ -485,22 +486,22 @@ describe('calc: candidates, health, PreferNodeLocal, maxNextHops', () => {
     // Two clients limited to one hop, both on red-a: a gateway joining or leaving their entry through its namespace's
     // labels changes no route and no table, only the list (it used to stay stale until something else changed).
     const extra = [
-      namespace('egw2'),
-      gw('egw2', 'red-z', { ip: '10.10.10.20', node: 'n3', labels: { 'egress-code': 'red' } }),
-      gw('egw', 'red-b', { ip: '10.10.10.2', node: 'n2', labels: { 'egress-code': 'blue-ish' } }), // leaves red-a alone
-      namespace('app', { annotations: { [SEL]: "egress-code == 'red'", [NSSEL]: "tier == 'gateways'", [MAXHOPS]: '1' } }),
+      namespace('egw2', { nameLabel: false }),
+      gatewayPod('egw2', 'red-z', 'red', { ip: '10.10.10.20', node: 'n3', labels: { 'egress-code': 'red' } }),
+      gatewayPod('egw', 'red-b', 'red', { ip: '10.10.10.2', node: 'n2', labels: { 'egress-code': 'blue-ish' } }), // leaves red-a alone
+      namespace('app', { annotations: { [ANNOTATION.selector]: "egress-code == 'red'", [ANNOTATION.namespaceSelector]: "tier == 'gateways'", [ANNOTATION.maxNextHops]: '1' }, nameLabel: false }),
       client(undefined, { name: 'a0', ip: '10.244.1.1' }),
       client(undefined, { name: 'b0', ip: '10.244.1.2' }),
     ];
     const c = calcWith(extra);
     const ips = (st: NodeEgressState) => st.gateways.map((g) => g.ip);
     assert.deepEqual(ips(c.nodeState('n1')), ['10.10.10.1']);
-    c.upsert(namespace('egw2', { labels: { tier: 'gateways' } }));
+    c.upsert(namespace('egw2', { labels: { tier: 'gateways' }, nameLabel: false }));
     const st = c.nodeState('n1');
     for (const p of ['app/a0', 'app/b0']) assert.deepEqual(lookup(st, p, '8.8.8.8'), ['10.10.10.1'], `${p} keeps red-a (precondition)`);
     assert.deepEqual(ips(st), ['10.10.10.1', '10.10.10.20']);
-    assert.deepEqual(st, calcWith([...extra, namespace('egw2', { labels: { tier: 'gateways' } })]).nodeState('n1'));
-    c.upsert(namespace('egw2'));
+    assert.deepEqual(st, calcWith([...extra, namespace('egw2', { labels: { tier: 'gateways' }, nameLabel: false })]).nodeState('n1'));
+    c.upsert(namespace('egw2', { nameLabel: false }));
     assert.deepEqual(ips(c.nodeState('n1')), ['10.10.10.1']);
   });
 });
@@ -509,8 +510,8 @@ describe('calc: output shape, shared tables, stable IDs', () => {
   it('vxlan settings, rule priority and gateway MACs', () => {
     const c = new EgressCalculator({ underlayMtu: 9000 }).load([
       ...world(),
-      felix('EnabledPerNamespace', { egressIPVXLANVNI: 5000, egressIPVXLANPort: 4800, egressIPRoutingRulePriority: 150 }),
-      namespace('app', { annotations: RED }),
+      felixConfiguration({ egressIPSupport: 'EnabledPerNamespace', egressIPVXLANVNI: 5000, egressIPVXLANPort: 4800, egressIPRoutingRulePriority: 150 }),
+      namespace('app', { annotations: RED, nameLabel: false }),
       client(),
     ]);
     const st = c.nodeState('n1');
@@ -526,7 +527,7 @@ describe('calc: output shape, shared tables, stable IDs', () => {
 
   it('clients with identical routes share one table', () => {
     const clients = Array.from({ length: 300 }, (_, i) => client(undefined, { name: `c${i}`, ip: `10.244.${1 + (i >> 8)}.${i & 255}` }));
-    const c = calcWith([namespace('app', { annotations: RED }), namespace('b', { annotations: { [POLICY]: 'p-blue' } }), ...clients, client(undefined, { ns: 'b', name: 'x', ip: '10.244.9.9' }), client(undefined, { ns: 'b', name: 'y', ip: '10.244.9.10' })]);
+    const c = calcWith([namespace('app', { annotations: RED, nameLabel: false }), namespace('b', { annotations: { [ANNOTATION.egressGatewayPolicy]: 'p-blue' }, nameLabel: false }), ...clients, client(undefined, { ns: 'b', name: 'x', ip: '10.244.9.9' }), client(undefined, { ns: 'b', name: 'y', ip: '10.244.9.10' })]);
     const st = c.nodeState('n1');
     assert.equal(st.rules.length, 302);
     assert.equal(st.tables.length, 2);
@@ -538,33 +539,33 @@ describe('calc: output shape, shared tables, stable IDs', () => {
   it('table IDs are unchanged by unrelated changes and identical in a fresh calculator', () => {
     const base = [
       ...world(),
-      namespace('app', { annotations: RED }),
-      namespace('b', { annotations: { [POLICY]: 'p-blue' } }),
+      namespace('app', { annotations: RED, nameLabel: false }),
+      namespace('b', { annotations: { [ANNOTATION.egressGatewayPolicy]: 'p-blue' }, nameLabel: false }),
       client(),
       client(undefined, { ns: 'b', name: 'x', ip: '10.244.9.9' }),
     ];
     const c = new EgressCalculator().load(base);
     const ids = (st: ReturnType<EgressCalculator['nodeState']>) => Object.fromEntries(st.rules.map((r) => [r.pod, r.table]));
     const first = ids(c.nodeState('n1'));
-    c.upsert(namespace('zzz', { labels: { a: 'b' } }));
+    c.upsert(namespace('zzz', { labels: { a: 'b' }, nameLabel: false }));
     c.upsert(client(BLUE, { ns: 'zzz', name: 'z', ip: '10.244.8.8' }));
-    c.upsert(gw('egw', 'green-a', { ip: '10.10.10.7', node: 'n3', labels: { 'egress-code': 'green' } }));
+    c.upsert(gatewayPod('egw', 'green-a', 'green', { ip: '10.10.10.7', node: 'n3', labels: { 'egress-code': 'green' } }));
     c.upsert(policy('unused', [{ gateway: { selector: 'all()' } }]));
     const second = ids(c.nodeState('n1'));
     assert.equal(second['app/c1'], first['app/c1']);
     assert.equal(second['b/x'], first['b/x']);
     // a fresh calculator fed the same resources in another order computes the same state
     const fresh = new EgressCalculator().load([...base].reverse().concat([
-      namespace('zzz', { labels: { a: 'b' } }),
+      namespace('zzz', { labels: { a: 'b' }, nameLabel: false }),
       client(BLUE, { ns: 'zzz', name: 'z', ip: '10.244.8.8' }),
-      gw('egw', 'green-a', { ip: '10.10.10.7', node: 'n3', labels: { 'egress-code': 'green' } }),
+      gatewayPod('egw', 'green-a', 'green', { ip: '10.10.10.7', node: 'n3', labels: { 'egress-code': 'green' } }),
       policy('unused', [{ gateway: { selector: 'all()' } }]),
     ]));
     assert.deepEqual(fresh.nodeState('n1'), c.nodeState('n1'));
   });
 
   it('nodeState is cached while nothing relevant changes', () => {
-    const c = calcWith([namespace('app', { annotations: RED }), client()]);
+    const c = calcWith([namespace('app', { annotations: RED, nameLabel: false }), client()]);
     const a = c.nodeState('n1');
     assert.equal(c.nodeState('n1'), a);
     c.upsert(client(undefined, { name: 'elsewhere', node: 'n2', ip: '10.244.2.2' }));

@@ -13,6 +13,9 @@ describe('resources', () => {
     assert.equal(isPodReady(pod('app', 'c', { ip: '10.244.0.5' })), true);
     assert.equal(isPodReady(gatewayPod('egw', 'gw-1', 'gw', { ip: '10.10.10.1', ready: false })), false);
     assert.equal(gatewayPod('egw', 'gw-1', 'gw', { ip: '10.10.10.1', ready: null }).status?.conditions, undefined);
+    const unknown = gatewayPod('egw', 'gw-1', 'gw', { ip: '10.10.10.1', ready: 'Unknown' });
+    assert.deepEqual(unknown.status?.conditions, [{ type: 'Ready', status: 'Unknown' }]);
+    assert.equal(isPodReady(unknown), false);
     assert.deepEqual(pod('egw', 'gw-1', { ip: '10.10.10.1', phase: 'Pending' }).status, { phase: 'Pending', podIP: '10.10.10.1', podIPs: [{ ip: '10.10.10.1' }] });
     assert.equal(pod('app', 'c', { node: 'n1' }).status, undefined);
     assert.equal(controllerGatewayPod('prod', 'red-aaaaa', 'red').status, undefined);

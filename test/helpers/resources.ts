@@ -74,8 +74,11 @@ export interface PodOptions {
   annotations?: Annotations;
   /** Default Running (when the pod has a status). */
   phase?: PodPhase;
-  /** The Ready condition: true → Ready=True, false → Ready=False, null → none. Default: true when Running, else none. */
-  ready?: boolean | null;
+  /**
+   * The Ready condition: true → Ready=True, false → Ready=False, 'Unknown' → Ready=Unknown (the node stopped
+   * reporting), null → none. Default: true when Running, else none.
+   */
+  ready?: boolean | 'Unknown' | null;
   /** The whole status as given, instead of ip / hostIP / phase / ready. */
   status?: PodStatus;
   /** Terminating since this time (true: 2024-01-01T00:00:00Z), with a 30 s grace period. */
@@ -94,7 +97,7 @@ export function podStatus(o: PodOptions): PodStatus | undefined {
   if (o.ip === undefined && o.hostIP === undefined && o.phase === undefined && o.ready === undefined) return undefined;
   const phase = o.phase ?? 'Running';
   const ready = o.ready === undefined ? (phase === 'Running' ? true : null) : o.ready;
-  const conditions: Condition[] | undefined = ready === null ? undefined : [{ type: 'Ready', status: ready ? 'True' : 'False' }];
+  const conditions: Condition[] | undefined = ready === null ? undefined : [{ type: 'Ready', status: ready === 'Unknown' ? 'Unknown' : ready ? 'True' : 'False' }];
   return {
     phase,
     ...(o.ip !== undefined ? { podIP: o.ip, podIPs: [{ ip: o.ip }] } : {}),
