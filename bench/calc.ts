@@ -21,7 +21,8 @@ import { runInNewContext } from 'node:vm';
 import { pathToFileURL } from 'node:url';
 import type { Resource } from '../src/api/meta.js';
 import type { EgressGatewayRule } from '../src/api/types.js';
-import { EgressCalculator, GATEWAY_POD_ANNOTATION } from '../src/calc/index.js';
+import { ANNOTATION } from '../src/api/types.js';
+import { EgressCalculator } from '../src/calc/index.js';
 import { prng } from './util.js';
 
 export interface CalcBenchOptions {
@@ -78,7 +79,7 @@ export function scenario(o: Required<CalcBenchOptions>): Scenario {
         name: `${name}-${(g % GROUP).toString(36)}x${g}`,
         namespace: `egw-${group >> 1}`,
         labels: { 'egress-code': name, tier: group % 3 === 0 ? 'premium' : 'standard', 'projectcalico.org/egw': name },
-        annotations: { [GATEWAY_POD_ANNOTATION]: name },
+        annotations: { [ANNOTATION.gatewayOf]: name },
       },
       spec: { nodeName: `n${(g % NODES) + 1}`, containers: [{ name: 'gateway' }] },
       status: { phase: 'Running', podIP: ipOf(0x0a0a0000 + g), podIPs: [{ ip: ipOf(0x0a0a0000 + g) }], conditions: [{ type: 'Ready', status: 'True' }] },

@@ -57,12 +57,6 @@ export class Backoff {
   /** Records a failure and returns how long to wait before the next attempt. */
   next(): number {
     this.n++;
-    return this.peek();
-  }
-
-  /** The delay the current number of failures asks for (0 when there were none). */
-  peek(): number {
-    if (this.n === 0) return 0;
     return Math.min(this.maxMs, this.minMs * 2 ** Math.min(30, this.n - 1));
   }
 

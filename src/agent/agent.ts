@@ -22,7 +22,7 @@
 // of this process would send from the wrong namespace.
 
 import { keyOf, keyString, type Resource } from '../api/meta.js';
-import { FELIX_DEFAULTS, type FelixConfiguration, type Node } from '../api/types.js';
+import { FELIX_CONFIGURATION_DEFAULT, FELIX_DEFAULTS, type FelixConfiguration, type Node } from '../api/types.js';
 import { parseGoDuration } from '../api/parse.js';
 import { EgressCalculator } from '../calc/calculator.js';
 import type { NodeEgressState } from '../calc/types.js';
@@ -189,6 +189,7 @@ class Agent implements AgentHandle {
   }
 
   status(): AgentStatus {
+    this.st.synced = this.informer?.synced ?? false;
     if (this.monitor) {
       const s = this.monitor.settings;
       this.st.health = { enabled: true, intervalMs: s.intervalMs, failureCount: s.failureCount, gateways: this.monitor.status() };
@@ -269,13 +270,11 @@ class Agent implements AgentHandle {
         this.wantUnderlay = true;
         this.wantForce = true;
         this.everSynced = true;
-        this.st.synced = true;
         this.log?.info('datastore synced', { objects: objects.length, revision });
         this.wake();
       },
       onEvents: (events) => this.onEvents(events),
       onError: (err, retryMs) => {
-        this.st.synced = false;
         this.log?.error('datastore list/watch failed; listing again (reconciles go on from the last known state)', { error: errText(err), retryMs });
       },
     });
@@ -316,7 +315,7 @@ class Agent implements AgentHandle {
     const m = this.monitor;
     const o = this.heartbeatOpts;
     if (!m || !o) return;
-    const specs = [`node.${this.node}`, 'default'].map((name) => (this.informer?.get({ kind: 'FelixConfiguration', namespace: '', name }) as FelixConfiguration | undefined)?.spec);
+    const specs = [`node.${this.node}`, FELIX_CONFIGURATION_DEFAULT].map((name) => (this.informer?.get({ kind: 'FelixConfiguration', namespace: '', name }) as FelixConfiguration | undefined)?.spec);
     const interval = specs.map((s) => s?.egressGatewayPollInterval).find((v) => v !== undefined);
     const count = specs.map((s) => s?.egressGatewayPollFailureCount).find((v) => v !== undefined);
     let ms = parseGoDuration(interval ?? FELIX_DEFAULTS.egressGatewayPollInterval);

@@ -32,6 +32,7 @@ import { randomInt } from 'node:crypto';
 import type { GatewayHealth } from '../calc/types.js';
 import { decodeReply, encodeRequest } from '../gateway/heartbeat.js';
 import type { Logger } from '../log.js';
+import { errText } from '../util.js';
 
 export const DEFAULT_HEARTBEAT_PORT = 8080;
 export const DEFAULT_POLL_INTERVAL_MS = 200;
@@ -285,7 +286,7 @@ export class GatewayHealthMonitor {
         try {
           this.transport.send(t.ip, this.port, req);
         } catch (err) {
-          this.log?.debug('heartbeat send failed', { ip: t.ip, err: err instanceof Error ? err.message : String(err) });
+          this.log?.debug('heartbeat send failed', { ip: t.ip, err: errText(err) });
         }
       }
       const seq = this.seq;

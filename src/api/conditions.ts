@@ -28,8 +28,3 @@ export function setCondition(conds: readonly Condition[] | undefined, want: Want
   else list.push(next);
   return { conditions: list, changed: true };
 }
-
-/** True if two condition lists say the same (lastTransitionTime ignored). */
-export function sameConditions(a: readonly Condition[] = [], b: readonly Condition[] = []): boolean {
-  return a.length === b.length && a.every((c, i) => c.type === b[i].type && conditionSays(b[i], c));
-}

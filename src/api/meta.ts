@@ -108,6 +108,12 @@ export function namespaceOf(r: { kind: string; metadata: { name?: string; namesp
   return kindInfo(r.kind)?.namespaced ? DEFAULT_NAMESPACE : '';
 }
 
+/** `ns/name`, or a bare `name` in `default`: how kubectl users name a namespaced object on the command line. */
+export function parseNamespacedName(text: string): { namespace: string; name: string } {
+  const i = text.indexOf('/');
+  return i < 0 ? { namespace: DEFAULT_NAMESPACE, name: text } : { namespace: text.slice(0, i), name: text.slice(i + 1) };
+}
+
 export function keyOf(r: Resource): ObjectKey {
   return { kind: r.kind, namespace: namespaceOf(r), name: r.metadata.name };
 }

@@ -225,6 +225,11 @@ export const NAMESPACE_NAME_LABEL = 'projectcalico.org/name';
 /** Default gateway pod label when an EgressGateway's template has none. */
 export const DEFAULT_GATEWAY_LABEL = 'projectcalico.org/egw';
 
+/** The FelixConfiguration every node reads (a `node.<name>` one overrides it for that node). */
+export const FELIX_CONFIGURATION_DEFAULT = 'default';
+/** Calico's uses of a pool whose allowedUses is empty or absent. */
+export const DEFAULT_ALLOWED_USES: readonly IPPoolAllowedUse[] = ['Workload', 'Tunnel'];
+
 export const FELIX_DEFAULTS = {
   egressIPSupport: 'Disabled' as EgressIPSupport,
   egressIPVXLANPort: 4790,

@@ -3,7 +3,7 @@
 import { Checker } from './check.js';
 import type { FieldPath, RawObject } from './manifest.js';
 import { isPlainObject } from './manifest.js';
-import { KINDS, kindInfo, type KindInfo, type ObjectMeta, type Resource } from './meta.js';
+import { DEFAULT_NAMESPACE, KINDS, kindInfo, type KindInfo, type ObjectMeta, type Resource } from './meta.js';
 import {
   cidrSize,
   formatCidr,
@@ -13,7 +13,7 @@ import {
   parseCidr,
   parseIPv4,
 } from './ipv4.js';
-import { ANNOTATION, DEFAULT_GATEWAY_LABEL } from './types.js';
+import { ANNOTATION, DEFAULT_ALLOWED_USES, DEFAULT_GATEWAY_LABEL, FELIX_CONFIGURATION_DEFAULT } from './types.js';
 import { parseGoDuration, parseMaxNextHops } from './parse.js';
 import { parseSelector, SelectorError } from '../selector/index.js';
 
@@ -47,7 +47,7 @@ export function validateObject(raw: RawObject, opts: { defaultNamespace?: string
   const info = kindName ? kindInfo(kindName) : undefined;
   const nameForSubject = isPlainObject(v.metadata) && typeof v.metadata.name === 'string' ? v.metadata.name : '';
   const nsForSubject = isPlainObject(v.metadata) && typeof v.metadata.namespace === 'string' ? v.metadata.namespace : '';
-  const nsShown = info?.namespaced ? (nsForSubject || opts.defaultNamespace || 'default') + '/' : '';
+  const nsShown = info?.namespaced ? (nsForSubject || opts.defaultNamespace || DEFAULT_NAMESPACE) + '/' : '';
   const subject = `${kindName ?? 'object'}${nameForSubject ? ' ' + nsShown + nameForSubject : ''}`;
 
   if (v.kind === undefined) c.error(['kind'], 'required field is missing', true);
@@ -66,7 +66,7 @@ export function validateObject(raw: RawObject, opts: { defaultNamespace?: string
   else if (apiVersion !== undefined && apiVersion !== info.apiVersion && !(API_VERSION_ALIASES[info.kind] ?? []).includes(apiVersion)) {
     c.error(['apiVersion'], `${info.kind} is ${info.apiVersion}, not ${JSON.stringify(apiVersion)}`);
   }
-  const metadata = checkMetadata(c, v.metadata, info, opts.defaultNamespace ?? 'default');
+  const metadata = checkMetadata(c, v.metadata, info, opts.defaultNamespace ?? DEFAULT_NAMESPACE);
   const spec = SPEC_CHECKERS[info.kind](c, v.spec, ['spec'], metadata?.name ?? '');
   const status = checkStatus(c, v.status, info);
   if (info.kind === 'Namespace' || info.kind === 'Pod') checkEgressAnnotations(c, metadata?.annotations);
@@ -263,7 +263,7 @@ function checkIPPoolSpec(c: Checker, v: unknown, p: FieldPath): unknown {
     nodeSelector: nodeSelector ?? 'all()',
     natOutgoing: natOutgoing ?? false,
     disabled: disabled ?? false,
-    allowedUses: allowedUses ?? ['Workload', 'Tunnel'],
+    allowedUses: allowedUses ?? [...DEFAULT_ALLOWED_USES],
     ipipMode: ipipMode ?? 'Never',
     vxlanMode: vxlanMode ?? 'Never',
     disableBGPExport,
@@ -467,7 +467,7 @@ const FELIX_EGRESS_FIELDS = [
 ];
 
 function checkFelixSpec(c: Checker, v: unknown, p: FieldPath, name: string): unknown {
-  if (name && name !== 'default' && !name.startsWith('node.')) {
+  if (name && name !== FELIX_CONFIGURATION_DEFAULT && !name.startsWith('node.')) {
     c.error(['metadata', 'name'], `FelixConfiguration must be named "default" (or "node.<nodename>"), got ${JSON.stringify(name)}`);
   }
   if (v === undefined) return undefined;

@@ -15,7 +15,7 @@
 import { TABLE_ID_BASE, TABLE_ID_RANGE, VXLAN_DEVICE, VXLAN_OVERHEAD } from '../api/dataplane.js';
 import { formatIPv4, type Cidr } from '../api/ipv4.js';
 import { namespaceOf, type ObjectKey, type Resource } from '../api/meta.js';
-import type { EgressGatewayPolicy, FelixConfiguration, IPPool, Node, Pod } from '../api/types.js';
+import { FELIX_CONFIGURATION_DEFAULT, type EgressGatewayPolicy, type FelixConfiguration, type IPPool, type Node, type Pod } from '../api/types.js';
 import { CandidateIndex, type CandEntry } from './candidates.js';
 import { addTo, removeFrom } from './collections.js';
 import { Configs, type Config } from './configs.js';
@@ -53,7 +53,6 @@ import { resolve } from './resolve.js';
 import { TableIdAllocator } from './tableids.js';
 import type { Explanation, GatewayHealth, NodeEgressState } from './types.js';
 
-export { GATEWAY_POD_ANNOTATION } from './records.js';
 
 export interface CalcOptions {
   /** MTU of the underlay (node) network; the VXLAN device gets this − VXLAN_OVERHEAD. Default 1500. */
@@ -127,7 +126,7 @@ export class EgressCalculator {
         this.policies.set(r.metadata.name, policyRecOf(r as EgressGatewayPolicy));
         return this.policyChanged(r.metadata.name);
       case 'FelixConfiguration':
-        if (r.metadata.name === 'default') this.setFelix(felixOf(r as FelixConfiguration));
+        if (r.metadata.name === FELIX_CONFIGURATION_DEFAULT) this.setFelix(felixOf(r as FelixConfiguration));
         return;
       case 'IPPool':
         if (this.internal.setPool(r.metadata.name, poolCidrOf(r as IPPool))) this.internalChanged();
@@ -151,7 +150,7 @@ export class EgressCalculator {
         if (this.policies.delete(k.name)) this.policyChanged(k.name);
         return;
       case 'FelixConfiguration':
-        if (k.name === 'default') this.setFelix(felixOf(undefined));
+        if (k.name === FELIX_CONFIGURATION_DEFAULT) this.setFelix(felixOf(undefined));
         return;
       case 'IPPool':
         if (this.internal.setPool(k.name, undefined)) this.internalChanged();

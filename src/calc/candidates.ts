@@ -7,6 +7,7 @@ import { parseSelector, type Selector } from '../selector/index.js';
 import type { Config } from './configs.js';
 import { byKey, sameGateway, type GatewayRec, type Labels } from './records.js';
 import { addTo, bsearch, removeFrom } from './collections.js';
+import { errText } from '../util.js';
 
 /** Gateway pods matching one (selector, namespaceSelector | own namespace) pair, and the configurations using it. */
 export interface CandEntry {
@@ -51,7 +52,7 @@ export class CandidateIndex {
       sel = parseSelector(selector);
       if (namespaceSelector !== undefined) nsSel = parseSelector(namespaceSelector);
     } catch (err) {
-      error = err instanceof Error ? err.message : String(err);
+      error = errText(err);
       sel = null;
     }
     const scope = namespaceSelector === undefined ? scopeNs : null;

@@ -2,7 +2,6 @@
 // (docs/architecture.md, "calc: the calculation graph").
 export {
   EgressCalculator,
-  GATEWAY_POD_ANNOTATION,
   type CalcOptions,
 } from './calculator.js';
 export type * from './types.js';

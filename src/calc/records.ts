@@ -24,7 +24,6 @@ import type { TableRec } from './tables.js';
 import type { EgressGatewayEntry, EgressRule, GatewayHealth } from './types.js';
 
 /** A Pod with this annotation (value: its EgressGateway's name) and an IP is an egress gateway pod. */
-export const GATEWAY_POD_ANNOTATION = ANNOTATION.gatewayOf;
 
 export type Labels = Record<string, string>;
 export const EMPTY: readonly never[] = Object.freeze([]);
@@ -48,7 +47,7 @@ export interface PodRec {
   readonly ipNum: number;
   readonly labels: Labels;
   readonly ann: EgressAnnotations;
-  /** Value of GATEWAY_POD_ANNOTATION, if present. */
+  /** Value of ANNOTATION.gatewayOf, if present. */
   readonly gatewayOf: string | undefined;
   readonly finished: boolean;
   readonly deleting: boolean;
@@ -178,7 +177,7 @@ export function podRecOf(p: Pod): PodRec {
     ipNum: ip === null ? 0 : parseIPv4(ip)!,
     labels: md.labels ?? {},
     ann: egressAnnotations(md.annotations),
-    gatewayOf: Object.prototype.hasOwnProperty.call(ann, GATEWAY_POD_ANNOTATION) ? ann[GATEWAY_POD_ANNOTATION] : undefined,
+    gatewayOf: Object.prototype.hasOwnProperty.call(ann, ANNOTATION.gatewayOf) ? ann[ANNOTATION.gatewayOf] : undefined,
     finished: isPodFinished(p),
     deleting: !!md.deletionTimestamp,
     ready,

@@ -6,6 +6,7 @@ import { ANNOTATION, type EgressIPSupport } from '../api/types.js';
 import { parseMaxNextHops } from '../api/parse.js';
 import { parseSelector } from '../selector/index.js';
 import { EMPTY, NO_ANNOTATIONS, type EgressAnnotations, type PodRec } from './records.js';
+import { errText } from '../util.js';
 
 export type Source = 'pod' | 'namespace';
 
@@ -99,7 +100,7 @@ function selectorConfig(a: EgressAnnotations, source: Source, ns: string, why?: 
     try {
       parseSelector(v);
     } catch (err) {
-      return failed(name, v, `${where} annotation ${name} is not a valid selector (${err instanceof Error ? err.message : String(err)}): failing closed`);
+      return failed(name, v, `${where} annotation ${name} is not a valid selector (${errText(err)}): failing closed`);
     }
   }
   let k = 0;

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { stringify as toYaml } from 'yaml';
 import {
+  parseNamespacedName,
   formatProblems,
   keyOf,
   keyString,
@@ -186,7 +187,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))
     .action(async (opts) => {
       exitCode = await withStore(async (store) => {
-        const [ns, name] = opts.pod.includes('/') ? opts.pod.split('/', 2) : ['default', opts.pod];
+        const { namespace: ns, name } = parseNamespacedName(opts.pod);
         if (parseIPv4(opts.dst) === undefined) throw new UsageError(`--dst: "${opts.dst}" is not an IPv4 address`);
         if (!(await store.get({ kind: 'Pod', namespace: ns, name }))) throw new UsageError(`pod ${ns}/${name} not found`);
         const calc = new EgressCalculator();

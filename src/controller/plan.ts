@@ -22,7 +22,7 @@
 import { cidrContains, cidrSize, parseCidr, parseIPv4 } from '../api/ipv4.js';
 import { setCondition } from '../api/conditions.js';
 import { namespaceOf, type OwnerReference } from '../api/meta.js';
-import { isPodReady, readyCondition } from '../api/pod.js';
+import { isPodFinished, isPodReady, readyCondition } from '../api/pod.js';
 import {
   ANNOTATION,
   DEFAULT_GATEWAY_LABEL,
@@ -170,8 +170,7 @@ export function planGatewayPods(
       terminating.push(p);
       continue;
     }
-    const phase = p.status?.phase;
-    if (phase === 'Failed' || phase === 'Succeeded' || !p.spec?.nodeName || !nodeNames.has(p.spec.nodeName)) toDelete.push(p);
+    if (isPodFinished(p) || !p.spec?.nodeName || !nodeNames.has(p.spec.nodeName)) toDelete.push(p);
     else live.push(p);
   }
 

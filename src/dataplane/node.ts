@@ -17,6 +17,7 @@ import { nftRebuildDocument, parseNftTable } from './nft.js';
 import { planReconcile, type ActualState, type Plan } from './plan.js';
 import { stickyConfig, type StickyConfig } from './sticky.js';
 import { DataplaneError, EGW_NFT_TABLE, NODE_SYSCTLS, type NodeNatConfig, type ReconcileReport } from './types.js';
+import { errText } from '../util.js';
 
 export interface NodeDataplaneOptions {
   log?: Logger;
@@ -170,7 +171,7 @@ export class NodeDataplane {
     report.durationMs = performance.now() - start;
     if (errors.length) {
       this.priorities.add(desired.rulePriority);
-      const msg = errors.map((e) => (e instanceof Error ? e.message : String(e))).join('; ');
+      const msg = errors.map(errText).join('; ');
       this.log?.warn('reconcile failed', { error: msg });
       throw new DataplaneError(`dataplane reconcile failed: ${msg}`, report, errors[0]);
     }

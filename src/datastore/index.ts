@@ -6,4 +6,4 @@ export { openStore, defaultDatastoreSpec, parseDatastoreSpec, DATASTORE_FORMS, t
 export { parseLabelSelector, labelMatcher, type LabelSelector, type LabelRequirement } from './labelselector.js';
 export { describeKey } from './common.js';
 export { startInformer, type Informer, type InformerEvent, type InformerOptions } from './informer.js';
-export { updateWithRetry, isRaceError, DELETE, RETRY_ATTEMPTS, type Mutation, type WriteResult } from './retry.js';
+export { updateWithRetry, isRaceError, DELETE, type Mutation, type WriteResult } from './retry.js';

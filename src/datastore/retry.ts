@@ -6,6 +6,7 @@
 import type { ObjectKey, Resource } from '../api/meta.js';
 import { describeKey } from './common.js';
 import { StoreError, type Store } from './types.js';
+import { errText } from '../util.js';
 
 /**
  * The store errors that mean another writer got there first: the object changed (Conflict), appeared
@@ -31,7 +32,7 @@ export interface WriteResult<T extends Resource> {
 }
 
 /** Default number of attempts before giving up on a contended object. */
-export const RETRY_ATTEMPTS = 20;
+const RETRY_ATTEMPTS = 20;
 
 /**
  * Reads `key`, applies `mutate`, writes the result conditioned on the resourceVersion read; on a race (isRaceError)
@@ -57,5 +58,6 @@ export async function updateWithRetry<T extends Resource>(store: Store, key: Obj
       last = err;
     }
   }
-  throw new Error(`${describeKey(key)}: still contended after ${attempts} attempts (${last instanceof Error ? last.message : String(last)})`);
+  // still a race error, so callers that treat a lost race as "try again later" keep doing so
+  throw new StoreError('Conflict', `${describeKey(key)}: still contended after ${attempts} attempts (${errText(last)})`);
 }

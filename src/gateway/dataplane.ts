@@ -72,7 +72,7 @@ export function gatewayDesired(cfg: GatewayDataplaneConfig): GatewayDesired {
 }
 
 /** Reads everything the gateway owns in the runner's namespace: one command per tool, in parallel. */
-export async function readGatewayState(runner: Runner, device: string = VXLAN_DEVICE): Promise<GatewayActualState> {
+async function readGatewayState(runner: Runner, device: string = VXLAN_DEVICE): Promise<GatewayActualState> {
   const keys = gatewaySysctls(device).map(([k]) => k);
   const soft = { allowFailure: true };
   const [links, sysctls, nft] = await Promise.all([runner.run(READ.links()), runner.run(READ.sysctls(keys), soft), runner.run(READ.nft(GW_TABLE), soft)]);
@@ -87,7 +87,7 @@ export async function readGatewayState(runner: Runner, device: string = VXLAN_DE
 }
 
 /** The diff only (no writes): what programGateway would do now. */
-export async function planGatewayNow(runner: Runner, cfg: GatewayDataplaneConfig): Promise<GatewayPlan> {
+async function planGatewayNow(runner: Runner, cfg: GatewayDataplaneConfig): Promise<GatewayPlan> {
   const want = gatewayDesired(cfg);
   return planGateway(want, await readGatewayState(runner, want.device));
 }

@@ -6,6 +6,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log.js';
+import { errText } from '../util.js';
 
 export type ReadinessCheck = () => string[];
 
@@ -30,7 +31,7 @@ export class Readiness {
       try {
         r = check();
       } catch (err) {
-        r = [`check failed: ${err instanceof Error ? err.message : String(err)}`];
+        r = [`check failed: ${errText(err)}`];
       }
       for (const x of r) reasons.push(`${name}: ${x}`);
       if (r.length) failing.push(name);

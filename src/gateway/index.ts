@@ -4,8 +4,6 @@ export { GatewayModel, GATEWAY_KINDS, DEFAULT_HEALTH_TIMEOUT_DATASTORE_SECONDS, 
 export {
   programGateway,
   readGatewayTable,
-  readGatewayState,
-  planGatewayNow,
   gatewayDesired,
   type GatewayDataplaneConfig,
   type ProgramResult,

@@ -4,6 +4,7 @@ import { namespaceOf, type Resource } from '../api/meta.js';
 import { parseIPv4, formatIPv4 } from '../api/ipv4.js';
 import {
   ANNOTATION,
+  FELIX_CONFIGURATION_DEFAULT,
   FELIX_DEFAULTS,
   type EgressGateway,
   type EgressGatewayFailureDetection,
@@ -47,7 +48,7 @@ export class GatewayModel {
         if (namespaceOf(obj) === this.namespace && obj.metadata.name === this.name) this.ownPod = del ? undefined : (obj as Pod);
         break;
       case 'FelixConfiguration':
-        if (obj.metadata.name !== 'default') return true;
+        if (obj.metadata.name !== FELIX_CONFIGURATION_DEFAULT) return true;
         this.felix = del ? undefined : (obj as FelixConfiguration);
         break;
       case 'Node':

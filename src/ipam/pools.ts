@@ -1,12 +1,10 @@
 // Which IP pools a pod's address may come from. Pure.
 import { formatCidr, networkOf, parseCidr } from '../api/ipv4.js';
 import { namespaceOf } from '../api/meta.js';
-import { ANNOTATION, type IPPool, type IPPoolAllowedUse, type Node, type Pod } from '../api/types.js';
+import { ANNOTATION, DEFAULT_ALLOWED_USES, type IPPool, type IPPoolAllowedUse, type Node, type Pod } from '../api/types.js';
 import { parseSelector } from '../selector/index.js';
 import { IpamError } from './types.js';
 
-/** Calico's default when allowedUses is absent. */
-const DEFAULT_ALLOWED_USES: readonly IPPoolAllowedUse[] = ['Workload', 'Tunnel'];
 
 export function poolAllows(pool: IPPool, use: IPPoolAllowedUse): boolean {
   const uses = pool.spec.allowedUses && pool.spec.allowedUses.length > 0 ? pool.spec.allowedUses : DEFAULT_ALLOWED_USES;

@@ -209,7 +209,7 @@ class Kubelet {
         }
         const present = new Set<string>();
         for (const p of pods) {
-          const key = keyOf(p.metadata.namespace!, p.metadata.name);
+          const key = keyOf(namespaceOf(p), p.metadata.name);
           present.add(key);
           if (this.relevant(p) || this.pods.has(key)) this.enqueue(key);
         }
@@ -240,7 +240,7 @@ class Kubelet {
 
   /** On start: take over what a previous run left, and remove what belongs to pods that are gone. */
   private async adopt(pods: Pod[]): Promise<void> {
-    const byKey = new Map(pods.map((p) => [keyOf(p.metadata.namespace!, p.metadata.name), p]));
+    const byKey = new Map(pods.map((p) => [keyOf(namespaceOf(p), p.metadata.name), p]));
     const known = new Set<string>();
     for (const s of this.readStates()) {
       const key = keyOf(s.namespace, s.name);
@@ -258,14 +258,14 @@ class Kubelet {
     }
     // Host-side veths with no state (a crash between creating and recording): remove unless a pod of ours owns them.
     const mine = new Map<string, Pod>();
-    for (const p of pods) if (p.spec.nodeName === this.o.node) mine.set(podNames(this.o.lab, p.metadata.namespace!, p.metadata.name).veth, p);
+    for (const p of pods) if (p.spec.nodeName === this.o.node) mine.set(podNames(this.o.lab, namespaceOf(p), p.metadata.name).veth, p);
     const links = await this.k.ipJson<{ ifname: string }>(this.nodeNs, ['link', 'show']);
     for (const l of links) {
       if (!/^egw[0-9a-f]{11}$/.test(l.ifname) || known.has(l.ifname) || mine.has(l.ifname)) continue;
       this.log.info('removing a stray pod veth', { veth: l.ifname });
       await this.k.ip(this.nodeNs, ['link', 'del', l.ifname], { allowFailure: true });
       const podNs = ns.pod(this.o.lab, l.ifname.slice(3, 13));
-      const owned = pods.some((p) => podNames(this.o.lab, p.metadata.namespace!, p.metadata.name).netns === podNs);
+      const owned = pods.some((p) => podNames(this.o.lab, namespaceOf(p), p.metadata.name).netns === podNs);
       if (!owned) await this.k.delNetns(podNs);
     }
   }

@@ -16,6 +16,7 @@ import { resolve } from 'node:path';
 import type { IPPool, Node as K8sNode, Pod } from '../api/types.js';
 import { poolAllows, poolSelectsNode } from '../ipam/pools.js';
 import { openStore, parseDatastoreSpec } from '../datastore/open.js';
+import { parseNamespacedName } from '../api/meta.js';
 import { updateWithRetry } from '../datastore/retry.js';
 import { StoreError, type Store } from '../datastore/types.js';
 import { createLogger, type Logger } from '../log.js';
@@ -482,7 +483,7 @@ export async function labStatus(opts: { name?: string; stateRoot?: string } = {}
 /** Runs argv inside a pod's network namespace (from its egw.dev/netns annotation), with our stdio; returns its exit code. */
 export async function labExec(opts: { datastore: string; pod: string; argv: string[] }): Promise<number> {
   if (opts.argv.length === 0) throw new Error('lab exec: nothing to run');
-  const [namespace, name] = opts.pod.includes('/') ? (opts.pod.split('/', 2) as [string, string]) : ['default', opts.pod];
+  const { namespace, name } = parseNamespacedName(opts.pod);
   const store = await openStore(normalizeDatastore(opts.datastore));
   let netns: string | undefined;
   try {
