@@ -195,10 +195,7 @@ export class EgressCalculator {
     if (this.felix.support === 'Disabled') return [];
     this.configs.flush();
     const ips = new Set<number>();
-    for (const e of this.candidates.entries.values()) {
-      if (e.users.size === 0 || !this.candidates.matches(e, gp)) continue;
-      for (const cfg of e.users) for (const c of cfg.clients) ips.add(c.pod.ipNum);
-    }
+    for (const cfg of this.candidates.usersSelecting(gp)) for (const c of cfg.clients) ips.add(c.pod.ipNum);
     return [...ips].sort((a, b) => a - b).map(formatIPv4);
   }
 
@@ -304,9 +301,7 @@ export class EgressCalculator {
     const r = this.candidates.setGateway(key, neu);
     if (!r) return;
     this.entriesChanged(r.touched);
-    for (const n of this.nodes.values()) {
-      if (n.entryRefs.size > 0 || (r.old && n.tables.ipRefs.has(r.old.ip)) || (neu && n.tables.ipRefs.has(neu.ip))) n.gwDirty = true;
-    }
+    for (const n of this.nodes.values()) n.gatewaysChanged(r.old?.ip, neu?.ip);
     this.invalidatePlans();
   }
 
@@ -317,7 +312,7 @@ export class EgressCalculator {
 
   /** Drops cached plans (they hold gateway lists), then configurations and entries no client uses any more. */
   private invalidatePlans(): void {
-    for (const n of this.nodes.values()) n.plans.clear();
+    for (const n of this.nodes.values()) n.invalidatePlans();
     this.configs.gc();
     this.candidates.gc();
   }
@@ -341,8 +336,7 @@ export class EgressCalculator {
       const touched = this.candidates.namespaceLabelsChanged(name, oldLabels, rec.labels);
       if (touched.length > 0) {
         this.entriesChanged(touched);
-        // the gateway list holds every ready member of the node's entries
-        for (const n of this.nodes.values()) if (n.entryRefs.size > 0) n.gwDirty = true;
+        for (const n of this.nodes.values()) n.gatewaysChanged();
         this.invalidatePlans();
       }
     }

@@ -43,6 +43,11 @@ export class CandidateIndex {
     return e.sel.matches(g.labels);
   }
 
+  /** The configurations using an entry that selects this gateway pod: whose clients may send through it. */
+  *usersSelecting(g: { readonly ns: string; readonly labels: Labels }): Iterable<Config> {
+    for (const e of this.entries.values()) if (e.users.size > 0 && this.matches(e, g)) yield* e.users;
+  }
+
   /** The entry for (selector, namespaceSelector), or (selector, own namespace `scopeNs`) without a namespaceSelector. */
   entryFor(selector: string, namespaceSelector: string | undefined, scopeNs: string): CandEntry {
     let sel: Selector | null = null;

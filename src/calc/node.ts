@@ -96,6 +96,20 @@ export class NodeCalc implements NodeFlags {
     for (const c of this.clients.values()) this.dirty.add(c);
   }
 
+  /**
+   * A gateway pod changed (or, with no IPs, a namespace label moved gateways in or out of entries): the node's
+   * gateway list is rebuilt when it could hold that gateway — it lists every ready member of the node's entries and
+   * every IP its tables route to.
+   */
+  gatewaysChanged(oldIp?: string, newIp?: string): void {
+    if (this.entryRefs.size > 0 || (oldIp !== undefined && this.tables.ipRefs.has(oldIp)) || (newIp !== undefined && this.tables.ipRefs.has(newIp))) this.gwDirty = true;
+  }
+
+  /** Cached plans hold gateway lists: dropped whenever gateways or configurations change. */
+  invalidatePlans(): void {
+    this.plans.clear();
+  }
+
   state(): NodeEgressState {
     // the loop is here, not in flush(): a full computation runs it hot, so this function is optimized before the
     // first incremental change
