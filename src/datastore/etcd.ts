@@ -268,15 +268,14 @@ export class EtcdStore implements Store {
     const kind = opts.kind;
     if (kind !== undefined && (typeof kind !== 'string' || kind === '')) throw new StoreError('Invalid', 'watch: kind must be a non-empty string');
     const namespace = effectiveNamespace(kind, opts.namespace);
-    // etcd accepts a watch starting at the compact revision itself; our contract needs every event after `from`, so
-    // probe with a range at `from` (which etcd refuses iff from < its compact revision). etcd's first revision is 1.
+    // etcd accepts a watch starting at the compact revision itself; our contract needs every event after `from`.
+    let kept: boolean;
     try {
-      await this.client.kv.range({ key: Buffer.from(this.root), limit: 1, keys_only: true, revision: Math.max(from, 1) });
+      kept = await this.historyKeptAfter(from);
     } catch (e) {
-      if (isCompactedMessage(e)) throw this.compactedError(from, (e as Error).message);
-      // A future revision is fine: the watch waits for it.
-      if (!/future revision/i.test((e as Error)?.message ?? '')) throw unavailable(this.description, e);
+      throw unavailable(this.description, e);
     }
+    if (!kept) throw this.compactedError(from);
     const prefix = kind === undefined ? this.root : namespace === undefined ? `${this.root}${kind}/` : `${this.root}${kind}/${namespace}/`;
     const w = new EtcdWatch(this, prefix, from, namespace, handler, opts.onError, (x) => this.watches.delete(x));
     this.watches.add(w);
@@ -307,6 +306,21 @@ export class EtcdStore implements Store {
       }
     }
     return out;
+  }
+
+  /**
+   * @internal Whether etcd still has every revision after `rev` (false iff `rev` is before its compact revision): a
+   * range at `rev` is refused exactly then. etcd's first revision is 1.
+   */
+  async historyKeptAfter(rev: number): Promise<boolean> {
+    try {
+      await this.client.kv.range({ key: Buffer.from(this.root), limit: 1, keys_only: true, revision: Math.max(rev, 1) });
+      return true;
+    } catch (e) {
+      if (isCompactedMessage(e)) return false;
+      if (/future revision/i.test((e as Error)?.message ?? '')) return true;
+      throw e;
+    }
   }
 
   /** @internal */
@@ -383,8 +397,15 @@ class EtcdWatch implements Watch {
         void this.pump();
       }
     });
+    // etcd cancels a watcher whose next revision was compacted with compact_revision set and (3.4) an empty
+    // cancel_reason, and etcd3 passes on only "Watcher canceled: <reason>". So ask etcd whether the history after our
+    // cursor is still there: if not, that is why.
     watcher.on('error', (err: unknown) => {
-      this.fail(isCompactedMessage(err) ? this.store.compactedFor(this.cursor, (err as Error).message) : err);
+      if (this.closed) return;
+      void this.store.historyKeptAfter(this.cursor).then(
+        (kept) => this.fail(kept ? err : this.store.compactedFor(this.cursor, (err as Error)?.message ?? String(err))),
+        () => this.fail(err),
+      );
     });
   }
 
