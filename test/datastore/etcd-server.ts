@@ -34,7 +34,10 @@ export interface EtcdServer {
   dataDir: string;
   /** What the server printed (for failures). */
   log(): string;
+  /** Kills the process and removes the data directory. */
   stop(): Promise<void>;
+  /** Stops the process and starts it again on the same ports and data (clients see a dropped connection). */
+  restart(): Promise<void>;
 }
 
 export async function startEtcd(): Promise<EtcdServer> {
@@ -43,53 +46,77 @@ export async function startEtcd(): Promise<EtcdServer> {
   const clientUrl = `http://127.0.0.1:${client}`;
   const peerUrl = `http://127.0.0.1:${peer}`;
   let out = '';
-  const child: ChildProcess = spawn(
-    ETCD_BIN,
-    [
-      '--name', 'egw-test',
-      '--data-dir', dataDir,
-      '--listen-client-urls', clientUrl,
-      '--advertise-client-urls', clientUrl,
-      '--listen-peer-urls', peerUrl,
-      '--initial-advertise-peer-urls', peerUrl,
-      '--initial-cluster', `egw-test=${peerUrl}`,
-      '--initial-cluster-state', 'new',
-      '--log-level', 'warn',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ETCD_UNSUPPORTED_ARCH: process.env.ETCD_UNSUPPORTED_ARCH ?? '' } },
-  );
-  child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
-  child.stderr?.on('data', (b: Buffer) => (out += b.toString()));
+  const args = [
+    '--name', 'egw-test',
+    '--data-dir', dataDir,
+    '--listen-client-urls', clientUrl,
+    '--advertise-client-urls', clientUrl,
+    '--listen-peer-urls', peerUrl,
+    '--initial-advertise-peer-urls', peerUrl,
+    '--initial-cluster', `egw-test=${peerUrl}`,
+    '--initial-cluster-state', 'new',
+    '--log-level', 'warn',
+  ];
+  let child: ChildProcess;
   let exited = false;
-  const exit = new Promise<void>((r) => child.once('exit', () => ((exited = true), r())));
-  const stop = async (): Promise<void> => {
+  let exit: Promise<void>;
+  const spawnIt = (): void => {
+    child = spawn(ETCD_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    exited = false;
+    child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
+    child.stderr?.on('data', (b: Buffer) => (out += b.toString()));
+    exit = new Promise<void>((r) => child.once('exit', () => ((exited = true), r())));
+  };
+  /** Stops exactly the process this started. */
+  const kill = async (): Promise<void> => {
     if (!exited && child.pid) {
       process.kill(child.pid, 'SIGTERM');
       const t = setTimeout(() => !exited && child.pid && process.kill(child.pid, 'SIGKILL'), 5000);
       await exit;
       clearTimeout(t);
     }
+  };
+  const stop = async (): Promise<void> => {
+    await kill();
     rmSync(dataDir, { recursive: true, force: true });
   };
-  // Wait until it answers a read.
-  const probe = new Etcd3({ hosts: clientUrl, dialTimeout: 1000 });
-  const deadline = Date.now() + 20000;
-  try {
-    for (;;) {
-      if (exited) throw new Error(`etcd exited at start:\n${out}`);
-      try {
-        await probe.get('/egw-probe').string();
-        break;
-      } catch (e) {
-        if (Date.now() > deadline) throw new Error(`etcd did not answer on ${clientUrl} within 20 s: ${(e as Error).message}\n${out}`);
-        await new Promise((r) => setTimeout(r, 100));
+  const ready = async (): Promise<void> => {
+    const probe = new Etcd3({ hosts: clientUrl, dialTimeout: 1000 });
+    const deadline = Date.now() + 20000;
+    try {
+      for (;;) {
+        if (exited) throw new Error(`etcd exited at start:\n${out}`);
+        try {
+          await probe.get('/egw-probe').string();
+          return;
+        } catch (e) {
+          if (Date.now() > deadline) throw new Error(`etcd did not answer on ${clientUrl} within 20 s: ${(e as Error).message}\n${out}`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
       }
+    } finally {
+      probe.close();
     }
+  };
+  spawnIt();
+  try {
+    await ready();
   } catch (e) {
-    probe.close();
     await stop();
     throw e;
   }
-  probe.close();
-  return { endpoint: `127.0.0.1:${client}`, pid: child.pid as number, dataDir, log: () => out, stop };
+  return {
+    endpoint: `127.0.0.1:${client}`,
+    get pid() {
+      return child.pid as number;
+    },
+    dataDir,
+    log: () => out,
+    stop,
+    async restart() {
+      await kill();
+      spawnIt();
+      await ready();
+    },
+  };
 }
