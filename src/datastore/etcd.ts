@@ -371,26 +371,39 @@ class EtcdWatch implements Watch {
     this.cursor = from;
   }
 
-  async start(client: Etcd3): Promise<void> {
-    const from = this.cursor;
-    const watcher = await client
+  /** Resolves once etcd has created the watch; rejects if it refuses it or does not answer within `timeoutMs`. */
+  async start(client: Etcd3, timeoutMs = 10000): Promise<void> {
+    // watcher() (not create()) so that every listener is on before the first response can arrive.
+    const watcher = client
       .watch()
       .prefix(this.prefix)
       .withPreviousKV()
-      .startRevision(String(from + 1))
-      .create();
+      .startRevision(String(this.cursor + 1))
+      .watcher();
     this.watcher = watcher;
-    if (this.closed) {
-      await watcher.cancel();
-      return;
-    }
-    // Registered after etcd3's own 'data' listener (which moves start_revision to header.revision + 1): put it back to
-    // just after the last event we took, so a reconnect mid catch-up replays from there instead of skipping.
+    let created = false;
+    let settle: ((err?: unknown) => void) | undefined;
+    const ready = new Promise<void>((resolve, reject) => {
+      settle = (err) => (err === undefined ? resolve() : reject(err));
+    });
+    // Registered after etcd3's own 'data' and 'connected' listeners, which move start_revision to the response
+    // header's revision + 1: put it back to just after the last event we took, so a reconnect in the middle of a
+    // catch-up replays from there instead of skipping what it had not yet delivered.
+    const resumeAfterCursor = (): void => {
+      (watcher as unknown as { request: { start_revision: string } }).request.start_revision = String(this.cursor + 1);
+    };
+    watcher.on('connected', () => {
+      resumeAfterCursor();
+      if (!created) {
+        created = true;
+        settle?.();
+      }
+    });
     watcher.on('data', (res: { events: { type: string; kv: IKeyValue; prev_kv?: IKeyValue }[] }) => {
       if (this.closed) return;
       const fresh = res.events.filter((e) => Number(e.kv.mod_revision) > this.cursor);
       if (fresh.length) this.cursor = Number(fresh[fresh.length - 1].kv.mod_revision);
-      (watcher as unknown as { request: { start_revision: string } }).request.start_revision = String(this.cursor + 1);
+      resumeAfterCursor();
       const events = this.store.eventsOf(fresh, this.namespace);
       if (events.length) {
         this.queue.push(events);
@@ -403,10 +416,26 @@ class EtcdWatch implements Watch {
     watcher.on('error', (err: unknown) => {
       if (this.closed) return;
       void this.store.historyKeptAfter(this.cursor).then(
-        (kept) => this.fail(kept ? err : this.store.compactedFor(this.cursor, (err as Error)?.message ?? String(err))),
-        () => this.fail(err),
+        (kept) => {
+          const e = kept ? err : this.store.compactedFor(this.cursor, (err as Error)?.message ?? String(err));
+          if (created) this.fail(e);
+          else settle?.(e);
+        },
+        () => (created ? this.fail(err) : settle?.(err)),
       );
     });
+    const timer = setTimeout(() => settle?.(new Error(`etcd did not create the watch within ${timeoutMs} ms`)), timeoutMs);
+    try {
+      await ready;
+    } catch (e) {
+      this.closed = true;
+      this.onClosed(this);
+      void watcher.cancel().catch(() => {});
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+    if (this.closed) void watcher.cancel().catch(() => {});
   }
 
   private async pump(): Promise<void> {
