@@ -46,7 +46,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
   let exitCode = 0;
   const program = new Command('egw')
     .description('egress gateways for Kubernetes: fixed, auditable source IPs for traffic that leaves the cluster')
-    .addOption(new Option('--datastore <spec>', `datastore: sqlite:PATH or memory: (default: $EGW_DATASTORE or ${defaultDatastoreSpec()})`))
+    .addOption(new Option('--datastore <spec>', `datastore: sqlite:PATH, memory: or etcd://HOST:PORT[,HOST:PORT...][/PREFIX] (default: $EGW_DATASTORE or ${defaultDatastoreSpec()})`))
     .showHelpAfterError()
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err });

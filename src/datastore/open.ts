@@ -1,7 +1,9 @@
-// Chooses a datastore from a spec string: `memory:` or `sqlite:PATH` (the default, under the XDG state directory).
+// Chooses a datastore from a spec string: `memory:`, `sqlite:PATH` (the default, under the XDG state directory) or
+// `etcd://HOST:PORT[,HOST:PORT…][/PREFIX]` (plain http; TLS options are not supported yet).
 import { mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { EtcdStore } from './etcd.js';
 import { MemoryStore } from './memory.js';
 import { SqliteStore, type SqliteStoreOptions } from './sqlite.js';
 import { StoreError, type Store } from './types.js';
@@ -13,9 +15,13 @@ export function defaultDatastoreSpec(env: NodeJS.ProcessEnv = process.env): stri
   return `sqlite:${join(base, 'egw', 'egw.db')}`;
 }
 
-export const DATASTORE_FORMS = 'memory: or sqlite:PATH (e.g. sqlite:./egw.db); etcd: and kubernetes: backends are planned';
+export const DATASTORE_FORMS = 'memory:, sqlite:PATH (e.g. sqlite:./egw.db) or etcd://HOST:PORT[,HOST:PORT...][/PREFIX]; a kubernetes: backend is planned';
 
-export type DatastoreSpec = { scheme: 'memory' } | { scheme: 'sqlite'; path: string };
+export type DatastoreSpec =
+  | { scheme: 'memory' }
+  | { scheme: 'sqlite'; path: string }
+  /** prefix: '' or `/a/b` (no trailing slash); keys live under `${prefix}/egw/v1/`. */
+  | { scheme: 'etcd'; endpoints: string[]; prefix: string };
 
 /** Parses a spec; relative sqlite paths resolve against the current directory, `~/` against $HOME. */
 export function parseDatastoreSpec(spec: string, env: NodeJS.ProcessEnv = process.env): DatastoreSpec {
@@ -33,10 +39,33 @@ export function parseDatastoreSpec(spec: string, env: NodeJS.ProcessEnv = proces
     if (p === '~' || p.startsWith('~/')) p = join(env.HOME || homedir(), p.slice(1));
     return { scheme: 'sqlite', path: resolve(p) };
   }
-  if (scheme === 'etcd' || scheme === 'kubernetes') {
+  if (scheme === 'etcd') return parseEtcd(spec, rest);
+  if (scheme === 'kubernetes') {
     throw new StoreError('Invalid', `datastore ${JSON.stringify(spec)}: the ${scheme}: backend is not implemented yet; use ${DATASTORE_FORMS}`);
   }
   throw new StoreError('Invalid', `unknown datastore ${JSON.stringify(spec)}: expected ${DATASTORE_FORMS}`);
+}
+
+const HOST_PORT = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):([0-9]{1,5})$/;
+
+function parseEtcd(spec: string, rest: string): DatastoreSpec {
+  const bad = (why: string) =>
+    new StoreError('Invalid', `datastore ${JSON.stringify(spec)}: ${why}; expected etcd://HOST:PORT[,HOST:PORT...][/PREFIX], e.g. etcd://127.0.0.1:2379`);
+  if (!rest.startsWith('//')) throw bad('etcd: needs //HOST:PORT');
+  const body = rest.slice(2);
+  const slash = body.indexOf('/');
+  const hosts = slash < 0 ? body : body.slice(0, slash);
+  const prefix = (slash < 0 ? '' : body.slice(slash)).replace(/\/+$/, '');
+  if (hosts === '') throw bad('no endpoint given');
+  const endpoints = hosts.split(',');
+  for (const e of endpoints) {
+    const m = HOST_PORT.exec(e);
+    if (!m) throw bad(`endpoint ${JSON.stringify(e)} is not HOST:PORT`);
+    const port = Number(m[1]);
+    if (port < 1 || port > 65535) throw bad(`endpoint ${JSON.stringify(e)}: port out of range`);
+  }
+  if (prefix.includes('//')) throw bad('the prefix must not contain an empty segment');
+  return { scheme: 'etcd', endpoints, prefix };
 }
 
 /**
@@ -47,6 +76,7 @@ export async function openStore(spec?: string, opts: { sqlite?: SqliteStoreOptio
   const s = spec ?? (process.env.EGW_DATASTORE || defaultDatastoreSpec());
   const parsed = parseDatastoreSpec(s);
   if (parsed.scheme === 'memory') return new MemoryStore();
+  if (parsed.scheme === 'etcd') return new EtcdStore({ endpoints: parsed.endpoints, prefix: parsed.prefix });
   try {
     mkdirSync(dirname(parsed.path), { recursive: true });
   } catch (e) {

@@ -61,8 +61,23 @@ describe('openStore', () => {
         spec,
       );
     }
-    await assert.rejects(openStore('etcd:http://127.0.0.1:2379'), (e: unknown) => e instanceof StoreError && e.code === 'Invalid' && /not implemented yet/.test(e.message));
+    for (const spec of ['etcd:http://127.0.0.1:2379', 'etcd://', 'etcd://host', 'etcd://h:0', 'etcd://h:99999', 'etcd://a:1,,b:2', 'etcd://h:1//x']) {
+      await assert.rejects(
+        openStore(spec),
+        (e: unknown) => e instanceof StoreError && e.code === 'Invalid' && e.message.includes(JSON.stringify(spec)) && /etcd:\/\/HOST:PORT/.test(e.message),
+        spec,
+      );
+    }
     await assert.rejects(openStore('kubernetes:'), (e: unknown) => e instanceof StoreError && /not implemented yet/.test(e.message));
+  });
+
+  it('parses etcd://HOST:PORT[,HOST:PORT...][/PREFIX]', () => {
+    assert.deepEqual(parseDatastoreSpec('etcd://127.0.0.1:2379'), { scheme: 'etcd', endpoints: ['127.0.0.1:2379'], prefix: '' });
+    assert.deepEqual(parseDatastoreSpec('etcd://a.example:2379,[::1]:2380/tenant/x/'), {
+      scheme: 'etcd',
+      endpoints: ['a.example:2379', '[::1]:2380'],
+      prefix: '/tenant/x',
+    });
   });
 
   it('uses $EGW_DATASTORE when no spec is given', async () => {

@@ -1,0 +1,122 @@
+// A throwaway etcd server for the etcd datastore tests: the Debian binary on loopback, free ports, a temporary data
+// directory; stop() kills exactly the process it started and removes the directory.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Etcd3 } from 'etcd3';
+
+export const ETCD_BIN = process.env.EGW_ETCD_BIN || '/usr/bin/etcd';
+
+/** Why an etcd server cannot be started here, or undefined. */
+export function etcdMissing(): string | undefined {
+  const r = spawnSync(ETCD_BIN, ['--version'], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) return `needs etcd (${ETCD_BIN}; Debian package etcd-server, installed by make setup)`;
+  return undefined;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const addr = s.address();
+      s.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export interface EtcdServer {
+  /** host:port of the client URL. */
+  endpoint: string;
+  pid: number;
+  dataDir: string;
+  /** What the server printed (for failures). */
+  log(): string;
+  /** Kills the process and removes the data directory. */
+  stop(): Promise<void>;
+  /** Stops the process and starts it again on the same ports and data (clients see a dropped connection). */
+  restart(): Promise<void>;
+}
+
+export async function startEtcd(): Promise<EtcdServer> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'egw-etcd-test-'));
+  const [client, peer] = [await freePort(), await freePort()];
+  const clientUrl = `http://127.0.0.1:${client}`;
+  const peerUrl = `http://127.0.0.1:${peer}`;
+  let out = '';
+  const args = [
+    '--name', 'egw-test',
+    '--data-dir', dataDir,
+    '--listen-client-urls', clientUrl,
+    '--advertise-client-urls', clientUrl,
+    '--listen-peer-urls', peerUrl,
+    '--initial-advertise-peer-urls', peerUrl,
+    '--initial-cluster', `egw-test=${peerUrl}`,
+    '--initial-cluster-state', 'new',
+    '--log-level', 'warn',
+  ];
+  let child: ChildProcess;
+  let exited = false;
+  let exit: Promise<void>;
+  const spawnIt = (): void => {
+    child = spawn(ETCD_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    exited = false;
+    child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
+    child.stderr?.on('data', (b: Buffer) => (out += b.toString()));
+    exit = new Promise<void>((r) => child.once('exit', () => ((exited = true), r())));
+  };
+  /** Stops exactly the process this started. */
+  const kill = async (): Promise<void> => {
+    if (!exited && child.pid) {
+      process.kill(child.pid, 'SIGTERM');
+      const t = setTimeout(() => !exited && child.pid && process.kill(child.pid, 'SIGKILL'), 5000);
+      await exit;
+      clearTimeout(t);
+    }
+  };
+  const stop = async (): Promise<void> => {
+    await kill();
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  const ready = async (): Promise<void> => {
+    const probe = new Etcd3({ hosts: clientUrl, dialTimeout: 1000 });
+    const deadline = Date.now() + 20000;
+    try {
+      for (;;) {
+        if (exited) throw new Error(`etcd exited at start:\n${out}`);
+        try {
+          await probe.get('/egw-probe').string();
+          return;
+        } catch (e) {
+          if (Date.now() > deadline) throw new Error(`etcd did not answer on ${clientUrl} within 20 s: ${(e as Error).message}\n${out}`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+    } finally {
+      probe.close();
+    }
+  };
+  spawnIt();
+  try {
+    await ready();
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return {
+    endpoint: `127.0.0.1:${client}`,
+    get pid() {
+      return child.pid as number;
+    },
+    dataDir,
+    log: () => out,
+    stop,
+    async restart() {
+      await kill();
+      spawnIt();
+      await ready();
+    },
+  };
+}
