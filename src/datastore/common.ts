@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { keyOf, kindInfo, type ObjectKey, type Resource } from '../api/meta.js';
 import { labelMatcher } from './labelselector.js';
-import { StoreError, type ListOptions, type TxnOp, type WatchEvent, type WatchEventType } from './types.js';
+import { StoreError, type ListOptions, type TxnOp, type WatchEvent, type WatchEventType, type WatchOptions } from './types.js';
 
 /** An object as a backend stores it: its JSON text plus its revisions. */
 export interface Entry {
@@ -158,6 +158,28 @@ export function checkListArgs(kind: string, opts: ListOptions | undefined): {
     throw invalid('list: labelSelector must be a selector string or a predicate');
   }
   return { namespace: effectiveNamespace(kind, opts?.namespace), match: labelMatcher(sel) };
+}
+
+/** Checks a watch's arguments the same way in every backend: the revision to start after, the kind and namespace filters. */
+export function checkWatchArgs(opts: WatchOptions, handler: unknown): { from: number; kind: string | undefined; namespace: string | undefined } {
+  if (typeof handler !== 'function') throw invalid('watch: handler must be a function');
+  const from = checkRevision('watch: fromRevision', opts?.fromRevision);
+  const kind = opts.kind;
+  if (kind !== undefined && (typeof kind !== 'string' || kind === '')) throw invalid('watch: kind must be a non-empty string');
+  return { from, kind, namespace: effectiveNamespace(kind, opts.namespace) };
+}
+
+/** A watch stopped on its own: tell its onError once (an onError that throws is logged, never rethrown). */
+export function reportWatchStop(onError: ((err: unknown) => void) | undefined, err: unknown): void {
+  if (onError) {
+    try {
+      onError(err);
+    } catch (e) {
+      console.error('egw datastore: watch onError handler threw:', e);
+    }
+  } else {
+    console.error('egw datastore: watch stopped:', err);
+  }
 }
 
 function conflict(what: string, given: string, stored: number): StoreError {

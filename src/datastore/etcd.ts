@@ -17,7 +17,8 @@ import {
   cloneIn,
   compareKeys,
   decode,
-  effectiveNamespace,
+  checkWatchArgs,
+  reportWatchStop,
   mapKey,
   planTxn,
   type Entry,
@@ -263,11 +264,7 @@ export class EtcdStore implements Store {
 
   async watch(opts: WatchOptions, handler: WatchHandler): Promise<Watch> {
     this.check();
-    if (typeof handler !== 'function') throw new StoreError('Invalid', 'watch: handler must be a function');
-    const from = checkRevision('watch: fromRevision', opts?.fromRevision);
-    const kind = opts.kind;
-    if (kind !== undefined && (typeof kind !== 'string' || kind === '')) throw new StoreError('Invalid', 'watch: kind must be a non-empty string');
-    const namespace = effectiveNamespace(kind, opts.namespace);
+    const { from, kind, namespace } = checkWatchArgs(opts, handler);
     // etcd accepts a watch starting at the compact revision itself; our contract needs every event after `from`.
     let kept: boolean;
     try {
@@ -461,15 +458,7 @@ class EtcdWatch implements Watch {
   private fail(err: unknown): void {
     if (this.closed) return;
     void this.close();
-    if (this.onError) {
-      try {
-        this.onError(err);
-      } catch (e) {
-        console.error('egw datastore: watch onError handler threw:', e);
-      }
-    } else {
-      console.error('egw datastore: watch stopped:', err);
-    }
+    reportWatchStop(this.onError, err);
   }
 
   async close(): Promise<void> {

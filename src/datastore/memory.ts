@@ -8,7 +8,7 @@ import {
   closedError,
   compareKeys,
   decode,
-  effectiveNamespace,
+  checkWatchArgs,
   mapKey,
   planTxn,
   type Entry,
@@ -92,11 +92,7 @@ export class MemoryStore implements Store {
 
   async watch(opts: WatchOptions, handler: WatchHandler): Promise<Watch> {
     this.check();
-    if (typeof handler !== 'function') throw new StoreError('Invalid', 'watch: handler must be a function');
-    const from = checkRevision('watch: fromRevision', opts?.fromRevision);
-    const kind = opts.kind;
-    if (kind !== undefined && (typeof kind !== 'string' || kind === '')) throw new StoreError('Invalid', 'watch: kind must be a non-empty string');
-    const namespace = effectiveNamespace(kind, opts.namespace);
+    const { from, kind, namespace } = checkWatchArgs(opts, handler);
     if (from < this.compacted) throw this.compactedError(from);
     const read = (after: number, limit: number): { events: StoredEvent[]; upTo: number } => {
       if (after < this.compacted) throw this.compactedError(after);

@@ -15,7 +15,7 @@ import {
   checkRevision,
   closedError,
   decode,
-  effectiveNamespace,
+  checkWatchArgs,
   planTxn,
   type Entry,
   type StoredEvent,
@@ -308,11 +308,7 @@ export class SqliteStore implements Store {
 
   async watch(opts: WatchOptions, handler: WatchHandler): Promise<Watch> {
     this.check();
-    if (typeof handler !== 'function') throw new StoreError('Invalid', 'watch: handler must be a function');
-    const from = checkRevision('watch: fromRevision', opts?.fromRevision);
-    const kind = opts.kind;
-    if (kind !== undefined && (typeof kind !== 'string' || kind === '')) throw new StoreError('Invalid', 'watch: kind must be a non-empty string');
-    const namespace = effectiveNamespace(kind, opts.namespace);
+    const { from, kind, namespace } = checkWatchArgs(opts, handler);
     const s = this.stmts;
     const readTx = this.db.transaction((after: number, limit: number): { events: StoredEvent[]; upTo: number } => {
       const compacted = s.compacted.get() as number;

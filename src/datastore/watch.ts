@@ -1,6 +1,6 @@
 // The watch loop every backend uses: read the next events after a cursor, hand them to the handler, await it, and
 // sleep until the store's revision moves past the cursor. Backends supply the read and wake the notifier.
-import { eventOf, type StoredEvent } from './common.js';
+import { eventOf, reportWatchStop, type StoredEvent } from './common.js';
 import type { Watch, WatchHandler } from './types.js';
 
 /** Largest batch handed to a handler at once (a long replay arrives as several batches). */
@@ -107,15 +107,7 @@ export class WatchLoop implements Watch {
   private fail(err: unknown): void {
     if (this.closed) return;
     this.stop();
-    if (this.onError) {
-      try {
-        this.onError(err);
-      } catch (e) {
-        console.error('egw datastore: watch onError handler threw:', e);
-      }
-    } else {
-      console.error('egw datastore: watch stopped:', err);
-    }
+    reportWatchStop(this.onError, err);
   }
 
   private stop(): void {
