@@ -24,8 +24,9 @@ import { StoreError } from '../datastore/types.js';
 import { runSelectorCheck } from '../selector/check.js';
 import { EgressCalculator } from '../calc/index.js';
 import { formatExplanation } from './explain.js';
-import { describeObject, formatGatewayStatus, gatewayStatusView, printTable } from './print.js';
+import { describeObject, formatGatewayStatus, formatLeader, gatewayStatusView, printTable } from './print.js';
 import { deletePodGracefully } from '../controller/delete.js';
+import { readLeader } from '../controller/leader.js';
 
 /** An error meant for the user: printed as one line, no stack trace. */
 export class UsageError extends Error {}
@@ -157,7 +158,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
 
   program
     .command('status')
-    .description('every EgressGateway at a glance: ready/desired, conditions, and per gateway pod its node, IP, health and clients')
+    .description('the leading controller, and every EgressGateway at a glance: ready/desired, conditions, and per gateway pod its node, IP, health and clients')
     .option('-n, --namespace <ns>', 'only this namespace (default: every namespace)')
     .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))
     .action(async (opts) => {
@@ -166,15 +167,17 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           (a, b) => (a.metadata.namespace ?? '').localeCompare(b.metadata.namespace ?? '') || a.metadata.name.localeCompare(b.metadata.name),
         );
         const views = items.map(gatewayStatusView);
+        const leader = await readLeader(store);
         if (opts.output === 'json') {
-          io.out(JSON.stringify(views, null, 2) + '\n');
+          io.out(JSON.stringify({ controller: { leader: leader ?? null }, gateways: views }, null, 2) + '\n');
           return 0;
         }
+        io.out(formatLeader(leader));
         if (views.length === 0) {
           io.err(`No EgressGateways found${opts.namespace ? ` in namespace ${opts.namespace}` : ''}.\n`);
           return 0;
         }
-        io.out(formatGatewayStatus(views));
+        io.out('\n' + formatGatewayStatus(views));
         return 0;
       });
     });

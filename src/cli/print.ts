@@ -12,6 +12,7 @@ import {
   type PodStatus,
   type Resource,
 } from '../api/index.js';
+import type { LeaderInfo } from '../controller/leader.js';
 
 interface Column {
   header: string;
@@ -195,6 +196,16 @@ export function gatewayStatusView(r: Resource): GatewayStatusView {
     replicas: st?.replicas ?? [],
     reported: st?.conditions !== undefined || st?.replicas !== undefined,
   };
+}
+
+/**
+ * `egw status`'s first line: which controller leads, since when, and how leadership is held (docs/behaviour.md §4.1).
+ * A lock whose holder stopped renewing is shown as such: no controller acts until a running one takes it over.
+ */
+export function formatLeader(info: LeaderInfo | undefined): string {
+  if (!info) return 'controller: no leader (no egw controller is running, or none has been elected yet)\n';
+  if (info.stale) return `controller: no leader (${info.holder} stopped renewing at ${info.renewed ?? '?'}; a running controller takes over: ${info.mechanism})\n`;
+  return `controller: ${info.holder} leads, since ${info.since || '?'} (${info.mechanism})\n`;
 }
 
 /** Plain aligned columns (no trailing spaces), each row prefixed with `indent`. */

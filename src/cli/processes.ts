@@ -5,7 +5,7 @@ import type { Store } from '../datastore/types.js';
 import { createLogger } from '../log.js';
 import { runAgent } from '../agent/index.js';
 import { runGateway } from '../gateway/index.js';
-import { runController } from '../controller/index.js';
+import { defaultElectorId, electorFor, runElectedController } from '../controller/index.js';
 import { labDown, labExec, labStatus, labUp, runEcho, runKubelet } from '../lab/index.js';
 
 export interface ProcessContext {
@@ -30,6 +30,17 @@ function untilSignalled(): AbortSignal {
 function parseMask(text: string): number {
   const n = /^0x[0-9a-f]{1,8}$/i.test(text) ? parseInt(text, 16) : /^[0-9]{1,10}$/.test(text) ? Number(text) : NaN;
   if (!Number.isInteger(n) || n <= 0 || n > 0xffffffff) throw new InvalidArgumentError('expected a non-zero 32-bit mask such as 0x00003f00');
+  return n;
+}
+
+function parseId(text: string): string {
+  if (text.trim() === '' || /\s/.test(text)) throw new InvalidArgumentError('expected a non-empty identity without spaces, e.g. controller-1');
+  return text;
+}
+
+function parseSeconds(text: string): number {
+  const n = Number(text);
+  if (!/^[0-9]+(\.[0-9]+)?$/.test(text) || !Number.isFinite(n)) throw new InvalidArgumentError('expected a number of seconds ≥ 0, e.g. 10');
   return n;
 }
 
@@ -75,9 +86,16 @@ export function addProcessCommands(program: Command, ctx: ProcessContext): void 
 
   program
     .command('controller')
-    .description('controller: EgressGateway → gateway pods, IP address garbage collection')
-    .action(async () => {
-      await ctx.withStore((store) => runController({ store, log: createLogger('controller'), signal: untilSignalled() }));
+    .description('controller: EgressGateway → gateway pods, IP address garbage collection; any number may run, the elected leader acts')
+    .option('--id <id>', `this controller's identity in the leader election (default <hostname>/<pid>, here ${defaultElectorId()})`, parseId)
+    .option('--ipam-gc-grace <seconds>', 'release the address of a missing pod after it has been missing this long', parseSeconds, 10)
+    .action(async (opts) => {
+      const signal = untilSignalled();
+      await ctx.withStore(async (store) => {
+        const log = createLogger(`controller ${opts.id ?? defaultElectorId()}`);
+        const elector = electorFor(store, { id: opts.id, log: log.child('leader') });
+        await runElectedController({ store, elector, log, signal, gcGraceMs: opts.ipamGcGrace * 1000 });
+      });
     });
 
   const lab = program.command('lab').description('a cluster of network namespaces on this machine (needs root)');

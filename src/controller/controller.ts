@@ -4,7 +4,9 @@
 //
 // Level-triggered: every change to a relevant kind (seen through one watch from the revision read at start) marks the
 // state dirty, and a reconcile re-reads everything and converges; a periodic resync reconciles anyway. Errors are
-// logged and retried with backoff; the loop only ends when `signal` aborts. One controller per datastore is assumed.
+// logged and retried with backoff; the loop only ends when `signal` aborts. runController assumes it is the only
+// one acting; `egw controller` runs it through runElectedController, which runs it only while this process is the
+// elected leader (leader.ts, docs/behaviour.md §4.1), writing through a store that refuses writes after the term.
 //
 // Drain (docs/behaviour.md §3.6): scale-down surplus and the pods of a deleted EgressGateway are deleted gracefully
 // (deletePodGracefully: deletionTimestamp = now + the template's terminationGracePeriodSeconds, default 30); the
@@ -20,11 +22,12 @@ import { EgressCalculator } from '../calc/calculator.js';
 import { startInformer, type Informer } from '../datastore/informer.js';
 import { isRaceError } from '../datastore/retry.js';
 import type { Store } from '../datastore/types.js';
-import { Ipam } from '../ipam/ipam.js';
+import { Ipam, type Allocation } from '../ipam/ipam.js';
 import { parsePodHandle } from '../ipam/types.js';
 import { createLogger, type Logger } from '../log.js';
 import { Backoff, errText, sleep } from '../util.js';
 import { deletePodGracefully } from './delete.js';
+import { fencedStore, type Elector } from './leader.js';
 import { hasMaintenance, maintenanceAnnotations, planMaintenance } from './maintenance.js';
 import { planGatewayPods } from './plan.js';
 import { gatewayStatus, sameStatus } from './status.js';
@@ -51,6 +54,22 @@ export async function runController(opts: ControllerOptions): Promise<void> {
   await new Controller(opts).run();
 }
 
+export interface ElectedControllerOptions extends ControllerOptions {
+  elector: Elector;
+}
+
+/**
+ * `egw controller`: campaigns with `elector` until `signal` aborts, and while this process leads runs the controller
+ * (a fresh one per term, so nothing a deposed leader believed is carried over) on a store that refuses writes once
+ * the term has ended. A deposed leader follows again.
+ */
+export async function runElectedController(opts: ElectedControllerOptions): Promise<void> {
+  const signal = opts.signal ?? new AbortController().signal;
+  await opts.elector.run(signal, {
+    onElected: (term) => runController({ ...opts, store: fencedStore(opts.store, term), signal: term.signal }),
+  });
+}
+
 class Controller {
   private readonly store: Store;
   private readonly log: Logger;
@@ -63,7 +82,7 @@ class Controller {
   private wake: (() => void) | undefined;
   /** Fed from the watch: the clients of each gateway pod. */
   private calc = new EgressCalculator();
-  /** Orphaned allocation handle → when first seen orphaned (ms). */
+  /** Orphaned allocation (handle, address and claim time: a new claim is a new sighting) → when first seen (ms). */
   private readonly orphans = new Map<string, number>();
   /** Last logged problem text per gateway (`ns/name`), so a lasting problem is logged once. */
   private readonly lastProblems = new Map<string, string>();
@@ -184,7 +203,8 @@ class Controller {
       this.store.list('Node').then((r) => r.items as Node[]),
       this.store.list('IPPool').then((r) => r.items as IPPool[]),
     ]);
-    const allocations = await this.ipam.allocations();
+    const records = await this.ipam.records();
+    const allocations = new Map(records.map((a) => [a.handle, a.ip]));
     const namesByNs = new Map<string, Set<string>>();
     for (const p of pods) {
       const ns = namespaceOf(p);
@@ -226,7 +246,7 @@ class Controller {
     }
 
     await this.announceMaintenance([...podsNow.values()]);
-    return this.collectGarbage(pods, allocations);
+    return this.collectGarbage(pods, records);
   }
 
   private async reconcileGateway(
@@ -328,23 +348,29 @@ class Controller {
 
   /**
    * Releases allocations whose handle `pod:<ns>/<name>` names a pod that has been missing for gcGraceMs (the grace
-   * keeps a kubelet that is setting a pod up, or tearing it down, from being raced). Returns the next grace end.
+   * keeps a kubelet that is setting a pod up, or tearing it down, from being raced), and that nobody claimed again
+   * meanwhile. The release is guarded (Ipam.release onlyIf): decided on the blocks it writes, conditioned on them,
+   * after reading the pod once more, so an allocate re-claiming the address or a pod coming back wins. Returns the
+   * next grace end.
    */
-  private async collectGarbage(pods: Pod[], allocations: Map<string, string>): Promise<number | undefined> {
+  private async collectGarbage(pods: Pod[], records: Allocation[]): Promise<number | undefined> {
     const present = new Set(pods.map((p) => `${p.metadata.namespace}/${p.metadata.name}`));
     const now = Date.now();
     let next: number | undefined;
-    for (const h of [...this.orphans.keys()]) if (!allocations.has(h)) this.orphans.delete(h);
-    for (const [handle, ip] of allocations) {
-      const who = parsePodHandle(handle);
+    const sighting = (a: Allocation) => `${a.handle}\u0000${a.ip}\u0000${a.claimedAt}`;
+    const current = new Set(records.map(sighting));
+    for (const k of [...this.orphans.keys()]) if (!current.has(k)) this.orphans.delete(k);
+    for (const a of records) {
+      const who = parsePodHandle(a.handle);
       if (!who) continue;
+      const key = sighting(a);
       if (present.has(`${who.namespace}/${who.name}`)) {
-        this.orphans.delete(handle);
+        this.orphans.delete(key);
         continue;
       }
-      const since = this.orphans.get(handle);
+      const since = this.orphans.get(key);
       if (since === undefined) {
-        this.orphans.set(handle, now);
+        this.orphans.set(key, now);
         next = Math.min(next ?? Infinity, now + this.gcGraceMs);
         continue;
       }
@@ -352,13 +378,13 @@ class Controller {
         next = Math.min(next ?? Infinity, since + this.gcGraceMs);
         continue;
       }
-      // Read the pod once more right before releasing.
-      if (await this.store.get({ kind: 'Pod', namespace: who.namespace, name: who.name })) {
-        this.orphans.delete(handle);
-        continue;
-      }
-      if (await this.ipam.release(handle)) this.log.info('released the address of a pod that no longer exists', { handle, ip });
-      this.orphans.delete(handle);
+      const podKey = { kind: 'Pod', namespace: who.namespace, name: who.name };
+      const released = await this.ipam.release(a.handle, {
+        // every address it holds now is one seen orphaned for the whole grace (not claimed since), and the pod is still gone
+        onlyIf: async (held) => held.every((h) => now - (this.orphans.get(sighting(h)) ?? now) >= this.gcGraceMs) && !(await this.store.get(podKey)),
+      });
+      if (released) this.log.info('released the address of a pod that no longer exists', { handle: a.handle, ip: a.ip });
+      this.orphans.delete(key);
     }
     return next;
   }

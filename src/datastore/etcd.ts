@@ -345,6 +345,12 @@ export class EtcdStore implements Store {
     await Promise.all([...this.watches].map((w) => w.close()));
     this.client.close();
   }
+
+  /** The raw client and the prefix ('' or `/a/b`), for state that is not an object: the controller's leader lease (src/controller/leader.ts). */
+  etcd(): { client: Etcd3; prefix: string } {
+    this.check();
+    return { client: this.client, prefix: this.root.slice(0, -'/egw/v1/'.length) };
+  }
 }
 
 /** One store watch: an etcd watcher feeding a queue that a single pump hands to the handler, batch by batch. */

@@ -9,6 +9,14 @@
 // Concurrency: every write is one object write checked against the resourceVersion read (update) or against
 // existence (create); on Conflict/AlreadyExists the allocator re-reads and tries again. Since an address lives in
 // exactly one block object, two allocators (several kubelet processes on one SQLite file) can never both commit it.
+// A process killed in the middle (kill -9) has either committed its one write or not: nothing half-done remains.
+//
+// Releasing against re-claiming (docs/behaviour.md §4.1): the controller's garbage collection releases an address
+// whose pod is missing, and a pod of the same name may be coming back at that very moment. So an allocate for a
+// handle that already holds an address does not just return it: it claims it again with a write (claimedAt), and a
+// guarded release (`onlyIf`) decides on the blocks it read and writes conditioned on them. Whichever write commits
+// first wins; the other re-reads: either the release sees the new claim (or the pod) and keeps the address, or the
+// allocate finds the address gone and allocates afresh. An address is never both released and in use.
 import { cidrContains, cidrSize, formatCidr, formatIPv4, networkOf, parseCidr, parseIPv4 } from '../api/ipv4.js';
 import type { IPPool } from '../api/types.js';
 import type { Store } from '../datastore/types.js';
@@ -39,6 +47,24 @@ interface PoolView {
 
 
 
+/** One allocated address, as the blocks record it. */
+export interface Allocation {
+  handle: string;
+  ip: string;
+  /** The IPAMBlock's name. */
+  block: string;
+  /** When the handle last claimed the address (RFC 3339); '' when the block does not say. */
+  claimedAt: string;
+}
+
+export interface ReleaseOptions {
+  /**
+   * Release only if this says yes, asked after the blocks are read and before they are written (the write is
+   * conditioned on what was read: if anything changed in between, it is asked again on the new state).
+   */
+  onlyIf?: (held: readonly Allocation[]) => boolean | Promise<boolean>;
+}
+
 export interface IpamOptions {
   log?: Logger;
   /** How many times one allocate/release re-reads after losing a race before giving up. Default 500. */
@@ -57,7 +83,10 @@ export class Ipam {
     this.maxAttempts = opts.maxAttempts ?? 500;
   }
 
-  /** Returns the pod's address (an existing allocation for this handle is returned again: idempotent). */
+  /**
+   * Returns the pod's address. An existing allocation for this handle is returned again (idempotent), claimed anew
+   * with one write so that a garbage collection deciding on the old state loses (see the file comment).
+   */
   async allocate(req: { handle: string; node: string; pools: IPPool[] }): Promise<string> {
     if (typeof req?.handle !== 'string' || req.handle === '') throw new IpamError('Invalid', 'allocate: handle must be a non-empty string');
     if (typeof req.node !== 'string' || req.node === '') throw new IpamError('Invalid', `allocate ${req.handle}: node must be a non-empty string`);
@@ -65,11 +94,16 @@ export class Ipam {
     const pools = req.pools.map((p) => poolView(p));
     for (let attempt = 0; ; attempt++) {
       const blocks = await this.readBlocks();
-      for (const b of blocks) {
-        for (const [ip, h] of Object.entries(b.obj.spec.allocations)) if (h === req.handle) return ip;
-      }
-      if (pools.length === 0) throw new IpamError('NoPool', `allocate ${req.handle} on node ${req.node}: no IP pool serves it`);
       try {
+        for (const b of blocks) {
+          for (const [ip, h] of Object.entries(b.obj.spec.allocations)) {
+            if (h !== req.handle) continue;
+            await this.store.update(claim(b.obj, ip, req.handle)); // conditioned on the block as read
+            this.log?.debug('claimed again', { handle: req.handle, ip, block: b.obj.spec.cidr, node: req.node });
+            return ip;
+          }
+        }
+        if (pools.length === 0) throw new IpamError('NoPool', `allocate ${req.handle} on node ${req.node}: no IP pool serves it`);
         const ip = await this.tryAllocate(req.handle, req.node, pools, blocks);
         if (ip !== undefined) return ip;
       } catch (e) {
@@ -81,26 +115,30 @@ export class Ipam {
     }
   }
 
-  /** Releases the handle's address; false if it had none. */
-  async release(handle: string): Promise<boolean> {
+  /**
+   * Releases the handle's address(es) in one conditioned transaction; false if it had none, or if `onlyIf` said no.
+   */
+  async release(handle: string, opts: ReleaseOptions = {}): Promise<boolean> {
     if (typeof handle !== 'string' || handle === '') throw new IpamError('Invalid', 'release: handle must be a non-empty string');
     for (let attempt = 0; ; attempt++) {
       const blocks = await this.readBlocks();
       const holding = blocks.filter((b) => Object.values(b.obj.spec.allocations).includes(handle));
       if (holding.length === 0) return false;
+      if (opts.onlyIf && !(await opts.onlyIf(holding.flatMap((b) => allocationsOf(b.obj).filter((a) => a.handle === handle))))) return false;
       try {
-        for (const b of holding) {
+        const freed: string[] = [];
+        const objs = holding.map((b) => {
           const obj = structuredClone(b.obj);
-          const freed: string[] = [];
           for (const [ip, h] of Object.entries(obj.spec.allocations)) {
-            if (h === handle) {
-              delete obj.spec.allocations[ip];
-              freed.push(ip);
-            }
+            if (h !== handle) continue;
+            delete obj.spec.allocations[ip];
+            if (obj.spec.claimedAt) delete obj.spec.claimedAt[ip];
+            freed.push(ip);
           }
-          await this.store.update(obj);
-          this.log?.debug('released', { handle, ip: freed.join(','), block: obj.spec.cidr });
-        }
+          return obj;
+        });
+        await this.store.txn(objs.map((object) => ({ op: 'update', object }))); // each carries the resourceVersion read
+        this.log?.debug('released', { handle, ip: freed.join(','), blocks: objs.map((o) => o.spec.cidr).join(',') });
         return true;
       } catch (e) {
         if (!isRaceError(e) || attempt + 1 >= this.maxAttempts) throw e;
@@ -109,13 +147,16 @@ export class Ipam {
     }
   }
 
-  /** handle → ip, for status and garbage collection. */
+  /** handle → ip, for status and planning. */
   async allocations(): Promise<Map<string, string>> {
     const out = new Map<string, string>();
-    for (const b of await this.readBlocks()) {
-      for (const [ip, h] of Object.entries(b.obj.spec.allocations)) out.set(h, ip);
-    }
+    for (const a of await this.records()) out.set(a.handle, a.ip);
     return out;
+  }
+
+  /** Every allocated address with its block and claim time, in address order (for garbage collection and tests). */
+  async records(): Promise<Allocation[]> {
+    return (await this.readBlocks()).flatMap((b) => allocationsOf(b.obj));
   }
 
   /** The IPAMBlocks in the store, sorted by address; malformed ones are skipped (and logged). */
@@ -148,10 +189,9 @@ export class Ipam {
       }
       return undefined;
     };
-    const write = async (b: BlockView, ip: string, how: string, claim: boolean): Promise<string> => {
-      const obj = structuredClone(b.obj);
-      obj.spec.allocations[ip] = handle;
-      if (claim) obj.spec.affinity = affinity;
+    const write = async (b: BlockView, ip: string, how: string, adopt: boolean): Promise<string> => {
+      const obj = claim(b.obj, ip, handle);
+      if (adopt) obj.spec.affinity = affinity;
       await this.store.update(obj); // carries the resourceVersion read: Conflict if anyone wrote the block since
       this.log?.debug('allocated', { handle, ip, block: obj.spec.cidr, node, how });
       return ip;
@@ -183,7 +223,7 @@ export class Ipam {
             apiVersion: IPAM_BLOCK_API_VERSION,
             kind: 'IPAMBlock',
             metadata: { name: blockName(cidr) },
-            spec: { cidr, pool: pv.name, affinity, allocations: { [ip]: handle } },
+            spec: { cidr, pool: pv.name, affinity, allocations: { [ip]: handle }, claimedAt: { [ip]: new Date().toISOString() } },
           };
           await this.store.create(block); // AlreadyExists if another allocator claimed it first
           this.log?.info('claimed block', { block: cidr, pool: pv.name, node });
@@ -200,6 +240,20 @@ export class Ipam {
     }
     return undefined;
   }
+}
+
+/** A copy of the block with `ip` allocated to `handle`, claimed now. */
+function claim(block: IPAMBlock, ip: string, handle: string): IPAMBlock {
+  const obj = structuredClone(block);
+  obj.spec.allocations[ip] = handle;
+  obj.spec.claimedAt = { ...(obj.spec.claimedAt ?? {}), [ip]: new Date().toISOString() };
+  return obj;
+}
+
+function allocationsOf(block: IPAMBlock): Allocation[] {
+  return Object.entries(block.spec.allocations)
+    .map(([ip, handle]) => ({ handle, ip, block: block.metadata.name, claimedAt: block.spec.claimedAt?.[ip] ?? '' }))
+    .sort((a, b) => (parseIPv4(a.ip) ?? 0) - (parseIPv4(b.ip) ?? 0));
 }
 
 function poolView(p: IPPool): PoolView {

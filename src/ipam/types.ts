@@ -13,6 +13,12 @@ export interface IPAMBlockSpec {
   affinity: string | null;
   /** Allocated address → handle (`pod:<namespace>/<name>`). */
   allocations: Record<string, string>;
+  /**
+   * Allocated address → when its handle last claimed it (RFC 3339; absent in blocks written before it existed). An
+   * allocate for a handle that already holds an address claims it again (a new time): the controller's garbage
+   * collection restarts its grace then, and never releases an address claimed during the grace (src/ipam/ipam.ts).
+   */
+  claimedAt?: Record<string, string>;
 }
 
 export type IPAMBlock = Resource<IPAMBlockSpec> & { kind: 'IPAMBlock'; spec: IPAMBlockSpec };
