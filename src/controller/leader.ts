@@ -165,6 +165,8 @@ class LostLeadership extends Error {}
 
 interface LockBackend {
   readonly mechanism: string;
+  /** Set by the elector while leading: the backend calls it when it learns leadership is gone between renewals. */
+  onLost?: (why: string) => void;
   /** One campaign: true if this process holds leadership now. */
   acquire(): Promise<boolean>;
   /** Extends leadership; LostLeadership if it is gone, any other error is transient. */
@@ -267,6 +269,7 @@ class ElectorImpl implements Elector {
     const onStop = () => term.end('the controller is stopping');
     signal.addEventListener('abort', onStop);
     if (signal.aborted) onStop();
+    this.backend.onLost = (why) => term.end(why);
     this.log.info('elected leader', { id: this.id, mechanism: this.mechanism });
     const acting = Promise.resolve()
       .then(() => handlers.onElected(term))
@@ -292,6 +295,7 @@ class ElectorImpl implements Elector {
       }
     } finally {
       signal.removeEventListener('abort', onStop);
+      this.backend.onLost = undefined;
       term.end('the controller is stopping');
       if (!signal.aborted) {
         this.log.warn('no longer the leader; following', { id: this.id, why: term.reason });
@@ -361,7 +365,7 @@ class StoreLock implements LockBackend {
         leaseDurationSeconds: this.timing.leaseMs / 1000,
         acquireTime: wall,
         renewTime: wall,
-        leaseTransitions: (spec.leaseTransitions ?? 0) + (prev && !mine && spec.holderIdentity ? 1 : 0),
+        leaseTransitions: (spec.leaseTransitions ?? 0) + (prev && !mine ? 1 : 0),
       } satisfies LeaseSpec,
     };
   }
@@ -446,6 +450,7 @@ function etcdMechanism(key: string, timing: ElectionTiming): string {
 
 class EtcdLock implements LockBackend {
   readonly mechanism: string;
+  onLost?: (why: string) => void;
   private readonly client: Etcd3;
   private readonly key: string;
   private readonly ttl: number;
@@ -479,7 +484,11 @@ class EtcdLock implements LockBackend {
     if (this.watcher || this.closed) return;
     // watcher(): connects in the background (etcd3 reconnects it), so a down etcd does not hold up the campaign
     const w = this.client.watch().key(this.key).watcher();
-    w.on('delete', () => this.wake?.());
+    w.on('delete', () => {
+      // a key deleted (or a lease revoked) by hand ends our term as soon as we see it, not only at the next renewal
+      if (this.lease) this.onLost?.(`the leader key ${this.key} was deleted`);
+      this.wake?.();
+    });
     w.on('error', (e) => {
       // the periodic campaign still notices a free key; the next campaign opens a new watch
       this.log.debug('leader key watch failed', { error: errText(e) });

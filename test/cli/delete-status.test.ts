@@ -130,7 +130,9 @@ test('egw status: every EgressGateway at a glance (exact text), -o json, and REA
   assert.equal(r.code, 0, r.stderr);
   assert.equal(
     r.stdout,
-    `default/green: 0/1 ready
+    `controller: no leader (no egw controller is running, or none has been elected yet)
+
+default/green: 0/1 ready
   no status yet (is the controller running?)
 
 default/red: 1/2 ready
@@ -147,14 +149,20 @@ tenant/blue: 0/1 ready
   no gateway pods
 `,
   );
-  const json = JSON.parse((await runCli(['--datastore', ds, 'status', '-o', 'json', '-n', 'default'])).stdout);
+  const out = JSON.parse((await runCli(['--datastore', ds, 'status', '-o', 'json', '-n', 'default'])).stdout);
+  assert.deepEqual(out.controller, { leader: null });
+  const json = out.gateways;
   assert.deepEqual(json.map((v: any) => [v.namespace, v.name, v.desired, v.readyReplicas, v.reported, v.replicas.length]), [
     ['default', 'green', 1, 0, false, 0],
     ['default', 'red', 2, 1, true, 3],
   ]);
   assert.equal(json[1].replicas[1].health, 'NotReady');
   const none = await runCli(['--datastore', ds, 'status', '-n', 'nowhere']);
-  assert.deepEqual([none.code, none.stdout, none.stderr], [0, '', 'No EgressGateways found in namespace nowhere.\n']);
+  assert.deepEqual([none.code, none.stdout, none.stderr], [
+    0,
+    'controller: no leader (no egw controller is running, or none has been elected yet)\n',
+    'No EgressGateways found in namespace nowhere.\n',
+  ]);
   const wide = await runCli(['--datastore', ds, 'get', 'egw', '-o', 'wide']);
   assert.match(wide.stdout, /^NAME\s+READY\s+POOLS\s+LABELS\s+PROBES\s+AGE\ngreen\s+0\/1\s+egress\s+egress-code=green\s+<none>\s+\S+\nred\s+1\/2\s+egress\s/);
 });

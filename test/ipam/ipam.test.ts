@@ -86,10 +86,15 @@ describe('Ipam', () => {
     const pool = ippool('p', '10.0.0.0/24');
     const a = await ipam.allocate({ handle: 'pod:ns/a', node: 'n1', pools: [pool] });
     const rev = await store.revision();
+    const [first] = await ipam.records();
+    await new Promise((r) => setTimeout(r, 5)); // a later claim time
     assert.equal(await ipam.allocate({ handle: 'pod:ns/a', node: 'n1', pools: [pool] }), a);
     assert.equal(await ipam.allocate({ handle: 'pod:ns/a', node: 'n2', pools: [pool] }), a);
-    assert.equal(await store.revision(), rev, 'no write for a repeated allocate');
+    // Each repeat claims the address again (one write each), so a garbage collection deciding on the old state loses.
+    assert.equal(await store.revision(), rev + 2, 'one write per repeated allocate');
     assert.deepEqual([...(await ipam.allocations())], [['pod:ns/a', a]]);
+    const [again] = await ipam.records();
+    assert.ok(again.claimedAt > first.claimedAt, `claimed again: ${first.claimedAt} → ${again.claimedAt}`);
   });
 
   it('release frees the address for the next allocation; releasing twice returns false', async () => {
@@ -110,6 +115,35 @@ describe('Ipam', () => {
     assert.equal(bs.length, 1);
     assert.deepEqual(bs[0].spec.allocations, {});
     assert.equal(bs[0].spec.affinity, 'node:n1');
+  });
+
+  it('a guarded release (onlyIf) is decided on the blocks it writes: a re-claim in between wins', async () => {
+    const store = new MemoryStore();
+    const gc = new Ipam(store);
+    const kubelet = new Ipam(store);
+    const pool = ippool('p', '10.0.0.0/28', { blockSize: 28 });
+    const ip = await kubelet.allocate({ handle: 'pod:ns/a', node: 'n1', pools: [pool] });
+    const [seen] = await gc.records();
+    assert.equal(await gc.release('pod:ns/a', { onlyIf: () => false }), false, 'onlyIf said no');
+    // The collector decides on what it read; meanwhile the pod comes back and its address is claimed again.
+    const asked: string[] = [];
+    const released = await gc.release('pod:ns/a', {
+      onlyIf: async (held) => {
+        asked.push(held.map((h) => `${h.ip}@${h.claimedAt}`).join(','));
+        if (asked.length === 1) {
+          await new Promise((r) => setTimeout(r, 5));
+          assert.equal(await kubelet.allocate({ handle: 'pod:ns/a', node: 'n1', pools: [pool] }), ip);
+        }
+        return held.every((h) => h.claimedAt === seen.claimedAt);
+      },
+    });
+    assert.equal(released, false, 'the release lost to the re-claim');
+    assert.equal(asked.length, 2, 'asked again after its conditioned write lost');
+    assert.notEqual(asked[0], asked[1]);
+    assert.equal((await gc.allocations()).get('pod:ns/a'), ip, 'the address stays allocated');
+    // Without a change in between the same guard releases it.
+    assert.equal(await gc.release('pod:ns/a', { onlyIf: (held) => held.length === 1 && held[0].ip === ip }), true);
+    assert.deepEqual(await gc.records(), []);
   });
 
   it('a /31 egress pool with blockSize 31 serves exactly 2 handles on 2 nodes; a 3rd is Exhausted', async () => {
