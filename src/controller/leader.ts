@@ -142,7 +142,7 @@ export async function readLeader(store: Store, timing: ElectionTiming = ELECTION
     const kv = res.kvs[0];
     if (!kv) return undefined;
     const v = parseEtcdValue(kv.value.toString('utf8'));
-    return { holder: v?.holder ?? '<unreadable>', since: v?.since ?? '', mechanism: etcdMechanism(key, timing) };
+    return { holder: v?.holder ?? '<unreadable>', since: v?.since ?? '', mechanism: etcdMechanism(key, v?.ttl ?? etcdTtl(timing)) };
   }
   const rec = await store.get(LEADER_LEASE_KEY);
   const spec = (rec?.spec ?? {}) as LeaseSpec;
@@ -238,18 +238,24 @@ class ElectorImpl implements Elector {
 
   async run(signal: AbortSignal, handlers: ElectionHandlers): Promise<void> {
     this.log.info('campaigning for leadership', { id: this.id, mechanism: this.mechanism });
-    let lastError = '';
+    /** Failures since the last logged one, and when that was: a datastore that stays down is logged every 10 s. */
+    let failures = 0;
+    let loggedAt = -Infinity;
     try {
       while (!signal.aborted) {
         const t0 = now();
         let won = false;
         try {
           won = await this.backend.acquire();
-          lastError = '';
+          failures = 0;
+          loggedAt = -Infinity;
         } catch (e) {
-          // logged once per distinct problem: a datastore that stays down does not flood the log
-          if (errText(e) !== lastError) this.log.warn('campaign failed; trying again', { error: errText(e) });
-          lastError = errText(e);
+          failures++;
+          if (t0 - loggedAt >= 10_000) {
+            this.log.warn('campaign failed; trying again', { error: errText(e), failures });
+            loggedAt = t0;
+            failures = 0;
+          }
         }
         if (won) {
           await this.lead(t0, signal, handlers);
@@ -429,10 +435,13 @@ class StoreLock implements LockBackend {
 
 // ---- the etcd lease
 
+/** The leader key's value. */
 interface EtcdLeaderValue {
   holder: string;
   instance: string;
   since: string;
+  /** The lease's TTL, seconds. */
+  ttl: number;
 }
 
 function parseEtcdValue(text: string): EtcdLeaderValue | undefined {
@@ -444,8 +453,13 @@ function parseEtcdValue(text: string): EtcdLeaderValue | undefined {
   }
 }
 
-function etcdMechanism(key: string, timing: ElectionTiming): string {
-  return `etcd lease (TTL ${Math.ceil(timing.leaseMs / 1000)} s, kept alive every ${timing.renewEveryMs / 1000} s) on key ${key}`;
+/** etcd leases are whole seconds (and at least ~2 s on a default server). */
+function etcdTtl(timing: ElectionTiming): number {
+  return Math.max(1, Math.ceil(timing.leaseMs / 1000));
+}
+
+function etcdMechanism(key: string, ttl: number): string {
+  return `etcd lease (TTL ${ttl} s) on key ${key}`;
 }
 
 class EtcdLock implements LockBackend {
@@ -470,9 +484,8 @@ class EtcdLock implements LockBackend {
     const { client, prefix } = store.etcd();
     this.client = client;
     this.key = etcdLeaderKey(prefix);
-    // etcd leases are whole seconds (and at least ~2 s on a default server)
-    this.ttl = Math.max(1, Math.ceil(timing.leaseMs / 1000));
-    this.mechanism = etcdMechanism(this.key, timing);
+    this.ttl = etcdTtl(timing);
+    this.mechanism = etcdMechanism(this.key, this.ttl);
   }
 
   private deadline(ms: number): Date {
@@ -510,7 +523,7 @@ class EtcdLock implements LockBackend {
     let granted = false;
     try {
       const leaseId = await lease.grant();
-      const value: EtcdLeaderValue = { holder: this.id, instance: this.instance, since: new Date().toISOString() };
+      const value: EtcdLeaderValue = { holder: this.id, instance: this.instance, since: new Date().toISOString(), ttl: this.ttl };
       const res = await this.client.kv.txn(
         {
           compare: [{ key, target: 'Create', result: 'Equal', create_revision: 0 }],

@@ -2,6 +2,9 @@
 // with fast timings, and the real etcd lease on a throwaway etcd server (test/datastore/etcd-server.ts). The
 // kill -9 takeover of real `egw controller` processes is in test/controller/ha.test.ts.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { after, before, describe, it } from 'node:test';
 import { Etcd3 } from 'etcd3';
@@ -19,8 +22,10 @@ import {
 } from '../../src/controller/leader.js';
 import { EtcdStore } from '../../src/datastore/etcd.js';
 import { MemoryStore } from '../../src/datastore/memory.js';
+import { SqliteStore } from '../../src/datastore/sqlite.js';
 import { StoreError, type Store, type TxnOp } from '../../src/datastore/types.js';
 import { memoryLogger } from '../../src/log.js';
+import { runCli } from '../helpers/cli.js';
 import { E2E } from '../helpers/env.js';
 import { egressGateway } from '../helpers/resources.js';
 import { sleep, until } from '../helpers/wait.js';
@@ -221,6 +226,37 @@ describe('leader election on the lock record (memory store)', () => {
     }
   });
 
+  it('egw status names the leader of an SQLite lock (and says when its holder stopped renewing); egw controller refuses a bad --id', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'egw-leader-status-'));
+    const ds = `sqlite:${join(dir, 'egw.db')}`;
+    const store = new SqliteStore(join(dir, 'egw.db'));
+    const a = runElector(store, 'ctl-a');
+    try {
+      await until('a leads', () => leading([a]).length === 1, 2000);
+      const r = await runCli(['--datastore', ds, 'status']);
+      assert.equal(r.code, 0, r.stderr);
+      const since = a.term!.since.getTime();
+      const m = /^controller: ctl-a leads, since (\S+) \(lock Lease egw-system\/egw-controller in sqlite:\S+egw\.db \(taken over 0\.4 s after its last renewal\)\)\n$/.exec(r.stdout);
+      assert.ok(m, r.stdout);
+      assert.ok(Math.abs(Date.parse(m[1]) - since) < 1000, `since ${m[1]} is when it was elected`);
+      const j = JSON.parse((await runCli(['--datastore', ds, 'status', '-o', 'json'])).stdout);
+      assert.equal(j.controller.leader.holder, 'ctl-a');
+      assert.deepEqual(j.gateways, []);
+    } finally {
+      await stopAll([a]);
+    }
+    // A holder that vanished without a clean stop (its record left as it was, long unrenewed).
+    const rec = (await store.get(LEADER_LEASE_KEY))!;
+    await store.update({ ...rec, spec: { ...(rec.spec as object), holderIdentity: 'ctl-gone', renewTime: '2020-01-01T00:00:00.000Z' } });
+    const stale = await runCli(['--datastore', ds, 'status']);
+    assert.match(stale.stdout, /^controller: no leader \(ctl-gone stopped renewing at 2020-01-01T00:00:00.000Z; a running controller takes over: lock Lease/);
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+    const bad = await runCli(['--datastore', 'memory:', 'controller', '--id', '']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--id <id>.*invalid.*non-empty identity/);
+  });
+
   it('rejects an empty id and timings that break renewEvery < renewDeadline < lease', () => {
     const store = new MemoryStore();
     assert.throws(() => electorFor(store, { id: ' ' }), /--id/);
@@ -268,7 +304,9 @@ describe('leader election on an etcd lease (real etcd)', { skip: missing && !E2E
       assert.equal(JSON.parse(kv.value.toString()).holder, first.elector.id);
       const info = await readLeader(stores[0], ETCD);
       assert.equal(info?.holder, first.elector.id);
-      assert.match(info?.mechanism ?? '', new RegExp(`etcd lease \\(TTL 2 s.*key ${key}`));
+      assert.match(info?.mechanism ?? '', new RegExp(`etcd lease \\(TTL 2 s\\) on key ${key}`));
+      const st = await runCli(['--datastore', `etcd://${srv.endpoint}${prefix}`, 'status']);
+      assert.match(st.stdout, new RegExp(`^controller: ${first.elector.id} leads, since \\S+ \\(etcd lease \\(TTL 2 s\\) on key ${key}\\)\\n$`));
       // The objects' key space is untouched.
       assert.deepEqual((await raw.getAll().prefix(`${prefix}/egw/v1/`).keys()), []);
       // A clean stop revokes the lease: the key goes and a follower takes over at once.
