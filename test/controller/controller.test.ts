@@ -206,6 +206,21 @@ describe('runController', () => {
     assert.equal((await ipam.allocations()).get('pod:prod/web'), ip);
   });
 
+  it('an orphaned address claimed again during the grace gets a new grace (the allocator may be about to create its pod)', async () => {
+    const ipam = new Ipam(store);
+    const pools = [ippool('default', '10.244.0.0/16')];
+    const ip = await ipam.allocate({ handle: 'pod:prod/late', node: 'n1', pools });
+    const t0 = Date.now();
+    start(1000);
+    await sleep(500);
+    assert.equal(await ipam.allocate({ handle: 'pod:prod/late', node: 'n1', pools }), ip, 'claimed again, same address');
+    const reclaimed = Date.now();
+    await sleep(Math.max(0, t0 + 1300 - Date.now()));
+    assert.equal((await ipam.allocations()).get('pod:prod/late'), ip, 'kept past the first grace: it was claimed again');
+    await until('released a grace after the new claim', async () => !(await ipam.allocations()).has('pod:prod/late'), 3000);
+    assert.ok(Date.now() - reclaimed >= 900, 'not before the new grace');
+  });
+
   it('resolves when aborted, and survives datastore errors', async () => {
     start();
     await store.create(egressGateway('prod', 'red', { replicas: 1 }));

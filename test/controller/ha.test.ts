@@ -38,13 +38,9 @@ async function gatewayPods(store: Store): Promise<Pod[]> {
 /** Kill the leader, scale up at once, measure; `KILLS` times. Returns the figures per kill. */
 async function killLeaderAndScale(t: TestContext, datastore: string, store: Store): Promise<{ leaderMs: number; podMs: number }[]> {
   const procs = new Map<string, ControllerProc>();
-  let next = 0;
-  const spawnOne = () => {
-    const id = `ctl-${++next}`;
-    procs.set(id, startController(datastore, id));
-  };
+  const spawnOne = (id: string) => procs.set(id, startController(datastore, id));
   const logs = () => [...procs.values()].map((p) => `--- ${p.id}\n${p.log()}`).join('\n');
-  for (let i = 0; i < 3; i++) spawnOne();
+  for (const id of ['ctl-1', 'ctl-2', 'ctl-3']) spawnOne(id);
   const figures: { leaderMs: number; podMs: number }[] = [];
   try {
     await until(() => `a leader and 1 gateway pod\n${logs()}`, async () => (await leaderId(store)) !== undefined && (await gatewayPods(store)).length === 1, 20_000, { everyMs: 50 });
@@ -78,8 +74,8 @@ async function killLeaderAndScale(t: TestContext, datastore: string, store: Stor
       // Exactly one acted: the count stays at `want` (no second controller made its own pod).
       await sleep(1000);
       assert.equal((await gatewayPods(store)).length, want, 'no extra pods from a second actor');
-      procs.delete(victim.id);
-      spawnOne(); // as a supervisor would; it joins as a follower
+      // Restarted under the same id, as a supervisor would: it joins as a follower (its instance differs).
+      spawnOne(victim.id);
     }
     return figures;
   } finally {
