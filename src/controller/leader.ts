@@ -381,8 +381,9 @@ class StoreLock implements LockBackend {
   }
 
   async acquire(): Promise<boolean> {
-    const t = now();
     const cur = await this.store.get(LEADER_LEASE_KEY);
+    // after the read: a slow read must not make the holder's silence look longer than it is
+    const t = now();
     const wall = new Date().toISOString();
     try {
       if (!cur) {
