@@ -6,6 +6,7 @@ import { benchCalc } from './calc.js';
 import { benchDataplane } from './dataplane.js';
 import { benchFailover } from './failover.js';
 import { benchThroughput } from './throughput.js';
+import { benchDatastore } from './datastore.js';
 
 const only = process.argv.slice(2);
 const benches: Record<string, () => Promise<Record<string, unknown>>> = {
@@ -14,6 +15,7 @@ const benches: Record<string, () => Promise<Record<string, unknown>>> = {
   dataplane: benchDataplane,
   failover: benchFailover,
   throughput: benchThroughput,
+  datastore: benchDatastore,
 };
 
 const results: Record<string, unknown> = {};

@@ -2,7 +2,7 @@
 // an object's resourceVersion is its key's mod_revision and the store's revision is etcd's. Writes are planned with
 // common.ts's planTxn on a snapshot of the keys they touch, then committed as one etcd transaction conditioned on
 // every touched key's mod_revision (or absence); a lost race re-reads and re-plans, so a stale resourceVersion still
-// ends in Conflict. Watches are etcd watches with prev_kv (DELETED events carry the object as last stored).
+// ends in Conflict. Watches are etcd watches without prev_kv; a DELETED event's object (as last stored) is read at the revision before the delete.
 //
 // Differences from memory/SQLite that callers can see: a txn is ONE etcd revision, so every op of a batch shares one
 // resourceVersion (memory/SQLite give op i revision base+i+1); revisions are etcd's (a fresh etcd starts at 1, and
@@ -285,24 +285,51 @@ export class EtcdStore implements Store {
     return w;
   }
 
-  /** @internal For EtcdWatch. */
-  eventsOf(events: { type: string; kv: IKeyValue; prev_kv?: IKeyValue }[], namespace: string | undefined): WatchEvent[] {
-    const out: WatchEvent[] = [];
+  /**
+   * @internal For EtcdWatch: the events of one watch response, in order. A delete comes without its object (the
+   * watch does not ask for prev_kv: etcd would then read the previous value of every PUT for every watcher, which
+   * costs the server a range per event per watcher); `withDeletedObjects` reads those few before delivery.
+   */
+  eventsOf(events: { type: string; kv: IKeyValue }[], namespace: string | undefined): PendingEvent[] {
+    const out: PendingEvent[] = [];
     for (const ev of events) {
       const key = this.parsePath(ev.kv.key.toString('utf8'));
       if (!key) continue;
       if (namespace !== undefined && key.namespace !== namespace) continue;
       const revision = Number(ev.kv.mod_revision);
       if (ev.type === 'Delete' || ev.type === 'DELETE' || (ev.type as unknown) === 1) {
-        if (!ev.prev_kv) continue; // etcd drops prev_kv only if it was compacted away; nothing to deliver
-        const obj = this.objectOf(ev.prev_kv);
-        obj.metadata.resourceVersion = String(revision);
-        out.push({ type: 'DELETED', revision, object: obj });
+        out.push({ type: 'DELETED', revision, path: ev.kv.key });
       } else {
         out.push({ type: Number(ev.kv.version) === 1 ? 'ADDED' : 'MODIFIED', revision, object: this.objectOf(ev.kv) });
       }
     }
     return out;
+  }
+
+  /**
+   * @internal Fills in each delete's object: the key's value just before the deleting revision, with
+   * resourceVersion = that revision. If that version was compacted away first, the watch cannot say what was
+   * deleted: that is `Compacted`, and the watcher lists again.
+   */
+  async withDeletedObjects(batch: PendingEvent[]): Promise<WatchEvent[]> {
+    if (!batch.some((e) => 'path' in e)) return batch as WatchEvent[];
+    return Promise.all(
+      batch.map(async (e): Promise<WatchEvent> => {
+        if (!('path' in e)) return e;
+        let res;
+        try {
+          res = await this.client.kv.range({ key: e.path, revision: String(e.revision - 1) });
+        } catch (err) {
+          if (isCompactedMessage(err)) throw this.compactedError(e.revision - 1, `the object deleted at revision ${e.revision} was compacted before the watch read it`);
+          throw unavailable(this.description, err);
+        }
+        const kv = res.kvs[0];
+        if (!kv) throw new StoreError('Unavailable', `${this.description}: etcd reported a delete of ${e.path.toString('utf8')} at revision ${e.revision}, but the key held nothing just before`);
+        const obj = this.objectOf(kv);
+        obj.metadata.resourceVersion = String(e.revision);
+        return { type: 'DELETED', revision: e.revision, object: obj };
+      }),
+    );
   }
 
   /**
@@ -353,14 +380,19 @@ export class EtcdStore implements Store {
   }
 }
 
+/** A watch event as it comes from etcd: a delete still lacks the object it removed. */
+type PendingEvent = WatchEvent | { type: 'DELETED'; revision: number; path: Buffer };
+
 /** One store watch: an etcd watcher feeding a queue that a single pump hands to the handler, batch by batch. */
 class EtcdWatch implements Watch {
   private watcher: Watcher | undefined;
   private closed = false;
   /** The revision of the last event taken from etcd: a reconnect resumes after it, never after a later header. */
   private cursor: number;
-  private readonly queue: WatchEvent[][] = [];
+  private readonly queue: PendingEvent[][] = [];
   private pumping = false;
+  /** Set once the caller has the Watch (see pump). */
+  private handedOut = false;
 
   constructor(
     private readonly store: EtcdStore,
@@ -380,7 +412,6 @@ class EtcdWatch implements Watch {
     const watcher = client
       .watch()
       .prefix(this.prefix)
-      .withPreviousKV()
       .startRevision(String(this.cursor + 1))
       .watcher();
     this.watcher = watcher;
@@ -402,7 +433,7 @@ class EtcdWatch implements Watch {
         settle?.();
       }
     });
-    watcher.on('data', (res: { events: { type: string; kv: IKeyValue; prev_kv?: IKeyValue }[] }) => {
+    watcher.on('data', (res: { events: { type: string; kv: IKeyValue }[] }) => {
       if (this.closed) return;
       const fresh = res.events.filter((e) => Number(e.kv.mod_revision) > this.cursor);
       if (fresh.length) this.cursor = Number(fresh[fresh.length - 1].kv.mod_revision);
@@ -439,17 +470,22 @@ class EtcdWatch implements Watch {
       clearTimeout(timer);
     }
     if (this.closed) void watcher.cancel().catch(() => {});
+    // The Watch reaches the caller on the microtask after this returns: one more turn for anything already queued.
+    setImmediate(() => (this.handedOut = true));
   }
 
   private async pump(): Promise<void> {
     if (this.pumping) return;
     this.pumping = true;
     try {
-      // Start on a later turn, so the caller holds the Watch before the first delivery.
-      await new Promise<void>((r) => setImmediate(r));
+      // Until the caller holds the Watch, deliver on a later turn; after that at once (a turn per response for
+      // each of many watchers shows in delivery latency: see docs/benchmarks.md, "Watch fan-out").
+      if (!this.handedOut) await new Promise<void>((r) => setImmediate(r));
       while (!this.closed && this.queue.length) {
-        const batch = this.queue.shift() as WatchEvent[];
+        const pending = this.queue.shift() as PendingEvent[];
         try {
+          const batch = await this.store.withDeletedObjects(pending);
+          if (this.closed) return;
           await this.handler(batch);
         } catch (e) {
           this.fail(e);
