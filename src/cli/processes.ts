@@ -5,7 +5,7 @@ import type { Store } from '../datastore/types.js';
 import { createLogger } from '../log.js';
 import { runAgent } from '../agent/index.js';
 import { runGateway } from '../gateway/index.js';
-import { defaultElectorId, electorFor, runElectedController } from '../controller/index.js';
+import { defaultElectorId, electorFor, HISTORY_RETENTION_MS, runElectedController } from '../controller/index.js';
 import { labDown, labExec, labStatus, labUp, runEcho, runKubelet } from '../lab/index.js';
 
 export interface ProcessContext {
@@ -94,7 +94,9 @@ export function addProcessCommands(program: Command, ctx: ProcessContext): void 
       await ctx.withStore(async (store) => {
         const log = createLogger(`controller ${opts.id ?? defaultElectorId()}`);
         const elector = electorFor(store, { id: opts.id, log: log.child('leader') });
-        await runElectedController({ store, elector, log, signal, gcGraceMs: opts.ipamGcGrace * 1000 });
+        // SQLite's history is egw's own to trim; etcd's is the etcd operator's (--auto-compaction-retention).
+        const historyRetentionMs = store.description.startsWith('sqlite:') ? HISTORY_RETENTION_MS : undefined;
+        await runElectedController({ store, elector, log, signal, gcGraceMs: opts.ipamGcGrace * 1000, historyRetentionMs });
       });
     });
 

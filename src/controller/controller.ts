@@ -27,6 +27,7 @@ import { parsePodHandle } from '../ipam/types.js';
 import { createLogger, type Logger } from '../log.js';
 import { Backoff, errText, sleep } from '../util.js';
 import { deletePodGracefully } from './delete.js';
+import { HistoryRetention, HISTORY_SAMPLE_MS } from './history.js';
 import { fencedStore, type Elector } from './leader.js';
 import { hasMaintenance, maintenanceAnnotations, planMaintenance } from './maintenance.js';
 import { planGatewayPods } from './plan.js';
@@ -42,6 +43,11 @@ export interface ControllerOptions {
   gcGraceMs?: number;
   /** Source of randomness for pod name suffixes (tests). */
   random?: () => number;
+  /**
+   * Compact the datastore's history older than this (docs/behaviour.md §4.1, item 7); undefined = never (etcd keeps
+   * its own retention: --auto-compaction-retention).
+   */
+  historyRetentionMs?: number;
 }
 
 /** Kinds the calculator reads (which clients may use which gateway). */
@@ -78,6 +84,7 @@ class Controller {
   private readonly gcGraceMs: number;
   private readonly random: () => number;
   private readonly ipam: Ipam;
+  private readonly history: HistoryRetention | undefined;
   private dirty = true;
   private wake: (() => void) | undefined;
   /** Fed from the watch: the clients of each gateway pod. */
@@ -95,6 +102,16 @@ class Controller {
     this.gcGraceMs = opts.gcGraceMs ?? 10_000;
     this.random = opts.random ?? Math.random;
     this.ipam = new Ipam(this.store, { log: this.log.child('ipam') });
+    this.history = opts.historyRetentionMs === undefined ? undefined : new HistoryRetention(opts.historyRetentionMs, Math.min(HISTORY_SAMPLE_MS, opts.historyRetentionMs / 5));
+  }
+
+  /** Drops history older than the retention, when a sample says it is due; a failure is retried next time. */
+  private async compactHistory(): Promise<void> {
+    if (!this.history || !this.store.compact || !this.history.wantsSample(Date.now())) return;
+    const rev = this.history.note(Date.now(), await this.store.revision());
+    if (rev === undefined) return;
+    await this.store.compact(rev);
+    this.log.debug('history compacted', { revision: rev });
   }
 
   private poke = (): void => {
@@ -129,6 +146,7 @@ class Controller {
             nextResync = now + this.resyncMs;
             nextGc = await this.reconcile();
           }
+          await this.compactHistory();
           backoff.reset();
         } catch (e) {
           failed = true;

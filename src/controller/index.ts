@@ -32,6 +32,7 @@ export {
   type PlanProblem,
   type PlanProblemReason,
 } from './plan.js';
+export { HistoryRetention, HISTORY_RETENTION_MS, HISTORY_SAMPLE_MS } from './history.js';
 export { gatewayStatus, replicaHealth, sameStatus, type StatusOptions } from './status.js';
 export {
   deletePodGracefully,

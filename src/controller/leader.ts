@@ -622,6 +622,7 @@ export function fencedStore(store: Store, term: Term): Store {
     update: async (obj) => (check(`update ${obj?.kind} ${obj?.metadata?.name}`), store.update(obj)),
     delete: async (key, opts) => (check(`delete ${key?.kind} ${key?.name}`), store.delete(key, opts)),
     txn: async (ops) => (check(`txn of ${Array.isArray(ops) ? ops.length : '?'} ops`), store.txn(ops)),
+    ...(store.compact ? { compact: async (rev: number) => (check(`compact to ${rev}`), store.compact!(rev)) } : {}),
     close: async () => undefined,
   };
 }
