@@ -89,6 +89,9 @@ interface PodRt {
   stopping?: boolean;
   /** When a Pod with a deletionTimestamp is to be stopped (ms since epoch). */
   deadline?: number;
+  /** The containerStatuses last written (JSON), and whether a write is under way. */
+  statusWritten?: string;
+  statusWriting?: boolean;
 }
 
 const LINK_LOCAL_GW = '169.254.1.1';
@@ -569,16 +572,26 @@ class Kubelet {
     }));
   }
 
-  /** status.containerStatuses of the pod, written when they differ (restarts, state). */
+  /**
+   * status.containerStatuses of the pod, written when they differ from what this kubelet last wrote (restarts,
+   * state); every tick calls it, so a write that failed (datastore away) is made later.
+   */
   private writeContainerStatuses(key: string, rt: PodRt): void {
+    if (rt.statusWriting || rt.containers.size === 0) return;
     const want = containerStatusesFor(this.containerViews(rt));
+    const text = JSON.stringify(want);
+    if (text === rt.statusWritten) return;
     const [namespace, name] = key.split('/', 2) as [string, string];
-    void this.updatePod({ metadata: { namespace, name, uid: rt.state.uid } } as Pod, (p) => {
+    rt.statusWriting = true;
+    this.updatePod({ metadata: { namespace, name, uid: rt.state.uid } } as Pod, (p) => {
       const status = p.status ?? {};
-      if (JSON.stringify(status.containerStatuses ?? []) === JSON.stringify(want)) return false;
+      if (JSON.stringify(status.containerStatuses ?? []) === text) return false;
       p.status = { ...status, containerStatuses: want };
       return true;
-    }).catch((e) => this.log.warn('writing container statuses failed', { pod: key, error: errText(e) }));
+    })
+      .then(() => (rt.statusWritten = text))
+      .catch((e) => this.log.warn('writing container statuses failed; will retry', { pod: key, error: errText(e) }))
+      .finally(() => (rt.statusWriting = false));
   }
 
   private async notReady(pod: Pod, reason: string, message: string): Promise<void> {
@@ -690,9 +703,9 @@ class Kubelet {
           if (now >= c.nextStart) {
             if (c.lastExit !== undefined) c.restartCount++; // a run ended before: this start is a restart
             this.startContainer(rt, c);
-            this.writeContainerStatuses(key, rt);
           }
         }
+        if (rt.ready) this.writeContainerStatuses(key, rt);
       }
     } finally {
       this.ticking = false;

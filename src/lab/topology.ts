@@ -285,6 +285,8 @@ export interface ProcSpec {
   netns?: string;
   netnsMode?: 'exec' | 'enter';
   cwd?: string;
+  /** Left by a run that was killed and in the way of the next (etcd does not remove its stale unix socket). */
+  staleFiles?: string[];
 }
 
 export const ETCD_BIN = process.env.EGW_ETCD_BIN || '/usr/bin/etcd';
@@ -314,7 +316,7 @@ export function labProcesses(state: LabState, dir: string): ProcSpec[] {
   const roles = new Set(state.roles);
   const out: ProcSpec[] = [];
   if (cfg.etcd) {
-    out.push({ kind: 'etcd', role: 'etcd', argv: etcdArgv(cfg, dir), netns: ns.etcd(cfg.name), cwd: dir });
+    out.push({ kind: 'etcd', role: 'etcd', argv: etcdArgv(cfg, dir), netns: ns.etcd(cfg.name), cwd: dir, staleFiles: [join(dir, ETCD_SOCKET)] });
     out.push({ kind: 'forwarder', role: 'forwarder', argv: [...egw, 'lab', 'forward', '--lab', cfg.name, '--listen', `127.0.0.1:${state.forwardPort}`, '--to', join(dir, ETCD_SOCKET)] });
   }
   // Kubelets run in their node's network namespace (so they reach an etcd on the underlay) but keep the host's
@@ -353,6 +355,7 @@ export function startProcess(
   const r = withStartLock(pidFile, () => {
     const cur = readRecord(pidFile);
     if (cur && isRunning(cur)) return { rec: cur, started: false };
+    for (const f of spec.staleFiles ?? []) rmSync(f, { force: true });
     const rec = spawnDetached({
       role: spec.role,
       argv: spec.argv,
