@@ -29,7 +29,7 @@ import { Kernel } from './kernel.js';
 import { egwCommand, labStateDir, labStateRoot, ns, podNames, stateFiles } from './names.js';
 import { RESTART, exitText, isRunning, nsInode, readRecord, removeFile, restartBackoff, spawnDetached, stopProcess, stopProcessesInNetns, type ExitInfo, type ProcRecord } from './procs.js';
 import { NETNS_ANNOTATION, readLabState } from './topology.js';
-import { chooseNode, containerArgv, containerStatusesFor, readyConditionFor, type ContainerView } from './podspec.js';
+import { chooseNode, containerArgv, containerStatusesFor, lastExitFromStatus, readyConditionFor, type ContainerView } from './podspec.js';
 
 export interface KubeletOptions {
   store: Store;
@@ -623,7 +623,7 @@ class Kubelet {
       const rec = readRecord(stateFiles.pidFile(this.dir, role));
       if (rec && rec.meta?.uid === rt.state.uid) {
         crt.restartCount = rec.restarts ?? 0;
-        if (!isRunning(rec)) crt.lastExit = { at: new Date().toISOString() }; // ended while no kubelet watched
+        crt.lastExit = isRunning(rec) ? lastExitFromStatus(pod, c.name) : { at: new Date().toISOString() }; // ended while no kubelet watched
       }
       if (rec && rec.meta?.uid === rt.state.uid && isRunning(rec)) {
         crt.rec = rec;

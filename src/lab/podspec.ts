@@ -98,3 +98,13 @@ export function containerStatusesFor(views: ContainerView[]): ContainerStatus[] 
     };
   });
 }
+
+/** The last exit a pod's status records for a container (what a restarted kubelet adopts), or undefined. */
+export function lastExitFromStatus(pod: Pod, container: string): ContainerView['lastExit'] {
+  const cs = (pod.status?.containerStatuses as ContainerStatus[] | undefined)?.find((c) => c.name === container);
+  const t = cs?.lastState?.terminated;
+  if (!t) return undefined;
+  const signal = t.signal !== undefined ? Object.keys(SIGNALS).find((k) => SIGNALS[k] === t.signal) : undefined;
+  if (signal) return { code: null, signal, at: t.finishedAt };
+  return t.exitCode !== undefined ? { code: t.exitCode, signal: null, at: t.finishedAt } : { at: t.finishedAt };
+}
