@@ -208,7 +208,11 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       if (parsed.scheme !== 'sqlite') throw new UsageError(`the lab's processes share one datastore; ${spec} cannot be shared, use sqlite:PATH (or a lab on etcd's etcd://…)`);
       return `sqlite:${parsed.path}`;
     },
-    datastoreGiven: () => program.opts().datastore ?? (process.env.EGW_DATASTORE || undefined),
+    datastoreGiven: () => {
+      const flag = program.opts().datastore as string | undefined;
+      if (flag !== undefined) return { spec: flag, from: 'flag' as const };
+      return process.env.EGW_DATASTORE ? { spec: process.env.EGW_DATASTORE, from: 'env' as const } : undefined;
+    },
     setExitCode: (code) => (exitCode = code),
     out: io.out,
   });

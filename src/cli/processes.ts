@@ -13,8 +13,8 @@ export interface ProcessContext {
   withStore<T>(fn: (store: Store) => Promise<T>): Promise<T>;
   /** The datastore spec the other processes of a lab must use (sqlite:PATH, or a lab etcd's etcd://…). */
   datastoreSpec(): string;
-  /** --datastore or $EGW_DATASTORE as given, or undefined. */
-  datastoreGiven(): string | undefined;
+  /** --datastore or $EGW_DATASTORE as given (and which), or undefined. */
+  datastoreGiven(): { spec: string; from: 'flag' | 'env' } | undefined;
   setExitCode(code: number): void;
   out(s: string): void;
 }
@@ -96,7 +96,8 @@ export function addProcessCommands(program: Command, ctx: ProcessContext): void 
     .description('build the lab and start its processes')
     .option('-f, --filename <file>', 'lab file', 'examples/lab/demo.yaml')
     .action(async (opts) => {
-      const info = await labUp({ file: opts.filename, datastore: ctx.datastoreGiven(), log: createLogger('lab') });
+      const given = ctx.datastoreGiven();
+      const info = await labUp({ file: opts.filename, datastore: given?.spec, datastoreFrom: given?.from, log: createLogger('lab') });
       ctx.out(`lab ${info.name} is up (datastore ${info.datastore}; state in ${info.stateDir})\n`);
       ctx.out(`export EGW_DATASTORE=${info.hostDatastore}\n`);
     });

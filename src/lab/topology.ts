@@ -72,6 +72,8 @@ export interface LabUpOptions {
    * runs its own etcd: then this must be unset or that lab's own host-side spec.
    */
   datastore?: string;
+  /** Where `datastore` came from: a stale $EGW_DATASTORE only earns a warning from a lab on etcd, a flag an error. */
+  datastoreFrom?: 'flag' | 'env';
   log?: Logger;
   /**
    * Start the lab processes (kubelets, agents, controllers, echo, and a supervisor that restarts them), or only those
@@ -450,7 +452,9 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
     forwardPort = prev?.forwardPort ?? (await freeLoopbackPort());
     datastore = `etcd://${cfg.etcd.ip}:${ETCD_CLIENT_PORT}`;
     hostDatastore = `etcd://127.0.0.1:${forwardPort}`;
-    if (opts.datastore !== undefined && opts.datastore !== hostDatastore) {
+    if (opts.datastore !== undefined && opts.datastore !== hostDatastore && opts.datastoreFrom === 'env') {
+      log.warn(`ignoring EGW_DATASTORE=${opts.datastore}: the lab file says datastore: etcd, and the lab runs its own; export the EGW_DATASTORE printed below`);
+    } else if (opts.datastore !== undefined && opts.datastore !== hostDatastore) {
       throw new Error(
         `${opts.file}: datastore: etcd — the lab runs its own etcd, so --datastore/EGW_DATASTORE (${opts.datastore}) cannot choose one; unset it (the lab prints the EGW_DATASTORE to export)`,
       );

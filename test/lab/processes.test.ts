@@ -2,7 +2,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseLabFile } from '../../src/lab/labfile.js';
-import { labProcesses, supervisorSpec, type LabState } from '../../src/lab/topology.js';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { labProcesses, labUp, supervisorSpec, type LabState } from '../../src/lab/topology.js';
+import { memoryLogger } from '../../src/log.js';
 import { inNetnsArgv } from '../../src/lab/procs.js';
 
 const EGW = ['/usr/bin/node', '/repo/bin/egw.js'];
@@ -51,4 +55,16 @@ test('a lab on etcd with 2 controllers: etcd in its namespace with a unix socket
   assert.deepEqual(fwd.argv.slice(2), ['lab', 'forward', '--lab', 't1', '--listen', '127.0.0.1:40000', '--to', '/state/t1/etcd.sock:0']);
   for (const p of ps.filter((p) => /^(kubelet|agent|controller)/.test(p.role))) assert.equal(p.argv[p.argv.indexOf('--datastore') + 1], 'etcd://172.31.0.2:2379', p.role);
   assert.deepEqual(supervisorSpec(state('datastore: etcd\n'), 'watchdog').argv.slice(2), ['lab', 'supervise', '--lab', 't1', '--watchdog']);
+});
+
+test('lab up refuses a datastore the lab file contradicts, before creating anything', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'egw-labup-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const etcdFile = join(dir, 'etcd.yaml');
+  writeFileSync(etcdFile, 'name: tzz001\nnodes: [{name: a}]\ndatastore: etcd\n');
+  await assert.rejects(labUp({ file: etcdFile, datastore: 'sqlite:/tmp/x.db', datastoreFrom: 'flag', stateRoot: join(dir, 's'), log: memoryLogger() }), /datastore: etcd — the lab runs its own etcd/);
+  const sqliteFile = join(dir, 'sqlite.yaml');
+  writeFileSync(sqliteFile, 'name: tzz001\nnodes: [{name: a}]\n');
+  await assert.rejects(labUp({ file: sqliteFile, datastore: 'etcd://127.0.0.1:2379', stateRoot: join(dir, 's'), log: memoryLogger() }), /write "datastore: etcd"/);
+  assert.equal(existsSync(join(dir, 's')), false, 'nothing was created');
 });
