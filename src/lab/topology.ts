@@ -590,7 +590,7 @@ export async function labDown(opts: { name: string; log?: Logger; stateRoot?: st
   const result: LabDownResult = { name: opts.name, stopped: [], strays: 0, namespaces: [] };
   // No restart races: first the marker (the supervisor, its watchdog and the kubelets restart nothing once it
   // exists), then the supervisor and its watchdog (each restarts the other, so until both are seen gone twice in a
-  // row), then the kubelets (they restart containers), then everything else.
+  // row), then the kubelets (they restart containers), then everything else, and the lab's etcd last.
   if (existsSync(dir)) writeFileSync(stateFiles.stopping(dir), new Date().toISOString() + '\n');
   const stopRec = async (rec: ProcRecord) => {
     const how = await stopProcess(rec, 3000);
@@ -609,8 +609,9 @@ export async function labDown(opts: { name: string; log?: Logger; stateRoot?: st
   }
   const recs = readRecords(stateFiles.pids(dir)).filter((r) => r.rec.role !== 'supervisor' && r.rec.role !== 'watchdog');
   const kubelets = recs.filter((r) => r.rec.role.startsWith('kubelet-'));
-  const rest = recs.filter((r) => !r.rec.role.startsWith('kubelet-'));
-  for (const group of [kubelets, rest]) await Promise.all(group.map(({ rec }) => stopRec(rec)));
+  const datastore = recs.filter((r) => r.rec.role === 'etcd' || r.rec.role === 'forwarder'); // last: the others use it
+  const rest = recs.filter((r) => !kubelets.includes(r) && !datastore.includes(r));
+  for (const group of [kubelets, rest, datastore]) await Promise.all(group.map(({ rec }) => stopRec(rec)));
   const prefix = ns.prefix(opts.name);
   const names = (await k.listNetns()).filter((n) => n.startsWith(prefix)).sort((a, b) => nsOrder(opts.name, a) - nsOrder(opts.name, b) || a.localeCompare(b));
   // Whatever still runs inside the lab's namespaces belongs to the lab (records lost, or started by hand).
