@@ -4,7 +4,8 @@
 //   egw-<lab>-router   eth0 on the underlay (.1), ext0 to the external host; /32 routes to every pod via its node
 //   egw-<lab>-ext      eth0: echo (.10), restricted (.20), .10 of every extra network; default via the router;
 //                      nft table ip egw-lab: only restricted.allow may reach the restricted address
-//   egw-<lab>-n-<node> eth0 on the underlay (.11, .12, …), default via .1, forwarding on; the node's agent
+//   egw-<lab>-etcd     (datastore: etcd) eth0 on the underlay (.2), default via .1; the lab's etcd server
+//   egw-<lab>-n-<node> eth0 on the underlay (.11, .12, …), default via .1, forwarding on; the node's agent and kubelet
 //   egw-<lab>-p-<hash> a pod (made by the lab kubelet)
 //
 // Nothing is created in the caller's own network namespace: links are made inside a lab namespace with `ip -n` and
@@ -51,7 +52,7 @@ export interface LabInfo {
   datastore: string;
   /** The datastore as the host reaches it: what a user exports as EGW_DATASTORE. */
   hostDatastore: string;
-  namespaces: { net: string; router: string; ext: string; nodes: Record<string, string> };
+  namespaces: { net: string; router: string; ext: string; etcd?: string; nodes: Record<string, string> };
   nodes: { name: string; ip: string; netns: string }[];
   router: { underlay: string; external: string };
   external: {
@@ -552,7 +553,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
     stateDir: dir,
     datastore,
     hostDatastore,
-    namespaces: { net: ns.net(cfg.name), router: ns.router(cfg.name), ext: ns.ext(cfg.name), nodes: Object.fromEntries(cfg.nodes.map((n) => [n.name, ns.node(cfg.name, n.name)])) },
+    namespaces: { net: ns.net(cfg.name), router: ns.router(cfg.name), ext: ns.ext(cfg.name), ...(cfg.etcd ? { etcd: ns.etcd(cfg.name) } : {}), nodes: Object.fromEntries(cfg.nodes.map((n) => [n.name, ns.node(cfg.name, n.name)])) },
     nodes: cfg.nodes.map((n) => ({ name: n.name, ip: n.ip, netns: ns.node(cfg.name, n.name) })),
     router: { underlay: cfg.underlay.router, external: cfg.external.router },
     external: { cidr: cfg.external.cidr, echo: cfg.external.echo, restricted: { ...cfg.external.restricted }, networks: cfg.external.networks.map((n) => ({ ...n })) },
