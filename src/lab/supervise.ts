@@ -36,8 +36,6 @@ interface Watched {
   nextStart?: number;
   /** How it ended, if we were its parent. */
   exit?: string;
-  /** PID we saw running last (to notice a new run). */
-  pid?: number;
   /** Set right after we started a self-recording process, until its record appears. */
   awaitingClaim?: number;
 }
@@ -78,7 +76,6 @@ export async function runSupervisor(o: SuperviseOptions): Promise<void> {
     if (rec && isRunning(rec)) {
       w.awaitingClaim = undefined;
       w.nextStart = undefined;
-      if (w.pid !== rec.pid) w.pid = rec.pid;
       if (w.backoff.failures && now - Date.parse(rec.startedAt) >= RESTART.resetAfterMs) w.backoff.reset();
       return;
     }
