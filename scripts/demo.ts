@@ -1,15 +1,17 @@
 // `make demo`: a real two-node cluster of network namespaces with egress gateways, and traffic through them.
 //
 //   node --import tsx scripts/demo.ts        (as root; KEEP=1 leaves the lab up to explore)
+//   DATASTORE=etcd …                         the same lab with `datastore: etcd`: an etcd server inside the lab
 //
 // Builds the lab of examples/lab/demo.yaml, applies the scenario of examples/demo/ (egress pool 10.10.10.0/30, the
 // two "red" gateways, namespaces tenant-a (selector annotation), plain (none) and tenant-b (policy egw-policy1), one
 // client pod in each), waits until the gateways run and every client's traffic behaves as expected, and prints what
 // the external servers saw from each client, then `egw explain` for one flow. Every step runs the `egw` command
 // (bin/egw.js) and prints it, so the output doubles as a tutorial. Datastore: $EGW_DATASTORE, else a fresh
-// sqlite:${EGW_LAB_DIR:-/run/egw/labs}/demo.db. Exits non-zero if any client did not behave as expected.
+// sqlite:${EGW_LAB_DIR:-/run/egw/labs}/demo.db; with DATASTORE=etcd the lab's own etcd, reached from here at the
+// EGW_DATASTORE that `egw lab up` prints. Exits non-zero if any client did not behave as expected.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Pod } from '../src/api/types.js';
@@ -21,6 +23,8 @@ const SCENARIO = 'examples/demo/';
 const GATEWAY = 'red';
 const TIMEOUT_MS = 30_000;
 const KEEP = process.env.KEEP === '1';
+/** DATASTORE=etcd: the demo lab with `datastore: etcd` (docs/dataplane.md, "The lab on etcd"); default sqlite. */
+const DATASTORE = process.env.DATASTORE || 'sqlite';
 
 type Want = 'gateway' | 'node' | 'admitted' | 'refused';
 interface Client {
@@ -154,21 +158,35 @@ async function main(): Promise<number> {
     process.stderr.write('dist/ is missing: run `make setup` (or `make build`) first.\n');
     return 1;
   }
-  const labCfg = loadLabFile(join(ROOT, LAB_FILE));
+  if (DATASTORE !== 'sqlite' && DATASTORE !== 'etcd') {
+    process.stderr.write(`DATASTORE=${DATASTORE}: expected sqlite (the default) or etcd\n`);
+    return 1;
+  }
+  const etcd = DATASTORE === 'etcd';
+  const stateRoot = labStateRoot();
+  mkdirSync(stateRoot, { recursive: true });
+  // On etcd: the demo lab file plus `datastore: etcd` (the lab then runs its own etcd server).
+  let labFile = LAB_FILE;
+  if (etcd) {
+    labFile = join(stateRoot, 'demo-etcd.yaml');
+    writeFileSync(labFile, readFileSync(join(ROOT, LAB_FILE), 'utf8') + '\ndatastore: etcd                 # the lab runs an etcd server (egw-<name>-etcd)\n');
+  }
+  const labCfg = loadLabFile(resolve(ROOT, labFile));
   const LAB = labCfg.name;
   const addrs = { echo: labCfg.external.echo, restricted: labCfg.external.restricted.ip, onprem: labCfg.external.networks[0]?.echo ?? '203.0.113.10' };
-  const stateRoot = labStateRoot();
-  let datastore = process.env.EGW_DATASTORE;
-  if (!datastore) {
-    mkdirSync(stateRoot, { recursive: true });
-    const db = join(stateRoot, `${LAB}.db`);
-    datastore = `sqlite:${db}`;
-  }
-  const env: NodeJS.ProcessEnv = { ...process.env, EGW_DATASTORE: datastore };
+  let datastore = etcd ? undefined : process.env.EGW_DATASTORE;
+  if (!datastore && !etcd) datastore = `sqlite:${join(stateRoot, `${LAB}.db`)}`;
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env.EGW_DATASTORE; // on etcd the lab chooses it; set below once known
+  if (datastore) env.EGW_DATASTORE = datastore;
 
-  say(bold(`egw demo: egress gateways in a two-node cluster of network namespaces (lab "${LAB}")`));
-  say(`egw is \`node bin/egw.js\` (or \`npx egw\`); every command below uses this datastore:`);
-  say(bold(`$ export EGW_DATASTORE=${datastore}`));
+  say(bold(`egw demo: egress gateways in a two-node cluster of network namespaces (lab "${LAB}", datastore ${DATASTORE})`));
+  if (datastore) {
+    say(`egw is \`node bin/egw.js\` (or \`npx egw\`); every command below uses this datastore:`);
+    say(bold(`$ export EGW_DATASTORE=${datastore}`));
+  } else {
+    say(`egw is \`node bin/egw.js\` (or \`npx egw\`); the lab runs its own etcd, and \`egw lab up\` prints the EGW_DATASTORE to use`);
+  }
   say();
 
   // A demo lab from an earlier run (KEEP=1, or interrupted): take it down first, then start from a fresh datastore.
@@ -177,7 +195,7 @@ async function main(): Promise<number> {
     say(`# a "${LAB}" lab from an earlier run is still there: remove it first`);
     await step(['lab', 'down', LAB], env);
   }
-  if (!process.env.EGW_DATASTORE) {
+  if (!process.env.EGW_DATASTORE && datastore) {
     const db = datastore.slice('sqlite:'.length);
     for (const f of [db, `${db}-wal`, `${db}-shm`, `${db}-journal`]) rmSync(f, { force: true });
   }
@@ -186,7 +204,15 @@ async function main(): Promise<number> {
   try {
     say('# a cluster: 2 nodes on an underlay, a router, and an external host (echo server, restricted service, on-prem)');
     labStarted = true;
-    await step(['lab', 'up', '-f', LAB_FILE], env);
+    const up = await step(['lab', 'up', '-f', labFile], env);
+    if (etcd) {
+      datastore = /^export EGW_DATASTORE=(\S+)$/m.exec(up.stdout)?.[1];
+      if (!datastore) throw new Error(`egw lab up printed no EGW_DATASTORE:\n${indent(up.stdout)}`);
+      env.EGW_DATASTORE = datastore;
+      say('# every command below uses the lab\'s etcd (inside the lab; this is a loopback relay to it):');
+      say(bold(`$ export EGW_DATASTORE=${datastore}`));
+    }
+    const ds = datastore!;
     say('# the scenario: egress pool 10.10.10.0/30, EgressGateway "red" (2 replicas), 3 namespaces, a client in each');
     await step(['apply', '-f', SCENARIO], env);
     say();
@@ -195,7 +221,7 @@ async function main(): Promise<number> {
     const t0 = Date.now();
     const deadline = t0 + TIMEOUT_MS;
     say(`waiting for the ${GATEWAY} gateway pods and for the clients' traffic (up to ${TIMEOUT_MS / 1000} s) …`);
-    let c = await readCluster(datastore);
+    let c = await readCluster(ds);
     while (!(c.gateways.length >= 2 && c.gateways.every(running) && CLIENTS.every((cl) => running(c.pods.get(cl.pod))))) {
       if (Date.now() > deadline) {
         const gws = c.gateways.map((g) => `${g.metadata.name}: ${g.status?.phase ?? 'Pending'}${g.status?.podIP ? ` ${g.status.podIP}` : ''}`).join(', ') || 'none created';
@@ -203,11 +229,11 @@ async function main(): Promise<number> {
         throw new Error(
           `timed out after ${TIMEOUT_MS / 1000} s waiting for the pods: gateway pods (${gws})` +
             (notRunning.length ? `; clients not running: ${notRunning.join(', ')}` : '') +
-            `\nlogs: ${join(stateRoot, LAB, 'logs')}/ (controller.log, kubelet-*.log)`,
+            `\nlogs: ${join(stateRoot, LAB, 'logs')}/ (controller-1.log, kubelet-*.log, etcd.log)`,
         );
       }
       await sleep(250);
-      c = await readCluster(datastore);
+      c = await readCluster(ds);
     }
     say(indent(`gateway pods running after ${((Date.now() - t0) / 1000).toFixed(1)} s: ` + c.gateways.map((g) => `${g.metadata.name} ${g.status?.podIP} on ${g.spec.nodeName}`).join(', ')));
 
@@ -221,7 +247,7 @@ async function main(): Promise<number> {
       );
       if (rows.every((r) => verdict(r, c)) || Date.now() > deadline) break;
       await sleep(500);
-      c = await readCluster(datastore);
+      c = await readCluster(ds);
     }
     const ok = rows.every((r) => verdict(r, c));
     say(indent(ok ? `every client behaves as expected after ${((Date.now() - t0) / 1000).toFixed(1)} s` : `timed out after ${TIMEOUT_MS / 1000} s: not every client behaves as expected`));

@@ -207,8 +207,14 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     datastoreSpec: () => {
       const spec = program.opts().datastore ?? (process.env.EGW_DATASTORE || defaultDatastoreSpec());
       const parsed = parseDatastoreSpec(spec);
-      if (parsed.scheme !== 'sqlite') throw new UsageError(`the lab's processes share one datastore file; ${spec} cannot be shared, use sqlite:PATH`);
+      if (parsed.scheme === 'etcd') return spec;
+      if (parsed.scheme !== 'sqlite') throw new UsageError(`the lab's processes share one datastore; ${spec} cannot be shared, use sqlite:PATH (or a lab on etcd's etcd://…)`);
       return `sqlite:${parsed.path}`;
+    },
+    datastoreGiven: () => {
+      const flag = program.opts().datastore as string | undefined;
+      if (flag !== undefined) return { spec: flag, from: 'flag' as const };
+      return process.env.EGW_DATASTORE ? { spec: process.env.EGW_DATASTORE, from: 'env' as const } : undefined;
     },
     setExitCode: (code) => (exitCode = code),
     out: io.out,

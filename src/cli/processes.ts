@@ -6,13 +6,15 @@ import { createLogger } from '../log.js';
 import { runAgent } from '../agent/index.js';
 import { runGateway } from '../gateway/index.js';
 import { defaultElectorId, electorFor, HISTORY_RETENTION_MS, runElectedController } from '../controller/index.js';
-import { labDown, labExec, labStatus, labUp, runEcho, runKubelet } from '../lab/index.js';
+import { labDown, labExec, labStatus, labUp, parseLoopbackListen, runEcho, runForward, runKubelet, runSupervisor } from '../lab/index.js';
 
 export interface ProcessContext {
   /** Opens the datastore chosen by --datastore / EGW_DATASTORE. */
   withStore<T>(fn: (store: Store) => Promise<T>): Promise<T>;
-  /** The datastore spec the other processes of a lab must use. */
+  /** The datastore spec the other processes of a lab must use (sqlite:PATH, or a lab etcd's etcd://…). */
   datastoreSpec(): string;
+  /** --datastore or $EGW_DATASTORE as given (and which), or undefined. */
+  datastoreGiven(): { spec: string; from: 'flag' | 'env' } | undefined;
   setExitCode(code: number): void;
   out(s: string): void;
 }
@@ -42,6 +44,14 @@ function parseSeconds(text: string): number {
   const n = Number(text);
   if (!/^[0-9]+(\.[0-9]+)?$/.test(text) || !Number.isFinite(n)) throw new InvalidArgumentError('expected a number of seconds ≥ 0, e.g. 10');
   return n;
+}
+
+function parseLoopbackListenOption(text: string): { host: string; port: number } {
+  try {
+    return parseLoopbackListen(text);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
 }
 
 function splitPod(text: string): { namespace: string; name: string } {
@@ -106,8 +116,10 @@ export function addProcessCommands(program: Command, ctx: ProcessContext): void 
     .description('build the lab and start its processes')
     .option('-f, --filename <file>', 'lab file', 'examples/lab/demo.yaml')
     .action(async (opts) => {
-      const info = await labUp({ file: opts.filename, datastore: ctx.datastoreSpec(), log: createLogger('lab') });
+      const given = ctx.datastoreGiven();
+      const info = await labUp({ file: opts.filename, datastore: given?.spec, datastoreFrom: given?.from, log: createLogger('lab') });
       ctx.out(`lab ${info.name} is up (datastore ${info.datastore}; state in ${info.stateDir})\n`);
+      ctx.out(`export EGW_DATASTORE=${info.hostDatastore}\n`);
     });
   lab
     .command('down')
@@ -139,6 +151,23 @@ export function addProcessCommands(program: Command, ctx: ProcessContext): void 
     .requiredOption('--node <name>')
     .action(async (opts) => {
       await ctx.withStore((store) => runKubelet({ store, lab: opts.lab, node: opts.node, log: createLogger(`kubelet ${opts.node}`), signal: untilSignalled() }));
+    });
+  lab
+    .command('supervise')
+    .description('(started by lab up) restarts the lab\'s processes when they exit; with --watchdog, restarts the supervisor')
+    .requiredOption('--lab <name>')
+    .option('--watchdog', 'watch the supervisor only')
+    .action(async (opts) => {
+      await runSupervisor({ lab: opts.lab, watchdog: !!opts.watchdog, log: createLogger(opts.watchdog ? 'watchdog' : 'supervisor'), signal: untilSignalled() });
+    });
+  lab
+    .command('forward')
+    .description('(started by lab up, datastore: etcd) relays 127.0.0.1:PORT to the lab etcd\'s unix socket')
+    .requiredOption('--lab <name>')
+    .requiredOption('--listen <host:port>', 'loopback address to listen on', parseLoopbackListenOption)
+    .requiredOption('--to <socket>', 'unix socket to relay to')
+    .action(async (opts) => {
+      await runForward({ lab: opts.lab, ...opts.listen, socket: opts.to, log: createLogger('forwarder'), signal: untilSignalled() });
     });
   lab
     .command('echo')

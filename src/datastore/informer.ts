@@ -114,6 +114,9 @@ class InformerImpl implements Informer {
         this.view = view;
         this.revision = Math.max(...listRevs.values());
         let last = 0; // revision of the last event applied: a replayed one is never applied twice
+        // On etcd every op of one txn shares its revision: the keys already applied at `last` (a key appears at most
+        // once per revision), so the rest of a txn is applied and a replay of it is not.
+        const atLast = new Set<string>();
         await this.o.onReplace([...view.values()], this.revision);
         if (signal.aborted) break;
         let fail!: (err: unknown) => void;
@@ -129,9 +132,12 @@ class InformerImpl implements Informer {
             const out: InformerEvent[] = [];
             for (const ev of events) {
               const kind = ev.object.kind;
-              if (ev.revision <= last || !this.kinds.has(kind) || ev.revision <= (listRevs.get(kind) ?? 0)) continue;
-              last = ev.revision;
+              if (ev.revision < last || !this.kinds.has(kind) || ev.revision <= (listRevs.get(kind) ?? 0)) continue;
               const key = keyString(keyOf(ev.object));
+              if (ev.revision === last && atLast.has(key)) continue;
+              if (ev.revision > last) atLast.clear();
+              last = ev.revision;
+              atLast.add(key);
               const previous = view.get(key);
               if (ev.type === 'DELETED') view.delete(key);
               else view.set(key, ev.object);

@@ -14,7 +14,7 @@
 // Deletion follows Kubernetes: a Pod with a deletionTimestamp keeps running (its drain window) until that moment,
 // then its containers get SIGTERM (SIGKILL 5 s later) and the kubelet deletes the Pod object; once the object is
 // gone the network is removed and the IP released. A Pod deleted outright is stopped and removed at once.
-import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setCondition } from '../api/conditions.js';
 import { namespaceOf } from '../api/meta.js';
@@ -27,9 +27,9 @@ import { Backoff, errText, sleep } from '../util.js';
 import { createLogger, type Logger } from '../log.js';
 import { Kernel } from './kernel.js';
 import { egwCommand, labStateDir, labStateRoot, ns, podNames, stateFiles } from './names.js';
-import { isRunning, nsInode, readRecord, removeFile, spawnDetached, stopProcess, stopProcessesInNetns, type ProcRecord } from './procs.js';
+import { RESTART, exitText, isRunning, nsInode, readRecord, removeFile, restartBackoff, spawnDetached, stopProcess, stopProcessesInNetns, type ExitInfo, type ProcRecord } from './procs.js';
 import { NETNS_ANNOTATION, readLabState } from './topology.js';
-import { chooseNode, containerArgv, readyConditionFor } from './podspec.js';
+import { chooseNode, containerArgv, containerStatusesFor, lastExitFromStatus, readyConditionFor, type ContainerView } from './podspec.js';
 
 export interface KubeletOptions {
   store: Store;
@@ -66,12 +66,18 @@ interface PodState {
 
 interface ContainerRt {
   name: string;
+  image?: string;
   argv: string[];
   role: string;
   rec?: ProcRecord;
-  /** Restarts back off as kubelet's CrashLoopBackOff does: 1 s doubling to 30 s, reset after 10 s of running. */
+  /** Restarts back off as kubelet's CrashLoopBackOff does (RESTART: 1 s doubling to 30 s, reset after 10 s running). */
   restarts: Backoff;
   nextStart: number;
+  /** status.containerStatuses[].restartCount (kept in the container's record across kubelet restarts). */
+  restartCount: number;
+  /** How the last run ended (set by the exit handler when this kubelet started it). */
+  exit?: ExitInfo;
+  lastExit?: ContainerView['lastExit'];
 }
 
 interface PodRt {
@@ -83,9 +89,18 @@ interface PodRt {
   stopping?: boolean;
   /** When a Pod with a deletionTimestamp is to be stopped (ms since epoch). */
   deadline?: number;
+  /** The containerStatuses last written (JSON), and whether a write is under way. */
+  statusWritten?: string;
+  statusWriting?: boolean;
 }
 
 const LINK_LOCAL_GW = '169.254.1.1';
+
+/** A container's last exit for its record and the log: exit code or signal if known, else when it was found gone. */
+function lastExitText(e: NonNullable<ContainerView['lastExit']>): string {
+  if ((e.code === undefined || e.code === null) && !e.signal) return `gone by ${e.at}`;
+  return exitText({ code: e.code ?? null, signal: (e.signal ?? null) as NodeJS.Signals | null, at: e.at });
+}
 const keyOf = (namespace: string, name: string) => `${namespace}/${name}`;
 
 class Kubelet {
@@ -546,6 +561,39 @@ class Kubelet {
     });
   }
 
+  private containerViews(rt: PodRt): ContainerView[] {
+    return [...rt.containers.values()].map((c) => ({
+      name: c.name,
+      image: c.image,
+      running: !!c.rec && isRunning(c.rec),
+      startedAt: c.rec?.startedAt,
+      restartCount: c.restartCount,
+      lastExit: c.lastExit,
+    }));
+  }
+
+  /**
+   * status.containerStatuses of the pod, written when they differ from what this kubelet last wrote (restarts,
+   * state); every tick calls it, so a write that failed (datastore away) is made later.
+   */
+  private writeContainerStatuses(key: string, rt: PodRt): void {
+    if (rt.statusWriting || rt.containers.size === 0) return;
+    const want = containerStatusesFor(this.containerViews(rt));
+    const text = JSON.stringify(want);
+    if (text === rt.statusWritten) return;
+    const [namespace, name] = key.split('/', 2) as [string, string];
+    rt.statusWriting = true;
+    this.updatePod({ metadata: { namespace, name, uid: rt.state.uid } } as Pod, (p) => {
+      const status = p.status ?? {};
+      if (JSON.stringify(status.containerStatuses ?? []) === text) return false;
+      p.status = { ...status, containerStatuses: want };
+      return true;
+    })
+      .then(() => (rt.statusWritten = text))
+      .catch((e) => this.log.warn('writing container statuses failed; will retry', { pod: key, error: errText(e) }))
+      .finally(() => (rt.statusWriting = false));
+  }
+
   private async notReady(pod: Pod, reason: string, message: string): Promise<void> {
     await this.updatePod(pod, (p) => {
       const status = p.status ?? {};
@@ -571,8 +619,12 @@ class Kubelet {
       const argv = containerArgv(c, p, this.egw, this.datastore);
       if (!argv) continue;
       const role = `pod-${rt.state.hash}-${c.name}`;
-      const crt: ContainerRt = { name: c.name, argv, role, restarts: new Backoff({ minMs: 1000, maxMs: 30_000 }), nextStart: 0 };
+      const crt: ContainerRt = { name: c.name, image: c.image, argv, role, restarts: restartBackoff(), nextStart: 0, restartCount: 0 };
       const rec = readRecord(stateFiles.pidFile(this.dir, role));
+      if (rec && rec.meta?.uid === rt.state.uid) {
+        crt.restartCount = rec.restarts ?? 0;
+        crt.lastExit = isRunning(rec) ? lastExitFromStatus(pod, c.name) : { at: new Date().toISOString() }; // ended while no kubelet watched
+      }
       if (rec && rec.meta?.uid === rt.state.uid && isRunning(rec)) {
         crt.rec = rec;
         if (adopting) this.log.info('adopted container', { pod: `${p.namespace}/${p.name}`, container: c.name, pid: rec.pid });
@@ -601,6 +653,11 @@ class Kubelet {
         pidFile: stateFiles.pidFile(this.dir, c.role),
         env,
         meta: { pod: `${s.namespace}/${s.name}`, container: c.name, uid: s.uid },
+        restarts: c.restartCount,
+        ...(c.lastExit ? { lastExit: lastExitText(c.lastExit) } : {}),
+        onExit: (e) => {
+          c.exit = e;
+        },
       });
       this.log.info('container started', { pod: `${s.namespace}/${s.name}`, container: c.name, pid: c.rec.pid, argv: c.argv.join(' ') });
     } catch (e) {
@@ -621,6 +678,7 @@ class Kubelet {
         await this.stop();
         return;
       }
+      if (existsSync(stateFiles.stopping(this.dir))) return; // lab down: restart nothing (docs/dataplane.md, "Supervision")
       const now = Date.now();
       for (const [key, rt] of this.pods) {
         if (rt.deadline !== undefined && now >= rt.deadline && !rt.stopping) {
@@ -631,16 +689,23 @@ class Kubelet {
         if (rt.stopping || !this.k.netnsExists(rt.state.netns)) continue;
         for (const c of rt.containers.values()) {
           if (c.rec && isRunning(c.rec)) {
-            if (c.restarts.failures && now - Date.parse(c.rec.startedAt) > 10_000) c.restarts.reset();
+            if (c.restarts.failures && now - Date.parse(c.rec.startedAt) >= RESTART.resetAfterMs) c.restarts.reset();
             continue;
           }
           if (c.rec) {
             c.nextStart = now + c.restarts.next();
-            this.log.warn('container exited; restarting', { pod: key, container: c.name, pid: c.rec.pid, inMs: c.nextStart - now });
+            c.lastExit = c.exit ? { code: c.exit.code, signal: c.exit.signal, at: c.exit.at } : { at: new Date(now).toISOString() };
+            c.exit = undefined;
+            this.log.warn('container exited; restarting', { pod: key, container: c.name, pid: c.rec.pid, inMs: c.nextStart - now, how: lastExitText(c.lastExit) });
             c.rec = undefined;
+            this.writeContainerStatuses(key, rt);
           }
-          if (now >= c.nextStart) this.startContainer(rt, c);
+          if (now >= c.nextStart) {
+            if (c.lastExit !== undefined) c.restartCount++; // a run ended before: this start is a restart
+            this.startContainer(rt, c);
+          }
         }
+        if (rt.ready) this.writeContainerStatuses(key, rt);
       }
     } finally {
       this.ticking = false;

@@ -30,6 +30,12 @@ export interface LabConfig {
     networks: { cidr: string; echo: string }[];
   };
   podPool: { name: string; cidr: string; blockSize: number };
+  /** Where the lab keeps its resources: an SQLite file (default) or an etcd server inside the lab. */
+  datastore: 'sqlite' | 'etcd';
+  /** With datastore etcd: the etcd namespace's underlay address (.2). */
+  etcd?: { ip: string };
+  /** How many `egw controller` processes run (controller-1..N). */
+  controllers: number;
 }
 
 export const LAB_DEFAULTS = {
@@ -37,6 +43,12 @@ export const LAB_DEFAULTS = {
   external: { cidr: '198.51.100.0/24', echoHost: 10, restrictedHost: 20, networks: ['203.0.113.0/24'] },
   podPool: { name: 'default-ipv4-ippool', cidr: '10.244.0.0/16', blockSize: 26 },
   firstNodeHost: 11,
+  /** The etcd server's host number on the underlay (datastore: etcd). */
+  etcdHost: 2,
+  datastore: 'sqlite',
+  /** Two, as a Deployment with 2 replicas: one leads, the other takes over (docs/behaviour.md §4.1). */
+  controllers: 2,
+  maxControllers: 9,
 } as const;
 
 export class LabFileError extends Error {
@@ -110,8 +122,8 @@ function usableHost(c: Cidr, ip: number): boolean {
 }
 
 function checkLab(c: Checker, v: unknown): LabConfig | undefined {
-  const top = c.object(v, [], ['name', 'underlay', 'nodes', 'external', 'podPool']);
-  if (!top) return c.error([], 'a lab file is a mapping with name, nodes, and optionally underlay, external, podPool');
+  const top = c.object(v, [], ['name', 'underlay', 'nodes', 'external', 'podPool', 'datastore', 'controllers']);
+  if (!top) return c.error([], 'a lab file is a mapping with name, nodes, and optionally underlay, external, podPool, datastore, controllers');
 
   // name
   let name: string | undefined;
@@ -210,6 +222,17 @@ function checkLab(c: Checker, v: unknown): LabConfig | undefined {
     if (cidrsOverlap(poolCidr, { addr: 0xa9fe0000, prefix: 16 })) c.error(['podPool', 'cidr'], 'must not be link-local (169.254.0.0/16)');
   }
 
+  // datastore, controllers
+  let datastore: 'sqlite' | 'etcd' = LAB_DEFAULTS.datastore;
+  if (top.datastore !== undefined && top.datastore !== null) {
+    const d = c.string(top.datastore, ['datastore']);
+    if (d === 'sqlite' || d === 'etcd') datastore = d;
+    else if (d !== undefined) c.error(['datastore'], `${JSON.stringify(d)}: expected sqlite (the default) or etcd`);
+  }
+  const controllers =
+    c.int(top.controllers, ['controllers'], { min: 1, max: LAB_DEFAULTS.maxControllers }) ?? (top.controllers === undefined || top.controllers === null ? LAB_DEFAULTS.controllers : undefined);
+  const etcdIP = underlay ? (underlay.addr + LAB_DEFAULTS.etcdHost) >>> 0 : undefined;
+
   if (c.errors.length) return undefined;
   return {
     name: name!,
@@ -224,5 +247,8 @@ function checkLab(c: Checker, v: unknown): LabConfig | undefined {
       networks,
     },
     podPool: { name: poolName!, cidr: formatCidr(poolCidr!), blockSize: blockSize! },
+    datastore,
+    ...(datastore === 'etcd' ? { etcd: { ip: formatIPv4(etcdIP!) } } : {}),
+    controllers: controllers!,
   };
 }

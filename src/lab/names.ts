@@ -18,13 +18,27 @@ export const stateFiles = {
   logs: (dir: string) => join(dir, 'logs'),
   logFile: (dir: string, role: string) => join(dir, 'logs', `${role}.log`),
   pods: (dir: string) => join(dir, 'pods'),
+  /** Written by `lab down` before it stops anything: from then on nobody restarts anything (docs/dataplane.md). */
+  stopping: (dir: string) => join(dir, 'stopping'),
+  etcdData: (dir: string) => join(dir, 'etcd'),
 };
+
+/**
+ * The lab etcd's unix socket, relative to the state directory (etcd 3.4 takes `unix://HOST:PORT` and creates a
+ * socket file named `HOST:PORT` in its working directory); the host-side forwarder connects to it.
+ */
+export const ETCD_SOCKET = 'etcd.sock:0';
+export const ETCD_CLIENT_PORT = 2379;
+export const ETCD_PEER_PORT = 2380;
+/** The etcd namespace's port on the underlay bridge. */
+export const ETCD_UNDERLAY_PORT = 'etcd0';
 
 export const ns = {
   prefix: (lab: string) => `egw-${lab}-`,
   net: (lab: string) => `egw-${lab}-net`,
   router: (lab: string) => `egw-${lab}-router`,
   ext: (lab: string) => `egw-${lab}-ext`,
+  etcd: (lab: string) => `egw-${lab}-etcd`,
   node: (lab: string, node: string) => `egw-${lab}-n-${node}`,
   nodePrefix: (lab: string) => `egw-${lab}-n-`,
   pod: (lab: string, hash10: string) => `egw-${lab}-p-${hash10}`,

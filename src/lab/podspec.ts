@@ -44,3 +44,67 @@ export function readyConditionFor(p: Pod, conds: Condition[] | undefined): { con
   if (cur && cur.reason !== 'IPAMFailed') return { conditions: [...(conds ?? [])], changed: false }; // the gateway's to set
   return setCondition(conds, { type: 'Ready', status: 'False', reason: 'GatewayStarting', message: 'waiting for the gateway to report its readiness' });
 }
+
+/** What the lab kubelet knows about one container of a pod (src/lab/kubelet.ts). */
+export interface ContainerView {
+  name: string;
+  image?: string;
+  running: boolean;
+  startedAt?: string;
+  restartCount: number;
+  /** How its previous run ended: exit code or signal if the kubelet was its parent, else unknown. */
+  lastExit?: { code?: number | null; signal?: string | null; at: string };
+}
+
+/** Kubernetes' `status.containerStatuses[]`, the part the lab kubelet fills in. */
+export interface ContainerStatus {
+  name: string;
+  image?: string;
+  ready: boolean;
+  started: boolean;
+  restartCount: number;
+  state: { running: { startedAt?: string } } | { waiting: { reason: string } };
+  lastState: { terminated?: { exitCode?: number; signal?: number; reason: string; finishedAt: string } };
+}
+
+const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGABRT: 6, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15 };
+
+/**
+ * The containerStatuses for a pod, as kubelet reports them: restartCount, the current state (running, or waiting in
+ * CrashLoopBackOff between restarts) and how the last run ended (exit code 128 + n for signal n, as kubelet does).
+ * `ready` is the container running: a gateway's readiness is its own (the pod's Ready condition, readyConditionFor).
+ */
+export function containerStatusesFor(views: ContainerView[]): ContainerStatus[] {
+  return views.map((v) => {
+    let terminated: NonNullable<ContainerStatus['lastState']['terminated']> | undefined;
+    if (v.lastExit) {
+      const sig = v.lastExit.signal ? SIGNALS[v.lastExit.signal] : undefined;
+      const code = v.lastExit.signal ? (sig !== undefined ? 128 + sig : undefined) : (v.lastExit.code ?? undefined);
+      terminated = {
+        ...(code !== undefined && code !== null ? { exitCode: code } : {}),
+        ...(sig !== undefined ? { signal: sig } : {}),
+        reason: code === undefined || code === null ? 'Unknown' : code === 0 ? 'Completed' : 'Error',
+        finishedAt: v.lastExit.at,
+      };
+    }
+    return {
+      name: v.name,
+      ...(v.image ? { image: v.image } : {}),
+      ready: v.running,
+      started: v.running,
+      restartCount: v.restartCount,
+      state: v.running ? { running: { ...(v.startedAt ? { startedAt: v.startedAt } : {}) } } : { waiting: { reason: 'CrashLoopBackOff' } },
+      lastState: terminated ? { terminated } : {},
+    };
+  });
+}
+
+/** The last exit a pod's status records for a container (what a restarted kubelet adopts), or undefined. */
+export function lastExitFromStatus(pod: Pod, container: string): ContainerView['lastExit'] {
+  const cs = (pod.status?.containerStatuses as ContainerStatus[] | undefined)?.find((c) => c.name === container);
+  const t = cs?.lastState?.terminated;
+  if (!t) return undefined;
+  const signal = t.signal !== undefined ? Object.keys(SIGNALS).find((k) => SIGNALS[k] === t.signal) : undefined;
+  if (signal) return { code: null, signal, at: t.finishedAt };
+  return t.exitCode !== undefined ? { code: t.exitCode, signal: null, at: t.finishedAt } : { at: t.finishedAt };
+}

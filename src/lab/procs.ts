@@ -2,9 +2,17 @@
 // command line and start time, and stopped only after /proc shows the PID is still the process we started (so a
 // reused PID is never hit).
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, linkSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { sleep } from '../util.js';
+import { Backoff, sleep } from '../util.js';
+
+/**
+ * How every lab process is restarted when it exits (the supervisor's processes, the kubelet's containers), as
+ * kubelet's CrashLoopBackOff: 1 s, doubling up to 30 s, back to 1 s once a run lasted 10 s (docs/dataplane.md,
+ * "Supervision").
+ */
+export const RESTART = { minMs: 1000, maxMs: 30_000, resetAfterMs: 10_000 } as const;
+export const restartBackoff = (): Backoff => new Backoff({ minMs: RESTART.minMs, maxMs: RESTART.maxMs });
 
 export interface ProcRecord {
   role: string;
@@ -16,6 +24,10 @@ export interface ProcRecord {
   startedAt: string;
   /** Anything the owner wants to keep with it (pod, container). */
   meta?: Record<string, string>;
+  /** How often it was started again after it exited (kept across restarts of the one who restarts it). */
+  restarts?: number;
+  /** How the previous run ended, e.g. `signal SIGKILL at 2026-…` or `gone at …` (not our child: no status). */
+  lastExit?: string;
 }
 
 export function readCmdline(pid: number): string[] | undefined {
@@ -44,9 +56,10 @@ function sameArgv(a: string[], b: string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
-/** The argv the process shows after `ip netns exec NS` has exec'd the command. */
+/** The argv the process shows after `ip netns exec NS` or `nsenter --net=… --` has exec'd the command. */
 function innerArgv(argv: string[]): string[] | undefined {
   if (argv[0] === 'ip' && argv[1] === 'netns' && argv[2] === 'exec' && argv.length > 4) return argv.slice(4);
+  if (argv[0] === 'nsenter' && argv[1]?.startsWith('--net=') && argv[2] === '--' && argv.length > 3) return argv.slice(3);
   return undefined;
 }
 
@@ -97,32 +110,124 @@ export function readRecords(dir: string): { file: string; rec: ProcRecord }[] {
 export interface SpawnSpec {
   role: string;
   argv: string[];
-  /** Run inside this network namespace (`ip netns exec`). */
+  /** Run inside this network namespace. */
   netns?: string;
+  /**
+   * How: `exec` (default) is `ip netns exec`, which also gives the process a mount namespace of its own (with /sys of
+   * the netns); `enter` is `nsenter --net=/run/netns/NS`, the network namespace only, so namespaces the process
+   * creates with `ip netns add` are seen by everyone (the lab kubelet).
+   */
+  netnsMode?: 'exec' | 'enter';
+  /** Working directory (default /). */
+  cwd?: string;
   logFile: string;
   pidFile?: string;
   env?: NodeJS.ProcessEnv;
   meta?: Record<string, string>;
+  restarts?: number;
+  lastExit?: string;
+  /** Called when the process exits while we still run (we are its parent): how it ended. */
+  onExit?: (how: ExitInfo) => void;
+}
+
+export interface ExitInfo {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  at: string;
+}
+
+/** How a run ended, for ProcRecord.lastExit. */
+export function exitText(e: ExitInfo): string {
+  return `${e.signal ? `signal ${e.signal}` : `exit ${e.code ?? '?'}`} at ${e.at}`;
+}
+
+/** The argv that runs `argv` in a lab network namespace, as SpawnSpec.netnsMode says. */
+export function inNetnsArgv(argv: string[], netns: string | undefined, mode: 'exec' | 'enter' = 'exec'): string[] {
+  if (!netns) return argv;
+  return mode === 'enter' ? ['nsenter', `--net=/run/netns/${netns}`, '--', ...argv] : ['ip', 'netns', 'exec', netns, ...argv];
 }
 
 /** Starts a process detached from us (own session, output appended to its log file) and records it. */
 export function spawnDetached(s: SpawnSpec): ProcRecord {
-  const argv = s.netns ? ['ip', 'netns', 'exec', s.netns, ...s.argv] : s.argv;
+  const argv = inNetnsArgv(s.argv, s.netns, s.netnsMode);
   mkdirSync(dirname(s.logFile), { recursive: true });
   const fd = openSync(s.logFile, 'a');
   let pid: number | undefined;
   try {
-    const child = spawn(argv[0], argv.slice(1), { detached: true, stdio: ['ignore', fd, fd], env: s.env ?? process.env, cwd: '/' });
+    const child = spawn(argv[0], argv.slice(1), { detached: true, stdio: ['ignore', fd, fd], env: s.env ?? process.env, cwd: s.cwd ?? '/' });
     child.on('error', () => {}); // reported through the missing pid below
+    if (s.onExit) child.once('exit', (code, signal) => s.onExit!({ code, signal, at: new Date().toISOString() }));
     pid = child.pid;
     child.unref();
   } finally {
     closeSync(fd);
   }
   if (!pid) throw new Error(`cannot start ${argv.join(' ')}`);
-  const rec: ProcRecord = { role: s.role, pid, argv, start: procStat(pid)?.start, startedAt: new Date().toISOString(), ...(s.meta ? { meta: s.meta } : {}) };
+  const rec: ProcRecord = {
+    role: s.role,
+    pid,
+    argv,
+    start: procStat(pid)?.start,
+    startedAt: new Date().toISOString(),
+    ...(s.meta ? { meta: s.meta } : {}),
+    ...(s.restarts ? { restarts: s.restarts } : {}),
+    ...(s.lastExit ? { lastExit: s.lastExit } : {}),
+  };
   if (s.pidFile) writeRecord(s.pidFile, rec);
   return rec;
+}
+
+/** This process as a record (for a process that registers itself: the supervisor and its watchdog). */
+export function selfRecord(role: string, extra: Partial<ProcRecord> = {}): ProcRecord {
+  return { role, pid: process.pid, argv: readCmdline(process.pid) ?? [], start: procStat(process.pid)?.start, startedAt: new Date().toISOString(), ...extra };
+}
+
+/**
+ * Makes this process the one recorded in `file` unless a live process is recorded there already: at most one
+ * supervisor (or watchdog) per lab, however many start at once. The record is created with link(2), which fails if
+ * the file exists; a dead holder's record is first renamed away (rename is atomic: of two that race, one wins).
+ * Returns the record written, or undefined (someone else holds it). The previous holder's restart count carries over.
+ */
+export function claimRecord(file: string, role: string): ProcRecord | undefined {
+  mkdirSync(dirname(file), { recursive: true });
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const prev = readRecord(file);
+    if (prev && prev.pid !== process.pid && isRunning(prev)) return undefined;
+    const mine = selfRecord(role, prev ? { restarts: (prev.restarts ?? 0) + 1, lastExit: `gone (pid ${prev.pid}) by ${new Date().toISOString()}` } : {});
+    const tmp = `${file}.${process.pid}.claim`;
+    writeFileSync(tmp, JSON.stringify(mine) + '\n');
+    try {
+      if (prev) {
+        const aside = `${file}.${process.pid}.stale`;
+        try {
+          renameSync(file, aside);
+        } catch {
+          continue; // someone else moved it first: look again
+        }
+        const moved = readRecord(aside);
+        if (moved && moved.pid !== prev.pid && isRunning(moved)) {
+          // Between our read and the rename a live process claimed it: give it back and step aside.
+          try {
+            linkSync(aside, file);
+          } catch {
+            /* a third claimer: it holds the file now */
+          }
+          rmSync(aside, { force: true });
+          return undefined;
+        }
+        rmSync(aside, { force: true });
+      }
+      try {
+        linkSync(tmp, file);
+        return mine;
+      } catch {
+        continue; // created meanwhile: look again
+      }
+    } finally {
+      rmSync(tmp, { force: true });
+    }
+  }
+  return undefined;
 }
 
 
@@ -191,6 +296,21 @@ export async function stopProcessesInNetns(netns: string, pids: number[], graceM
     }
   }
   return targets.length;
+}
+
+/**
+ * Runs `fn` holding the start lock of `file` (a record file): of several processes that would start the same lab
+ * process at once (lab up, the supervisor), one does; the others get undefined. `fn` is synchronous, so the lock is
+ * held only while the process is spawned and recorded.
+ */
+export function withStartLock<T>(file: string, fn: () => T): T | undefined {
+  const lock = `${file}.lock`;
+  if (!claimRecord(lock, 'start-lock')) return undefined;
+  try {
+    return fn();
+  } finally {
+    if (readRecord(lock)?.pid === process.pid) rmSync(lock, { force: true });
+  }
 }
 
 export function removeFile(file: string): void {

@@ -4,7 +4,8 @@
 //   egw-<lab>-router   eth0 on the underlay (.1), ext0 to the external host; /32 routes to every pod via its node
 //   egw-<lab>-ext      eth0: echo (.10), restricted (.20), .10 of every extra network; default via the router;
 //                      nft table ip egw-lab: only restricted.allow may reach the restricted address
-//   egw-<lab>-n-<node> eth0 on the underlay (.11, .12, …), default via .1, forwarding on; the node's agent
+//   egw-<lab>-etcd     (datastore: etcd) eth0 on the underlay (.2), default via .1; the lab's etcd server
+//   egw-<lab>-n-<node> eth0 on the underlay (.11, .12, …), default via .1, forwarding on; the node's agent and kubelet
 //   egw-<lab>-p-<hash> a pod (made by the lab kubelet)
 //
 // Nothing is created in the caller's own network namespace: links are made inside a lab namespace with `ip -n` and
@@ -12,10 +13,10 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { IPPool, Node as K8sNode, Pod } from '../api/types.js';
 import { poolAllows, poolSelectsNode } from '../ipam/pools.js';
-import { openStore, parseDatastoreSpec } from '../datastore/open.js';
+import { defaultDatastoreSpec, openStore, parseDatastoreSpec } from '../datastore/open.js';
 import { parseNamespacedName } from '../api/meta.js';
 import { updateWithRetry } from '../datastore/retry.js';
 import { StoreError, type Store } from '../datastore/types.js';
@@ -23,8 +24,19 @@ import { createLogger, type Logger } from '../log.js';
 import { netnsRunner } from '../dataplane/exec.js';
 import { Kernel } from './kernel.js';
 import { loadLabFile, type LabConfig } from './labfile.js';
-import { egwCommand, labStateDir, labStateRoot, ns, stateFiles, underlayPort } from './names.js';
-import { isRunning, readRecord, readRecords, spawnDetached, stopProcess, stopProcessesInNetns, type ProcRecord } from './procs.js';
+import { createServer } from 'node:net';
+import { ETCD_CLIENT_PORT, ETCD_PEER_PORT, ETCD_SOCKET, ETCD_UNDERLAY_PORT, egwCommand, labStateDir, labStateRoot, ns, stateFiles, underlayPort } from './names.js';
+import {
+  isRunning,
+  readRecord,
+  readRecords,
+  spawnDetached,
+  stopProcess,
+  stopProcessesInNetns,
+  withStartLock,
+  type ExitInfo,
+  type ProcRecord,
+} from './procs.js';
 import { sleep } from '../util.js';
 
 export const NETNS_ANNOTATION = 'egw.dev/netns';
@@ -36,8 +48,11 @@ export interface LabInfo {
   /** True when the lab was already there (labUp then only fills in what is missing). */
   existed: boolean;
   stateDir: string;
+  /** The datastore the lab's processes use (for etcd: the lab etcd's underlay address). */
   datastore: string;
-  namespaces: { net: string; router: string; ext: string; nodes: Record<string, string> };
+  /** The datastore as the host reaches it: what a user exports as EGW_DATASTORE. */
+  hostDatastore: string;
+  namespaces: { net: string; router: string; ext: string; etcd?: string; nodes: Record<string, string> };
   nodes: { name: string; ip: string; netns: string }[];
   router: { underlay: string; external: string };
   external: {
@@ -53,9 +68,18 @@ export interface LabInfo {
 
 export interface LabUpOptions {
   file: string;
-  datastore: string;
+  /**
+   * sqlite:PATH for a lab on SQLite (default $EGW_DATASTORE, else the default file). A lab file with `datastore: etcd`
+   * runs its own etcd: then this must be unset or that lab's own host-side spec.
+   */
+  datastore?: string;
+  /** Where `datastore` came from: a stale $EGW_DATASTORE only earns a warning from a lab on etcd, a flag an error. */
+  datastoreFrom?: 'flag' | 'env';
   log?: Logger;
-  /** Start the lab processes (kubelets, agents, controller, echo), or only those of the roles listed; default true. */
+  /**
+   * Start the lab processes (kubelets, agents, controllers, echo, and a supervisor that restarts them), or only those
+   * of the roles listed (with a supervisor); default true. A lab on etcd always starts its etcd and forwarder.
+   */
   start?: boolean | LabRole[];
   /** The command that runs egw (default: this Node + bin/egw.js). */
   egw?: string[];
@@ -66,7 +90,14 @@ export interface LabUpOptions {
 /** What lab.json in the state directory holds. */
 export interface LabState {
   config: LabConfig;
+  /** What the lab's processes use. */
   datastore: string;
+  /** What the host uses (the same for SQLite; the loopback forwarder for etcd). */
+  hostDatastore: string;
+  /** Port of the forwarder on 127.0.0.1 (etcd only), kept across `lab up` runs so the export stays valid. */
+  forwardPort?: number;
+  /** The kinds of process this lab runs (and its supervisor keeps running). */
+  roles: LabRole[];
   file: string;
   egw: string[];
   firewall: string;
@@ -81,10 +112,15 @@ export function readLabState(name: string, stateRoot = labStateRoot()): LabState
   }
 }
 
-/** `sqlite:` specs made absolute, so processes started elsewhere open the same file. */
+/** `sqlite:` specs made absolute, so processes started elsewhere open the same file; etcd specs as they are. */
 export function normalizeDatastore(spec: string): string {
   const p = parseDatastoreSpec(spec);
-  return p.scheme === 'sqlite' ? `sqlite:${p.path}` : 'memory:';
+  return p.scheme === 'sqlite' ? `sqlite:${p.path}` : p.scheme === 'etcd' ? spec : 'memory:';
+}
+
+/** The spec the host uses to reach a lab's datastore (lab.json's hostDatastore; older state files: datastore). */
+export function hostDatastoreOf(state: LabState): string {
+  return state.hostDatastore ?? state.datastore;
 }
 
 export function firewallRules(cfg: LabConfig): string {
@@ -126,7 +162,8 @@ export async function buildTopology(cfg: LabConfig, k: Kernel, log: Logger): Pro
   const net = ns.net(L);
   const router = ns.router(L);
   const ext = ns.ext(L);
-  for (const n of [net, router, ext, ...cfg.nodes.map((n) => ns.node(L, n.name))]) {
+  const etcdNs = cfg.etcd ? [ns.etcd(L)] : [];
+  for (const n of [net, router, ext, ...etcdNs, ...cfg.nodes.map((n) => ns.node(L, n.name))]) {
     if (await k.addNetns(n)) log.debug('netns created', { netns: n });
   }
   // The underlay bridge.
@@ -154,6 +191,14 @@ export async function buildTopology(cfg: LabConfig, k: Kernel, log: Logger): Pro
     ...cfg.external.networks.map((n) => `addr replace ${n.echo}/${n.cidr.split('/')[1]} dev eth0`),
     `route replace default via ${cfg.external.router} dev eth0`,
   ]);
+
+  // The etcd server's namespace (datastore: etcd): on the underlay, default via the router (which routes to pods).
+  if (cfg.etcd) {
+    const e = ns.etcd(L);
+    await ensureVeth(k, net, ETCD_UNDERLAY_PORT, e, 'eth0', mtu);
+    netLines.push(`link set ${ETCD_UNDERLAY_PORT} master br0 mtu ${mtuS} up`);
+    await k.ipBatch(e, [`link set eth0 mtu ${mtuS} up`, `addr replace ${cfg.etcd.ip}/${cfg.underlay.prefix} dev eth0`, `route replace default via ${cfg.underlay.router} dev eth0`]);
+  }
 
   // Nodes.
   for (const n of cfg.nodes) {
@@ -233,30 +278,149 @@ export async function writeClusterObjects(cfg: LabConfig, store: Store, log: Log
   return { poolCreated: true };
 }
 
-export type LabRole = 'kubelet' | 'agent' | 'controller' | 'echo';
+export type LabRole = 'etcd' | 'forwarder' | 'kubelet' | 'agent' | 'controller' | 'echo';
+const ALL_ROLES: LabRole[] = ['etcd', 'forwarder', 'kubelet', 'agent', 'controller', 'echo'];
 
-interface ProcSpec {
-  kind: LabRole;
+export interface ProcSpec {
+  kind: LabRole | 'supervisor' | 'watchdog';
   role: string;
   argv: string[];
   netns?: string;
+  netnsMode?: 'exec' | 'enter';
+  cwd?: string;
+  /** Left by a run that was killed and in the way of the next (etcd does not remove its stale unix socket). */
+  staleFiles?: string[];
 }
 
-function labProcesses(cfg: LabConfig, egw: string[], datastore: string): ProcSpec[] {
+export const ETCD_BIN = process.env.EGW_ETCD_BIN || '/usr/bin/etcd';
+
+/** The etcd server of a lab on etcd: one member, clients on the underlay and on a unix socket in the state dir. */
+function etcdArgv(cfg: LabConfig, dir: string): string[] {
+  const ip = cfg.etcd!.ip;
+  const peer = `http://127.0.0.1:${ETCD_PEER_PORT}`; // inside the etcd namespace: one member needs no peers
+  return [
+    ETCD_BIN,
+    '--name', `egw-${cfg.name}`,
+    '--data-dir', stateFiles.etcdData(dir),
+    '--listen-client-urls', `http://${ip}:${ETCD_CLIENT_PORT},unix://${ETCD_SOCKET}`,
+    '--advertise-client-urls', `http://${ip}:${ETCD_CLIENT_PORT}`,
+    '--listen-peer-urls', peer,
+    '--initial-advertise-peer-urls', peer,
+    '--initial-cluster', `egw-${cfg.name}=${peer}`,
+    '--initial-cluster-state', 'new',
+    // egw leaves etcd's history to etcd (docs/behaviour.md §4.1, item 7): keep 5 minutes, as kube-apiserver does.
+    '--auto-compaction-mode', 'periodic',
+    '--auto-compaction-retention', '5m',
+    '--logger', 'zap',
+    '--log-level', 'warn',
+  ];
+}
+
+/** Every long-running process of a lab, from its state (one home: lab up and the supervisor both start from this). */
+export function labProcesses(state: LabState, dir: string): ProcSpec[] {
+  const { config: cfg, egw, datastore } = state;
+  const roles = new Set(state.roles);
   const out: ProcSpec[] = [];
+  if (cfg.etcd) {
+    out.push({ kind: 'etcd', role: 'etcd', argv: etcdArgv(cfg, dir), netns: ns.etcd(cfg.name), cwd: dir, staleFiles: [join(dir, ETCD_SOCKET)] });
+    out.push({ kind: 'forwarder', role: 'forwarder', argv: [...egw, 'lab', 'forward', '--lab', cfg.name, '--listen', `127.0.0.1:${state.forwardPort}`, '--to', join(dir, ETCD_SOCKET)] });
+  }
+  // Kubelets run in their node's network namespace (so they reach an etcd on the underlay) but keep the host's
+  // mounts: the pod namespaces they create with `ip netns add` must be visible to everyone (netnsMode 'enter').
   for (const n of cfg.nodes) {
-    out.push({ kind: 'kubelet', role: `kubelet-${n.name}`, argv: [...egw, '--datastore', datastore, 'lab', 'kubelet', '--lab', cfg.name, '--node', n.name] });
+    out.push({ kind: 'kubelet', role: `kubelet-${n.name}`, argv: [...egw, '--datastore', datastore, 'lab', 'kubelet', '--lab', cfg.name, '--node', n.name], netns: ns.node(cfg.name, n.name), netnsMode: 'enter' });
   }
   for (const n of cfg.nodes) {
     out.push({ kind: 'agent', role: `agent-${n.name}`, argv: [...egw, '--datastore', datastore, 'agent', '--node', n.name], netns: ns.node(cfg.name, n.name) });
   }
-  // The controller needs only the datastore; it runs in the router namespace so that even a lab whose state
-  // directory was lost can find and stop it (`ip netns pids`).
-  out.push({ kind: 'controller', role: 'controller', argv: [...egw, '--datastore', datastore, 'controller'], netns: ns.router(cfg.name) });
+  // Controllers need only the datastore; they run in the router namespace so that even a lab whose state directory
+  // was lost can find and stop them (`ip netns pids`).
+  for (let i = 1; i <= (cfg.controllers ?? 1); i++) {
+    out.push({ kind: 'controller', role: `controller-${i}`, argv: [...egw, '--datastore', datastore, 'controller', '--id', `controller-${i}`], netns: ns.router(cfg.name) });
+  }
   out.push({ kind: 'echo', role: 'echo', argv: [...egw, 'lab', 'echo'], netns: ns.ext(cfg.name) });
-  return out;
+  return out.filter((p) => roles.has(p.kind as LabRole));
 }
 
+/** The supervisor and its watchdog (docs/dataplane.md, "Supervision"): in the caller's namespace, attaching nothing. */
+export function supervisorSpec(state: LabState, kind: 'supervisor' | 'watchdog'): ProcSpec {
+  return { kind, role: kind, argv: [...state.egw, 'lab', 'supervise', '--lab', state.config.name, ...(kind === 'watchdog' ? ['--watchdog'] : [])] };
+}
+
+/**
+ * Starts one lab process unless it runs (under its start lock: lab up and the supervisor never both start it) and
+ * records it; `restarted` carries the restart count on. Returns the record and whether this call started it.
+ */
+export function startProcess(
+  dir: string,
+  spec: ProcSpec,
+  env: NodeJS.ProcessEnv,
+  opts: { lastExit?: string; onExit?: (e: ExitInfo) => void; selfRecording?: boolean } = {},
+): { rec: ProcRecord | undefined; started: boolean } {
+  const pidFile = stateFiles.pidFile(dir, spec.role);
+  const r = withStartLock(pidFile, () => {
+    const cur = readRecord(pidFile);
+    if (cur && isRunning(cur)) return { rec: cur, started: false };
+    for (const f of spec.staleFiles ?? []) rmSync(f, { force: true });
+    const rec = spawnDetached({
+      role: spec.role,
+      argv: spec.argv,
+      netns: spec.netns,
+      netnsMode: spec.netnsMode,
+      cwd: spec.cwd,
+      logFile: stateFiles.logFile(dir, spec.role),
+      // The supervisor and the watchdog record themselves (claimRecord): at most one of each runs.
+      pidFile: opts.selfRecording ? undefined : pidFile,
+      env,
+      onExit: opts.onExit,
+      ...(cur ? { restarts: (cur.restarts ?? 0) + 1, lastExit: opts.lastExit ?? `gone (pid ${cur.pid}) by ${new Date().toISOString()}` } : {}),
+    });
+    return { rec, started: true };
+  });
+  return r ?? { rec: readRecord(pidFile), started: false };
+}
+
+/** Polls `probe` every 100 ms until it returns a value or `timeoutMs` passes. */
+async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined || Date.now() > deadline) return v;
+    await sleep(100);
+  }
+}
+
+/** A free TCP port on 127.0.0.1 (for the etcd forwarder). */
+function freeLoopbackPort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => (typeof a === 'object' && a ? res(a.port) : rej(new Error('no free port'))));
+    });
+  });
+}
+
+/** Waits until the datastore answers a list (the lab's etcd, through the forwarder), up to `timeoutMs`. */
+async function waitDatastore(spec: string, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    let store: Store | undefined;
+    try {
+      store = await openStore(spec);
+      await store.list('Node');
+      return;
+    } catch (e) {
+      last = (e as Error).message;
+    } finally {
+      await store?.close().catch(() => {});
+    }
+    await sleep(200);
+  }
+  throw new Error(`${what} did not answer within ${timeoutMs / 1000} s (${last})`);
+}
 
 /** True once TCP listeners on every port exist in the namespace (read from its /proc/net/tcp). */
 async function waitListening(k: Kernel, netns: string, ports: number[], timeoutMs: number, alive: () => boolean): Promise<boolean> {
@@ -278,28 +442,83 @@ async function waitListening(k: Kernel, netns: string, ports: number[], timeoutM
 export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
   const log = opts.log ?? createLogger('lab');
   const cfg = loadLabFile(opts.file);
-  const datastore = normalizeDatastore(opts.datastore);
-  const start = opts.start ?? true;
-  const roles = new Set<LabRole>(start === true ? ['kubelet', 'agent', 'controller', 'echo'] : start === false ? [] : start);
-  if (roles.size && datastore === 'memory:') throw new Error('lab up: the lab processes share the datastore; use sqlite:PATH, not memory:');
   const root = opts.stateRoot ? resolve(opts.stateRoot) : labStateRoot();
   const dir = labStateDir(cfg.name, root);
-  const k = new Kernel();
   const prev = readLabState(cfg.name, root);
+  const start = opts.start ?? true;
+  const roles = new Set<LabRole>(start === true ? ALL_ROLES : start === false ? [] : start);
+  const supervise = roles.size > 0;
+  let datastore: string;
+  let hostDatastore: string;
+  let forwardPort: number | undefined;
+  if (cfg.etcd) {
+    // The lab runs its own etcd: the lab's processes reach it on the underlay, the host through the forwarder.
+    forwardPort = prev?.forwardPort ?? (await freeLoopbackPort());
+    datastore = `etcd://${cfg.etcd.ip}:${ETCD_CLIENT_PORT}`;
+    hostDatastore = `etcd://127.0.0.1:${forwardPort}`;
+    if (opts.datastore !== undefined && opts.datastore !== hostDatastore && opts.datastoreFrom === 'env') {
+      log.warn(`ignoring EGW_DATASTORE=${opts.datastore}: the lab file says datastore: etcd, and the lab runs its own; export the EGW_DATASTORE printed below`);
+    } else if (opts.datastore !== undefined && opts.datastore !== hostDatastore) {
+      throw new Error(
+        `${opts.file}: datastore: etcd — the lab runs its own etcd, so --datastore/EGW_DATASTORE (${opts.datastore}) cannot choose one; unset it (the lab prints the EGW_DATASTORE to export)`,
+      );
+    }
+    roles.add('etcd').add('forwarder');
+  } else {
+    const given = opts.datastore ?? (process.env.EGW_DATASTORE || defaultDatastoreSpec());
+    if (parseDatastoreSpec(given).scheme === 'etcd') {
+      throw new Error(`lab up: ${given}: a lab on etcd runs its own etcd server; write "datastore: etcd" in ${opts.file} and leave --datastore/EGW_DATASTORE unset`);
+    }
+    datastore = normalizeDatastore(given);
+    hostDatastore = datastore;
+    if (supervise && datastore === 'memory:') throw new Error('lab up: the lab processes share the datastore; use sqlite:PATH, not memory:');
+  }
+  if (!cfg.etcd) for (const r of ['etcd', 'forwarder'] as const) roles.delete(r);
+  const k = new Kernel();
   const existed = prev !== undefined || (await k.listNetns()).some((n) => n.startsWith(ns.prefix(cfg.name)));
   if (prev && prev.datastore !== datastore) {
-    throw new Error(`lab ${cfg.name} already runs with datastore ${prev.datastore}; run egw lab down --name ${cfg.name} first or use that datastore`);
+    throw new Error(`lab ${cfg.name} already runs with datastore ${prev.datastore}; run egw lab down ${cfg.name} first or use that datastore`);
   }
   if (existed) log.info('lab exists; completing what is missing', { lab: cfg.name });
   for (const d of [dir, stateFiles.pids(dir), stateFiles.logs(dir), stateFiles.pods(dir)]) mkdirSync(d, { recursive: true });
+  rmSync(stateFiles.stopping(dir), { force: true }); // an interrupted `lab down` must not keep the supervisor away
   const egw = opts.egw ?? prev?.egw ?? egwCommand();
 
   await buildTopology(cfg, k, log);
   const firewall = await ensureFirewall(cfg, k, prev?.firewall);
-  const state: LabState = { config: cfg, datastore, file: resolve(opts.file), egw, firewall, createdAt: prev?.createdAt ?? new Date().toISOString() };
+  const state: LabState = {
+    config: cfg,
+    datastore,
+    hostDatastore,
+    ...(forwardPort ? { forwardPort } : {}),
+    roles: ALL_ROLES.filter((r) => roles.has(r) || prev?.roles?.includes(r)),
+    file: resolve(opts.file),
+    egw,
+    firewall,
+    createdAt: prev?.createdAt ?? new Date().toISOString(),
+  };
   writeFileSync(stateFiles.config(dir), JSON.stringify(state, null, 2) + '\n');
 
-  const store = await openStore(datastore);
+  const env = { ...process.env, EGW_LAB_DIR: root };
+  const processes: LabInfo['processes'] = [];
+  const specs = labProcesses({ ...state, roles: [...roles] }, dir);
+  const started: ProcRecord[] = [];
+  const startAll = (which: ProcSpec[]) => {
+    for (const p of which) {
+      const r = startProcess(dir, p, env);
+      if (!r.rec) continue;
+      processes.push({ role: p.role, pid: r.rec.pid, started: r.started });
+      if (r.started) {
+        started.push(r.rec);
+        log.info('started', { role: p.role, pid: r.rec.pid });
+      }
+    }
+  };
+  // The datastore first: a lab on etcd needs its server (and the host its forwarder) before anything is written.
+  startAll(specs.filter((p) => p.kind === 'etcd' || p.kind === 'forwarder'));
+  if (cfg.etcd) await waitDatastore(hostDatastore, 20_000, `the lab's etcd (log: ${stateFiles.logFile(dir, 'etcd')})`);
+
+  const store = await openStore(hostDatastore);
   let poolCreated = false;
   try {
     poolCreated = (await writeClusterObjects(cfg, store, log)).poolCreated;
@@ -307,34 +526,28 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
     await store.close();
   }
 
-  const processes: LabInfo['processes'] = [];
-  if (roles.size) {
-    const env = { ...process.env, EGW_LAB_DIR: root };
-    const started: ProcRecord[] = [];
-    for (const p of labProcesses(cfg, egw, datastore)) {
-      if (!roles.has(p.kind)) continue;
-      const pidFile = stateFiles.pidFile(dir, p.role);
-      const cur = readRecord(pidFile);
-      if (cur && isRunning(cur)) {
-        processes.push({ role: p.role, pid: cur.pid, started: false });
-        continue;
-      }
-      const rec = spawnDetached({ role: p.role, argv: p.argv, netns: p.netns, logFile: stateFiles.logFile(dir, p.role), pidFile, env });
-      started.push(rec);
-      processes.push({ role: p.role, pid: rec.pid, started: true });
-      log.info('started', { role: p.role, pid: rec.pid });
+  startAll(specs.filter((p) => p.kind !== 'etcd' && p.kind !== 'forwarder'));
+  if (supervise) {
+    const r = startProcess(dir, supervisorSpec(state, 'supervisor'), env, { selfRecording: true });
+    if (r.started) log.info('started', { role: 'supervisor', pid: r.rec!.pid });
+    // It records itself once it holds the lab (claimRecord); wait for that so `lab down` right after finds it.
+    const rec = await waitFor(async () => {
+      const cur = readRecord(stateFiles.pidFile(dir, 'supervisor'));
+      return cur && isRunning(cur) ? cur : undefined;
+    }, 10_000);
+    if (rec) processes.push({ role: 'supervisor', pid: rec.pid, started: r.started });
+    else log.warn('the supervisor did not start; see its log', { log: stateFiles.logFile(dir, 'supervisor') });
+  }
+  if (started.length) {
+    await sleep(300);
+    for (const rec of started) {
+      if (!isRunning(rec)) log.warn('exited right after start; see its log', { role: rec.role, log: stateFiles.logFile(dir, rec.role) });
     }
-    if (started.length) {
-      await sleep(300);
-      for (const rec of started) {
-        if (!isRunning(rec)) log.warn('exited right after start; see its log', { role: rec.role, log: stateFiles.logFile(dir, rec.role) });
-      }
-    }
-    // So that `lab up` followed at once by a request works: wait until the echo server listens.
-    const echo = started.find((r) => r.role === 'echo');
-    if (echo && !(await waitListening(k, ns.ext(cfg.name), [80, 7], 10_000, () => isRunning(echo)))) {
-      log.warn('the echo server does not listen yet; see its log', { log: stateFiles.logFile(dir, 'echo') });
-    }
+  }
+  // So that `lab up` followed at once by a request works: wait until the echo server listens.
+  const echo = started.find((r) => r.role === 'echo');
+  if (echo && !(await waitListening(k, ns.ext(cfg.name), [80, 7], 10_000, () => isRunning(echo)))) {
+    log.warn('the echo server does not listen yet; see its log', { log: stateFiles.logFile(dir, 'echo') });
   }
   log.info(existed ? 'lab ready (existed)' : 'lab ready', { lab: cfg.name, nodes: cfg.nodes.length });
   return {
@@ -342,7 +555,8 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
     existed,
     stateDir: dir,
     datastore,
-    namespaces: { net: ns.net(cfg.name), router: ns.router(cfg.name), ext: ns.ext(cfg.name), nodes: Object.fromEntries(cfg.nodes.map((n) => [n.name, ns.node(cfg.name, n.name)])) },
+    hostDatastore,
+    namespaces: { net: ns.net(cfg.name), router: ns.router(cfg.name), ext: ns.ext(cfg.name), ...(cfg.etcd ? { etcd: ns.etcd(cfg.name) } : {}), nodes: Object.fromEntries(cfg.nodes.map((n) => [n.name, ns.node(cfg.name, n.name)])) },
     nodes: cfg.nodes.map((n) => ({ name: n.name, ip: n.ip, netns: ns.node(cfg.name, n.name) })),
     router: { underlay: cfg.underlay.router, external: cfg.external.router },
     external: { cidr: cfg.external.cidr, echo: cfg.external.echo, restricted: { ...cfg.external.restricted }, networks: cfg.external.networks.map((n) => ({ ...n })) },
@@ -366,7 +580,8 @@ function nsOrder(lab: string, name: string): number {
   if (name.startsWith(ns.nodePrefix(lab))) return 1;
   if (name === ns.router(lab)) return 2;
   if (name === ns.ext(lab)) return 3;
-  return 4;
+  if (name === ns.etcd(lab)) return 4;
+  return 5;
 }
 
 /** Stops the lab's processes and deletes every `egw-<lab>-…` namespace and the state directory. */
@@ -377,19 +592,30 @@ export async function labDown(opts: { name: string; log?: Logger; stateRoot?: st
   const dir = labStateDir(opts.name, root);
   const k = new Kernel();
   const result: LabDownResult = { name: opts.name, stopped: [], strays: 0, namespaces: [] };
-  // Kubelets first (they would restart what we stop), then everything else.
-  const recs = readRecords(stateFiles.pids(dir));
-  const kubelets = recs.filter((r) => r.rec.role.startsWith('kubelet-'));
-  const rest = recs.filter((r) => !r.rec.role.startsWith('kubelet-'));
-  for (const group of [kubelets, rest]) {
-    await Promise.all(
-      group.map(async ({ rec }) => {
-        const how = await stopProcess(rec, 3000);
-        if (how !== 'gone') log.info('stopped', { role: rec.role, pid: rec.pid, how });
-        result.stopped.push({ role: rec.role, pid: rec.pid, how });
-      }),
-    );
+  // No restart races: first the marker (the supervisor, its watchdog and the kubelets restart nothing once it
+  // exists), then the supervisor and its watchdog (each restarts the other, so until both are seen gone twice in a
+  // row), then the kubelets (they restart containers), then everything else, and the lab's etcd last.
+  if (existsSync(dir)) writeFileSync(stateFiles.stopping(dir), new Date().toISOString() + '\n');
+  const stopRec = async (rec: ProcRecord) => {
+    const how = await stopProcess(rec, 3000);
+    if (how !== 'gone') log.info('stopped', { role: rec.role, pid: rec.pid, how });
+    result.stopped.push({ role: rec.role, pid: rec.pid, how });
+  };
+  for (let quiet = 0, round = 0; quiet < 2 && round < 50; round++) {
+    const sup = ['supervisor', 'watchdog'].map((r) => readRecord(stateFiles.pidFile(dir, r))).filter((r): r is ProcRecord => !!r && isRunning(r));
+    if (sup.length === 0) {
+      quiet++;
+      await sleep(150);
+      continue;
+    }
+    quiet = 0;
+    await Promise.all(sup.map(stopRec));
   }
+  const recs = readRecords(stateFiles.pids(dir)).filter((r) => r.rec.role !== 'supervisor' && r.rec.role !== 'watchdog');
+  const kubelets = recs.filter((r) => r.rec.role.startsWith('kubelet-'));
+  const datastore = recs.filter((r) => r.rec.role === 'etcd' || r.rec.role === 'forwarder'); // last: the others use it
+  const rest = recs.filter((r) => !kubelets.includes(r) && !datastore.includes(r));
+  for (const group of [kubelets, rest, datastore]) await Promise.all(group.map(({ rec }) => stopRec(rec)));
   const prefix = ns.prefix(opts.name);
   const names = (await k.listNetns()).filter((n) => n.startsWith(prefix)).sort((a, b) => nsOrder(opts.name, a) - nsOrder(opts.name, b) || a.localeCompare(b));
   // Whatever still runs inside the lab's namespaces belongs to the lab (records lost, or started by hand).
@@ -415,7 +641,7 @@ export async function labDown(opts: { name: string; log?: Logger; stateRoot?: st
 function labNamesFound(netns: string[], root: string): string[] {
   const names = new Set<string>();
   for (const n of netns) {
-    const m = /^egw-([a-z0-9]{1,8})-(net|router|ext|n-.+|p-[0-9a-f]+)$/.exec(n);
+    const m = /^egw-([a-z0-9]{1,8})-(net|router|ext|etcd|n-.+|p-[0-9a-f]+)$/.exec(n);
     if (m) names.add(m[1]);
   }
   try {
@@ -439,14 +665,20 @@ export async function labStatus(opts: { name?: string; stateRoot?: string } = {}
     const state = readLabState(L, root);
     const nss = all.filter((n) => n.startsWith(ns.prefix(L))).sort((a, b) => nsOrder(L, a) - nsOrder(L, b) || a.localeCompare(b));
     out.push(`lab ${L}${state ? '' : ' (no state: down, or its state directory was lost)'}`);
-    if (state) out.push(`  state:      ${dir}`, `  datastore:  ${state.datastore}`, `  file:       ${state.file}`);
+    if (state) {
+      out.push(`  state:      ${dir}`, `  datastore:  ${state.datastore}${state.config.etcd ? ` (the lab's etcd, in ${ns.etcd(L)}; plain http on the lab network)` : ''}`);
+      out.push(`  from here:  export EGW_DATASTORE=${hostDatastoreOf(state)}`, `  file:       ${state.file}`);
+    }
     out.push(`  namespaces: ${nss.length ? nss.length : 'none'}`);
     for (const n of nss) out.push(`    ${n}`);
     const recs = readRecords(stateFiles.pids(dir));
     if (recs.length) {
       out.push('  processes:');
       const w = Math.max(...recs.map((r) => r.rec.role.length));
-      for (const { rec } of recs) out.push(`    ${rec.role.padEnd(w)}  pid ${String(rec.pid).padEnd(7)} ${isRunning(rec) ? 'running' : 'dead'}`);
+      for (const { rec } of recs) {
+        const restarts = rec.restarts ? `  restarts ${rec.restarts}${rec.lastExit ? ` (last: ${rec.lastExit})` : ''}` : '';
+        out.push(`    ${rec.role.padEnd(w)}  pid ${String(rec.pid).padEnd(7)} ${(isRunning(rec) ? 'running' : 'dead').padEnd(7)}${restarts}`.trimEnd());
+      }
     }
     if (!state) {
       out.push('');
@@ -454,7 +686,7 @@ export async function labStatus(opts: { name?: string; stateRoot?: string } = {}
     }
     let store: Store | undefined;
     try {
-      store = await openStore(state.datastore);
+      store = await openStore(hostDatastoreOf(state));
       const nodeNames = new Set(state.config.nodes.map((n) => n.name));
       out.push('  nodes:');
       for (const n of state.config.nodes) {
@@ -466,8 +698,10 @@ export async function labStatus(opts: { name?: string; stateRoot?: string } = {}
       out.push(`  pods: ${pods.length ? '' : 'none'}`);
       for (const p of pods) {
         const netns = p.metadata.annotations?.[NETNS_ANNOTATION];
+        const cs = (p.status?.containerStatuses ?? []) as { restartCount?: number }[];
+        const restarts = cs.reduce((n, c) => n + (c.restartCount ?? 0), 0);
         out.push(
-          `    ${`${p.metadata.namespace}/${p.metadata.name}`.padEnd(32)} ${(p.spec.nodeName ?? '-').padEnd(10)} ${(p.status?.podIP ?? '-').padEnd(15)} ${(p.status?.phase ?? 'Pending').padEnd(8)} ${netns ?? ''}`,
+          `    ${`${p.metadata.namespace}/${p.metadata.name}`.padEnd(32)} ${(p.spec.nodeName ?? '-').padEnd(10)} ${(p.status?.podIP ?? '-').padEnd(15)} ${(p.status?.phase ?? 'Pending').padEnd(8)} ${netns ?? ''}${restarts ? `  restarts ${restarts}` : ''}`,
         );
       }
     } catch (e) {

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -13,7 +13,7 @@ import { openStore } from '../../src/datastore/open.js';
 import type { Store } from '../../src/datastore/types.js';
 import { labDown, labUp, readLabState, type LabInfo } from '../../src/lab/index.js';
 import { stateFiles } from '../../src/lab/names.js';
-import { readRecord, stopProcess } from '../../src/lab/procs.js';
+import { isRunning, readRecord, stopProcess, type ProcRecord } from '../../src/lab/procs.js';
 import { NETNS_ANNOTATION } from '../../src/lab/topology.js';
 import { ANNOTATION, type Pod } from '../../src/api/types.js';
 import { memoryLogger } from '../../src/log.js';
@@ -51,7 +51,8 @@ export async function ipJson(netns: string | undefined, args: string[]): Promise
 export class LabHarness {
   readonly name = `e${randomBytes(3).toString('hex')}`;
   readonly dir = mkdtempSync(join(tmpdir(), 'egw-e2e-'));
-  readonly datastore = `sqlite:${join(this.dir, 'egw.db')}`;
+  /** The lab's datastore as this process reaches it: an SQLite file, or (a lab on etcd) what lab up printed. */
+  datastore = `sqlite:${join(this.dir, 'egw.db')}`;
   readonly logs = memoryLogger();
   info!: LabInfo;
   store!: Store;
@@ -61,13 +62,21 @@ export class LabHarness {
     const file = join(this.dir, 'lab.yaml');
     writeFileSync(
       file,
-      labYaml ??
-        `name: ${this.name}\nnodes:\n  - {name: node-1, labels: {kubernetes.io/os: linux}}\n  - {name: node-2, labels: {kubernetes.io/os: linux}}\n` +
-          `external:\n  restricted: {ip: 198.51.100.20, allow: [10.10.10.0/30]}\n  networks: [203.0.113.0/24]\n`,
+      labYaml ?? this.labFile(),
     );
-    this.info = await labUp({ file, datastore: this.datastore, log: this.logs });
+    const etcd = /^datastore: etcd$/m.test(readFileSync(file, 'utf8'));
+    this.info = await labUp({ file, datastore: etcd ? undefined : this.datastore, log: this.logs });
+    this.datastore = this.info.hostDatastore;
     this.store = await openStore(this.datastore);
     return this;
+  }
+
+  /** The default two-node lab file of up(), with extra top-level fields (e.g. `datastore: etcd`). */
+  labFile(extra = ''): string {
+    return (
+      `name: ${this.name}\nnodes:\n  - {name: node-1, labels: {kubernetes.io/os: linux}}\n  - {name: node-2, labels: {kubernetes.io/os: linux}}\n` +
+      `external:\n  restricted: {ip: 198.51.100.20, allow: [10.10.10.0/30]}\n  networks: [203.0.113.0/24]\n${extra}`
+    );
   }
 
   async down(): Promise<void> {
@@ -143,6 +152,27 @@ export class LabHarness {
   async restartMissing(): Promise<void> {
     const state = readLabState(this.name);
     assert.ok(state, 'lab state missing');
-    this.info = await labUp({ file: state.file, datastore: this.datastore, log: this.logs });
+    this.info = await labUp({ file: state.file, datastore: state.config.etcd ? undefined : this.datastore, log: this.logs });
+  }
+
+  /** The record of one lab process (e.g. `agent-node-1`, `supervisor`), or undefined. */
+  record(role: string): ProcRecord | undefined {
+    return readRecord(stateFiles.pidFile(this.info.stateDir, role));
+  }
+
+  /** kill -9 of one lab process by its recorded PID (only while /proc shows it is that process); returns the record. */
+  kill9(role: string): ProcRecord {
+    const rec = this.record(role);
+    assert.ok(rec && isRunning(rec), `${role} is not running`);
+    process.kill(rec.pid, 'SIGKILL');
+    return rec;
+  }
+
+  /** Waits until `role` runs again as another process than `old` (its supervisor restarted it); returns the record. */
+  async cameBack(role: string, old: ProcRecord, timeoutMs = 40_000): Promise<ProcRecord> {
+    return until(`${role} to be restarted`, async () => {
+      const r = this.record(role);
+      return r && r.pid !== old.pid && isRunning(r) ? r : undefined;
+    }, timeoutMs, LAB_POLL);
   }
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chooseNode, containerArgv, readyConditionFor } from '../../src/lab/podspec.js';
+import { chooseNode, containerArgv, containerStatusesFor, lastExitFromStatus, readyConditionFor } from '../../src/lab/podspec.js';
 import { podNames } from '../../src/lab/names.js';
 import { gatewayPod, node, pod } from '../helpers/resources.js';
 
@@ -59,4 +59,27 @@ test('Ready: ordinary pods True; gateway pods False/GatewayStarting, then left t
   // after an IPAM failure (the kubelet's own False), a gateway pod whose network now exists is "starting"
   const r = readyConditionFor(gw, [{ type: 'Ready', status: 'False', reason: 'IPAMFailed', message: 'pool full' }]);
   assert.deepEqual(r.conditions.map((c) => [c.status, c.reason]), [['False', 'GatewayStarting']]);
+});
+
+test('containerStatuses: restartCount, running or CrashLoopBackOff, and the last exit as kubelet reports it', () => {
+  const at = '2026-01-01T00:00:00.000Z';
+  assert.deepEqual(containerStatusesFor([{ name: 'gateway', image: 'egw', running: true, startedAt: at, restartCount: 0 }]), [
+    { name: 'gateway', image: 'egw', ready: true, started: true, restartCount: 0, state: { running: { startedAt: at } }, lastState: {} },
+  ]);
+  const [killed] = containerStatusesFor([{ name: 'gateway', running: false, restartCount: 2, lastExit: { code: null, signal: 'SIGKILL', at } }]);
+  assert.deepEqual([killed.ready, killed.state, killed.lastState], [false, { waiting: { reason: 'CrashLoopBackOff' } }, { terminated: { exitCode: 137, signal: 9, reason: 'Error', finishedAt: at } }]);
+  const [failed, done, unknown] = containerStatusesFor([
+    { name: 'a', running: true, restartCount: 1, lastExit: { code: 3, signal: null, at } },
+    { name: 'b', running: true, restartCount: 1, lastExit: { code: 0, signal: null, at } },
+    { name: 'c', running: true, restartCount: 1, lastExit: { at } }, // ended while no kubelet was its parent
+  ]);
+  assert.deepEqual(failed.lastState.terminated, { exitCode: 3, reason: 'Error', finishedAt: at });
+  assert.equal(done.lastState.terminated?.reason, 'Completed');
+  assert.deepEqual(unknown.lastState.terminated, { reason: 'Unknown', finishedAt: at });
+  // A restarted kubelet reads the last exit back from the pod status.
+  const p = pod('default', 'gw', { containers: [{ name: 'gateway' }] });
+  p.status = { containerStatuses: [killed, failed].map((c, i) => ({ ...c, name: ['gateway', 'other'][i] })) };
+  assert.deepEqual(lastExitFromStatus(p, 'gateway'), { code: null, signal: 'SIGKILL', at });
+  assert.deepEqual(lastExitFromStatus(p, 'other'), { code: 3, signal: null, at });
+  assert.equal(lastExitFromStatus(p, 'missing'), undefined);
 });

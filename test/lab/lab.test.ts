@@ -145,6 +145,7 @@ test('a two-node lab: topology, pods, routing, firewall, kubelet restart, pod de
       ['kubelet-node-1', false],
       ['kubelet-node-2', false],
       ['echo', false],
+      ['supervisor', false],
     ]);
     assert.deepEqual(readRecords(join(stateDir, 'pids')).map((r) => r.rec.pid), before);
     assert.equal((await ipJson(`egw-${lab}-net`, ['link'])).length, links);
@@ -256,8 +257,12 @@ test('a two-node lab: topology, pods, routing, firewall, kubelet restart, pod de
     const kubelet = readRecord(join(stateDir, 'pids', 'kubelet-node-1.pid'))!;
     assert.equal(await stopProcess(kubelet), 'stopped');
     await store!.delete({ kind: 'Pod', namespace: 'default', name: 'temp' });
-    const again = await up();
-    assert.deepEqual(again.processes.filter((p) => p.started).map((p) => p.role), ['kubelet-node-1']);
+    // The supervisor starts it again (docs/dataplane.md, "Supervision"): a new process, its restart counted.
+    const back = await until('the supervisor to restart the kubelet', async () => {
+      const r = readRecord(join(stateDir, 'pids', 'kubelet-node-1.pid'));
+      return r && r.pid !== kubelet.pid && isRunning(r) ? r : undefined;
+    }, 15_000, LAB_POLL);
+    assert.equal(back.restarts, 1);
     await until('the deleted pod\'s namespace to go', async () => !existsSync(`/run/netns/${tempNs}`), 15_000, LAB_POLL);
     const ipam = new Ipam(store!);
     await until('the deleted pod\'s address to be released', async () => !(await ipam.allocations()).has('pod:default/temp'), 15_000, LAB_POLL);
@@ -320,6 +325,15 @@ test('a two-node lab: topology, pods, routing, firewall, kubelet restart, pod de
       return r && r.pid !== first.pid ? r : undefined;
     }, 8000, LAB_POLL);
     assert.deepEqual(second.argv.slice(-3), ['sh', '-c', 'sleep 0.3; exit 1']);
+    // Counted in the pod status as kubelet does: restartCount and how the last run ended.
+    const st = await until('restartCount in the pod status', async () => {
+      const p = (await store!.get({ kind: 'Pod', namespace: 'default', name: 'crashy' })) as Pod | undefined;
+      const cs = (p?.status?.containerStatuses as { name: string; restartCount: number; lastState: { terminated?: { exitCode?: number; reason: string } } }[] | undefined)?.[0];
+      return cs && cs.restartCount >= 1 ? cs : undefined;
+    }, 8000, LAB_POLL);
+    assert.equal(st.name, 'main');
+    assert.deepEqual(st.lastState.terminated && [st.lastState.terminated.exitCode, st.lastState.terminated.reason], [1, 'Error']);
+    assert.ok((second.restarts ?? 0) >= 1, 'the container record counts restarts');
     await store!.delete({ kind: 'Pod', namespace: 'default', name: 'crashy' });
     await until('its namespace to go', async () => !existsSync(`/run/netns/${podNames(lab, 'default', 'crashy').netns}`), 15_000, LAB_POLL);
   });
@@ -342,9 +356,10 @@ test('a two-node lab: topology, pods, routing, firewall, kubelet restart, pod de
     assert.ok(recs.every(isRunning), 'all lab processes run before the crash');
     rmSync(stateDir, { recursive: true, force: true });
     const res = await labDown({ name: lab, stateRoot, log });
-    assert.ok(res.strays >= 2, `strays: ${res.strays}`); // the echo server and the pod containers, found in the namespaces
+    assert.ok(res.strays >= 4, `strays: ${res.strays}`); // the echo server, kubelets and pod containers, found in the namespaces
     assert.deepEqual(labNamespaces(lab), []);
-    // Kubelets run in the host namespace: without records they notice their node is gone and stop on their own.
+    // Kubelets run in their node's namespace (found there); the supervisor and its watchdog, in the host's, stop on
+    // their own once the lab state is gone.
     await until('every lab process to stop', async () => recs.every((r) => !isRunning(r)), 8000, LAB_POLL);
     assert.equal(existsSync(stateDir), false);
     assert.equal(await hostSnapshot(), hostBefore);

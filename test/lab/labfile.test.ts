@@ -99,7 +99,7 @@ test('missing fields, wrong shapes and invalid YAML', () => {
   assert.deepEqual(problems('name: a\nnodes: {name: x}\n'), ['lab.yaml:2:8: nodes: expected a list, got a mapping']);
   assert.deepEqual(problems('name: a\nnodes: []\n'), ['lab.yaml:2:8: nodes: a lab needs at least one node']);
   assert.match(problems('name: a\nnodes: [\n')[0], /^lab\.yaml:\d+:\d+: invalid YAML/);
-  assert.deepEqual(problems('- a\n'), ['lab.yaml:1:1: (top): expected a mapping (object), got a list', 'lab.yaml:1:1: (top): a lab file is a mapping with name, nodes, and optionally underlay, external, podPool']);
+  assert.deepEqual(problems('- a\n'), ['lab.yaml:1:1: (top): expected a mapping (object), got a list', 'lab.yaml:1:1: (top): a lab file is a mapping with name, nodes, and optionally underlay, external, podPool, datastore, controllers']);
   assert.throws(() => loadLabFile('/nonexistent/lab.yaml'), /nonexistent\/lab\.yaml:1:1: cannot read/);
 });
 
@@ -108,4 +108,14 @@ test('too many nodes for the underlay', () => {
   const got = problems(`name: a\nunderlay: {cidr: 10.0.0.0/28}\nnodes: [${nodes}]\n`);
   assert.deepEqual(got.length, 2, got.join('\n'));
   assert.match(got[0], /^lab\.yaml:3:\d+: nodes\[4\]\.name: no underlay address left for this node in 10\.0\.0\.0\/28/);
+});
+
+test('datastore and controllers: sqlite and 2 by default; etcd gets the underlay .2; bad values are named', () => {
+  const d = parseLabFile('name: x1\nnodes: [{name: a}]\n');
+  assert.deepEqual([d.datastore, d.etcd, d.controllers], ['sqlite', undefined, 2]);
+  const e = parseLabFile('name: x1\nunderlay: {cidr: 10.99.0.0/24}\nnodes: [{name: a}]\ndatastore: etcd\ncontrollers: 3\n');
+  assert.deepEqual([e.datastore, e.etcd, e.controllers], ['etcd', { ip: '10.99.0.2' }, 3]);
+  assert.deepEqual(problems('name: x1\nnodes: [{name: a}]\ndatastore: mysql\n'), ['lab.yaml:3:12: datastore: "mysql": expected sqlite (the default) or etcd']);
+  assert.match(problems('name: x1\nnodes: [{name: a}]\ncontrollers: 0\n')[0], /^lab\.yaml:3:14: controllers: /);
+  assert.match(problems('name: x1\nnodes: [{name: a}]\ncontrollers: two\n')[0], /^lab\.yaml:3:14: controllers: /);
 });
