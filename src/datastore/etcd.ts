@@ -34,6 +34,7 @@ import {
   type WatchHandler,
   type WatchOptions,
 } from './types.js';
+import { WATCH_BATCH } from './watch.js';
 
 /** etcd's default --max-txn-ops. */
 export const ETCD_MAX_TXN_OPS = 128;
@@ -43,11 +44,36 @@ const REQUEST_MARGIN = 16 * 1024;
 /** How often a write re-plans after losing a race on its compare before giving up with Conflict. */
 const MAX_ATTEMPTS = 20;
 
+/**
+ * How long one call to etcd may take. etcd3 tries a failing call three times, so a server that accepts connections
+ * but never answers fails a call within 3 × this: the clear error within 10 s that docs/behaviour.md §4 promises.
+ */
+export const ETCD_CALL_TIMEOUT_MS = 2500;
+
+/** PEM text of the TLS material (open.ts reads and checks the files). */
+export interface EtcdTls {
+  /** CA bundle the server's certificate must chain to (omitted: the system's roots). */
+  ca?: Buffer;
+  /** Client certificate and its key, for servers with --client-cert-auth; both or neither. */
+  cert?: Buffer;
+  key?: Buffer;
+}
+
 export interface EtcdStoreOptions {
-  /** host:port endpoints (plain http; TLS is not supported yet). */
+  /** host:port endpoints. */
   endpoints: string[];
   /** Prepended to `/egw/v1/`: '' (default) or e.g. `/tenant-a`. */
   prefix?: string;
+  /** With TLS the endpoints are https. */
+  tls?: EtcdTls;
+}
+
+/**
+ * The watch stream's reconnect delays (etcd3's own default grows to 30 s, far longer than a restart of etcd takes):
+ * 100 ms doubling to 2 s. An etcd3 IBackoff: `duration` is this delay, `next()` the following one.
+ */
+function watchBackoff(ms = 100): { duration: number; next(): ReturnType<typeof watchBackoff> } {
+  return { duration: ms, next: () => watchBackoff(Math.min(ms * 2, 2000)) };
 }
 
 function bump(b: Buffer): Buffer {
@@ -79,7 +105,17 @@ export class EtcdStore implements Store {
     const prefix = (opts.prefix ?? '').replace(/\/+$/, '');
     this.description = `etcd://${opts.endpoints.join(',')}${prefix}`;
     this.root = `${prefix}/egw/v1/`;
-    this.client = new Etcd3({ hosts: opts.endpoints.map((e) => `http://${e}`), dialTimeout: 5000 });
+    const tls = opts.tls;
+    if (tls && !tls.cert !== !tls.key) throw new StoreError('Invalid', 'etcd: a client certificate needs its key, and a key its certificate');
+    const secure = !!(tls && (tls.ca || tls.cert));
+    this.client = new Etcd3({
+      hosts: opts.endpoints.map((e) => `${secure ? 'https' : 'http'}://${e}`),
+      ...(secure ? { credentials: { rootCertificate: tls?.ca as Buffer, privateKey: tls?.key, certChain: tls?.cert } } : {}),
+      // Every unary call gets a deadline (without one, a server that never answers hangs the call forever); watch
+      // streams run for as long as they are wanted.
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + ETCD_CALL_TIMEOUT_MS }),
+      faultHandling: { watchBackoff: watchBackoff() as never },
+    });
   }
 
   private check(): void {
@@ -199,7 +235,7 @@ export class EtcdStore implements Store {
         const kv = snap.responses[i]?.response_range?.kvs?.[0];
         if (kv) read.set(mapKey(k), this.entryOf(k, kv));
       });
-      const plan = planTxn(ops, Number(snap.header.revision), (k) => read.get(mapKey(k)), single);
+      const plan = planTxn(ops, Number(snap.header.revision), (k) => read.get(mapKey(k)), single, true);
       if (plan.results.length === 0) return [];
       const compare: ICompare[] = keys.map((k) => {
         const e = read.get(mapKey(k));
@@ -347,6 +383,24 @@ export class EtcdStore implements Store {
   }
 }
 
+/**
+ * A catch-up response can hold thousands of events: hand them on in batches of at most WATCH_BATCH, as the other
+ * backends do, cutting only between revisions (the events of one etcd transaction share a revision and stay together).
+ */
+function splitBatches(events: WatchEvent[]): WatchEvent[][] {
+  const out: WatchEvent[][] = [];
+  let cur: WatchEvent[] = [];
+  for (const ev of events) {
+    if (cur.length >= WATCH_BATCH && ev.revision !== cur[cur.length - 1].revision) {
+      out.push(cur);
+      cur = [];
+    }
+    cur.push(ev);
+  }
+  if (cur.length) out.push(cur);
+  return out;
+}
+
 /** One store watch: an etcd watcher feeding a queue that a single pump hands to the handler, batch by batch. */
 class EtcdWatch implements Watch {
   private watcher: Watcher | undefined;
@@ -403,7 +457,7 @@ class EtcdWatch implements Watch {
       resumeAfterCursor();
       const events = this.store.eventsOf(fresh, this.namespace);
       if (events.length) {
-        this.queue.push(events);
+        this.queue.push(...splitBatches(events));
         void this.pump();
       }
     });
