@@ -7,7 +7,7 @@
 // Differences from memory/SQLite that callers can see: a txn is ONE etcd revision, so every op of a batch shares one
 // resourceVersion (memory/SQLite give op i revision base+i+1); revisions are etcd's (a fresh etcd starts at 1, and
 // writes outside the prefix move the revision too); a batch is limited by etcd's transaction limits.
-import { Etcd3, type IKeyValue, type IRequestOp, type ICompare, type Watcher } from 'etcd3';
+import { Etcd3, isRecoverableError, type IKeyValue, type IRequestOp, type ICompare, type Watcher } from 'etcd3';
 import { keyOf, type ObjectKey, type Resource } from '../api/meta.js';
 import {
   checkKey,
@@ -45,10 +45,34 @@ const REQUEST_MARGIN = 16 * 1024;
 const MAX_ATTEMPTS = 20;
 
 /**
- * How long one call to etcd may take. etcd3 tries a failing call three times, so a server that accepts connections
- * but never answers fails a call within 3 × this: the clear error within 10 s that docs/behaviour.md §4 promises.
+ * How long one try of a call to etcd may take; a call whose try failed with an error etcd3 calls recoverable
+ * (unavailable, deadline exceeded …) is tried again, at most ETCD_CALL_ATTEMPTS times, and only while another full try
+ * still ends within ETCD_CALL_BUDGET_MS. So a server that accepts connections but never answers fails a call after
+ * two tries, 4 s: the clear error within 10 s that README's Datastore section promises; a refused connection fails
+ * at once.
  */
-export const ETCD_CALL_TIMEOUT_MS = 2500;
+export const ETCD_CALL_TIMEOUT_MS = 2000;
+export const ETCD_CALL_ATTEMPTS = 3;
+export const ETCD_CALL_BUDGET_MS = 5000;
+
+/**
+ * etcd3's "global" fault policy, which wraps every unary call (etcd3 1.1.2 calls only `execute` on it), replacing its
+ * default (cockatiel's retry, four tries of up to a deadline each).
+ */
+const retryPolicy = {
+  async execute<T>(fn: (ctx: { attempt: number; signal: AbortSignal }) => Promise<T>): Promise<T> {
+    const signal = new AbortController().signal;
+    const start = Date.now();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn({ attempt, signal });
+      } catch (e) {
+        const again = attempt < ETCD_CALL_ATTEMPTS && Date.now() - start + ETCD_CALL_TIMEOUT_MS <= ETCD_CALL_BUDGET_MS;
+        if (!again || !(e instanceof Error) || !isRecoverableError(e)) throw e;
+      }
+    }
+  },
+};
 
 /** PEM text of the TLS material (open.ts reads and checks the files). */
 export interface EtcdTls {
@@ -76,6 +100,24 @@ function watchBackoff(ms = 100): { duration: number; next(): ReturnType<typeof w
   return { duration: ms, next: () => watchBackoff(Math.min(ms * 2, 2000)) };
 }
 
+/**
+ * gRPC sets the TLS server name to the endpoint even when it is an IP address, and Node then prints deprecation
+ * DEP0123 on every run of the CLI. The certificate is still checked against the IP (its subjectAltName): only that one
+ * warning is dropped.
+ */
+let quieted = false;
+function quietIpServername(): void {
+  if (quieted) return;
+  quieted = true;
+  const emit = process.emitWarning.bind(process) as (...a: unknown[]) => void;
+  process.emitWarning = ((warning: unknown, ...rest: unknown[]) => {
+    const opt = rest[0];
+    const code = typeof opt === 'object' && opt ? (opt as { code?: string }).code : rest[1];
+    if (code === 'DEP0123') return;
+    emit(warning, ...rest);
+  }) as typeof process.emitWarning;
+}
+
 function bump(b: Buffer): Buffer {
   // The range end of a prefix: the prefix with its last byte incremented (no trailing 0xff in our ASCII keys).
   const c = Buffer.from(b);
@@ -83,9 +125,36 @@ function bump(b: Buffer): Buffer {
   return c;
 }
 
-function unavailable(description: string, e: unknown): StoreError {
+/**
+ * An etcd3/gRPC failure as a user should read it: what went wrong and what to check (the flag to give or drop), then
+ * gRPC's own detail without its noise. `secure`: whether we spoke TLS.
+ */
+export function explainEtcdError(description: string, e: unknown, secure: boolean): StoreError {
   if (e instanceof StoreError) return e;
-  return new StoreError('Unavailable', `${description}: ${(e as Error)?.message ?? String(e)}`);
+  const raw = String((e as Error)?.message ?? e);
+  const detail = raw
+    .replace(/\s*\(\d{4}-\d\d-\d\dT[^)]*\)/g, '')
+    .replace(/\.?\s*Resolution note:.*$/s, '')
+    .replace(/^\d+ [A-Z_]+: /, '')
+    .replace(/^No connection established\. Last error: (Error: )?/, '')
+    .replace(/^[0-9A-F]+:error:[0-9A-F]+:SSL routines:[^:]*:([^:]+):.*$/s, '$1')
+    .replace(/\s+/g, ' ')
+    .trim();
+  let why: string;
+  if (/ECONNREFUSED/.test(raw)) why = 'connection refused: is etcd running and listening there?';
+  else if (/DEADLINE_EXCEEDED/.test(raw)) {
+    why = `no answer within ${ETCD_CALL_TIMEOUT_MS / 1000} s: is it an etcd server, reachable, and ${secure ? 'serving https' : 'serving plain http (for https give --etcd-ca)'}?`;
+  } else if (secure && /verify|self[- ]signed|issuer|certificate has expired|altnames|Hostname\/IP does not match/i.test(raw)) {
+    why = "TLS: the server's certificate does not check out against --etcd-ca (wrong CA, expired, or not issued for this address)";
+  } else if (secure && /bad certificate|certificate required|unknown ca|alert/i.test(raw)) {
+    why = 'TLS: the server refused our client certificate (it wants one its CA signed: check --etcd-cert/--etcd-key)';
+  } else if (secure && /before secure TLS connection|wrong version number|packet length too long|EPROTO/i.test(raw)) {
+    why = 'TLS: the server does not speak TLS (plain http?): drop --etcd-ca/--etcd-cert/--etcd-key';
+  } else if (!secure && /Failed to connect|ECONNRESET|Connection dropped|Protocol error/i.test(raw)) {
+    why = 'the connection failed: if the server serves https, give --etcd-ca (and --etcd-cert/--etcd-key if it asks for a client certificate)';
+  } else if (/UNAVAILABLE|circuit breaker/i.test(raw)) why = 'etcd is unavailable';
+  else why = 'etcd call failed';
+  return new StoreError('Unavailable', `${description}: ${why} (${detail})`);
 }
 
 function isCompactedMessage(e: unknown): boolean {
@@ -99,6 +168,7 @@ export class EtcdStore implements Store {
   private readonly root: string;
   private readonly watches = new Set<EtcdWatch>();
   private closed = false;
+  private readonly secure: boolean;
 
   constructor(opts: EtcdStoreOptions) {
     if (!opts.endpoints.length) throw new StoreError('Invalid', 'etcd: at least one HOST:PORT endpoint is needed');
@@ -108,18 +178,24 @@ export class EtcdStore implements Store {
     const tls = opts.tls;
     if (tls && !tls.cert !== !tls.key) throw new StoreError('Invalid', 'etcd: a client certificate needs its key, and a key its certificate');
     const secure = !!(tls && (tls.ca || tls.cert));
+    this.secure = secure;
+    if (secure && opts.endpoints.some((e) => /^[0-9.]+:|^\[/.test(e))) quietIpServername();
     this.client = new Etcd3({
       hosts: opts.endpoints.map((e) => `${secure ? 'https' : 'http'}://${e}`),
       ...(secure ? { credentials: { rootCertificate: tls?.ca as Buffer, privateKey: tls?.key, certChain: tls?.cert } } : {}),
       // Every unary call gets a deadline (without one, a server that never answers hangs the call forever); watch
       // streams run for as long as they are wanted.
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + ETCD_CALL_TIMEOUT_MS }),
-      faultHandling: { watchBackoff: watchBackoff() as never },
+      faultHandling: { global: retryPolicy as never, watchBackoff: watchBackoff() as never },
     });
   }
 
   private check(): void {
     if (this.closed) throw closedError(this.description);
+  }
+
+  private unavailable(e: unknown): StoreError {
+    return explainEtcdError(this.description, e, this.secure);
   }
 
   /** The etcd key of an object. */
@@ -153,7 +229,7 @@ export class EtcdStore implements Store {
     try {
       res = await this.client.kv.range({ key: Buffer.from(this.keyPath(k)) });
     } catch (e) {
-      throw unavailable(this.description, e);
+      throw this.unavailable(e);
     }
     return res.kvs.length ? this.objectOf(res.kvs[0]) : undefined;
   }
@@ -166,7 +242,7 @@ export class EtcdStore implements Store {
     try {
       res = await this.client.kv.range({ key: p, range_end: bump(p) });
     } catch (e) {
-      throw unavailable(this.description, e);
+      throw this.unavailable(e);
     }
     const found: { key: ObjectKey; obj: Resource }[] = [];
     for (const kv of res.kvs) {
@@ -228,7 +304,7 @@ export class EtcdStore implements Store {
           success: keys.map((k): IRequestOp => ({ request_range: { key: Buffer.from(this.keyPath(k)) } })),
         });
       } catch (e) {
-        throw unavailable(this.description, e);
+        throw this.unavailable(e);
       }
       const read = new Map<string, Entry>();
       keys.forEach((k, i) => {
@@ -267,7 +343,7 @@ export class EtcdStore implements Store {
       try {
         res = await this.client.kv.txn({ compare, success });
       } catch (e) {
-        throw unavailable(this.description, e);
+        throw this.unavailable(e);
       }
       if (res.succeeded) {
         const rev = String(res.header.revision);
@@ -287,7 +363,7 @@ export class EtcdStore implements Store {
       const res = await this.client.kv.range({ key: Buffer.from(this.root), limit: 1, keys_only: true });
       return Number(res.header.revision);
     } catch (e) {
-      throw unavailable(this.description, e);
+      throw this.unavailable(e);
     }
   }
 
@@ -306,7 +382,7 @@ export class EtcdStore implements Store {
     try {
       kept = await this.historyKeptAfter(from);
     } catch (e) {
-      throw unavailable(this.description, e);
+      throw this.unavailable(e);
     }
     if (!kept) throw this.compactedError(from);
     const prefix = kind === undefined ? this.root : namespace === undefined ? `${this.root}${kind}/` : `${this.root}${kind}/${namespace}/`;
@@ -316,7 +392,7 @@ export class EtcdStore implements Store {
       await w.start(this.client);
     } catch (e) {
       this.watches.delete(w);
-      throw unavailable(this.description, e);
+      throw this.unavailable(e);
     }
     return w;
   }
@@ -371,7 +447,7 @@ export class EtcdStore implements Store {
     } catch (e) {
       // Compacting at or before the compact revision again is a no-op, as for the other backends.
       if (isCompactedMessage(e)) return;
-      throw unavailable(this.description, e);
+      throw this.unavailable(e);
     }
   }
 
