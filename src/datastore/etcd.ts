@@ -63,12 +63,15 @@ const retryPolicy = {
   async execute<T>(fn: (ctx: { attempt: number; signal: AbortSignal }) => Promise<T>): Promise<T> {
     const signal = new AbortController().signal;
     const start = Date.now();
+    let telling: unknown;
     for (let attempt = 1; ; attempt++) {
       try {
         return await fn({ attempt, signal });
       } catch (e) {
+        // A retry on a fresh channel often knows only "Last error: null": report the try that said why.
+        if (telling === undefined || !/Last error: null/.test(String((e as Error)?.message))) telling = e;
         const again = attempt < ETCD_CALL_ATTEMPTS && Date.now() - start + ETCD_CALL_TIMEOUT_MS <= ETCD_CALL_BUDGET_MS;
-        if (!again || !(e instanceof Error) || !isRecoverableError(e)) throw e;
+        if (!again || !(e instanceof Error) || !isRecoverableError(e)) throw telling;
       }
     }
   },
@@ -99,6 +102,17 @@ export interface EtcdStoreOptions {
 function watchBackoff(ms = 100): { duration: number; next(): ReturnType<typeof watchBackoff> } {
   return { duration: ms, next: () => watchBackoff(Math.min(ms * 2, 2000)) };
 }
+
+/**
+ * etcd3's per-endpoint policy, replacing its default circuit breaker: that one, after three failures, refuses every
+ * call for 5 s with "the circuit breaker is open", which hides the real reason (refused, TLS …) from the logs and
+ * delays the return to work after an etcd restart. Our callers already back off (the informer, updateWithRetry).
+ */
+const passThrough = {
+  execute<T>(fn: (ctx: { attempt: number; signal: AbortSignal }) => Promise<T>): Promise<T> {
+    return fn({ attempt: 1, signal: new AbortController().signal });
+  },
+};
 
 /**
  * gRPC sets the TLS server name to the endpoint even when it is an IP address, and Node then prints deprecation
@@ -136,6 +150,7 @@ export function explainEtcdError(description: string, e: unknown, secure: boolea
     .replace(/\s*\(\d{4}-\d\d-\d\dT[^)]*\)/g, '')
     .replace(/\.?\s*Resolution note:.*$/s, '')
     .replace(/^\d+ [A-Z_]+: /, '')
+    .replace(/^No connection established\. Last error: null\.?$/, 'no connection established')
     .replace(/^No connection established\. Last error: (Error: )?/, '')
     .replace(/^[0-9A-F]+:error:[0-9A-F]+:SSL routines:[^:]*:([^:]+):.*$/s, '$1')
     .replace(/\s+/g, ' ')
@@ -152,7 +167,7 @@ export function explainEtcdError(description: string, e: unknown, secure: boolea
     why = 'TLS: the server does not speak TLS (plain http?): drop --etcd-ca/--etcd-cert/--etcd-key';
   } else if (!secure && /Failed to connect|ECONNRESET|Connection dropped|Protocol error/i.test(raw)) {
     why = 'the connection failed: if the server serves https, give --etcd-ca (and --etcd-cert/--etcd-key if it asks for a client certificate)';
-  } else if (/UNAVAILABLE|circuit breaker/i.test(raw)) why = 'etcd is unavailable';
+  } else if (/UNAVAILABLE/i.test(raw)) why = 'etcd is unavailable';
   else why = 'etcd call failed';
   return new StoreError('Unavailable', `${description}: ${why} (${detail})`);
 }
@@ -186,7 +201,7 @@ export class EtcdStore implements Store {
       // Every unary call gets a deadline (without one, a server that never answers hangs the call forever); watch
       // streams run for as long as they are wanted.
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + ETCD_CALL_TIMEOUT_MS }),
-      faultHandling: { global: retryPolicy as never, watchBackoff: watchBackoff() as never },
+      faultHandling: { global: retryPolicy as never, host: () => passThrough as never, watchBackoff: watchBackoff() as never },
     });
   }
 
@@ -194,8 +209,17 @@ export class EtcdStore implements Store {
     if (this.closed) throw closedError(this.description);
   }
 
+  /** The last failure that said why (gRPC, reconnecting in the background, often says only "no connection"). */
+  private lastWhy: string | undefined;
+
   private unavailable(e: unknown): StoreError {
-    return explainEtcdError(this.description, e, this.secure);
+    const err = explainEtcdError(this.description, e, this.secure);
+    if (err.code !== 'Unavailable') return err;
+    if (err.message.endsWith('(no connection established)') && this.lastWhy) {
+      return new StoreError('Unavailable', `${this.lastWhy}, still (no connection established)`);
+    }
+    this.lastWhy = err.message;
+    return err;
   }
 
   /** The etcd key of an object. */
@@ -203,22 +227,55 @@ export class EtcdStore implements Store {
     return key.namespace ? `${this.root}${key.kind}/${key.namespace}/${key.name}` : `${this.root}${key.kind}/${key.name}`;
   }
 
-  private parsePath(path: string): ObjectKey | undefined {
-    if (!path.startsWith(this.root)) return undefined;
+  /**
+   * Something under our root that egw did not write (the "wrong prefix" of README's Datastore section): an error that
+   * names the key, never a crash or a silently skipped object.
+   */
+  private foreign(path: string, why: string): StoreError {
+    return new StoreError(
+      'Invalid',
+      `${this.description}: key ${path} does not hold an egw object (${why}); egw keeps only its own objects under ${this.root}: is the prefix right?`,
+    );
+  }
+
+  /** The object key of an etcd key under our root. */
+  private keyOfPath(path: string): ObjectKey {
     const parts = path.slice(this.root.length).split('/');
-    if (parts.length === 2) return { kind: parts[0], namespace: '', name: parts[1] };
-    if (parts.length === 3) return { kind: parts[0], namespace: parts[1], name: parts[2] };
-    return undefined;
+    if (path.startsWith(this.root) && parts.every((p) => p !== '')) {
+      if (parts.length === 2) return { kind: parts[0], namespace: '', name: parts[1] };
+      if (parts.length === 3) return { kind: parts[0], namespace: parts[1], name: parts[2] };
+    }
+    throw this.foreign(path, `not of the form ${this.root}<kind>/[<namespace>/]<name>`);
+  }
+
+  /** Decodes a value egw stored, checking that it is the object its key names. */
+  private decodeAt(path: string, value: Buffer): Resource {
+    let obj: Resource;
+    try {
+      obj = decode(value.toString('utf8'));
+    } catch (e) {
+      throw this.foreign(path, `not JSON: ${(e as Error).message}`);
+    }
+    const m = (obj as unknown as { metadata?: unknown })?.metadata as Resource['metadata'] | undefined;
+    if (typeof obj !== 'object' || obj === null || Array.isArray(obj) || typeof obj.kind !== 'string' || typeof m !== 'object' || m === null || typeof m.name !== 'string') {
+      throw this.foreign(path, 'not an object with kind and metadata.name');
+    }
+    const key = this.keyOfPath(path);
+    if (key.kind !== obj.kind || key.name !== m.name || key.namespace !== (m.namespace ?? '')) {
+      throw this.foreign(path, `it holds ${obj.kind} ${m.namespace ? `${m.namespace}/` : ''}${m.name}`);
+    }
+    return obj;
   }
 
   /** The object a kv holds, with resourceVersion = its mod_revision. */
   private objectOf(kv: IKeyValue): Resource {
-    const obj = decode(kv.value.toString('utf8'));
+    const obj = this.decodeAt(kv.key.toString('utf8'), kv.value);
     obj.metadata.resourceVersion = String(kv.mod_revision);
     return obj;
   }
 
   private entryOf(key: ObjectKey, kv: IKeyValue): Entry {
+    this.decodeAt(kv.key.toString('utf8'), kv.value);
     return { key, value: kv.value.toString('utf8'), createRevision: Number(kv.create_revision), modRevision: Number(kv.mod_revision) };
   }
 
@@ -246,8 +303,8 @@ export class EtcdStore implements Store {
     }
     const found: { key: ObjectKey; obj: Resource }[] = [];
     for (const kv of res.kvs) {
-      const key = this.parsePath(kv.key.toString('utf8'));
-      if (!key || key.kind !== kind) continue;
+      const key = this.keyOfPath(kv.key.toString('utf8'));
+      if (key.kind !== kind) continue;
       if (namespace !== undefined && key.namespace !== namespace) continue;
       found.push({ key, obj: this.objectOf(kv) });
     }
@@ -401,8 +458,7 @@ export class EtcdStore implements Store {
   eventsOf(events: { type: string; kv: IKeyValue; prev_kv?: IKeyValue }[], namespace: string | undefined): WatchEvent[] {
     const out: WatchEvent[] = [];
     for (const ev of events) {
-      const key = this.parsePath(ev.kv.key.toString('utf8'));
-      if (!key) continue;
+      const key = this.keyOfPath(ev.kv.key.toString('utf8'));
       if (namespace !== undefined && key.namespace !== namespace) continue;
       const revision = Number(ev.kv.mod_revision);
       if (ev.type === 'Delete' || ev.type === 'DELETE' || (ev.type as unknown) === 1) {
@@ -483,7 +539,8 @@ class EtcdWatch implements Watch {
   private closed = false;
   /** The revision of the last event taken from etcd: a reconnect resumes after it, never after a later header. */
   private cursor: number;
-  private readonly queue: WatchEvent[][] = [];
+  /** Batches to hand on, in order; an error ends the watch once the batches before it are handed on. */
+  private readonly queue: (WatchEvent[] | { error: unknown })[] = [];
   private pumping = false;
 
   constructor(
@@ -531,7 +588,15 @@ class EtcdWatch implements Watch {
       const fresh = res.events.filter((e) => Number(e.kv.mod_revision) > this.cursor);
       if (fresh.length) this.cursor = Number(fresh[fresh.length - 1].kv.mod_revision);
       resumeAfterCursor();
-      const events = this.store.eventsOf(fresh, this.namespace);
+      let events: WatchEvent[];
+      try {
+        events = this.store.eventsOf(fresh, this.namespace);
+      } catch (e) {
+        // A key egw cannot read (see EtcdStore.foreign): the watch stops with that error, after what it delivered.
+        this.queue.push({ error: e });
+        void this.pump();
+        return;
+      }
       if (events.length) {
         this.queue.push(...splitBatches(events));
         void this.pump();
@@ -572,7 +637,11 @@ class EtcdWatch implements Watch {
       // Start on a later turn, so the caller holds the Watch before the first delivery.
       await new Promise<void>((r) => setImmediate(r));
       while (!this.closed && this.queue.length) {
-        const batch = this.queue.shift() as WatchEvent[];
+        const batch = this.queue.shift() as WatchEvent[] | { error: unknown };
+        if (!Array.isArray(batch)) {
+          this.fail(batch.error);
+          return;
+        }
         try {
           await this.handler(batch);
         } catch (e) {

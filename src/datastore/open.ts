@@ -67,6 +67,9 @@ function parseEtcd(spec: string, rest: string): DatastoreSpec {
     if (port < 1 || port > 65535) throw bad(`endpoint ${JSON.stringify(e)}: port out of range`);
   }
   if (prefix.includes('//')) throw bad('the prefix must not contain an empty segment');
+  // Keys are built as PREFIX/egw/v1/…: keep the prefix to plain path characters (no spaces, '?', '#', '%', non-ASCII).
+  const odd = /[^A-Za-z0-9._~/-]/.exec(prefix);
+  if (odd) throw bad(`the prefix ${JSON.stringify(prefix)} holds ${JSON.stringify(odd[0])}; use letters, digits and . _ ~ - between slashes`);
   return { scheme: 'etcd', endpoints, prefix };
 }
 

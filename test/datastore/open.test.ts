@@ -61,7 +61,7 @@ describe('openStore', () => {
         spec,
       );
     }
-    for (const spec of ['etcd:http://127.0.0.1:2379', 'etcd://', 'etcd://host', 'etcd://h:0', 'etcd://h:99999', 'etcd://a:1,,b:2', 'etcd://h:1//x']) {
+    for (const spec of ['etcd:http://127.0.0.1:2379', 'etcd://', 'etcd://host', 'etcd://h:0', 'etcd://h:99999', 'etcd://a:1,,b:2', 'etcd://h:1//x', 'etcd://h:1/a b', 'etcd://h:1/x?y', 'etcd://h:1/é']) {
       await assert.rejects(
         openStore(spec),
         (e: unknown) => e instanceof StoreError && e.code === 'Invalid' && e.message.includes(JSON.stringify(spec)) && /etcd:\/\/HOST:PORT/.test(e.message),
