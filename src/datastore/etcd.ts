@@ -2,11 +2,14 @@
 // an object's resourceVersion is its key's mod_revision and the store's revision is etcd's. Writes are planned with
 // common.ts's planTxn on a snapshot of the keys they touch, then committed as one etcd transaction conditioned on
 // every touched key's mod_revision (or absence); a lost race re-reads and re-plans, so a stale resourceVersion still
-// ends in Conflict. Watches are etcd watches with prev_kv (DELETED events carry the object as last stored).
+// ends in Conflict. Watches are etcd watches with prev_kv (DELETED events carry the object as last stored), resumed
+// after the last event taken on every reconnect.
 //
-// Differences from memory/SQLite that callers can see: a txn is ONE etcd revision, so every op of a batch shares one
-// resourceVersion (memory/SQLite give op i revision base+i+1); revisions are etcd's (a fresh etcd starts at 1, and
-// writes outside the prefix move the revision too); a batch is limited by etcd's transaction limits.
+// Differences from memory/SQLite that callers can see (docs/architecture.md, "Datastore"): a txn is ONE etcd revision,
+// so every op of a batch shares one resourceVersion and a key written twice in a batch gives one event; revisions are
+// etcd's (a new prefix starts wherever the server is; writes outside the prefix move the revision too); compaction is
+// the server's; a batch is limited by etcd's transaction limits. Connection trouble and TLS mistakes become one clear
+// Unavailable error within seconds (explainEtcdError), never a hang.
 import { Etcd3, isRecoverableError, type IKeyValue, type IRequestOp, type ICompare, type Watcher } from 'etcd3';
 import { keyOf, type ObjectKey, type Resource } from '../api/meta.js';
 import {
@@ -109,7 +112,8 @@ function watchBackoff(ms = 100): { duration: number; next(): ReturnType<typeof w
  * delays the return to work after an etcd restart. Our callers already back off (the informer, updateWithRetry).
  */
 const passThrough = {
-  execute<T>(fn: (ctx: { attempt: number; signal: AbortSignal }) => Promise<T>): Promise<T> {
+  // async: etcd3 also runs a function that throws synchronously through it (markFailed) and expects a rejection.
+  async execute<T>(fn: (ctx: { attempt: number; signal: AbortSignal }) => Promise<T>): Promise<T> {
     return fn({ attempt: 1, signal: new AbortController().signal });
   },
 };
@@ -536,6 +540,7 @@ function splitBatches(events: WatchEvent[]): WatchEvent[][] {
 /** One store watch: an etcd watcher feeding a queue that a single pump hands to the handler, batch by batch. */
 class EtcdWatch implements Watch {
   private watcher: Watcher | undefined;
+  private client: Etcd3 | undefined;
   private closed = false;
   /** The revision of the last event taken from etcd: a reconnect resumes after it, never after a later header. */
   private cursor: number;
@@ -557,6 +562,22 @@ class EtcdWatch implements Watch {
 
   /** Resolves once etcd has created the watch; rejects if it refuses it or does not answer within `timeoutMs`. */
   async start(client: Etcd3, timeoutMs = 10000): Promise<void> {
+    this.client = client;
+    try {
+      await this.open(timeoutMs);
+    } catch (e) {
+      this.closed = true;
+      this.onClosed(this);
+      throw e;
+    }
+  }
+
+  /**
+   * Creates an etcd3 watcher from just after the cursor and resolves once etcd has created it. Rejects if etcd
+   * cancels it first or does not answer within `timeoutMs`.
+   */
+  private async open(timeoutMs: number): Promise<void> {
+    const client = this.client as Etcd3;
     // watcher() (not create()) so that every listener is on before the first response can arrive.
     const watcher = client
       .watch()
@@ -565,6 +586,7 @@ class EtcdWatch implements Watch {
       .startRevision(String(this.cursor + 1))
       .watcher();
     this.watcher = watcher;
+    const current = (): boolean => !this.closed && this.watcher === watcher;
     let created = false;
     let settle: ((err?: unknown) => void) | undefined;
     const ready = new Promise<void>((resolve, reject) => {
@@ -584,7 +606,7 @@ class EtcdWatch implements Watch {
       }
     });
     watcher.on('data', (res: { events: { type: string; kv: IKeyValue; prev_kv?: IKeyValue }[] }) => {
-      if (this.closed) return;
+      if (!current()) return;
       const fresh = res.events.filter((e) => Number(e.kv.mod_revision) > this.cursor);
       if (fresh.length) this.cursor = Number(fresh[fresh.length - 1].kv.mod_revision);
       resumeAfterCursor();
@@ -602,32 +624,71 @@ class EtcdWatch implements Watch {
         void this.pump();
       }
     });
-    // etcd cancels a watcher whose next revision was compacted with compact_revision set and (3.4) an empty
-    // cancel_reason, and etcd3 passes on only "Watcher canceled: <reason>". So ask etcd whether the history after our
-    // cursor is still there: if not, that is why.
+    // etcd cancels a watcher whose next revision was compacted (compact_revision set, and in 3.4 an empty
+    // cancel_reason, which is all etcd3 passes on: "Watcher canceled: <reason>"), but also every watcher when it shuts
+    // down. etcd3 has dropped the watcher either way: recover() finds out which, and watches on or fails.
     watcher.on('error', (err: unknown) => {
-      if (this.closed) return;
-      void this.store.historyKeptAfter(this.cursor).then(
-        (kept) => {
-          const e = kept ? err : this.store.compactedFor(this.cursor, (err as Error)?.message ?? String(err));
-          if (created) this.fail(e);
-          else settle?.(e);
-        },
-        () => (created ? this.fail(err) : settle?.(err)),
-      );
+      if (!current()) return;
+      // etcd3 has detached it: cancelling it again would send etcd a cancel for a watch id etcd3 no longer knows,
+      // and etcd3 throws (uncaught) on the answer.
+      this.watcher = undefined;
+      if (!created) settle?.(err);
+      else void this.recover(err);
     });
     const timer = setTimeout(() => settle?.(new Error(`etcd did not create the watch within ${timeoutMs} ms`)), timeoutMs);
     try {
       await ready;
     } catch (e) {
-      this.closed = true;
-      this.onClosed(this);
-      void watcher.cancel().catch(() => {});
+      if (this.watcher === watcher) {
+        this.watcher = undefined;
+        void watcher.cancel().catch(() => {});
+      }
+      if (e instanceof Error && /Watcher canceled/.test(e.message) && !(await this.store.historyKeptAfter(this.cursor).catch(() => true))) {
+        throw this.store.compactedFor(this.cursor, e.message);
+      }
       throw e;
     } finally {
       clearTimeout(timer);
     }
-    if (this.closed) void watcher.cancel().catch(() => {});
+    if (this.closed && this.watcher === watcher) {
+      this.watcher = undefined;
+      void watcher.cancel().catch(() => {});
+    }
+  }
+
+  /**
+   * etcd cancelled the running watcher. Ask whether the history after the cursor is still kept (while etcd is away,
+   * ask again with backoff, for as long as the watch is open): if not, the watch fails with Compacted; if it is (etcd
+   * restarted), watch again from just after the cursor, so nothing is missed and nothing repeated.
+   */
+  private async recover(cause: unknown): Promise<void> {
+    let delay = 100;
+    while (!this.closed) {
+      let kept: boolean | undefined;
+      try {
+        kept = await this.store.historyKeptAfter(this.cursor);
+      } catch {
+        kept = undefined; // etcd unreachable for now
+      }
+      if (this.closed) return;
+      if (kept === false) {
+        this.fail(this.store.compactedFor(this.cursor, (cause as Error)?.message ?? String(cause)));
+        return;
+      }
+      if (kept) {
+        try {
+          await this.open(10000);
+          return;
+        } catch (e) {
+          if (e instanceof StoreError && e.code === 'Compacted') {
+            this.fail(e);
+            return;
+          }
+        }
+      }
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 2000);
+    }
   }
 
   private async pump(): Promise<void> {
