@@ -19,7 +19,7 @@ import { sleep, until } from '../helpers/wait.js';
 import { CIDR, collect, gw, STORE_POLL } from './helpers.js';
 import { conformance } from './conformance.js';
 import { startProxy } from './tcp-proxy.js';
-import { etcdMissing, startEtcd, type EtcdServer } from './etcd-server.js';
+import { etcdMissing, makeTestPki, opensslMissing, startEtcd, type EtcdServer, type TestPki } from './etcd-server.js';
 
 const missing = etcdMissing();
 const RED = { kind: 'EgressGateway', namespace: 'default', name: 'red' };
@@ -314,6 +314,31 @@ describe('EtcdStore (real etcd)', { skip }, () => {
     await fast.watch.close();
     await slow.close();
   });
+  it('an informer over etcd sees every object of a multi-object txn (the events share one revision)', {
+    todo: 'src/datastore/informer.ts skips an event whose revision is <= the last applied one, so it drops all but the first event of an etcd txn',
+  }, async () => {
+    const s = fresh();
+    const ac = new AbortController();
+    const names: string[] = [];
+    const inf = startInformer({
+      store: s,
+      kinds: ['EgressGateway'],
+      signal: ac.signal,
+      onReplace: () => {},
+      onEvents: (evs) => void names.push(...evs.map((e) => e.object.metadata.name)),
+    });
+    try {
+      await until('informer watching', () => inf.synced, 10000, STORE_POLL);
+      await s.txn([0, 1, 2].map((i): TxnOp => ({ op: 'create', object: gw('default', `t${i}`) })));
+      await s.create(gw('default', 'after'));
+      await until('the write after the txn arrived', () => names.includes('after'), 10000, STORE_POLL);
+      assert.deepEqual(names, ['t0', 't1', 't2', 'after']);
+    } finally {
+      ac.abort();
+      await inf.done;
+    }
+  });
+
   it('openStore("etcd://HOST:PORT/PREFIX") opens an EtcdStore on that prefix', async () => {
     const s = await openStore(`etcd://${srv.endpoint}/opened`);
     stores.push(s);
@@ -321,5 +346,52 @@ describe('EtcdStore (real etcd)', { skip }, () => {
     await s.create(ippool('p', CIDR));
     assert.equal((await fresh('/opened').list('IPPool')).items.length, 1);
     assert.equal((await fresh('/elsewhere').list('IPPool')).items.length, 0);
+  });
+});
+
+describe('EtcdStore over TLS (real etcd with a CA, a server certificate for 127.0.0.1 and client-cert-auth)', { skip: skip || (opensslMissing() && !E2E ? opensslMissing() : false) }, () => {
+  let pki: TestPki;
+  let tls: EtcdServer;
+  before(async () => {
+    const why = opensslMissing();
+    if (why) assert.fail(`EGW_E2E=1 but the TLS tests cannot run: ${why}`);
+    pki = makeTestPki();
+    tls = await startEtcd({ tls: pki });
+  });
+  after(async () => {
+    await tls?.stop();
+    pki?.remove();
+  });
+
+  it('openStore with --etcd-ca/--etcd-cert/--etcd-key files speaks https: writes, lists and watches', async () => {
+    const s = await openStore(`etcd://${tls.endpoint}/tls`, { etcdTls: { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey } });
+    stores.push(s);
+    const base = await s.revision();
+    const w = await collect(s, { fromRevision: base });
+    await s.create(gw('default', 'red'));
+    await s.txn([{ op: 'create', object: ippool('p', CIDR) }]);
+    await w.waitFor(2);
+    assert.deepEqual(w.events.map((e) => `${e.type} ${e.object.metadata.name}`), ['ADDED red', 'ADDED p']);
+    assert.deepEqual((await s.list('EgressGateway')).items.map((o) => o.metadata.name), ['red']);
+    await w.watch.close();
+  });
+
+  it('the files can come from EGW_ETCD_CA/EGW_ETCD_CERT/EGW_ETCD_KEY; a flag wins over its variable', async () => {
+    const saved = { ca: process.env.EGW_ETCD_CA, cert: process.env.EGW_ETCD_CERT, key: process.env.EGW_ETCD_KEY };
+    Object.assign(process.env, { EGW_ETCD_CA: pki.otherCa, EGW_ETCD_CERT: pki.clientCert, EGW_ETCD_KEY: pki.clientKey });
+    try {
+      // The variable's CA did not sign the server's certificate; the flag's did.
+      const wrong = await openStore(`etcd://${tls.endpoint}/tls`);
+      stores.push(wrong);
+      await assert.rejects(wrong.list('EgressGateway'), isStoreError('Unavailable', '--etcd-ca'));
+      const right = await openStore(`etcd://${tls.endpoint}/tls`, { etcdTls: { ca: pki.ca } });
+      stores.push(right);
+      assert.equal((await right.list('EgressGateway')).items.length, 1);
+    } finally {
+      for (const [k, v] of Object.entries({ EGW_ETCD_CA: saved.ca, EGW_ETCD_CERT: saved.cert, EGW_ETCD_KEY: saved.key })) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
   });
 });
