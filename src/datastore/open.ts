@@ -173,6 +173,19 @@ export function loadEtcdTls(files: EtcdTlsFiles = {}, env: NodeJS.ProcessEnv = p
   return tls;
 }
 
+/**
+ * The command-line options that hand the same TLS files to another egw process (the lab's agents, controller,
+ * kubelets and gateway pods): `--etcd-ca /abs/ca.pem …`, paths made absolute, only the ones given.
+ */
+export function etcdTlsArgv(files: EtcdTlsFiles = {}): string[] {
+  const out: string[] = [];
+  for (const f of Object.keys(ETCD_TLS_SOURCES) as TlsField[]) {
+    const path = files[f];
+    if (path !== undefined && path !== '') out.push(ETCD_TLS_SOURCES[f].flag, resolve(path));
+  }
+  return out;
+}
+
 export interface OpenStoreOptions {
   sqlite?: SqliteStoreOptions;
   /** etcd TLS files from the command line (each unset one: its environment variable). */
