@@ -188,6 +188,8 @@ export class EtcdStore implements Store {
   private readonly watches = new Set<EtcdWatch>();
   private closed = false;
   private readonly secure: boolean;
+  /** The last failure that said why (gRPC, reconnecting in the background, often says only "no connection"). */
+  private lastWhy: string | undefined;
 
   constructor(opts: EtcdStoreOptions) {
     if (!opts.endpoints.length) throw new StoreError('Invalid', 'etcd: at least one HOST:PORT endpoint is needed');
@@ -212,9 +214,6 @@ export class EtcdStore implements Store {
   private check(): void {
     if (this.closed) throw closedError(this.description);
   }
-
-  /** The last failure that said why (gRPC, reconnecting in the background, often says only "no connection"). */
-  private lastWhy: string | undefined;
 
   private unavailable(e: unknown): StoreError {
     const err = explainEtcdError(this.description, e, this.secure);
