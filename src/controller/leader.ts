@@ -137,7 +137,8 @@ export async function readLeader(store: Store, timing: ElectionTiming = ELECTION
     try {
       res = await client.kv.range({ key: Buffer.from(key) });
     } catch (e) {
-      throw new StoreError('Unavailable', `${store.description}: reading the leader key ${key}: ${errText(e)}`);
+      const why = store.explainError(e);
+      throw new StoreError(why.code, `reading the leader key ${key}: ${why.message}`);
     }
     const kv = res.kvs[0];
     if (!kv) return undefined;
@@ -176,6 +177,8 @@ interface LockBackend {
   /** Resolves when another campaign is worth it (the holder let go, or a poll period passed) or `signal` aborts. */
   waitForChance(signal: AbortSignal): Promise<void>;
   close(): Promise<void>;
+  /** A failure of this backend as one line for the log (what the datastore's own calls would say). */
+  explain(e: unknown): string;
 }
 
 const now = (): number => performance.now();
@@ -252,7 +255,7 @@ class ElectorImpl implements Elector {
         } catch (e) {
           failures++;
           if (t0 - loggedAt >= 10_000) {
-            this.log.warn('campaign failed; trying again', { error: errText(e), failures });
+            this.log.warn('campaign failed; trying again', { error: this.backend.explain(e), failures });
             loggedAt = t0;
             failures = 0;
           }
@@ -295,7 +298,7 @@ class ElectorImpl implements Elector {
             term.end(e.message);
             break;
           }
-          this.log.warn('renewing leadership failed; retrying until the renew deadline', { error: errText(e), deadlineInMs: Math.max(0, Math.round(term.left())) });
+          this.log.warn('renewing leadership failed; retrying until the renew deadline', { error: this.backend.explain(e), deadlineInMs: Math.max(0, Math.round(term.left())) });
           wait = retryMs;
         }
       }
@@ -354,6 +357,10 @@ class StoreLock implements LockBackend {
     private readonly timing: ElectionTiming,
   ) {
     this.mechanism = lockMechanism(store, timing.leaseMs);
+  }
+
+  explain(e: unknown): string {
+    return errText(e);
   }
 
   private record(prev: Resource | undefined, wall: string): Resource {
@@ -467,6 +474,7 @@ class EtcdLock implements LockBackend {
   readonly mechanism: string;
   onLost?: (why: string) => void;
   private readonly client: Etcd3;
+  private readonly store: EtcdStore;
   private readonly key: string;
   private readonly ttl: number;
   private lease: Lease | undefined;
@@ -484,9 +492,14 @@ class EtcdLock implements LockBackend {
   ) {
     const { client, prefix } = store.etcd();
     this.client = client;
+    this.store = store;
     this.key = etcdLeaderKey(prefix);
     this.ttl = etcdTtl(timing);
     this.mechanism = etcdMechanism(this.key, this.ttl);
+  }
+
+  explain(e: unknown): string {
+    return e instanceof LostLeadership ? errText(e) : this.store.explainError(e).message;
   }
 
   private deadline(ms: number): Date {

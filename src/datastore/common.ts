@@ -200,14 +200,17 @@ export interface TxnPlan {
 
 /**
  * Works out the effect of `ops` applied in order on top of `read` (the store at `revision`), without writing anything.
- * Op i gets revision + i + 1. Throws the first op's StoreError; for a real txn (`single` false) the message says which
- * op failed. The backend then applies `writes` and appends `events` atomically, or, on error, applies nothing.
+ * Op i gets revision + i + 1, or with `oneRevision` (etcd: a transaction is one revision) every op gets revision + 1,
+ * so a later op of the batch checks an earlier op's write against the resourceVersion it will really have. Throws the
+ * first op's StoreError; for a real txn (`single` false) the message says which op failed. The backend then applies
+ * `writes` and appends `events` atomically, or, on error, applies nothing.
  */
 export function planTxn(
   ops: readonly TxnOp[],
   revision: number,
   read: (key: ObjectKey) => Entry | undefined,
   single = false,
+  oneRevision = false,
 ): TxnPlan {
   if (!Array.isArray(ops)) throw invalid('txn: ops must be an array');
   const writes = new Map<string, { key: ObjectKey; entry: Entry | null }>();
@@ -223,7 +226,7 @@ export function planTxn(
 
   ops.forEach((op, i) => {
     try {
-      rev++;
+      rev = oneRevision ? revision + 1 : rev + 1;
       if (!isPlainObject(op as unknown)) throw invalid('op must be an object {op, ...}');
       switch (op.op) {
         case 'create':

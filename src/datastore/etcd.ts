@@ -2,12 +2,15 @@
 // an object's resourceVersion is its key's mod_revision and the store's revision is etcd's. Writes are planned with
 // common.ts's planTxn on a snapshot of the keys they touch, then committed as one etcd transaction conditioned on
 // every touched key's mod_revision (or absence); a lost race re-reads and re-plans, so a stale resourceVersion still
-// ends in Conflict. Watches are etcd watches without prev_kv; a DELETED event's object (as last stored) is read at the revision before the delete.
+// ends in Conflict. Watches are etcd watches without prev_kv (a DELETED event's object, as last stored, is read at the
+// revision before the delete), resumed after the last event taken on every reconnect.
 //
-// Differences from memory/SQLite that callers can see: a txn is ONE etcd revision, so every op of a batch shares one
-// resourceVersion (memory/SQLite give op i revision base+i+1); revisions are etcd's (a fresh etcd starts at 1, and
-// writes outside the prefix move the revision too); a batch is limited by etcd's transaction limits.
-import { Etcd3, type IKeyValue, type IRequestOp, type ICompare, type Watcher } from 'etcd3';
+// Differences from memory/SQLite that callers can see (docs/architecture.md, "Datastore"): a txn is ONE etcd revision,
+// so every op of a batch shares one resourceVersion and a key written twice in a batch gives one event; revisions are
+// etcd's (a new prefix starts wherever the server is; writes outside the prefix move the revision too); compaction is
+// the server's; a batch is limited by etcd's transaction limits. Connection trouble and TLS mistakes become one clear
+// Unavailable error within seconds (explainEtcdError), never a hang.
+import { Etcd3, isRecoverableError, type IKeyValue, type IRequestOp, type ICompare, type Watcher } from 'etcd3';
 import { keyOf, type ObjectKey, type Resource } from '../api/meta.js';
 import {
   checkKey,
@@ -34,6 +37,7 @@ import {
   type WatchHandler,
   type WatchOptions,
 } from './types.js';
+import { WATCH_BATCH } from './watch.js';
 
 /** etcd's default --max-txn-ops. */
 export const ETCD_MAX_TXN_OPS = 128;
@@ -43,11 +47,93 @@ const REQUEST_MARGIN = 16 * 1024;
 /** How often a write re-plans after losing a race on its compare before giving up with Conflict. */
 const MAX_ATTEMPTS = 20;
 
+/**
+ * How long one try of a call to etcd may take; a call whose try failed with an error etcd3 calls recoverable
+ * (unavailable, deadline exceeded …) is tried again, at most ETCD_CALL_ATTEMPTS times, and only while another full try
+ * still ends within ETCD_CALL_BUDGET_MS. So a server that accepts connections but never answers fails a call after
+ * two tries, 4 s: the clear error within 10 s that README's Datastore section promises; a refused connection fails
+ * at once.
+ */
+export const ETCD_CALL_TIMEOUT_MS = 2000;
+export const ETCD_CALL_ATTEMPTS = 3;
+export const ETCD_CALL_BUDGET_MS = 5000;
+
+/**
+ * etcd3's "global" fault policy, which wraps every unary call (etcd3 1.1.2 calls only `execute` on it), replacing its
+ * default (cockatiel's retry, four tries of up to a deadline each).
+ */
+const retryPolicy = {
+  async execute<T>(fn: (ctx: { attempt: number; signal: AbortSignal }) => Promise<T>): Promise<T> {
+    const signal = new AbortController().signal;
+    const start = Date.now();
+    let telling: unknown;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn({ attempt, signal });
+      } catch (e) {
+        // A retry on a fresh channel often knows only "Last error: null": report the try that said why.
+        if (telling === undefined || !/Last error: null/.test(String((e as Error)?.message))) telling = e;
+        const again = attempt < ETCD_CALL_ATTEMPTS && Date.now() - start + ETCD_CALL_TIMEOUT_MS <= ETCD_CALL_BUDGET_MS;
+        if (!again || !(e instanceof Error) || !isRecoverableError(e)) throw telling;
+      }
+    }
+  },
+};
+
+/** PEM text of the TLS material (open.ts reads and checks the files). */
+export interface EtcdTls {
+  /** CA bundle the server's certificate must chain to (omitted: the system's roots). */
+  ca?: Buffer;
+  /** Client certificate and its key, for servers with --client-cert-auth; both or neither. */
+  cert?: Buffer;
+  key?: Buffer;
+}
+
 export interface EtcdStoreOptions {
-  /** host:port endpoints (plain http; TLS is not supported yet). */
+  /** host:port endpoints. */
   endpoints: string[];
   /** Prepended to `/egw/v1/`: '' (default) or e.g. `/tenant-a`. */
   prefix?: string;
+  /** With TLS the endpoints are https. */
+  tls?: EtcdTls;
+}
+
+/**
+ * The watch stream's reconnect delays (etcd3's own default grows to 30 s, far longer than a restart of etcd takes):
+ * 100 ms doubling to 2 s. An etcd3 IBackoff: `duration` is this delay, `next()` the following one.
+ */
+function watchBackoff(ms = 100): { duration: number; next(): ReturnType<typeof watchBackoff> } {
+  return { duration: ms, next: () => watchBackoff(Math.min(ms * 2, 2000)) };
+}
+
+/**
+ * etcd3's per-endpoint policy, replacing its default circuit breaker: that one, after three failures, refuses every
+ * call for 5 s with "the circuit breaker is open", which hides the real reason (refused, TLS …) from the logs and
+ * delays the return to work after an etcd restart. Our callers already back off (the informer, updateWithRetry).
+ */
+const passThrough = {
+  // async: etcd3 also runs a function that throws synchronously through it (markFailed) and expects a rejection.
+  async execute<T>(fn: (ctx: { attempt: number; signal: AbortSignal }) => Promise<T>): Promise<T> {
+    return fn({ attempt: 1, signal: new AbortController().signal });
+  },
+};
+
+/**
+ * gRPC sets the TLS server name to the endpoint even when it is an IP address, and Node then prints deprecation
+ * DEP0123 on every run of the CLI. The certificate is still checked against the IP (its subjectAltName): only that one
+ * warning is dropped.
+ */
+let quieted = false;
+function quietIpServername(): void {
+  if (quieted) return;
+  quieted = true;
+  const emit = process.emitWarning.bind(process) as (...a: unknown[]) => void;
+  process.emitWarning = ((warning: unknown, ...rest: unknown[]) => {
+    const opt = rest[0];
+    const code = typeof opt === 'object' && opt ? (opt as { code?: string }).code : rest[1];
+    if (code === 'DEP0123') return;
+    emit(warning, ...rest);
+  }) as typeof process.emitWarning;
 }
 
 function bump(b: Buffer): Buffer {
@@ -57,9 +143,37 @@ function bump(b: Buffer): Buffer {
   return c;
 }
 
-function unavailable(description: string, e: unknown): StoreError {
+/**
+ * An etcd3/gRPC failure as a user should read it: what went wrong and what to check (the flag to give or drop), then
+ * gRPC's own detail without its noise. `secure`: whether we spoke TLS.
+ */
+export function explainEtcdError(description: string, e: unknown, secure: boolean): StoreError {
   if (e instanceof StoreError) return e;
-  return new StoreError('Unavailable', `${description}: ${(e as Error)?.message ?? String(e)}`);
+  const raw = String((e as Error)?.message ?? e);
+  const detail = raw
+    .replace(/\s*\(\d{4}-\d\d-\d\dT[^)]*\)/g, '')
+    .replace(/\.?\s*Resolution note:.*$/s, '')
+    .replace(/^\d+ [A-Z_]+: /, '')
+    .replace(/^No connection established\. Last error: null\.?$/, 'no connection established')
+    .replace(/^No connection established\. Last error: (Error: )?/, '')
+    .replace(/^[0-9A-F]+:error:[0-9A-F]+:SSL routines:[^:]*:([^:]+):.*$/s, '$1')
+    .replace(/\s+/g, ' ')
+    .trim();
+  let why: string;
+  if (/ECONNREFUSED/.test(raw)) why = 'connection refused: is etcd running and listening there?';
+  else if (/DEADLINE_EXCEEDED/.test(raw)) {
+    why = `no answer within ${ETCD_CALL_TIMEOUT_MS / 1000} s: is it an etcd server, reachable, and ${secure ? 'serving https' : 'serving plain http (for https give --etcd-ca)'}?`;
+  } else if (secure && /verify|self[- ]signed|issuer|certificate has expired|altnames|Hostname\/IP does not match/i.test(raw)) {
+    why = "TLS: the server's certificate does not check out against --etcd-ca (wrong CA, expired, or not issued for this address)";
+  } else if (secure && /bad certificate|certificate required|unknown ca|alert/i.test(raw)) {
+    why = 'TLS: the server refused our client certificate (it wants one its CA signed: check --etcd-cert/--etcd-key)';
+  } else if (secure && /before secure TLS connection|wrong version number|packet length too long|EPROTO/i.test(raw)) {
+    why = 'TLS: the server does not speak TLS (plain http?): drop --etcd-ca/--etcd-cert/--etcd-key';
+  } else if (!secure && /Failed to connect|ECONNRESET|Connection dropped|Protocol error/i.test(raw)) {
+    why = 'the connection failed: if the server serves https, give --etcd-ca (and --etcd-cert/--etcd-key if it asks for a client certificate)';
+  } else if (/UNAVAILABLE/i.test(raw)) why = 'etcd is unavailable';
+  else why = 'etcd call failed';
+  return new StoreError('Unavailable', `${description}: ${why} (${detail})`);
 }
 
 function isCompactedMessage(e: unknown): boolean {
@@ -73,17 +187,42 @@ export class EtcdStore implements Store {
   private readonly root: string;
   private readonly watches = new Set<EtcdWatch>();
   private closed = false;
+  private readonly secure: boolean;
+  /** The last failure that said why (gRPC, reconnecting in the background, often says only "no connection"). */
+  private lastWhy: string | undefined;
 
   constructor(opts: EtcdStoreOptions) {
     if (!opts.endpoints.length) throw new StoreError('Invalid', 'etcd: at least one HOST:PORT endpoint is needed');
     const prefix = (opts.prefix ?? '').replace(/\/+$/, '');
     this.description = `etcd://${opts.endpoints.join(',')}${prefix}`;
     this.root = `${prefix}/egw/v1/`;
-    this.client = new Etcd3({ hosts: opts.endpoints.map((e) => `http://${e}`), dialTimeout: 5000 });
+    const tls = opts.tls;
+    if (tls && !tls.cert !== !tls.key) throw new StoreError('Invalid', 'etcd: a client certificate needs its key, and a key its certificate');
+    const secure = !!(tls && (tls.ca || tls.cert));
+    this.secure = secure;
+    if (secure && opts.endpoints.some((e) => /^[0-9.]+:|^\[/.test(e))) quietIpServername();
+    this.client = new Etcd3({
+      hosts: opts.endpoints.map((e) => `${secure ? 'https' : 'http'}://${e}`),
+      ...(secure ? { credentials: { rootCertificate: tls?.ca as Buffer, privateKey: tls?.key, certChain: tls?.cert } } : {}),
+      // Every unary call gets a deadline (without one, a server that never answers hangs the call forever); watch
+      // streams run for as long as they are wanted.
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + ETCD_CALL_TIMEOUT_MS }),
+      faultHandling: { global: retryPolicy as never, host: () => passThrough as never, watchBackoff: watchBackoff() as never },
+    });
   }
 
   private check(): void {
     if (this.closed) throw closedError(this.description);
+  }
+
+  private unavailable(e: unknown): StoreError {
+    const err = explainEtcdError(this.description, e, this.secure);
+    if (err.code !== 'Unavailable') return err;
+    if (err.message.endsWith('(no connection established)') && this.lastWhy) {
+      return new StoreError('Unavailable', `${this.lastWhy}, still (no connection established)`);
+    }
+    this.lastWhy = err.message;
+    return err;
   }
 
   /** The etcd key of an object. */
@@ -91,22 +230,55 @@ export class EtcdStore implements Store {
     return key.namespace ? `${this.root}${key.kind}/${key.namespace}/${key.name}` : `${this.root}${key.kind}/${key.name}`;
   }
 
-  private parsePath(path: string): ObjectKey | undefined {
-    if (!path.startsWith(this.root)) return undefined;
+  /**
+   * Something under our root that egw did not write (the "wrong prefix" of README's Datastore section): an error that
+   * names the key, never a crash or a silently skipped object.
+   */
+  private foreign(path: string, why: string): StoreError {
+    return new StoreError(
+      'Invalid',
+      `${this.description}: key ${path} does not hold an egw object (${why}); egw keeps only its own objects under ${this.root}: is the prefix right?`,
+    );
+  }
+
+  /** The object key of an etcd key under our root. */
+  private keyOfPath(path: string): ObjectKey {
     const parts = path.slice(this.root.length).split('/');
-    if (parts.length === 2) return { kind: parts[0], namespace: '', name: parts[1] };
-    if (parts.length === 3) return { kind: parts[0], namespace: parts[1], name: parts[2] };
-    return undefined;
+    if (path.startsWith(this.root) && parts.every((p) => p !== '')) {
+      if (parts.length === 2) return { kind: parts[0], namespace: '', name: parts[1] };
+      if (parts.length === 3) return { kind: parts[0], namespace: parts[1], name: parts[2] };
+    }
+    throw this.foreign(path, `not of the form ${this.root}<kind>/[<namespace>/]<name>`);
+  }
+
+  /** Decodes a value egw stored, checking that it is the object its key names. */
+  private decodeAt(path: string, value: Buffer): Resource {
+    let obj: Resource;
+    try {
+      obj = decode(value.toString('utf8'));
+    } catch (e) {
+      throw this.foreign(path, `not JSON: ${(e as Error).message}`);
+    }
+    const m = (obj as unknown as { metadata?: unknown })?.metadata as Resource['metadata'] | undefined;
+    if (typeof obj !== 'object' || obj === null || Array.isArray(obj) || typeof obj.kind !== 'string' || typeof m !== 'object' || m === null || typeof m.name !== 'string') {
+      throw this.foreign(path, 'not an object with kind and metadata.name');
+    }
+    const key = this.keyOfPath(path);
+    if (key.kind !== obj.kind || key.name !== m.name || key.namespace !== (m.namespace ?? '')) {
+      throw this.foreign(path, `it holds ${obj.kind} ${m.namespace ? `${m.namespace}/` : ''}${m.name}`);
+    }
+    return obj;
   }
 
   /** The object a kv holds, with resourceVersion = its mod_revision. */
   private objectOf(kv: IKeyValue): Resource {
-    const obj = decode(kv.value.toString('utf8'));
+    const obj = this.decodeAt(kv.key.toString('utf8'), kv.value);
     obj.metadata.resourceVersion = String(kv.mod_revision);
     return obj;
   }
 
   private entryOf(key: ObjectKey, kv: IKeyValue): Entry {
+    this.decodeAt(kv.key.toString('utf8'), kv.value);
     return { key, value: kv.value.toString('utf8'), createRevision: Number(kv.create_revision), modRevision: Number(kv.mod_revision) };
   }
 
@@ -117,7 +289,7 @@ export class EtcdStore implements Store {
     try {
       res = await this.client.kv.range({ key: Buffer.from(this.keyPath(k)) });
     } catch (e) {
-      throw unavailable(this.description, e);
+      throw this.unavailable(e);
     }
     return res.kvs.length ? this.objectOf(res.kvs[0]) : undefined;
   }
@@ -130,12 +302,12 @@ export class EtcdStore implements Store {
     try {
       res = await this.client.kv.range({ key: p, range_end: bump(p) });
     } catch (e) {
-      throw unavailable(this.description, e);
+      throw this.unavailable(e);
     }
     const found: { key: ObjectKey; obj: Resource }[] = [];
     for (const kv of res.kvs) {
-      const key = this.parsePath(kv.key.toString('utf8'));
-      if (!key || key.kind !== kind) continue;
+      const key = this.keyOfPath(kv.key.toString('utf8'));
+      if (key.kind !== kind) continue;
       if (namespace !== undefined && key.namespace !== namespace) continue;
       found.push({ key, obj: this.objectOf(kv) });
     }
@@ -192,14 +364,14 @@ export class EtcdStore implements Store {
           success: keys.map((k): IRequestOp => ({ request_range: { key: Buffer.from(this.keyPath(k)) } })),
         });
       } catch (e) {
-        throw unavailable(this.description, e);
+        throw this.unavailable(e);
       }
       const read = new Map<string, Entry>();
       keys.forEach((k, i) => {
         const kv = snap.responses[i]?.response_range?.kvs?.[0];
         if (kv) read.set(mapKey(k), this.entryOf(k, kv));
       });
-      const plan = planTxn(ops, Number(snap.header.revision), (k) => read.get(mapKey(k)), single);
+      const plan = planTxn(ops, Number(snap.header.revision), (k) => read.get(mapKey(k)), single, true);
       if (plan.results.length === 0) return [];
       const compare: ICompare[] = keys.map((k) => {
         const e = read.get(mapKey(k));
@@ -231,7 +403,7 @@ export class EtcdStore implements Store {
       try {
         res = await this.client.kv.txn({ compare, success });
       } catch (e) {
-        throw unavailable(this.description, e);
+        throw this.unavailable(e);
       }
       if (res.succeeded) {
         const rev = String(res.header.revision);
@@ -251,7 +423,7 @@ export class EtcdStore implements Store {
       const res = await this.client.kv.range({ key: Buffer.from(this.root), limit: 1, keys_only: true });
       return Number(res.header.revision);
     } catch (e) {
-      throw unavailable(this.description, e);
+      throw this.unavailable(e);
     }
   }
 
@@ -270,7 +442,7 @@ export class EtcdStore implements Store {
     try {
       kept = await this.historyKeptAfter(from);
     } catch (e) {
-      throw unavailable(this.description, e);
+      throw this.unavailable(e);
     }
     if (!kept) throw this.compactedError(from);
     const prefix = kind === undefined ? this.root : namespace === undefined ? `${this.root}${kind}/` : `${this.root}${kind}/${namespace}/`;
@@ -280,7 +452,7 @@ export class EtcdStore implements Store {
       await w.start(this.client);
     } catch (e) {
       this.watches.delete(w);
-      throw unavailable(this.description, e);
+      throw this.unavailable(e);
     }
     return w;
   }
@@ -293,8 +465,7 @@ export class EtcdStore implements Store {
   eventsOf(events: { type: string; kv: IKeyValue }[], namespace: string | undefined): PendingEvent[] {
     const out: PendingEvent[] = [];
     for (const ev of events) {
-      const key = this.parsePath(ev.kv.key.toString('utf8'));
-      if (!key) continue;
+      const key = this.keyOfPath(ev.kv.key.toString('utf8'));
       if (namespace !== undefined && key.namespace !== namespace) continue;
       const revision = Number(ev.kv.mod_revision);
       if (ev.type === 'Delete' || ev.type === 'DELETE' || (ev.type as unknown) === 1) {
@@ -321,7 +492,7 @@ export class EtcdStore implements Store {
           res = await this.client.kv.range({ key: e.path, revision: String(e.revision - 1) });
         } catch (err) {
           if (isCompactedMessage(err)) throw this.compactedError(e.revision - 1, `the object deleted at revision ${e.revision} was compacted before the watch read it`);
-          throw unavailable(this.description, err);
+          throw this.unavailable(err);
         }
         const kv = res.kvs[0];
         if (!kv) throw new StoreError('Unavailable', `${this.description}: etcd reported a delete of ${e.path.toString('utf8')} at revision ${e.revision}, but the key held nothing just before`);
@@ -362,7 +533,7 @@ export class EtcdStore implements Store {
     } catch (e) {
       // Compacting at or before the compact revision again is a no-op, as for the other backends.
       if (isCompactedMessage(e)) return;
-      throw unavailable(this.description, e);
+      throw this.unavailable(e);
     }
   }
 
@@ -371,6 +542,11 @@ export class EtcdStore implements Store {
     this.closed = true;
     await Promise.all([...this.watches].map((w) => w.close()));
     this.client.close();
+  }
+
+  /** A failure of the raw client (see etcd()) as this store's own calls report it: one line, what to check. */
+  explainError(e: unknown): StoreError {
+    return this.unavailable(e);
   }
 
   /** The raw client and the prefix ('' or `/a/b`), for state that is not an object: the controller's leader lease (src/controller/leader.ts). */
@@ -383,13 +559,33 @@ export class EtcdStore implements Store {
 /** A watch event as it comes from etcd: a delete still lacks the object it removed. */
 type PendingEvent = WatchEvent | { type: 'DELETED'; revision: number; path: Buffer };
 
+/**
+ * A catch-up response can hold thousands of events: hand them on in batches of at most WATCH_BATCH, as the other
+ * backends do, cutting only between revisions (the events of one etcd transaction share a revision and stay together).
+ */
+function splitBatches(events: PendingEvent[]): PendingEvent[][] {
+  const out: PendingEvent[][] = [];
+  let cur: PendingEvent[] = [];
+  for (const ev of events) {
+    if (cur.length >= WATCH_BATCH && ev.revision !== cur[cur.length - 1].revision) {
+      out.push(cur);
+      cur = [];
+    }
+    cur.push(ev);
+  }
+  if (cur.length) out.push(cur);
+  return out;
+}
+
 /** One store watch: an etcd watcher feeding a queue that a single pump hands to the handler, batch by batch. */
 class EtcdWatch implements Watch {
   private watcher: Watcher | undefined;
+  private client: Etcd3 | undefined;
   private closed = false;
   /** The revision of the last event taken from etcd: a reconnect resumes after it, never after a later header. */
   private cursor: number;
-  private readonly queue: PendingEvent[][] = [];
+  /** Batches to hand on, in order; an error ends the watch once the batches before it are handed on. */
+  private readonly queue: (PendingEvent[] | { error: unknown })[] = [];
   private pumping = false;
   /** Set once the caller has the Watch (see pump). */
   private handedOut = false;
@@ -408,6 +604,22 @@ class EtcdWatch implements Watch {
 
   /** Resolves once etcd has created the watch; rejects if it refuses it or does not answer within `timeoutMs`. */
   async start(client: Etcd3, timeoutMs = 10000): Promise<void> {
+    this.client = client;
+    try {
+      await this.open(timeoutMs);
+    } catch (e) {
+      this.closed = true;
+      this.onClosed(this);
+      throw e;
+    }
+  }
+
+  /**
+   * Creates an etcd3 watcher from just after the cursor and resolves once etcd has created it. Rejects if etcd
+   * cancels it first or does not answer within `timeoutMs`.
+   */
+  private async open(timeoutMs: number): Promise<void> {
+    const client = this.client as Etcd3;
     // watcher() (not create()) so that every listener is on before the first response can arrive.
     const watcher = client
       .watch()
@@ -415,6 +627,7 @@ class EtcdWatch implements Watch {
       .startRevision(String(this.cursor + 1))
       .watcher();
     this.watcher = watcher;
+    const current = (): boolean => !this.closed && this.watcher === watcher;
     let created = false;
     let settle: ((err?: unknown) => void) | undefined;
     const ready = new Promise<void>((resolve, reject) => {
@@ -434,44 +647,91 @@ class EtcdWatch implements Watch {
       }
     });
     watcher.on('data', (res: { events: { type: string; kv: IKeyValue }[] }) => {
-      if (this.closed) return;
+      if (!current()) return;
       const fresh = res.events.filter((e) => Number(e.kv.mod_revision) > this.cursor);
       if (fresh.length) this.cursor = Number(fresh[fresh.length - 1].kv.mod_revision);
       resumeAfterCursor();
-      const events = this.store.eventsOf(fresh, this.namespace);
+      let events: PendingEvent[];
+      try {
+        events = this.store.eventsOf(fresh, this.namespace);
+      } catch (e) {
+        // A key egw cannot read (see EtcdStore.foreign): the watch stops with that error, after what it delivered.
+        this.queue.push({ error: e });
+        void this.pump();
+        return;
+      }
       if (events.length) {
-        this.queue.push(events);
+        this.queue.push(...splitBatches(events));
         void this.pump();
       }
     });
-    // etcd cancels a watcher whose next revision was compacted with compact_revision set and (3.4) an empty
-    // cancel_reason, and etcd3 passes on only "Watcher canceled: <reason>". So ask etcd whether the history after our
-    // cursor is still there: if not, that is why.
+    // etcd cancels a watcher whose next revision was compacted (compact_revision set, and in 3.4 an empty
+    // cancel_reason, which is all etcd3 passes on: "Watcher canceled: <reason>"), but also every watcher when it shuts
+    // down. etcd3 has dropped the watcher either way: recover() finds out which, and watches on or fails.
     watcher.on('error', (err: unknown) => {
-      if (this.closed) return;
-      void this.store.historyKeptAfter(this.cursor).then(
-        (kept) => {
-          const e = kept ? err : this.store.compactedFor(this.cursor, (err as Error)?.message ?? String(err));
-          if (created) this.fail(e);
-          else settle?.(e);
-        },
-        () => (created ? this.fail(err) : settle?.(err)),
-      );
+      if (!current()) return;
+      // etcd3 has detached it: cancelling it again would send etcd a cancel for a watch id etcd3 no longer knows,
+      // and etcd3 throws (uncaught) on the answer.
+      this.watcher = undefined;
+      if (!created) settle?.(err);
+      else void this.recover(err);
     });
     const timer = setTimeout(() => settle?.(new Error(`etcd did not create the watch within ${timeoutMs} ms`)), timeoutMs);
     try {
       await ready;
     } catch (e) {
-      this.closed = true;
-      this.onClosed(this);
-      void watcher.cancel().catch(() => {});
+      if (this.watcher === watcher) {
+        this.watcher = undefined;
+        void watcher.cancel().catch(() => {});
+      }
+      if (e instanceof Error && /Watcher canceled/.test(e.message) && !(await this.store.historyKeptAfter(this.cursor).catch(() => true))) {
+        throw this.store.compactedFor(this.cursor, e.message);
+      }
       throw e;
     } finally {
       clearTimeout(timer);
     }
-    if (this.closed) void watcher.cancel().catch(() => {});
-    // The Watch reaches the caller on the microtask after this returns: one more turn for anything already queued.
+    if (this.closed && this.watcher === watcher) {
+      this.watcher = undefined;
+      void watcher.cancel().catch(() => {});
+    }
+    // The Watch reaches the caller on the microtask after start() returns: one more turn for anything already queued.
     setImmediate(() => (this.handedOut = true));
+  }
+
+  /**
+   * etcd cancelled the running watcher. Ask whether the history after the cursor is still kept (while etcd is away,
+   * ask again with backoff, for as long as the watch is open): if not, the watch fails with Compacted; if it is (etcd
+   * restarted), watch again from just after the cursor, so nothing is missed and nothing repeated.
+   */
+  private async recover(cause: unknown): Promise<void> {
+    let delay = 100;
+    while (!this.closed) {
+      let kept: boolean | undefined;
+      try {
+        kept = await this.store.historyKeptAfter(this.cursor);
+      } catch {
+        kept = undefined; // etcd unreachable for now
+      }
+      if (this.closed) return;
+      if (kept === false) {
+        this.fail(this.store.compactedFor(this.cursor, (cause as Error)?.message ?? String(cause)));
+        return;
+      }
+      if (kept) {
+        try {
+          await this.open(10000);
+          return;
+        } catch (e) {
+          if (e instanceof StoreError && e.code === 'Compacted') {
+            this.fail(e);
+            return;
+          }
+        }
+      }
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 2000);
+    }
   }
 
   private async pump(): Promise<void> {
@@ -482,11 +742,15 @@ class EtcdWatch implements Watch {
       // each of many watchers shows in delivery latency: see docs/benchmarks.md, "Watch fan-out").
       if (!this.handedOut) await new Promise<void>((r) => setImmediate(r));
       while (!this.closed && this.queue.length) {
-        const pending = this.queue.shift() as PendingEvent[];
+        const batch = this.queue.shift() as PendingEvent[] | { error: unknown };
+        if (!Array.isArray(batch)) {
+          this.fail(batch.error);
+          return;
+        }
         try {
-          const batch = await this.store.withDeletedObjects(pending);
+          const events = await this.store.withDeletedObjects(batch);
           if (this.closed) return;
-          await this.handler(batch);
+          await this.handler(events);
         } catch (e) {
           this.fail(e);
           return;

@@ -20,7 +20,10 @@ export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
 
 export interface WatchEvent {
   type: WatchEventType;
-  /** The revision at which this change happened. Strictly increasing along a watch. */
+  /**
+   * The revision at which this change happened. Never decreasing along a watch: on memory and SQLite every op has its
+   * own revision, so it strictly increases; on etcd the events of one txn share that txn's revision (in op order).
+   */
   revision: number;
   /** The object after the change; for DELETED, the object as it was last stored. */
   object: Resource;
@@ -66,7 +69,10 @@ export interface Store {
   update(obj: Resource): Promise<Resource>;
   /** Fails with StoreError('NotFound') if absent, StoreError('Conflict') if resourceVersion is given and stale. Returns the deleted object. */
   delete(key: ObjectKey, opts?: { resourceVersion?: string }): Promise<Resource>;
-  /** All-or-nothing: either every op applies (each at its own consecutive revision) or none does. */
+  /**
+   * All-or-nothing: either every op applies or none does. Memory and SQLite give each op its own consecutive revision;
+   * etcd gives the whole batch one revision, and a key written twice in a batch yields one event (its final state).
+   */
   txn(ops: TxnOp[]): Promise<Resource[]>;
   /** The current revision of the store. */
   revision(): Promise<number>;

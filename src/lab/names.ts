@@ -67,3 +67,14 @@ export function egwCommand(): string[] {
   // src/lab or dist/lab → the repository root is two levels up
   return [process.execPath, resolve(here, '..', '..', 'bin', 'egw.js')];
 }
+
+/**
+ * The environment of every process the lab starts: the caller's, with EGW_LAB_DIR set, and without the datastore
+ * settings meant for the caller's own CLI (EGW_DATASTORE, EGW_ETCD_CA/CERT/KEY): lab processes are told their
+ * datastore by --datastore, and the lab's etcd speaks plain http on the lab network (docs/dataplane.md, "The lab on etcd").
+ */
+export function labChildEnv(root: string, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { ...env, EGW_LAB_DIR: root };
+  for (const k of ['EGW_DATASTORE', 'EGW_ETCD_CA', 'EGW_ETCD_CERT', 'EGW_ETCD_KEY']) delete out[k];
+  return out;
+}

@@ -16,7 +16,7 @@ import { resolve } from 'node:path';
 import type { Logger } from '../log.js';
 import { errText, sleep, type Backoff } from '../util.js';
 import { Kernel } from './kernel.js';
-import { labStateDir, labStateRoot, ns, stateFiles } from './names.js';
+import { labChildEnv, labStateDir, labStateRoot, ns, stateFiles } from './names.js';
 import { RESTART, claimRecord, exitText, isRunning, readRecord, restartBackoff, type ProcRecord } from './procs.js';
 import { labProcesses, readLabState, startProcess, supervisorSpec, type ProcSpec } from './topology.js';
 
@@ -65,7 +65,7 @@ export async function runSupervisor(o: SuperviseOptions): Promise<void> {
     return;
   }
   o.log.info('started', { lab: o.lab, restarts: mine.restarts ?? 0 });
-  const env = { ...process.env, EGW_LAB_DIR: root };
+  const env = labChildEnv(root);
   const watched = new Map<string, Watched>();
 
   const check = (spec: ProcSpec, selfRecording: boolean): void => {

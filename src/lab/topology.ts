@@ -25,7 +25,7 @@ import { netnsRunner } from '../dataplane/exec.js';
 import { Kernel } from './kernel.js';
 import { loadLabFile, type LabConfig } from './labfile.js';
 import { createServer } from 'node:net';
-import { ETCD_CLIENT_PORT, ETCD_PEER_PORT, ETCD_SOCKET, ETCD_UNDERLAY_PORT, egwCommand, labStateDir, labStateRoot, ns, stateFiles, underlayPort } from './names.js';
+import { ETCD_CLIENT_PORT, ETCD_PEER_PORT, ETCD_SOCKET, ETCD_UNDERLAY_PORT, egwCommand, labChildEnv, labStateDir, labStateRoot, ns, stateFiles, underlayPort } from './names.js';
 import {
   isRunning,
   readRecord,
@@ -499,7 +499,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
   };
   writeFileSync(stateFiles.config(dir), JSON.stringify(state, null, 2) + '\n');
 
-  const env = { ...process.env, EGW_LAB_DIR: root };
+  const env = labChildEnv(root);
   const processes: LabInfo['processes'] = [];
   const specs = labProcesses({ ...state, roles: [...roles] }, dir);
   const started: ProcRecord[] = [];

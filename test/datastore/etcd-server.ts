@@ -1,7 +1,8 @@
 // A throwaway etcd server for the etcd datastore tests: the Debian binary on loopback, free ports, a temporary data
-// directory; stop() kills exactly the process it started and removes the directory.
+// directory; stop() kills exactly the process it started and removes the directory. With `tls` it serves https
+// with a certificate from makeTestPki() and asks every client for a certificate of that CA (client-cert-auth).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,10 +41,65 @@ export interface EtcdServer {
   restart(): Promise<void>;
 }
 
-export async function startEtcd(): Promise<EtcdServer> {
+export const OPENSSL_BIN = '/usr/bin/openssl';
+
+/** Why test certificates cannot be made here, or undefined. */
+export function opensslMissing(): string | undefined {
+  const r = spawnSync(OPENSSL_BIN, ['version'], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) return `needs ${OPENSSL_BIN} (Debian package openssl, installed by make setup)`;
+  return undefined;
+}
+
+/** PEM files in one temporary directory: a CA, a server certificate for IP 127.0.0.1, a client certificate, and a second CA that signed neither. */
+export interface TestPki {
+  dir: string;
+  ca: string;
+  serverCert: string;
+  serverKey: string;
+  clientCert: string;
+  clientKey: string;
+  otherCa: string;
+  /** Removes the directory. */
+  remove(): void;
+}
+
+function openssl(dir: string, args: string[]): void {
+  const r = spawnSync(OPENSSL_BIN, args, { cwd: dir, encoding: 'utf8' });
+  if (r.error || r.status !== 0) throw new Error(`openssl ${args.join(' ')} failed: ${r.error?.message ?? r.stderr}`);
+}
+
+/** Makes a small PKI with /usr/bin/openssl (EC P-256 keys, valid for 2 days). */
+export function makeTestPki(): TestPki {
+  const dir = mkdtempSync(join(tmpdir(), 'egw-etcd-pki-'));
+  const p = (f: string) => join(dir, f);
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  for (const ca of ['ca', 'other-ca']) {
+    openssl(dir, ['req', '-x509', ...ec, '-keyout', `${ca}.key`, '-out', `${ca}.pem`, '-days', '2', '-subj', `/CN=egw-test-${ca}`]);
+  }
+  const leaf = (name: string, cn: string, ext: string): void => {
+    openssl(dir, ['req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`]);
+    writeFileSync(p(`${name}.ext`), ext);
+    openssl(dir, ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', '-extfile', `${name}.ext`]);
+  };
+  leaf('server', '127.0.0.1', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
+  leaf('client', 'egw-test-client', 'extendedKeyUsage=clientAuth\n');
+  return {
+    dir,
+    ca: p('ca.pem'),
+    serverCert: p('server.pem'),
+    serverKey: p('server.key'),
+    clientCert: p('client.pem'),
+    clientKey: p('client.key'),
+    otherCa: p('other-ca.pem'),
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+export async function startEtcd(opts: { tls?: TestPki } = {}): Promise<EtcdServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'egw-etcd-test-'));
   const [client, peer] = [await freePort(), await freePort()];
-  const clientUrl = `http://127.0.0.1:${client}`;
+  const tls = opts.tls;
+  const clientUrl = `${tls ? 'https' : 'http'}://127.0.0.1:${client}`;
   const peerUrl = `http://127.0.0.1:${peer}`;
   let out = '';
   const args = [
@@ -56,6 +112,7 @@ export async function startEtcd(): Promise<EtcdServer> {
     '--initial-cluster', `egw-test=${peerUrl}`,
     '--initial-cluster-state', 'new',
     '--log-level', 'warn',
+    ...(tls ? ['--cert-file', tls.serverCert, '--key-file', tls.serverKey, '--trusted-ca-file', tls.ca, '--client-cert-auth'] : []),
   ];
   let child: ChildProcess;
   let exited = false;
@@ -81,7 +138,11 @@ export async function startEtcd(): Promise<EtcdServer> {
     rmSync(dataDir, { recursive: true, force: true });
   };
   const ready = async (): Promise<void> => {
-    const probe = new Etcd3({ hosts: clientUrl, dialTimeout: 1000 });
+    const probe = new Etcd3({
+      hosts: clientUrl,
+      ...(tls ? { credentials: { rootCertificate: readFileSync(tls.ca), certChain: readFileSync(tls.clientCert), privateKey: readFileSync(tls.clientKey) } } : {}),
+      defaultCallOptions: () => ({ deadline: Date.now() + 1000 }),
+    });
     const deadline = Date.now() + 20000;
     try {
       for (;;) {

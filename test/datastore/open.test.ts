@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { MemoryStore, SqliteStore, StoreError, defaultDatastoreSpec, openStore, parseDatastoreSpec } from '../../src/datastore/index.js';
+import { etcdTlsArgv } from '../../src/datastore/open.js';
 import { ippool } from '../helpers/resources.js';
 import { CIDR } from './helpers.js';
 
@@ -61,7 +62,7 @@ describe('openStore', () => {
         spec,
       );
     }
-    for (const spec of ['etcd:http://127.0.0.1:2379', 'etcd://', 'etcd://host', 'etcd://h:0', 'etcd://h:99999', 'etcd://a:1,,b:2', 'etcd://h:1//x']) {
+    for (const spec of ['etcd:http://127.0.0.1:2379', 'etcd://', 'etcd://host', 'etcd://h:0', 'etcd://h:99999', 'etcd://a:1,,b:2', 'etcd://h:1//x', 'etcd://h:1/a b', 'etcd://h:1/x?y', 'etcd://h:1/é']) {
       await assert.rejects(
         openStore(spec),
         (e: unknown) => e instanceof StoreError && e.code === 'Invalid' && e.message.includes(JSON.stringify(spec)) && /etcd:\/\/HOST:PORT/.test(e.message),
@@ -111,5 +112,10 @@ describe('openStore', () => {
   it('parseDatastoreSpec expands ~/', () => {
     assert.deepEqual(parseDatastoreSpec('sqlite:~/a.db', { HOME: '/home/u' }), { scheme: 'sqlite', path: '/home/u/a.db' });
     assert.deepEqual(parseDatastoreSpec('memory:'), { scheme: 'memory' });
+  });
+
+  it('etcdTlsArgv hands the given TLS files on as absolute --etcd-* options', () => {
+    assert.deepEqual(etcdTlsArgv(), []);
+    assert.deepEqual(etcdTlsArgv({ ca: 'pki/ca.pem', key: '/k.pem', cert: '/c.pem' }), ['--etcd-ca', join(process.cwd(), 'pki/ca.pem'), '--etcd-cert', '/c.pem', '--etcd-key', '/k.pem']);
   });
 });

@@ -15,7 +15,13 @@ after(() => rmSync(root, { recursive: true, force: true }));
 let n = 0;
 const freshPath = () => join(root, `db${++n}.db`);
 
-conformance('sqlite', async () => new SqliteStore(freshPath()));
+conformance('sqlite', async () => new SqliteStore(freshPath()), {
+  description: /^sqlite:/,
+  startsAtZero: true,
+  txnRevisions: 'per-op',
+  maxTxnObjects: Infinity,
+  compaction: 'store',
+});
 
 describe('SqliteStore', () => {
   it('keeps data and revision across close and reopen', async () => {

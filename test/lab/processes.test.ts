@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { labProcesses, labUp, supervisorSpec, type LabState } from '../../src/lab/topology.js';
 import { memoryLogger } from '../../src/log.js';
 import { inNetnsArgv } from '../../src/lab/procs.js';
+import { labChildEnv } from '../../src/lab/names.js';
 
 const EGW = ['/usr/bin/node', '/repo/bin/egw.js'];
 
@@ -69,4 +70,9 @@ test('lab up refuses a datastore the lab file contradicts, before creating anyth
   writeFileSync(sqliteFile, 'name: tzz001\nnodes: [{name: a}]\n');
   await assert.rejects(labUp({ file: sqliteFile, datastore: 'etcd://127.0.0.1:2379', stateRoot: join(dir, 's'), log: memoryLogger() }), /write "datastore: etcd"/);
   assert.equal(existsSync(join(dir, 's')), false, 'nothing was created');
+});
+
+test('lab processes get EGW_LAB_DIR and none of the caller CLI datastore settings (they are told --datastore)', () => {
+  const env = labChildEnv('/run/egw/labs', { PATH: '/bin', EGW_DATASTORE: 'etcd://10.0.0.1:2379', EGW_ETCD_CA: '/ca.pem', EGW_ETCD_CERT: '/c.pem', EGW_ETCD_KEY: '/k.pem', EGW_LAB_DIR: '/old' });
+  assert.deepEqual(env, { PATH: '/bin', EGW_LAB_DIR: '/run/egw/labs' });
 });
