@@ -271,8 +271,8 @@ export class EtcdStore implements Store {
   }
 
   /** The object a kv holds, with resourceVersion = its mod_revision. */
-  private objectOf(kv: IKeyValue): Resource {
-    const obj = this.decodeAt(kv.key.toString('utf8'), kv.value);
+  private objectOf(kv: IKeyValue, path = kv.key.toString('utf8')): Resource {
+    const obj = this.decodeAt(path, kv.value);
     obj.metadata.resourceVersion = String(kv.mod_revision);
     return obj;
   }
@@ -465,13 +465,14 @@ export class EtcdStore implements Store {
   eventsOf(events: { type: string; kv: IKeyValue }[], namespace: string | undefined): PendingEvent[] {
     const out: PendingEvent[] = [];
     for (const ev of events) {
-      const key = this.keyOfPath(ev.kv.key.toString('utf8'));
+      const path = ev.kv.key.toString('utf8');
+      const key = this.keyOfPath(path);
       if (namespace !== undefined && key.namespace !== namespace) continue;
       const revision = Number(ev.kv.mod_revision);
       if (ev.type === 'Delete' || ev.type === 'DELETE' || (ev.type as unknown) === 1) {
         out.push({ type: 'DELETED', revision, path: ev.kv.key });
       } else {
-        out.push({ type: Number(ev.kv.version) === 1 ? 'ADDED' : 'MODIFIED', revision, object: this.objectOf(ev.kv) });
+        out.push({ type: Number(ev.kv.version) === 1 ? 'ADDED' : 'MODIFIED', revision, object: this.objectOf(ev.kv, path) });
       }
     }
     return out;
