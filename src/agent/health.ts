@@ -23,10 +23,12 @@
 // readiness). A connected UDP socket reports that as ECONNREFUSED — proof that the gateway's namespace, link and
 // path are alive and only its control process is not. Misses keep being counted, but while refusals keep coming
 // (the last one at most REFUSAL_FRESH_MS ago) they do not make the gateway DOWN, for at most the restart grace
-// (`restartGraceMs`, default 30 s, from the first refusal); after the grace, or once refusals stop (a link cut, the
-// namespace or node gone), the misses count again: DOWN at once if failureCount of them have accumulated. Any reply
-// ends the hold. Only ECONNREFUSED counts: a host or network unreachable (a router or the node itself saying the pod
-// is not there) does not.
+// (`restartGraceMs`, default 30 s, from the first refusal since the last reply); after the grace, or once refusals
+// stop (a link cut, the namespace or node gone), the misses count again: DOWN at once if failureCount of them have
+// accumulated. A reply ends the hold and restarts the grace, but not the freshness of the last refusal: a process
+// killed again just after its restart finds its kernel's ICMP tokens spent, and its first refusal may come late.
+// Only ECONNREFUSED counts: a host or network unreachable (a router or the node itself saying the pod is not there)
+// does not.
 //   Why REFUSAL_FRESH_MS is 2 s: Linux rate-limits the ICMP errors a namespace sends per destination
 //   (net.ipv4.icmp_ratelimit 1000 ms with a burst of about 6, for the types in icmp_ratemask, which include
 //   destination unreachable): measured here at 200 ms heartbeats, the first 7 requests are refused and then one per
@@ -206,8 +208,8 @@ export interface GatewayHealthStatus {
   good: number;
   lastReply: string | null;
   /**
-   * Since when its kernel refuses the heartbeats without a reply in between (its process is down), and the last
-   * refusal; null when the last word was a reply. While fresh, misses do not make it DOWN (the top of the file).
+   * Since when its kernel refuses the heartbeats without a reply in between (its process is down; null when the
+   * last word was a reply), and the last refusal. While that is fresh, misses do not make it DOWN (the top of the file).
    */
   refusingSince: string | null;
   lastRefusal: string | null;
@@ -458,7 +460,8 @@ export class GatewayHealthMonitor {
       if (t.refusingSince !== null) {
         this.log?.info(`gateway ${t.pod} answers again after ${((now - t.refusingSince) / 1000).toFixed(1)} s of refused heartbeats (its process is back)`, { ip: t.ip, verdict: t.verdict });
       }
-      t.refusingSince = t.lastRefusal = null;
+      // lastRefusal stays: a refusal just before this reply still shows the namespace alive (see held())
+      t.refusingSince = null;
       t.holding = false;
       this.answered(t, r.ready, r.draining);
     }
@@ -479,9 +482,15 @@ export class GatewayHealthMonitor {
     }
   }
 
-  /** Whether refusals hold a DOWN for missed replies now: fresh, and within the restart grace. */
+  /**
+   * Whether refusals hold a DOWN for missed replies now: the last refusal is fresh, and the refusals since the last
+   * reply (if any yet) have not lasted the restart grace. The last refusal counts even when a reply came after it:
+   * a process killed again within a second or so of its restart finds its kernel's ICMP tokens spent by the first
+   * outage, and the first refusal of the second one may come only after failureCount misses.
+   */
   private held(t: Tracker, now: number): boolean {
-    return t.refusingSince !== null && t.lastRefusal !== null && now - t.lastRefusal <= REFUSAL_FRESH_MS && now - t.refusingSince < this.restartGraceMs;
+    if (this.restartGraceMs === 0 || t.lastRefusal === null || now - t.lastRefusal > REFUSAL_FRESH_MS) return false;
+    return t.refusingSince === null || now - t.refusingSince < this.restartGraceMs;
   }
 
   private missed(t: Tracker): void {

@@ -6,6 +6,9 @@
 //   through the restarting gateway, its IP never left the client node's route, the agents never said DOWN (they
 //   held it UP on the refusals of its kernel and saw it answer again), and the restarted process changed nothing in
 //   the kernel ("data plane already right", never "data plane programmed") nor in its Pod's Ready condition.
+//   And a real failure during such a hold still fails over: kill -9, then the gateway's link cut while the agents
+//   hold it — its kernel's refusals stop, the agents declare it DOWN (long before the 30 s grace ends) and it leaves
+//   the route; link back → the restarted process answers → UP and in the route again.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -16,7 +19,7 @@ import { stateFiles } from '../../src/lab/names.js';
 import { readRecords } from '../../src/lab/procs.js';
 import { inNs, LabHarness } from '../helpers/e2e.js';
 import { suiteGate } from '../helpers/env.js';
-import { ConnectionHolder, demoManifests, ECHO, FIXTURES, kernelHops, liveGateways } from '../helpers/scenarios.js';
+import { ConnectionHolder, cutGatewayLink, demoManifests, ECHO, FIXTURES, kernelHops, liveGateways, restoreGatewayLink } from '../helpers/scenarios.js';
 import { LAB_POLL, sleep, until } from '../helpers/wait.js';
 
 /** A lab named `tc<hex>` (this suite's prefix). */
@@ -143,5 +146,36 @@ describe('kill -9 of a gateway process', { skip: root.skip }, () => {
     } finally {
       await holder.close();
     }
+  });
+
+  test('a link cut while the agents hold a killed gateway: the refusals stop, it is DOWN long before the grace ends, and back once it answers', { timeout: 120_000 }, async () => {
+    const client = await lab.podReady('tenant-b', 'client-b');
+    const node = lab.nodeNetns(client.node);
+    const gws = await until('both red gateways ready and in the route', async () => {
+      const ready = (await liveGateways(lab)).filter((g) => g.ready);
+      return ready.length === 2 && (await kernelHops(node, client.ip)).length === 2 ? ready : undefined;
+    }, 40_000, LAB_POLL);
+    const victim = gws[0];
+    const agentLogs = Object.keys(lab.info.namespaces.nodes).map((n) => stateFiles.logFile(lab.info.stateDir, `agent-${n}`));
+    const lines = (since: number) => agentLogs.flatMap((f) => logSince(f, since)).filter((l) => l.includes(`gateway default/${victim.name}`));
+    const rec = readRecords(join(lab.info.stateDir, 'pids')).find((r) => r.rec.meta?.pod === `default/${victim.name}`)?.rec;
+    assert.ok(rec);
+    const killedAt = Date.now();
+    lab.kill9(rec.role);
+    await until('the agents to hold it on refusals', () => lines(killedAt).some((l) => l.includes('its kernel refuses the heartbeats')), 10_000, { ...LAB_POLL, everyMs: 50 });
+    const cutAt = Date.now();
+    await cutGatewayLink(victim.netns);
+    try {
+      // within the refusal freshness (2 s) plus the misses, not at the end of the 30 s grace
+      const down = await until('an agent to declare it DOWN', () => lines(cutAt).find((l) => / DOWN: /.test(l)), 15_000, LAB_POLL);
+      assert.match(down, /heartbeats missed \(\d+ ms\); no refusal from its kernel for \d+ ms/, `the agents on ${victim.name}:\n${lines(0).join('\n')}`);
+      await until('the gateway out of client-b\'s route', async () => !(await kernelHops(node, client.ip)).includes(victim.ip), 5_000, LAB_POLL);
+      console.log(`# link cut ${cutAt - killedAt} ms after kill -9 (held): DOWN ${Date.parse(down.slice(0, 24)) - cutAt} ms after the cut: ${down.slice(25, 220)}`);
+    } finally {
+      await restoreGatewayLink(victim.netns);
+    }
+    // the restarted process answers over the restored link: UP again, back in the route
+    await until('the gateway back in client-b\'s route', async () => (await kernelHops(node, client.ip)).includes(victim.ip), 30_000, LAB_POLL);
+    assert.ok(lines(cutAt).some((l) => / UP: /.test(l)));
   });
 });
