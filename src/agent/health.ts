@@ -25,10 +25,13 @@
 // (the last one at most REFUSAL_FRESH_MS ago) they do not make the gateway DOWN, for at most the restart grace
 // (`restartGraceMs`, default 30 s, from the first refusal since the last reply); after the grace, or once refusals
 // stop (a link cut, the namespace or node gone), the misses count again: DOWN at once if failureCount of them have
-// accumulated. A reply ends the hold and restarts the grace, but not the freshness of the last refusal: a process
-// killed again just after its restart finds its kernel's ICMP tokens spent, and its first refusal may come late.
-// Only ECONNREFUSED counts: a host or network unreachable (a router or the node itself saying the pod is not there)
-// does not.
+// accumulated. Any reply ends the hold, so a link cut just after a restart fails over as fast as any other. Only
+// ECONNREFUSED counts: a host or network unreachable (a router or the node itself saying the pod is not there) does
+// not.
+//   Limit: a process killed again within about a second of answering after a refusal (a restart, or its first
+//   start: the port stays closed until it is ready) may find its kernel's ICMP tokens spent, so its first refusal
+//   comes after failureCount misses and it is DOWN, as without this rule. Keeping the last refusal fresh across the
+//   reply would cover that, but made link cuts in the first 2 s after a restart take ~2 s to fail over.
 //   Why REFUSAL_FRESH_MS is 2 s: Linux rate-limits the ICMP errors a namespace sends per destination
 //   (net.ipv4.icmp_ratelimit 1000 ms with a burst of about 6, for the types in icmp_ratemask, which include
 //   destination unreachable): measured here at 200 ms heartbeats, the first 7 requests are refused and then one per
@@ -460,8 +463,8 @@ export class GatewayHealthMonitor {
       if (t.refusingSince !== null) {
         this.log?.info(`gateway ${t.pod} answers again after ${((now - t.refusingSince) / 1000).toFixed(1)} s of refused heartbeats (its process is back)`, { ip: t.ip, verdict: t.verdict });
       }
-      // lastRefusal stays: a refusal just before this reply still shows the namespace alive (see held())
-      t.refusingSince = null;
+      // a reply ends the hold at once: a link cut right after a restart must fail over as fast as any other
+      t.refusingSince = t.lastRefusal = null;
       t.holding = false;
       this.answered(t, r.ready, r.draining);
     }
@@ -482,15 +485,10 @@ export class GatewayHealthMonitor {
     }
   }
 
-  /**
-   * Whether refusals hold a DOWN for missed replies now: the last refusal is fresh, and the refusals since the last
-   * reply (if any yet) have not lasted the restart grace. The last refusal counts even when a reply came after it:
-   * a process killed again within a second or so of its restart finds its kernel's ICMP tokens spent by the first
-   * outage, and the first refusal of the second one may come only after failureCount misses.
-   */
+  /** Whether refusals hold a DOWN for missed replies now: the last one is fresh, and within the restart grace. */
   private held(t: Tracker, now: number): boolean {
-    if (this.restartGraceMs === 0 || t.lastRefusal === null || now - t.lastRefusal > REFUSAL_FRESH_MS) return false;
-    return t.refusingSince === null || now - t.refusingSince < this.restartGraceMs;
+    if (t.refusingSince === null || t.lastRefusal === null) return false;
+    return now - t.lastRefusal <= REFUSAL_FRESH_MS && now - t.refusingSince < this.restartGraceMs;
   }
 
   private missed(t: Tracker): void {
