@@ -19,7 +19,8 @@
 // goes to calc.setGatewayHealth and wakes the loop at once (no debounce). Heartbeats are on by default when the agent
 // runs in the node's own namespace (no `runner` given, as `egw agent` does); with a `runner` (tests, a namespace
 // other than this process's) they are off unless `heartbeat.transport` says where to send them, because a UDP socket
-// of this process would send from the wrong namespace.
+// of this process would send from the wrong namespace. A gateway whose kernel refuses the heartbeats (its process
+// restarting) keeps its verdict for `heartbeat.restartGraceMs` (health.ts, docs/behaviour.md §3.4).
 
 import { keyOf, keyString, type Resource } from '../api/meta.js';
 import { FELIX_CONFIGURATION_DEFAULT, FELIX_DEFAULTS, type FelixConfiguration, type Node } from '../api/types.js';
@@ -40,6 +41,7 @@ import {
   DEFAULT_HEARTBEAT_PORT,
   DEFAULT_POLL_FAILURE_COUNT,
   DEFAULT_POLL_INTERVAL_MS,
+  DEFAULT_RESTART_GRACE_MS,
   GatewayHealthMonitor,
   udpHeartbeatTransport,
   type Clock,
@@ -57,6 +59,11 @@ export interface AgentHeartbeatOptions {
   failureCount?: number;
   /** Default half the interval. */
   replyTimeoutMs?: number;
+  /**
+   * How long a gateway whose kernel refuses the heartbeats (its process is down or restarting, its data plane still
+   * forwarding) keeps its verdict; default 30 s; 0 = refusals count as misses (docs/behaviour.md §3.4).
+   */
+  restartGraceMs?: number;
   clock?: Clock;
 }
 
@@ -102,7 +109,7 @@ export interface AgentStatus {
   /** Size of the node's desired state at the last successful reconcile. */
   desired: { clients: number; tables: number; gateways: number } | null;
   /** Gateway failure detection: settings and every heartbeated gateway's verdict. */
-  health: { enabled: boolean; intervalMs: number; failureCount: number; gateways: GatewayHealthStatus[] };
+  health: { enabled: boolean; intervalMs: number; failureCount: number; restartGraceMs: number; gateways: GatewayHealthStatus[] };
 }
 
 export interface AgentHandle {
@@ -178,7 +185,7 @@ class Agent implements AgentHandle {
       lastError: null,
       lastReport: null,
       desired: null,
-      health: { enabled: false, intervalMs: DEFAULT_POLL_INTERVAL_MS, failureCount: DEFAULT_POLL_FAILURE_COUNT, gateways: [] },
+      health: { enabled: false, intervalMs: DEFAULT_POLL_INTERVAL_MS, failureCount: DEFAULT_POLL_FAILURE_COUNT, restartGraceMs: DEFAULT_RESTART_GRACE_MS, gateways: [] },
     };
     const hb = opts.heartbeat;
     this.heartbeatOpts = hb === false ? null : hb?.transport ? hb : opts.runner === undefined ? (hb ?? {}) : null;
@@ -192,7 +199,7 @@ class Agent implements AgentHandle {
     this.st.synced = this.informer?.synced ?? false;
     if (this.monitor) {
       const s = this.monitor.settings;
-      this.st.health = { enabled: true, intervalMs: s.intervalMs, failureCount: s.failureCount, gateways: this.monitor.status() };
+      this.st.health = { enabled: true, intervalMs: s.intervalMs, failureCount: s.failureCount, restartGraceMs: s.restartGraceMs, gateways: this.monitor.status() };
     }
     return structuredClone(this.st);
   }
@@ -295,6 +302,7 @@ class Agent implements AgentHandle {
       intervalMs: o.intervalMs ?? DEFAULT_POLL_INTERVAL_MS,
       failureCount: o.failureCount ?? DEFAULT_POLL_FAILURE_COUNT,
       replyTimeoutMs: o.replyTimeoutMs,
+      restartGraceMs: o.restartGraceMs,
       clock: o.clock,
       log: this.log?.child('health'),
       onTransition: (pod, health) => {

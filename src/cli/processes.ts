@@ -68,6 +68,7 @@ export function addProcessCommands(program: Command, ctx: ProcessContext): void 
     .option('--no-nat-outgoing', 'leave outgoing NAT of pod traffic to another component (e.g. Calico)')
     .option('--resync <ms>', 'full resync period in milliseconds', (v) => Number(v), 10000)
     .option('--sticky-mark-mask <bits>', 'mark bits egw may use to keep connections on their gateway (e.g. 0x00003f00 beside Calico Felix)', parseMask)
+    .option('--gateway-restart-grace <seconds>', 'how long a gateway whose kernel refuses the heartbeats (its process restarting) keeps its verdict; 0 = off', parseSeconds, 30)
     .action(async (opts) => {
       await ctx.withStore((store) =>
         runAgent({
@@ -76,6 +77,7 @@ export function addProcessCommands(program: Command, ctx: ProcessContext): void 
           natOutgoing: opts.natOutgoing,
           resyncMs: opts.resync,
           stickyMarkMask: opts.stickyMarkMask,
+          heartbeat: { restartGraceMs: opts.gatewayRestartGrace * 1000 },
           log: createLogger(`agent ${opts.node}`),
           signal: untilSignalled(),
         }),

@@ -330,6 +330,8 @@ class GatewayProcess {
     const r = await programGateway(this.runner, { ...d.config, device: this.opts.device ?? VXLAN_DEVICE, uplink: this.opts.uplink ?? GATEWAY_UPLINK });
     this.lastApplied = key;
     if (r.changes.length) this.log.info('data plane programmed', { changes: r.changes, clients: d.config.clients.length, nodes: d.config.nodes.length, mtu: r.mtu });
+    // the first programming of this process (a restart over a working data plane) says so at info, as the agent does
+    else if (!this.programmed) this.log.info('data plane already right: adopted as it is', { clients: d.config.clients.length, nodes: d.config.nodes.length });
     else this.log.debug('data plane already right', { clients: d.config.clients.length, nodes: d.config.nodes.length });
     if (!this.programmed) this.log.info('ready to forward', { ip: d.config.ownIP, vni: d.config.vni, port: d.config.port, mtu: r.mtu, mss: r.mss });
     this.programmed = true;

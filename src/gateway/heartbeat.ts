@@ -3,7 +3,8 @@
 // The gateway answers every well-formed request on its health port over UDP (the same number as the HTTP health
 // port, 8080/udp) at once, with its readiness and whether it is draining. Agents send one request per gateway per
 // egressGatewayPollInterval and drop a gateway after egressGatewayPollFailureCount missed replies, or at once when
-// a reply says not ready.
+// a reply says not ready. While the port is closed (no process, or one that does not know its readiness yet) the
+// gateway's kernel refuses requests, and agents keep the gateway's verdict for a grace (docs/behaviour.md §3.4).
 //
 // Wire format, both directions 16 bytes, network byte order:
 //   0..3   magic "EGWH"
@@ -87,38 +88,84 @@ export interface HeartbeatResponder {
 }
 
 /**
- * Binds `host:port`/udp and answers heartbeat requests with the state last given to setState. Until the first
- * setState it stays silent: a gateway process that has just restarted does not know yet whether its (intact)
- * data plane is right, and a "not ready" answer would make every agent drop it at once, cutting the connections
- * pinned to it. Silence for less than failureCount intervals costs nothing.
+ * Answers heartbeat requests on `host:port`/udp with the state last given to setState. Until the first setState the
+ * port stays closed: a gateway process that has just restarted does not know yet whether its (intact) data plane is
+ * right, and a "not ready" answer would make every agent drop it at once, cutting the connections pinned to it;
+ * silence would do the same after failureCount intervals. A closed port makes the gateway's kernel refuse each
+ * request (ICMP port unreachable), which tells the agents the namespace is alive and only the process is not: they
+ * keep its verdict meanwhile (src/agent/health.ts, docs/behaviour.md §3.4) — the same as while no process runs at all.
+ *
+ * So the socket is bound twice: once here, to report a port in use (or learn the port, given 0) at start, and closed
+ * at once; then for good at the first setState. A bind that fails then is logged and tried again at a later setState
+ * (at most once a second).
  */
 export async function startHeartbeatResponder(opts: { port: number; host: string; log?: Logger }): Promise<HeartbeatResponder> {
-  const sock = dgram.createSocket({ type: 'udp4', reuseAddr: false });
+  const probe = await bindUdp(opts.port, opts.host);
+  const port = probe.address().port;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
   let flags: number | null = null;
   let answered = 0;
-  sock.on('message', (msg, rinfo) => {
-    if (flags === null || !answerInPlace(msg, flags)) return;
-    answered++;
-    sock.send(msg, rinfo.port, rinfo.address);
-  });
-  await new Promise<void>((resolve, reject) => {
-    sock.once('error', reject);
-    sock.bind(opts.port, opts.host, () => {
-      sock.off('error', reject);
-      resolve();
-    });
-  });
-  // Send errors (e.g. an ICMP error for an earlier reply) must not stop the responder.
-  sock.on('error', (err) => opts.log?.debug('heartbeat socket error', { err: err.message }));
-  const port = sock.address().port;
+  let sock: dgram.Socket | null = null;
+  let binding: Promise<void> | null = null;
+  let retryAt = 0;
+  let closed = false;
+  const open = (): void => {
+    binding = bindUdp(port, opts.host).then(
+      (s) => {
+        binding = null;
+        if (closed) {
+          s.close();
+          return;
+        }
+        sock = s;
+        s.on('message', (msg, rinfo) => {
+          if (flags === null || !answerInPlace(msg, flags)) return;
+          answered++;
+          s.send(msg, rinfo.port, rinfo.address);
+        });
+        // Send errors (e.g. an ICMP error for an earlier reply) must not stop the responder.
+        s.on('error', (err) => opts.log?.debug('heartbeat socket error', { err: err.message }));
+      },
+      (err: Error) => {
+        binding = null;
+        retryAt = Date.now() + 1000;
+        opts.log?.error('cannot answer heartbeats; trying again', { port: `${port}/udp`, err: err.message });
+      },
+    );
+  };
   return {
     port,
     setState: (s) => {
       flags = heartbeatFlags(s);
+      if (!sock && !binding && !closed && Date.now() >= retryAt) open();
     },
     get answered() {
       return answered;
     },
-    close: () => new Promise<void>((resolve) => sock.close(() => resolve())),
+    close: async () => {
+      closed = true;
+      await binding;
+      const s = sock;
+      sock = null;
+      if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
+    },
   };
+}
+
+function bindUdp(port: number, host: string): Promise<dgram.Socket> {
+  const sock = dgram.createSocket({ type: 'udp4', reuseAddr: false });
+  return new Promise<dgram.Socket>((resolve, reject) => {
+    sock.once('error', (err) => {
+      try {
+        sock.close();
+      } catch {
+        /* not running */
+      }
+      reject(err);
+    });
+    sock.bind(port, host, () => {
+      sock.removeAllListeners('error');
+      resolve(sock);
+    });
+  });
 }

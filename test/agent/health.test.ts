@@ -6,7 +6,7 @@ import dgram from 'node:dgram';
 import { describe, test } from 'node:test';
 import { startAgent } from '../../src/agent/agent.js';
 import { parseGoDuration } from '../../src/api/parse.js';
-import { GatewayHealthMonitor, udpHeartbeatTransport, type Clock, type HeartbeatTransport } from '../../src/agent/health.js';
+import { GatewayHealthMonitor, REFUSAL_FRESH_MS, udpHeartbeatTransport, type Clock, type HeartbeatTransport } from '../../src/agent/health.js';
 import type { Resource } from '../../src/api/meta.js';
 import { NAMESPACE_NAME_LABEL } from '../../src/api/types.js';
 import type { GatewayHealth, NodeEgressState } from '../../src/calc/types.js';
@@ -51,18 +51,34 @@ class FakeClock implements Clock {
   }
 }
 
-type Behaviour = 'ready' | 'not-ready' | 'draining' | 'silent';
+/** `refused`: the gateway process is gone and its kernel answers port unreachable, rate-limited as Linux does. */
+type Behaviour = 'ready' | 'not-ready' | 'draining' | 'silent' | 'refused';
 
 /** Peers by IP; each answers 1 ms after a request, as its current behaviour says. */
 class FakeTransport implements HeartbeatTransport {
   readonly behaviour = new Map<string, Behaviour>();
   readonly sent: { ip: string; port: number; at: number }[] = [];
+  readonly refusedAt: number[] = [];
+  /** The peer's ICMP token bucket (net.ipv4.icmp_ratelimit 1000 ms, burst 6: measured, src/agent/health.ts). */
+  private tokens = 6;
+  private refilled = 0;
   private handler: (data: Buffer, from: string) => void = () => {};
+  private refusedHandler: (ip: string) => void = () => {};
   constructor(private readonly clock: FakeClock) {}
   send(ip: string, port: number, data: Buffer): void {
     this.sent.push({ ip, port, at: this.clock.now() });
     const b = this.behaviour.get(ip) ?? 'silent';
     if (b === 'silent') return;
+    if (b === 'refused') {
+      const now = this.clock.now();
+      this.tokens = Math.min(6, this.tokens + Math.floor((now - this.refilled) / 1000));
+      if (now - this.refilled >= 1000) this.refilled = now;
+      if (this.tokens === 0) return;
+      this.tokens--;
+      this.refusedAt.push(now);
+      this.clock.setTimeout(() => this.refusedHandler(ip), 1);
+      return;
+    }
     const seq = data.readUInt32BE(8);
     const token = data.readUInt32BE(12);
     const reply: HeartbeatReply = { seq, token, ready: b !== 'not-ready', draining: b === 'draining', known: true };
@@ -71,10 +87,13 @@ class FakeTransport implements HeartbeatTransport {
   onReply(h: (data: Buffer, from: string) => void): void {
     this.handler = h;
   }
+  onRefused(h: (ip: string) => void): void {
+    this.refusedHandler = h;
+  }
   async close(): Promise<void> {}
 }
 
-function setup(opts: { interval?: number; count?: number; initial?: Behaviour } = {}) {
+function setup(opts: { interval?: number; count?: number; initial?: Behaviour; grace?: number } = {}) {
   const clock = new FakeClock();
   const transport = new FakeTransport(clock);
   transport.behaviour.set('10.10.10.0', opts.initial ?? 'silent');
@@ -89,6 +108,7 @@ function setup(opts: { interval?: number; count?: number; initial?: Behaviour } 
     onTransition: (pod, health) => calls.push({ pod, health, at: clock.now() }),
     onForget: (pod) => forgotten.push(pod),
     log,
+    ...(opts.grace !== undefined ? { restartGraceMs: opts.grace } : {}),
   });
   m.setTargets([{ pod: 'default/red-a', ip: '10.10.10.0' }]);
   m.start();
@@ -206,7 +226,7 @@ describe('agent gateway health (fake clock)', () => {
       { ready: true, draining: true, reasons: ['gateway reports draining'] },
     ]);
     s.m.configure(1000, 5);
-    assert.deepEqual(s.m.settings, { intervalMs: 1000, failureCount: 5, replyTimeoutMs: 500 });
+    assert.deepEqual(s.m.settings, { intervalMs: 1000, failureCount: 5, replyTimeoutMs: 500, restartGraceMs: 30_000 });
     s.transport.behaviour.set('10.10.10.0', 'silent');
     const n = s.transport.sent.length;
     const cut = s.clock.now();
@@ -267,6 +287,124 @@ describe('agent gateway health (fake clock)', () => {
   });
 });
 
+describe('agent gateway health: a refusing kernel holds the verdict (fake clock)', () => {
+  test('the gateway process dies (port refused, rate-limited as Linux does): UP the whole time; a reply ends the hold', () => {
+    const s = setup({ initial: 'ready' });
+    s.clock.advance(500);
+    assert.equal(s.verdict(), 'up');
+    s.transport.behaviour.set('10.10.10.0', 'refused');
+    const killed = s.clock.now();
+    s.clock.advance(10_000);
+    assert.equal(s.verdict(), 'up');
+    assert.equal(s.calls.length, 1, 'no transition while refused');
+    const st = s.m.status()[0];
+    assert.ok(st.missed >= 49, `misses are still counted (${st.missed})`);
+    assert.ok(st.refusingSince !== null && Date.parse(st.refusingSince) - killed <= 201, JSON.stringify(st));
+    // the fake kernel's rate limit: a burst, then one a second — never a gap the hold does not cover
+    const gaps = s.transport.refusedAt.slice(1).map((t, i) => t - s.transport.refusedAt[i]);
+    assert.ok(gaps.some((g) => g >= 1000) && Math.max(...gaps) < 2000, `refusal gaps ${gaps}`);
+    assert.ok(s.log.lines.some((l) => l.includes('gateway default/red-a: its process does not answer, its kernel refuses the heartbeats; keeping it UP for up to 30 s')), s.log.lines.join('\n'));
+    // the restarted process answers
+    s.transport.behaviour.set('10.10.10.0', 'ready');
+    s.clock.advance(201);
+    const back = s.m.status()[0];
+    assert.deepEqual([back.verdict, back.missed, back.refusingSince, back.lastRefusal], ['up', 0, null, null]);
+    assert.equal(s.calls.length, 1);
+    assert.ok(s.log.lines.some((l) => /gateway default\/red-a answers again after 10\.\d s of refused heartbeats/.test(l)), s.log.lines.join('\n'));
+    // and a later silence is a failure as before: DOWN after 3 misses
+    s.transport.behaviour.set('10.10.10.0', 'silent');
+    s.clock.advance(700);
+    assert.equal(s.verdict(), 'down');
+    assert.deepEqual(s.calls.at(-1)!.health.reasons, ['3 heartbeats missed (600 ms)']);
+  });
+
+  test('a reply ends the hold at once: a link cut just after a restart (a refusal moments before) fails over as fast as ever', () => {
+    const s = setup({ initial: 'ready' });
+    s.clock.advance(500);
+    s.transport.behaviour.set('10.10.10.0', 'refused');
+    s.clock.advance(3000);
+    for (let n = s.transport.refusedAt.length; s.transport.refusedAt.length === n; ) s.clock.advance(10); // a refusal just now
+    s.transport.behaviour.set('10.10.10.0', 'ready');
+    s.clock.advance(202); // the restarted process answers once (the request 200 ms on, its reply 1 ms later)
+    assert.equal(s.m.status()[0].lastRefusal, null);
+    s.transport.behaviour.set('10.10.10.0', 'silent'); // and its link is cut
+    const cut = s.clock.now();
+    s.clock.advance(1000);
+    assert.equal(s.calls.length, 2);
+    assert.deepEqual(s.calls[1].health.reasons, ['3 heartbeats missed (600 ms)']);
+    assert.ok(s.calls[1].at - cut <= 3 * 200 + 100, `DOWN ${s.calls[1].at - cut} ms after the cut`);
+  });
+
+  test('the grace ends: DOWN once refusals have lasted restartGraceMs (default 30 s)', () => {
+    const s = setup({ initial: 'ready', grace: 5000 });
+    s.clock.advance(500);
+    assert.equal(s.m.settings.restartGraceMs, 5000);
+    s.transport.behaviour.set('10.10.10.0', 'refused');
+    s.clock.advance(20_000);
+    assert.equal(s.calls.length, 2);
+    const down = s.calls[1];
+    const first = s.transport.refusedAt[0];
+    assert.equal(down.health.ready, false);
+    assert.ok(down.at - first >= 5000 && down.at - first <= 5000 + 200 + 100, `DOWN ${down.at - first} ms after the first refusal (grace 5 s)`);
+    assert.match(down.health.reasons![0], /^gateway process not answering for 5\.\d s \(its kernel refuses the heartbeats; restart grace 5 s\)$/);
+    // the default
+    const d = setup({ initial: 'ready' });
+    d.clock.advance(500);
+    assert.equal(d.m.settings.restartGraceMs, 30_000);
+    d.transport.behaviour.set('10.10.10.0', 'refused');
+    d.clock.advance(29_500);
+    assert.equal(d.verdict(), 'up');
+    d.clock.advance(1000);
+    assert.equal(d.verdict(), 'down');
+  });
+
+  test('a link cut during the hold: refusals stop, DOWN within REFUSAL_FRESH_MS of the last one', () => {
+    const s = setup({ initial: 'ready' });
+    s.clock.advance(500);
+    s.transport.behaviour.set('10.10.10.0', 'refused');
+    s.clock.advance(3000);
+    s.transport.behaviour.set('10.10.10.0', 'silent');
+    s.clock.advance(5000);
+    assert.equal(s.calls.length, 2);
+    const last = s.transport.refusedAt.at(-1)!;
+    const down = s.calls[1];
+    assert.ok(down.at - last > REFUSAL_FRESH_MS && down.at - last <= REFUSAL_FRESH_MS + 200 + 100, `DOWN ${down.at - last} ms after the last refusal`);
+    assert.match(down.health.reasons![0], /^\d+ heartbeats missed \(\d+ ms\); no refusal from its kernel for \d+ ms$/);
+  });
+
+  test('refusals bring no DOWN gateway back and give none a verdict; a not-ready reply still counts at once; grace 0 ignores them', () => {
+    const s = setup({ initial: 'silent' });
+    s.clock.advance(1000);
+    assert.equal(s.verdict(), 'down');
+    s.transport.behaviour.set('10.10.10.0', 'refused');
+    s.clock.advance(5000);
+    assert.equal(s.verdict(), 'down');
+    assert.equal(s.calls.length, 1);
+    // never heard from, refused from the start: no verdict (its Pod's Ready condition decides) until the grace ends
+    const u = setup({ initial: 'refused' });
+    u.clock.advance(10_000);
+    assert.equal(u.verdict(), 'unknown');
+    assert.deepEqual(u.calls, []);
+    u.clock.advance(20_500);
+    assert.equal(u.verdict(), 'down');
+    // the process comes back not ready: DOWN at its first reply
+    const n = setup({ initial: 'ready' });
+    n.clock.advance(500);
+    n.transport.behaviour.set('10.10.10.0', 'refused');
+    n.clock.advance(2000);
+    n.transport.behaviour.set('10.10.10.0', 'not-ready');
+    n.clock.advance(200);
+    assert.deepEqual(n.calls.map((c) => c.health.reasons), [[], ['gateway reports not ready']]);
+    // restartGraceMs 0: a refused request is a miss like any other
+    const z = setup({ initial: 'ready', grace: 0 });
+    z.clock.advance(500);
+    z.transport.behaviour.set('10.10.10.0', 'refused');
+    z.clock.advance(700);
+    assert.equal(z.verdict(), 'down');
+    assert.deepEqual(z.calls.at(-1)!.health.reasons, ['3 heartbeats missed (600 ms)']);
+  });
+});
+
 describe('agent gateway health over real UDP on loopback', () => {
   test('against the gateway responder: UP, DOWN when it stops answering, DOWN at once when not ready', async () => {
     // two "gateways" on 127.0.0.2 and 127.0.0.3, same port (the monitor uses one port for all)
@@ -291,6 +429,7 @@ describe('agent gateway health over real UDP on loopback', () => {
     };
     /** Each transition, with the counts as they were when it was made. */
     const events: { pod: string; ready: boolean; reasons: string[]; sent: Map<string, number>; notReady: Map<string, number> }[] = [];
+    const holes: dgram.Socket[] = [];
     const m = new GatewayHealthMonitor({
       transport,
       port: r1.port,
@@ -314,8 +453,11 @@ describe('agent gateway health over real UDP on loopback', () => {
       ]);
       const st = m.status();
       assert.ok(st.every((g) => g.rttMs !== null && g.rttMs < 50 && g.lastReply !== null), JSON.stringify(st));
-      // g2's process dies: every request from here on goes unanswered
+      // g2 stops answering (its port open, nothing answers: what a cut link looks like; a closed port is refused, below)
       await r2.close();
+      const hole = dgram.createSocket('udp4');
+      await new Promise<void>((resolve) => hole.bind(r1.port, '127.0.0.3', () => resolve()));
+      holes.push(hole);
       const cut = sent.get('127.0.0.3')!;
       await until(transitions(3), () => events.length === 3, 2000);
       assert.deepEqual([events[2].pod, events[2].ready, events[2].reasons], ['default/g2', false, ['3 heartbeats missed (150 ms)']]);
@@ -333,6 +475,58 @@ describe('agent gateway health over real UDP on loopback', () => {
       m.stop();
       await transport.close();
       await r1.close();
+      for (const h of holes) h.close();
+    }
+  });
+
+  test('a closed port (the gateway process gone): the connected socket hears ECONNREFUSED, the verdict stays UP; the restarted responder answers', async () => {
+    const r = await startHeartbeatResponder({ port: 0, host: '127.0.0.5' });
+    const udp = await udpHeartbeatTransport({ bindHost: '127.0.0.1' });
+    let refusals = 0;
+    const transport: HeartbeatTransport = {
+      send: (ip, port, data) => udp.send(ip, port, data),
+      onReply: (h) => udp.onReply(h),
+      onRefused: (h) =>
+        udp.onRefused!((ip) => {
+          refusals++;
+          h(ip);
+        }),
+      setPeers: (ips) => udp.setPeers!(ips),
+      close: () => udp.close(),
+    };
+    const events: [string, boolean][] = [];
+    const log = memoryLogger();
+    const m = new GatewayHealthMonitor({ transport, port: r.port, intervalMs: 50, failureCount: 3, log, onTransition: (pod, h) => events.push([pod, h.ready]) });
+    let again: Awaited<ReturnType<typeof startHeartbeatResponder>> | undefined;
+    try {
+      r.setState({ ready: true, draining: false, known: true });
+      m.setTargets([{ pod: 'default/g5', ip: '127.0.0.5' }]);
+      m.start();
+      await until('UP', () => events.length === 1, 2000);
+      await r.close(); // the process is gone: nothing listens on the port
+      await sleep(1000); // 20 intervals, far beyond 3 misses (loopback is not rate-limited)
+      assert.ok(refusals >= 15, `${refusals} refusals`);
+      assert.deepEqual(events, [['default/g5', true]], 'still UP: refused, not missed');
+      assert.ok(m.status()[0].missed >= 15 && m.status()[0].refusingSince !== null, JSON.stringify(m.status()));
+      // restarted: silent (port still closed) until it knows its state, then it answers
+      again = await startHeartbeatResponder({ port: r.port, host: '127.0.0.5' });
+      await sleep(200);
+      assert.deepEqual(events.length, 1);
+      again.setState({ ready: true, draining: false, known: true });
+      await until('a reply again', () => m.status()[0].missed === 0, 2000);
+      assert.deepEqual(events, [['default/g5', true]]);
+      assert.equal(m.status()[0].refusingSince, null);
+      assert.ok(log.lines.some((l) => l.includes('answers again after')), log.lines.join('\n'));
+      // dropped from the targets: its socket is closed (no further requests, nothing more counted)
+      m.setTargets([]);
+      const n = refusals;
+      await again.close();
+      await sleep(200);
+      assert.equal(refusals, n);
+    } finally {
+      m.stop();
+      await transport.close();
+      await again?.close();
     }
   });
 
@@ -502,23 +696,29 @@ describe('agent wiring', () => {
 });
 
 describe('gateway heartbeat responder before its first programming attempt', () => {
-  test('is silent (a restarted gateway is not reported "not ready"), then answers', async () => {
+  test('keeps its port closed (refused: a restarted gateway is neither "not ready" nor silent), then answers', async () => {
     const r = await startHeartbeatResponder({ port: 0, host: '127.0.0.4' });
     const sock = dgram.createSocket('udp4');
     try {
+      const errors: string[] = [];
+      sock.on('error', (e: NodeJS.ErrnoException) => errors.push(e.code ?? e.message));
       await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', () => resolve()));
+      await new Promise<void>((resolve) => sock.connect(r.port, '127.0.0.4', () => resolve()));
       const replies: Buffer[] = [];
       sock.on('message', (m) => replies.push(m));
-      const request = encodeRequest(1, 9);
-      sock.send(request, r.port, '127.0.0.4');
-      await sleep(150);
-      assert.equal(replies.length, 0, 'no reply before the first setState');
+      sock.send(encodeRequest(1, 9));
+      await until('the refusal', () => errors.length > 0, 1000);
+      assert.deepEqual(errors, ['ECONNREFUSED'], 'refused before the first setState');
+      assert.equal(replies.length, 0);
       assert.equal(r.answered, 0);
       r.setState({ ready: true, draining: false, known: true });
-      sock.send(encodeRequest(2, 9), r.port, '127.0.0.4');
-      await until('a reply', () => replies.length > 0, 1000);
-      assert.equal(replies.length, 1);
+      await until('the port open', async () => {
+        sock.send(encodeRequest(2, 9));
+        await sleep(20);
+        return replies.length > 0;
+      }, 1000);
       assert.deepEqual(decodeReply(replies[0]), { seq: 2, token: 9, ready: true, draining: false, known: true });
+      assert.equal(r.answered, replies.length);
     } finally {
       sock.close();
       await r.close();

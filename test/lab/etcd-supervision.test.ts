@@ -1,9 +1,9 @@
 // A lab on etcd, and supervision (root, network namespaces, Debian's etcd; bin/egw.js → dist: build first):
 //   1. `datastore: etcd`: the lab runs etcd in egw-<lab>-etcd on the underlay; pods get addresses, a client's traffic
 //      leaves through a gateway, and the CLI on the host reads the lab's objects through the datastore lab up printed.
-//   2. kill -9 of each long-running lab process in turn (a gateway container, agents, the controller, kubelets, etcd,
-//      the forwarder, the supervisor, its watchdog): each comes back, and a long TCP connection through a gateway
-//      keeps exchanging lines and new connections keep succeeding the whole time.
+//   2. kill -9 of each long-running lab process in turn (the gateway container the stream goes through, agents, the
+//      controller, kubelets, etcd, the forwarder, the supervisor, its watchdog): each comes back, and a long TCP
+//      connection through a gateway keeps exchanging lines and new connections keep succeeding the whole time.
 // Skipped (with the reason) without root or etcd; EGW_E2E=1 makes that a failure.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -112,10 +112,11 @@ describe('a lab on etcd, supervised', { skip: missing && !E2E ? missing : false 
         return r.stream.replies > 0 && r.fresh.ok > 0 ? r : undefined;
       }, 10_000, LAB_POLL);
       const streamGw = first.stream.seen.split(':')[0];
-      const other = gateways.find((g) => g.status?.podIP !== streamGw);
-      assert.ok(gateways.some((g) => g.status?.podIP === streamGw) && other, `the stream leaves through a gateway (${first.stream.seen})`);
-      // Kill the gateway the stream does not use first (while its kubelet is still its parent: exit status known).
-      const gwRole = readRecords(`${lab.info.stateDir}/pids`).find((r) => r.rec.meta?.pod === `default/${other.metadata.name}`)!.rec.role;
+      const victim = gateways.find((g) => g.status?.podIP === streamGw);
+      assert.ok(victim, `the stream leaves through a gateway (${first.stream.seen})`);
+      // Kill the gateway the stream uses first (while its kubelet is still its parent: exit status known): its kernel
+      // keeps forwarding and the agents hold it UP while it restarts (docs/behaviour.md §3.4).
+      const gwRole = readRecords(`${lab.info.stateDir}/pids`).find((r) => r.rec.meta?.pod === `default/${victim.metadata.name}`)!.rec.role;
       const roles = [gwRole, 'agent-node-1', 'agent-node-2', 'controller-1', 'controller-2', 'kubelet-node-1', 'kubelet-node-2', 'etcd', 'forwarder', 'echo'];
       const back = new Map<string, ProcRecord>();
       for (const role of roles) {
@@ -135,7 +136,7 @@ describe('a lab on etcd, supervised', { skip: missing && !E2E ? missing : false 
       for (const [role, rec] of back) assert.ok((rec.restarts ?? 0) >= 1, `${role}: restarts counted (${JSON.stringify(rec)})`);
       // The gateway pod counts its container's restart, as kubelet does.
       const cs = await until('restartCount of the killed gateway', async () => {
-        const p = await lab.pod('default', other.metadata.name);
+        const p = await lab.pod('default', victim.metadata.name);
         const c = (p?.status?.containerStatuses as { restartCount: number; lastState: { terminated?: { exitCode?: number; signal?: number } } }[] | undefined)?.[0];
         return c && c.restartCount >= 1 ? c : undefined;
       }, 15_000, LAB_POLL);
