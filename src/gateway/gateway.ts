@@ -168,11 +168,13 @@ class GatewayProcess {
       kinds: GATEWAY_KINDS,
       signal: this.stop,
       backoff: { minMs: BACKOFF_MIN_MS, maxMs: BACKOFF_MAX_MS },
-      onReplace: (objects) => {
+      onReplace: (objects, revision) => {
         const model = new GatewayModel(this.opts.namespace, this.opts.name);
         for (const item of objects) model.apply('upsert', item);
         this.model = model;
         this.seen();
+        // (as the agent's: when it is read again after an outage, docs/behaviour.md §3.4)
+        this.log.info('datastore synced', { objects: objects.length, revision });
         this.request(false);
       },
       onEvents: (events) => {
