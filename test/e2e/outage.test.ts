@@ -173,18 +173,13 @@ describe('a datastore outage (etcd stopped) disturbs nothing', { skip: missing &
       figure(`kernel writes from the stop to 15 s after the return: ${writes.length}`);
       assert.deepEqual(writes, [], 'agents and gateways wrote to the kernel during or after the outage');
 
-      // Every agent and gateway listed again after the return (its informer's onReplace logs `datastore synced`).
-      const synced = new Map<string, number>();
-      for (const { file, line } of lines) {
-        if (!line.includes('datastore synced')) continue;
-        const t = timeOf(line);
-        if (t >= returnedAt - 1000 && !synced.has(file)) synced.set(file, t);
-      }
-      const consumers = readdirSync(logs).filter((f) => /^agent-/.test(f) || /^pod-default_/.test(f));
-      assert.equal(consumers.length, 4, `2 agents and 2 gateways: ${consumers}`);
-      for (const f of consumers) assert.ok(synced.has(f), `${f} listed again after etcd returned`);
-      const resyncMs = Math.max(...[...synced.values()].map((t) => t - returnedAt));
-      figure(`every agent and gateway resynced ${(resyncMs / 1000).toFixed(1)} s after etcd returned (${[...synced].map(([f, t]) => `${f.replace(/\.log$/, '')} ${((t - returnedAt) / 1000).toFixed(1)}`).join(', ')})`);
+      // EtcdStore's watches resume after their last event once etcd is back (src/datastore/etcd.ts), so an informer
+      // need not list again; one that does logs `datastore synced` (agents and gateways). Counted, not required:
+      // that every informer follows again is shown below by a change made after the return being carried out.
+      const relists = lines.filter(({ file, line }) => (/^agent-/.test(file) || /^pod-default_/.test(file)) && line.includes('datastore synced') && timeOf(line) >= returnedAt - 1000);
+      figure(`relists after the return (agents, gateways): ${relists.length}${relists.length ? ` (${relists.map((r) => `${r.file.replace(/\.log$/, '')} +${((timeOf(r.line) - returnedAt) / 1000).toFixed(1)} s`).join(', ')})` : ''}`);
+      const failures = lines.filter(({ line }) => /list\/watch failed/.test(line));
+      figure(`list/watch failures logged during the outage: ${failures.length} (${[...new Set(failures.map((f) => f.file.replace(/\.log$/, '')))].join(', ')})`);
 
       // No lab process crashed: the same PIDs and restart counts; etcd a new process, no restart counted.
       const procsAfter = processes(lab.info.stateDir);
@@ -231,7 +226,8 @@ describe('a datastore outage (etcd stopped) disturbs nothing', { skip: missing &
           replicas: 3,
           ipPools: [{ name: 'egress-ippool-1' }],
           template: { metadata: { labels: { 'egress-code': 'red' } }, spec: { nodeSelector: { 'kubernetes.io/os': 'linux' }, terminationGracePeriodSeconds: 10 } },
-          egressGatewayFailureDetection: { healthTimeoutDataStoreSeconds: TIMEOUT_S },
+          // (egw, as the validation says, wants a probe with failure detection: the echo server answers ping)
+          egressGatewayFailureDetection: { healthTimeoutDataStoreSeconds: TIMEOUT_S, icmpProbe: { ips: [ECHO], intervalSeconds: 1, timeoutSeconds: 5 } },
         }),
       ),
     );
@@ -262,10 +258,26 @@ describe('a datastore outage (etcd stopped) disturbs nothing', { skip: missing &
       const start = await lab.egw(['lab', 'start', 'etcd', lab.name]);
       assert.equal(start.code, 0, start.stderr);
       const returnedAt = Date.now();
+      // A change written as etcd returns, carried out only once the kubelet, IPAM, the agent and the gateways follow
+      // the datastore again: a new client in tenant-a, routed through a gateway.
+      await until('a new client written to the returned etcd', async () => {
+        const r = await lab.egw(['apply', '-f', '-'], stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'client-a3', namespace: 'tenant-a' }, spec: { nodeName: 'node-1', containers: [{ name: 'client', image: 'busybox' }] } }));
+        return r.code === 0;
+      }, 20_000, { everyMs: 200 });
+      const writtenAt = Date.now();
+      const routed = until('client-a3 through a gateway', async () => {
+        const p = await lab.pod('tenant-a', 'client-a3').catch(() => undefined);
+        if (p?.status?.phase !== 'Running') return undefined;
+        const x = await lab.curl('tenant-a', 'client-a3', `http://${ECHO}/`);
+        return x && gws.some((g) => g.ip === x.sourceIp) ? Date.now() : undefined;
+      }, 60_000, { everyMs: 200 }).catch((e: unknown) => e);
       const readyAgain = await until('every gateway ready again', async () => {
         for (const g of gws) if ((await readiness(g.netns)).code !== 200) return undefined;
         return Date.now() - returnedAt;
       }, 40_000, { everyMs: 200 });
+      const routedAt = await routed;
+      assert.equal(typeof routedAt, 'number', String(routedAt));
+      figure(`a new client written as etcd returned (${((writtenAt - returnedAt) / 1000).toFixed(1)} s after lab start etcd) was routed through a gateway ${(((routedAt as number) - returnedAt) / 1000).toFixed(1)} s after it`);
       await sleep(3000);
       const back = await s.report();
 
