@@ -291,8 +291,8 @@ describe('a datastore outage (etcd stopped) disturbs nothing', { skip: missing &
       }
       figure(`healthTimeoutDataStoreSeconds ${TIMEOUT_S}: not-ready ${[...notReadyAfter].map(([g, n]) => `${g} ${(n.ms / 1000).toFixed(1)} s`).join(', ')} after the stop; every gateway ready again ${(readyAgain / 1000).toFixed(1)} s after the return`);
       figure(
-        `clients while every gateway was not-ready: new connections ${during.fresh.ok - before.fresh.ok} ok / ${during.fresh.fail - before.fresh.fail} failed, long connection ${during.stream.ok ? 'alive' : 'broken'}; ` +
-          `after the return: ${back.fresh.ok - during.fresh.ok} ok / ${back.fresh.fail - during.fresh.fail} failed`,
+        `client-a, from the stop to 3 s after the last gateway said not-ready: new connections ${during.fresh.ok - before.fresh.ok} ok / ${during.fresh.fail - before.fresh.fail} failed, long connection ${during.stream.ok ? 'alive' : 'broken'}; ` +
+          `from then to 3 s after client-a3 was routed: ${back.fresh.ok - during.fresh.ok} ok / ${back.fresh.fail - during.fresh.fail} failed, long connection ${back.stream.ok ? 'alive' : 'broken'}`,
       );
       // Once the gateways are ready again, new connections work.
       await until('client-a through a gateway again', async () => {
