@@ -191,6 +191,8 @@ class GatewayProcess {
   /** Readiness needs to know the datastore answers even when nothing changes in it. */
   private async heartbeatLoop(): Promise<void> {
     let last = Date.now();
+    /** When the heartbeat read first failed in a row of failures (a watch that reconnects by itself says nothing). */
+    let failingSince: number | null = null;
     while (!this.stop.aborted) {
       // the period follows the EgressGateway's timeout, which may only be learnt after the first list
       const every = this.opts.heartbeatMs ?? Math.min(5000, (this.timeoutSeconds() * 1000) / 3);
@@ -202,9 +204,17 @@ class GatewayProcess {
       last = Date.now();
       try {
         await Promise.race([this.opts.store.revision(), this.stopped]);
-        if (!this.stop.aborted) this.seen();
+        if (!this.stop.aborted) {
+          this.seen();
+          if (failingSince !== null) this.log.info('datastore reachable again', { unreachableForMs: Date.now() - failingSince });
+          failingSince = null;
+        }
       } catch (err) {
-        this.log.debug('datastore heartbeat failed', { err: errText(err) });
+        if (failingSince === null) {
+          failingSince = last;
+          // once per outage (docs/behaviour.md §3.4: readiness goes after healthTimeoutDataStoreSeconds of this)
+          this.log.warn('datastore unreachable; keeping the data plane as it is', { err: errText(err), notReadyAfterS: this.timeoutSeconds() });
+        } else this.log.debug('datastore heartbeat failed', { err: errText(err) });
       }
     }
   }

@@ -178,6 +178,14 @@ describe('a datastore outage (etcd stopped) disturbs nothing', { skip: missing &
       // that every informer follows again is shown below by a change made after the return being carried out.
       const relists = lines.filter(({ file, line }) => (/^agent-/.test(file) || /^pod-default_/.test(file)) && line.includes('datastore synced') && timeOf(line) >= returnedAt - 1000);
       figure(`relists after the return (agents, gateways): ${relists.length}${relists.length ? ` (${relists.map((r) => `${r.file.replace(/\.log$/, '')} +${((timeOf(r.line) - returnedAt) / 1000).toFixed(1)} s`).join(', ')})` : ''}`);
+      // Each gateway notices the outage by its datastore heartbeat, once, and logs when the datastore answers again.
+      for (const f of readdirSync(logs).filter((x) => /^pod-default_/.test(x) && marks.has(x))) {
+        const mine = lines.filter((l) => l.file === f);
+        assert.equal(mine.filter(({ line }) => line.includes('datastore unreachable')).length, 1, `${f}: one 'datastore unreachable'`);
+        assert.ok(mine.some(({ line }) => line.includes('datastore reachable again') && timeOf(line) >= returnedAt), `${f}: 'datastore reachable again'`);
+      }
+      const seenAgain = lines.filter(({ file, line }) => /^pod-default_/.test(file) && line.includes('datastore reachable again')).map(({ file, line }) => `${file.replace(/\.log$/, '')} +${((timeOf(line) - returnedAt) / 1000).toFixed(1)} s`);
+      figure(`gateways reached etcd again after its return: ${seenAgain.join(', ')}`);
       const failures = lines.filter(({ line }) => /list\/watch failed/.test(line));
       figure(`list/watch failures logged during the outage: ${failures.length} (${[...new Set(failures.map((f) => f.file.replace(/\.log$/, '')))].join(', ')})`);
 
