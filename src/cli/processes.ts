@@ -6,7 +6,7 @@ import { createLogger } from '../log.js';
 import { runAgent } from '../agent/index.js';
 import { runGateway } from '../gateway/index.js';
 import { defaultElectorId, electorFor, HISTORY_RETENTION_MS, runElectedController } from '../controller/index.js';
-import { labDown, labExec, labStatus, labUp, parseLoopbackListen, runEcho, runForward, runKubelet, runSupervisor } from '../lab/index.js';
+import { labDown, labExec, labStart, labStatus, labStop, labUp, parseLoopbackListen, runEcho, runForward, runKubelet, runSupervisor } from '../lab/index.js';
 
 export interface ProcessContext {
   /** Opens the datastore chosen by --datastore / EGW_DATASTORE. */
@@ -130,6 +130,24 @@ export function addProcessCommands(program: Command, ctx: ProcessContext): void 
     .action(async (name: string) => {
       await labDown({ name });
       ctx.out(`lab ${name} is down\n`);
+    });
+  lab
+    .command('stop')
+    .description('stop one lab process and keep it stopped (the supervisor does not restart it) until `egw lab start`')
+    .argument('<role>', 'the process, as `egw lab status` names it (etcd, agent-node-1, controller-1, …)')
+    .argument('[name]', 'lab name', 'demo')
+    .action(async (role: string, name: string) => {
+      const r = await labStop({ name, role, log: createLogger('lab') });
+      ctx.out(`${r.role} of lab ${name} is held stopped (${r.pid ? `pid ${r.pid} ${r.how}` : 'it was not running'}); egw lab start ${r.role} ${name} releases it\n`);
+    });
+  lab
+    .command('start')
+    .description('release a process held by `egw lab stop` and start it')
+    .argument('<role>', 'the process, as `egw lab status` names it')
+    .argument('[name]', 'lab name', 'demo')
+    .action(async (role: string, name: string) => {
+      const r = await labStart({ name, role, log: createLogger('lab') });
+      ctx.out(`${r.role} of lab ${name} ${r.how === 'started' ? 'started' : 'runs'}${r.pid ? ` (pid ${r.pid})` : ''}\n`);
     });
   lab
     .command('status')

@@ -69,6 +69,12 @@ class GatewayProcess {
   private readonly readiness = new Readiness();
   /** When the datastore last answered (ms since epoch); null = never. */
   private lastSeen: number | null = null;
+  /**
+   * Since when the datastore has not answered: the start of the first heartbeat read that failed (or is still
+   * waiting) after the last contact; null while it answers. Contact was lost at or before this moment, so counting
+   * from it never reports not-ready before healthTimeoutDataStoreSeconds have passed (docs/behaviour.md §3.4).
+   */
+  private unansweredSince: number | null = null;
   private programmed = false;
   /** True once the first attempt to program the data plane has finished (successfully or not). */
   private firstAttemptDone = false;
@@ -114,13 +120,15 @@ class GatewayProcess {
   private datastoreReasons(): string[] {
     const t = this.timeoutSeconds();
     if (this.lastSeen === null) return [`datastore ${this.opts.store.description} not reached yet`];
-    const age = Date.now() - this.lastSeen;
-    if (age > t * 1000) return [`datastore ${this.opts.store.description} not seen for ${(age / 1000).toFixed(1)}s (healthTimeoutDataStoreSeconds ${t})`];
+    if (this.unansweredSince === null) return [];
+    const age = Date.now() - this.unansweredSince;
+    if (age > t * 1000) return [`datastore ${this.opts.store.description} not answering for ${(age / 1000).toFixed(1)}s (healthTimeoutDataStoreSeconds ${t})`];
     return [];
   }
 
   private seen(): void {
     this.lastSeen = Date.now();
+    this.unansweredSince = null;
   }
 
   async run(): Promise<void> {
@@ -168,11 +176,13 @@ class GatewayProcess {
       kinds: GATEWAY_KINDS,
       signal: this.stop,
       backoff: { minMs: BACKOFF_MIN_MS, maxMs: BACKOFF_MAX_MS },
-      onReplace: (objects) => {
+      onReplace: (objects, revision) => {
         const model = new GatewayModel(this.opts.namespace, this.opts.name);
         for (const item of objects) model.apply('upsert', item);
         this.model = model;
         this.seen();
+        // (as the agent's: when it is read again after an outage, docs/behaviour.md §3.4)
+        this.log.info('datastore synced', { objects: objects.length, revision });
         this.request(false);
       },
       onEvents: (events) => {
@@ -189,6 +199,8 @@ class GatewayProcess {
   /** Readiness needs to know the datastore answers even when nothing changes in it. */
   private async heartbeatLoop(): Promise<void> {
     let last = Date.now();
+    /** When the heartbeat read first failed in a row of failures (a watch that reconnects by itself says nothing). */
+    let failingSince: number | null = null;
     while (!this.stop.aborted) {
       // the period follows the EgressGateway's timeout, which may only be learnt after the first list
       const every = this.opts.heartbeatMs ?? Math.min(5000, (this.timeoutSeconds() * 1000) / 3);
@@ -198,11 +210,25 @@ class GatewayProcess {
         continue;
       }
       last = Date.now();
+      const asked = last;
+      // A read still waiting counts as unanswered from its start (a frozen datastore may not fail it for seconds).
+      const pending = setTimeout(() => (this.unansweredSince ??= asked), every);
       try {
         await Promise.race([this.opts.store.revision(), this.stopped]);
-        if (!this.stop.aborted) this.seen();
+        if (!this.stop.aborted) {
+          this.seen();
+          if (failingSince !== null) this.log.info('datastore reachable again', { unreachableForMs: Date.now() - failingSince });
+          failingSince = null;
+        }
       } catch (err) {
-        this.log.debug('datastore heartbeat failed', { err: errText(err) });
+        this.unansweredSince ??= asked;
+        if (failingSince === null) {
+          failingSince = last;
+          // once per outage (docs/behaviour.md §3.4: readiness goes after healthTimeoutDataStoreSeconds of this)
+          this.log.warn('datastore unreachable; keeping the data plane as it is', { err: errText(err), notReadyAfterS: this.timeoutSeconds() });
+        } else this.log.debug('datastore heartbeat failed', { err: errText(err) });
+      } finally {
+        clearTimeout(pending);
       }
     }
   }

@@ -1,5 +1,5 @@
 // The lab: a multi-node cluster made of network namespaces on one machine (docs/dataplane.md, "The lab").
-export { labUp, labDown, labStatus, labExec, readLabState, hostDatastoreOf, firewallRules, NETNS_ANNOTATION, FIREWALL_TABLE, type LabInfo, type LabUpOptions, type LabDownResult, type LabState, type LabRole } from './topology.js';
+export { labUp, labDown, labStatus, labExec, labStop, labStart, holdableProcesses, readLabState, hostDatastoreOf, firewallRules, NETNS_ANNOTATION, FIREWALL_TABLE, type LabInfo, type LabUpOptions, type LabDownResult, type LabState, type LabRole, type LabHoldResult } from './topology.js';
 export { runKubelet, type KubeletOptions } from './kubelet.js';
 export { runSupervisor, type SuperviseOptions } from './supervise.js';
 export { runForward, parseLoopbackListen } from './forward.js';

@@ -21,6 +21,12 @@ export const stateFiles = {
   /** Written by `lab down` before it stops anything: from then on nobody restarts anything (docs/dataplane.md). */
   stopping: (dir: string) => join(dir, 'stopping'),
   etcdData: (dir: string) => join(dir, 'etcd'),
+  /**
+   * `egw lab stop ROLE` writes held/ROLE: the supervisor, its watchdog and lab up start nothing held until `egw lab
+   * start ROLE` removes it (docs/dataplane.md, "Stopping one process for a while").
+   */
+  held: (dir: string) => join(dir, 'held'),
+  heldFile: (dir: string, role: string) => join(dir, 'held', role),
 };
 
 /**

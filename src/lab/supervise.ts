@@ -10,7 +10,8 @@
 // after 10 s of running) and is recorded in the process's record (restarts, lastExit), which `egw lab status` shows.
 // At most one supervisor and one watchdog run per lab: each records itself with claimRecord and exits when its
 // record names another live process. Both stop when the lab goes: `lab down` writes the `stopping` marker first, and
-// a lab whose state or underlay namespace is gone is not supervised.
+// a lab whose state or underlay namespace is gone is not supervised. A role held by `egw lab stop` is left stopped
+// until `egw lab start` (docs/dataplane.md, "Stopping one process for a while").
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Logger } from '../log.js';
@@ -18,7 +19,7 @@ import { errText, sleep, type Backoff } from '../util.js';
 import { Kernel } from './kernel.js';
 import { labChildEnv, labStateDir, labStateRoot, ns, stateFiles } from './names.js';
 import { RESTART, claimRecord, exitText, isRunning, readRecord, restartBackoff, type ProcRecord } from './procs.js';
-import { labProcesses, readLabState, startProcess, supervisorSpec, type ProcSpec } from './topology.js';
+import { isHeld, labProcesses, readLabState, startProcess, supervisorSpec, type ProcSpec } from './topology.js';
 
 export interface SuperviseOptions {
   lab: string;
@@ -38,6 +39,8 @@ interface Watched {
   exit?: string;
   /** Set right after we started a self-recording process, until its record appears. */
   awaitingClaim?: number;
+  /** Held by `egw lab stop` when last looked at. */
+  held?: boolean;
 }
 
 /** Why this lab must not be supervised (any more), or undefined. */
@@ -73,6 +76,19 @@ export async function runSupervisor(o: SuperviseOptions): Promise<void> {
     watched.set(spec.role, w);
     const rec = readRecord(stateFiles.pidFile(dir, spec.role));
     const now = Date.now();
+    if (isHeld(dir, spec.role)) {
+      // `egw lab stop ROLE`: stopped on purpose; nothing to restart until `egw lab start ROLE` (startProcess checks
+      // again under the start lock).
+      if (!w.held) o.log.info('held (egw lab stop); not restarting', { role: spec.role });
+      w.held = true;
+      w.nextStart = undefined;
+      w.exit = undefined;
+      w.awaitingClaim = undefined;
+      w.backoff.reset();
+      return;
+    }
+    if (w.held) o.log.info('released (egw lab start)', { role: spec.role });
+    w.held = false;
     if (rec && isRunning(rec)) {
       w.awaitingClaim = undefined;
       w.nextStart = undefined;

@@ -355,12 +355,14 @@ export function startProcess(
   dir: string,
   spec: ProcSpec,
   env: NodeJS.ProcessEnv,
-  opts: { lastExit?: string; onExit?: (e: ExitInfo) => void; selfRecording?: boolean } = {},
+  opts: { lastExit?: string; onExit?: (e: ExitInfo) => void; selfRecording?: boolean; notARestart?: boolean } = {},
 ): { rec: ProcRecord | undefined; started: boolean } {
   const pidFile = stateFiles.pidFile(dir, spec.role);
   const r = withStartLock(pidFile, () => {
     const cur = readRecord(pidFile);
     if (cur && isRunning(cur)) return { rec: cur, started: false };
+    // Held by `egw lab stop` (checked under the start lock, where labStop writes the marker: no start slips past it).
+    if (isHeld(dir, spec.role)) return { rec: cur, started: false };
     for (const f of spec.staleFiles ?? []) rmSync(f, { force: true });
     const rec = spawnDetached({
       role: spec.role,
@@ -373,11 +375,91 @@ export function startProcess(
       pidFile: opts.selfRecording ? undefined : pidFile,
       env,
       onExit: opts.onExit,
-      ...(cur ? { restarts: (cur.restarts ?? 0) + 1, lastExit: opts.lastExit ?? `gone (pid ${cur.pid}) by ${new Date().toISOString()}` } : {}),
+      ...(cur
+        ? {
+            // `egw lab start` after `egw lab stop` is not a crash: the count stays (as scaling to 0 and back is no restart).
+            restarts: (cur.restarts ?? 0) + (opts.notARestart ? 0 : 1),
+            lastExit: opts.lastExit ?? `gone (pid ${cur.pid}) by ${new Date().toISOString()}`,
+          }
+        : {}),
     });
     return { rec, started: true };
   });
   return r ?? { rec: readRecord(pidFile), started: false };
+}
+
+/** True while `egw lab stop ROLE` holds the role: nobody starts it until `egw lab start ROLE`. */
+export function isHeld(dir: string, role: string): boolean {
+  return existsSync(stateFiles.heldFile(dir, role));
+}
+
+/** Every process of the lab that `egw lab stop` / `egw lab start` can hold and release, by role. */
+export function holdableProcesses(state: LabState, dir: string): ProcSpec[] {
+  return [...labProcesses(state, dir), supervisorSpec(state, 'supervisor'), supervisorSpec(state, 'watchdog')];
+}
+
+function holdTarget(opts: { name: string; role: string; stateRoot?: string }, verb: 'stop' | 'start'): { root: string; dir: string; spec: ProcSpec } {
+  if (!/^[a-z0-9]{1,8}$/.test(opts.name)) throw new Error(`lab name ${JSON.stringify(opts.name)}: 1-8 characters [a-z0-9]`);
+  const root = opts.stateRoot ? resolve(opts.stateRoot) : labStateRoot();
+  const dir = labStateDir(opts.name, root);
+  const state = readLabState(opts.name, root);
+  if (!state) throw new Error(`lab ${verb}: lab ${opts.name} is not up (no ${stateFiles.config(dir)})`);
+  const specs = holdableProcesses(state, dir);
+  const spec = specs.find((p) => p.role === opts.role);
+  if (!spec) throw new Error(`lab ${verb}: lab ${opts.name} has no process ${JSON.stringify(opts.role)}; its processes are: ${specs.map((p) => p.role).join(', ')}`);
+  return { root, dir, spec };
+}
+
+export interface LabHoldResult {
+  role: string;
+  /** The process stopped (or started), if there was one. */
+  pid?: number;
+  how: 'stopped' | 'killed' | 'gone' | 'started' | 'running';
+}
+
+/**
+ * `egw lab stop ROLE`: holds one lab process stopped (as scaling it to 0): the held marker first, under the role's
+ * start lock (so neither the supervisor, its watchdog nor lab up starts it again from then on), then the recorded
+ * process is stopped by PID (SIGTERM, SIGKILL after 3 s; only while /proc shows it is ours). `lab down` still stops
+ * everything; `lab up` and `egw lab start ROLE` release it (docs/dataplane.md, "Stopping one process for a while").
+ */
+export async function labStop(opts: { name: string; role: string; stateRoot?: string; log?: Logger }): Promise<LabHoldResult> {
+  const { dir, spec } = holdTarget(opts, 'stop');
+  const pidFile = stateFiles.pidFile(dir, spec.role);
+  let rec: ProcRecord | undefined;
+  let marked = false;
+  for (const deadline = Date.now() + 5000; !marked && Date.now() < deadline; ) {
+    marked =
+      withStartLock(pidFile, () => {
+        mkdirSync(stateFiles.held(dir), { recursive: true });
+        writeFileSync(stateFiles.heldFile(dir, spec.role), new Date().toISOString() + '\n');
+        rec = readRecord(pidFile);
+        return true;
+      }) ?? false;
+    if (!marked) await sleep(20); // someone is starting it right now: once it is recorded, we stop that one
+  }
+  if (!marked) throw new Error(`lab stop: ${spec.role}: its start lock (${pidFile}.lock) stayed taken for 5 s`);
+  const how = rec ? await stopProcess(rec, 3000) : 'gone';
+  opts.log?.info('held stopped', { role: spec.role, pid: rec?.pid, how });
+  return { role: spec.role, ...(rec ? { pid: rec.pid } : {}), how };
+}
+
+/** `egw lab start ROLE`: releases a role held by `egw lab stop` and starts it at once (no restart counted). */
+export async function labStart(opts: { name: string; role: string; stateRoot?: string; log?: Logger }): Promise<LabHoldResult> {
+  const { root, dir, spec } = holdTarget(opts, 'start');
+  const marker = stateFiles.heldFile(dir, spec.role);
+  let since = '';
+  try {
+    since = readFileSync(marker, 'utf8').trim();
+  } catch {
+    /* not held: start it if it does not run */
+  }
+  rmSync(marker, { force: true });
+  const selfRecording = spec.kind === 'supervisor' || spec.kind === 'watchdog';
+  const r = startProcess(dir, spec, labChildEnv(root), { selfRecording, notARestart: true, lastExit: since ? `held by egw lab stop at ${since}` : undefined });
+  const rec = r.rec ?? readRecord(stateFiles.pidFile(dir, spec.role));
+  opts.log?.info(r.started ? 'released and started' : 'released', { role: spec.role, pid: rec?.pid });
+  return { role: spec.role, ...(rec ? { pid: rec.pid } : {}), how: r.started ? 'started' : 'running' };
 }
 
 /** Polls `probe` every 100 ms until it returns a value or `timeoutMs` passes. */
@@ -482,6 +564,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
   if (existed) log.info('lab exists; completing what is missing', { lab: cfg.name });
   for (const d of [dir, stateFiles.pids(dir), stateFiles.logs(dir), stateFiles.pods(dir)]) mkdirSync(d, { recursive: true });
   rmSync(stateFiles.stopping(dir), { force: true }); // an interrupted `lab down` must not keep the supervisor away
+  rmSync(stateFiles.held(dir), { recursive: true, force: true }); // lab up starts every process, held ones too
   const egw = opts.egw ?? prev?.egw ?? egwCommand();
 
   await buildTopology(cfg, k, log);
@@ -677,7 +760,10 @@ export async function labStatus(opts: { name?: string; stateRoot?: string } = {}
       const w = Math.max(...recs.map((r) => r.rec.role.length));
       for (const { rec } of recs) {
         const restarts = rec.restarts ? `  restarts ${rec.restarts}${rec.lastExit ? ` (last: ${rec.lastExit})` : ''}` : '';
-        out.push(`    ${rec.role.padEnd(w)}  pid ${String(rec.pid).padEnd(7)} ${(isRunning(rec) ? 'running' : 'dead').padEnd(7)}${restarts}`.trimEnd());
+        const running = isRunning(rec);
+        const held = isHeld(dir, rec.role);
+        const st = held ? (running ? 'running (held: stopping)' : 'held') : running ? 'running' : 'dead';
+        out.push(`    ${rec.role.padEnd(w)}  pid ${String(rec.pid).padEnd(7)} ${st.padEnd(7)}${restarts}`.trimEnd());
       }
     }
     if (!state) {

@@ -337,7 +337,7 @@ describe('gateway in network namespaces', { skip: root.skip }, () => {
       const since = Date.now() - store.lastAnswered;
       assert.ok(since >= 1000, `503 ${since} ms after the datastore last answered (healthTimeoutDataStoreSeconds 1)`);
       const body = (await readiness()).body;
-      assert.match(body, /^datastore: datastore flaky\(memory:\) not seen for [\d.]+s \(healthTimeoutDataStoreSeconds 1\)\n$/);
+      assert.match(body, /^datastore: datastore flaky\(memory:\) not answering for [\d.]+s \(healthTimeoutDataStoreSeconds 1\)\n$/);
       // the data plane keeps working meanwhile
       const r = await curlFrom(NS.c1);
       assert.deepEqual(r && r.sourceIp, IP.gp);

@@ -452,7 +452,7 @@ describe('gateway: runGateway with a fake kernel', () => {
     // never before the timeout since the datastore last answered
     const since = Date.now() - store.lastAnswered;
     assert.ok(since >= 1000, `503 ${since} ms after the datastore last answered (healthTimeoutDataStoreSeconds 1)`);
-    assert.match((await ready()).body, /^datastore: datastore flaky\(memory:\) not seen for \d+\.\ds \(healthTimeoutDataStoreSeconds 1\)\n$/);
+    assert.match((await ready()).body, /^datastore: datastore flaky\(memory:\) not answering for \d+\.\ds \(healthTimeoutDataStoreSeconds 1\)\n$/);
     assert.equal((await httpGet(`http://127.0.0.1:${port}/liveness`)).status, 200);
     store.down = false;
     await until('ready again', async () => (await ready()).status === 200, 5000, POLL);
