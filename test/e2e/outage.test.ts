@@ -5,8 +5,10 @@
 //      stalls > 1 s, no new connection fails, the gateways stay ready, no agent writes its kernel and no gateway its
 //      data plane from the stop until 15 s after etcd returns; every agent and gateway lists again once it is back
 //      (and a change applied then is carried out: a gateway more, a new client routed); no lab process crashed.
-//   2. healthTimeoutDataStoreSeconds 10: the gateways report not-ready (GET /readiness) only once they have not
-//      seen the datastore for 10 s, and ready again once it is back; what that does to clients is printed.
+//   2. etcd frozen (SIGSTOP) for 20 s, a hung server rather than a stopped one: the same, and a client created after
+//      the thaw is routed.
+//   3. healthTimeoutDataStoreSeconds 10: the gateways report not-ready (GET /readiness) only once their datastore
+//      has not answered for 10 s, and ready again once it is back; what that does to clients is printed.
 // Root, network namespaces, Debian's etcd; bin/egw.js → dist (build first). EGW_E2E=1 makes a missing prerequisite
 // a failure. Prints the figures (resync time, kernel writes, time to not-ready) as `# outage: …` lines.
 import { after, before, describe, test } from 'node:test';
@@ -33,6 +35,7 @@ const missing = missingPrerequisite(['ip', 'nft', 'curl']) ?? etcdMissing();
 const lab = new LabHarness();
 const OUTAGE_MS = 60_000;
 const QUIET_AFTER_MS = 15_000;
+const FROZEN_MS = 20_000;
 const figure = (text: string) => console.log(`# outage: ${text}`);
 
 type Report = { stream: { ok: boolean; replies: number; seen: string; maxGapMs: number }; fresh: { ok: number; fail: number; sources: Record<string, number> } };
@@ -90,7 +93,7 @@ function processes(stateDir: string): Map<string, { pid: number; restarts: numbe
   return new Map(readRecords(join(stateDir, 'pids')).map(({ rec }) => [rec.role, { pid: rec.pid, restarts: rec.restarts ?? 0, running: isRunning(rec) }]));
 }
 
-describe('a datastore outage (etcd stopped) disturbs nothing', { skip: missing && !E2E ? missing : false }, () => {
+describe('a datastore outage (etcd stopped or frozen) disturbs nothing', { skip: missing && !E2E ? missing : false }, () => {
   let gateways: Pod[] = [];
   let logs = '';
   before(async () => {
@@ -225,6 +228,61 @@ describe('a datastore outage (etcd stopped) disturbs nothing', { skip: missing &
       const later = since(logs, marks, /\.log$/).filter(({ line }) => timeOf(line) > quietUntil);
       assert.ok(later.some(({ file, line }) => /^agent-/.test(file) && line.includes('kernel updated')), 'the agents logged the scale-up\'s kernel writes');
       assert.ok(later.some(({ file, line }) => /^pod-default_/.test(file) && line.includes('data plane programmed')), 'the gateways logged the new client');
+    } finally {
+      s.close();
+    }
+  });
+
+  test(`etcd frozen (SIGSTOP) for ${FROZEN_MS / 1000} s: connections stay up, nothing written, every process follows again`, { timeout: 180_000 }, async () => {
+    const client = await lab.podReady('tenant-a', 'client-a');
+    const gwNetns = (await liveGateways(lab)).map((g) => g.netns);
+    const s = await Stream.open(client.netns);
+    const etcd = processes(lab.info.stateDir).get('etcd');
+    assert.ok(etcd?.running, 'etcd runs');
+    try {
+      await until('the stream to answer', async () => (await s.report()).stream.replies > 0, 10_000, LAB_POLL);
+      await sleep(3000);
+      const marks = logMarks(logs);
+      const before = await s.report();
+      // Frozen, not stopped: its sockets stay open and nothing answers (a hung server). We started it: stop it by PID.
+      process.kill(etcd.pid, 'SIGSTOP');
+      const frozenAt = Date.now();
+      try {
+        const notReady: string[] = [];
+        while (Date.now() - frozenAt < FROZEN_MS) {
+          for (const n of gwNetns) {
+            const r = await readiness(n);
+            if (r.code !== 200) notReady.push(`${n}: ${r.code} ${r.body}`);
+          }
+          await sleep(2000);
+          assert.ok((await s.report()).stream.ok, 'the long connection broke while etcd was frozen');
+        }
+        assert.deepEqual(notReady, [], 'a gateway reported not-ready while etcd was frozen');
+      } finally {
+        process.kill(etcd.pid, 'SIGCONT');
+      }
+      const thawedAt = Date.now();
+      await sleep(10_000);
+      const end = await s.report();
+      const quietUntil = Date.now();
+      assert.ok(end.stream.ok && end.stream.replies > before.stream.replies, 'the long connection is alive');
+      assert.ok(end.stream.maxGapMs < 1000, `the long connection stalled ${end.stream.maxGapMs} ms`);
+      const fresh = { ok: end.fresh.ok - before.fresh.ok, fail: end.fresh.fail - before.fresh.fail };
+      figure(`frozen ${FROZEN_MS / 1000} s: new connections ${fresh.ok} ok, ${fresh.fail} failed; longest wait on the long connection ${end.stream.maxGapMs} ms`);
+      assert.equal(fresh.fail, 0, 'new connections failed while etcd was frozen');
+      const lines = since(logs, marks, /\.log$/).filter(({ line }) => timeOf(line) <= quietUntil);
+      const writes = lines.filter(({ file, line }) => (/^agent-/.test(file) && line.includes('kernel updated')) || (/^pod-default_/.test(file) && line.includes('data plane programmed')));
+      figure(`frozen: kernel writes from the freeze to 10 s after the thaw: ${writes.length}`);
+      assert.deepEqual(writes, [], 'agents and gateways wrote to the kernel');
+      // Every informer follows again: a client created after the thaw is routed through a gateway.
+      const writtenAt = Date.now();
+      await lab.apply(stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'client-a4', namespace: 'tenant-a' }, spec: { nodeName: 'node-1', containers: [{ name: 'client', image: 'busybox' }] } }));
+      const live = (await liveGateways(lab)).map((g) => g.ip);
+      await until('client-a4 through a gateway', async () => {
+        const x = await lab.curl('tenant-a', 'client-a4', `http://${ECHO}/`);
+        return x && live.includes(x.sourceIp);
+      }, 30_000, LAB_POLL);
+      figure(`frozen: a client created ${((writtenAt - thawedAt) / 1000).toFixed(1)} s after the thaw was routed ${((Date.now() - writtenAt) / 1000).toFixed(1)} s after it was written`);
     } finally {
       s.close();
     }
