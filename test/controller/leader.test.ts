@@ -20,7 +20,6 @@ import {
   type Elector,
   type Term,
 } from '../../src/controller/leader.js';
-import { EtcdStore } from '../../src/datastore/etcd.js';
 import { MemoryStore } from '../../src/datastore/memory.js';
 import { SqliteStore } from '../../src/datastore/sqlite.js';
 import { StoreError, type Store, type TxnOp } from '../../src/datastore/types.js';
@@ -29,7 +28,7 @@ import { runCli } from '../helpers/cli.js';
 import { E2E } from '../helpers/env.js';
 import { egressGateway } from '../helpers/resources.js';
 import { sleep, until } from '../helpers/wait.js';
-import { etcdMissing, startEtcd, type EtcdServer } from '../datastore/etcd-server.js';
+import { etcdForSuite, etcdMissing } from '../datastore/etcd-server.js';
 
 const FAST: ElectionTiming = { leaseMs: 400, renewEveryMs: 100, renewDeadlineMs: 250, retryMs: 25 };
 
@@ -267,30 +266,15 @@ describe('leader election on the lock record (memory store)', () => {
 const missing = etcdMissing();
 
 describe('leader election on an etcd lease (real etcd)', { skip: missing && !E2E ? missing : false }, () => {
-  let srv: EtcdServer;
-  const stores: EtcdStore[] = [];
   let n = 0;
-  const fresh = (prefix: string): EtcdStore => {
-    const s = new EtcdStore({ endpoints: [srv.endpoint], prefix });
-    stores.push(s);
-    return s;
-  };
+  const { fresh, server, stores } = etcdForSuite(missing, { before, after });
   // etcd leases are whole seconds, at least 2 on a default server
   const ETCD: ElectionTiming = { leaseMs: 2000, renewEveryMs: 500, renewDeadlineMs: 1400, retryMs: 100 };
-
-  before(async () => {
-    if (missing) assert.fail(`EGW_E2E=1 but the etcd tests cannot run: ${missing}`);
-    srv = await startEtcd();
-  });
-  after(async () => {
-    for (const s of stores) await s.close();
-    await srv?.stop();
-  });
 
   it('one leads under the key PREFIX/egw/leader/controller (with its lease), outside the objects; a stop revokes it', async () => {
     const prefix = `/ha${++n}`;
     const rs = [0, 1, 2].map((i) => runElector(fresh(prefix), `c${i}`, ETCD));
-    const raw = new Etcd3({ hosts: `http://${srv.endpoint}` });
+    const raw = new Etcd3({ hosts: `http://${server().endpoint}` });
     try {
       await until('a leader', () => leading(rs).length === 1, 5000);
       await sleep(ETCD.leaseMs * 1.5); // keep-alives hold it past the TTL
@@ -305,7 +289,7 @@ describe('leader election on an etcd lease (real etcd)', { skip: missing && !E2E
       const info = await readLeader(stores[0], ETCD);
       assert.equal(info?.holder, first.elector.id);
       assert.match(info?.mechanism ?? '', new RegExp(`etcd lease \\(TTL 2 s\\) on key ${key}`));
-      const st = await runCli(['--datastore', `etcd://${srv.endpoint}${prefix}`, 'status']);
+      const st = await runCli(['--datastore', `etcd://${server().endpoint}${prefix}`, 'status']);
       assert.match(st.stdout, new RegExp(`^controller: ${first.elector.id} leads, since \\S+ \\(etcd lease \\(TTL 2 s\\) on key ${key}\\)\\n$`));
       // The objects' key space is untouched.
       assert.deepEqual((await raw.getAll().prefix(`${prefix}/egw/v1/`).keys()), []);
@@ -325,7 +309,7 @@ describe('leader election on an etcd lease (real etcd)', { skip: missing && !E2E
   it('a leader whose lease is revoked from outside stops acting and follows; another takes over', async () => {
     const prefix = `/ha${++n}`;
     const rs = [0, 1].map((i) => runElector(fresh(prefix), `c${i}`, ETCD));
-    const raw = new Etcd3({ hosts: `http://${srv.endpoint}` });
+    const raw = new Etcd3({ hosts: `http://${server().endpoint}` });
     try {
       await until('a leader', () => leading(rs).length === 1, 5000);
       const first = leading(rs)[0];

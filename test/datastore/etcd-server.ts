@@ -7,6 +7,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
+import { EtcdStore } from '../../src/datastore/etcd.js';
 
 export const ETCD_BIN = process.env.EGW_ETCD_BIN || '/usr/bin/etcd';
 
@@ -178,6 +179,39 @@ export async function startEtcd(opts: { tls?: TestPki } = {}): Promise<EtcdServe
       await kill();
       spawnIt();
       await ready();
+    },
+  };
+}
+
+/**
+ * For a suite against one real etcd: starts it before the suite (EGW_E2E=1 without etcd fails there) and, after it,
+ * closes every store `fresh` opened and stops the server. `fresh(prefix)` opens an EtcdStore on its own prefix (by
+ * default a new one), so the suite's tests do not see each other's objects.
+ */
+export function etcdForSuite(missing: string | undefined, opts: { before: (fn: () => Promise<void>) => void; after: (fn: () => Promise<void>) => void }) {
+  let srv: EtcdServer | undefined;
+  let n = 0;
+  const stores: EtcdStore[] = [];
+  opts.before(async () => {
+    if (missing) throw new Error(`EGW_E2E=1 but the etcd tests cannot run: ${missing}`);
+    srv = await startEtcd();
+  });
+  opts.after(async () => {
+    for (const s of stores) await s.close();
+    await srv?.stop();
+  });
+  const server = (): EtcdServer => {
+    if (!srv) throw new Error('etcd is not started (etcdForSuite runs before the suite)');
+    return srv;
+  };
+  return {
+    server,
+    /** Every store fresh() opened, in order. */
+    stores: stores as readonly EtcdStore[],
+    fresh(prefix = `/s${++n}`): EtcdStore {
+      const s = new EtcdStore({ endpoints: [server().endpoint], prefix });
+      stores.push(s);
+      return s;
     },
   };
 }

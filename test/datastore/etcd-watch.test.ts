@@ -2,31 +2,16 @@
 // the object it delivers, and what happens when that version is compacted away before the watch reads it.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { EtcdStore } from '../../src/datastore/etcd.js';
 import { StoreError, type WatchEvent } from '../../src/datastore/types.js';
 import { E2E } from '../helpers/env.js';
 import { until } from '../helpers/wait.js';
 import { gw, STORE_POLL } from './helpers.js';
-import { etcdMissing, startEtcd, type EtcdServer } from './etcd-server.js';
+import { etcdForSuite, etcdMissing } from './etcd-server.js';
 
 const missing = etcdMissing();
 
 describe('EtcdStore watch: deleted objects', { skip: missing && !E2E ? missing : false }, () => {
-  let srv: EtcdServer;
-  const stores: EtcdStore[] = [];
-  const fresh = (prefix: string): EtcdStore => {
-    const s = new EtcdStore({ endpoints: [srv.endpoint], prefix });
-    stores.push(s);
-    return s;
-  };
-  before(async () => {
-    if (missing) assert.fail(`EGW_E2E=1 but the etcd tests cannot run: ${missing}`);
-    srv = await startEtcd();
-  });
-  after(async () => {
-    for (const s of stores) await s.close();
-    await srv?.stop();
-  });
+  const { fresh } = etcdForSuite(missing, { before, after });
 
   it('a DELETED event carries the object as last stored, with resourceVersion = the deleting revision', async () => {
     const s = fresh('/del1');

@@ -13,11 +13,8 @@
 // a failure. Prints the figures (resync time, kernel writes, time to not-ready) as `# outage: …` lines.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import type { Pod } from '../../src/api/types.js';
 import { readyCondition } from '../../src/api/pod.js';
@@ -28,9 +25,9 @@ import { inNs, LabHarness } from '../helpers/e2e.js';
 import { E2E, missingPrerequisite } from '../helpers/env.js';
 import { egressGateway } from '../helpers/resources.js';
 import { demoScenario, ECHO, gatewayManifest, kernelHops, liveGateways } from '../helpers/scenarios.js';
+import { ConnStream } from '../helpers/stream.js';
 import { LAB_POLL, sleep, until } from '../helpers/wait.js';
 
-const STREAM = fileURLToPath(new URL('../lab/fixtures/conn-stream.mjs', import.meta.url));
 const missing = missingPrerequisite(['ip', 'nft', 'curl']) ?? etcdMissing();
 const lab = new LabHarness();
 const OUTAGE_MS = 60_000;
@@ -38,29 +35,6 @@ const QUIET_AFTER_MS = 15_000;
 const FROZEN_MS = 20_000;
 const figure = (text: string) => console.log(`# outage: ${text}`);
 
-type Report = { stream: { ok: boolean; replies: number; seen: string; maxGapMs: number }; fresh: { ok: number; fail: number; sources: Record<string, number> } };
-
-/** The long connection and the new ones, from a process inside the client pod (test/lab/fixtures/conn-stream.mjs). */
-class Stream {
-  private child!: ChildProcessWithoutNullStreams;
-  private lines!: AsyncIterator<string>;
-  static async open(netns: string): Promise<Stream> {
-    const s = new Stream();
-    s.child = spawn('ip', ['netns', 'exec', netns, process.execPath, STREAM, ECHO, `http://${ECHO}/`, '200']);
-    s.lines = createInterface({ input: s.child.stdout })[Symbol.asyncIterator]();
-    assert.deepEqual(JSON.parse((await s.lines.next()).value), { started: true });
-    return s;
-  }
-  async report(): Promise<Report> {
-    this.child.stdin.write('report\n');
-    const n = await this.lines.next();
-    assert.ok(!n.done, 'the stream process exited');
-    return JSON.parse(n.value);
-  }
-  close(): void {
-    if (this.child.exitCode === null) this.child.stdin.write('quit\n');
-  }
-}
 
 /** The lab's log files and their sizes now: what is written after is read with since(). */
 function logMarks(dir: string): Map<string, number> {
@@ -120,7 +94,7 @@ describe('a datastore outage (etcd stopped or frozen) disturbs nothing', { skip:
     const client = await lab.podReady('tenant-a', 'client-a');
     const gwNetns = (await liveGateways(lab)).map((g) => g.netns);
     assert.equal(gwNetns.length, 2);
-    const s = await Stream.open(client.netns);
+    const s = await ConnStream.open(client.netns);
     try {
       await until('the stream to answer', async () => {
         const r = await s.report();
@@ -236,7 +210,7 @@ describe('a datastore outage (etcd stopped or frozen) disturbs nothing', { skip:
   test(`etcd frozen (SIGSTOP) for ${FROZEN_MS / 1000} s: connections stay up, nothing written, every process follows again`, { timeout: 180_000 }, async () => {
     const client = await lab.podReady('tenant-a', 'client-a');
     const gwNetns = (await liveGateways(lab)).map((g) => g.netns);
-    const s = await Stream.open(client.netns);
+    const s = await ConnStream.open(client.netns);
     const etcd = processes(lab.info.stateDir).get('etcd');
     assert.ok(etcd?.running, 'etcd runs');
     try {
@@ -307,7 +281,7 @@ describe('a datastore outage (etcd stopped or frozen) disturbs nothing', { skip:
     await sleep(5000);
     for (const g of gws) assert.equal((await readiness(g.netns)).code, 200, `${g.name} ready before the stop`);
     const client = await lab.podReady('tenant-a', 'client-a');
-    const s = await Stream.open(client.netns);
+    const s = await ConnStream.open(client.netns);
     try {
       await until('the stream to answer', async () => (await s.report()).fresh.ok > 0, 10_000, LAB_POLL);
       const before = await s.report();

@@ -7,10 +7,7 @@
 // Skipped (with the reason) without root or etcd; EGW_E2E=1 makes that a failure.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import type { Pod } from '../../src/api/types.js';
 import { labDown, labStatus } from '../../src/lab/index.js';
 import { isRunning, readRecords, type ProcRecord } from '../../src/lab/procs.js';
@@ -18,33 +15,13 @@ import { etcdMissing } from '../datastore/etcd-server.js';
 import { ipJson, LabHarness, run } from '../helpers/e2e.js';
 import { E2E, missingPrerequisite } from '../helpers/env.js';
 import { demoManifests, ECHO } from '../helpers/scenarios.js';
+import { ConnStream } from '../helpers/stream.js';
 import { LAB_POLL, sleep, until } from '../helpers/wait.js';
 
-const STREAM = fileURLToPath(new URL('./fixtures/conn-stream.mjs', import.meta.url));
 const missing = missingPrerequisite(['ip', 'nft', 'curl']) ?? etcdMissing();
 const lab = new LabHarness();
 
 /** The long connection and the new ones, from a process inside the client pod (fixtures/conn-stream.mjs). */
-class Stream {
-  private child!: ChildProcessWithoutNullStreams;
-  private lines!: AsyncIterator<string>;
-  static async open(netns: string): Promise<Stream> {
-    const s = new Stream();
-    s.child = spawn('ip', ['netns', 'exec', netns, process.execPath, STREAM, ECHO, `http://${ECHO}/`, '200']);
-    s.lines = createInterface({ input: s.child.stdout })[Symbol.asyncIterator]();
-    assert.deepEqual(JSON.parse((await s.lines.next()).value), { started: true });
-    return s;
-  }
-  async report(): Promise<{ stream: { ok: boolean; replies: number; seen: string }; fresh: { ok: number; fail: number; sources: Record<string, number> } }> {
-    this.child.stdin.write('report\n');
-    const n = await this.lines.next();
-    assert.ok(!n.done, 'the stream process exited');
-    return JSON.parse(n.value);
-  }
-  close(): void {
-    if (this.child.exitCode === null) this.child.stdin.write('quit\n');
-  }
-}
 
 /** The host namespace's links, addresses and routes. */
 async function hostSnapshot(): Promise<string> {
@@ -105,7 +82,7 @@ describe('a lab on etcd, supervised', { skip: missing && !E2E ? missing : false 
 
   test('kill -9 of each long-running process: each comes back, the stream through a gateway never stops', { timeout: 400_000 }, async () => {
     const client = await lab.podReady('tenant-a', 'client-a');
-    const s = await Stream.open(client.netns);
+    const s = await ConnStream.open(client.netns);
     try {
       const first = await until('the stream to answer', async () => {
         const r = await s.report();
@@ -148,7 +125,7 @@ describe('a lab on etcd, supervised', { skip: missing && !E2E ? missing : false 
       s.close();
     }
     // The rest of the sequence, on a new stream (the echo server was the far end of the old one).
-    const s2 = await Stream.open(client.netns);
+    const s2 = await ConnStream.open(client.netns);
     try {
       await until('the new stream to answer', async () => (await s2.report()).stream.replies > 0, 10_000, LAB_POLL);
       for (const role of ['supervisor', 'watchdog']) {
