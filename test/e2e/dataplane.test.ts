@@ -4,6 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { isRunning } from '../../src/lab/procs.js';
 import { inNs, LabHarness, run } from '../helpers/e2e.js';
 import { gate, suiteGate } from '../helpers/env.js';
 import { clientPod, felixConfiguration, namespaceNamed, pod } from '../helpers/resources.js';
@@ -165,10 +166,11 @@ describe('data plane end to end', { skip: root.skip }, () => {
     const log = join(lab.info.stateDir, 'logs', 'agent-node-1.log');
     const starts = readFileSync(log, 'utf8').split('agent starting').length - 1;
     const oldPid = await lab.stop('agent-node-1');
-    await sleep(1000);
-    await lab.restartMissing();
-    const newPid = lab.info.processes.find((p) => p.role === 'agent-node-1')?.pid;
-    assert.ok(newPid && newPid !== oldPid, 'a new agent process runs');
+    // The lab's supervisor starts it again, as a DaemonSet would (docs/dataplane.md, supervision).
+    await until('a new agent process', () => {
+      const rec = lab.record('agent-node-1');
+      return rec !== undefined && rec.pid !== oldPid && isRunning(rec);
+    }, 15_000, LAB_POLL);
     // The new agent has listed, computed and compared the kernel with its desired state once it logs its first
     // reconcile; it must have found everything right.
     // what the new agent wrote: after the next 'agent starting' (empty until it has started)

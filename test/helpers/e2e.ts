@@ -148,13 +148,6 @@ export class LabHarness {
     return rec.pid;
   }
 
-  /** Starts again whatever lab process is not running (lab up completes what is missing). */
-  async restartMissing(): Promise<void> {
-    const state = readLabState(this.name);
-    assert.ok(state, 'lab state missing');
-    this.info = await labUp({ file: state.file, datastore: state.config.etcd ? undefined : this.datastore, log: this.logs });
-  }
-
   /** The record of one lab process (e.g. `agent-node-1`, `supervisor`), or undefined. */
   record(role: string): ProcRecord | undefined {
     return readRecord(stateFiles.pidFile(this.info.stateDir, role));
