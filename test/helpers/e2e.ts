@@ -11,7 +11,7 @@ import { stringify } from 'yaml';
 import type { Resource } from '../../src/api/meta.js';
 import { openStore } from '../../src/datastore/open.js';
 import type { Store } from '../../src/datastore/types.js';
-import { labDown, labUp, readLabState, type LabInfo } from '../../src/lab/index.js';
+import { labDown, labUp, type LabInfo } from '../../src/lab/index.js';
 import { stateFiles } from '../../src/lab/names.js';
 import { isRunning, readRecord, stopProcess, type ProcRecord } from '../../src/lab/procs.js';
 import { NETNS_ANNOTATION } from '../../src/lab/topology.js';
