@@ -9,7 +9,7 @@ import type { Resource } from '../../src/api/meta.js';
 import { StoreError, type Store, type TxnOp, type WatchEvent } from '../../src/datastore/types.js';
 import { ippool } from '../helpers/resources.js';
 import { sleep, until } from '../helpers/wait.js';
-import { CIDR, collect, gw, STORE_POLL, summary } from './helpers.js';
+import { CIDR, collect, gw, STORE_POLL, summary, isStoreError } from './helpers.js';
 
 export type StoreFactory = () => Promise<Store>;
 
@@ -44,15 +44,6 @@ async function withStore(factory: StoreFactory, caps: StoreCapabilities, fn: (s:
   } finally {
     await s.close();
   }
-}
-
-function isStoreError(code: StoreError['code'], ...mentions: string[]) {
-  return (e: unknown): boolean => {
-    assert.ok(e instanceof StoreError, `expected a StoreError, got ${String(e)}`);
-    assert.equal(e.code, code, `code of: ${e.message}`);
-    for (const m of mentions) assert.ok(e.message.includes(m), `message ${JSON.stringify(e.message)} should mention ${JSON.stringify(m)}`);
-    return true;
-  };
 }
 
 const RED = { kind: 'EgressGateway', namespace: 'default', name: 'red' };

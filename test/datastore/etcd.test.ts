@@ -16,22 +16,13 @@ import { StoreError, type Store, type TxnOp, type WatchEvent } from '../../src/d
 import { E2E } from '../helpers/env.js';
 import { ippool } from '../helpers/resources.js';
 import { sleep, until } from '../helpers/wait.js';
-import { CIDR, collect, gw, STORE_POLL } from './helpers.js';
+import { CIDR, collect, gw, STORE_POLL, isStoreError } from './helpers.js';
 import { conformance } from './conformance.js';
 import { startProxy } from './tcp-proxy.js';
 import { etcdMissing, makeTestPki, opensslMissing, startEtcd, type EtcdServer, type TestPki } from './etcd-server.js';
 
 const missing = etcdMissing();
 const RED = { kind: 'EgressGateway', namespace: 'default', name: 'red' };
-
-function isStoreError(code: StoreError['code'], ...mentions: string[]) {
-  return (e: unknown): boolean => {
-    assert.ok(e instanceof StoreError, `expected a StoreError, got ${String(e)}`);
-    assert.equal(e.code, code, `code of: ${e.message}`);
-    for (const m of mentions) assert.ok(e.message.includes(m), `message ${JSON.stringify(e.message)} should mention ${JSON.stringify(m)}`);
-    return true;
-  };
-}
 
 const skip = missing && !E2E ? missing : false;
 /** One etcd server for the whole file; every test works under its own prefix. */

@@ -1,7 +1,8 @@
 // Shared by the datastore tests, and only theirs: a bare store object, a watch recorder and its event summary.
 // Resources (ippool, egressGateway …) and polls come from test/helpers/.
 import type { Resource } from '../../src/api/meta.js';
-import type { Store, Watch, WatchEvent, WatchOptions } from '../../src/datastore/types.js';
+import assert from 'node:assert/strict';
+import { StoreError, type Store, type Watch, type WatchEvent, type WatchOptions } from '../../src/datastore/types.js';
 import { until, type PollOptions } from '../helpers/wait.js';
 
 /**
@@ -54,4 +55,14 @@ export async function collect(store: Store, opts: WatchOptions): Promise<Collect
 export function summary(e: WatchEvent): string {
   const m = e.object.metadata;
   return `${e.revision} ${e.type} ${e.object.kind} ${m.namespace ? `${m.namespace}/` : ''}${m.name} rv=${m.resourceVersion}`;
+}
+
+/** An assert.rejects predicate: a StoreError with this code whose message mentions each text. */
+export function isStoreError(code: StoreError['code'], ...mentions: string[]) {
+  return (e: unknown): boolean => {
+    assert.ok(e instanceof StoreError, `expected a StoreError, got ${String(e)}`);
+    assert.equal(e.code, code, `code of: ${e.message}`);
+    for (const m of mentions) assert.ok(e.message.includes(m), `message ${JSON.stringify(e.message)} should mention ${JSON.stringify(m)}`);
+    return true;
+  };
 }
