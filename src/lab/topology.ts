@@ -13,7 +13,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { IPPool, Node as K8sNode, Pod } from '../api/types.js';
 import { poolAllows, poolSelectsNode } from '../ipam/pools.js';
 import { defaultDatastoreSpec, openStore, parseDatastoreSpec } from '../datastore/open.js';
@@ -25,19 +25,20 @@ import { netnsRunner } from '../dataplane/exec.js';
 import { Kernel } from './kernel.js';
 import { loadLabFile, type LabConfig } from './labfile.js';
 import { createServer } from 'node:net';
-import { ETCD_CLIENT_PORT, ETCD_PEER_PORT, ETCD_SOCKET, ETCD_UNDERLAY_PORT, egwCommand, labChildEnv, labStateDir, labStateRoot, ns, stateFiles, underlayPort } from './names.js';
+import { ETCD_CLIENT_PORT, ETCD_UNDERLAY_PORT, egwCommand, labChildEnv, labStateDir, labStateRoot, ns, stateFiles, underlayPort } from './names.js';
 import {
   isRunning,
   readRecord,
   readRecords,
-  spawnDetached,
   stopProcess,
   stopProcessesInNetns,
   withStartLock,
-  type ExitInfo,
   type ProcRecord,
 } from './procs.js';
 import { sleep } from '../util.js';
+import { labProcesses, supervisorSpec, startProcess, isHeld, holdableProcesses, type LabRole, type ProcSpec, ALL_ROLES } from './roles.js';
+
+export { ETCD_BIN, labProcesses, supervisorSpec, startProcess, isHeld, holdableProcesses, type LabRole, type ProcSpec } from './roles.js';
 
 export const NETNS_ANNOTATION = 'egw.dev/netns';
 export const ROUTER_PORT = 'rtr0';
@@ -276,126 +277,6 @@ export async function writeClusterObjects(cfg: LabConfig, store: Store, log: Log
   }
   log.info('pod pool created', { pool: cfg.podPool.name, cidr: cfg.podPool.cidr });
   return { poolCreated: true };
-}
-
-export type LabRole = 'etcd' | 'forwarder' | 'kubelet' | 'agent' | 'controller' | 'echo';
-const ALL_ROLES: LabRole[] = ['etcd', 'forwarder', 'kubelet', 'agent', 'controller', 'echo'];
-
-export interface ProcSpec {
-  kind: LabRole | 'supervisor' | 'watchdog';
-  role: string;
-  argv: string[];
-  netns?: string;
-  netnsMode?: 'exec' | 'enter';
-  cwd?: string;
-  /** Left by a run that was killed and in the way of the next (etcd does not remove its stale unix socket). */
-  staleFiles?: string[];
-}
-
-export const ETCD_BIN = process.env.EGW_ETCD_BIN || '/usr/bin/etcd';
-
-/** The etcd server of a lab on etcd: one member, clients on the underlay and on a unix socket in the state dir. */
-function etcdArgv(cfg: LabConfig, dir: string): string[] {
-  const ip = cfg.etcd!.ip;
-  const peer = `http://127.0.0.1:${ETCD_PEER_PORT}`; // inside the etcd namespace: one member needs no peers
-  return [
-    ETCD_BIN,
-    '--name', `egw-${cfg.name}`,
-    '--data-dir', stateFiles.etcdData(dir),
-    '--listen-client-urls', `http://${ip}:${ETCD_CLIENT_PORT},unix://${ETCD_SOCKET}`,
-    '--advertise-client-urls', `http://${ip}:${ETCD_CLIENT_PORT}`,
-    '--listen-peer-urls', peer,
-    '--initial-advertise-peer-urls', peer,
-    '--initial-cluster', `egw-${cfg.name}=${peer}`,
-    '--initial-cluster-state', 'new',
-    // egw leaves etcd's history to etcd (docs/behaviour.md §4.1, item 7): keep 5 minutes, as kube-apiserver does.
-    '--auto-compaction-mode', 'periodic',
-    '--auto-compaction-retention', '5m',
-    '--logger', 'zap',
-    '--log-level', 'warn',
-  ];
-}
-
-/** Every long-running process of a lab, from its state (one home: lab up and the supervisor both start from this). */
-export function labProcesses(state: LabState, dir: string): ProcSpec[] {
-  const { config: cfg, egw, datastore } = state;
-  const roles = new Set(state.roles);
-  const out: ProcSpec[] = [];
-  if (cfg.etcd) {
-    out.push({ kind: 'etcd', role: 'etcd', argv: etcdArgv(cfg, dir), netns: ns.etcd(cfg.name), cwd: dir, staleFiles: [join(dir, ETCD_SOCKET)] });
-    out.push({ kind: 'forwarder', role: 'forwarder', argv: [...egw, 'lab', 'forward', '--lab', cfg.name, '--listen', `127.0.0.1:${state.forwardPort}`, '--to', join(dir, ETCD_SOCKET)] });
-  }
-  // Kubelets run in their node's network namespace (so they reach an etcd on the underlay) but keep the host's
-  // mounts: the pod namespaces they create with `ip netns add` must be visible to everyone (netnsMode 'enter').
-  for (const n of cfg.nodes) {
-    out.push({ kind: 'kubelet', role: `kubelet-${n.name}`, argv: [...egw, '--datastore', datastore, 'lab', 'kubelet', '--lab', cfg.name, '--node', n.name], netns: ns.node(cfg.name, n.name), netnsMode: 'enter' });
-  }
-  for (const n of cfg.nodes) {
-    out.push({ kind: 'agent', role: `agent-${n.name}`, argv: [...egw, '--datastore', datastore, 'agent', '--node', n.name], netns: ns.node(cfg.name, n.name) });
-  }
-  // Controllers need only the datastore; they run in the router namespace so that even a lab whose state directory
-  // was lost can find and stop them (`ip netns pids`).
-  for (let i = 1; i <= (cfg.controllers ?? 1); i++) {
-    out.push({ kind: 'controller', role: `controller-${i}`, argv: [...egw, '--datastore', datastore, 'controller', '--id', `controller-${i}`], netns: ns.router(cfg.name) });
-  }
-  out.push({ kind: 'echo', role: 'echo', argv: [...egw, 'lab', 'echo'], netns: ns.ext(cfg.name) });
-  return out.filter((p) => roles.has(p.kind as LabRole));
-}
-
-/** The supervisor and its watchdog (docs/dataplane.md, "Supervision"): in the caller's namespace, attaching nothing. */
-export function supervisorSpec(state: LabState, kind: 'supervisor' | 'watchdog'): ProcSpec {
-  return { kind, role: kind, argv: [...state.egw, 'lab', 'supervise', '--lab', state.config.name, ...(kind === 'watchdog' ? ['--watchdog'] : [])] };
-}
-
-/**
- * Starts one lab process unless it runs (under its start lock: lab up and the supervisor never both start it) and
- * records it; `restarted` carries the restart count on. Returns the record and whether this call started it.
- */
-export function startProcess(
-  dir: string,
-  spec: ProcSpec,
-  env: NodeJS.ProcessEnv,
-  opts: { lastExit?: string; onExit?: (e: ExitInfo) => void; selfRecording?: boolean; notARestart?: boolean } = {},
-): { rec: ProcRecord | undefined; started: boolean } {
-  const pidFile = stateFiles.pidFile(dir, spec.role);
-  const r = withStartLock(pidFile, () => {
-    const cur = readRecord(pidFile);
-    if (cur && isRunning(cur)) return { rec: cur, started: false };
-    // Held by `egw lab stop` (checked under the start lock, where labStop writes the marker: no start slips past it).
-    if (isHeld(dir, spec.role)) return { rec: cur, started: false };
-    for (const f of spec.staleFiles ?? []) rmSync(f, { force: true });
-    const rec = spawnDetached({
-      role: spec.role,
-      argv: spec.argv,
-      netns: spec.netns,
-      netnsMode: spec.netnsMode,
-      cwd: spec.cwd,
-      logFile: stateFiles.logFile(dir, spec.role),
-      // The supervisor and the watchdog record themselves (claimRecord): at most one of each runs.
-      pidFile: opts.selfRecording ? undefined : pidFile,
-      env,
-      onExit: opts.onExit,
-      ...(cur
-        ? {
-            // `egw lab start` after `egw lab stop` is not a crash: the count stays (as scaling to 0 and back is no restart).
-            restarts: (cur.restarts ?? 0) + (opts.notARestart ? 0 : 1),
-            lastExit: opts.lastExit ?? `gone (pid ${cur.pid}) by ${new Date().toISOString()}`,
-          }
-        : {}),
-    });
-    return { rec, started: true };
-  });
-  return r ?? { rec: readRecord(pidFile), started: false };
-}
-
-/** True while `egw lab stop ROLE` holds the role: nobody starts it until `egw lab start ROLE`. */
-export function isHeld(dir: string, role: string): boolean {
-  return existsSync(stateFiles.heldFile(dir, role));
-}
-
-/** Every process of the lab that `egw lab stop` / `egw lab start` can hold and release, by role. */
-export function holdableProcesses(state: LabState, dir: string): ProcSpec[] {
-  return [...labProcesses(state, dir), supervisorSpec(state, 'supervisor'), supervisorSpec(state, 'watchdog')];
 }
 
 function holdTarget(opts: { name: string; role: string; stateRoot?: string }, verb: 'stop' | 'start'): { root: string; dir: string; spec: ProcSpec } {
