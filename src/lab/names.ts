@@ -27,6 +27,10 @@ export const stateFiles = {
    */
   held: (dir: string) => join(dir, 'held'),
   heldFile: (dir: string, role: string) => join(dir, 'held', role),
+  /** The lab's flow-record root (EGW_FLOW_DIR of every lab process; docs/audit.md). */
+  flows: (dir: string) => join(dir, 'flows'),
+  /** The lab firewall's log: one JSON line per connection it admits or refuses (docs/audit.md). */
+  firewallLog: (dir: string) => join(dir, 'firewall.jsonl'),
 };
 
 /**
