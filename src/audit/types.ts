@@ -174,3 +174,24 @@ export interface PodIPEntry {
   /** RFC 3339, or null while the pod holds it. */
   to: string | null;
 }
+
+/**
+ * A reporter's record store (implemented by src/audit/store.ts): JSONL files rotated by size and age, plus a local
+ * index that also keeps the connections still open, so a restarted process completes them later.
+ * Calls are synchronous and buffered; flush() makes everything so far durable (file written, index committed).
+ */
+export interface FlowStore {
+  /** A connection seen opening (its NEW event, or a dump entry): index only, until it completes. */
+  open(rec: FlowRecord): void;
+  /** A connection that ended: one JSONL line, and its index row (replacing the open row of the same connection). */
+  complete(rec: FlowRecord): void;
+  gap(rec: GapRecord): void;
+  aggregate(rec: AggregateRecord): void;
+  /** Connections left open by a previous run of this reporter (restart recovery), and by this one. */
+  openFlows(): FlowRecord[];
+  /** Small persisted state of the recorder (its loss ledger), JSON values. */
+  getState(key: string): unknown;
+  setState(key: string, value: unknown): void;
+  flush(): void;
+  close(): void;
+}
