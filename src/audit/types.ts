@@ -132,8 +132,12 @@ export interface GapRecord {
     reporter: Reporter;
     reporter_name: string;
     gap: {
-      /** `overflow` (ENOBUFS / netlink drops), `restart` (the process was not running), `reader` (conntrack exited). */
-      reason: 'overflow' | 'restart' | 'reader';
+      /**
+       * `overflow` (ENOBUFS / netlink drops), `restart` (the process was not running), `reader` (conntrack exited),
+       * `unaccounted` (the kernel translated more connections than egw saw, with no other sign of loss),
+       * `counter-reset` (the kernel's count restarted: the interval cannot be checked; connections null).
+       */
+      reason: 'overflow' | 'restart' | 'reader' | 'unaccounted' | 'counter-reset';
       /** Events the kernel dropped on the event socket (netlink Drops delta), when known. */
       events_dropped: number | null;
       /** Upper bound on connections translated in the range that have no record (kernel SNAT count − recorded). */

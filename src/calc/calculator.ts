@@ -50,6 +50,8 @@ import {
   type PolicyRec,
 } from './records.js';
 import { resolve } from './resolve.js';
+import { routeOf } from './route.js';
+import type { FlowRoute } from '../audit/types.js';
 import { TableIdAllocator } from './tableids.js';
 import type { Explanation, GatewayHealth, NodeEgressState } from './types.js';
 
@@ -224,6 +226,16 @@ export class EgressCalculator {
       policies: this.policies.size,
       nodes,
     };
+  }
+
+  /**
+   * The configuration that routes pod `ns/name`'s connections to `dst` (an IPv4 number), for flow records (route.ts);
+   * null when the pod is not known.
+   */
+  routeOf(podNamespace: string, podName: string, dst: number): FlowRoute | null {
+    const pod = this.pods.get(podKeyOf(podNamespace, podName));
+    if (!pod) return null;
+    return routeOf(resolve(pod, this.felix.support, this.nsAnnotations(pod.ns), this.policies), this.policies, dst);
   }
 
   /** Which gateway would pod `ns/name` use for `dst`, and why; with the kernel objects that implement it (explain.ts). */

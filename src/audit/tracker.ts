@@ -1,0 +1,188 @@
+// The recorder's pure core (docs/audit.md, "Nothing lost"): conntrack flows in, records out through a FlowStore.
+//
+// - A translated connection is opened at its NEW (or when a dump shows it) and completed at its DESTROY; a DESTROY
+//   whose NEW was lost still makes a full record (it carries both tuples, counters, start and stop).
+// - After a loss (event socket overflow, a restart), a dump re-opens what egw did not know, and what egw knew as open
+//   but the dump no longer shows ended unseen: it is closed with `complete: false`.
+// - The ledger: at every check, the kernel's count of connections it translated (the masquerade rule's counter)
+//   must equal the connections egw saw since the previous check. A shortfall after a loss, or one that outlasts a
+//   whole interval, is a gap record with that many connections; so every translated connection is a record or is
+//   counted in a gap (an upper bound: a connection can be both, never neither).
+import type { CtFlow, FlowRecord, FlowStore, GapRecord } from './types.js';
+import { completeRecord, flowKey, gapRecord, isTranslated, openRecord, recordKey, vanishedRecord, type Enrichment, type RecordContext } from './record.js';
+
+export interface TrackerOptions extends RecordContext {
+  store: FlowStore;
+  /** What egw knows of the entry's client now (src/audit/enrich.ts). */
+  enrich(f: CtFlow): Enrichment;
+  /** Entries that are egw's own (the barrier entries): never records. */
+  ignore?(f: CtFlow): boolean;
+  now?(): number;
+}
+
+export interface Loss {
+  reason: GapRecord['egw']['gap']['reason'];
+  /** When egw last knew it was seeing everything. */
+  start: number;
+  eventsDropped: number | null;
+}
+
+interface Ledger {
+  /** The kernel's count at the last check, and when it was read. */
+  kernel: number;
+  at: number;
+  /** Shortfall seen at the last check that may still be events in flight. */
+  pending: number;
+}
+
+const LEDGER = 'ledger';
+const OBSERVED = 'observed';
+/** How long a completed connection's key is remembered, so a late DESTROY or dump entry is not a second record. */
+const RECENT_MS = 5 * 60_000;
+
+export class FlowTracker {
+  private readonly open = new Map<string, { rec: FlowRecord; firstSeen: number }>();
+  private readonly recent = new Map<string, number>();
+  private ledger: Ledger | undefined;
+  /** Connections first seen since the last check (persisted with every flush: see persist()). */
+  private observed = 0;
+  /** seenAt of the last flow taken. */
+  lastEventAt = 0;
+  readonly stats = { records: 0, opened: 0, vanished: 0, gaps: 0, gapConnections: 0 };
+  private readonly now: () => number;
+
+  constructor(private readonly o: TrackerOptions) {
+    this.now = o.now ?? Date.now;
+    for (const rec of o.store.openFlows()) this.open.set(recordKey(rec), { rec, firstSeen: Date.parse(rec.event.start) });
+    const l = o.store.getState(LEDGER) as Ledger | undefined;
+    if (l && Number.isFinite(l.kernel) && Number.isFinite(l.at)) this.ledger = { kernel: l.kernel, at: l.at, pending: Number(l.pending) || 0 };
+    this.observed = Number(o.store.getState(OBSERVED)) || 0;
+  }
+
+  /** True when a previous run of this reporter left a ledger (a restart, not a first start). */
+  get restarted(): boolean {
+    return this.ledger !== undefined;
+  }
+
+  /** When the last check was (the start of a restart's gap). */
+  get lastCheckAt(): number | undefined {
+    return this.ledger?.at;
+  }
+
+  get openCount(): number {
+    return this.open.size;
+  }
+
+  onFlows(flows: readonly CtFlow[]): void {
+    for (const f of flows) {
+      if (f.type !== 'new' && f.type !== 'destroy') continue;
+      if (!isTranslated(f) || this.o.ignore?.(f)) continue;
+      this.lastEventAt = f.seenAt;
+      const key = flowKey(f);
+      if (f.type === 'new') {
+        if (this.open.has(key) || this.recent.has(key)) continue;
+        this.opened(key, openRecord(this.o, f, this.o.enrich(f), 'event'), f.seenAt, true);
+        continue;
+      }
+      const o = this.open.get(key);
+      if (o) {
+        this.open.delete(key);
+        this.completed(key, completeRecord(o.rec, f));
+      } else if (!this.recent.has(key)) {
+        // its NEW was lost: the DESTROY alone makes the record; it counts toward the ledger if it began since the last check
+        this.completed(key, completeRecord(openRecord(this.o, f, this.o.enrich(f), 'destroy'), f));
+        if (this.countable(f.start)) this.observed++;
+      }
+    }
+  }
+
+  /**
+   * Takes a dump made from `dumpStart`: opens what egw did not know, and returns the open connections egw knew before
+   * the dump began that the dump does not show — ended unseen, unless their DESTROY is still on its way: close them
+   * with closeVanished() once a barrier shows every earlier event was taken.
+   */
+  applyDump(dump: readonly CtFlow[], dumpStart: number): Set<string> {
+    const shown = new Set<string>();
+    for (const f of dump) {
+      if (!isTranslated(f) || this.o.ignore?.(f)) continue;
+      const key = flowKey(f);
+      shown.add(key);
+      if (this.open.has(key) || this.recent.has(key)) continue;
+      this.opened(key, openRecord(this.o, f, this.o.enrich(f), 'dump'), dumpStart, this.countable(f.start));
+    }
+    const missing = new Set<string>();
+    for (const [key, o] of this.open) if (o.firstSeen < dumpStart && !shown.has(key)) missing.add(key);
+    return missing;
+  }
+
+  closeVanished(keys: Iterable<string>, end: number): number {
+    let n = 0;
+    for (const key of keys) {
+      const o = this.open.get(key);
+      if (!o) continue;
+      this.open.delete(key);
+      this.completed(key, vanishedRecord(o.rec, end));
+      this.stats.vanished++;
+      n++;
+    }
+    return n;
+  }
+
+  /**
+   * Balances the ledger with the kernel's count (null: no count available) read at `at`, after a barrier showed that
+   * every event before it was taken. Returns the gap record written, if any.
+   */
+  check(kernel: number | null, at: number, loss?: Loss): GapRecord | null {
+    const prev = this.ledger;
+    let gap: { start: number; reason: Loss['reason']; connections: number | null } | null = null;
+    let pending = 0;
+    if (kernel === null || !prev) {
+      if (loss) gap = { start: loss.start, reason: loss.reason, connections: null };
+    } else if (kernel < prev.kernel) {
+      gap = { start: loss?.start ?? prev.at, reason: loss?.reason ?? 'counter-reset', connections: null };
+    } else {
+      const deficit = kernel - prev.kernel - this.observed;
+      const total = Math.max(0, prev.pending + deficit);
+      if (loss) gap = { start: loss.start, reason: loss.reason, connections: total };
+      else if (prev.pending > 0 && total > 0) {
+        // missing for a whole interval: not events in flight
+        const n = Math.min(prev.pending, total);
+        gap = { start: prev.at, reason: 'unaccounted', connections: n };
+        pending = total - n;
+      } else pending = total;
+    }
+    if (kernel !== null) this.ledger = { kernel, at, pending };
+    this.observed = 0;
+    this.persist();
+    for (const [k, t] of this.recent) if (t < at - RECENT_MS) this.recent.delete(k);
+    if (!gap) return null;
+    const rec = gapRecord(this.o, { start: gap.start, end: at, reason: gap.reason, eventsDropped: loss?.eventsDropped ?? null, connections: gap.connections });
+    this.o.store.gap(rec);
+    this.stats.gaps++;
+    this.stats.gapConnections += gap.connections ?? 0;
+    return rec;
+  }
+
+  /** Writes the ledger state with the records (call before every store.flush(), so they commit together). */
+  persist(): void {
+    if (this.ledger) this.o.store.setState(LEDGER, this.ledger);
+    this.o.store.setState(OBSERVED, this.observed);
+  }
+
+  private countable(start: number | undefined): boolean {
+    return !this.ledger || start === undefined || start >= this.ledger.at;
+  }
+
+  private opened(key: string, rec: FlowRecord, firstSeen: number, count: boolean): void {
+    this.open.set(key, { rec, firstSeen });
+    this.o.store.open(rec);
+    this.stats.opened++;
+    if (count) this.observed++;
+  }
+
+  private completed(key: string, rec: FlowRecord): void {
+    this.o.store.complete(rec);
+    this.recent.set(key, this.now());
+    this.stats.records++;
+  }
+}

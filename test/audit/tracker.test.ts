@@ -1,0 +1,172 @@
+// The recorder's pure core: records from NEW/DESTROY, DESTROY-only records, dumps after a loss, and the ledger that
+// turns every connection the kernel translated and egw did not see into a gap count.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { FlowTracker } from '../../src/audit/tracker.js';
+import { communityId, UNKNOWN_POD } from '../../src/audit/record.js';
+import type { CtFlow } from '../../src/audit/types.js';
+import { MemFlowStore } from './memstore.js';
+
+const T0 = Date.parse('2026-12-02T10:00:00Z');
+
+function flow(type: CtFlow['type'], id: number, sport: number, natPort: number, at: number, extra: Partial<CtFlow> = {}): CtFlow {
+  return {
+    type,
+    id,
+    orig: { src: '10.244.1.5', dst: '203.0.113.10', sport, dport: 80, proto: 6, protoName: 'tcp' },
+    reply: { src: '203.0.113.10', dst: '10.10.10.7', sport: 80, dport: natPort, proto: 6, protoName: 'tcp' },
+    seenAt: at,
+    ...extra,
+  };
+}
+const destroy = (id: number, sport: number, natPort: number, start: number, stop: number) =>
+  flow('destroy', id, sport, natPort, stop + 1, { start, stop, origCounters: { packets: 5, bytes: 400 }, replyCounters: { packets: 4, bytes: 900 } });
+
+function tracker(store = new MemFlowStore()) {
+  let enriched = 0;
+  const t = new FlowTracker({
+    reporter: 'gateway',
+    reporterName: 'egw/gw-1',
+    store,
+    now: () => T0,
+    enrich: () => {
+      enriched++;
+      return { pod: { namespace: 'app', name: 'client', uid: 'u-1', node: 'n1', labels: { app: 'c' } }, route: { kind: 'policy', policy: 'p', rule: 0 }, gateway: { namespace: 'egw', name: 'gw-1', node: 'n2', ip: '10.10.10.7' } };
+    },
+    ignore: (f) => f.orig.src.startsWith('127.'),
+  });
+  return { t, store, enrichedCount: () => enriched };
+}
+
+test('NEW then DESTROY: one record with the translated source, counters, kernel start and stop, enriched once at NEW', () => {
+  const { t, store, enrichedCount } = tracker();
+  t.onFlows([flow('new', 1, 40000, 50000, T0 + 5)]);
+  assert.equal(store.openRows.size, 1);
+  assert.equal(store.flows.length, 0);
+  t.onFlows([destroy(1, 40000, 50000, T0 + 4.5, T0 + 3000)]);
+  assert.equal(store.openRows.size, 0);
+  const [r] = store.flows;
+  assert.ok(r);
+  assert.equal(r.source.ip, '10.244.1.5');
+  assert.equal(r.source.port, 40000);
+  assert.deepEqual(r.source.nat, { ip: '10.10.10.7', port: 50000 });
+  assert.equal(r.destination.port, 80);
+  assert.equal(r.source.bytes, 400);
+  assert.equal(r.destination.bytes, 900);
+  assert.equal(r.event.start, new Date(T0 + 4).toISOString());
+  assert.equal(r.event.end, new Date(T0 + 3000).toISOString());
+  assert.equal(r.event.duration, 2995.5 * 1e6);
+  assert.equal(r.egw.seen, 'event');
+  assert.equal(r.egw.complete, true);
+  assert.equal(r.orchestrator.resource.name, 'client');
+  assert.equal(enrichedCount(), 1);
+});
+
+test('untranslated, update and egw\'s own barrier entries are not recorded', () => {
+  const { t, store } = tracker();
+  const plain = flow('new', 2, 1, 1, T0);
+  plain.reply = { ...plain.reply, dst: plain.orig.src, dport: plain.orig.sport };
+  const barrier = flow('new', 3, 9, 9, T0);
+  barrier.orig = { ...barrier.orig, src: '127.0.0.2' };
+  t.onFlows([plain, barrier, flow('update', 4, 5, 6, T0)]);
+  assert.equal(store.openRows.size, 0);
+  assert.equal(t.stats.opened, 0);
+});
+
+test('a DESTROY whose NEW was lost still makes a full record (seen: destroy); a second DESTROY is no second record', () => {
+  const { t, store } = tracker();
+  t.onFlows([destroy(7, 41000, 51000, T0, T0 + 10)]);
+  t.onFlows([destroy(7, 41000, 51000, T0, T0 + 10)]);
+  assert.equal(store.flows.length, 1);
+  assert.equal(store.flows[0]!.egw.seen, 'destroy');
+  assert.equal(store.flows[0]!.egw.complete, true);
+});
+
+test('the ledger: balanced intervals write no gap; a shortfall after a loss is a gap of that many connections', () => {
+  const { t, store } = tracker();
+  assert.equal(t.check(100, T0), null); // first check: the base
+  t.onFlows([flow('new', 1, 1, 1, T0 + 1), flow('new', 2, 2, 2, T0 + 2)]);
+  assert.equal(t.check(102, T0 + 10_000), null);
+  // 5 more translated, 2 seen, and the reader reported an overflow
+  t.onFlows([flow('new', 3, 3, 3, T0 + 10_001), flow('new', 4, 4, 4, T0 + 10_002)]);
+  const g = t.check(107, T0 + 20_000, { reason: 'overflow', start: T0 + 10_002, eventsDropped: 6 });
+  assert.ok(g);
+  assert.equal(g.egw.gap.connections, 3);
+  assert.equal(g.egw.gap.events_dropped, 6);
+  assert.equal(g.egw.gap.reason, 'overflow');
+  assert.equal(g.event.start, new Date(T0 + 10_002).toISOString());
+  assert.equal(store.gaps.length, 1);
+});
+
+test('the ledger: a shortfall of events in flight balances at the next check; one that outlasts an interval is unaccounted', () => {
+  const { t } = tracker();
+  t.check(0, T0);
+  t.onFlows([flow('new', 1, 1, 1, T0 + 1)]);
+  assert.equal(t.check(2, T0 + 10_000), null); // one still in flight
+  t.onFlows([flow('new', 2, 2, 2, T0 + 10_001)]);
+  assert.equal(t.check(2, T0 + 20_000), null); // it arrived
+  assert.equal(t.check(5, T0 + 30_000), null); // three missing, maybe in flight
+  const g = t.check(5, T0 + 40_000); // still missing a whole interval later
+  assert.ok(g);
+  assert.equal(g.egw.gap.reason, 'unaccounted');
+  assert.equal(g.egw.gap.connections, 3);
+});
+
+test('a counter that went backwards (rule replaced) is a gap of unknown size, and the ledger starts again', () => {
+  const { t } = tracker();
+  t.check(50, T0);
+  const g = t.check(3, T0 + 10_000);
+  assert.ok(g);
+  assert.equal(g.egw.gap.reason, 'counter-reset');
+  assert.equal(g.egw.gap.connections, null);
+  assert.equal(t.check(3, T0 + 20_000), null);
+});
+
+test('after a loss, a dump opens what egw missed and closes what ended unseen (complete: false)', () => {
+  const { t, store } = tracker();
+  t.check(0, T0);
+  t.onFlows([flow('new', 1, 1, 1, T0 + 1), flow('new', 2, 2, 2, T0 + 2)]);
+  // overflow: connection 2 ended unseen, 3 began unseen and is still open, 4 began and ended unseen
+  const dumpStart = T0 + 5000;
+  const missing = t.applyDump([flow('dump', 1, 1, 1, dumpStart, { start: T0 + 1 }), flow('dump', 3, 3, 3, dumpStart, { start: T0 + 3000 })], dumpStart);
+  assert.deepEqual([...missing].length, 1);
+  assert.equal(t.closeVanished(missing, dumpStart), 1);
+  const v = store.flows.find((r) => r.egw.conntrack_id === 2)!;
+  assert.equal(v.egw.complete, false);
+  assert.equal(v.event.end, new Date(dumpStart).toISOString());
+  assert.equal(store.openRows.size, 2);
+  assert.equal([...store.openRows.values()].find((r) => r.egw.conntrack_id === 3)!.egw.seen, 'dump');
+  const g = t.check(4, dumpStart + 100, { reason: 'overflow', start: T0 + 2, eventsDropped: 3 });
+  assert.equal(g?.egw.gap.connections, 1); // 4 translated, 3 seen (1, 2 by NEW, 3 by the dump)
+  // the late DESTROY of a connection closed as vanished is not a second record
+  t.onFlows([destroy(2, 2, 2, T0 + 2, T0 + 4000)]);
+  assert.equal(store.flows.filter((r) => r.egw.conntrack_id === 2).length, 1);
+});
+
+test('a restart: open rows and the ledger come back from the store; the restart gap counts what no one saw', () => {
+  const store = new MemFlowStore();
+  const a = tracker(store).t;
+  a.check(10, T0);
+  a.onFlows([flow('new', 1, 1, 1, T0 + 1), flow('new', 2, 2, 2, T0 + 2)]);
+  a.persist();
+  // killed here; meanwhile 1 ended, 5 began (still open) and 6 began and ended
+  const b = tracker(store).t;
+  assert.equal(b.restarted, true);
+  assert.equal(b.openCount, 2);
+  const dumpStart = T0 + 9000;
+  const missing = b.applyDump([flow('dump', 2, 2, 2, dumpStart, { start: T0 + 2 }), flow('dump', 5, 5, 5, dumpStart, { start: T0 + 5000 })], dumpStart);
+  b.closeVanished(missing, dumpStart);
+  const g = b.check(14, dumpStart + 50, { reason: 'restart', start: b.lastCheckAt!, eventsDropped: null });
+  assert.equal(g?.egw.gap.connections, 1); // 4 translated since the last check: 1, 2 (before), 5 (dump) → 6 is missing
+  assert.equal(store.flows.find((r) => r.egw.conntrack_id === 1)?.egw.complete, false);
+});
+
+test('community ID v1 of a known tuple (the spec\'s TCP example)', () => {
+  // community-id-spec baseline: 128.232.110.120:34855 → 66.35.250.204:80 tcp, seed 0
+  assert.equal(communityId({ src: '128.232.110.120', dst: '66.35.250.204', sport: 34855, dport: 80, proto: 6, protoName: 'tcp' }), '1:LQU9qZlK+B5F3KDmev6m5PMibrg=');
+  assert.equal(
+    communityId({ src: '66.35.250.204', dst: '128.232.110.120', sport: 80, dport: 34855, proto: 6, protoName: 'tcp' }),
+    '1:LQU9qZlK+B5F3KDmev6m5PMibrg=',
+  );
+  assert.equal(UNKNOWN_POD.uid, null);
+});
