@@ -37,6 +37,9 @@ import type { Store } from '../datastore/types.js';
 import type { Logger } from '../log.js';
 import { Backoff, errText } from '../util.js';
 import { natConfigFromResources } from './nat.js';
+import { nodeEnricher, PodIPIndex } from '../audit/enrich.js';
+import { startRecorder, type FlowRecordingOptions, type RecorderHandle } from '../audit/recorder.js';
+import type { ObservedPod } from '../audit/history.js';
 import {
   DEFAULT_HEARTBEAT_PORT,
   DEFAULT_POLL_FAILURE_COUNT,
@@ -90,6 +93,8 @@ export interface AgentOptions {
    * another component owns those bits, e.g. 0x00003f00 beside Calico Felix (which uses 0xffff0000).
    */
   stickyMarkMask?: number;
+  /** Flow records of the connections this node SNATs itself, and its pods' IP history (docs/audit.md); false or absent = none. */
+  flows?: FlowRecordingOptions | false;
 }
 
 export interface AgentStatus {
@@ -137,6 +142,11 @@ class Agent implements AgentHandle {
   private readonly dp: NodeDataplane;
 
   private calc: EgressCalculator = new EgressCalculator();
+  /** Pods by IP for the flow records, fed by the same informer as the calculator. */
+  private readonly podIndex = new PodIPIndex();
+  private recorder: RecorderHandle | null = null;
+  private readonly recorderStop = new AbortController();
+  private readonly flows: FlowRecordingOptions | false;
   private informer: Informer | null = null;
   private readonly informerStop = new AbortController();
 
@@ -172,6 +182,7 @@ class Agent implements AgentHandle {
     this.debounceMs = opts.debounceMs ?? 20;
     this.log = opts.log;
     this.onReconcile = opts.onReconcile;
+    this.flows = opts.flows ?? false;
     this.reconcileBackoff = new Backoff({ minMs: 100, maxMs: Math.max(1000, Math.min(this.resyncMs, MAX_BACKOFF_MS)) });
     this.dp = new NodeDataplane(this.runner, { log: opts.log?.child('dataplane'), stickyMarkMask: opts.stickyMarkMask });
     this.st = {
@@ -274,6 +285,8 @@ class Agent implements AgentHandle {
       onReplace: (objects, revision) => {
         this.st.revision = revision;
         this.rebuildCalc(this.calc.underlayMtu, objects);
+        this.podIndex.replace(objects);
+        this.startRecorder();
         this.wantUnderlay = true;
         this.wantForce = true;
         this.everSynced = true;
@@ -285,6 +298,36 @@ class Agent implements AgentHandle {
         this.log?.error('datastore list/watch failed; listing again (reconciles go on from the last known state)', { error: errText(err), retryMs });
       },
     });
+  }
+
+  /** The flow recorder starts once the pods are known (so its first records name their clients). */
+  private startRecorder(): void {
+    const flows = this.flows;
+    if (!flows || this.recorder || this.aborted) return;
+    this.recorder = startRecorder({
+      reporter: 'node',
+      reporterName: this.node,
+      root: flows.root,
+      store: flows.store,
+      checkMs: flows.checkMs,
+      runner: this.runner,
+      enrich: nodeEnricher(this.podIndex, { routeOf: (ns, name, dst) => this.calc.routeOf(ns, name, dst) }),
+      historyPods: () => this.historyPods(),
+      log: this.log?.child('flows'),
+      signal: this.recorderStop.signal,
+    });
+  }
+
+  /** This node's pods with their IPs, for the pod-IP history. */
+  private historyPods(): ObservedPod[] {
+    const out: ObservedPod[] = [];
+    for (const { ip, pod, since } of this.podIndex.entries()) {
+      if (pod.node !== this.node || !pod.uid || !pod.namespace || !pod.name) continue;
+      const o: ObservedPod = { ip, uid: pod.uid, namespace: pod.namespace, name: pod.name, node: pod.node, labels: pod.labels };
+      if (since) o.from = since;
+      out.push(o);
+    }
+    return out;
   }
 
   private async startHeartbeats(): Promise<void> {
@@ -349,7 +392,9 @@ class Agent implements AgentHandle {
     if (this.resyncTimer) clearInterval(this.resyncTimer);
     this.debounceTimer = this.retryTimer = this.resyncTimer = null;
     this.informerStop.abort();
+    this.recorderStop.abort();
     await this.informer?.done;
+    await this.recorder?.done;
     this.log?.info('agent stopped (kernel state left in place)', { node: this.node });
   }
 
@@ -366,6 +411,7 @@ class Agent implements AgentHandle {
   private onEvents(events: readonly InformerEvent[]): void {
     for (const ev of events) {
       const obj = ev.object;
+      this.podIndex.apply(ev.type === 'DELETED' ? 'delete' : 'upsert', obj);
       try {
         if (ev.type === 'DELETED') this.calc.remove(obj);
         else this.calc.upsert(obj);

@@ -46,6 +46,8 @@ export class FlowTracker {
   private ledger: Ledger | undefined;
   /** Connections first seen since the last check (persisted with every flush: see persist()). */
   private observed = 0;
+  /** Connections counted by cut() and not yet consumed by check(). */
+  private cutObserved = 0;
   /** seenAt of the last flow taken. */
   lastEventAt = 0;
   readonly stats = { records: 0, opened: 0, vanished: 0, gaps: 0, gapConnections: 0 };
@@ -132,7 +134,8 @@ export class FlowTracker {
    * Balances the ledger with the kernel's count (null: no count available) read at `at`, after a barrier showed that
    * every event before it was taken. Returns the gap record written, if any.
    */
-  check(kernel: number | null, at: number, loss?: Loss): GapRecord | null {
+  check(kernel: number | null, at: number, loss?: Loss, observed = this.cut()): GapRecord | null {
+    this.cutObserved -= observed;
     const prev = this.ledger;
     let gap: { start: number; reason: Loss['reason']; connections: number | null } | null = null;
     let pending = 0;
@@ -141,7 +144,7 @@ export class FlowTracker {
     } else if (kernel < prev.kernel) {
       gap = { start: loss?.start ?? prev.at, reason: loss?.reason ?? 'counter-reset', connections: null };
     } else {
-      const deficit = kernel - prev.kernel - this.observed;
+      const deficit = kernel - prev.kernel - observed;
       const total = Math.max(0, prev.pending + deficit);
       if (loss) gap = { start: loss.start, reason: loss.reason, connections: total };
       else if (prev.pending > 0 && total > 0) {
@@ -151,8 +154,8 @@ export class FlowTracker {
         pending = total - n;
       } else pending = total;
     }
-    if (kernel !== null) this.ledger = { kernel, at, pending };
-    this.observed = 0;
+    // no count (the table was just made, or is unreadable): the next check starts a new base
+    this.ledger = kernel === null ? undefined : { kernel, at, pending };
     this.persist();
     for (const [k, t] of this.recent) if (t < at - RECENT_MS) this.recent.delete(k);
     if (!gap) return null;
@@ -163,10 +166,21 @@ export class FlowTracker {
     return rec;
   }
 
+  /**
+   * The connections seen since the last cut, as of now: call it where the barrier's event sits in the stream, and
+   * pass the result to check() with the count read after the barrier was inserted.
+   */
+  cut(): number {
+    const n = this.observed;
+    this.observed = 0;
+    this.cutObserved += n;
+    return n;
+  }
+
   /** Writes the ledger state with the records (call before every store.flush(), so they commit together). */
   persist(): void {
-    if (this.ledger) this.o.store.setState(LEDGER, this.ledger);
-    this.o.store.setState(OBSERVED, this.observed);
+    this.o.store.setState(LEDGER, this.ledger ?? null);
+    this.o.store.setState(OBSERVED, this.observed + this.cutObserved);
   }
 
   private countable(start: number | undefined): boolean {

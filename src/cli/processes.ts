@@ -6,7 +6,31 @@ import { createLogger } from '../log.js';
 import { runAgent } from '../agent/index.js';
 import { runGateway } from '../gateway/index.js';
 import { defaultElectorId, electorFor, HISTORY_RETENTION_MS, runElectedController } from '../controller/index.js';
+import { DEFAULT_FLOW_DIR, flowRoot } from '../audit/paths.js';
+import type { FlowRecordingOptions } from '../audit/recorder.js';
+import { FLOW_STORE_SETTINGS, parseFlowStoreLimits, type FlowStoreLimits } from '../audit/store.js';
 import { labDown, labExec, labStart, labStatus, labStop, labUp, parseLoopbackListen, runEcho, runForward, runKubelet, runSupervisor } from '../lab/index.js';
+
+/** --flow-dir, --no-flows and the store limits, on the two processes that record flows (docs/audit.md). */
+function addFlowOptions(cmd: Command): Command {
+  cmd.option('--flow-dir <dir>', `flow record root (default $EGW_FLOW_DIR, else ${DEFAULT_FLOW_DIR})`).option('--no-flows', 'record no flows');
+  for (const s of Object.values(FLOW_STORE_SETTINGS)) cmd.option(`${s.flag} <${s.kind}>`, `flow files: ${s.flag.slice(7).replace(/-/g, ' ')} (or $${s.env})`);
+  return cmd;
+}
+
+function flowOptionsFrom(opts: Record<string, unknown>): FlowRecordingOptions | false {
+  if (opts.flows === false) return false;
+  const flags: Partial<Record<keyof FlowStoreLimits, string>> = {};
+  for (const [key, s] of Object.entries(FLOW_STORE_SETTINGS) as [keyof FlowStoreLimits, { flag: string }][]) {
+    const v = opts[camel(s.flag.slice(2))];
+    if (typeof v === 'string') flags[key] = v;
+  }
+  return { root: flowRoot(opts.flowDir as string | undefined), store: parseFlowStoreLimits(flags) };
+}
+
+function camel(flag: string): string {
+  return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
 
 export interface ProcessContext {
   /** Opens the datastore chosen by --datastore / EGW_DATASTORE. */
@@ -61,15 +85,16 @@ function splitPod(text: string): { namespace: string; name: string } {
 }
 
 export function addProcessCommands(program: Command, ctx: ProcessContext): void {
-  program
+  addFlowOptions(program
     .command('agent')
     .description('node agent: datastore → egress calculation → kernel (run inside the node\'s network namespace)')
     .requiredOption('--node <name>', 'this node\'s name (a Node resource)')
     .option('--no-nat-outgoing', 'leave outgoing NAT of pod traffic to another component (e.g. Calico)')
     .option('--resync <ms>', 'full resync period in milliseconds', (v) => Number(v), 10000)
     .option('--sticky-mark-mask <bits>', 'mark bits egw may use to keep connections on their gateway (e.g. 0x00003f00 beside Calico Felix)', parseMask)
-    .option('--gateway-restart-grace <seconds>', 'how long a gateway whose kernel refuses the heartbeats (its process restarting) keeps its verdict; 0 = off', parseSeconds, 30)
+    .option('--gateway-restart-grace <seconds>', 'how long a gateway whose kernel refuses the heartbeats (its process restarting) keeps its verdict; 0 = off', parseSeconds, 30))
     .action(async (opts) => {
+      const flows = flowOptionsFrom(opts);
       await ctx.withStore((store) =>
         runAgent({
           store,
@@ -78,21 +103,23 @@ export function addProcessCommands(program: Command, ctx: ProcessContext): void 
           resyncMs: opts.resync,
           stickyMarkMask: opts.stickyMarkMask,
           heartbeat: { restartGraceMs: opts.gatewayRestartGrace * 1000 },
+          flows,
           log: createLogger(`agent ${opts.node}`),
           signal: untilSignalled(),
         }),
       );
     });
 
-  program
+  addFlowOptions(program
     .command('gateway')
     .description('egress gateway: tunnel, SNAT, anti-spoofing and health (run inside the gateway pod\'s network namespace)')
     .requiredOption('--pod <ns/name>', 'this gateway pod')
-    .option('--health-port <port>', 'port of /readiness and /liveness', (v) => Number(v), 8080)
+    .option('--health-port <port>', 'port of /readiness and /liveness', (v) => Number(v), 8080))
     .action(async (opts) => {
       const pod = splitPod(opts.pod);
+      const flows = flowOptionsFrom(opts);
       await ctx.withStore((store) =>
-        runGateway({ store, ...pod, healthPort: opts.healthPort, log: createLogger(`gateway ${opts.pod}`), signal: untilSignalled() }),
+        runGateway({ store, ...pod, healthPort: opts.healthPort, flows, log: createLogger(`gateway ${opts.pod}`), signal: untilSignalled() }),
       );
     });
 

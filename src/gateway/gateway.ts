@@ -20,6 +20,11 @@ import { startHeartbeatResponder, type HeartbeatResponder } from './heartbeat.js
 import { GATEWAY_KINDS, GatewayModel } from './model.js';
 import { hasReadyCondition, readyConditionOf, writeReadyCondition, type ReadyCondition } from './podstatus.js';
 import { Probes, type ProbeFn } from './probes.js';
+import { gatewayEnricher, PodIPIndex } from '../audit/enrich.js';
+import { startRecorder, type FlowRecordingOptions, type RecorderHandle } from '../audit/recorder.js';
+import { podIPv4 } from '../api/pod.js';
+import { ANNOTATION } from '../api/types.js';
+import type { FlowGateway } from '../audit/types.js';
 
 export interface GatewayOptions {
   store: Store;
@@ -52,6 +57,8 @@ export interface GatewayOptions {
   podCondition?: boolean;
   /** Replace how probes are made (tests): one attempt each, resolving null on success or an error text. */
   probes?: { ping?: ProbeFn; httpGet?: ProbeFn };
+  /** Flow records of the connections this gateway translates (docs/audit.md); false or absent = none. */
+  flows?: FlowRecordingOptions | false;
 }
 
 const DEBOUNCE_MS = 10;
@@ -94,6 +101,9 @@ class GatewayProcess {
   private condWritten: { cond: ReadyCondition; rv: string | undefined } | null = null;
   private condRetryAt = 0;
   private readonly condBackoff = new Backoff({ minMs: BACKOFF_MIN_MS, maxMs: BACKOFF_MAX_MS });
+  /** Pods by IP for the flow records, fed by the same informer as the model. */
+  private readonly podIndex = new PodIPIndex();
+  private recorder: RecorderHandle | null = null;
 
   constructor(private readonly opts: GatewayOptions) {
     this.log = opts.log ?? createLogger('gateway');
@@ -158,6 +168,7 @@ class GatewayProcess {
       await this.stopped;
       this.wake?.();
       await Promise.allSettled(loops);
+      await this.recorder?.done;
     } finally {
       outer?.removeEventListener('abort', onAbort);
       this.probes.stop();
@@ -180,6 +191,8 @@ class GatewayProcess {
         const model = new GatewayModel(this.opts.namespace, this.opts.name);
         for (const item of objects) model.apply('upsert', item);
         this.model = model;
+        this.podIndex.replace(objects);
+        this.startRecorder();
         this.seen();
         // (as the agent's: when it is read again after an outage, docs/behaviour.md §3.4)
         this.log.info('datastore synced', { objects: objects.length, revision });
@@ -188,12 +201,39 @@ class GatewayProcess {
       onEvents: (events) => {
         this.seen();
         let changed = false;
-        for (const ev of events) changed = this.model.apply(ev.type === 'DELETED' ? 'delete' : 'upsert', ev.object) || changed;
+        for (const ev of events) {
+          changed = this.model.apply(ev.type === 'DELETED' ? 'delete' : 'upsert', ev.object) || changed;
+          this.podIndex.apply(ev.type === 'DELETED' ? 'delete' : 'upsert', ev.object);
+        }
         if (changed) this.request(false);
       },
       onError: (err, retryMs) => this.log.warn('datastore list/watch failed; listing again', { err: errText(err), retryMs }),
     });
     await informer.done;
+  }
+
+  /** The flow recorder starts once the pods are known (so its first records name their clients). */
+  private startRecorder(): void {
+    const flows = this.opts.flows;
+    if (!flows || this.recorder || this.stop.aborted) return;
+    const self = (): FlowGateway => {
+      const pod = this.model.pod();
+      const g: FlowGateway = { namespace: this.opts.namespace, name: this.opts.name, node: pod?.spec?.nodeName ?? null, ip: (pod && podIPv4(pod)) ?? '' };
+      const of = pod?.metadata.annotations?.[ANNOTATION.gatewayOf];
+      if (of) g.egressGateway = of;
+      return g;
+    };
+    this.recorder = startRecorder({
+      reporter: 'gateway',
+      reporterName: this.model.podKey,
+      root: flows.root,
+      store: flows.store,
+      checkMs: flows.checkMs,
+      runner: this.runner,
+      enrich: gatewayEnricher(this.podIndex, { routeOf: (ns, name, dst) => this.model.calc.routeOf(ns, name, dst) }, self),
+      log: this.log.child('flows'),
+      signal: this.stop,
+    });
   }
 
   /** Readiness needs to know the datastore answers even when nothing changes in it. */

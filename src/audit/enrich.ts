@@ -1,0 +1,98 @@
+// What a recorder knows about a connection's client when it sees the connection (docs/audit.md, "What a record
+// says"): the pod holding the source IP now (from the process's one informer), and the configuration that routes it
+// (calc.routeOf). Records are enriched at event time, so a reused IP is answered with the pod that held it then.
+// Pure: fed with objects, asked with flows.
+import { namespaceOf, type Resource } from '../api/meta.js';
+import { parseIPv4 } from '../api/ipv4.js';
+import { isPodFinished, podIPv4 } from '../api/pod.js';
+import type { Pod } from '../api/types.js';
+import type { EgressCalculator } from '../calc/calculator.js';
+import { UNKNOWN_POD, type Enrichment } from './record.js';
+import type { CtFlow, FlowGateway, FlowPod, FlowRoute } from './types.js';
+
+/** Pods by IPv4 address. When two pods claim one IP (a finished pod not yet deleted), the running one answers. */
+export class PodIPIndex {
+  private readonly byKey = new Map<string, { ip: string; pod: FlowPod; finished: boolean; since: string | undefined }>();
+  private readonly byIp = new Map<string, Set<string>>();
+
+  replace(objects: Iterable<Resource>): void {
+    this.byKey.clear();
+    this.byIp.clear();
+    for (const o of objects) this.apply('upsert', o);
+  }
+
+  apply(type: 'upsert' | 'delete', obj: Resource): void {
+    if (obj.kind !== 'Pod') return;
+    const key = `${namespaceOf(obj)}/${obj.metadata.name}`;
+    this.drop(key);
+    if (type === 'delete') return;
+    const pod = obj as Pod;
+    const ip = podIPv4(pod);
+    if (!ip) return;
+    this.byKey.set(key, { ip, finished: isPodFinished(pod), pod: flowPodOf(pod), since: (typeof pod.status?.startTime === 'string' ? pod.status.startTime : undefined) ?? pod.metadata.creationTimestamp });
+    let s = this.byIp.get(ip);
+    if (!s) this.byIp.set(ip, (s = new Set()));
+    s.add(key);
+  }
+
+  lookup(ip: string): FlowPod | null {
+    const keys = this.byIp.get(ip);
+    if (!keys) return null;
+    let best: { pod: FlowPod; finished: boolean } | undefined;
+    for (const k of keys) {
+      const e = this.byKey.get(k)!;
+      if (!best || (best.finished && !e.finished)) best = e;
+    }
+    return best?.pod ?? null;
+  }
+
+  /** Every running pod with an IP, for the pod-IP history (history.ts); `since`: its start (or creation) time. */
+  entries(): { ip: string; pod: FlowPod; since: string | undefined }[] {
+    return [...this.byKey.values()].filter((e) => !e.finished).map((e) => ({ ip: e.ip, pod: e.pod, since: e.since }));
+  }
+
+  private drop(key: string): void {
+    const old = this.byKey.get(key);
+    if (!old) return;
+    this.byKey.delete(key);
+    const s = this.byIp.get(old.ip);
+    s?.delete(key);
+    if (s && s.size === 0) this.byIp.delete(old.ip);
+  }
+}
+
+export function flowPodOf(pod: Pod): FlowPod {
+  return {
+    namespace: namespaceOf(pod),
+    name: pod.metadata.name,
+    uid: pod.metadata.uid ?? null,
+    node: pod.spec?.nodeName ?? null,
+    labels: { ...(pod.metadata.labels ?? {}) },
+  };
+}
+
+type RouteSource = Pick<EgressCalculator, 'routeOf'>;
+
+function clientRoute(calc: RouteSource, pod: FlowPod | null, dst: string): FlowRoute | null {
+  if (!pod?.namespace || !pod.name) return null;
+  const n = parseIPv4(dst);
+  return n === undefined ? null : calc.routeOf(pod.namespace, pod.name, n);
+}
+
+/** A gateway's records: the client pod, the route that sent it here, and this gateway. */
+export function gatewayEnricher(index: PodIPIndex, calc: RouteSource, self: () => FlowGateway): (f: CtFlow) => Enrichment {
+  return (f) => {
+    const pod = index.lookup(f.orig.src);
+    return { pod: pod ?? UNKNOWN_POD, route: clientRoute(calc, pod, f.orig.dst) ?? { kind: 'unknown' }, gateway: self() };
+  };
+}
+
+/** A node's records (it SNATs the connection itself): natOutgoing, or a policy rule without a gateway. */
+export function nodeEnricher(index: PodIPIndex, calc: RouteSource): (f: CtFlow) => Enrichment {
+  return (f) => {
+    const pod = index.lookup(f.orig.src);
+    const r = clientRoute(calc, pod, f.orig.dst);
+    const route: FlowRoute = r?.kind === 'no-gateway' ? r : { kind: 'natOutgoing' };
+    return { pod: pod ?? UNKNOWN_POD, route, gateway: null };
+  };
+}

@@ -1,0 +1,266 @@
+// A flow recorder (docs/audit.md): in a gateway pod's network namespace (reporter `gateway`) or a node's (reporter
+// `node`), one `conntrack -E` stream → the tracker (tracker.ts, pure) → the reporter's store (store.ts). The same
+// informer → pure core → apply shape as every process: the host process's informer feeds `pods` (enrich.ts).
+//
+//   start       accounting sysctls on; the count table (kernel.ts); the event stream; then a resync
+//   resync      dump (conntrack -L) → tracker.applyDump; barrier; what vanished is closed; the ledger is checked,
+//               with the loss that caused it (restart, overflow, reader) — so a gap record says what was missed
+//   every 200 ms  flush: records and the ledger to disk together (tracker.persist + store.flush)
+//   every 10 s  check: barrier, then the kernel's count, then the ledger (an unexplained shortfall is a gap too)
+//   stop        flush, stop conntrack, close the store. The kernel is left as it is.
+// A conntrack reader that dies is started again (backoff 1 s → 30 s) and followed by a resync.
+import type { Runner } from '../dataplane/exec.js';
+import type { Logger } from '../log.js';
+import { Backoff, errText, sleep } from '../util.js';
+import { dumpConntrack, enableConntrackAccounting, startConntrackEvents, type ConntrackEvents } from './ctsource.js';
+import { podIPHistory, type ObservedPod, type PodIPHistoryWriter } from './history.js';
+import { ensureCountTable, insertBarrier, isBarrier, readTranslatedCount } from './kernel.js';
+import { reporterDir } from './paths.js';
+import type { Enrichment } from './record.js';
+import { openFlowStore, type FlowStoreOptions } from './store.js';
+import { FlowTracker, type Loss } from './tracker.js';
+import type { CtFlow, FlowStore, Reporter } from './types.js';
+
+/** What a gateway or agent is told about recording (the CLI's --flow-dir, --no-flows and limits). */
+export interface FlowRecordingOptions {
+  root: string;
+  store?: FlowStoreOptions;
+  checkMs?: number;
+}
+
+export interface RecorderOptions {
+  reporter: Reporter;
+  /** `ns/pod` of the gateway, or the node's name. */
+  reporterName: string;
+  /** The flow root (paths.ts flowRoot). */
+  root: string;
+  store?: FlowStoreOptions;
+  /** Where kernel commands run: the recorder's network namespace. */
+  runner: Runner;
+  enrich(f: CtFlow): Enrichment;
+  /** The node agent: the pods of its node, for the pod-IP history (history.ts). */
+  historyPods?(): ObservedPod[];
+  log?: Logger;
+  signal: AbortSignal;
+  flushMs?: number;
+  checkMs?: number;
+  /** How long a barrier may take to come back before the reader is taken for stuck. Default 5 s. */
+  barrierTimeoutMs?: number;
+}
+
+export interface RecorderStats {
+  records: number;
+  open: number;
+  gaps: number;
+  gapConnections: number;
+  vanished: number;
+  overflows: number;
+  readerRestarts: number;
+  lastCheck: string | null;
+}
+
+export interface RecorderHandle {
+  readonly done: Promise<void>;
+  stats(): RecorderStats;
+  /** Resolves once the first resync is done (records flow from then on). */
+  readonly ready: Promise<void>;
+}
+
+export function startRecorder(o: RecorderOptions): RecorderHandle {
+  const r = new Recorder(o);
+  return r;
+}
+
+class Recorder implements RecorderHandle {
+  readonly done: Promise<void>;
+  readonly ready: Promise<void>;
+  private readyResolve!: () => void;
+  private store!: FlowStore;
+  private tracker!: FlowTracker;
+  private history: PodIPHistoryWriter | null = null;
+  private events: ConntrackEvents | null = null;
+  private readonly wrap: string[] | undefined;
+  private readonly waiting = new Map<number, () => void>();
+  private barrierSeq = 0;
+  private overflow: Loss | null = null;
+  private readerDied = false;
+  private readonly st = { overflows: 0, readerRestarts: 0, lastCheck: null as string | null };
+
+  constructor(private readonly o: RecorderOptions) {
+    this.wrap = o.runner.netns ? ['ip', 'netns', 'exec', o.runner.netns] : undefined;
+    this.ready = new Promise((res) => (this.readyResolve = res));
+    this.done = this.run().catch((e) => {
+      o.log?.error('flow recorder stopped', { error: errText(e) });
+      this.readyResolve();
+    });
+  }
+
+  stats(): RecorderStats {
+    const t = this.tracker?.stats;
+    return {
+      records: t?.records ?? 0,
+      open: this.tracker?.openCount ?? 0,
+      gaps: t?.gaps ?? 0,
+      gapConnections: t?.gapConnections ?? 0,
+      vanished: t?.vanished ?? 0,
+      ...this.st,
+    };
+  }
+
+  private async run(): Promise<void> {
+    const { o } = this;
+    await enableConntrackAccounting(this.wrap);
+    const recreated = await ensureCountTable(o.runner);
+    const dir = reporterDir(o.root, o.reporter, o.reporterName);
+    this.store = openFlowStore(dir, { ...o.store, log: o.store?.log ?? o.log });
+    this.tracker = new FlowTracker({ reporter: o.reporter, reporterName: o.reporterName, store: this.store, enrich: o.enrich, ignore: isBarrier });
+    if (o.historyPods) this.history = podIPHistory(dir);
+    const restartLoss: Loss | undefined = this.tracker.restarted ? { reason: 'restart', start: this.tracker.lastCheckAt!, eventsDropped: null } : undefined;
+    o.log?.info('flow recorder starting', { dir, restarted: this.tracker.restarted, open: this.tracker.openCount, countTable: recreated ? 'created' : 'kept' });
+    this.startReader();
+    try {
+      await this.resync(restartLoss, recreated);
+      this.readyResolve();
+      await this.loop();
+    } finally {
+      this.flush();
+      await this.events?.stop();
+      this.history?.close();
+      this.store.close();
+      o.log?.info('flow recorder stopped', this.stats() as unknown as Record<string, unknown>);
+    }
+  }
+
+  private startReader(): void {
+    this.events = startConntrackEvents({
+      wrap: this.wrap,
+      onFlows: (flows) => this.onFlows(flows),
+      onOverflow: (ov) => {
+        this.st.overflows++;
+        // the loss began after the last event taken (or the last check, if none since)
+        this.overflow ??= { reason: 'overflow', start: Math.max(this.tracker.lastEventAt, this.tracker.lastCheckAt ?? 0) || Date.now(), eventsDropped: ov.dropsDelta };
+        if (this.overflow.eventsDropped !== null && ov.dropsDelta !== null && this.overflow !== null && ov.source === 'drops') this.overflow.eventsDropped = Math.max(this.overflow.eventsDropped, ov.dropsDelta);
+        this.o.log?.warn('conntrack events lost (the event socket overflowed); a dump will recover', { source: ov.source, dropped: ov.dropsDelta });
+      },
+      onError: (msg) => this.o.log?.warn('conntrack', { message: msg }),
+      onExit: (code, signal, stderr) => {
+        if (this.o.signal.aborted) return;
+        this.readerDied = true;
+        this.o.log?.warn('conntrack event reader exited; starting it again', { code, signal, stderr });
+      },
+    });
+  }
+
+  /** Flows in stream order; a barrier's NEW cuts the ledger where it sits. */
+  private onFlows(flows: CtFlow[]): void {
+    let from = 0;
+    for (let i = 0; i < flows.length; i++) {
+      const f = flows[i]!;
+      if (f.type !== 'new' || !isBarrier(f)) continue;
+      this.tracker.onFlows(flows.slice(from, i));
+      from = i + 1;
+      const w = this.waiting.get(f.orig.sport ?? -1);
+      if (w) w();
+    }
+    this.tracker.onFlows(from === 0 ? flows : flows.slice(from));
+  }
+
+  /** Inserts a barrier and waits for its event; resolves with the ledger cut there, or null on timeout. */
+  private async barrier(): Promise<number | null> {
+    const sport = 20000 + (this.barrierSeq++ % 40000);
+    let cut: number | null = null;
+    const seen = new Promise<void>((res) => this.waiting.set(sport, () => ((cut = this.tracker.cut()), res())));
+    try {
+      await insertBarrier(this.o.runner, sport);
+      const timeout = sleep(this.o.barrierTimeoutMs ?? 5000, this.o.signal).then(() => 'timeout' as const);
+      await Promise.race([seen, timeout]);
+      return cut;
+    } finally {
+      this.waiting.delete(sport);
+    }
+  }
+
+  private async resync(loss: Loss | undefined, countRestarted: boolean): Promise<void> {
+    const dumpStart = Date.now();
+    const dump = await dumpConntrack({ wrap: this.wrap });
+    const missing = this.tracker.applyDump(dump, dumpStart);
+    const cut = await this.barrier();
+    const at = Date.now();
+    if (cut === null) {
+      // the reader did not bring the barrier back: do not close anything on its word
+      this.o.log?.warn('conntrack events stalled (the barrier did not come back); restarting the reader');
+      this.readerDied = true;
+      return;
+    }
+    const vanished = this.tracker.closeVanished(missing, at);
+    const kernel = countRestarted ? null : await readTranslatedCount(this.o.runner);
+    const gap = this.tracker.check(kernel, at, loss, cut);
+    if (gap) this.o.log?.warn('flow records gap', { reason: gap.egw.gap.reason, from: gap.event.start, to: gap.event.end, connections: gap.egw.gap.connections, eventsDropped: gap.egw.gap.events_dropped });
+    if (vanished) this.o.log?.info('connections that ended unseen were closed', { count: vanished });
+    this.st.lastCheck = new Date(at).toISOString();
+    this.flush();
+  }
+
+  private async check(): Promise<void> {
+    const cut = await this.barrier();
+    if (cut === null) {
+      this.readerDied = true;
+      return;
+    }
+    const kernel = await readTranslatedCount(this.o.runner);
+    const at = Date.now();
+    const gap = this.tracker.check(kernel, at, undefined, cut);
+    if (gap) this.o.log?.warn('flow records gap', { reason: gap.egw.gap.reason, from: gap.event.start, to: gap.event.end, connections: gap.egw.gap.connections });
+    if (kernel === null) await ensureCountTable(this.o.runner).catch(() => {});
+    this.st.lastCheck = new Date(at).toISOString();
+  }
+
+  private flush(): void {
+    if (!this.store) return;
+    try {
+      if (this.history && this.o.historyPods) this.history.observe(this.o.historyPods(), Date.now());
+      this.tracker.persist();
+      this.store.flush();
+    } catch (e) {
+      this.o.log?.error('writing flow records failed', { error: errText(e) });
+    }
+  }
+
+  private async loop(): Promise<void> {
+    const { o } = this;
+    const flushMs = o.flushMs ?? 200;
+    const checkMs = o.checkMs ?? 10_000;
+    const backoff = new Backoff({ minMs: 1000, maxMs: 30_000 });
+    let nextCheck = Date.now() + checkMs;
+    while (!o.signal.aborted) {
+      await sleep(flushMs, o.signal);
+      if (o.signal.aborted) break;
+      this.flush();
+      try {
+        if (this.readerDied) {
+          await this.events?.stop();
+          await sleep(backoff.next(), o.signal);
+          if (o.signal.aborted) break;
+          this.readerDied = false;
+          this.overflow = null;
+          this.st.readerRestarts++;
+          const start = Math.max(this.tracker.lastEventAt, this.tracker.lastCheckAt ?? 0) || Date.now();
+          this.startReader();
+          await this.resync({ reason: 'reader', start, eventsDropped: null }, false);
+          nextCheck = Date.now() + checkMs;
+        } else if (this.overflow) {
+          const loss = this.overflow;
+          this.overflow = null;
+          await this.resync(loss, false);
+          nextCheck = Date.now() + checkMs;
+        } else if (Date.now() >= nextCheck) {
+          await this.check();
+          backoff.reset();
+          nextCheck = Date.now() + checkMs;
+        }
+      } catch (e) {
+        o.log?.warn('flow recorder check failed', { error: errText(e) });
+      }
+    }
+  }
+}
