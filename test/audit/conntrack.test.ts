@@ -199,7 +199,7 @@ test('malformed lines are reported with their number, reason and text, and never
     [S.tcp_destroy_user.replace('<start>1796180282310297950</start>', '<start>17961x</start>'), /bad timestamp <start>/],
     [S.tcp_new.replace('<src>10.9.1.2</src><dst>10.9.2.2</dst>', ''), /original tuple has no <src>\/<dst>/],
     [S.tcp_new.replace('protonum="6" protoname="tcp"', 'protonum="6"'), /without protonum\/protoname/],
-    [S.tcp_new.replace('direction="reply"', 'direction="sideways"'), /unknown meta direction "sideways"/],
+    [S.tcp_new.replace('direction="reply"', 'direction="sideways"'), /a <meta direction="original\|reply\|independent"> is missing/],
     [S.tcp_new + ' trailing junk', /unexpected text after <\/flow>/],
     [S.unknown_new_mark.replace('<mark>42</mark>', '<mark>0x2a</mark>'), /bad <mark> "0x2a"/],
     ['<flow type="new"><meta direction="original"><layer3', /no <\/flow>/],
