@@ -137,13 +137,27 @@ export interface CtEvents {
   stop(): Promise<void>;
   /** The Drops of conntrack's netlink sockets at the last poll; null before the first successful read. */
   drops(): number | null;
+  /**
+   * Resolves once conntrack's event socket is subscribed (/proc/net/netlink shows its groups): connections made
+   * from then on give events. A recorder dumps after this, so nothing falls between the dump and the events.
+   * Rejects if conntrack exits first or after timeoutMs (default 10 s).
+   */
+  ready(timeoutMs?: number): Promise<void>;
+}
+
+/** What /proc says of a process's NETLINK_NETFILTER sockets. */
+export interface NetlinkState {
+  /** The Drops of those sockets, summed. */
+  drops: number;
+  /** Whether one of them is bound to multicast groups (the event subscription is in place). */
+  subscribed: boolean;
 }
 
 /**
- * The Drops of process `pid`'s NETLINK_NETFILTER sockets: its fds (`socket:[inode]`) matched against the
+ * The NETLINK_NETFILTER sockets of process `pid`: its fds (`socket:[inode]`) matched against the
  * `/proc/<pid>/net/netlink` of that process's network namespace. Null when the process (or its sockets) is gone.
  */
-export function netlinkDrops(pid: number): number | null {
+export function netlinkState(pid: number): NetlinkState | null {
   const inodes = new Set<string>();
   let fds: string[];
   try {
@@ -166,27 +180,33 @@ export function netlinkDrops(pid: number): number | null {
   } catch {
     return null;
   }
-  return sumDrops(text, inodes);
+  return parseNetlink(text, inodes);
 }
 
-/** Sums the Drops column of /proc/net/netlink rows of NETLINK_NETFILTER sockets whose inode is in `inodes`
- *  (null when none is there). Columns are found by the header: sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode. */
-export function sumDrops(text: string, inodes: ReadonlySet<string>): number | null {
+/**
+ * The rows of /proc/net/netlink for NETLINK_NETFILTER sockets whose inode is in `inodes`: Drops summed, and whether
+ * one has Groups (hex) set; null when none is there. Columns are found by the header:
+ * `sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode`.
+ */
+export function parseNetlink(text: string, inodes: ReadonlySet<string>): NetlinkState | null {
   const lines = text.split('\n');
   const head = lines[0].trim().split(/\s+/);
   const eth = head.indexOf('Eth');
+  const groups = head.indexOf('Groups');
   const drops = head.indexOf('Drops');
   const inode = head.indexOf('Inode');
-  if (eth < 0 || drops < 0 || inode < 0) return null;
+  if (eth < 0 || groups < 0 || drops < 0 || inode < 0) return null;
   let sum = 0;
   let found = false;
+  let subscribed = false;
   for (let i = 1; i < lines.length; i++) {
     const f = lines[i].trim().split(/\s+/);
     if (f.length <= inode || Number(f[eth]) !== NETLINK_NETFILTER || !inodes.has(f[inode])) continue;
     found = true;
     sum += Number(f[drops]) || 0;
+    if (/[1-9a-f]/i.test(f[groups])) subscribed = true;
   }
-  return found ? sum : null;
+  return found ? { drops: sum, subscribed } : null;
 }
 
 /**
@@ -219,7 +239,7 @@ export function startConntrackEvents(opts: CtEventsOptions): CtEvents {
 
   const pollDrops = () => {
     if (exited) return;
-    const d = netlinkDrops(pid);
+    const d = netlinkState(pid)?.drops ?? null;
     if (d === null) return;
     const before = lastDrops ?? 0; // conntrack's sockets are its own, new: they start at 0
     lastDrops = d;
@@ -263,6 +283,15 @@ export function startConntrackEvents(opts: CtEventsOptions): CtEvents {
   return {
     pid,
     drops: () => lastDrops,
+    ready: async (timeoutMs = 10_000) => {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        if (exited) throw new Error(`conntrack exited before it was subscribed: ${stderrTail.trim()}`);
+        if (netlinkState(pid)?.subscribed) return;
+        if (Date.now() > deadline) throw new Error(`conntrack (pid ${pid}) not subscribed to events after ${timeoutMs} ms`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
     stop: () => {
       exitPromise ??= (async () => {
         if (exited) return;

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CtEntry } from '../../src/audit/conntrack.js';
-import { conntrackCount, dumpConntrack, enableConntrackAccounting, startConntrackEvents, type CtEvents, type CtOverflow } from '../../src/audit/ctsource.js';
+import { conntrackCount, dumpConntrack, enableConntrackAccounting, parseNetlink, startConntrackEvents, type CtEvents, type CtOverflow } from '../../src/audit/ctsource.js';
 import { localRunner } from '../../src/dataplane/exec.js';
 import { KEEP, suiteGate, VERBOSE } from '../helpers/env.js';
 import { LAB_POLL, sleep, until } from '../helpers/wait.js';
@@ -136,6 +136,25 @@ function alive(pid: number): boolean {
   }
 }
 
+// /proc/<pid>/net/netlink as read in a router namespace while conntrack -E (pid 4072, sockets 2061342 and 2061343)
+// was stopped during a flood: its event socket (groups 5 = NEW|DESTROY) had dropped 5835 messages.
+const NETLINK = `sk               Eth Pid        Groups   Rmem     Wmem     Dump  Locks    Drops    Inode
+00000000943f53e9 0   0          00000000 0        0        0     2        0        2059744
+0000000011a7f888 12  3606204948 00000005 212480   0        0     2        5835     2061343
+00000000d5fe5865 12  3609901113 00000007 0        0        0     2        3838     2059120
+000000001f125f50 12  4072       00000000 0        0        0     2        0        2061342
+0000000053544ebc 12  3815       00000000 0        0        0     2        0        2059119
+000000000eb7c3a7 16  0          00000000 0        0        0     2        7        2061344
+`;
+
+test('parseNetlink sums the Drops of the given NETLINK_NETFILTER sockets only, and sees their subscription', () => {
+  assert.deepEqual(parseNetlink(NETLINK, new Set(['2061342', '2061343'])), { drops: 5835, subscribed: true });
+  assert.deepEqual(parseNetlink(NETLINK, new Set(['2061342'])), { drops: 0, subscribed: false });
+  assert.equal(parseNetlink(NETLINK, new Set(['2061344'])), null, 'not a netfilter socket');
+  assert.equal(parseNetlink(NETLINK, new Set(['1'])), null);
+  assert.equal(parseNetlink('garbage\n', new Set(['2061343'])), null);
+});
+
 describe('conntrack in a masquerading namespace', { skip: gate.skip }, () => {
   before(async () => {
     gate.check();
@@ -160,7 +179,7 @@ describe('conntrack in a masquerading namespace', { skip: gate.skip }, () => {
     await enableConntrackAccounting(WRAP_R);
     const w = watch();
     try {
-      await sleep(300); // conntrack subscribes before its first event; a connection before that would be missed
+      await w.ev.ready(); // a connection before conntrack's subscription would give no event
       const { done } = runFlood(['--to', `${SERVER}:7`, '--duration', '10', '--count', '1'], 'one');
       const { out, recs } = await done;
       assert.equal(out.made, 1, JSON.stringify(out));
@@ -215,7 +234,8 @@ describe('conntrack in a masquerading namespace', { skip: gate.skip }, () => {
   test('overflow: with conntrack stopped while thousands of connections open, ENOBUFS and a Drops rise are reported', async () => {
     const w = watch();
     try {
-      await until('conntrack netlink sockets', () => w.ev.drops() !== null, 10_000, LAB_POLL);
+      await w.ev.ready();
+      await until('the first Drops read', () => w.ev.drops() !== null, 10_000, LAB_POLL);
       const before = w.flows.length;
       process.kill(w.ev.pid, 'SIGSTOP');
       let out: FloodOut;
