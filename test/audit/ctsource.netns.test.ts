@@ -155,6 +155,43 @@ test('parseNetlink sums the Drops of the given NETLINK_NETFILTER sockets only, a
   assert.equal(parseNetlink('garbage\n', new Set(['2061343'])), null);
 });
 
+// A stand-in for `ip netns exec NS`: `sh -c SCRIPT sh` ignores the conntrack argv after it and plays conntrack.
+const fake = (script: string): string[] => ['sh', '-c', script, 'sh'];
+const FLOW = `<flow type="new"><meta direction="original"><layer3 protonum="2" protoname="ipv4"><src>10.9.1.2</src><dst>10.9.2.2</dst></layer3><layer4 protonum="6" protoname="tcp"><sport>35076</sport><dport>8000</dport></layer4></meta><meta direction="reply"><layer3 protonum="2" protoname="ipv4"><src>10.9.2.2</src><dst>10.9.2.1</dst></layer3><layer4 protonum="6" protoname="tcp"><sport>8000</sport><dport>35076</dport></layer4></meta><meta direction="independent"><state>SYN_SENT</state><timeout>120</timeout><id>2273832333</id><unreplied/></meta></flow>`;
+
+test('the event reader plumbing: flows, a bad line, the ENOBUFS warning, other stderr, the exit', async () => {
+  const script = `printf '%s\\n' '<?xml version="1.0" encoding="utf-8"?>' '<conntrack>' '${FLOW}' 'garbage'
+printf '%s\\n' 'WARNING: We have hit ENOBUFS! We are losing events.' 'This message means that the current netlink socket buffer size is too small.' 'Please, check --buffer-size in conntrack(8) manpage.' 'something odd' >&2
+printf '%s\\n' '${FLOW.replace('2273832333', '7')}' '</conntrack>'
+echo 'conntrack v1.4.7 (conntrack-tools): 2 flow events have been shown.' >&2
+exit 3`;
+  const flows: CtEntry[] = [];
+  const overflows: CtOverflow[] = [];
+  const errors: string[] = [];
+  const exit = new Promise<[number | null, string | null, string]>((resolve) => {
+    startConntrackEvents({ wrap: fake(script), now: () => 99, onFlows: (f) => flows.push(...f), onOverflow: (o) => overflows.push(o), onError: (m) => errors.push(m), onExit: (c, sig, tail) => resolve([c, sig, tail]) });
+  });
+  const [code, signal, tail] = await exit;
+  assert.equal(code, 3);
+  assert.equal(signal, null);
+  assert.match(tail, /2 flow events have been shown/);
+  assert.deepEqual(flows.map((f) => [f.type, f.id, f.seenAt]), [['new', 2273832333, 99], ['new', 7, 99]]);
+  assert.deepEqual(overflows, [{ at: 99, dropsDelta: null, source: 'enobufs' }]);
+  assert.equal(errors.length, 2, errors.join('\n'));
+  assert.match(errors[0], /^conntrack output line 4: not a <flow> line: garbage$/);
+  assert.equal(errors[1], 'conntrack: something odd');
+});
+
+test('a reader that cannot start throws; a dump or a count that fails rejects with the command and its stderr', async () => {
+  assert.throws(() => startConntrackEvents({ wrap: ['/nonexistent/egw-wrap'], onFlows() {}, onOverflow() {}, onError() {}, onExit() {} }), /cannot start \/nonexistent\/egw-wrap/);
+  await assert.rejects(dumpConntrack({ wrap: fake('echo boom >&2; exit 3') }), /conntrack -L -o xml,id,ktimestamp failed \(exit 3\): boom/);
+  await assert.rejects(dumpConntrack({ wrap: fake(`echo '${FLOW}'; echo '<flow type="new"></flow>'`) }), /: 1 line\(s\) could not be read; line 2: a <meta direction="original\|reply\|independent"> is missing: <flow type="new"><\/flow>$/);
+  const ok = await dumpConntrack({ wrap: fake(`echo '${FLOW.replace(' type="new"', '')}'`) });
+  assert.deepEqual(ok.map((f) => [f.type, f.id]), [['dump', 2273832333]]);
+  await assert.rejects(conntrackCount({ wrap: fake('echo many') }), /not a count: "many"/);
+  assert.equal(await conntrackCount({ wrap: fake('echo 42') }), 42);
+});
+
 describe('conntrack in a masquerading namespace', { skip: gate.skip }, () => {
   before(async () => {
     gate.check();
