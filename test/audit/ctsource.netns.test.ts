@@ -1,0 +1,319 @@
+// src/audit/ctsource.ts against the real kernel (docs/kernel.md §8): a client namespace, a router namespace that
+// masquerades, a server namespace running the lab echo server (src/lab/echo.ts). All three are `egw-tc<6 hex>-…`
+// and removed after; the connections come from test/helpers/connflood.ts run in the client namespace.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { CtEntry } from '../../src/audit/conntrack.js';
+import { conntrackCount, dumpConntrack, enableConntrackAccounting, parseNetlink, startConntrackEvents, type CtEvents, type CtOverflow } from '../../src/audit/ctsource.js';
+import { localRunner } from '../../src/dataplane/exec.js';
+import { KEEP, suiteGate, VERBOSE } from '../helpers/env.js';
+import { LAB_POLL, sleep, until } from '../helpers/wait.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const FLOOD = join(ROOT, 'test/helpers/connflood.ts');
+const gate = suiteGate(['ip', 'nft', 'conntrack']);
+
+const TAG = `egw-tc${randomBytes(3).toString('hex')}`;
+const C = `${TAG}-c`;
+const R = `${TAG}-r`;
+const S = `${TAG}-s`;
+const CLIENT = '10.9.1.2';
+const SERVER = '10.9.2.2';
+const NAT = '10.9.2.1'; // the router's address toward the server: what masquerade gives the server
+const WRAP_R = ['ip', 'netns', 'exec', R];
+const host = localRunner();
+let tmp = '';
+let echo: ChildProcess | undefined;
+
+async function sh(argv: string[], input?: string): Promise<string> {
+  return (await host.run(argv, input === undefined ? {} : { input })).stdout;
+}
+
+async function setUp(): Promise<void> {
+  for (const n of [C, R, S]) {
+    await sh(['ip', 'netns', 'add', n]);
+    await sh(['ip', '-n', n, 'link', 'set', 'lo', 'up']);
+  }
+  await sh(['ip', '-n', C, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'c0', 'netns', R]);
+  await sh(['ip', '-n', S, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 's0', 'netns', R]);
+  for (const [ns, dev, cidr] of [
+    [C, 'eth0', `${CLIENT}/24`],
+    [S, 'eth0', `${SERVER}/24`],
+    [R, 'c0', '10.9.1.1/24'],
+    [R, 's0', `${NAT}/24`],
+  ]) {
+    await sh(['ip', '-n', ns, 'addr', 'add', cidr, 'dev', dev]);
+    await sh(['ip', '-n', ns, 'link', 'set', dev, 'up']);
+  }
+  await sh(['ip', '-n', C, 'route', 'add', 'default', 'via', '10.9.1.1']);
+  await sh(['ip', 'netns', 'exec', R, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+  await sh(['ip', 'netns', 'exec', R, 'nft', '-f', '-'], 'table ip egwtest {\n  chain post {\n    type nat hook postrouting priority srcnat;\n    oifname "s0" masquerade\n  }\n}\n');
+  echo = spawn('ip', ['netns', 'exec', S, process.execPath, '--import', 'tsx', '--input-type=module', '-e', `import { runEcho } from ${JSON.stringify(join(ROOT, 'src/lab/echo.ts'))}; import { memoryLogger } from ${JSON.stringify(join(ROOT, 'src/log.ts'))}; await runEcho({ log: memoryLogger() });`], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+  await until('the echo server listening on TCP 7 in the server namespace', async () => (await sh(['ip', 'netns', 'exec', S, 'ss', '-Htln', 'sport = :7'])).includes(':7'), 30_000, LAB_POLL);
+}
+
+async function tearDown(): Promise<void> {
+  if (echo?.pid !== undefined && echo.exitCode === null) {
+    const gone = new Promise((r) => echo!.once('exit', r));
+    echo.kill('SIGTERM');
+    await Promise.race([gone, sleep(3000)]);
+    if (echo.exitCode === null && echo.signalCode === null) echo.kill('SIGKILL');
+  }
+  if (!KEEP) for (const n of [C, R, S]) await host.run(['ip', 'netns', 'del', n], { allowFailure: true });
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+}
+
+interface Rec {
+  port: number;
+  start: number;
+  end: number;
+  ok: boolean;
+}
+interface FloodOut {
+  made: number;
+  failed: number;
+  rate: number;
+}
+
+/** connflood in the client namespace; resolves with its JSON line and its per-connection records. */
+function runFlood(args: string[], name: string): { done: Promise<{ out: FloodOut; recs: Rec[] }>; recFile: string } {
+  const recFile = join(tmp, `${name}.jsonl`);
+  const child = spawn('ip', ['netns', 'exec', C, process.execPath, '--import', 'tsx', FLOOD, ...args, '--record', recFile], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const done = new Promise<{ out: FloodOut; recs: Rec[] }>((resolve, reject) => {
+    child.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`connflood ${args.join(' ')} exited ${code}: ${stderr}`));
+      resolve({ out: JSON.parse(stdout) as FloodOut, recs: readRecs(recFile) });
+    });
+  });
+  return { done, recFile };
+}
+
+function readRecs(file: string): Rec[] {
+  let text = '';
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .filter((l) => l.endsWith('}'))
+    .map((l) => JSON.parse(l) as Rec);
+}
+
+/** A reader of the router's events that keeps everything it was told. */
+function watch(): { ev: CtEvents; flows: CtEntry[]; overflows: CtOverflow[]; errors: string[]; exits: { code: number | null; signal: string | null; stderrTail: string }[] } {
+  const flows: CtEntry[] = [];
+  const overflows: CtOverflow[] = [];
+  const errors: string[] = [];
+  const exits: { code: number | null; signal: string | null; stderrTail: string }[] = [];
+  const ev = startConntrackEvents({
+    wrap: WRAP_R,
+    onFlows: (f) => flows.push(...f),
+    onOverflow: (o) => overflows.push(o),
+    onError: (m) => errors.push(m),
+    onExit: (code, signal, stderrTail) => exits.push({ code, signal, stderrTail }),
+  });
+  return { ev, flows, overflows, errors, exits };
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// /proc/<pid>/net/netlink as read in a router namespace while conntrack -E (pid 4072, sockets 2061342 and 2061343)
+// was stopped during a flood: its event socket (groups 5 = NEW|DESTROY) had dropped 5835 messages.
+const NETLINK = `sk               Eth Pid        Groups   Rmem     Wmem     Dump  Locks    Drops    Inode
+00000000943f53e9 0   0          00000000 0        0        0     2        0        2059744
+0000000011a7f888 12  3606204948 00000005 212480   0        0     2        5835     2061343
+00000000d5fe5865 12  3609901113 00000007 0        0        0     2        3838     2059120
+000000001f125f50 12  4072       00000000 0        0        0     2        0        2061342
+0000000053544ebc 12  3815       00000000 0        0        0     2        0        2059119
+000000000eb7c3a7 16  0          00000000 0        0        0     2        7        2061344
+`;
+
+test('parseNetlink sums the Drops of the given NETLINK_NETFILTER sockets only, and sees their subscription', () => {
+  assert.deepEqual(parseNetlink(NETLINK, new Set(['2061342', '2061343'])), { drops: 5835, subscribed: true });
+  assert.deepEqual(parseNetlink(NETLINK, new Set(['2061342'])), { drops: 0, subscribed: false });
+  assert.equal(parseNetlink(NETLINK, new Set(['2061344'])), null, 'not a netfilter socket');
+  assert.equal(parseNetlink(NETLINK, new Set(['1'])), null);
+  assert.equal(parseNetlink('garbage\n', new Set(['2061343'])), null);
+});
+
+// A stand-in for `ip netns exec NS`: `sh -c SCRIPT sh` ignores the conntrack argv after it and plays conntrack.
+const fake = (script: string): string[] => ['sh', '-c', script, 'sh'];
+const FLOW = `<flow type="new"><meta direction="original"><layer3 protonum="2" protoname="ipv4"><src>10.9.1.2</src><dst>10.9.2.2</dst></layer3><layer4 protonum="6" protoname="tcp"><sport>35076</sport><dport>8000</dport></layer4></meta><meta direction="reply"><layer3 protonum="2" protoname="ipv4"><src>10.9.2.2</src><dst>10.9.2.1</dst></layer3><layer4 protonum="6" protoname="tcp"><sport>8000</sport><dport>35076</dport></layer4></meta><meta direction="independent"><state>SYN_SENT</state><timeout>120</timeout><id>2273832333</id><unreplied/></meta></flow>`;
+
+test('the event reader plumbing: flows, a bad line, the ENOBUFS warning, other stderr, the exit', async () => {
+  const script = `printf '%s\\n' '<?xml version="1.0" encoding="utf-8"?>' '<conntrack>' '${FLOW}' 'garbage'
+printf '%s\\n' 'WARNING: We have hit ENOBUFS! We are losing events.' 'This message means that the current netlink socket buffer size is too small.' 'Please, check --buffer-size in conntrack(8) manpage.' 'something odd' >&2
+printf '%s\\n' '${FLOW.replace('2273832333', '7')}' '</conntrack>'
+echo 'conntrack v1.4.7 (conntrack-tools): 2 flow events have been shown.' >&2
+exit 3`;
+  const flows: CtEntry[] = [];
+  const overflows: CtOverflow[] = [];
+  const errors: string[] = [];
+  const exit = new Promise<[number | null, string | null, string]>((resolve) => {
+    startConntrackEvents({ wrap: fake(script), now: () => 99, onFlows: (f) => flows.push(...f), onOverflow: (o) => overflows.push(o), onError: (m) => errors.push(m), onExit: (c, sig, tail) => resolve([c, sig, tail]) });
+  });
+  const [code, signal, tail] = await exit;
+  assert.equal(code, 3);
+  assert.equal(signal, null);
+  assert.match(tail, /2 flow events have been shown/);
+  assert.deepEqual(flows.map((f) => [f.type, f.id, f.seenAt]), [['new', 2273832333, 99], ['new', 7, 99]]);
+  assert.deepEqual(overflows, [{ at: 99, dropsDelta: null, source: 'enobufs' }]);
+  assert.equal(errors.length, 2, errors.join('\n'));
+  assert.match(errors[0], /^conntrack output line 4: not a <flow> line: garbage$/);
+  assert.equal(errors[1], 'conntrack: something odd');
+});
+
+test('a reader that cannot start throws; a dump or a count that fails rejects with the command and its stderr', async () => {
+  assert.throws(() => startConntrackEvents({ wrap: ['/nonexistent/egw-wrap'], onFlows() {}, onOverflow() {}, onError() {}, onExit() {} }), /cannot start \/nonexistent\/egw-wrap/);
+  await assert.rejects(dumpConntrack({ wrap: fake('echo boom >&2; exit 3') }), /conntrack -L -o xml,id,ktimestamp failed \(exit 3\): boom/);
+  await assert.rejects(dumpConntrack({ wrap: fake(`echo '${FLOW}'; echo '<flow type="new"></flow>'`) }), /: 1 line\(s\) could not be read; line 2: a <meta direction="original\|reply\|independent"> is missing: <flow type="new"><\/flow>$/);
+  const ok = await dumpConntrack({ wrap: fake(`echo '${FLOW.replace(' type="new"', '')}'`) });
+  assert.deepEqual(ok.map((f) => [f.type, f.id]), [['dump', 2273832333]]);
+  await assert.rejects(conntrackCount({ wrap: fake('echo many') }), /not a count: "many"/);
+  assert.equal(await conntrackCount({ wrap: fake('echo 42') }), 42);
+});
+
+describe('conntrack in a masquerading namespace', { skip: gate.skip }, () => {
+  before(async () => {
+    gate.check();
+    tmp = mkdtempSync(join(tmpdir(), 'egw-tc-'));
+    try {
+      await setUp();
+    } catch (e) {
+      await tearDown();
+      throw e;
+    }
+  });
+  after(tearDown);
+
+  test('enableConntrackAccounting sets acct and timestamp in that namespace; a missing namespace is a clear error', async () => {
+    await enableConntrackAccounting(WRAP_R);
+    const v = await sh(['ip', 'netns', 'exec', R, 'sysctl', '-n', 'net.netfilter.nf_conntrack_acct', 'net.netfilter.nf_conntrack_timestamp']);
+    assert.deepEqual(v.trim().split('\n'), ['1', '1']);
+    await assert.rejects(enableConntrackAccounting(['ip', 'netns', 'exec', `${TAG}-nope`]), /cannot enable conntrack accounting: .*egw-tc[0-9a-f]{6}-nope/);
+  });
+
+  test('a TCP connection: NEW with the translated source, then DESTROY with counters and kernel start/stop', async () => {
+    await enableConntrackAccounting(WRAP_R);
+    const w = watch();
+    try {
+      await w.ev.ready(); // a connection before conntrack's subscription would give no event
+      const { done } = runFlood(['--to', `${SERVER}:7`, '--duration', '10', '--count', '1'], 'one');
+      const { out, recs } = await done;
+      assert.equal(out.made, 1, JSON.stringify(out));
+      const port = recs[0].port;
+      const isOurs = (f: CtEntry) => f.orig.src === CLIENT && f.orig.sport === port && f.orig.dport === 7;
+      const nw = await until(`NEW of port ${port} (seen: ${w.flows.length})`, () => w.flows.find((f) => f.type === 'new' && isOurs(f)), 10_000, LAB_POLL);
+      assert.equal(nw.orig.dst, SERVER);
+      assert.equal(nw.orig.protoName, 'tcp');
+      assert.equal(nw.reply.src, SERVER);
+      assert.equal(nw.reply.dst, NAT, 'the reply goes to the translated source');
+      assert.equal(typeof nw.reply.dport, 'number');
+      assert.equal(nw.origCounters, undefined);
+      // A closed connection stays in TIME_WAIT for 120 s: delete it to get its DESTROY now.
+      await sh([...WRAP_R, 'conntrack', '-D', '-p', 'tcp', '--orig-src', CLIENT, '--orig-port-src', String(port)]);
+      const ds = await until(`DESTROY of port ${port}`, () => w.flows.find((f) => f.type === 'destroy' && isOurs(f)), 10_000, LAB_POLL);
+      assert.equal(ds.id, nw.id);
+      assert.equal(ds.reply.dst, NAT);
+      assert.equal(ds.reply.dport, nw.reply.dport);
+      assert.ok(ds.origCounters!.packets >= 3, JSON.stringify(ds.origCounters)); // SYN, ACK, data, FIN …
+      assert.ok(ds.replyCounters!.packets >= 2, JSON.stringify(ds.replyCounters));
+      assert.ok(ds.origCounters!.bytes > 0 && ds.replyCounters!.bytes > 0);
+      assert.ok(ds.start! <= ds.stop!, `${ds.start} <= ${ds.stop}`);
+      // The kernel's CLOCK_REALTIME start is the SYN: inside the client's own connect…answer window (1 s slack).
+      assert.ok(Math.abs(ds.start! - recs[0].start) < 1000, `start ${ds.start} vs client ${recs[0].start}`);
+      assert.equal(ds.userspace, true);
+      assert.deepEqual(w.errors, []);
+    } finally {
+      await w.ev.stop();
+    }
+    assert.equal(w.exits.length, 1);
+    assert.match(w.exits[0].stderrTail, /flow events have been shown/);
+    assert.equal(alive(w.ev.pid), false);
+  });
+
+  test('a dump shows an open connection with counters and start, no stop; the count includes it', async () => {
+    await enableConntrackAccounting(WRAP_R);
+    const { done, recFile } = runFlood(['--to', `${SERVER}:7`, '--duration', '8', '--count', '1', '--hold'], 'hold');
+    const rec = await until('the held connection', () => readRecs(recFile)[0], 15_000, LAB_POLL);
+    const dump = await dumpConntrack({ wrap: WRAP_R });
+    const e = dump.find((f) => f.orig.src === CLIENT && f.orig.sport === rec.port);
+    assert.ok(e, `no dump entry for port ${rec.port} among ${dump.length}`);
+    assert.equal(e.type, 'dump');
+    assert.equal(e.state, 'ESTABLISHED');
+    assert.equal(e.reply.dst, NAT);
+    assert.ok(e.origCounters!.packets >= 3);
+    assert.ok(e.start! > 0);
+    assert.equal(e.stop, undefined);
+    assert.ok((await conntrackCount({ wrap: WRAP_R })) >= 1);
+    await done;
+  });
+
+  test('overflow: with conntrack stopped while thousands of connections open, ENOBUFS and a Drops rise are reported', async () => {
+    const w = watch();
+    try {
+      await w.ev.ready();
+      await until('the first Drops read', () => w.ev.drops() !== null, 10_000, LAB_POLL);
+      const before = w.flows.length;
+      process.kill(w.ev.pid, 'SIGSTOP');
+      let out: FloodOut;
+      try {
+        ({ out } = await runFlood(['--to', `${SERVER}:7`, '--duration', '30', '--count', '3000', '--concurrency', '50', '--rst'], 'flood').done);
+      } finally {
+        process.kill(w.ev.pid, 'SIGCONT');
+      }
+      assert.ok(out.made >= 2000, JSON.stringify(out));
+      await until(() => `an ENOBUFS and a drops overflow (got ${JSON.stringify(w.overflows)})`, () => w.overflows.some((o) => o.source === 'enobufs') && w.overflows.some((o) => o.source === 'drops'), 15_000, LAB_POLL);
+      const dropped = w.overflows.filter((o) => o.source === 'drops').reduce((s, o) => s + o.dropsDelta!, 0);
+      assert.ok(dropped > 0);
+      assert.equal(w.ev.drops(), dropped, 'drops() is the sum of the deltas reported');
+      // Every NEW is either delivered or counted as dropped (DESTROYs of older entries may be among the drops).
+      await sleep(1500);
+      const news = w.flows.slice(before).filter((f) => f.type === 'new' && f.orig.src === CLIENT && f.orig.dport === 7).length;
+      assert.ok(news + dropped >= out.made, `delivered ${news} + dropped ${dropped} >= made ${out.made}`);
+      assert.ok(news < out.made, 'some events were lost (else the test did not overflow anything)');
+      if (VERBOSE) console.log({ made: out.made, news, dropped, overflows: w.overflows.length });
+    } finally {
+      await w.ev.stop();
+    }
+  });
+
+  test('conntrack dies with its parent: kill -9 of the process that started it', async () => {
+    const script = `import { startConntrackEvents } from ${JSON.stringify(join(ROOT, 'src/audit/ctsource.ts'))};
+const ev = startConntrackEvents({ wrap: ${JSON.stringify(WRAP_R)}, onFlows() {}, onOverflow() {}, onError() {}, onExit() {} });
+console.log(ev.pid);
+setInterval(() => {}, 1000);`;
+    const parent = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    parent.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+    const pid = Number(await until('the child conntrack pid', () => /^\d+\n/.exec(out)?.[0], 30_000, LAB_POLL));
+    await until('conntrack running', () => readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('conntrack\0'), 10_000, { everyMs: 50, retryErrors: true });
+    const gone = new Promise((r) => parent.once('exit', r));
+    parent.kill('SIGKILL');
+    await gone;
+    try {
+      await until(`conntrack ${pid} gone after its parent was killed`, () => !alive(pid), 5000, LAB_POLL);
+    } finally {
+      if (alive(pid)) process.kill(pid, 'SIGKILL');
+    }
+  });
+});
