@@ -3,7 +3,7 @@
 // in flush(); a file that does not end in "\n" (a crash mid-write) is never appended to.
 import { closeSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, readSync, renameSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AggregateRecord, FlowRecord, GapRecord } from './types.js';
+import type { AggregateRecord, FlowRecord, GapRecord, Reporter } from './types.js';
 
 const FILE_RE = /^flows-(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})\.(\d{3})Z\.jsonl$/;
 
@@ -323,4 +323,37 @@ export function parseRecordLine(text: string): ParsedLine {
   }
   if (dataset === 'egw.flow_aggregate') return { kind: 'aggregate', rec: o as AggregateRecord };
   return { kind: 'bad', reason: `unknown event.dataset ${JSON.stringify(dataset ?? null)}` };
+}
+
+// ---- reporter directories ---------------------------------------------------------------------------------------
+
+export interface ReporterDirEntry {
+  path: string;
+  /** The directory's name, `gateway-<ns>.<pod>` or `node-<node>` (src/audit/paths.ts). */
+  dirName: string;
+  reporter: Reporter;
+  /** `ns/pod` or the node's name. */
+  name: string;
+}
+
+/** The reporter directories under a flow root, sorted by name (no root: none). */
+export function listReporterDirs(root: string): ReporterDirEntry[] {
+  let entries;
+  try {
+    entries = readdirSync(root, { withFileTypes: true });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw e;
+  }
+  const out: ReporterDirEntry[] = [];
+  for (const e of entries) {
+    if (!e.isDirectory()) continue;
+    const path = join(root, e.name);
+    if (e.name.startsWith('gateway-') && e.name.includes('.')) {
+      out.push({ path, dirName: e.name, reporter: 'gateway', name: e.name.slice('gateway-'.length).replace('.', '/') });
+    } else if (e.name.startsWith('node-') && e.name.length > 'node-'.length) {
+      out.push({ path, dirName: e.name, reporter: 'node', name: e.name.slice('node-'.length) });
+    }
+  }
+  return out.sort((a, b) => a.dirName.localeCompare(b.dirName));
 }
