@@ -30,7 +30,9 @@ function allLines(dir: string): Record<string, any>[] {
 function indexRows(dir: string): { open: number; record: string; file: string | null }[] {
   const db = new Database(join(dir, INDEX_FILE), { readonly: true });
   try {
-    return db.prepare('SELECT open, record, file FROM flows ORDER BY start_ms').all() as { open: number; record: string; file: string | null }[];
+    return db
+      .prepare('SELECT * FROM (SELECT 0 AS open, record, file, start_ms FROM flows UNION ALL SELECT 1 AS open, record, NULL AS file, start_ms FROM open_flows) ORDER BY start_ms, open')
+      .all() as { open: number; record: string; file: string | null }[];
   } finally {
     db.close();
   }
