@@ -15,8 +15,11 @@ import type { FlowPod, FlowRecord, GapRecord, PodIPEntry } from './types.js';
 /** How close (ms) a time must be to a connection's life for trace to call it live: clocks and timestamps differ a little. */
 export const TRACE_SLACK_MS = 1000;
 
-/** A file being written this recently may end in a line still being written: not reported as truncated. */
-const WRITING_MS = 5000;
+/**
+ * The newest file, written this recently, may end in a line whose write is under way (a writer's flush is one write
+ * call, so a reader sees a torn end only for an instant): not reported as truncated.
+ */
+const WRITING_MS = 2000;
 
 export interface FlowFilter {
   namespace?: string;
@@ -42,7 +45,7 @@ interface Selection {
   line(rec: FlowRecord): boolean;
 }
 
-function scanDir(d: ReporterDirEntry, sel: Selection, now: number): DirScan {
+function scanDir(d: ReporterDirEntry, sel: Selection): DirScan {
   const out: DirScan = { flows: [], gaps: [], warnings: [] };
   const indexPath = join(d.path, INDEX_FILE);
   const files = listFlowFiles(d.path);
@@ -106,7 +109,8 @@ function scanDir(d: ReporterDirEntry, sel: Selection, now: number): DirScan {
       } else if (p.kind === 'gap') out.gaps.push(p.rec);
       else if (p.kind === 'bad') out.warnings.push(`${f.path}:${l.line}: ${p.reason}; skipped`);
     }
-    const beingWritten = i === files.length - 1 && now - f.mtimeMs < WRITING_MS;
+    // The file system's clock, not the query's `now` (which tests and replays set).
+    const beingWritten = i === files.length - 1 && Date.now() - f.mtimeMs < WRITING_MS;
     if (tail.partial && !beingWritten) {
       out.warnings.push(`${f.path}:${tail.partial.line}: truncated line (${tail.partial.bytes} bytes without a final newline, a crash mid-write?); skipped`);
     }
@@ -155,7 +159,6 @@ export function queryFlows(root: string, f: FlowFilter): { records: FlowRecord[]
         index: (ix) => ix.flows({ namespace: f.namespace, pod: f.pod, dstRange: range, dstPort: f.dst?.port, sinceMs }),
         line: pass,
       },
-      f.now,
     );
     // The index applied the cheap filters; the gateway (several names) and the rest are checked here for all.
     records.push(...s.flows.filter(pass));
@@ -213,7 +216,7 @@ export function trace(root: string, q: TraceQuery): TraceResult {
   const found: { rec: FlowRecord; dir: string }[] = [];
   const result: TraceResult = { others: [], gaps: [], retention: [], warnings: [] };
   for (const d of listReporterDirs(root)) {
-    const s = scanDir(d, { index: (ix) => ix.byNat(q.ip, q.port), line: sel }, now);
+    const s = scanDir(d, { index: (ix) => ix.byNat(q.ip, q.port), line: sel });
     for (const rec of s.flows) if (sel(rec)) found.push({ rec, dir: d.path });
     result.warnings.push(...s.warnings);
     for (const g of s.gaps) {
