@@ -19,6 +19,7 @@ import {
 } from '../api/index.js';
 import { openStore, defaultDatastoreSpec, parseDatastoreSpec, ETCD_TLS_SOURCES } from '../datastore/open.js';
 import { addProcessCommands } from './processes.js';
+import { addFlowCommands } from './flows.js';
 import type { Store, TxnOp } from '../datastore/types.js';
 import { StoreError } from '../datastore/types.js';
 import { runSelectorCheck } from '../selector/check.js';
@@ -222,6 +223,13 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     },
     setExitCode: (code) => (exitCode = code),
     out: io.out,
+  });
+
+  addFlowCommands(program, {
+    out: io.out,
+    err: io.err,
+    setExitCode: (code) => (exitCode = code),
+    datastore: () => program.opts().datastore as string | undefined,
   });
 
   const selector = program.command('selector').description('the Calico selector engine');
