@@ -67,6 +67,11 @@ export function isBarrier(f: CtFlow): boolean {
   return f.orig.src === BARRIER.src && f.orig.dst === BARRIER.dst;
 }
 
-export async function insertBarrier(run: Runner, sport: number): Promise<void> {
-  await run.run(['conntrack', '-I', '-p', 'udp', '-s', BARRIER.src, '-d', BARRIER.dst, '--sport', String(sport), '--dport', String(BARRIER.dport), '-t', '2']);
+/** False when an entry with that port is still there (an earlier barrier): take another port. */
+export async function insertBarrier(run: Runner, sport: number): Promise<boolean> {
+  const argv = ['conntrack', '-I', '-p', 'udp', '-s', BARRIER.src, '-d', BARRIER.dst, '--sport', String(sport), '--dport', String(BARRIER.dport), '-t', '2'];
+  const r = await run.run(argv, { allowFailure: true });
+  if (r.code === 0) return true;
+  if (/exists/i.test(r.stderr)) return false;
+  throw new Error(`${argv.join(' ')} failed (exit ${r.code}): ${r.stderr.trim()}`);
 }

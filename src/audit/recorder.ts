@@ -12,7 +12,7 @@
 import type { Runner } from '../dataplane/exec.js';
 import type { Logger } from '../log.js';
 import { Backoff, errText, sleep } from '../util.js';
-import { dumpConntrack, enableConntrackAccounting, startConntrackEvents, type ConntrackEvents } from './ctsource.js';
+import { dumpConntrack, enableConntrackAccounting, startConntrackEvents, type CtEvents } from './ctsource.js';
 import { podIPHistory, type ObservedPod, type PodIPHistoryWriter } from './history.js';
 import { ensureCountTable, insertBarrier, isBarrier, readTranslatedCount } from './kernel.js';
 import { reporterDir } from './paths.js';
@@ -44,7 +44,7 @@ export interface RecorderOptions {
   signal: AbortSignal;
   flushMs?: number;
   checkMs?: number;
-  /** How long a barrier may take to come back before the reader is taken for stuck. Default 5 s. */
+  /** How long barriers may take to come back before the reader is taken for stuck. Default 6 s. */
   barrierTimeoutMs?: number;
 }
 
@@ -57,6 +57,8 @@ export interface RecorderStats {
   overflows: number;
   readerRestarts: number;
   lastCheck: string | null;
+  /** The conntrack reader's pid (tests stop it to make the event socket overflow). */
+  readerPid: number | null;
 }
 
 export interface RecorderHandle {
@@ -78,11 +80,14 @@ class Recorder implements RecorderHandle {
   private store!: FlowStore;
   private tracker!: FlowTracker;
   private history: PodIPHistoryWriter | null = null;
-  private events: ConntrackEvents | null = null;
+  private events: CtEvents | null = null;
   private readonly wrap: string[] | undefined;
   private readonly waiting = new Map<number, () => void>();
   private barrierSeq = 0;
+  private readonly barrierBase = Math.floor(Math.random() * 40000);
   private overflow: Loss | null = null;
+  /** A resync is owed, for this loss (none: the first start). */
+  private needResync: { loss: Loss | undefined } | null = null;
   private readerDied = false;
   private readonly st = { overflows: 0, readerRestarts: 0, lastCheck: null as string | null };
 
@@ -104,25 +109,29 @@ class Recorder implements RecorderHandle {
       gapConnections: t?.gapConnections ?? 0,
       vanished: t?.vanished ?? 0,
       ...this.st,
+      readerPid: this.events?.pid ?? null,
     };
   }
 
   private async run(): Promise<void> {
     const { o } = this;
     await enableConntrackAccounting(this.wrap);
+    const countFrom = Date.now();
     const recreated = await ensureCountTable(o.runner);
     const dir = reporterDir(o.root, o.reporter, o.reporterName);
     this.store = openFlowStore(dir, { ...o.store, log: o.store?.log ?? o.log });
     this.tracker = new FlowTracker({ reporter: o.reporter, reporterName: o.reporterName, store: this.store, enrich: o.enrich, ignore: isBarrier });
     if (o.historyPods) this.history = podIPHistory(dir);
+    // a count table made just now counts from here; a previous run's ledger cannot be continued across it
+    if (recreated) this.tracker.rebase(0, countFrom);
     const restartLoss: Loss | undefined = this.tracker.restarted ? { reason: 'restart', start: this.tracker.lastCheckAt!, eventsDropped: null } : undefined;
     o.log?.info('flow recorder starting', { dir, restarted: this.tracker.restarted, open: this.tracker.openCount, countTable: recreated ? 'created' : 'kept' });
     this.startReader();
+    this.needResync = { loss: restartLoss };
     try {
-      await this.resync(restartLoss, recreated);
-      this.readyResolve();
       await this.loop();
     } finally {
+      this.readyResolve();
       this.flush();
       await this.events?.stop();
       this.history?.close();
@@ -165,22 +174,32 @@ class Recorder implements RecorderHandle {
     this.tracker.onFlows(from === 0 ? flows : flows.slice(from));
   }
 
-  /** Inserts a barrier and waits for its event; resolves with the ledger cut there, or null on timeout. */
+  /**
+   * Inserts a barrier and waits for its event; resolves with the ledger cut there, or null when none came back. A
+   * barrier's event can itself be lost while the event socket still overflows, so up to three are tried, each given
+   * a third of barrierTimeoutMs; an overflow seen meanwhile makes the loop resync again.
+   */
   private async barrier(): Promise<number | null> {
-    const sport = 20000 + (this.barrierSeq++ % 40000);
-    let cut: number | null = null;
-    const seen = new Promise<void>((res) => this.waiting.set(sport, () => ((cut = this.tracker.cut()), res())));
-    try {
-      await insertBarrier(this.o.runner, sport);
-      const timeout = sleep(this.o.barrierTimeoutMs ?? 5000, this.o.signal).then(() => 'timeout' as const);
-      await Promise.race([seen, timeout]);
-      return cut;
-    } finally {
-      this.waiting.delete(sport);
+    const per = (this.o.barrierTimeoutMs ?? 6000) / 3;
+    for (let i = 0; i < 3 && !this.o.signal.aborted; i++) {
+      // ports differ between runs too: an earlier run's barrier may still be in the table for 2 s
+      const sport = 20000 + ((this.barrierBase + this.barrierSeq++) % 40000);
+      let cut: number | null = null;
+      const seen = new Promise<void>((res) => this.waiting.set(sport, () => ((cut = this.tracker.cut()), res())));
+      try {
+        if (!(await insertBarrier(this.o.runner, sport))) continue;
+        await Promise.race([seen, sleep(per, this.o.signal)]);
+        if (cut !== null) return cut;
+      } finally {
+        this.waiting.delete(sport);
+      }
     }
+    return null;
   }
 
-  private async resync(loss: Loss | undefined, countRestarted: boolean): Promise<void> {
+  /** Dump, barrier, close what vanished, check the ledger. False when the barrier did not come back. */
+  private async resync(loss: Loss | undefined): Promise<boolean> {
+    await this.events!.ready();
     const dumpStart = Date.now();
     const dump = await dumpConntrack({ wrap: this.wrap });
     const missing = this.tracker.applyDump(dump, dumpStart);
@@ -190,15 +209,16 @@ class Recorder implements RecorderHandle {
       // the reader did not bring the barrier back: do not close anything on its word
       this.o.log?.warn('conntrack events stalled (the barrier did not come back); restarting the reader');
       this.readerDied = true;
-      return;
+      return false;
     }
     const vanished = this.tracker.closeVanished(missing, at);
-    const kernel = countRestarted ? null : await readTranslatedCount(this.o.runner);
+    const kernel = await readTranslatedCount(this.o.runner);
     const gap = this.tracker.check(kernel, at, loss, cut);
     if (gap) this.o.log?.warn('flow records gap', { reason: gap.egw.gap.reason, from: gap.event.start, to: gap.event.end, connections: gap.egw.gap.connections, eventsDropped: gap.egw.gap.events_dropped });
     if (vanished) this.o.log?.info('connections that ended unseen were closed', { count: vanished });
     this.st.lastCheck = new Date(at).toISOString();
     this.flush();
+    return true;
   }
 
   private async check(): Promise<void> {
@@ -226,40 +246,53 @@ class Recorder implements RecorderHandle {
     }
   }
 
+  /**
+   * One loop does everything after start, so nothing overlaps: flushes; after a loss (the first start or a restart,
+   * an overflow, a dead or stalled reader) a resync, retried with backoff until it succeeds, keeping the loss it
+   * owes a gap record for; else the periodic check.
+   */
   private async loop(): Promise<void> {
     const { o } = this;
     const flushMs = o.flushMs ?? 200;
     const checkMs = o.checkMs ?? 10_000;
     const backoff = new Backoff({ minMs: 1000, maxMs: 30_000 });
     let nextCheck = Date.now() + checkMs;
+    let retryAt = 0;
     while (!o.signal.aborted) {
-      await sleep(flushMs, o.signal);
+      if (this.needResync === null || Date.now() < retryAt) await sleep(flushMs, o.signal);
       if (o.signal.aborted) break;
       this.flush();
+      if (Date.now() < retryAt) continue;
       try {
         if (this.readerDied) {
           await this.events?.stop();
-          await sleep(backoff.next(), o.signal);
-          if (o.signal.aborted) break;
           this.readerDied = false;
           this.overflow = null;
           this.st.readerRestarts++;
           const start = Math.max(this.tracker.lastEventAt, this.tracker.lastCheckAt ?? 0) || Date.now();
+          this.needResync = { loss: this.needResync?.loss ?? { reason: 'reader', start, eventsDropped: null } };
           this.startReader();
-          await this.resync({ reason: 'reader', start, eventsDropped: null }, false);
-          nextCheck = Date.now() + checkMs;
-        } else if (this.overflow) {
-          const loss = this.overflow;
+        }
+        if (this.overflow) {
+          const ov = this.overflow;
           this.overflow = null;
-          await this.resync(loss, false);
-          nextCheck = Date.now() + checkMs;
+          this.needResync = { loss: this.needResync?.loss ?? ov };
+        }
+        if (this.needResync) {
+          if (await this.resync(this.needResync.loss)) {
+            this.needResync = null;
+            this.readyResolve();
+            backoff.reset();
+            nextCheck = Date.now() + checkMs;
+          } else retryAt = Date.now() + backoff.next();
         } else if (Date.now() >= nextCheck) {
           await this.check();
-          backoff.reset();
           nextCheck = Date.now() + checkMs;
         }
       } catch (e) {
-        o.log?.warn('flow recorder check failed', { error: errText(e) });
+        o.log?.warn('flow recorder: resync or check failed; trying again', { error: errText(e) });
+        this.needResync ??= { loss: { reason: 'reader', start: this.tracker.lastCheckAt ?? Date.now(), eventsDropped: null } };
+        retryAt = Date.now() + backoff.next();
       }
     }
   }

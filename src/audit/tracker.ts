@@ -78,7 +78,7 @@ export class FlowTracker {
   onFlows(flows: readonly CtFlow[]): void {
     for (const f of flows) {
       if (f.type !== 'new' && f.type !== 'destroy') continue;
-      if (!isTranslated(f) || this.o.ignore?.(f)) continue;
+      if (!this.recordable(f)) continue;
       this.lastEventAt = f.seenAt;
       const key = flowKey(f);
       if (f.type === 'new') {
@@ -106,7 +106,7 @@ export class FlowTracker {
   applyDump(dump: readonly CtFlow[], dumpStart: number): Set<string> {
     const shown = new Set<string>();
     for (const f of dump) {
-      if (!isTranslated(f) || this.o.ignore?.(f)) continue;
+      if (!this.recordable(f)) continue;
       const key = flowKey(f);
       shown.add(key);
       if (this.open.has(key) || this.recent.has(key)) continue;
@@ -158,11 +158,29 @@ export class FlowTracker {
     this.ledger = kernel === null ? undefined : { kernel, at, pending };
     this.persist();
     for (const [k, t] of this.recent) if (t < at - RECENT_MS) this.recent.delete(k);
-    if (!gap) return null;
+    // a loss that cost no connection needs no record (the ledger balanced across it; the recorder logs it)
+    if (!gap || gap.connections === 0) return null;
     const rec = gapRecord(this.o, { start: gap.start, end: at, reason: gap.reason, eventsDropped: loss?.eventsDropped ?? null, connections: gap.connections });
     this.o.store.gap(rec);
     this.stats.gaps++;
     this.stats.gapConnections += gap.connections ?? 0;
+    return rec;
+  }
+
+  /**
+   * The kernel's count starts again from `kernel` at `at` (the count table was just made): the ledger's base. When a
+   * previous run left a ledger, the time from its last check to `at` cannot be checked: a gap of unknown size.
+   */
+  rebase(kernel: number, at: number): GapRecord | null {
+    const prev = this.ledger;
+    this.ledger = { kernel, at, pending: 0 };
+    this.observed = 0;
+    this.cutObserved = 0;
+    this.persist();
+    if (!prev) return null;
+    const rec = gapRecord(this.o, { start: prev.at, end: at, reason: 'counter-reset', eventsDropped: null, connections: null });
+    this.o.store.gap(rec);
+    this.stats.gaps++;
     return rec;
   }
 
@@ -181,6 +199,11 @@ export class FlowTracker {
   persist(): void {
     this.o.store.setState(LEDGER, this.ledger ?? null);
     this.o.store.setState(OBSERVED, this.observed + this.cutObserved);
+  }
+
+  /** Translated IPv4 connections that are not egw's own (egress is IPv4 only: docs/audit.md). */
+  private recordable(f: CtFlow): boolean {
+    return !f.orig.src.includes(':') && isTranslated(f) && !this.o.ignore?.(f);
   }
 
   private countable(start: number | undefined): boolean {
