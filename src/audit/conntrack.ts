@@ -41,6 +41,8 @@ export interface CtXmlParserOptions {
 }
 
 const MAX_KEPT_ERRORS = 1000;
+/** A flow line is ~0.5–1 KB; a longer one is not conntrack's. */
+const MAX_LINE = 64 * 1024;
 const MAX_ERROR_TEXT = 300;
 
 /** Lines that frame the flows and carry nothing. */
@@ -56,6 +58,8 @@ export class CtXmlParser {
   /** Flows parsed so far. */
   flowCount = 0;
   private rest = '';
+  /** Inside an overlong line: what comes until the next newline is dropped. */
+  private skipping = false;
   private lineNo = 0;
   private readonly now: () => number;
   private readonly onError?: (e: CtParseError) => void;
@@ -71,10 +75,23 @@ export class CtXmlParser {
     const last = chunk.lastIndexOf('\n');
     if (last < 0) {
       this.rest += chunk;
+      if (this.rest.length > MAX_LINE) this.overlong();
       return out;
     }
-    const data = this.rest.length ? this.rest + chunk.slice(0, last) : chunk.slice(0, last);
+    let data = this.rest.length ? this.rest + chunk.slice(0, last) : chunk.slice(0, last);
+    if (this.skipping) {
+      // The end of an overlong line: drop it up to its newline.
+      this.skipping = false;
+      const nl = data.indexOf('\n');
+      this.lineNo++;
+      data = nl < 0 ? '' : data.slice(nl + 1);
+      if (nl < 0) {
+        this.rest = chunk.slice(last + 1);
+        return out;
+      }
+    }
     this.rest = chunk.slice(last + 1);
+    if (this.rest.length > MAX_LINE) this.overlong();
     const seenAt = this.now();
     let pos = 0;
     for (;;) {
@@ -90,6 +107,11 @@ export class CtXmlParser {
   /** The end of the stream: a last line without its newline is read (or reported as truncated). */
   end(): CtEntry[] {
     const out: CtEntry[] = [];
+    if (this.skipping) {
+      this.skipping = false;
+      this.rest = '';
+      this.lineNo++;
+    }
     if (this.rest.length) {
       const line = this.rest;
       this.rest = '';
@@ -110,9 +132,16 @@ export class CtXmlParser {
     }
   }
 
-  private fail(reason: string, line: string): void {
+  /** A line longer than any flow: reported once, then dropped up to its newline (memory stays bounded). */
+  private overlong(): void {
+    if (!this.skipping) this.fail(`line longer than ${MAX_LINE} characters (not conntrack output?)`, this.rest, this.lineNo + 1);
+    this.skipping = true;
+    this.rest = '';
+  }
+
+  private fail(reason: string, line: string, lineNo = this.lineNo): void {
     this.errorCount++;
-    const e: CtParseError = { line: this.lineNo, reason, text: line.length > MAX_ERROR_TEXT ? line.slice(0, MAX_ERROR_TEXT) + '…' : line };
+    const e: CtParseError = { line: lineNo, reason, text: line.length > MAX_ERROR_TEXT ? line.slice(0, MAX_ERROR_TEXT) + '…' : line };
     if (this.onError) this.onError(e);
     else if (this.errors.length < MAX_KEPT_ERRORS) this.errors.push(e);
   }

@@ -242,3 +242,20 @@ test('a generated stream of many flows: every id back, in order', () => {
   assert.deepEqual(got.map((f) => f.id), Array.from({ length: n }, (_, i) => i + 1));
   assert.deepEqual(got.map((f) => f.orig.sport), Array.from({ length: n }, (_, i) => (i % 60000) + 1024));
 });
+
+test('an overlong line is reported once and dropped; the lines after it are read', () => {
+  const p = new CtXmlParser();
+  const huge = 'x'.repeat(100_000);
+  const got: CtEntry[] = [];
+  got.push(...p.push(S.tcp_new + '\n' + huge.slice(0, 40_000)));
+  got.push(...p.push(huge.slice(40_000)));
+  got.push(...p.push(huge + '\n' + S.tcp_update + '\n'));
+  got.push(...p.end());
+  assert.deepEqual(got.map((f) => f.type), ['new', 'update']);
+  assert.equal(p.errors.length, 1);
+  assert.match(p.errors[0].reason, /line longer than 65536 characters/);
+  assert.equal(p.errors[0].line, 2);
+  // The line numbers go on counting after it.
+  p.push('junk\n');
+  assert.equal(p.errors[1].line, 4);
+});

@@ -253,7 +253,7 @@ describe('conntrack in a masquerading namespace', { skip: gate.skip }, () => {
 
   test('a dump shows an open connection with counters and start, no stop; the count includes it', async () => {
     await enableConntrackAccounting(WRAP_R);
-    const { done, recFile } = runFlood(['--to', `${SERVER}:7`, '--duration', '8', '--count', '1', '--hold'], 'hold');
+    const { done, recFile } = runFlood(['--to', `${SERVER}:7`, '--duration', '5', '--count', '1', '--hold'], 'hold');
     const rec = await until('the held connection', () => readRecs(recFile)[0], 15_000, LAB_POLL);
     const dump = await dumpConntrack({ wrap: WRAP_R });
     const e = dump.find((f) => f.orig.src === CLIENT && f.orig.sport === rec.port);
