@@ -46,6 +46,14 @@ interface Selection {
 }
 
 function scanDir(d: ReporterDirEntry, sel: Selection): DirScan {
+  try {
+    return scanDirOrThrow(d, sel);
+  } catch (e) {
+    return { flows: [], gaps: [], warnings: [`${d.path}: cannot be read (${(e as Error).message}); skipped`] };
+  }
+}
+
+function scanDirOrThrow(d: ReporterDirEntry, sel: Selection): DirScan {
   const out: DirScan = { flows: [], gaps: [], warnings: [] };
   const indexPath = join(d.path, INDEX_FILE);
   const files = listFlowFiles(d.path);
@@ -71,13 +79,14 @@ function scanDir(d: ReporterDirEntry, sel: Selection): DirScan {
       for (const s of skipped) out.warnings.push(`${join(d.path, s.file)}:${s.line}: ${s.reason}; skipped`);
       indexed = true;
     } catch (e) {
-      if (!isCorruption(e) && !(e instanceof SyntaxError)) throw e;
+      // Damage (isCorruption), a bad JSON column, or any other failure to read it (locked, permissions): the files
+      // hold every complete record, so they are read instead.
       // Whatever was read before the damage showed is dropped: the files are read whole instead.
       byConn.clear();
       out.gaps = [];
       out.warnings.length = 0;
       out.warnings.push(
-        `${indexPath}: unreadable flow index (${(e as Error).message}); read the JSONL files instead (connections still open are only in the index: not shown)`,
+        `${indexPath}: unreadable flow index (${isCorruption(e) ? '' : 'cannot read: '}${(e as Error).message}); read the JSONL files instead (connections still open are only in the index: not shown)`,
       );
       marks = new Map();
     } finally {
