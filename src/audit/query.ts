@@ -27,7 +27,8 @@ export interface FlowFilter {
   pod?: string;
   /** The gateway: its pod's name, `ns/name`, or its EgressGateway's name; `node:<n>` or a node's name for node SNAT. */
   gateway?: string;
-  dst?: { cidr: Cidr; port?: number };
+  /** Destinations: a CIDR (parsed, or text such as `203.0.113.0/24`; a bare address is its /32), and a port. */
+  dst?: { cidr: Cidr | string; port?: number };
   /** Only connections live during the last `since` ms (still open, or ended since). */
   since?: number;
   now: number;
@@ -145,7 +146,13 @@ function cidrRange(c: Cidr): [number, number] {
 
 /** Connections (open and complete) of every reporter under `root` that pass the filter, newest first. */
 export function queryFlows(root: string, f: FlowFilter): { records: FlowRecord[]; warnings: string[] } {
-  const range = f.dst ? cidrRange(f.dst.cidr) : undefined;
+  let cidr = f.dst?.cidr;
+  if (typeof cidr === 'string') {
+    const parsed = parsePrefix(cidr);
+    if (!parsed) throw new Error(`dst: "${cidr}" is not a CIDR`);
+    cidr = parsed;
+  }
+  const range = cidr ? cidrRange(cidr) : undefined;
   const sinceMs = f.since !== undefined ? f.now - f.since : undefined;
   const pass = (r: FlowRecord): boolean => {
     if (f.namespace !== undefined && r.orchestrator.namespace !== f.namespace) return false;
