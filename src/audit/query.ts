@@ -66,7 +66,6 @@ function scanDirOrThrow(d: ReporterDirEntry, sel: Selection): DirScan {
     if (!had || (had.event.end === null && rec.event.end !== null)) byConn.set(k, rec);
   };
   let marks = new Map<string, { indexed: number; lines: number }>();
-  let indexed = false;
   if (existsSync(indexPath)) {
     let ix: FlowIndex | undefined;
     try {
@@ -78,7 +77,6 @@ function scanDirOrThrow(d: ReporterDirEntry, sel: Selection): DirScan {
       for (const r of rows) add(JSON.parse(r.record) as FlowRecord);
       for (const g of gaps) out.gaps.push(JSON.parse(g.record) as GapRecord);
       for (const s of skipped) out.warnings.push(`${join(d.path, s.file)}:${s.line}: ${s.reason}; skipped`);
-      indexed = true;
     } catch (e) {
       // Damage (isCorruption), a bad JSON column, or any other failure to read it (locked, permissions): the files
       // hold every complete record, so they are read instead.
@@ -98,13 +96,12 @@ function scanDirOrThrow(d: ReporterDirEntry, sel: Selection): DirScan {
   }
   for (let i = 0; i < files.length; i++) {
     const f = files[i];
-    let mark = marks.get(f.name) ?? { indexed: 0, lines: 0 };
+    const mark = marks.get(f.name) ?? { indexed: 0, lines: 0 };
     if (mark.indexed > f.size) {
       out.warnings.push(`${f.path}: shorter (${f.size} bytes) than its index says (${mark.indexed}); its indexed records are shown, the file is not read`);
       continue;
     }
     if (mark.indexed === f.size) continue;
-    if (!indexed) mark = { indexed: 0, lines: 0 };
     let tail;
     try {
       tail = readLinesFrom(f.path, mark.indexed, mark.lines + 1);
