@@ -27,7 +27,8 @@ export interface FlowFilter {
   pod?: string;
   /** The gateway: its pod's name, `ns/name`, or its EgressGateway's name; `node:<n>` or a node's name for node SNAT. */
   gateway?: string;
-  dst?: { cidr: Cidr; port?: number };
+  /** Destinations: a CIDR (parsed, or text such as `203.0.113.0/24`; a bare address is its /32), and a port. */
+  dst?: { cidr: Cidr | string; port?: number };
   /** Only connections live during the last `since` ms (still open, or ended since). */
   since?: number;
   now: number;
@@ -46,6 +47,14 @@ interface Selection {
 }
 
 function scanDir(d: ReporterDirEntry, sel: Selection): DirScan {
+  try {
+    return scanDirOrThrow(d, sel);
+  } catch (e) {
+    return { flows: [], gaps: [], warnings: [`${d.path}: cannot be read (${(e as Error).message}); skipped`] };
+  }
+}
+
+function scanDirOrThrow(d: ReporterDirEntry, sel: Selection): DirScan {
   const out: DirScan = { flows: [], gaps: [], warnings: [] };
   const indexPath = join(d.path, INDEX_FILE);
   const files = listFlowFiles(d.path);
@@ -57,7 +66,6 @@ function scanDir(d: ReporterDirEntry, sel: Selection): DirScan {
     if (!had || (had.event.end === null && rec.event.end !== null)) byConn.set(k, rec);
   };
   let marks = new Map<string, { indexed: number; lines: number }>();
-  let indexed = false;
   if (existsSync(indexPath)) {
     let ix: FlowIndex | undefined;
     try {
@@ -69,15 +77,15 @@ function scanDir(d: ReporterDirEntry, sel: Selection): DirScan {
       for (const r of rows) add(JSON.parse(r.record) as FlowRecord);
       for (const g of gaps) out.gaps.push(JSON.parse(g.record) as GapRecord);
       for (const s of skipped) out.warnings.push(`${join(d.path, s.file)}:${s.line}: ${s.reason}; skipped`);
-      indexed = true;
     } catch (e) {
-      if (!isCorruption(e) && !(e instanceof SyntaxError)) throw e;
+      // Damage (isCorruption), a bad JSON column, or any other failure to read it (locked, permissions): the files
+      // hold every complete record, so they are read instead.
       // Whatever was read before the damage showed is dropped: the files are read whole instead.
       byConn.clear();
       out.gaps = [];
       out.warnings.length = 0;
       out.warnings.push(
-        `${indexPath}: unreadable flow index (${(e as Error).message}); read the JSONL files instead (connections still open are only in the index: not shown)`,
+        `${indexPath}: unreadable flow index (${isCorruption(e) ? '' : 'cannot read: '}${(e as Error).message}); read the JSONL files instead (connections still open are only in the index: not shown)`,
       );
       marks = new Map();
     } finally {
@@ -88,13 +96,12 @@ function scanDir(d: ReporterDirEntry, sel: Selection): DirScan {
   }
   for (let i = 0; i < files.length; i++) {
     const f = files[i];
-    let mark = marks.get(f.name) ?? { indexed: 0, lines: 0 };
+    const mark = marks.get(f.name) ?? { indexed: 0, lines: 0 };
     if (mark.indexed > f.size) {
       out.warnings.push(`${f.path}: shorter (${f.size} bytes) than its index says (${mark.indexed}); its indexed records are shown, the file is not read`);
       continue;
     }
     if (mark.indexed === f.size) continue;
-    if (!indexed) mark = { indexed: 0, lines: 0 };
     let tail;
     try {
       tail = readLinesFrom(f.path, mark.indexed, mark.lines + 1);
@@ -136,7 +143,13 @@ function cidrRange(c: Cidr): [number, number] {
 
 /** Connections (open and complete) of every reporter under `root` that pass the filter, newest first. */
 export function queryFlows(root: string, f: FlowFilter): { records: FlowRecord[]; warnings: string[] } {
-  const range = f.dst ? cidrRange(f.dst.cidr) : undefined;
+  let cidr = f.dst?.cidr;
+  if (typeof cidr === 'string') {
+    const parsed = parsePrefix(cidr);
+    if (!parsed) throw new Error(`dst: "${cidr}" is not a CIDR`);
+    cidr = parsed;
+  }
+  const range = cidr ? cidrRange(cidr) : undefined;
   const sinceMs = f.since !== undefined ? f.now - f.since : undefined;
   const pass = (r: FlowRecord): boolean => {
     if (f.namespace !== undefined && r.orchestrator.namespace !== f.namespace) return false;

@@ -16,7 +16,7 @@ import {
   writeRetention,
   type WrittenFile,
 } from './files.js';
-import { FlowIndex, INDEX_FILE, isCorruption, type IndexOp } from './indexdb.js';
+import { connectionKey, FlowIndex, INDEX_FILE, isCorruption, type IndexOp } from './indexdb.js';
 import type { AggregateRecord, FlowRecord, FlowStore, GapRecord } from './types.js';
 
 /** The limits of a store (docs/audit.md, "Files"). */
@@ -204,9 +204,11 @@ class JsonlFlowStore implements FlowStore {
       this.index.apply(ops, written);
     } catch (e) {
       if (!isCorruption(e)) throw e;
-      // The lines are in the files already: a rebuild indexes them; what lives only in the index is re-applied.
+      // The lines are in the files already: a rebuild indexes them; what lives only in the index is re-applied,
+      // except open rows of connections this very batch completed.
       this.rebuild((e as Error).message);
-      this.index.apply(ops.filter((o) => o.t === 'open' || o.t === 'state'), []);
+      const completed = new Set(ops.flatMap((o) => (o.t === 'complete' ? [connectionKey(o.rec)] : [])));
+      this.index.apply(ops.filter((o) => (o.t === 'open' && !completed.has(connectionKey(o.rec))) || o.t === 'state'), []);
     }
   }
 

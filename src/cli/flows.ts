@@ -194,6 +194,15 @@ export function noMatchText(t: TraceResult, what: string, choice: FlowRootChoice
 }
 
 export function addFlowCommands(program: Command, ctx: FlowCommandContext): void {
+  /** A failure to read the root itself (not a directory, permissions) is one line and exit 1, never a stack trace. */
+  const guarded = (fn: (opts: any) => void) => (opts: any) => {
+    try {
+      fn(opts);
+    } catch (e) {
+      ctx.err(`error: ${(e as Error).message}\n`);
+      ctx.setExitCode(1);
+    }
+  };
   const warn = (ws: readonly string[]) => {
     for (const w of ws) ctx.err(`warning: ${w}\n`);
   };
@@ -208,22 +217,24 @@ export function addFlowCommands(program: Command, ctx: FlowCommandContext): void
     .option('--since <duration>', 'only connections live during the last DURATION (e.g. 15m, 2h)', parseDurationOption)
     .addOption(new Option('-o, --output <format>', 'output format').choices(['wide', 'json']))
     .option('--flow-dir <dir>', 'the flow-record root (default: $EGW_FLOW_DIR, the lab of $EGW_DATASTORE, else /var/log/egw/flows)')
-    .action((opts) => {
-      const choice = resolveFlowRoot({ flag: opts.flowDir, datastore: ctx.datastore() });
-      const { records, warnings } = queryFlows(choice.root, {
-        namespace: opts.namespace,
-        pod: opts.pod,
-        gateway: opts.gateway,
-        dst: opts.dst,
-        since: opts.since,
-        now: Date.now(),
-      });
-      warn(warnings);
-      if (opts.output === 'json') ctx.out(JSON.stringify(records, null, 2) + '\n');
-      else if (records.length === 0) ctx.err(`No flow records found in ${whereText(choice)}${existsSync(choice.root) ? '' : ': the directory does not exist'}.\n`);
-      else ctx.out(flowTable(records, opts.output === 'wide'));
-      ctx.setExitCode(0);
-    });
+    .action(
+      guarded((opts) => {
+        const choice = resolveFlowRoot({ flag: opts.flowDir, datastore: ctx.datastore() });
+        const { records, warnings } = queryFlows(choice.root, {
+          namespace: opts.namespace,
+          pod: opts.pod,
+          gateway: opts.gateway,
+          dst: opts.dst,
+          since: opts.since,
+          now: Date.now(),
+        });
+        warn(warnings);
+        if (opts.output === 'json') ctx.out(JSON.stringify(records, null, 2) + '\n');
+        else if (records.length === 0) ctx.err(`No flow records found in ${whereText(choice)}${existsSync(choice.root) ? '' : ': the directory does not exist'}.\n`);
+        else ctx.out(flowTable(records, opts.output === 'wide'));
+        ctx.setExitCode(0);
+      }),
+    );
 
   program
     .command('trace')
@@ -234,19 +245,21 @@ export function addFlowCommands(program: Command, ctx: FlowCommandContext): void
     .option('--at <time>', 'when (RFC 3339; default now)', parseTimeOption)
     .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))
     .option('--flow-dir <dir>', 'the flow-record root (default: $EGW_FLOW_DIR, the lab of $EGW_DATASTORE, else /var/log/egw/flows)')
-    .action((opts) => {
-      const now = Date.now();
-      const at: number = opts.at ?? now;
-      const choice = resolveFlowRoot({ flag: opts.flowDir, datastore: ctx.datastore() });
-      const t = trace(choice.root, { ip: opts.ip, port: opts.port, dst: opts.dst, at, now });
-      warn(t.warnings);
-      if (!t.match) {
-        const what = `from ${opts.ip}:${opts.port}${opts.dst ? ` to ${hostPort(opts.dst.ip, opts.dst.port)}` : ''} live at ${new Date(at).toISOString()}`;
-        ctx.err(noMatchText(t, what, choice, existsSync(choice.root)));
-        ctx.setExitCode(1);
-        return;
-      }
-      ctx.out(opts.output === 'json' ? JSON.stringify(traceJson(t), null, 2) + '\n' : formatTrace(t));
-      ctx.setExitCode(0);
-    });
+    .action(
+      guarded((opts) => {
+        const now = Date.now();
+        const at: number = opts.at ?? now;
+        const choice = resolveFlowRoot({ flag: opts.flowDir, datastore: ctx.datastore() });
+        const t = trace(choice.root, { ip: opts.ip, port: opts.port, dst: opts.dst, at, now });
+        warn(t.warnings);
+        if (!t.match) {
+          const what = `from ${opts.ip}:${opts.port}${opts.dst ? ` to ${hostPort(opts.dst.ip, opts.dst.port)}` : ''} live at ${new Date(at).toISOString()}`;
+          ctx.err(noMatchText(t, what, choice, existsSync(choice.root)));
+          ctx.setExitCode(1);
+          return;
+        }
+        ctx.out(opts.output === 'json' ? JSON.stringify(traceJson(t), null, 2) + '\n' : formatTrace(t));
+        ctx.setExitCode(0);
+      }),
+    );
 }

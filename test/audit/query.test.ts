@@ -77,6 +77,8 @@ test('queryFlows: every reporter, open and complete, newest first, and each filt
   assert.deepEqual(q({ now: NOW, dst: { cidr: parsePrefix('203.0.113.0/24')! } }), ports([c.aOpen, c.a2, c.n2, c.b1, c.n1, c.a1]));
   assert.deepEqual(q({ now: NOW, dst: { cidr: parsePrefix('203.0.113.0/24')!, port: 8443 } }), ports([c.b1]));
   assert.deepEqual(q({ now: NOW, dst: { cidr: parsePrefix('198.51.100.1')! } }), ports([c.a3]));
+  assert.deepEqual(q({ now: NOW, dst: { cidr: '198.51.100.0/30' } }), ports([c.a3]), 'a CIDR as text');
+  assert.throws(() => q({ now: NOW, dst: { cidr: '198.51.100.0/33' } }), /dst: "198.51.100.0\/33" is not a CIDR/);
   assert.deepEqual(q({ now: NOW, since: 3600_000 - 150_000 }), ports([c.aOpen, c.a2]), 'live during the last DURATION: open, or ended since');
   assert.deepEqual(q({ now: NOW, namespace: 'team-a', gateway: 'red', pod: 'client-2' }), ports([c.a3]));
   assert.deepEqual(q({ now: NOW, namespace: 'nobody' }), []);

@@ -217,4 +217,10 @@ test('a corrupt record file and a corrupt index are reported and skipped, not a 
   assert.match(r.stdout, /^Pod: +team-a\/client-1$/m);
   assert.match(r.stderr, /^warning: .*index\.db: unreadable flow index .*; read the JSONL files instead/m);
   assert.doesNotMatch(r.stderr, /\n\s+at /);
+
+  // A root that is not a directory: one line, exit 1.
+  r = await egw(['flows', '--flow-dir', file]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^error: ENOTDIR: not a directory/);
+  assert.doesNotMatch(r.stderr, /\n\s+at /);
 });
