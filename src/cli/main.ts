@@ -222,6 +222,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     },
     setExitCode: (code) => (exitCode = code),
     out: io.out,
+    err: io.err,
   });
 
   const selector = program.command('selector').description('the Calico selector engine');
