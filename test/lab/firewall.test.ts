@@ -274,7 +274,9 @@ describe('the lab firewall log', { skip: root.skip }, () => {
 
   test('connections admitted and refused appear once each, with the source the server saw, the destination and the verdict', { timeout: 60_000 }, async () => {
     const t0 = Date.now();
+    const sent: number[] = [];
     const seen = async (netns: string, url: string) => {
+      sent.push(Date.now());
       const r = await inNs(netns, ['curl', '-sS', '--noproxy', '*', '--max-time', '4', url]);
       assert.equal(r.code, 0, `${url}: ${r.stderr}`);
       return JSON.parse(r.stdout) as { sourceIp: string; sourcePort: number; server: string };
@@ -312,7 +314,10 @@ describe('the lab firewall log', { skip: root.skip }, () => {
       assert.match(mine[0].time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
       assert.ok(at >= t0 - 5 && at <= Date.now(), `${key(w)}: stamped while the test ran (${mine[0].time})`);
     }
-    console.log(`# firewall log: ${lines.length} lines; ${want.length} connections made between ${new Date(t0).toISOString()} and ${new Date(t1).toISOString()}`);
+    // A figure, not an assertion: from just before each curl started (process start included) to the line's stamp.
+    const delays = want.slice(0, 4).map((w, i) => Date.parse(lines.find((x) => key(x) === key(w))!.time) - sent[i]);
+    console.log(`# firewall log: ${lines.length} lines for ${want.length} connections (${new Date(t0).toISOString()} – ${new Date(t1).toISOString()}); curl start → stamp: ${delays.join(', ')} ms`);
+    assert.doesNotMatch(readFileSync(stateFiles.logFile(lab.info.stateDir, 'firewall'), 'utf8'), /not understood/, 'the logger understood every tcpdump line');
     // The table the CLI prints by default has the same lines.
     const table = await lab.egw(['lab', 'firewall', '--lab', lab.name, '--tail', '3']);
     assert.equal(table.code, 0, table.stderr);
@@ -324,8 +329,10 @@ describe('the lab firewall log', { skip: root.skip }, () => {
     const old = lab.record('firewall');
     assert.ok(old && isRunning(old), 'the logger runs');
     const oldDumps = await loggerTcpdumps(old);
+    const killedAt = Date.now();
     lab.kill9('firewall');
     const back = await lab.cameBack('firewall', old);
+    const restartedMs = Date.parse(back.startedAt) - killedAt;
     // The old tcpdumps died with their parent (their parent-death signal), at once: not on their next packet.
     for (const d of oldDumps) {
       const st = procStat(d.pid);
@@ -349,6 +356,7 @@ describe('the lab firewall log', { skip: root.skip }, () => {
     }, 10_000, LAB_POLL);
     assert.equal(lines.length, 1);
     assert.equal(back.restarts, (old.restarts ?? 0) + 1);
+    console.log(`# kill -9 of the firewall logger: restarted after ${restartedMs} ms, logging again (both groups listening) ${Date.parse(lines[0].time) - killedAt} ms after the kill`);
   });
 
   test('every lab process writes flows into the lab\'s directory (EGW_FLOW_DIR), which lab status shows', async () => {
