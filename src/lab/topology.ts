@@ -3,7 +3,8 @@
 //   egw-<lab>-net      br0: the underlay bridge; every node's and the router's eth0 peer is a port
 //   egw-<lab>-router   eth0 on the underlay (.1), ext0 to the external host; /32 routes to every pod via its node
 //   egw-<lab>-ext      eth0: echo (.10), restricted (.20), .10 of every extra network; default via the router;
-//                      nft table ip egw-lab: only restricted.allow may reach the restricted address
+//                      nft table ip egw-lab: only restricted.allow may reach the restricted address; every
+//                      connection admitted or refused is logged (src/lab/firewall.ts)
 //   egw-<lab>-etcd     (datastore: etcd) eth0 on the underlay (.2), default via .1; the lab's etcd server
 //   egw-<lab>-n-<node> eth0 on the underlay (.11, .12, …), default via .1, forwarding on; the node's agent and kubelet
 //   egw-<lab>-p-<hash> a pod (made by the lab kubelet)

@@ -24,6 +24,7 @@ import {
   type FirewallLogLine,
 } from '../../src/lab/firewall.js';
 import { labStatus } from '../../src/lab/index.js';
+import { ALL_ROLES, labProcesses } from '../../src/lab/roles.js';
 import { stateFiles } from '../../src/lab/names.js';
 import { isRunning, procStat, readCmdline, type ProcRecord } from '../../src/lab/procs.js';
 import { runCli } from '../helpers/cli.js';
@@ -117,6 +118,16 @@ test('tcpdump dies with the logger: parent-death signal, and no switch to the tc
   const argv = tcpdumpArgv(7);
   assert.deepEqual(argv.slice(0, 5), ['setpriv', '--pdeathsig', 'KILL', '--', 'tcpdump']);
   assert.deepEqual(argv.slice(5), ['-Z', 'root', '-i', 'nflog:7', '-nn', '-l', '-tt', '-q']);
+});
+
+test('the lab process `firewall`: every lab runs it, in the external namespace, supervised like the others', () => {
+  assert.ok(ALL_ROLES.includes('firewall'));
+  const config = parseLabFile('name: t1\nnodes: [{name: a}]\n');
+  const egw = ['/usr/bin/node', '/repo/bin/egw.js'];
+  const state = { config, datastore: 'sqlite:/x.db', hostDatastore: 'sqlite:/x.db', roles: [...ALL_ROLES], file: '/x.yaml', egw, firewall: '', createdAt: '' };
+  const spec = labProcesses(state, '/state/t1').find((p) => p.role === 'firewall');
+  assert.deepEqual(spec, { kind: 'firewall', role: 'firewall', argv: [...egw, 'lab', 'firewall-logger', '--lab', 't1'], netns: 'egw-t1-ext' });
+  assert.equal(labProcesses({ ...state, roles: ['kubelet', 'echo'] }, '/s').find((p) => p.role === 'firewall'), undefined, 'only when the lab runs the role');
 });
 
 test('the log reader: lines, corrupt lines named by file:line and skipped, --tail, a lab that is not up', () => {
