@@ -238,6 +238,7 @@ async function readGroup(verdict: FirewallVerdict, fd: number, o: FirewallLogger
     });
     createInterface({ input: child.stdout! }).on('line', (line) => {
       const now = Date.now();
+      if (line.trim() === '') return; // tcpdump ends its output with an empty line when it stops
       const p = parseTcpdumpLine(line);
       if ('error' in p) {
         log.warn('tcpdump line not understood; not logged', { line, why: p.error });
