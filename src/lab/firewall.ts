@@ -91,10 +91,11 @@ export function firewallRules(cfg: LabConfig): string {
  * decoding the payload (without it a datagram to port 53 is printed as DNS, with no word saying UDP); `-Z root` keeps
  * it from switching to the tcpdump user, which would clear the parent-death signal that `setpriv --pdeathsig KILL`
  * gives it — so a kill -9 of the logger takes its tcpdumps with it (they would otherwise keep the groups bound, and
- * a second listener of a group is refused).
+ * a second listener of a group is refused); `-B 4096`: a 4 MiB netlink buffer, so that a burst the logger reads late
+ * is not dropped by the kernel (the default 208 KiB lost 2.7 % of 12,928 connections in 5 s).
  */
 export function tcpdumpArgv(group: number): string[] {
-  return ['setpriv', '--pdeathsig', 'KILL', '--', 'tcpdump', '-Z', 'root', '-i', `nflog:${group}`, '-nn', '-l', '-tt', '-q'];
+  return ['setpriv', '--pdeathsig', 'KILL', '--', 'tcpdump', '-Z', 'root', '-i', `nflog:${group}`, '-nn', '-l', '-tt', '-q', '-B', '4096'];
 }
 
 export type TcpdumpPacket = Omit<FirewallLogLine, 'time' | 'verdict'>;

@@ -117,7 +117,7 @@ test('the rules log the first packet of each new TCP/UDP connection to every ext
 test('tcpdump dies with the logger: parent-death signal, and no switch to the tcpdump user (which would clear it)', () => {
   const argv = tcpdumpArgv(7);
   assert.deepEqual(argv.slice(0, 5), ['setpriv', '--pdeathsig', 'KILL', '--', 'tcpdump']);
-  assert.deepEqual(argv.slice(5), ['-Z', 'root', '-i', 'nflog:7', '-nn', '-l', '-tt', '-q']);
+  assert.deepEqual(argv.slice(5), ['-Z', 'root', '-i', 'nflog:7', '-nn', '-l', '-tt', '-q', '-B', '4096']);
 });
 
 test('the lab process `firewall`: every lab runs it, in the external namespace, supervised like the others', () => {
