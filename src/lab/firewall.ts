@@ -29,7 +29,7 @@ export const FIREWALL_LOG_GROUPS: Readonly<Record<FirewallVerdict, number>> = { 
 
 /** One line of the firewall's log (stateFiles.firewallLog): one connection the firewall admitted or refused. */
 export interface FirewallLogLine {
-  /** RFC 3339 with milliseconds: when egw read it from tcpdump (docs/kernel.md §8). */
+  /** RFC 3339 with milliseconds: when egw read it from tcpdump (docs/kernel.md §9). */
   time: string;
   verdict: FirewallVerdict;
   transport: 'tcp' | 'udp';
@@ -47,7 +47,7 @@ export interface FirewallLogLine {
  *   entry the first packet confirmed and is not logged again; refused packets are dropped before confirmation, so
  *   each refused attempt is one line;
  * - `queue-threshold 1`: the kernel hands each message to tcpdump at once instead of batching up to 1 s
- *   (docs/kernel.md §8).
+ *   (docs/kernel.md §9).
  * The counters restricted_allowed and restricted_rejected count packets, as before.
  */
 export function firewallRules(cfg: LabConfig): string {
@@ -87,7 +87,7 @@ export function firewallRules(cfg: LabConfig): string {
 }
 
 /**
- * The tcpdump that reads one NFLOG group (docs/kernel.md §8): `-q` prints `tcp N` / `UDP, length N` instead of
+ * The tcpdump that reads one NFLOG group (docs/kernel.md §9): `-q` prints `tcp N` / `UDP, length N` instead of
  * decoding the payload (without it a datagram to port 53 is printed as DNS, with no word saying UDP); `-Z root` keeps
  * it from switching to the tcpdump user, which would clear the parent-death signal that `setpriv --pdeathsig KILL`
  * gives it — so a kill -9 of the logger takes its tcpdumps with it (they would otherwise keep the groups bound, and

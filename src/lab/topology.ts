@@ -80,7 +80,8 @@ export interface LabUpOptions {
   datastoreFrom?: 'flag' | 'env';
   log?: Logger;
   /**
-   * Start the lab processes (kubelets, agents, controllers, echo, and a supervisor that restarts them), or only those
+   * Start the lab processes (kubelets, agents, controllers, echo, the firewall logger, and a supervisor that restarts
+   * them), or only those
    * of the roles listed (with a supervisor); default true. A lab on etcd always starts its etcd and forwarder.
    */
   start?: boolean | LabRole[];

@@ -100,7 +100,7 @@ test('the rules log the first packet of each new TCP/UDP connection to every ext
   for (const [lines, v] of [[admit, 'admit'], [refuse, 'refuse']] as const) {
     const logs = lines.filter((l) => l.includes('log group'));
     assert.equal(logs.length, 2, v);
-    // immediate delivery (no 1 s batching: docs/kernel.md §8), only new connections, TCP only their SYN
+    // immediate delivery (no 1 s batching: docs/kernel.md §9), only new connections, TCP only their SYN
     for (const l of logs) assert.match(l, new RegExp(`^ct state new .* log group ${FIREWALL_LOG_GROUPS[v]} queue-threshold 1$`), l);
     assert.ok(logs.some((l) => l.includes('tcp flags & (syn | ack) == syn')) && logs.some((l) => l.includes('meta l4proto udp')), v);
     const verdict = lines.findIndex((l) => l === 'accept' || l.includes('reject'));
