@@ -223,6 +223,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     },
     setExitCode: (code) => (exitCode = code),
     out: io.out,
+    err: io.err,
   });
 
   addFlowCommands(program, {

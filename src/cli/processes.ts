@@ -9,7 +9,22 @@ import { defaultElectorId, electorFor, HISTORY_RETENTION_MS, runElectedControlle
 import { DEFAULT_FLOW_DIR, flowRoot } from '../audit/paths.js';
 import type { FlowRecordingOptions } from '../audit/recorder.js';
 import { FLOW_STORE_SETTINGS, parseFlowStoreLimits, type FlowStoreLimits } from '../audit/store.js';
-import { labDown, labExec, labStart, labStatus, labStop, labUp, parseLoopbackListen, runEcho, runForward, runKubelet, runSupervisor } from '../lab/index.js';
+import {
+  formatFirewallTable,
+  labDown,
+  labExec,
+  labStart,
+  labStatus,
+  labStop,
+  labUp,
+  parseLoopbackListen,
+  readFirewallLog,
+  runEcho,
+  runFirewallLogger,
+  runForward,
+  runKubelet,
+  runSupervisor,
+} from '../lab/index.js';
 
 /** --flow-dir, --no-flows and the store limits, on the two processes that record flows (docs/audit.md). */
 function addFlowOptions(cmd: Command): Command {
@@ -41,6 +56,8 @@ export interface ProcessContext {
   datastoreGiven(): { spec: string; from: 'flag' | 'env' } | undefined;
   setExitCode(code: number): void;
   out(s: string): void;
+  /** Standard error (warnings that do not stop a command); default process.stderr. */
+  err?(s: string): void;
 }
 
 /** An AbortSignal that fires on SIGTERM or SIGINT. */
@@ -76,6 +93,11 @@ function parseLoopbackListenOption(text: string): { host: string; port: number }
   } catch (e) {
     throw new InvalidArgumentError((e as Error).message);
   }
+}
+
+function parseCount(text: string): number {
+  if (!/^[0-9]{1,9}$/.test(text)) throw new InvalidArgumentError('expected a whole number of lines ≥ 0, e.g. 20');
+  return Number(text);
 }
 
 function splitPod(text: string): { namespace: string; name: string } {
@@ -215,6 +237,26 @@ export function addProcessCommands(program: Command, ctx: ProcessContext): void 
     .requiredOption('--to <socket>', 'unix socket to relay to')
     .action(async (opts) => {
       await runForward({ lab: opts.lab, ...opts.listen, socket: opts.to, log: createLogger('forwarder'), signal: untilSignalled() });
+    });
+  lab
+    .command('firewall')
+    .description('the lab firewall\'s log: every connection to the external host it admitted or refused')
+    .option('--lab <name>', 'lab name', 'demo')
+    .option('--tail <n>', 'only the last N lines', parseCount)
+    .addOption(new Option('-o, --output <format>', 'output format (json: one JSON object per line, as in the log file)').choices(['table', 'json']).default('table'))
+    .action((opts) => {
+      const r = readFirewallLog({ lab: opts.lab, tail: opts.tail });
+      for (const p of r.problems) (ctx.err ?? ((s: string) => process.stderr.write(s)))(`warning: ${p}\n`);
+      if (opts.output === 'json') ctx.out(r.lines.map((l) => JSON.stringify(l) + '\n').join(''));
+      else if (r.lines.length) ctx.out(formatFirewallTable(r.lines));
+      else (ctx.err ?? ((s: string) => process.stderr.write(s)))(`No firewall log lines yet (${r.file}).\n`);
+    });
+  lab
+    .command('firewall-logger')
+    .description('(started by lab up) writes the lab firewall\'s log from its NFLOG groups (runs in the external host\'s namespace)')
+    .requiredOption('--lab <name>')
+    .action(async (opts) => {
+      await runFirewallLogger({ lab: opts.lab, log: createLogger('firewall'), signal: untilSignalled() });
     });
   lab
     .command('echo')

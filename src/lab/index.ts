@@ -5,6 +5,7 @@ export { runSupervisor, type SuperviseOptions } from './supervise.js';
 export { runForward, parseLoopbackListen } from './forward.js';
 export { containerArgv, chooseNode, readyConditionFor } from './podspec.js';
 export { runEcho, type EchoOptions } from './echo.js';
+export { runFirewallLogger, readFirewallLog, formatFirewallTable, FIREWALL_LOG_GROUPS, type FirewallLogLine, type FirewallVerdict } from './firewall.js';
 export { loadLabFile, parseLabFile, LabFileError, LAB_DEFAULTS, type LabConfig, type LabNode } from './labfile.js';
 export { labStateDir, labStateRoot, podNames, ns as labNetns } from './names.js';
 export { readClusterSummary, type ClusterSummary } from './summary.js';

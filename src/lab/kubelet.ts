@@ -643,6 +643,9 @@ class Kubelet {
       POD_IP: s.ip ?? '',
       NODE_NAME: this.o.node,
       EGW_LAB: this.o.lab,
+      // Also when this kubelet was started by hand: its containers (gateways) write flow records into the lab's root
+      // (names.ts labChildEnv; docs/dataplane.md, "The lab").
+      EGW_FLOW_DIR: stateFiles.flows(this.dir),
     };
     try {
       c.rec = spawnDetached({

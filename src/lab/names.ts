@@ -27,7 +27,7 @@ export const stateFiles = {
    */
   held: (dir: string) => join(dir, 'held'),
   heldFile: (dir: string, role: string) => join(dir, 'held', role),
-  /** The lab's flow-record root (EGW_FLOW_DIR of every lab process; docs/audit.md). */
+  /** The lab's flow-record root (EGW_FLOW_DIR of every lab process: labChildEnv; docs/audit.md). Made by lab up. */
   flows: (dir: string) => join(dir, 'flows'),
   /** The lab firewall's log: one JSON line per connection it admits or refuses (docs/audit.md). */
   firewallLog: (dir: string) => join(dir, 'firewall.jsonl'),
@@ -79,12 +79,14 @@ export function egwCommand(): string[] {
 }
 
 /**
- * The environment of every process the lab starts: the caller's, with EGW_LAB_DIR set, and without the datastore
- * settings meant for the caller's own CLI (EGW_DATASTORE, EGW_ETCD_CA/CERT/KEY): lab processes are told their
- * datastore by --datastore, and the lab's etcd speaks plain http on the lab network (docs/dataplane.md, "The lab on etcd").
+ * The environment of every process lab `lab` (state under `root`) starts: the caller's, with EGW_LAB_DIR set,
+ * EGW_FLOW_DIR = the lab's flow-record root (stateFiles.flows: agents, controllers, the kubelets and the gateways they
+ * start write there; docs/dataplane.md, "The lab"), and without the datastore settings meant for the caller's own
+ * CLI (EGW_DATASTORE, EGW_ETCD_CA/CERT/KEY): lab processes are told their datastore by --datastore, and the lab's
+ * etcd speaks plain http on the lab network (docs/dataplane.md, "The lab on etcd").
  */
-export function labChildEnv(root: string, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  const out: NodeJS.ProcessEnv = { ...env, EGW_LAB_DIR: root };
+export function labChildEnv(root: string, lab: string, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { ...env, EGW_LAB_DIR: root, EGW_FLOW_DIR: stateFiles.flows(labStateDir(lab, root)) };
   for (const k of ['EGW_DATASTORE', 'EGW_ETCD_CA', 'EGW_ETCD_CERT', 'EGW_ETCD_KEY']) delete out[k];
   return out;
 }

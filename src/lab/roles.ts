@@ -7,9 +7,9 @@ import { ETCD_CLIENT_PORT, ETCD_PEER_PORT, ETCD_SOCKET, ns, stateFiles } from '.
 import { isRunning, readRecord, spawnDetached, withStartLock, type ExitInfo, type ProcRecord } from './procs.js';
 import type { LabState } from './topology.js';
 
-export type LabRole = 'etcd' | 'forwarder' | 'kubelet' | 'agent' | 'controller' | 'echo';
+export type LabRole = 'etcd' | 'forwarder' | 'kubelet' | 'agent' | 'controller' | 'echo' | 'firewall';
 /** Every role a lab may run, in start order. */
-export const ALL_ROLES: readonly LabRole[] = ['etcd', 'forwarder', 'kubelet', 'agent', 'controller', 'echo'];
+export const ALL_ROLES: readonly LabRole[] = ['etcd', 'forwarder', 'kubelet', 'agent', 'controller', 'echo', 'firewall'];
 
 export interface ProcSpec {
   kind: LabRole | 'supervisor' | 'watchdog';
@@ -69,6 +69,8 @@ export function labProcesses(state: LabState, dir: string): ProcSpec[] {
     out.push({ kind: 'controller', role: `controller-${i}`, argv: [...egw, '--datastore', datastore, 'controller', '--id', `controller-${i}`], netns: ns.router(cfg.name) });
   }
   out.push({ kind: 'echo', role: 'echo', argv: [...egw, 'lab', 'echo'], netns: ns.ext(cfg.name) });
+  // The firewall's connection log: its tcpdumps read the ext namespace's NFLOG groups (src/lab/firewall.ts).
+  out.push({ kind: 'firewall', role: 'firewall', argv: [...egw, 'lab', 'firewall-logger', '--lab', cfg.name], netns: ns.ext(cfg.name) });
   return out.filter((p) => roles.has(p.kind as LabRole));
 }
 

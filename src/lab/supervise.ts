@@ -2,7 +2,7 @@
 // "Supervision"), as a DaemonSet, a Deployment or kubelet would.
 //
 //   supervisor  restarts every lab process of lab.json's roles (etcd, forwarder, kubelets, agents, controllers,
-//               echo) and the watchdog
+//               echo, firewall) and the watchdog
 //   watchdog    restarts the supervisor
 //   kubelets    restart their pods' containers (src/lab/kubelet.ts)
 //
@@ -68,7 +68,7 @@ export async function runSupervisor(o: SuperviseOptions): Promise<void> {
     return;
   }
   o.log.info('started', { lab: o.lab, restarts: mine.restarts ?? 0 });
-  const env = labChildEnv(root);
+  const env = labChildEnv(root, o.lab);
   const watched = new Map<string, Watched>();
 
   const check = (spec: ProcSpec, selfRecording: boolean): void => {

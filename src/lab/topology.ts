@@ -3,7 +3,8 @@
 //   egw-<lab>-net      br0: the underlay bridge; every node's and the router's eth0 peer is a port
 //   egw-<lab>-router   eth0 on the underlay (.1), ext0 to the external host; /32 routes to every pod via its node
 //   egw-<lab>-ext      eth0: echo (.10), restricted (.20), .10 of every extra network; default via the router;
-//                      nft table ip egw-lab: only restricted.allow may reach the restricted address
+//                      nft table ip egw-lab: only restricted.allow may reach the restricted address; every
+//                      connection admitted or refused is logged (src/lab/firewall.ts)
 //   egw-<lab>-etcd     (datastore: etcd) eth0 on the underlay (.2), default via .1; the lab's etcd server
 //   egw-<lab>-n-<node> eth0 on the underlay (.11, .12, …), default via .1, forwarding on; the node's agent and kubelet
 //   egw-<lab>-p-<hash> a pod (made by the lab kubelet)
@@ -23,6 +24,7 @@ import { StoreError, type Store } from '../datastore/types.js';
 import { createLogger, type Logger } from '../log.js';
 import { netnsRunner } from '../dataplane/exec.js';
 import { Kernel } from './kernel.js';
+import { FIREWALL_TABLE, firewallRules } from './firewall.js';
 import { loadLabFile, type LabConfig } from './labfile.js';
 import { createServer } from 'node:net';
 import { ETCD_CLIENT_PORT, ETCD_UNDERLAY_PORT, egwCommand, labChildEnv, labStateDir, labStateRoot, ns, stateFiles, underlayPort } from './names.js';
@@ -38,11 +40,11 @@ import {
 import { sleep } from '../util.js';
 import { labProcesses, supervisorSpec, startProcess, isHeld, holdableProcesses, type LabRole, type ProcSpec, ALL_ROLES } from './roles.js';
 
+export { FIREWALL_TABLE, firewallRules } from './firewall.js';
 export { ETCD_BIN, labProcesses, supervisorSpec, startProcess, isHeld, holdableProcesses, type LabRole, type ProcSpec } from './roles.js';
 
 export const NETNS_ANNOTATION = 'egw.dev/netns';
 export const ROUTER_PORT = 'rtr0';
-export const FIREWALL_TABLE = 'egw-lab';
 
 export interface LabInfo {
   name: string;
@@ -78,7 +80,8 @@ export interface LabUpOptions {
   datastoreFrom?: 'flag' | 'env';
   log?: Logger;
   /**
-   * Start the lab processes (kubelets, agents, controllers, echo, and a supervisor that restarts them), or only those
+   * Start the lab processes (kubelets, agents, controllers, echo, the firewall logger, and a supervisor that restarts
+   * them), or only those
    * of the roles listed (with a supervisor); default true. A lab on etcd always starts its etcd and forwarder.
    */
   start?: boolean | LabRole[];
@@ -122,27 +125,6 @@ export function normalizeDatastore(spec: string): string {
 /** The spec the host uses to reach a lab's datastore (lab.json's hostDatastore; older state files: datastore). */
 export function hostDatastoreOf(state: LabState): string {
   return state.hostDatastore ?? state.datastore;
-}
-
-export function firewallRules(cfg: LabConfig): string {
-  const r = cfg.external.restricted;
-  const lines = [
-    `table ip ${FIREWALL_TABLE} {`,
-    `\tcounter restricted_allowed {`,
-    `\t}`,
-    `\tcounter restricted_rejected {`,
-    `\t}`,
-    `\tchain input {`,
-    `\t\ttype filter hook input priority filter; policy accept;`,
-  ];
-  if (r.allow.length) lines.push(`\t\tip daddr ${r.ip} ip saddr { ${r.allow.join(', ')} } counter name "restricted_allowed" accept`);
-  lines.push(
-    `\t\tip daddr ${r.ip} meta l4proto tcp counter name "restricted_rejected" reject with tcp reset`,
-    `\t\tip daddr ${r.ip} counter name "restricted_rejected" reject with icmp type admin-prohibited`,
-    `\t}`,
-    `}`,
-  );
-  return lines.join('\n') + '\n';
 }
 
 async function ensureVeth(k: Kernel, ownerNs: string, name: string, peerNs: string, peerName: string, mtu: number): Promise<boolean> {
@@ -213,7 +195,10 @@ export async function buildTopology(cfg: LabConfig, k: Kernel, log: Logger): Pro
   await k.ipBatch(net, netLines);
 }
 
-/** The restricted service's firewall; rewritten only when missing or different (keeps its counters otherwise). */
+/**
+ * The external host's firewall (src/lab/firewall.ts: the restricted service and the connection log); rewritten only
+ * when missing or different (keeps its counters otherwise).
+ */
 async function ensureFirewall(cfg: LabConfig, k: Kernel, previous: string | undefined): Promise<string> {
   const rules = firewallRules(cfg);
   const ext = ns.ext(cfg.name);
@@ -337,7 +322,7 @@ export async function labStart(opts: { name: string; role: string; stateRoot?: s
   }
   rmSync(marker, { force: true });
   const selfRecording = spec.kind === 'supervisor' || spec.kind === 'watchdog';
-  const r = startProcess(dir, spec, labChildEnv(root), { selfRecording, notARestart: true, lastExit: since ? `held by egw lab stop at ${since}` : undefined });
+  const r = startProcess(dir, spec, labChildEnv(root, opts.name), { selfRecording, notARestart: true, lastExit: since ? `held by egw lab stop at ${since}` : undefined });
   const rec = r.rec ?? readRecord(stateFiles.pidFile(dir, spec.role));
   opts.log?.info(r.started ? 'released and started' : 'released', { role: spec.role, pid: rec?.pid });
   return { role: spec.role, ...(rec ? { pid: rec.pid } : {}), how: r.started ? 'started' : 'running' };
@@ -443,7 +428,8 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
     throw new Error(`lab ${cfg.name} already runs with datastore ${prev.datastore}; run egw lab down ${cfg.name} first or use that datastore`);
   }
   if (existed) log.info('lab exists; completing what is missing', { lab: cfg.name });
-  for (const d of [dir, stateFiles.pids(dir), stateFiles.logs(dir), stateFiles.pods(dir)]) mkdirSync(d, { recursive: true });
+  // The flow-record root too: every lab process gets it as EGW_FLOW_DIR (labChildEnv); lab down removes it with the rest.
+  for (const d of [dir, stateFiles.pids(dir), stateFiles.logs(dir), stateFiles.pods(dir), stateFiles.flows(dir)]) mkdirSync(d, { recursive: true });
   rmSync(stateFiles.stopping(dir), { force: true }); // an interrupted `lab down` must not keep the supervisor away
   rmSync(stateFiles.held(dir), { recursive: true, force: true }); // lab up starts every process, held ones too
   const egw = opts.egw ?? prev?.egw ?? egwCommand();
@@ -463,7 +449,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
   };
   writeFileSync(stateFiles.config(dir), JSON.stringify(state, null, 2) + '\n');
 
-  const env = labChildEnv(root);
+  const env = labChildEnv(root, cfg.name);
   const processes: LabInfo['processes'] = [];
   const specs = labProcesses({ ...state, roles: [...roles] }, dir);
   const started: ProcRecord[] = [];
@@ -632,6 +618,7 @@ export async function labStatus(opts: { name?: string; stateRoot?: string } = {}
     if (state) {
       out.push(`  state:      ${dir}`, `  datastore:  ${state.datastore}${state.config.etcd ? ` (the lab's etcd, in ${ns.etcd(L)}; plain http on the lab network)` : ''}`);
       out.push(`  from here:  export EGW_DATASTORE=${hostDatastoreOf(state)}`, `  file:       ${state.file}`);
+      out.push(`  flows:      ${stateFiles.flows(dir)}`, `  firewall:   ${stateFiles.firewallLog(dir)} (egw lab firewall --lab ${L})`);
     }
     out.push(`  namespaces: ${nss.length ? nss.length : 'none'}`);
     for (const n of nss) out.push(`    ${n}`);

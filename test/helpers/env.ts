@@ -15,8 +15,11 @@ export const VERBOSE = !!process.env.EGW_TEST_VERBOSE;
 /** EGW_TEST_KEEP=1: the netns tests leave their namespaces behind for a look. */
 export const KEEP = !!process.env.EGW_TEST_KEEP;
 
-/** What the lab tests run by default. */
-export const LAB_TOOLS: readonly string[] = ['ip', 'nft', 'curl', 'ping'];
+/**
+ * What the lab tests run by default; tcpdump and setpriv (util-linux) for the lab firewall's log
+ * (src/lab/firewall.ts: every lab runs it).
+ */
+export const LAB_TOOLS: readonly string[] = ['ip', 'nft', 'curl', 'ping', 'tcpdump', 'setpriv'];
 /** What the network-namespace tests of the data plane and the agent run (test/dataplane/netns.ts). */
 export const NETNS_TOOLS: readonly string[] = ['ip', 'nft', 'bridge'];
 
