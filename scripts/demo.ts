@@ -108,6 +108,51 @@ async function probe(pod: string, dst: string, env: NodeJS.ProcessEnv): Promise<
   return { kind: 'error', text: (r.stderr.trim().split('\n').pop() ?? `exit ${r.code}`).replace(/^egw: /, '') };
 }
 
+/**
+ * The audit use case (docs/audit.md): a request from tenant-b/client-b, the line the lab firewall logged for it
+ * (what the outside saw: the gateway's IP and port), and `egw trace` of that line naming the pod.
+ */
+async function auditDemo(env: NodeJS.ProcessEnv, lab: string, echo: string): Promise<boolean> {
+  const pod = 'tenant-b/client-b';
+  say(`# audit: ${pod} makes a request; the lab firewall logs it (the source it saw); egw trace finds the pod from that line`);
+  const r = await egw(['lab', 'exec', pod, '--', 'curl', '-sS', '--noproxy', '*', '--max-time', '2', `http://${echo}/`], env, 10_000);
+  const seen = r.code === 0 ? (JSON.parse(r.stdout) as { sourceIp: string; sourcePort: number }) : undefined;
+  if (!seen) return fail(`the request from ${pod} failed (exit ${r.code}): ${r.stderr.trim()}`);
+  type Line = { time: string; verdict: string; source: { ip: string; port: number }; destination: { ip: string; port: number } };
+  let line: Line | undefined;
+  for (let i = 0; i < 20 && !line; i++) {
+    const fw = await egw(['lab', 'firewall', '--lab', lab, '-o', 'json'], env);
+    line = fw.stdout
+      .split('\n')
+      .filter((l) => l.trim())
+      .map((l) => JSON.parse(l) as Line)
+      .find((l) => l.source.ip === seen.sourceIp && l.source.port === seen.sourcePort && l.destination.ip === echo);
+    if (!line) await sleep(250);
+  }
+  if (!line) return fail(`the firewall logged no line from ${seen.sourceIp}:${seen.sourcePort}`);
+  await step(['lab', 'firewall', '--lab', lab, '--tail', '3'], env);
+  say(`# the firewall's line: ${line.time} ${line.verdict} ${line.source.ip}:${line.source.port} → ${line.destination.ip}:${line.destination.port}`);
+  const args = ['trace', '--ip', line.source.ip, '--port', String(line.source.port), '--dst', `${line.destination.ip}:${line.destination.port}`, '--at', line.time];
+  // the gateway records the connection as it opens; give it a moment to be written (records flush every 200 ms)
+  let t: Result | undefined;
+  for (let i = 0; i < 20; i++) {
+    t = await egw(args, env);
+    if (t.code === 0) break;
+    await sleep(250);
+  }
+  await step(args, env);
+  const j = JSON.parse((await egw([...args, '-o', 'json'], env)).stdout) as { pod: { namespace: string; name: string } };
+  if (`${j.pod.namespace}/${j.pod.name}` !== pod) return fail(`egw trace named ${j.pod.namespace}/${j.pod.name}, not ${pod}`);
+  say(indent(`egw trace named ${pod} from the firewall's line alone`));
+  say();
+  return true;
+}
+
+function fail(msg: string): false {
+  say(`FAILED: ${msg}`);
+  return false;
+}
+
 type Cluster = ClusterSummary;
 const readCluster = (datastore: string): Promise<Cluster> => readClusterSummary(datastore, GATEWAY);
 
@@ -266,12 +311,13 @@ async function main(): Promise<number> {
     say('# why tenant-b/client-b reaches the echo server through a gateway:');
     await step(['explain', '--pod', 'tenant-b/client-b', '--dst', addrs.echo], env);
     say();
+    const traced = ok ? await auditDemo(env, LAB, addrs.echo) : true;
     if (!ok) {
       const bad = rows.filter((r) => !verdict(r, c)).map((r) => r.client.pod);
       say(`FAILED: unexpected traffic from ${bad.join(', ')}; lab logs in ${join(stateRoot, LAB, 'logs')}/${KEEP ? '' : ' (KEEP=1 keeps the lab to look)'}`);
       return 1;
     }
-    return 0;
+    return traced ? 0 : 1;
   } catch (e) {
     say();
     process.stderr.write(`demo failed: ${(e as Error).message}\n`);
@@ -285,6 +331,7 @@ async function main(): Promise<number> {
         say(`  egw get pods -A -o wide`);
         say(`  egw lab exec tenant-a/client-a -- curl -s http://${addrs.echo}/`);
         say(`  egw explain --pod plain/client-plain --dst ${addrs.echo}`);
+        say(`  egw flows -o wide; egw lab firewall --lab ${LAB}`);
         say(`  egw lab down ${LAB}`);
       } else {
         const r = await egw(['lab', 'down', LAB], env).catch((e: Error) => ({ code: 1, stdout: '', stderr: e.message }));

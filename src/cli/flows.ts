@@ -137,7 +137,7 @@ export function formatTrace(t: TraceResult): string {
   const lines = [
     `Connection:   ${r.network.transport} ${hostPort(r.source.ip, r.source.port)} -> ${hostPort(r.destination.ip, r.destination.port)}, seen outside as ${hostPort(r.source.nat.ip, r.source.nat.port)}`,
     `Start:        ${r.event.start}`,
-    `End:          ${r.event.end ?? 'open (still in conntrack when last recorded)'}${r.egw.complete === false ? ' (end not observed: a gap)' : ''}`,
+    `End:          ${r.event.end ?? 'open (still in conntrack when last recorded)'}${r.event.end !== null && r.egw.complete === false ? ' (end not observed: it ended while egw could not see; counters unknown)' : ''}`,
     `Pod:          ${m.pod.namespace ?? '<unknown>'}/${m.pod.name ?? '<unknown>'}${m.podFrom === 'history' ? ' (from the pod-IP history)' : m.podFrom === 'unknown' ? ' (unknown: not in the record nor the pod-IP history)' : ''}`,
     `  UID:        ${dash(m.pod.uid)}`,
     `  Node:       ${dash(m.pod.node)}`,
