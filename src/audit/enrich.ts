@@ -10,6 +10,9 @@ import type { EgressCalculator } from '../calc/calculator.js';
 import { UNKNOWN_POD, type Enrichment } from './record.js';
 import type { CtFlow, FlowGateway, FlowPod, FlowRoute } from './types.js';
 
+/** Timestamps in pod objects have whole seconds: a pod that started "after" a connection by less is not ruled out. */
+const SINCE_SLACK_MS = 1000;
+
 /** Pods by IPv4 address. When two pods claim one IP (a finished pod not yet deleted), the running one answers. */
 export class PodIPIndex {
   private readonly byKey = new Map<string, { ip: string; pod: FlowPod; finished: boolean; since: string | undefined }>();
@@ -35,15 +38,21 @@ export class PodIPIndex {
     s.add(key);
   }
 
-  lookup(ip: string): FlowPod | null {
+  /**
+   * The pod holding `ip`; with `at` (when the connection began, ms), null when that pod started after then: the IP
+   * was someone else's, and the record leaves the pod to the pod-IP history (query.ts) rather than name the wrong one.
+   */
+  lookup(ip: string, at?: number): FlowPod | null {
     const keys = this.byIp.get(ip);
     if (!keys) return null;
-    let best: { pod: FlowPod; finished: boolean } | undefined;
+    let best: { pod: FlowPod; finished: boolean; since: string | undefined } | undefined;
     for (const k of keys) {
       const e = this.byKey.get(k)!;
       if (!best || (best.finished && !e.finished)) best = e;
     }
-    return best?.pod ?? null;
+    if (!best) return null;
+    if (at !== undefined && best.since !== undefined && Date.parse(best.since) > at + SINCE_SLACK_MS) return null;
+    return best.pod;
   }
 
   /** Every running pod with an IP, for the pod-IP history (history.ts); `since`: its start (or creation) time. */
@@ -82,7 +91,7 @@ function clientRoute(calc: RouteSource, pod: FlowPod | null, dst: string): FlowR
 /** A gateway's records: the client pod, the route that sent it here, and this gateway. */
 export function gatewayEnricher(index: PodIPIndex, calc: RouteSource, self: () => FlowGateway): (f: CtFlow) => Enrichment {
   return (f) => {
-    const pod = index.lookup(f.orig.src);
+    const pod = index.lookup(f.orig.src, f.start ?? f.seenAt);
     return { pod: pod ?? UNKNOWN_POD, route: clientRoute(calc, pod, f.orig.dst) ?? { kind: 'unknown' }, gateway: self() };
   };
 }
@@ -90,7 +99,7 @@ export function gatewayEnricher(index: PodIPIndex, calc: RouteSource, self: () =
 /** A node's records (it SNATs the connection itself): natOutgoing, or a policy rule without a gateway. */
 export function nodeEnricher(index: PodIPIndex, calc: RouteSource): (f: CtFlow) => Enrichment {
   return (f) => {
-    const pod = index.lookup(f.orig.src);
+    const pod = index.lookup(f.orig.src, f.start ?? f.seenAt);
     const r = clientRoute(calc, pod, f.orig.dst);
     const route: FlowRoute = r?.kind === 'no-gateway' ? r : { kind: 'natOutgoing' };
     return { pod: pod ?? UNKNOWN_POD, route, gateway: null };

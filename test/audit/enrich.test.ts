@@ -22,6 +22,11 @@ test('PodIPIndex: the running pod answers for its IP; a finished pod with the sa
   idx.replace([old, neu]);
   assert.equal(idx.lookup('10.244.0.5')?.name, 'new');
   assert.deepEqual(idx.lookup('10.244.0.5')?.labels, { app: 'web' });
+  // a connection that began before the new pod existed is not the new pod's
+  const created = Date.parse('2026-12-02T10:00:00Z');
+  idx.apply('upsert', { ...neu, metadata: { ...neu.metadata, creationTimestamp: new Date(created).toISOString() } });
+  assert.equal(idx.lookup('10.244.0.5', created - 5000), null);
+  assert.equal(idx.lookup('10.244.0.5', created + 5)?.name, 'new');
   idx.apply('delete', neu);
   assert.equal(idx.lookup('10.244.0.5')?.name, 'old');
   idx.apply('delete', old);
