@@ -13,15 +13,7 @@ import type { PodIPEntry } from './types.js';
 export const POD_IP_FILE = 'pod-ips.jsonl';
 
 /** A pod as the agent sees it now. `from`: RFC 3339 when it got its IP (default: when first observed). */
-export interface ObservedPod {
-  ip: string;
-  uid: string;
-  namespace: string;
-  name: string;
-  node: string | null;
-  labels: Record<string, string>;
-  from?: string;
-}
+export type ObservedPod = Omit<PodIPEntry, 'from' | 'to'> & { from?: string };
 
 export interface PodIPHistoryWriter {
   /** Writes a start line for every (ip, uid) new since the last call, an end line for every one gone. */

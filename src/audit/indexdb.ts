@@ -31,28 +31,10 @@ const COLUMNS = `
     gateway    TEXT,
     egress_ip  TEXT NOT NULL,
     reporter   TEXT NOT NULL,
-    ct_id      INTEGER NOT NULL,
-    record     TEXT NOT NULL`;
+    ct_id      INTEGER NOT NULL,`;
 const SCHEMA = `
   CREATE TABLE flows (
-    id         INTEGER PRIMARY KEY,
-    start_ms   REAL NOT NULL,
-    end_ms     REAL,
-    nat_ip     TEXT NOT NULL,
-    nat_port   INTEGER,
-    dst_ip     TEXT NOT NULL,
-    dst_num    INTEGER,
-    dst_port   INTEGER,
-    transport  TEXT NOT NULL,
-    src_ip     TEXT NOT NULL,
-    src_port   INTEGER,
-    namespace  TEXT,
-    pod        TEXT,
-    uid        TEXT,
-    gateway    TEXT,
-    egress_ip  TEXT NOT NULL,
-    reporter   TEXT NOT NULL,
-    ct_id      INTEGER NOT NULL,
+    id         INTEGER PRIMARY KEY,${COLUMNS}
     file       TEXT NOT NULL,
     record     TEXT NOT NULL
   );
@@ -60,8 +42,8 @@ const SCHEMA = `
   CREATE INDEX flows_start ON flows (start_ms);
   CREATE INDEX flows_file ON flows (file);
   CREATE TABLE open_flows (
-    conn       TEXT PRIMARY KEY,
-    ${COLUMNS}
+    conn       TEXT PRIMARY KEY,${COLUMNS}
+    record     TEXT NOT NULL
   );
   CREATE TABLE gaps (
     id       INTEGER PRIMARY KEY,
