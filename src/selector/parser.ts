@@ -8,8 +8,12 @@
 //   and        = unary ( "&&" unary )*
 //   unary      = "!" unary | "(" or ")" | term
 //   term       = "has" "(" key ")" | "all" "(" ")" | "global" "(" ")" | key op
-//   op         = "==" string | "!=" string | "in" set | "not" "in" set
-//              | "contains" string | "starts" "with" string | "ends" "with" string
+//   op         = "==" string | "!=" string | "in" set | "not" "in" set | "notin" set
+//              | "contains" string | "starts" "with" string | "startswith" string
+//              | "ends" "with" string | "endswith" string
+//
+// The joined spellings `notin`, `startswith` and `endswith` are Calico's too (docs/behaviour.md §1, selectors); they
+// mean the same as the spaced ones, and the printer writes the spaced form.
 //   set        = "{" [ string ( "," string )* ] "}"
 //   string     = "'" any-but-' "'" | '"' any-but-" '"'        (no escapes; case-sensitive)
 //
@@ -24,13 +28,17 @@
 //     the name, as in `projectcalico.org/name` or `app.kubernetes.io/part-of`);
 //   - the key, and the name after "/", start with a letter, digit or "_" (Kubernetes wants a letter or digit;
 //     "_" is tolerated);
-//   - prefix and name are non-empty; lengths are not limited and the last character is not checked.
+//   - prefix and name are non-empty; the last character is not checked;
+//   - the whole key is at most MAX_KEY_LENGTH (512) bytes, Calico's limit (keys are ASCII, so bytes = characters).
 
 import { makeJunction, normaliseSet, type SelectorNode } from './ast.js';
 import { SelectorError } from './errors.js';
 
 /** Nesting limit for "(" and "!" so that hostile input cannot exhaust the stack. */
 export const MAX_NESTING = 128;
+
+/** Longest label key a selector may name, in bytes (Calico's limit; docs/behaviour.md §1). */
+export const MAX_KEY_LENGTH = 512;
 
 const EXPECT_OPERAND = 'a label key, "!", "(", "has(", "all()" or "global()"';
 const EXPECT_OPERATOR = '"==", "!=", "in", "not in", "contains", "starts with" or "ends with"';
@@ -204,13 +212,19 @@ class Parser {
         case 'not':
           this.expectWord('in');
           return Object.freeze({ type: 'notIn', key, values: this.parseSet() });
+        case 'notin':
+          return Object.freeze({ type: 'notIn', key, values: this.parseSet() });
         case 'contains':
           return Object.freeze({ type: 'contains', key, value: this.parseString('a quoted string') });
         case 'starts':
           this.expectWord('with');
           return Object.freeze({ type: 'startsWith', key, value: this.parseString('a quoted string') });
+        case 'startswith':
+          return Object.freeze({ type: 'startsWith', key, value: this.parseString('a quoted string') });
         case 'ends':
           this.expectWord('with');
+          return Object.freeze({ type: 'endsWith', key, value: this.parseString('a quoted string') });
+        case 'endswith':
           return Object.freeze({ type: 'endsWith', key, value: this.parseString('a quoted string') });
         default:
           break;
@@ -309,6 +323,9 @@ class Parser {
     const bad = (offset: number, why: string): never =>
       this.fail(start + offset, `invalid label key ${JSON.stringify(key)} at column ${this.column(start + offset)}; ${why}`);
     if (!isAlnumOrUnderscore(key.charCodeAt(0))) bad(0, 'a label key starts with a letter, digit or "_"');
+    if (key.length > MAX_KEY_LENGTH) {
+      this.fail(start, `label key at column ${this.column(start)} is ${key.length} bytes long; a label key is at most ${MAX_KEY_LENGTH} bytes`);
+    }
     const slash = key.indexOf('/');
     if (slash < 0) return;
     const second = key.indexOf('/', slash + 1);

@@ -8,6 +8,7 @@
 // de-duplicated. Printing any AST and parsing the result back gives an AST that prints the same (a fixed point).
 
 import { normaliseSet, type SelectorNode } from './ast.js';
+import { MAX_KEY_LENGTH } from './parser.js';
 
 const KEY = /^[A-Za-z0-9_][A-Za-z0-9_.-]*(?:\/[A-Za-z0-9_][A-Za-z0-9_.-]*)?$/;
 // Control characters other than tab, and the Unicode line separators: the parser rejects these anywhere.
@@ -15,7 +16,7 @@ const KEY = /^[A-Za-z0-9_][A-Za-z0-9_.-]*(?:\/[A-Za-z0-9_][A-Za-z0-9_.-]*)?$/;
 const UNPRINTABLE = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u2028\u2029]/;
 
 function key(k: string): string {
-  if (typeof k !== 'string' || !KEY.test(k)) throw new TypeError(`selector AST: invalid label key ${JSON.stringify(k)}`);
+  if (typeof k !== 'string' || k.length > MAX_KEY_LENGTH || !KEY.test(k)) throw new TypeError(`selector AST: invalid label key ${JSON.stringify(k)}`);
   return k;
 }
 

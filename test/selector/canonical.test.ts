@@ -11,6 +11,13 @@ const cases: Array<[string, string]> = [
   ["a contains 's'", 'a contains "s"'],
   ["a starts with 's'", 'a starts with "s"'],
   ["a\tends   with\t's'", 'a ends with "s"'],
+  // Calico's joined spellings mean the same; the canonical form is spaced
+  ["a startswith 'x'", 'a starts with "x"'],
+  ["a endswith'x'", 'a ends with "x"'],
+  ["a notin {'b'}", 'a not in {"b"}'],
+  ["a notin{'c','b'} && b startswith \"p\"", '(a not in {"b", "c"} && b starts with "p")'],
+  // a label key of 512 bytes is Calico's maximum and allowed
+  [`${'k'.repeat(512)} == 'v'`, `${'k'.repeat(512)} == "v"`],
   ['has(a)', 'has(a)'],
   ['has( projectcalico.org/name )', 'has(projectcalico.org/name)'],
   ['!has(a)', '!has(a)'],
@@ -111,6 +118,8 @@ describe('canonical form', () => {
     assert.equal(printSelector({ type: 'and', operands: [] }), 'all()');
     assert.equal(printSelector({ type: 'or', operands: [] }), '!all()');
     assert.throws(() => printSelector(eq('bad key', 'x')), TypeError);
+    assert.throws(() => printSelector(eq('k'.repeat(513), 'x')), TypeError);
+    assert.equal(printSelector(eq('k'.repeat(512), 'x')), `${'k'.repeat(512)} == "x"`);
     assert.throws(() => printSelector(eq('a', `both ' and "`)), TypeError);
     assert.throws(() => printSelector(eq('a', 'line\nbreak')), TypeError);
   });

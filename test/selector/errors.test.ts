@@ -20,7 +20,10 @@ const cases: Array<[string, number, string]> = [
   ["egress-code = 'red'", 13, 'unexpected "=" at column 13; expected "==", "!=", "in", "not in", "contains", "starts with" or "ends with"'],
   ["a === 'b'", 5, 'unexpected "=" at column 5; expected a quoted string'],
   ["a <> 'b'", 3, 'unexpected "<" at column 3'],
-  ["a notin {'x'}", 3, 'unexpected "notin" at column 3; expected "==", "!="'],
+  ["a notIn {'x'}", 3, 'unexpected "notIn" at column 3; expected "==", "!="'],
+  ["a startsWith 'x'", 3, 'unexpected "startsWith" at column 3'],
+  ["a notin 'x'", 9, 'unexpected string at column 9; expected "{"'],
+  ["a endswith {'x'}", 12, 'unexpected "{" at column 12; expected a quoted string'],
   ["a !in {'x'}", 3, 'unexpected "!" at column 3'],
   ["a starts 'x'", 10, 'unexpected string at column 10; expected "with"'],
   ["a ends wiht 'x'", 8, 'unexpected "wiht" at column 8; expected "with"'],
@@ -68,6 +71,9 @@ const cases: Array<[string, number, string]> = [
   ["example.com/-a == 'x'", 13, 'invalid label key "example.com/-a" at column 13'],
   ['has(-a)', 5, 'invalid label key "-a" at column 5'],
   ["a:b == 'x'", 2, 'unexpected ":" at column 2'],
+  // Calico's limit on a label key: 512 bytes
+  [`x == 'y' && ${'k'.repeat(513)} == 'v'`, 13, 'label key at column 13 is 513 bytes long; a label key is at most 512 bytes'],
+  [`has(${'a/'}${'b'.repeat(511)})`, 5, 'is 513 bytes long'],
   ["é == 'x'", 1, 'unexpected "é" at column 1'],
   ["'a' == 'x'", 1, 'unexpected string at column 1; expected a label key'],
   // newline / control characters

@@ -82,6 +82,19 @@ describe('operators', () => {
     assert.equal(match("tier contains 'FRONT'", red), false);
   });
 
+  it('the joined spellings startswith / endswith / notin match like the spaced ones (Calico)', () => {
+    assert.equal(match("tier startswith 'front'", red), true);
+    assert.equal(match("tier startswith 'end'", red), false);
+    assert.equal(match("tier endswith 'end'", red), true);
+    assert.equal(match("tier endswith 'front'", red), false);
+    assert.equal(match("tier notin {'frontend'}", red), false);
+    assert.equal(match("tier notin {'db'}", red), true);
+    // missing label: notin matches, startswith/endswith do not
+    assert.equal(match("missing notin {'x'}", red), true);
+    assert.equal(match("missing startswith ''", red), false);
+    assert.equal(match("missing endswith ''", red), false);
+  });
+
   it('all() and global() match everything, including no labels', () => {
     assert.equal(match('all()', red), true);
     assert.equal(match('all()', {}), true);
