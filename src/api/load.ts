@@ -5,8 +5,9 @@ import { Checker } from './check.js';
 import { formatProblem, parseManifest, type ManifestProblem, type RawObject } from './manifest.js';
 import { keyString, keyOf, type Resource } from './meta.js';
 import { cidrsOverlap, parseCidr } from './ipv4.js';
+import { cidrsOverlap6, parseCidr6 } from './ipv6.js';
 import type { EgressGatewaySpec, IPPoolSpec } from './types.js';
-import { poolCapacity, validateObject } from './validate.js';
+import { IPV6_EGRESS, poolCapacity, validateObject } from './validate.js';
 
 export interface ManifestFile {
   file: string;
@@ -101,11 +102,17 @@ function checkBatch(batch: ValidResource[], existing: ExistingObjects): Manifest
   const inBatch = new Set(batch.map((v) => keyString(keyOf(v.resource))));
   for (const v of batch) {
     if (v.resource.kind !== 'IPPool') continue;
-    const mine = parseCidr((v.resource.spec as IPPoolSpec).cidr)!;
+    // Pools of one family overlap or not; an IPv4 and an IPv6 pool never do.
+    const overlaps = (a: string, b: string): boolean => {
+      const [a4, b4] = [parseCidr(a), parseCidr(b)];
+      if (a4 && b4) return cidrsOverlap(a4, b4);
+      const [a6, b6] = [parseCidr6(a), parseCidr6(b)];
+      return !!a6 && !!b6 && cidrsOverlap6(a6, b6);
+    };
+    const mine = (v.resource.spec as IPPoolSpec).cidr;
     for (const other of pools) {
       if (other.metadata.name === v.resource.metadata.name) continue;
-      const theirs = parseCidr((other.spec as IPPoolSpec).cidr);
-      if (theirs && cidrsOverlap(mine, theirs)) {
+      if (overlaps(mine, (other.spec as IPPoolSpec).cidr)) {
         // Report an overlap inside the batch once, on the later object.
         const otherKey = keyString(keyOf(other));
         if (inBatch.has(otherKey) && other.metadata.name > v.resource.metadata.name) continue;
@@ -131,13 +138,15 @@ function checkBatch(batch: ValidResource[], existing: ExistingObjects): Manifest
           report(v, [...path, 'cidr'], `IPPool ${ref.name} has cidr ${(byName.spec as IPPoolSpec).cidr}, not ${ref.cidr}`);
         } else if (!pool) {
           report(v, path, `no IPPool ${ref.name !== undefined ? `named ${ref.name}` : `with cidr ${ref.cidr}`} exists; create the pool first (or in the same input)`);
+        } else if (!parseCidr((pool.spec as IPPoolSpec).cidr)) {
+          report(v, path, `IPPool ${pool.metadata.name} (${(pool.spec as IPPoolSpec).cidr}) is an IPv6 pool: ${IPV6_EGRESS}`);
         } else if ((pool.spec as IPPoolSpec).natOutgoing) {
           report(v, path, `IPPool ${pool.metadata.name} has natOutgoing: true; an egress pool needs natOutgoing: false, or the node rewrites the gateway's source address again`);
         } else if ((pool.spec as IPPoolSpec).disabled) {
           report(v, path, `IPPool ${pool.metadata.name} is disabled; no gateway address can come from it`);
         }
       });
-      const usable = [...new Set(resolved.map((r) => r.pool).filter((p): p is Resource => !!p))];
+      const usable = [...new Set(resolved.map((r) => r.pool).filter((p): p is Resource => !!p && !!parseCidr((p.spec as IPPoolSpec).cidr)))];
       if (usable.length === resolved.length) {
         const names = new Set(usable.map((p) => p.metadata.name));
         const capacity = usable.reduce((n, p) => n + poolCapacity((p.spec as IPPoolSpec).cidr), 0);
@@ -150,6 +159,13 @@ function checkBatch(batch: ValidResource[], existing: ExistingObjects): Manifest
         if (spec.replicas > free) {
           report(v, ['spec', 'replicas'], `${spec.replicas} gateways do not fit the ${free} free address${free === 1 ? '' : 'es'} of ${[...names].join(', ')}${taken ? ` (${taken} taken by other gateways)` : ''}`);
         }
+      }
+    }
+    if (v.resource.kind === 'IPPool' && !parseCidr((v.resource.spec as IPPoolSpec).cidr)) {
+      // A gateway in the same batch reports it itself (above); this is for a stored gateway.
+      const user = gateways.find((g) => !inBatch.has(keyString(keyOf(g))) && resolvePools(g.spec as EgressGatewaySpec).some((r) => r.pool?.metadata.name === v.resource.metadata.name));
+      if (user) {
+        report(v, ['spec', 'cidr'], `EgressGateway ${user.metadata.namespace}/${user.metadata.name} takes its addresses from this pool: ${IPV6_EGRESS}`);
       }
     }
     if (v.resource.kind === 'IPPool' && (v.resource.spec as IPPoolSpec).natOutgoing) {

@@ -13,6 +13,7 @@ import {
   parseCidr,
   parseIPv4,
 } from './ipv4.js';
+import { formatCidr6, hasHostBits6, isLinkLocal6, networkOf6, parseCidr6 } from './ipv6.js';
 import { ANNOTATION, DEFAULT_ALLOWED_USES, DEFAULT_GATEWAY_LABEL, FELIX_CONFIGURATION_DEFAULT } from './types.js';
 import { parseGoDuration, parseMaxNextHops } from './parse.js';
 import { parseSelector, SelectorError } from '../selector/index.js';
@@ -106,6 +107,10 @@ function checkMetadata(c: Checker, v: unknown, info: KindInfo, defaultNamespace:
   const annotations = c.stringMap(m.annotations, [...p, 'annotations']);
   if (annotations) {
     for (const k of Object.keys(annotations)) checkQualifiedName(c, k, [...p, 'annotations', k], 'annotation key');
+    const size = annotationBytes(annotations);
+    if (size > MAX_ANNOTATION_BYTES) {
+      c.error([...p, 'annotations'], `annotations total ${size} bytes (keys and values); at most ${MAX_ANNOTATION_BYTES} (256 KiB) are allowed`);
+    }
   }
   const ownerReferences = c.passthrough(m.ownerReferences, [...p, 'ownerReferences'], 'array');
   const finalizers = c.stringArray(m.finalizers, [...p, 'finalizers']);
@@ -120,6 +125,15 @@ function checkMetadata(c: Checker, v: unknown, info: KindInfo, defaultNamespace:
   if (ownerReferences) out.ownerReferences = ownerReferences as ObjectMeta['ownerReferences'];
   if (finalizers?.length) out.finalizers = finalizers;
   return out;
+}
+
+/** Kubernetes' limit on an object's annotations, keys and values together, in bytes (docs/behaviour.md §1). */
+export const MAX_ANNOTATION_BYTES = 256 * 1024;
+
+function annotationBytes(annotations: Record<string, string>): number {
+  let n = 0;
+  for (const [k, val] of Object.entries(annotations)) n += Buffer.byteLength(k, 'utf8') + Buffer.byteLength(val, 'utf8');
+  return n;
 }
 
 function checkName(c: Checker, name: string, path: FieldPath, form: 'label' | 'subdomain'): void {
@@ -158,10 +172,13 @@ function checkLabels(c: Checker, labels: Record<string, string>, path: FieldPath
   }
 }
 
-function checkSelector(c: Checker, v: unknown, path: FieldPath, opts: { nonEmpty?: boolean } = {}): string | undefined {
+function checkSelector(c: Checker, v: unknown, path: FieldPath, opts: { nonEmpty?: boolean; noGlobal?: boolean } = {}): string | undefined {
   const s = c.string(v, path);
   if (s === undefined) return undefined;
   if (opts.nonEmpty && s.trim() === '') return c.error(path, 'must not be empty; use "all()" to select everything');
+  // Calico refuses global() in an IP pool's selectors (it has no meaning for nodes or namespaces of one cluster);
+  // like Calico, the check is on the text, so `global(` anywhere is refused.
+  if (opts.noGlobal && s.includes('global(')) return c.error(path, `${JSON.stringify(s)}: global() is not allowed in an IP pool's selectors`);
   try {
     parseSelector(s);
     return s; // kept as written, as Calico does; the canonical form is computed where it is used
@@ -197,54 +214,86 @@ const IPPOOL_FIELDS = [
 const ENCAP_MODES = ['Never', 'Always', 'CrossSubnet'] as const;
 const ALLOWED_USES = ['Workload', 'Tunnel', 'LoadBalancer'] as const;
 
+/** Block sizes and defaults per address family (Calico's; docs/behaviour.md §1). */
+const BLOCK_SIZE = { 4: { min: 20, max: 32, default: 26 }, 6: { min: 116, max: 128, default: 122 } } as const;
+
+/** A pool's CIDR, normalised, with its family: the one reading of spec.cidr that knows IPv6 (for validation only). */
+export function poolCidrFamily(text: string): { family: 4 | 6; cidr: string; prefix: number } | undefined {
+  const v4 = parseCidr(text);
+  if (v4) return { family: 4, cidr: formatCidr(networkOf(v4)), prefix: v4.prefix };
+  const v6 = parseCidr6(text);
+  if (v6) return { family: 6, cidr: formatCidr6(networkOf6(v6)), prefix: v6.prefix };
+  return undefined;
+}
+
 function checkIPPoolSpec(c: Checker, v: unknown, p: FieldPath): unknown {
   if (v === undefined) return c.error(p, 'required field is missing (an IPPool needs spec.cidr)', true);
   const s = c.object(v, p, IPPOOL_FIELDS);
   if (!s) return undefined;
   let cidr: string | undefined;
   let prefix: number | undefined;
+  let family: 4 | 6 | undefined;
   if (c.required(s, 'cidr', p)) {
     const text = c.string(s.cidr, [...p, 'cidr']);
     if (text !== undefined) {
-      const parsed = parseCidr(text);
-      if (!parsed) {
-        c.error([...p, 'cidr'], text.includes(':') ? `${JSON.stringify(text)}: IPv6 pools are not supported yet; use an IPv4 CIDR` : `${JSON.stringify(text)} is not an IPv4 CIDR such as 10.10.10.0/30`);
-      } else if (hasHostBits(parsed)) {
-        c.error([...p, 'cidr'], `${JSON.stringify(text)} has host bits set; did you mean ${formatCidr(networkOf(parsed))}?`);
-      } else if (isLinkLocal(parsed)) {
-        c.error([...p, 'cidr'], `${text} overlaps the link-local range 169.254.0.0/16, which cannot be an IP pool`);
+      const v4 = parseCidr(text);
+      const v6 = v4 ? undefined : parseCidr6(text);
+      if (v4) {
+        if (hasHostBits(v4)) c.error([...p, 'cidr'], `${JSON.stringify(text)} has host bits set; did you mean ${formatCidr(networkOf(v4))}?`);
+        else if (isLinkLocal(v4)) c.error([...p, 'cidr'], `${text} overlaps the link-local range 169.254.0.0/16, which cannot be an IP pool`);
+        else [cidr, prefix, family] = [formatCidr(v4), v4.prefix, 4];
+      } else if (v6) {
+        if (hasHostBits6(v6)) c.error([...p, 'cidr'], `${JSON.stringify(text)} has host bits set; did you mean ${formatCidr6(networkOf6(v6))}?`);
+        else if (isLinkLocal6(v6)) c.error([...p, 'cidr'], `${text} overlaps the IPv6 link-local range fe80::/10, which cannot be an IP pool`);
+        else [cidr, prefix, family] = [formatCidr6(v6), v6.prefix, 6];
       } else {
-        cidr = formatCidr(parsed);
-        prefix = parsed.prefix;
+        c.error([...p, 'cidr'], `${JSON.stringify(text)} is not a CIDR such as 10.10.10.0/30 or fd00:10::/120`);
       }
     }
   }
-  const blockSize = c.int(s.blockSize, [...p, 'blockSize'], { min: 20, max: 32 }) ?? (s.blockSize === undefined ? 26 : undefined);
-  if (blockSize !== undefined && prefix !== undefined && prefix > blockSize) {
-    if (s.blockSize === undefined) c.error([...p, 'cidr'], `the prefix /${prefix} is longer than the default block size 26; set blockSize to ${prefix} or more`);
+  const disabled = c.bool(s.disabled, [...p, 'disabled']);
+  // The block-size range depends on the family; with an unusable cidr, IPv4's range is assumed for the message.
+  const bs = BLOCK_SIZE[family ?? (typeof s.cidr === 'string' && s.cidr.includes(':') ? 6 : 4)];
+  const blockSize = c.int(s.blockSize, [...p, 'blockSize'], { min: bs.min, max: bs.max }) ?? (s.blockSize === undefined ? bs.default : undefined);
+  // A disabled pool hands out no blocks, so Calico does not hold it to prefix ≤ blockSize.
+  if (blockSize !== undefined && prefix !== undefined && prefix > blockSize && disabled !== true) {
+    if (s.blockSize === undefined) c.error([...p, 'cidr'], `the prefix /${prefix} is longer than the default block size ${bs.default}; set blockSize to ${prefix} or more`);
     else c.error([...p, 'blockSize'], `the pool's prefix /${prefix} is longer than its block size ${blockSize}; use blockSize ${prefix} or more`);
   }
-  const nodeSelector = checkSelector(c, s.nodeSelector, [...p, 'nodeSelector']);
+  const nodeSelector = checkSelector(c, s.nodeSelector, [...p, 'nodeSelector'], { noGlobal: true });
   const natOutgoing = c.bool(s.natOutgoing, [...p, 'natOutgoing']);
-  const disabled = c.bool(s.disabled, [...p, 'disabled']);
   const ipipMode = c.string(s.ipipMode, [...p, 'ipipMode'], { enum: ENCAP_MODES });
   const vxlanMode = c.string(s.vxlanMode, [...p, 'vxlanMode'], { enum: ENCAP_MODES });
   if (ipipMode && vxlanMode && ipipMode !== 'Never' && vxlanMode !== 'Never') {
     c.error([...p, 'vxlanMode'], 'IPIP and VXLAN cannot both be enabled on one pool; set one of ipipMode, vxlanMode to Never');
   }
+  if (family === 6 && ipipMode !== undefined && ipipMode !== 'Never') {
+    c.error([...p, 'ipipMode'], `IPIP is IPv4 only; an IPv6 pool needs ipipMode Never (or VXLAN), got ${ipipMode}`);
+  }
   const allowedUses = c.stringArray(s.allowedUses, [...p, 'allowedUses']);
   allowedUses?.forEach((u, i) => c.string(u, [...p, 'allowedUses', i], { enum: ALLOWED_USES }));
-  if (allowedUses?.includes('LoadBalancer') && allowedUses.length > 1) {
-    c.error([...p, 'allowedUses'], 'LoadBalancer cannot be combined with other uses');
-  }
   if (allowedUses && new Set(allowedUses).size !== allowedUses.length) c.error([...p, 'allowedUses'], 'lists a use twice');
   const disableBGPExport = c.bool(s.disableBGPExport, [...p, 'disableBGPExport']);
-  const assignmentMode = c.string(s.assignmentMode, [...p, 'assignmentMode'], { enum: ['Automatic', 'Manual'] });
-  const namespaceSelector = checkSelector(c, s.namespaceSelector, [...p, 'namespaceSelector']);
-  const awsSubnetID = c.string(s.awsSubnetID, [...p, 'awsSubnetID']);
-  if (awsSubnetID !== undefined && !/^subnet-[0-9a-f]{8,17}$/.test(awsSubnetID)) {
-    c.error([...p, 'awsSubnetID'], `${JSON.stringify(awsSubnetID)} is not an AWS subnet ID (subnet-0123456789abcdef0)`);
+  if (allowedUses?.includes('LoadBalancer')) {
+    // A LoadBalancer pool serves Service addresses on every node: Calico refuses the settings that would narrow or
+    // tunnel it.
+    if (allowedUses.length > 1) c.error([...p, 'allowedUses'], 'LoadBalancer cannot be combined with other uses (Workload, Tunnel)');
+    for (const f of ['ipipMode', 'vxlanMode'] as const) {
+      const mode = f === 'ipipMode' ? ipipMode : vxlanMode;
+      if (mode !== undefined && mode !== 'Never') c.error([...p, f], `must be Never on a LoadBalancer pool, got ${mode}`);
+    }
+    if (disableBGPExport === true) c.error([...p, 'disableBGPExport'], 'must not be true on a LoadBalancer pool (its addresses are advertised)');
+    if (nodeSelector !== undefined && nodeSelector !== '' && nodeSelector !== 'all()') {
+      c.error([...p, 'nodeSelector'], `must be all() on a LoadBalancer pool, got ${JSON.stringify(nodeSelector)}`);
+    }
   }
+  const assignmentMode = c.string(s.assignmentMode, [...p, 'assignmentMode'], { enum: ['Automatic', 'Manual'] });
+  const namespaceSelector = checkSelector(c, s.namespaceSelector, [...p, 'namespaceSelector'], { noGlobal: true });
+  if (allowedUses?.includes('Tunnel') && namespaceSelector !== undefined && namespaceSelector.trim() !== '') {
+    c.error([...p, 'namespaceSelector'], 'a Tunnel pool serves nodes, not namespaces: remove namespaceSelector or Tunnel from allowedUses');
+  }
+  // Not acted on by egw, so not checked beyond its type: Calico's own guides use IDs such as subnet-000000000000000001.
+  const awsSubnetID = c.string(s.awsSubnetID, [...p, 'awsSubnetID']);
   if (s.ipip !== undefined) c.error([...p, 'ipip'], 'the v1 field ipip is not accepted in projectcalico.org/v3; use ipipMode', true);
   if (s['nat-outgoing'] !== undefined) c.error([...p, 'nat-outgoing'], 'the v1 field nat-outgoing is not accepted in projectcalico.org/v3; use natOutgoing', true);
 
@@ -255,6 +304,7 @@ function checkIPPoolSpec(c: Checker, v: unknown, p: FieldPath): unknown {
   for (const f of ['disableBGPExport', 'namespaceSelector', 'awsSubnetID'] as const) {
     if (s[f] !== undefined) c.warn([...p, f], 'accepted; egw does not act on this field');
   }
+  if (family === 6) c.warn([...p, 'cidr'], 'accepted; egw does not use IPv6 pools yet (no pod or gateway address comes from this pool)');
   if (assignmentMode === 'Manual') c.warn([...p, 'assignmentMode'], 'accepted; egw assigns from this pool only to pods that name it');
   if (!cidr || blockSize === undefined) return undefined;
   return dropUndefined({
@@ -272,6 +322,9 @@ function checkIPPoolSpec(c: Checker, v: unknown, p: FieldPath): unknown {
     awsSubnetID,
   });
 }
+
+/** Why an EgressGateway cannot take addresses from an IPv6 pool (egw's egress is IPv4; docs/behaviour.md §1). */
+export const IPV6_EGRESS = 'IPv6 egress is not supported yet; an EgressGateway takes its addresses from IPv4 pools';
 
 const EGW_FIELDS = ['replicas', 'ipPools', 'logSeverity', 'externalNetworks', 'egressGatewayFailureDetection', 'template', 'aws'];
 const LOG_SEVERITIES = ['Fatal', 'Error', 'Warn', 'Info', 'Debug', 'Trace'] as const;
@@ -296,6 +349,7 @@ function checkEgressGatewaySpec(c: Checker, v: unknown, p: FieldPath, name: stri
         const parsed = parseCidr(pcidr);
         if (pcidr === '' && pname === undefined) c.error([...ip, 'cidr'], 'must not be empty: give the pool\'s CIDR or its name');
         else if (pcidr === '') pcidr = undefined;
+        else if (!parsed && parseCidr6(pcidr)) c.error([...ip, 'cidr'], `${JSON.stringify(pcidr)}: ${IPV6_EGRESS}`);
         else if (!parsed) c.error([...ip, 'cidr'], `${JSON.stringify(pcidr)} is not an IPv4 CIDR`);
         else if (hasHostBits(parsed)) c.error([...ip, 'cidr'], `${JSON.stringify(pcidr)} has host bits set; did you mean ${formatCidr(networkOf(parsed))}?`);
         else pcidr = formatCidr(parsed);

@@ -6,6 +6,11 @@ import { parseSelector } from '../selector/index.js';
 import { IpamError } from './types.js';
 
 
+/** egw's IPAM is IPv4: an IPv6 pool (a valid resource, docs/behaviour.md §1) never gives a pod its address. */
+export function isIPv4Pool(pool: IPPool): boolean {
+  return typeof pool.spec?.cidr === 'string' && parseCidr(pool.spec.cidr) !== undefined;
+}
+
 export function poolAllows(pool: IPPool, use: IPPoolAllowedUse): boolean {
   const uses = pool.spec.allowedUses && pool.spec.allowedUses.length > 0 ? pool.spec.allowedUses : DEFAULT_ALLOWED_USES;
   return uses.includes(use);
@@ -64,6 +69,7 @@ export function poolsForPod(pod: Pod, node: Node, pools: IPPool[]): IPPool[] {
       const p = findPool(ref, pools);
       if (!p) throw new IpamError('NoPool', `${who}: IP pool ${JSON.stringify(ref)} (annotation ${ANNOTATION.ipv4Pools}) does not exist`);
       if (p.spec.disabled) throw new IpamError('NoPool', `${who}: IP pool ${JSON.stringify(p.metadata.name)} (annotation ${ANNOTATION.ipv4Pools}) is disabled`);
+      if (!isIPv4Pool(p)) throw new IpamError('NoPool', `${who}: IP pool ${JSON.stringify(p.metadata.name)} (annotation ${ANNOTATION.ipv4Pools}) is not an IPv4 pool`);
       if (!poolAllows(p, 'Workload')) {
         throw new IpamError('NoPool', `${who}: IP pool ${JSON.stringify(p.metadata.name)} (annotation ${ANNOTATION.ipv4Pools}) does not allow Workload addresses (allowedUses)`);
       }
@@ -73,5 +79,5 @@ export function poolsForPod(pod: Pod, node: Node, pools: IPPool[]): IPPool[] {
     return out;
   }
   const labels = node.metadata.labels ?? {};
-  return pools.filter((p) => !p.spec.disabled && poolAllows(p, 'Workload') && poolSelectsNode(p, labels));
+  return pools.filter((p) => !p.spec.disabled && isIPv4Pool(p) && poolAllows(p, 'Workload') && poolSelectsNode(p, labels));
 }
