@@ -13,7 +13,7 @@ import {
   parseCidr,
   parseIPv4,
 } from './ipv4.js';
-import { formatCidr6, hasHostBits6, isLinkLocal6, networkOf6, parseCidr6 } from './ipv6.js';
+import { formatCidr6, hasHostBits6, isLinkLocal6, networkOf6, parseCidr6, parseIPv6 } from './ipv6.js';
 import { ANNOTATION, DEFAULT_ALLOWED_USES, DEFAULT_GATEWAY_LABEL, FELIX_CONFIGURATION_DEFAULT } from './types.js';
 import { parseGoDuration, parseMaxNextHops } from './parse.js';
 import { parseSelector, SelectorError } from '../selector/index.js';
@@ -600,7 +600,8 @@ function checkPodSpec(c: Checker, v: unknown, p: FieldPath): unknown {
         if (c.required(po, 'containerPort', pp)) c.int(po.containerPort, [...pp, 'containerPort'], { min: 1, max: 65535 });
         c.string(po.name, [...pp, 'name']);
         c.string(po.protocol, [...pp, 'protocol'], { enum: ['TCP', 'UDP', 'SCTP'] });
-        c.int(po.hostPort, [...pp, 'hostPort'], { min: 1, max: 65535 });
+        // 0 means "no host port" in Kubernetes; egw does not act on host ports.
+        c.int(po.hostPort, [...pp, 'hostPort'], { min: 0, max: 65535 });
       });
     });
   }
@@ -615,12 +616,13 @@ function checkStatus(c: Checker, v: unknown, info: KindInfo): unknown {
   if (!isPlainObject(v)) return c.error(p, 'expected a mapping (object)');
   switch (info.kind) {
     case 'Pod': {
+      // A dual-stack pod lists an IPv6 address too: accepted, as Kubernetes does; egw uses the IPv4 one (podIPv4).
       const ip = c.string(v.podIP, [...p, 'podIP']);
-      if (ip !== undefined && ip !== '' && parseIPv4(ip) === undefined) c.error([...p, 'podIP'], `${JSON.stringify(ip)} is not an IPv4 address`);
+      if (ip !== undefined && ip !== '' && !isIPAddress(ip)) c.error([...p, 'podIP'], `${JSON.stringify(ip)} is not an IP address`);
       c.array(v.podIPs, [...p, 'podIPs'])?.forEach((item, i) => {
         const o = c.object(item, [...p, 'podIPs', i], ['ip']);
         const a = c.string(o?.ip, [...p, 'podIPs', i, 'ip']);
-        if (a !== undefined && parseIPv4(a) === undefined) c.error([...p, 'podIPs', i, 'ip'], `${JSON.stringify(a)} is not an IPv4 address`);
+        if (a !== undefined && !isIPAddress(a)) c.error([...p, 'podIPs', i, 'ip'], `${JSON.stringify(a)} is not an IP address`);
       });
       c.string(v.phase, [...p, 'phase'], { enum: ['Pending', 'Running', 'Succeeded', 'Failed', 'Unknown'] });
       return v;
@@ -632,8 +634,9 @@ function checkStatus(c: Checker, v: unknown, info: KindInfo): unknown {
         if (!o) return;
         c.string(o.type, [...ap, 'type'], { enum: ['InternalIP', 'ExternalIP', 'Hostname', 'InternalDNS', 'ExternalDNS'] });
         const a = c.string(o.address, [...ap, 'address']);
-        if (a !== undefined && (o.type === 'InternalIP' || o.type === 'ExternalIP') && parseIPv4(a) === undefined) {
-          c.error([...ap, 'address'], `${JSON.stringify(a)} is not an IPv4 address`);
+        // A dual-stack node has IPv6 addresses too: accepted; egw uses the IPv4 ones (calc/records.ts skips the rest).
+        if (a !== undefined && (o.type === 'InternalIP' || o.type === 'ExternalIP') && !isIPAddress(a)) {
+          c.error([...ap, 'address'], `${JSON.stringify(a)} is not an IP address`);
         }
       });
       return v;
@@ -668,6 +671,10 @@ export function checkEgressAnnotations(c: Checker, annotations: Record<string, s
 export function poolCapacity(cidr: string): number {
   const parsed = parseCidr(cidr);
   return parsed ? cidrSize(parsed) : 0;
+}
+
+function isIPAddress(text: string): boolean {
+  return parseIPv4(text) !== undefined || parseIPv6(text) !== undefined;
 }
 
 function dropUndefined<T extends Record<string, unknown>>(o: T): T {

@@ -192,3 +192,11 @@ test('an egress pool cannot be turned into an IPv6 pool under its gateway', () =
   };
   refused(V6, ['p.yaml:6:9: IPPool v6: spec.cidr: EgressGateway default/gw takes its addresses from this pool: IPv6 egress is not supported yet; an EgressGateway takes its addresses from IPv4 pools'], stored);
 });
+
+// ---- no stricter than Kubernetes/Calico on fields egw does not act on -----------------------------------------------
+
+test('a dual-stack Pod and Node (IPv6 addresses beside the IPv4 ones) are accepted; a non-address is not', () => {
+  ok(`apiVersion: v1\nkind: Namespace\nmetadata: {name: n1}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: c, namespace: n1}\nspec:\n  containers: [{name: c, image: busybox, ports: [{containerPort: 80, hostPort: 0}]}]\nstatus:\n  podIP: "fd00::5"\n  podIPs: [{ip: "fd00::5"}, {ip: 10.244.0.5}]\n`);
+  ok(`apiVersion: v1\nkind: Node\nmetadata: {name: n1}\nstatus:\n  addresses: [{type: InternalIP, address: 192.168.1.1}, {type: InternalIP, address: "fd00:1::1"}]\n`);
+  refused(`apiVersion: v1\nkind: Node\nmetadata: {name: n1}\nstatus:\n  addresses: [{type: InternalIP, address: "192.168.1"}]\n`, ['p.yaml:5:43: Node n1: status.addresses[0].address: "192.168.1" is not an IP address']);
+});
