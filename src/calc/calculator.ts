@@ -49,7 +49,7 @@ import {
   type PodRec,
   type PolicyRec,
 } from './records.js';
-import { resolve } from './resolve.js';
+import { resolve, type Resolved } from './resolve.js';
 import { routeOf } from './route.js';
 import type { FlowRoute } from '../audit/types.js';
 import { TableIdAllocator } from './tableids.js';
@@ -236,6 +236,15 @@ export class EgressCalculator {
     const pod = this.pods.get(podKeyOf(podNamespace, podName));
     if (!pod) return null;
     return routeOf(resolve(pod, this.felix.support, this.nsAnnotations(pod.ns), this.policies), this.policies, dst);
+  }
+
+  /**
+   * Pod `ns/name`'s effective egress configuration (its own annotations, its namespace's or a policy), by the one
+   * resolution (resolve.ts), for `egw get pods -o wide`; null when the pod is not known.
+   */
+  egressOf(podNamespace: string, podName: string): Resolved | null {
+    const pod = this.pods.get(podKeyOf(podNamespace, podName));
+    return pod ? resolve(pod, this.felix.support, this.nsAnnotations(pod.ns), this.policies) : null;
   }
 
   /** Which gateway would pod `ns/name` use for `dst`, and why; with the kernel objects that implement it (explain.ts). */

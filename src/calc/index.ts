@@ -5,5 +5,6 @@ export {
   type CalcOptions,
 } from './calculator.js';
 export type * from './types.js';
+export type { Resolved } from './resolve.js';
 export { TableIdAllocator } from './tableids.js';
 export { hashString, fnv1a32, fmix32, rendezvousScore, rendezvousTopK } from './hash.js';

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { stringify as toYaml } from 'yaml';
 import {
+  namespaceOf,
   parseNamespacedName,
   formatProblems,
   keyOf,
@@ -25,7 +26,7 @@ import { StoreError } from '../datastore/types.js';
 import { runSelectorCheck } from '../selector/check.js';
 import { EgressCalculator } from '../calc/index.js';
 import { formatExplanation } from './explain.js';
-import { describeObject, formatGatewayStatus, formatLeader, gatewayStatusView, printTable } from './print.js';
+import { describeObject, effectiveEgressText, formatGatewayStatus, formatLeader, gatewayStatusView, printTable } from './print.js';
 import { deletePodGracefully } from '../controller/delete.js';
 import { readLeader } from '../controller/leader.js';
 
@@ -121,7 +122,16 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           });
           items = res.items;
         }
-        printObjects(items, kind, opts.output, !!opts.allNamespaces, !!name, io);
+        let egress: ((r: Resource) => string) | undefined;
+        if (kind.kind === 'Pod' && opts.output === 'wide') {
+          // The effective egress, by the calculator's one resolution: the pods, their namespaces, the policies
+          // and FelixConfiguration decide (docs/behaviour.md §2).
+          const calc = new EgressCalculator();
+          for (const k of ['FelixConfiguration', 'Namespace', 'EgressGatewayPolicy']) for (const r of (await store.list(k)).items) calc.upsert(r);
+          for (const r of items) calc.upsert(r);
+          egress = (r) => effectiveEgressText(calc.egressOf(namespaceOf(r), r.metadata.name));
+        }
+        printObjects(items, kind, opts.output, !!opts.allNamespaces, !!name, io, egress);
         return 0;
       });
     });
@@ -431,7 +441,15 @@ async function deleteCommand(
   return 0;
 }
 
-function printObjects(items: Resource[], kind: KindInfo, output: string | undefined, allNamespaces: boolean, single: boolean, io: Io): void {
+function printObjects(
+  items: Resource[],
+  kind: KindInfo,
+  output: string | undefined,
+  allNamespaces: boolean,
+  single: boolean,
+  io: Io,
+  egress?: (r: Resource) => string,
+): void {
   const clean = items.map(forOutput);
   if (output === 'yaml' || output === 'json') {
     const doc = single ? clean[0] : { apiVersion: 'v1', kind: 'List', items: clean };
@@ -446,7 +464,7 @@ function printObjects(items: Resource[], kind: KindInfo, output: string | undefi
     io.err(`No resources found${kind.namespaced && !allNamespaces ? ' in this namespace' : ''}.\n`);
     return;
   }
-  io.out(printTable(items, kind, { wide: output === 'wide', allNamespaces }));
+  io.out(printTable(items, kind, { wide: output === 'wide', allNamespaces, egress }));
 }
 
 /** Objects as a user sees them: apiVersion and kind first. */

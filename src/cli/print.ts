@@ -13,6 +13,7 @@ import {
   type Resource,
 } from '../api/index.js';
 import type { LeaderInfo } from '../controller/leader.js';
+import type { Resolved } from '../calc/index.js';
 
 interface Column {
   header: string;
@@ -35,6 +36,25 @@ function egressAnnotations(r: Resource): string {
 function labelsText(l: Record<string, string> | undefined): string {
   const entries = Object.entries(l ?? {});
   return entries.length ? entries.map(([k, v]) => `${k}=${v}`).join(',') : '<none>';
+}
+
+/**
+ * A pod's effective egress for `get pods -o wide`, from the calculator's resolution (docs/behaviour.md §2): what decides
+ * and where it comes from, e.g. `policy:egw-policy1 (ns)`, `selector:egress-code == 'red' (pod)`,
+ * `fail-closed:missing-policy (ns)`, `<none>` (no egress annotation applies, or egressIPSupport is Disabled).
+ */
+export function effectiveEgressText(r: Resolved | null): string {
+  if (!r || r.kind === 'none' || r.kind === 'disabled') return '<none>';
+  const from = r.source === 'pod' ? '(pod)' : '(ns)';
+  switch (r.kind) {
+    case 'policy':
+      return `policy:${r.policy} ${from}`;
+    case 'selector':
+      // The gateway selector as written; the namespaceSelector and maxNextHops are in `egw explain`.
+      return `selector:${r.selector} ${from}`;
+    case 'fail-closed':
+      return `fail-closed:${r.value} ${from}`;
+  }
 }
 
 const COLUMNS: Record<string, Column[]> = {
@@ -122,8 +142,19 @@ export function podStatusText(r: Resource): string {
   return (r.status as PodStatus | undefined)?.phase ?? 'Pending';
 }
 
-export function printTable(items: Resource[], kind: KindInfo, opts: { wide: boolean; allNamespaces: boolean }): string {
-  const cols = (COLUMNS[kind.kind] ?? [{ header: 'NAME', value: (r: Resource) => r.metadata.name }, age]).filter((c) => opts.wide || !c.wide);
+/**
+ * `egress`: a pod's effective egress (the calculator's resolution, effectiveEgressText); without it the EGRESS column
+ * of pods shows the pod's own annotations.
+ */
+export function printTable(
+  items: Resource[],
+  kind: KindInfo,
+  opts: { wide: boolean; allNamespaces: boolean; egress?: (r: Resource) => string },
+): string {
+  const egress = opts.egress;
+  const cols = (COLUMNS[kind.kind] ?? [{ header: 'NAME', value: (r: Resource) => r.metadata.name }, age])
+    .filter((c) => opts.wide || !c.wide)
+    .map((c) => (kind.kind === 'Pod' && c.header === 'EGRESS' && egress ? { ...c, value: egress } : c));
   if (kind.namespaced && opts.allNamespaces) cols.unshift({ header: 'NAMESPACE', value: (r) => r.metadata.namespace ?? '' });
   const rows = [cols.map((c) => c.header), ...items.map((r) => cols.map((c) => c.value(r)))];
   const widths = cols.map((_, i) => Math.max(...rows.map((row) => row[i].length)));

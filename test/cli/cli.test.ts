@@ -202,3 +202,45 @@ test('agent: a bad --sticky-mark-mask is refused before anything runs', async ()
   assert.equal(gaps.code, 1);
   assert.equal(gaps.stderr, 'egw: sticky mark mask 0x123 is not contiguous\n');
 });
+
+test('get pods -o wide: EGRESS is each pod\'s effective egress (its own, its namespace\'s or a policy)', async () => {
+  const ds2 = `sqlite:${join(dir, 'egress-column.db')}`;
+  const podDoc = (ns: string, name: string, annotations = '{}') =>
+    `apiVersion: v1\nkind: Pod\nmetadata: {name: ${name}, namespace: ${ns}, annotations: ${annotations}}\nspec: {containers: [{name: c, image: busybox}]}\n`;
+  const text = [
+    'apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata: {name: default}\nspec: {egressIPSupport: EnabledPerNamespaceOrPerPod}\n',
+    'apiVersion: projectcalico.org/v3\nkind: EgressGatewayPolicy\nmetadata: {name: egw-policy1}\nspec:\n  rules:\n    - gateway: {selector: "egress-code == \'blue\'", namespaceSelector: all()}\n',
+    'apiVersion: v1\nkind: Namespace\nmetadata: {name: by-policy, annotations: {egress.projectcalico.org/egressGatewayPolicy: egw-policy1}}\n',
+    'apiVersion: v1\nkind: Namespace\nmetadata: {name: by-selector, annotations: {egress.projectcalico.org/selector: "egress-code == \'red\'"}}\n',
+    'apiVersion: v1\nkind: Namespace\nmetadata: {name: plain}\n',
+    podDoc('by-policy', 'a'),
+    podDoc('by-selector', 'b'),
+    // the pod's own policy annotation beats its namespace's selector; naming a missing policy fails closed
+    podDoc('by-selector', 'c', '{egress.projectcalico.org/egressGatewayPolicy: no-such-policy}'),
+    podDoc('plain', 'd'),
+    podDoc('plain', 'e', '{egress.projectcalico.org/selector: "egress-code == \'green\'"}'),
+  ].join('---\n');
+  writeFileSync(join(dir, 'egress-column.yaml'), text);
+  const applied = await runCli(['--datastore', ds2, 'apply', '-f', join(dir, 'egress-column.yaml')]);
+  assert.equal(applied.code, 0, applied.stderr);
+  const r = await runCli(['--datastore', ds2, 'get', 'pods', '-A', '-o', 'wide']);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trimEnd().split('\n');
+  const header = lines[0];
+  const at = header.indexOf('EGRESS');
+  const end = header.indexOf('LABELS');
+  assert.ok(at > 0 && end > at, header);
+  const egress = Object.fromEntries(lines.slice(1).map((l) => [l.split(/\s+/).slice(0, 2).join('/'), l.slice(at, end).trim()]));
+  assert.deepEqual(egress, {
+    'by-policy/a': 'policy:egw-policy1 (ns)',
+    'by-selector/b': "selector:egress-code == 'red' (ns)",
+    'by-selector/c': 'fail-closed:no-such-policy (pod)',
+    'plain/d': '<none>',
+    'plain/e': "selector:egress-code == 'green' (pod)",
+  });
+  // With egressIPSupport Disabled, nothing applies.
+  writeFileSync(join(dir, 'felix-off.yaml'), 'apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata: {name: default}\nspec: {egressIPSupport: Disabled}\n');
+  assert.equal((await runCli(['--datastore', ds2, 'apply', '-f', join(dir, 'felix-off.yaml')])).code, 0);
+  const off = await runCli(['--datastore', ds2, 'get', 'pods', '-n', 'by-policy', '-o', 'wide']);
+  assert.match(off.stdout, /^a\s+Pending\s+<none>\s+<none>\s+<none>\s+<none>\s+\S+$/m);
+});
