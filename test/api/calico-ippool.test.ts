@@ -1,5 +1,8 @@
 // IPPool validation as Calico's (docs/behaviour.md §1): every rule, each with Calico's expected result, and the
 // metadata rules every kind shares. Errors and warnings are checked with their file:line:column.
+// Calico's public reference for the expected results: https://docs.tigera.io/calico/latest/reference/resources/ippool
+// (IPv4 or IPv6 cidr, not overlapping 169.254.0.0/16 or fe80::/10; blockSize 20–32 / 116–128, default 26 / 122;
+// the subnet fits a block; allowedUses, assignmentMode Automatic | Manual; awsSubnetID) and SPEC §9's rules.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { validateManifests, type ExistingObjects } from '../../src/api/index.js';

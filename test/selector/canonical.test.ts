@@ -1,4 +1,5 @@
-// Canonical form of every construct.
+// Canonical form of every construct. Calico's selector syntax (including the joined spellings startswith, endswith and
+// notin): https://docs.tigera.io/calico/latest/reference/resources/networkpolicy#selectors
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { canonicalize, parseSelector, printSelector, referencedKeys, type SelectorNode } from '../../src/selector/index.js';
