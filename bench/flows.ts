@@ -32,12 +32,12 @@ import { NatLab } from '../test/audit/natlab.js';
 export interface FlowsBenchOptions {
   /** Seconds of each flood step (default 4). */
   stepSeconds?: number;
-  /** The recorder's flood steps, by connflood --concurrency (default 1, 4, 16, 64). */
-  steps?: number[];
+  /** The recorder's flood steps: connflood --rate (none: flat out) and --concurrency; default STEPS. */
+  steps?: Step[];
   /** iperf3 seconds per run (default 5) and rounds (default 5). */
   iperfSeconds?: number;
   rounds?: number;
-  /** Connections in the CPU flood (default 3000). */
+  /** Connections in the CPU flood (default 2000). */
   cpuCount?: number;
 }
 
@@ -51,6 +51,20 @@ const CHECK_MS = 1000;
 const IPERF_PORT = 5201;
 /** The reporter the child records as (bench/flows-recorder.ts). */
 const REPORTER_NAME = 'egw/gw-bench';
+
+export interface Step {
+  rate?: number;
+  concurrency: number;
+}
+/** Rising floods: paced, then flat out (the raw baseline's flood). */
+const STEPS: Step[] = [
+  { rate: 250, concurrency: 16 },
+  { rate: 500, concurrency: 16 },
+  { rate: 1000, concurrency: 16 },
+  { rate: 2000, concurrency: 32 },
+  { concurrency: 64 },
+];
+const stepArgs = (st: Step): string[] => ['--concurrency', String(st.concurrency), ...(st.rate ? ['--rate', String(st.rate)] : [])];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const median = (xs: number[]): number => {
@@ -278,10 +292,10 @@ export async function benchFlows(opts: FlowsBenchOptions = {}): Promise<Record<s
   const why = canRun();
   if (why) return { skipped: why };
   const stepSeconds = opts.stepSeconds ?? 4;
-  const steps = opts.steps ?? [1, 4, 16, 64];
+  const steps = opts.steps ?? STEPS;
   const iperfSeconds = opts.iperfSeconds ?? 5;
   const rounds = opts.rounds ?? 5;
-  const cpuCount = opts.cpuCount ?? 3000;
+  const cpuCount = opts.cpuCount ?? 2000;
   const lab = new NatLab('tb');
   const children = new Set<ChildProcess>();
   const root = join(lab.tmp, 'flows');
@@ -290,7 +304,7 @@ export async function benchFlows(opts: FlowsBenchOptions = {}): Promise<Record<s
   try {
     await lab.up();
     await sysctl(lab, [`net.netfilter.nf_conntrack_tcp_timeout_close=${CLOSE_TIMEOUT_S}`]);
-    const maxConc = Math.max(...steps);
+    const flatOut: Step = { concurrency: Math.max(...steps.map((st) => st.concurrency)) };
     reaper = new Reaper(lab);
 
     // ---- 1a. raw conntrack -E under a flat-out flood
@@ -302,7 +316,7 @@ export async function benchFlows(opts: FlowsBenchOptions = {}): Promise<Record<s
     await raw.subscribed();
     const drops0 = raw.drops() ?? 0;
     const count0 = await readTranslatedCount(lab.routerRunner);
-    const rawFlood = await flood(lab, ['--duration', String(stepSeconds), '--concurrency', String(maxConc)], children);
+    const rawFlood = await flood(lab, ['--duration', String(stepSeconds), ...stepArgs(flatOut)], children);
     const newsInFlood = raw.news;
     const deadline = Date.now() + 15_000;
     while (raw.destroys < raw.news && Date.now() < deadline) await sleep(100);
@@ -311,7 +325,7 @@ export async function benchFlows(opts: FlowsBenchOptions = {}): Promise<Record<s
     const count1 = await readTranslatedCount(lab.routerRunner);
     await stopChild(raw.child);
     const rawResult = {
-      concurrency: maxConc,
+      concurrency: flatOut.concurrency,
       connections: rawFlood.made,
       failed: rawFlood.failed,
       seconds: r2(rawFlood.seconds),
@@ -330,12 +344,12 @@ export async function benchFlows(opts: FlowsBenchOptions = {}): Promise<Record<s
     const rec = new RecorderProc(lab, root, children);
     await rec.ready();
     const stepResults: Record<string, unknown>[] = [];
-    let best: { concurrency: number; recordsPerS: number } | null = null;
-    let bestAll: { concurrency: number; recordsPerS: number } | null = null;
-    for (const conc of steps) {
+    let best: { step: Step; recordsPerS: number } | null = null;
+    let bestAll: { step: Step; recordsPerS: number } | null = null;
+    for (const st of steps) {
       const base = rec.last!;
       const floodStart = Date.now();
-      const f = await flood(lab, ['--duration', String(stepSeconds), '--concurrency', String(conc)], children);
+      const f = await flood(lab, ['--duration', String(stepSeconds), ...stepArgs(st)], children);
       const floodEnd = Date.now();
       // every connection a record (DESTROY within ~CLOSE_TIMEOUT_S), then a ledger check after that
       let drained = true;
@@ -356,7 +370,8 @@ export async function benchFlows(opts: FlowsBenchOptions = {}): Promise<Record<s
       const sustained = allRecorded && gaps === 0;
       const recordsPerS = r0(f.made / f.seconds);
       stepResults.push({
-        concurrency: conc,
+        rateLimit: st.rate ?? null,
+        concurrency: st.concurrency,
         connections: f.made,
         failed: f.failed,
         seconds: r2(f.seconds),
@@ -374,8 +389,8 @@ export async function benchFlows(opts: FlowsBenchOptions = {}): Promise<Record<s
         allRecorded,
         sustained,
       });
-      if (sustained && (!best || recordsPerS > best.recordsPerS)) best = { concurrency: conc, recordsPerS };
-      if (allRecorded && (!bestAll || recordsPerS > bestAll.recordsPerS)) bestAll = { concurrency: conc, recordsPerS };
+      if (sustained && (!best || recordsPerS > best.recordsPerS)) best = { step: st, recordsPerS };
+      if (allRecorded && (!bestAll || recordsPerS > bestAll.recordsPerS)) bestAll = { step: st, recordsPerS };
       if (!sustained) {
         // let it resync before the next step, so a step is not charged for the previous one's loss
         const t = Date.now();
@@ -386,10 +401,10 @@ export async function benchFlows(opts: FlowsBenchOptions = {}): Promise<Record<s
     // ---- 3a. CPU per 1,000 connections, recorder (still running: warm)
     await lab.forget();
     await sleep(1500);
-    const cpuConc = bestAll?.concurrency ?? steps[0];
+    const cpuStep = bestAll?.step ?? steps[0];
     const baseRec = rec.last!;
     const cpu0 = rec.cpu();
-    const cf = await flood(lab, ['--duration', '60', '--count', String(cpuCount), '--concurrency', String(cpuConc)], children);
+    const cf = await flood(lab, ['--duration', '60', '--count', String(cpuCount), ...stepArgs(cpuStep)], children);
     const cpuDone = await rec.until(`${cf.made} records`, (x) => x.records - baseRec.records >= cf.made, 20_000).catch(() => rec.last!);
     const cpu1 = rec.cpu();
     const recRecords = cpuDone.records - baseRec.records;
@@ -402,7 +417,7 @@ export async function benchFlows(opts: FlowsBenchOptions = {}): Promise<Record<s
     const raw2 = new RawEvents(lab, children);
     await raw2.subscribed();
     const rawCpu0 = cpuOf(raw2.child.pid)!.own;
-    const rf = await flood(lab, ['--duration', '60', '--count', String(cpuCount), '--concurrency', String(cpuConc)], children);
+    const rf = await flood(lab, ['--duration', '60', '--count', String(cpuCount), ...stepArgs(cpuStep)], children);
     const d2 = Date.now() + 15_000;
     while (raw2.destroys < raw2.news && Date.now() < d2) await sleep(100);
     const rawCpu = (cpuOf(raw2.child.pid)?.own ?? rawCpu0) - rawCpu0;
@@ -475,10 +490,10 @@ export async function benchFlows(opts: FlowsBenchOptions = {}): Promise<Record<s
         raw: rawResult,
         recorder: { steps: stepResults },
         sustainedRecordsPerS: best?.recordsPerS ?? 0,
-        sustainedAtConcurrency: best?.concurrency ?? null,
+        sustainedAt: best?.step ?? null,
         ratioToRawNewPerS: best ? r2(best.recordsPerS / rawResult.newPerS) : 0,
         allRecordedPerS: bestAll?.recordsPerS ?? 0,
-        allRecordedAtConcurrency: bestAll?.concurrency ?? null,
+        allRecordedAt: bestAll?.step ?? null,
         allRecordedRatioToRawNewPerS: bestAll ? r2(bestAll.recordsPerS / rawResult.newPerS) : 0,
       },
       throughput: {
@@ -497,7 +512,7 @@ export async function benchFlows(opts: FlowsBenchOptions = {}): Promise<Record<s
       },
       cpu: {
         connections: cpuCount,
-        concurrency: cpuConc,
+        flood: cpuStep,
         recorder: {
           made: cf.made,
           records: recRecords,
