@@ -3,20 +3,24 @@
 //   node --import tsx bench/flows.ts      prints the JSON result (root; ip, nft, conntrack, iperf3)
 //
 // One masquerading topology (test/audit/natlab.ts: client → router that masquerades → server with the lab echo
-// server), namespaces `egw-tb<hex>-{c,r,s}`, removed at the end. Connections come from test/helpers/connflood.ts in
-// the client namespace, `--rst` (no TIME_WAIT); the router's close timeout is set to 1 s so DESTROY follows within a
-// second or two, not 10 s. The recorder runs as a gateway does (startRecorder, reporter gateway) in a child process
-// inside the router namespace (bench/flows-recorder.ts), so its CPU and its conntrack child's are their own.
+// server), namespaces `egw-tb<hex>-{c,r,s}`, removed at the end (also on failure). Connections come from
+// test/helpers/connflood.ts in the client namespace, `--rst` (no TIME_WAIT); the router's close timeout is 1 s and
+// its table is dumped every 50 ms (Reaper, below), so DESTROY follows a connection by ~1–2 s. The recorder runs as a
+// gateway does (startRecorder, reporter gateway) in a child process inside the router namespace
+// (bench/flows-recorder.ts), so its CPU and its conntrack child's are their own. docs/benchmarks.md has the figures.
 //
-//   1. rate      raw: `conntrack -E -e NEW,DESTROY -o xml,id,ktimestamp` alone while the flood runs flat out
-//                (events/s, ENOBUFS, netlink Drops); then the recorder under floods of rising concurrency: each step
-//                counts as sustained when every connection is a record, no gap record, no overflow; the highest
-//                sustained records/s and its ratio to the raw rate.
+//   1. rate      raw: `conntrack -E -e NEW,DESTROY -o xml,id,ktimestamp` alone while the flood runs flat out, before
+//                and after the recorder's steps (median): NEW/s, ENOBUFS, netlink Drops, and the count table's count
+//                (src/audit/kernel.ts) against the NEW events; then the recorder under floods of rising rate
+//                (connflood --rate, then flat out). Per step: `complete` (every connection a record), `allRecorded`
+//                (and no overflow), `sustained` (and no gap record: the brief's test); the highest of each, and its
+//                ratio to the raw NEW/s.
 //   2. iperf3    one TCP stream client → server through the router, 5 s, recorder on vs off alternately, 5 rounds,
 //                medians, ratio on/off (target ≥ 0.97). Off is a gateway without recording: no recorder, the
 //                accounting sysctls 0, no count table (the recorder leaves them behind: src/audit/recorder.ts).
-//   3. CPU       a flood of known size: utime+stime (+ reaped children) of the recorder process and its conntrack
-//                reader, per 1,000 connections recorded; the same for raw conntrack -E.
+//   3. CPU       a flood of known size at the highest `allRecorded` step: utime+stime (+ reaped children: dumps, nft)
+//                of the recorder process and its conntrack reader, per 1,000 connections recorded; the same for raw
+//                conntrack -E.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { release } from 'node:os';
@@ -44,7 +48,8 @@ export interface FlowsBenchOptions {
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const FLOOD = join(ROOT, 'test/helpers/connflood.ts');
 const RECORDER = join(ROOT, 'bench/flows-recorder.ts');
-/** The router's TCP CLOSE timeout during the bench: DESTROY of a reset connection comes within ~1–2 s. */
+/** The router's TCP CLOSE timeout during the bench (default 10 s): with the Reaper, DESTROY of a reset connection
+ *  comes ~1–2 s after it. */
 const CLOSE_TIMEOUT_S = 1;
 /** The recorder's ledger check in the bench (default 10 s): a shortfall shows within a second of a step. */
 const CHECK_MS = 1000;
