@@ -7,6 +7,7 @@ import { benchDataplane } from './dataplane.js';
 import { benchFailover } from './failover.js';
 import { benchThroughput } from './throughput.js';
 import { benchDatastore } from './datastore.js';
+import { benchFlows } from './flows.js';
 
 const only = process.argv.slice(2);
 const benches: Record<string, () => Promise<Record<string, unknown>>> = {
@@ -16,6 +17,7 @@ const benches: Record<string, () => Promise<Record<string, unknown>>> = {
   failover: benchFailover,
   throughput: benchThroughput,
   datastore: benchDatastore,
+  flows: benchFlows,
 };
 
 const results: Record<string, unknown> = {};

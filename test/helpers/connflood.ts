@@ -1,13 +1,15 @@
 // A connection flood for the audit tests and `make bench BENCH=flows`, run inside a client network namespace:
 //
 //   ip netns exec NS node --import tsx test/helpers/connflood.ts --to IP:PORT --duration S
-//       [--concurrency N] [--count N] [--hold] [--rst] [--mode http|line] [--record FILE]
+//       [--concurrency N] [--count N] [--rate N] [--hold] [--rst] [--mode http|line] [--record FILE]
 //
 // Makes TCP connections as fast as it can, N at a time (default 50): connect, send one request — an HTTP GET when
 // the port is 80, else one line (the lab echo server, src/lab/echo.ts: HTTP on 80, a line echo on TCP 7) — read the
 // answer, close. It stops at --duration seconds or after --count connections, whichever comes first (both bound
 // it: the duration is required and at most 3600 s). At the end it prints one JSON object:
 //   {"made","failed","seconds","rate","firstAt","lastAt"}  (times in ms since the epoch; rate = made / seconds)
+// --rate   at most N connections started per second, in total (evenly spaced; for the rising floods of
+//          `make bench BENCH=flows`); without it, as fast as the workers go;
 // --hold   keeps every answered connection open until --duration ends (also when --count was reached earlier),
 //          then closes them all: open conntrack entries for a dump;
 // --rst    closes with a RST instead of a FIN: no TIME_WAIT on either side, conntrack ends the entry in ~10 s;
@@ -21,6 +23,8 @@ export interface FloodOptions {
   durationS: number;
   concurrency: number;
   count?: number;
+  /** Connections started per second at most, in total. */
+  rate?: number;
   hold: boolean;
   rst: boolean;
   mode: 'http' | 'line';
@@ -36,7 +40,7 @@ export interface FloodResult {
   lastAt: number | null;
 }
 
-const USAGE = 'usage: connflood.ts --to IP:PORT --duration S [--concurrency N] [--count N] [--hold] [--rst] [--mode http|line] [--record FILE]';
+const USAGE = 'usage: connflood.ts --to IP:PORT --duration S [--concurrency N] [--count N] [--rate N] [--hold] [--rst] [--mode http|line] [--record FILE]';
 const MAX_DURATION_S = 3600;
 /** One connection may take this long before it counts as failed. */
 const CONN_TIMEOUT_MS = 5000;
@@ -84,6 +88,12 @@ export function parseFloodArgs(args: string[]): FloodOptions | Error {
         const n = int(1, 10_000_000);
         if (n instanceof Error) return n;
         o.count = n;
+        break;
+      }
+      case '--rate': {
+        const n = int(1, 1_000_000);
+        if (n instanceof Error) return n;
+        o.rate = n;
         break;
       }
       case '--hold':
@@ -167,8 +177,20 @@ export async function flood(o: FloodOptions): Promise<FloodResult> {
       s.on('close', () => finish(false, 'closed before an answer'));
     });
 
+  // --rate: connection k starts no earlier than t0 + k / rate (slots taken in order by whichever worker is free)
+  let slot = 0;
+  const paced = async (): Promise<void> => {
+    if (o.rate === undefined) return;
+    const due = t0 + (slot++ * 1000) / o.rate;
+    const wait = due - wall();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+  };
   const worker = async () => {
-    while (more()) await one();
+    while (more()) {
+      await paced();
+      if (!more()) break;
+      await one();
+    }
   };
   await Promise.all(Array.from({ length: o.concurrency }, worker));
   const end = wall();

@@ -6,6 +6,8 @@ import { isPodReady } from '../../src/api/pod.js';
 import { ANNOTATION, NAMESPACE_NAME_LABEL, type Pod } from '../../src/api/types.js';
 import { clientPod, controllerGatewayPod, gatewayPod, namespace, oneGatewayCluster, pod, twoNodeCluster } from './resources.js';
 import { until } from './wait.js';
+import { createServer, type AddressInfo } from 'node:net';
+import { flood, parseFloodArgs } from './connflood.js';
 
 describe('resources', () => {
   test('a pod with an IP is Running and Ready=True (isPodReady) unless told otherwise; one without has no status', () => {
@@ -60,5 +62,40 @@ describe('until', () => {
     assert.equal(calls, 1);
     await assert.rejects(until('x', boom, 30, { retryErrors: true, everyMs: 1 }), /waiting for x; last error: store down$/);
     assert.ok(calls > 2);
+  });
+});
+
+describe('connflood', () => {
+  test('--rate takes a positive integer; a bad one is named', () => {
+    const o = parseFloodArgs(['--to', '127.0.0.1:7', '--duration', '1', '--rate', '250']);
+    assert.ok(!(o instanceof Error));
+    assert.equal(o.rate, 250);
+    for (const bad of ['0', '-3', '1.5', 'x']) {
+      const e = parseFloodArgs(['--to', '127.0.0.1:7', '--duration', '1', '--rate', bad]);
+      assert.ok(e instanceof Error && e.message.startsWith(`--rate ${bad}:`), String(e));
+    }
+    const missing = parseFloodArgs(['--to', '127.0.0.1:7', '--duration', '1', '--rate']);
+    assert.ok(missing instanceof Error && /--rate needs a value/.test(missing.message));
+  });
+
+  test('with --rate and --count it makes exactly --count connections (a line server on loopback)', async () => {
+    let accepted = 0;
+    const server = createServer((s) => {
+      accepted++;
+      s.on('data', () => s.end('pong\n'));
+      s.on('error', () => {});
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const o = parseFloodArgs(['--to', `127.0.0.1:${port}`, '--duration', '20', '--count', '30', '--rate', '200', '--concurrency', '4']);
+      assert.ok(!(o instanceof Error));
+      const r = await flood(o);
+      assert.equal(r.made, 30);
+      assert.equal(r.failed, 0);
+      assert.equal(accepted, 30);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
   });
 });
