@@ -6,7 +6,7 @@
 //   resync      dump (conntrack -L) → tracker.applyDump; barrier; what vanished is closed; the ledger is checked,
 //               with the loss that caused it (restart, overflow, reader) — so a gap record says what was missed
 //   every 200 ms  flush: records and the ledger to disk together (tracker.persist + store.flush)
-//   every 10 s  check: barrier, then the kernel's count, then the ledger (an unexplained shortfall is a gap too)
+//   every 10 s  check: the kernel's count, then a barrier, then the ledger (an unexplained shortfall is a gap too)
 //   stop        flush, stop conntrack, close the store. The kernel is left as it is.
 // A conntrack reader that dies is started again (backoff 1 s → 30 s) and followed by a resync.
 import type { Runner } from '../dataplane/exec.js';
@@ -203,16 +203,17 @@ class Recorder implements RecorderHandle {
     const dumpStart = Date.now();
     const dump = await dumpConntrack({ wrap: this.wrap });
     const missing = this.tracker.applyDump(dump, dumpStart);
-    const cut = await this.barrier();
+    // the count first, then the barrier: whatever the count includes had its NEW queued before the barrier's
     const at = Date.now();
+    const kernel = await readTranslatedCount(this.o.runner);
+    const cut = await this.barrier();
     if (cut === null) {
       // the reader did not bring the barrier back: do not close anything on its word
       this.o.log?.warn('conntrack events stalled (the barrier did not come back); restarting the reader');
       this.readerDied = true;
       return false;
     }
-    const vanished = this.tracker.closeVanished(missing, at);
-    const kernel = await readTranslatedCount(this.o.runner);
+    const vanished = this.tracker.closeVanished(missing, Date.now());
     const gap = this.tracker.check(kernel, at, loss, cut);
     if (gap) this.o.log?.warn('flow records gap', { reason: gap.egw.gap.reason, from: gap.event.start, to: gap.event.end, connections: gap.egw.gap.connections, eventsDropped: gap.egw.gap.events_dropped });
     if (vanished) this.o.log?.info('connections that ended unseen were closed', { count: vanished });
@@ -222,13 +223,13 @@ class Recorder implements RecorderHandle {
   }
 
   private async check(): Promise<void> {
+    const at = Date.now();
+    const kernel = await readTranslatedCount(this.o.runner);
     const cut = await this.barrier();
     if (cut === null) {
       this.readerDied = true;
       return;
     }
-    const kernel = await readTranslatedCount(this.o.runner);
-    const at = Date.now();
     const gap = this.tracker.check(kernel, at, undefined, cut);
     if (gap) this.o.log?.warn('flow records gap', { reason: gap.egw.gap.reason, from: gap.event.start, to: gap.event.end, connections: gap.egw.gap.connections });
     if (kernel === null) await ensureCountTable(this.o.runner).catch(() => {});

@@ -31,8 +31,11 @@ interface Ledger {
   /** The kernel's count at the last check, and when it was read. */
   kernel: number;
   at: number;
-  /** Shortfall seen at the last check that may still be events in flight. */
-  pending: number;
+  /**
+   * The last interval's surplus (≤ 0): connections egw saw before that check's barrier that the count, read just
+   * before the barrier was inserted, did not include yet; the next interval's count includes them.
+   */
+  carry: number;
 }
 
 const LEDGER = 'ledger';
@@ -57,7 +60,7 @@ export class FlowTracker {
     this.now = o.now ?? Date.now;
     for (const rec of o.store.openFlows()) this.open.set(recordKey(rec), { rec, firstSeen: Date.parse(rec.event.start) });
     const l = o.store.getState(LEDGER) as Ledger | undefined;
-    if (l && Number.isFinite(l.kernel) && Number.isFinite(l.at)) this.ledger = { kernel: l.kernel, at: l.at, pending: Number(l.pending) || 0 };
+    if (l && Number.isFinite(l.kernel) && Number.isFinite(l.at)) this.ledger = { kernel: l.kernel, at: l.at, carry: Math.min(0, Number(l.carry) || 0) };
     this.observed = Number(o.store.getState(OBSERVED)) || 0;
   }
 
@@ -131,31 +134,32 @@ export class FlowTracker {
   }
 
   /**
-   * Balances the ledger with the kernel's count (null: no count available) read at `at`, after a barrier showed that
-   * every event before it was taken. Returns the gap record written, if any.
+   * Balances the ledger with the kernel's count (null: no count available), read at `at` just before a barrier was
+   * inserted, and `observed`, the connections egw saw up to that barrier. Every connection the count includes was
+   * confirmed before the barrier, so its NEW came before the barrier's: a shortfall is loss, never events in flight.
+   * Connections made between the read and the barrier are a surplus the next interval's count makes up for (carry,
+   * one interval only). Returns the gap record written, if any.
    */
   check(kernel: number | null, at: number, loss?: Loss, observed = this.cut()): GapRecord | null {
     this.cutObserved -= observed;
     const prev = this.ledger;
     let gap: { start: number; reason: Loss['reason']; connections: number | null } | null = null;
-    let pending = 0;
+    let carry = 0;
     if (kernel === null || !prev) {
       if (loss) gap = { start: loss.start, reason: loss.reason, connections: null };
     } else if (kernel < prev.kernel) {
       gap = { start: loss?.start ?? prev.at, reason: loss?.reason ?? 'counter-reset', connections: null };
     } else {
       const deficit = kernel - prev.kernel - observed;
-      const total = Math.max(0, prev.pending + deficit);
-      if (loss) gap = { start: loss.start, reason: loss.reason, connections: total };
-      else if (prev.pending > 0 && total > 0) {
-        // missing for a whole interval: not events in flight
-        const n = Math.min(prev.pending, total);
-        gap = { start: prev.at, reason: 'unaccounted', connections: n };
-        pending = total - n;
-      } else pending = total;
+      const total = prev.carry + deficit;
+      if (total > 0) gap = { start: loss?.start ?? prev.at, reason: loss?.reason ?? 'unaccounted', connections: total };
+      else {
+        if (loss) gap = { start: loss.start, reason: loss.reason, connections: 0 };
+        carry = Math.min(0, deficit);
+      }
     }
     // no count (the table was just made, or is unreadable): the next check starts a new base
-    this.ledger = kernel === null ? undefined : { kernel, at, pending };
+    this.ledger = kernel === null ? undefined : { kernel, at, carry };
     this.persist();
     for (const [k, t] of this.recent) if (t < at - RECENT_MS) this.recent.delete(k);
     // a loss that cost no connection needs no record (the ledger balanced across it; the recorder logs it)
@@ -173,7 +177,7 @@ export class FlowTracker {
    */
   rebase(kernel: number, at: number): GapRecord | null {
     const prev = this.ledger;
-    this.ledger = { kernel, at, pending: 0 };
+    this.ledger = { kernel, at, carry: 0 };
     this.observed = 0;
     this.cutObserved = 0;
     this.persist();

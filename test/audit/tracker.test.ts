@@ -98,18 +98,25 @@ test('the ledger: balanced intervals write no gap; a shortfall after a loss is a
   assert.equal(store.gaps.length, 1);
 });
 
-test('the ledger: a shortfall of events in flight balances at the next check; one that outlasts an interval is unaccounted', () => {
+test('the ledger: a surplus (seen before the barrier, counted after) is carried one interval; a shortfall is a gap at once', () => {
   const { t } = tracker();
   t.check(0, T0);
-  t.onFlows([flow('new', 1, 1, 1, T0 + 1)]);
-  assert.equal(t.check(2, T0 + 10_000), null); // one still in flight
-  t.onFlows([flow('new', 2, 2, 2, T0 + 10_001)]);
-  assert.equal(t.check(2, T0 + 20_000), null); // it arrived
-  assert.equal(t.check(5, T0 + 30_000), null); // three missing, maybe in flight
-  const g = t.check(5, T0 + 40_000); // still missing a whole interval later
+  t.onFlows([flow('new', 1, 1, 1, T0 + 1), flow('new', 2, 2, 2, T0 + 2)]);
+  assert.equal(t.check(1, T0 + 10_000), null); // 2 seen, 1 counted: one came after the count was read
+  t.onFlows([flow('new', 3, 3, 3, T0 + 10_001)]);
+  assert.equal(t.check(3, T0 + 20_000), null); // the count caught up: balanced
+  assert.equal(t.check(3, T0 + 30_000), null);
+  const g = t.check(6, T0 + 40_000); // three translated, none seen: with no loss signal, still a gap
   assert.ok(g);
   assert.equal(g.egw.gap.reason, 'unaccounted');
   assert.equal(g.egw.gap.connections, 3);
+  assert.equal(g.event.start, new Date(T0 + 30_000).toISOString());
+  // an old surplus does not hide a later loss: it is carried one interval only
+  t.onFlows([flow('new', 4, 4, 4, T0 + 40_001), flow('new', 5, 5, 5, T0 + 40_002)]);
+  assert.equal(t.check(6, T0 + 50_000), null); // surplus 2
+  assert.equal(t.check(8, T0 + 60_000), null); // made up
+  assert.equal(t.check(8, T0 + 70_000), null);
+  assert.equal(t.check(9, T0 + 80_000)?.egw.gap.connections, 1);
 });
 
 test('a counter that went backwards (rule replaced) is a gap of unknown size, and the ledger starts again', () => {
