@@ -95,11 +95,19 @@ export function openRecord(ctx: RecordContext, f: CtFlow, e: Enrichment, seen: F
   return rec;
 }
 
+/**
+ * A copy of the parts completing a record changes (the pod, gateway and route objects are shared: nothing changes
+ * them). structuredClone was a quarter of the recorder's CPU.
+ */
+function copyRecord(r: FlowRecord): FlowRecord {
+  return { ...r, event: { ...r.event }, source: { ...r.source, nat: { ...r.source.nat } }, destination: { ...r.destination }, egw: { ...r.egw } };
+}
+
 /** The finished record: the open one (or, when its NEW was lost, one made now) with the DESTROY's end and counters. */
 export function completeRecord(open: FlowRecord, f: CtFlow): FlowRecord {
   const start = f.start ?? Date.parse(open.event.start);
   const end = f.stop ?? f.seenAt;
-  const rec: FlowRecord = structuredClone(open);
+  const rec = copyRecord(open);
   rec['@timestamp'] = iso(end);
   rec.event.type = ['connection', 'end'];
   rec.event.start = iso(start);
@@ -113,7 +121,7 @@ export function completeRecord(open: FlowRecord, f: CtFlow): FlowRecord {
 
 /** A connection that vanished while egw could not see its end (a gap): closed at `end`, counters unknown. */
 export function vanishedRecord(open: FlowRecord, end: number): FlowRecord {
-  const rec: FlowRecord = structuredClone(open);
+  const rec = copyRecord(open);
   rec['@timestamp'] = iso(end);
   rec.event.type = ['connection', 'end'];
   rec.event.end = iso(end);
