@@ -310,6 +310,7 @@ class Agent implements AgentHandle {
       root: flows.root,
       store: flows.store,
       checkMs: flows.checkMs,
+      aggregateMs: flows.aggregateMs,
       runner: this.runner,
       enrich: nodeEnricher(this.podIndex, { routeOf: (ns, name, dst) => this.calc.routeOf(ns, name, dst) }),
       historyPods: () => this.historyPods(),

@@ -18,6 +18,7 @@ import { ensureCountTable, insertBarrier, isBarrier, readTranslatedCount } from 
 import { reporterDir } from './paths.js';
 import type { Enrichment } from './record.js';
 import { openFlowStore, type FlowStoreOptions } from './store.js';
+import { AggregatingStore } from './aggregate.js';
 import { FlowTracker, type Loss } from './tracker.js';
 import type { CtFlow, FlowStore, Reporter } from './types.js';
 
@@ -26,6 +27,8 @@ export interface FlowRecordingOptions {
   root: string;
   store?: FlowStoreOptions;
   checkMs?: number;
+  /** Also write aggregates per client, gateway, destination and this interval (aggregate.ts); absent = none. */
+  aggregateMs?: number;
 }
 
 export interface RecorderOptions {
@@ -35,6 +38,7 @@ export interface RecorderOptions {
   /** The flow root (paths.ts flowRoot). */
   root: string;
   store?: FlowStoreOptions;
+  aggregateMs?: number;
   /** Where kernel commands run: the recorder's network namespace. */
   runner: Runner;
   enrich(f: CtFlow): Enrichment;
@@ -78,6 +82,7 @@ class Recorder implements RecorderHandle {
   readonly ready: Promise<void>;
   private readyResolve!: () => void;
   private store!: FlowStore;
+  private aggregates: AggregatingStore | null = null;
   private tracker!: FlowTracker;
   private history: PodIPHistoryWriter | null = null;
   private events: CtEvents | null = null;
@@ -119,7 +124,9 @@ class Recorder implements RecorderHandle {
     const countFrom = Date.now();
     const recreated = await ensureCountTable(o.runner);
     const dir = reporterDir(o.root, o.reporter, o.reporterName);
-    this.store = openFlowStore(dir, { ...o.store, log: o.store?.log ?? o.log });
+    const store = openFlowStore(dir, { ...o.store, log: o.store?.log ?? o.log });
+    if (o.aggregateMs) this.aggregates = new AggregatingStore(store, o.aggregateMs);
+    this.store = this.aggregates ?? store;
     this.tracker = new FlowTracker({ reporter: o.reporter, reporterName: o.reporterName, store: this.store, enrich: o.enrich, ignore: isBarrier });
     if (o.historyPods) this.history = podIPHistory(dir);
     // a count table made just now counts from here; a previous run's ledger cannot be continued across it
@@ -132,6 +139,7 @@ class Recorder implements RecorderHandle {
       await this.loop();
     } finally {
       this.readyResolve();
+      this.aggregates?.tick(Date.now(), true);
       this.flush();
       await this.events?.stop();
       this.history?.close();
@@ -240,6 +248,7 @@ class Recorder implements RecorderHandle {
     if (!this.store) return;
     try {
       if (this.history && this.o.historyPods) this.history.observe(this.o.historyPods(), Date.now());
+      this.aggregates?.tick(Date.now());
       this.tracker.persist();
       this.store.flush();
     } catch (e) {

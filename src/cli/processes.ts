@@ -7,6 +7,7 @@ import { runAgent } from '../agent/index.js';
 import { runGateway } from '../gateway/index.js';
 import { defaultElectorId, electorFor, HISTORY_RETENTION_MS, runElectedController } from '../controller/index.js';
 import { DEFAULT_FLOW_DIR, flowRoot } from '../audit/paths.js';
+import { parseGoDuration } from '../api/parse.js';
 import type { FlowRecordingOptions } from '../audit/recorder.js';
 import { FLOW_STORE_SETTINGS, parseFlowStoreLimits, type FlowStoreLimits } from '../audit/store.js';
 import {
@@ -29,6 +30,7 @@ import {
 /** --flow-dir, --no-flows and the store limits, on the two processes that record flows (docs/audit.md). */
 function addFlowOptions(cmd: Command): Command {
   cmd.option('--flow-dir <dir>', `flow record root (default $EGW_FLOW_DIR, else ${DEFAULT_FLOW_DIR})`).option('--no-flows', 'record no flows');
+  cmd.option('--flow-aggregate <duration>', 'also write aggregates per client, gateway, destination and this interval, e.g. 1m (or $EGW_FLOW_AGGREGATE)');
   for (const s of Object.values(FLOW_STORE_SETTINGS)) cmd.option(`${s.flag} <${s.kind}>`, `flow files: ${s.flag.slice(7).replace(/-/g, ' ')} (or $${s.env})`);
   return cmd;
 }
@@ -40,7 +42,14 @@ function flowOptionsFrom(opts: Record<string, unknown>): FlowRecordingOptions | 
     const v = opts[camel(s.flag.slice(2))];
     if (typeof v === 'string') flags[key] = v;
   }
-  return { root: flowRoot(opts.flowDir as string | undefined), store: parseFlowStoreLimits(flags) };
+  const out: FlowRecordingOptions = { root: flowRoot(opts.flowDir as string | undefined), store: parseFlowStoreLimits(flags) };
+  const agg = (opts.flowAggregate as string | undefined) ?? process.env.EGW_FLOW_AGGREGATE;
+  if (agg) {
+    const ms = parseGoDuration(agg);
+    if (ms === undefined || !(ms >= 1000)) throw new Error(`${opts.flowAggregate !== undefined ? '--flow-aggregate' : 'EGW_FLOW_AGGREGATE'}: "${agg}" is not a duration of at least 1s such as 1m or 30s`);
+    out.aggregateMs = ms;
+  }
+  return out;
 }
 
 function camel(flag: string): string {

@@ -229,6 +229,7 @@ class GatewayProcess {
       root: flows.root,
       store: flows.store,
       checkMs: flows.checkMs,
+      aggregateMs: flows.aggregateMs,
       runner: this.runner,
       enrich: gatewayEnricher(this.podIndex, { routeOf: (ns, name, dst) => this.model.calc.routeOf(ns, name, dst) }, self),
       log: this.log.child('flows'),

@@ -7,7 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startRecorder, type RecorderHandle } from '../../src/audit/recorder.js';
 import { reporterDir } from '../../src/audit/paths.js';
-import type { FlowRecord, GapRecord } from '../../src/audit/types.js';
+import type { AggregateRecord, FlowRecord, GapRecord } from '../../src/audit/types.js';
 import { memoryLogger } from '../../src/log.js';
 import { suiteGate } from '../helpers/env.js';
 import { LAB_POLL, sleep, until } from '../helpers/wait.js';
@@ -16,19 +16,21 @@ import { NatLab } from './natlab.js';
 const gate = suiteGate(['ip', 'nft', 'conntrack']);
 const REPORTER = 'egw/gw-test';
 
-function lines(root: string): { flows: FlowRecord[]; gaps: GapRecord[] } {
+function lines(root: string): { flows: FlowRecord[]; gaps: GapRecord[]; aggregates: AggregateRecord[] } {
   const dir = reporterDir(root, 'gateway', REPORTER);
   const flows: FlowRecord[] = [];
   const gaps: GapRecord[] = [];
+  const aggregates: AggregateRecord[] = [];
   for (const f of readdirSync(dir).filter((n) => n.endsWith('.jsonl') && n.startsWith('flows-')).sort()) {
     for (const l of readFileSync(join(dir, f), 'utf8').split('\n')) {
       if (!l) continue;
       const o = JSON.parse(l);
       if (o.event.dataset === 'egw.flow') flows.push(o);
       else if (o.event.dataset === 'egw.gap') gaps.push(o);
+      else if (o.event.dataset === 'egw.flow_aggregate') aggregates.push(o);
     }
   }
-  return { flows, gaps };
+  return { flows, gaps, aggregates };
 }
 
 describe('the flow recorder in a masquerading namespace', { skip: gate.skip }, () => {
@@ -38,7 +40,7 @@ describe('the flow recorder in a masquerading namespace', { skip: gate.skip }, (
   let rec: RecorderHandle | undefined;
   const log = memoryLogger();
 
-  async function start(): Promise<RecorderHandle> {
+  async function start(aggregateMs?: number): Promise<RecorderHandle> {
     ac = new AbortController();
     rec = startRecorder({
       reporter: 'gateway',
@@ -49,6 +51,7 @@ describe('the flow recorder in a masquerading namespace', { skip: gate.skip }, (
       log,
       signal: ac.signal,
       checkMs: 1000,
+      aggregateMs,
     });
     await rec.ready;
     return rec;
@@ -67,16 +70,18 @@ describe('the flow recorder in a masquerading namespace', { skip: gate.skip }, (
     await lab.down();
   });
 
-  test('every connection is one record with the translated source the server saw; the ledger balances', async () => {
-    await start();
+  test('every connection is one record with the translated source the server saw; the ledger balances; aggregates add up', async () => {
+    await start(1000);
     const { out, recs } = await lab.flood(['--count', '60', '--duration', '20', '--concurrency', '10'], 'a');
     assert.equal(out.made, 60);
     await lab.forget(); // DESTROY now, not after TIME_WAIT
     await until('60 records', async () => (lines(root).flows.length >= 60 ? true : undefined), 20_000, LAB_POLL);
     await sleep(2500); // two checks of the ledger
     await stop();
-    const { flows, gaps } = lines(root);
+    const { flows, gaps, aggregates } = lines(root);
     assert.equal(flows.length, 60, 'one record per connection');
+    assert.equal(aggregates.reduce((n, a) => n + a.egw.connections, 0), 60, 'the aggregates count every connection once');
+    assert.equal(aggregates.reduce((n, a) => n + a.egw.source.bytes, 0), flows.reduce((n, f) => n + (f.source.bytes ?? 0), 0));
     assert.deepEqual(gaps, [], 'no gap');
     assert.deepEqual(new Set(flows.map((f) => f.source.port)), new Set(recs.map((r) => r.port)));
     for (const f of flows) {
