@@ -1,115 +1,30 @@
-// src/audit/ctsource.ts against the real kernel (docs/kernel.md §8): a client namespace, a router namespace that
-// masquerades, a server namespace running the lab echo server (src/lab/echo.ts). All three are `egw-tc<6 hex>-…`
-// and removed after; the connections come from test/helpers/connflood.ts run in the client namespace.
+// src/audit/ctsource.ts against the real kernel (docs/kernel.md §8), in natlab.ts's topology: a client namespace, a
+// router namespace that masquerades, a server namespace running the lab echo server; all `egw-tc<6 hex>-…`, removed
+// after. The connections come from test/helpers/connflood.ts run in the client namespace.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CtEntry } from '../../src/audit/conntrack.js';
 import { conntrackCount, dumpConntrack, enableConntrackAccounting, parseNetlink, startConntrackEvents, type CtEvents, type CtOverflow } from '../../src/audit/ctsource.js';
-import { localRunner } from '../../src/dataplane/exec.js';
-import { KEEP, suiteGate, VERBOSE } from '../helpers/env.js';
+import { suiteGate, VERBOSE } from '../helpers/env.js';
 import { LAB_POLL, sleep, until } from '../helpers/wait.js';
+import { NatLab, readRecs } from './natlab.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const FLOOD = join(ROOT, 'test/helpers/connflood.ts');
 const gate = suiteGate(['ip', 'nft', 'conntrack']);
 
-const TAG = `egw-tc${randomBytes(3).toString('hex')}`;
-const C = `${TAG}-c`;
-const R = `${TAG}-r`;
-const S = `${TAG}-s`;
-const CLIENT = '10.9.1.2';
-const SERVER = '10.9.2.2';
-const NAT = '10.9.2.1'; // the router's address toward the server: what masquerade gives the server
+const lab = new NatLab('tc');
+const TAG = lab.tag;
+const R = lab.router;
+const CLIENT = lab.clientIp;
+const SERVER = lab.serverIp;
+const NAT = lab.natIp; // the router's address toward the server: what masquerade gives the server
 const WRAP_R = ['ip', 'netns', 'exec', R];
-const host = localRunner();
-let tmp = '';
-let echo: ChildProcess | undefined;
-
-async function sh(argv: string[], input?: string): Promise<string> {
-  return (await host.run(argv, input === undefined ? {} : { input })).stdout;
-}
-
-async function setUp(): Promise<void> {
-  for (const n of [C, R, S]) {
-    await sh(['ip', 'netns', 'add', n]);
-    await sh(['ip', '-n', n, 'link', 'set', 'lo', 'up']);
-  }
-  await sh(['ip', '-n', C, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'c0', 'netns', R]);
-  await sh(['ip', '-n', S, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 's0', 'netns', R]);
-  for (const [ns, dev, cidr] of [
-    [C, 'eth0', `${CLIENT}/24`],
-    [S, 'eth0', `${SERVER}/24`],
-    [R, 'c0', '10.9.1.1/24'],
-    [R, 's0', `${NAT}/24`],
-  ]) {
-    await sh(['ip', '-n', ns, 'addr', 'add', cidr, 'dev', dev]);
-    await sh(['ip', '-n', ns, 'link', 'set', dev, 'up']);
-  }
-  await sh(['ip', '-n', C, 'route', 'add', 'default', 'via', '10.9.1.1']);
-  await sh(['ip', 'netns', 'exec', R, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
-  await sh(['ip', 'netns', 'exec', R, 'nft', '-f', '-'], 'table ip egwtest {\n  chain post {\n    type nat hook postrouting priority srcnat;\n    oifname "s0" masquerade\n  }\n}\n');
-  echo = spawn('ip', ['netns', 'exec', S, process.execPath, '--import', 'tsx', '--input-type=module', '-e', `import { runEcho } from ${JSON.stringify(join(ROOT, 'src/lab/echo.ts'))}; import { memoryLogger } from ${JSON.stringify(join(ROOT, 'src/log.ts'))}; await runEcho({ log: memoryLogger() });`], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
-  await until('the echo server listening on TCP 7 in the server namespace', async () => (await sh(['ip', 'netns', 'exec', S, 'ss', '-Htln', 'sport = :7'])).includes(':7'), 30_000, LAB_POLL);
-}
-
-async function tearDown(): Promise<void> {
-  if (echo?.pid !== undefined && echo.exitCode === null) {
-    const gone = new Promise((r) => echo!.once('exit', r));
-    echo.kill('SIGTERM');
-    await Promise.race([gone, sleep(3000)]);
-    if (echo.exitCode === null && echo.signalCode === null) echo.kill('SIGKILL');
-  }
-  if (!KEEP) for (const n of [C, R, S]) await host.run(['ip', 'netns', 'del', n], { allowFailure: true });
-  if (tmp) rmSync(tmp, { recursive: true, force: true });
-}
-
-interface Rec {
-  port: number;
-  start: number;
-  end: number;
-  ok: boolean;
-}
-interface FloodOut {
-  made: number;
-  failed: number;
-  rate: number;
-}
-
-/** connflood in the client namespace; resolves with its JSON line and its per-connection records. */
-function runFlood(args: string[], name: string): { done: Promise<{ out: FloodOut; recs: Rec[] }>; recFile: string } {
-  const recFile = join(tmp, `${name}.jsonl`);
-  const child = spawn('ip', ['netns', 'exec', C, process.execPath, '--import', 'tsx', FLOOD, ...args, '--record', recFile], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const done = new Promise<{ out: FloodOut; recs: Rec[] }>((resolve, reject) => {
-    child.on('close', (code) => {
-      if (code !== 0) return reject(new Error(`connflood ${args.join(' ')} exited ${code}: ${stderr}`));
-      resolve({ out: JSON.parse(stdout) as FloodOut, recs: readRecs(recFile) });
-    });
-  });
-  return { done, recFile };
-}
-
-function readRecs(file: string): Rec[] {
-  let text = '';
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    return [];
-  }
-  return text
-    .split('\n')
-    .filter((l) => l.endsWith('}'))
-    .map((l) => JSON.parse(l) as Rec);
-}
+const sh = (argv: string[], input?: string) => lab.sh(argv, input);
+const runFlood = (args: string[], name: string) => lab.startFlood(args, name);
 
 /** A reader of the router's events that keeps everything it was told. */
 function watch(): { ev: CtEvents; flows: CtEntry[]; overflows: CtOverflow[]; errors: string[]; exits: { code: number | null; signal: string | null; stderrTail: string }[] } {
@@ -195,15 +110,14 @@ test('a reader that cannot start throws; a dump or a count that fails rejects wi
 describe('conntrack in a masquerading namespace', { skip: gate.skip }, () => {
   before(async () => {
     gate.check();
-    tmp = mkdtempSync(join(tmpdir(), 'egw-tc-'));
     try {
-      await setUp();
+      await lab.up();
     } catch (e) {
-      await tearDown();
+      await lab.down();
       throw e;
     }
   });
-  after(tearDown);
+  after(() => lab.down());
 
   test('enableConntrackAccounting sets acct and timestamp in that namespace; a missing namespace is a clear error', async () => {
     await enableConntrackAccounting(WRAP_R);
@@ -275,7 +189,7 @@ describe('conntrack in a masquerading namespace', { skip: gate.skip }, () => {
       await until('the first Drops read', () => w.ev.drops() !== null, 10_000, LAB_POLL);
       const before = w.flows.length;
       process.kill(w.ev.pid, 'SIGSTOP');
-      let out: FloodOut;
+      let out: { made: number };
       try {
         ({ out } = await runFlood(['--to', `${SERVER}:7`, '--duration', '30', '--count', '3000', '--concurrency', '50', '--rst'], 'flood').done);
       } finally {

@@ -96,6 +96,11 @@ export class NatLab {
 
   /** connflood in the client namespace (to the echo server's line port unless `--to` is given). */
   flood(args: string[], name: string): Promise<{ out: FloodOut; recs: FloodRec[] }> {
+    return this.startFlood(args, name).done;
+  }
+
+  /** The same, with the file of its per-connection records (readRecs) to look at while it runs. */
+  startFlood(args: string[], name: string): { done: Promise<{ out: FloodOut; recs: FloodRec[] }>; recFile: string } {
     const recFile = join(this.tmp, `${name}.jsonl`);
     const to = args.includes('--to') ? [] : ['--to', `${this.serverIp}:7`];
     const child = spawn('ip', ['netns', 'exec', this.client, process.execPath, '--import', 'tsx', FLOOD, ...to, ...args, '--record', recFile], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -103,12 +108,13 @@ export class NatLab {
     let stderr = '';
     child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    return new Promise((resolve, reject) => {
+    const done = new Promise<{ out: FloodOut; recs: FloodRec[] }>((resolve, reject) => {
       child.on('close', (code) => {
         if (code !== 0) return reject(new Error(`connflood ${args.join(' ')} exited ${code}: ${stderr}`));
         resolve({ out: JSON.parse(stdout) as FloodOut, recs: readRecs(recFile) });
       });
     });
+    return { done, recFile };
   }
 
   /** Deletes the router's conntrack entries of the client (their DESTROY events come at once). */
@@ -117,7 +123,7 @@ export class NatLab {
   }
 }
 
-function readRecs(file: string): FloodRec[] {
+export function readRecs(file: string): FloodRec[] {
   let text = '';
   try {
     text = readFileSync(file, 'utf8');
