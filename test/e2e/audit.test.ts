@@ -17,7 +17,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -33,7 +33,7 @@ import { stateFiles } from '../../src/lab/names.js';
 import { readRecords, type ProcRecord } from '../../src/lab/procs.js';
 import { EGW_BIN, ROOT } from '../helpers/cli.js';
 import { inNs, LabHarness } from '../helpers/e2e.js';
-import { suiteGate } from '../helpers/env.js';
+import { KEEP, suiteGate } from '../helpers/env.js';
 import { egressGateway, namespaceNamed } from '../helpers/resources.js';
 import { ConnectionHolder, demoScenario, ECHO, FIXTURES, kernelHops, liveGateways } from '../helpers/scenarios.js';
 import { LAB_POLL, sleep, until } from '../helpers/wait.js';
@@ -47,6 +47,18 @@ const root = suiteGate(['ip', 'nft', 'curl', 'conntrack', 'tcpdump', 'setpriv'])
 const lab = new Lab();
 const tmp = mkdtempSync(join(tmpdir(), 'egw-audit-e2e-'));
 const figure = (text: string) => console.log(`# audit: ${text}`);
+/** Set when a test fails: the lab's logs and flow records are copied out before lab down removes them. */
+let failed = false;
+function keepOnFailure(fn: () => Promise<void>): () => Promise<void> {
+  return async () => {
+    try {
+      await fn();
+    } catch (e) {
+      failed = true;
+      throw e;
+    }
+  };
+}
 const URL80 = `http://${ECHO}/`;
 /** How often the recorder balances its ledger (src/audit/recorder.ts, checkMs default). */
 const CHECK_MS = 10_000;
@@ -94,9 +106,9 @@ function withIndex<T>(dir: string, fn: (ix: FlowIndex) => T): T | undefined {
   }
 }
 
-/** Connections of `clientIp` the reporter holds open (its index). */
-function openOf(dir: string, clientIp: string): FlowRecord[] {
-  return withIndex(dir, (ix) => ix.openRecords().filter((r) => r.source.ip === clientIp)) ?? [];
+/** Connections of `clientIp` toward `dport` the reporter holds open (its index). */
+function openOf(dir: string, clientIp: string, dport: number): FlowRecord[] {
+  return withIndex(dir, (ix) => ix.openRecords().filter((r) => r.source.ip === clientIp && r.destination.port === dport)) ?? [];
 }
 
 /**
@@ -110,17 +122,31 @@ async function ledgerChecked(dir: string, since: number): Promise<number> {
   }, 3 * CHECK_MS + 10_000, { everyMs: 500 });
 }
 
-/** Waits until the reporter holds no open connection of `clientIp`; the entries left after `naturalMs` are deleted. */
-async function allEnded(dir: string, netns: string, clientIp: string, naturalMs: number): Promise<{ deleted: boolean }> {
+/** How many conntrack entries of `clientIp` toward `dport` the namespace holds. */
+async function entriesOf(netns: string, clientIp: string, dport: number): Promise<number> {
+  const r = await inNs(netns, ['conntrack', '-L', '-s', clientIp, '-p', 'tcp', '--dport', String(dport)], 30_000);
+  const m = /(\d+) flow entries have been shown/.exec(r.stderr);
+  assert.ok(m, `conntrack -L: ${r.stderr}`);
+  return Number(m[1]);
+}
+
+/**
+ * Waits until the reporter holds no open connection of `clientIp` toward `dport` (their DESTROY events taken). What is
+ * still open after `naturalMs` is said (open rows, and entries still in the kernel) and deleted (conntrack -D).
+ */
+async function allEnded(dir: string, netns: string, clientIp: string, dport: number, naturalMs: number): Promise<string> {
+  const open = () => openOf(dir, clientIp, dport);
   try {
-    await until(`the connections of ${clientIp} to end (${dir})`, () => openOf(dir, clientIp).length === 0, naturalMs, { everyMs: 500 });
-    return { deleted: false };
+    await until(`the connections of ${clientIp} to end (${dir})`, () => open().length === 0, naturalMs, { everyMs: 500 });
+    return 'every entry ended by itself';
   } catch {
-    // entries that do not end soon (a SYN that was never answered, a FIN close in TIME_WAIT): their DESTROY now
-    const r = await inNs(netns, ['conntrack', '-D', '-s', clientIp], 30_000);
+    const left = open();
+    const inKernel = await entriesOf(netns, clientIp, dport);
+    const sample = left.slice(0, 3).map((r) => `${r.source.port} ${r.event.start} seen ${r.egw.seen}`).join(', ');
+    const r = await inNs(netns, ['conntrack', '-D', '-s', clientIp, '-p', 'tcp', '--dport', String(dport)], 30_000);
     assert.ok(r.code === 0 || /0 flow entries/.test(r.stderr), r.stderr);
-    await until(() => `the connections of ${clientIp} to end after conntrack -D (${dir}): ${openOf(dir, clientIp).length} open`, () => openOf(dir, clientIp).length === 0, 15_000, { everyMs: 500 });
-    return { deleted: true };
+    await until(() => `the connections of ${clientIp} to end after conntrack -D (${dir}): ${open().length} open`, () => open().length === 0, 15_000, { everyMs: 500 });
+    return `${left.length} still open after ${naturalMs / 1000} s (${inKernel} entries in the kernel; e.g. ${sample}), deleted (conntrack -D)`;
   }
 }
 
@@ -358,11 +384,16 @@ describe('audit end to end: every connection traced to its pod, none unaccounted
     }, 30_000, LAB_POLL);
   });
   after(async () => {
+    if ((failed || KEEP) && lab.info) {
+      const keep = join(tmpdir(), `egw-audit-${lab.name}`);
+      for (const d of ['logs', 'flows']) cpSync(join(lab.info.stateDir, d), join(keep, d), { recursive: true });
+      console.log(`# audit: the lab's logs and flow records are in ${keep}`);
+    }
     await lab.down();
     rmSync(tmp, { recursive: true, force: true });
   });
 
-  test('200 connections of three clients (one deleted and its IP given to a new pod): egw trace of every firewall line names the pod that made it', { timeout: 240_000 }, async () => {
+  test('200 connections of three clients (one deleted and its IP given to a new pod): egw trace of every firewall line names the pod that made it', { timeout: 240_000 }, keepOnFailure(async () => {
     const a = await client('tenant-a', 'client-a');
     const b = await client('tenant-b', 'client-b');
     const plain = await client('plain', 'client-plain');
@@ -452,29 +483,29 @@ describe('audit end to end: every connection traced to its pod, none unaccounted
     // both pods on the reused IP were traced, each to itself
     assert.equal(results.filter(({ x }) => x.c.uid === a.uid).length, 34);
     assert.equal(results.filter(({ x }) => x.c.uid === a2.uid).length, 33);
-  });
+  }));
 
-  test('flood: a gateway takes new connections as fast as the lab makes them for 10 s; each one is a record or counted in a gap', { timeout: 180_000 }, async () => {
+  test('flood: a gateway takes new connections as fast as the lab makes them for 10 s; each one is a record or counted in a gap', { timeout: 180_000 }, keepOnFailure(async () => {
     const dir = gatewayDir(blue.name);
     const from = Date.now();
     const { out, recs } = await flood(flooder, ['--duration', '10', '--concurrency', '50'], 'flood');
     assert.ok(out.made > 0, `connflood made connections: ${JSON.stringify(out)}`);
     // RST close: conntrack ends the entries ~10 s later (their DESTROY events)
-    const ended = await allEnded(dir, blue.netns, flooder.ip, 25_000);
+    const ended = await allEnded(dir, blue.netns, flooder.ip, 80, 25_000);
     const settledAt = Date.now();
     await ledgerChecked(dir, settledAt);
     const acc = account(dir, flooder, recs, from, Date.now());
     figure(
       `flood through ${blue.name} for ${out.seconds.toFixed(1)} s: ${out.made} connections made (${out.rate.toFixed(0)}/s, ${out.failed} failed), ${acc.records} records (${(acc.records / out.seconds).toFixed(0)} records/s sustained), ` +
-        `${acc.unrecorded} made without a record; ${acc.gaps.length} gap record(s) counting ${acc.gapConnections} connections (${gapText(acc.gaps)}); ${acc.duplicates} duplicate records${ended.deleted ? '; entries left after 25 s were deleted (conntrack -D)' : ''}`,
+        `${acc.unrecorded} made without a record; ${acc.gaps.length} gap record(s) counting ${acc.gapConnections} connections (${gapText(acc.gaps)}); ${acc.duplicates} duplicate records; ${ended}`,
     );
     assert.equal(acc.duplicates, 0, 'one record per connection');
     assert.equal(acc.unknownGaps, 0, `no gap of unknown size: ${gapText(acc.gaps)}`);
     assert.ok(acc.unrecorded <= acc.gapConnections, `${acc.unrecorded} connections without a record, gaps count ${acc.gapConnections}: ${gapText(acc.gaps)}`);
     assert.ok(acc.records + acc.gapConnections >= acc.made, `records ${acc.records} + gap connections ${acc.gapConnections} < made ${acc.made}`);
-  });
+  }));
 
-  test('kill -9 of a gateway process and of an agent during traffic: no connection unaccounted, the held ones completed after the restart', { timeout: 180_000 }, async () => {
+  test('kill -9 of a gateway process and of an agent during traffic: no connection unaccounted, the held ones completed after the restart', { timeout: 180_000 }, keepOnFailure(async () => {
     const plain = await client('plain', 'client-plain');
     const agentRole = `agent-${plain.node}`;
     const gwDir = gatewayDir(blue.name);
@@ -513,29 +544,33 @@ describe('audit end to end: every connection traced to its pod, none unaccounted
           `kill -9 of ${agentRole}: running again after ${Date.parse(agentBack.startedAt) - agentKilledAt} ms, recording after ${Date.parse(agentRecorder.slice(0, 24)) - agentKilledAt} ms`,
       );
 
-      // the held connections survived both kills; closed now, their entries deleted: DESTROY for the restarted processes
+      // the traffic's entries end (RST: ~10 s); then the held connections, which survived both kills, are closed and
+      // their entries deleted: their DESTROY events go to the restarted processes
+      const reporters = [
+        { name: 'gateway', dir: gwDir, netns: blue.netns, c: flooder, t: gwTraffic, killedAt: gwKilledAt },
+        { name: 'node', dir: agentDir, netns: lab.nodeNetns(plain.node), c: plain, t: nodeTraffic, killedAt: agentKilledAt },
+      ];
+      const ended = [];
+      for (const r of reporters) ended.push(await allEnded(r.dir, r.netns, r.c.ip, 80, 25_000));
       const afterKills = [...(await heldGw.check()), ...(await heldNode.check())];
       assert.deepEqual(afterKills.filter((c) => !c.ok).map((c) => c.id), [], 'the held connections survived the kills');
       await heldGw.close();
       await heldNode.close();
       const closedAt = Date.now();
-      for (const [netns, ip] of [[blue.netns, flooder.ip], [lab.nodeNetns(plain.node), plain.ip]]) {
-        const r = await inNs(netns, ['conntrack', '-D', '-s', ip, '-p', 'tcp', '--dport', '7'], 15_000);
-        assert.equal(r.code, 0, r.stderr);
+      for (const r of reporters) {
+        const d = await inNs(r.netns, ['conntrack', '-D', '-s', r.c.ip, '-p', 'tcp', '--dport', '7'], 15_000);
+        assert.equal(d.code, 0, d.stderr);
       }
+      for (const r of reporters) await until(`the held connections of ${r.c.name} completed`, () => openOf(r.dir, r.c.ip, 7).length === 0, 15_000, { everyMs: 500 });
+      const settledAt = Date.now();
 
-      for (const [name, dir, netns, c, t] of [
-        ['gateway', gwDir, blue.netns, flooder, gwTraffic],
-        ['node', agentDir, lab.nodeNetns(plain.node), plain, nodeTraffic],
-      ] as const) {
-        await allEnded(dir, netns, c.ip, 25_000);
-        const settledAt = Date.now();
+      for (const [i, { name, dir, c, t, killedAt }] of reporters.entries()) {
         await ledgerChecked(dir, settledAt);
         const acc = account(dir, c, t.recs, from, to);
         const held = readDir(dir).flows.filter((r) => r.source.ip === c.ip && r.destination.port === 7 && Date.parse(r.event.start) >= heldAt - 5000);
         figure(
           `${name} (${c.namespace}/${c.name}, ${t.out.rate.toFixed(0)} connections/s): ${acc.made} connections made across the kill, ${acc.records} records, ${acc.unrecorded} without a record; ` +
-            `${acc.gaps.length} gap record(s) counting ${acc.gapConnections} (${gapText(acc.gaps)}); held across it: ${held.filter((r) => r.egw.complete).length}/${HELD} completed`,
+            `${acc.gaps.length} gap record(s) counting ${acc.gapConnections} (${gapText(acc.gaps)}); held across it: ${held.filter((r) => r.egw.complete).length}/${HELD} completed; ${ended[i]}`,
         );
         assert.equal(acc.duplicates, 0, `${name}: one record per connection`);
         assert.equal(acc.unknownGaps, 0, `${name}: no gap of unknown size: ${gapText(acc.gaps)}`);
@@ -546,7 +581,7 @@ describe('audit end to end: every connection traced to its pod, none unaccounted
         for (const r of held) {
           assert.equal(r.egw.complete, true, `${name}: held connection completed: ${JSON.stringify(r)}`);
           assert.equal(r.egw.seen, 'event', `${name}: held connection known from its NEW, before the kill`);
-          assert.ok(Date.parse(r.event.start) < gwKilledAt && Date.parse(r.event.end!) >= closedAt - 1000, `${name}: held connection from before the kill to its close: ${r.event.start}..${r.event.end}`);
+          assert.ok(Date.parse(r.event.start) < killedAt && Date.parse(r.event.end!) >= closedAt - 1000, `${name}: held connection from before the kill to its close: ${r.event.start}..${r.event.end}`);
           assert.ok((r.destination.packets ?? 0) > 0, `${name}: the DESTROY's counters`);
           assert.equal(r.orchestrator.resource.name, c.name);
         }
@@ -555,5 +590,5 @@ describe('audit end to end: every connection traced to its pod, none unaccounted
       await heldGw.close();
       await heldNode.close();
     }
-  });
+  }));
 });
