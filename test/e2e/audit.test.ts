@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { stringify } from 'yaml';
 import { readyCondition } from '../../src/api/pod.js';
-import type { Pod } from '../../src/api/types.js';
+import { ANNOTATION, type Pod } from '../../src/api/types.js';
 import { FlowIndex, INDEX_FILE } from '../../src/audit/indexdb.js';
 import { reporterDir } from '../../src/audit/paths.js';
 import type { FlowRecord, GapRecord } from '../../src/audit/types.js';
@@ -381,13 +381,13 @@ describe('audit end to end: every connection traced to its pod, none unaccounted
         template: { metadata: { labels: { 'egress-code': 'blue' } }, spec: { nodeSelector: { 'kubernetes.io/os': 'linux' }, terminationGracePeriodSeconds: 10 } },
       }),
     );
-    // the flooder chooses blue by its own annotations (the third way a client is routed); node-2 keeps node-1's
-    // address block to the demo's clients (test 1 reuses one of its addresses)
+    // the flooder chooses blue by annotations of its own (the pod's, not its namespace's); on node-2, so node-1's
+    // address block stays the demo clients' (test 1 reuses one of its addresses)
     await lab.apply(
       stringify({
         apiVersion: 'v1',
         kind: 'Pod',
-        metadata: { name: 'flooder', namespace: 'plain', annotations: { 'egress.projectcalico.org/selector': "egress-code == 'blue'", 'egress.projectcalico.org/namespaceSelector': namespaceNamed('default') } },
+        metadata: { name: 'flooder', namespace: 'plain', annotations: { [ANNOTATION.selector]: "egress-code == 'blue'", [ANNOTATION.namespaceSelector]: namespaceNamed('default') } },
         spec: { nodeName: 'node-2', containers: [{ name: 'client', image: 'busybox' }] },
       }),
     );
