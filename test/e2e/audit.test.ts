@@ -132,7 +132,9 @@ async function entriesOf(netns: string, clientIp: string, dport: number): Promis
 
 /**
  * Waits until the reporter holds no open connection of `clientIp` toward `dport` (their DESTROY events taken). What is
- * still open after `naturalMs` is said (open rows, and entries still in the kernel) and deleted (conntrack -D).
+ * still open after `naturalMs` is said and ended: `conntrack -L` counts the live entries (a dump also removes the
+ * expired ones it meets, which conntrack's garbage collector reports only later: on this kernel RST-closed entries,
+ * 10 s in CLOSE, were still unreported 25 s after), then `conntrack -D` deletes the rest.
  */
 async function allEnded(dir: string, netns: string, clientIp: string, dport: number, naturalMs: number): Promise<string> {
   const open = () => openOf(dir, clientIp, dport);
@@ -146,7 +148,7 @@ async function allEnded(dir: string, netns: string, clientIp: string, dport: num
     const r = await inNs(netns, ['conntrack', '-D', '-s', clientIp, '-p', 'tcp', '--dport', String(dport)], 30_000);
     assert.ok(r.code === 0 || /0 flow entries/.test(r.stderr), r.stderr);
     await until(() => `the connections of ${clientIp} to end after conntrack -D (${dir}): ${open().length} open`, () => open().length === 0, 15_000, { everyMs: 500 });
-    return `${left.length} still open after ${naturalMs / 1000} s (${inKernel} entries in the kernel; e.g. ${sample}), deleted (conntrack -D)`;
+    return `${left.length} still open after ${naturalMs / 1000} s (e.g. ${sample}): ${inKernel} live in the kernel, the rest expired and not yet collected; ended by conntrack -L and -D`;
   }
 }
 
@@ -524,7 +526,7 @@ describe('audit end to end: every connection traced to its pod, none unaccounted
     const { out, recs } = await flood(flooder, ['--duration', '10', '--concurrency', '50'], 'flood');
     assert.ok(out.made > 0, `connflood made connections: ${JSON.stringify(out)}`);
     // RST close: conntrack ends the entries ~10 s later (their DESTROY events)
-    const ended = await allEnded(dir, blue.netns, flooder.ip, 80, 25_000);
+    const ended = await allEnded(dir, blue.netns, flooder.ip, 80, 12_000);
     const settledAt = Date.now();
     await ledgerChecked(dir, settledAt);
     const acc = account(dir, flooder, recs, from, Date.now());
@@ -586,7 +588,7 @@ describe('audit end to end: every connection traced to its pod, none unaccounted
         { name: 'node', dir: agentDir, netns: lab.nodeNetns(plain.node), c: plain, t: nodeTraffic, killedAt: agentKilledAt },
       ];
       const ended = [];
-      for (const r of reporters) ended.push(await allEnded(r.dir, r.netns, r.c.ip, 80, 25_000));
+      for (const r of reporters) ended.push(await allEnded(r.dir, r.netns, r.c.ip, 80, 12_000));
       const afterKills = [...(await heldGw.check()), ...(await heldNode.check())];
       assert.deepEqual(afterKills.filter((c) => !c.ok).map((c) => c.id), [], 'the held connections survived the kills');
       await heldGw.close();
