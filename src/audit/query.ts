@@ -58,12 +58,19 @@ function scanDirOrThrow(d: ReporterDirEntry, sel: Selection): DirScan {
   const out: DirScan = { flows: [], gaps: [], warnings: [] };
   const indexPath = join(d.path, INDEX_FILE);
   const files = listFlowFiles(d.path);
-  const byConn = new Map<string, FlowRecord>();
-  const add = (rec: FlowRecord) => {
-    const k = connectionKey(rec);
-    const had = byConn.get(k);
-    // The complete record of a connection replaces its open row (a tail line not yet indexed).
-    if (!had || (had.event.end === null && rec.event.end !== null)) byConn.set(k, rec);
+  // Open rows by connection; complete records as they are: two complete records may share a connection key (a
+  // reopened tuple keeps conntrack's id: src/audit/tracker.ts, Recent), and each is a connection of its own.
+  const openRows = new Map<string, FlowRecord>();
+  const complete: FlowRecord[] = [];
+  const add = (rec: FlowRecord, fromTail: boolean) => {
+    if (rec.event.end === null) {
+      openRows.set(connectionKey(rec), rec);
+      return;
+    }
+    // A complete line not yet indexed replaces the open row of its connection (the index, committed after the line
+    // was written, holds no open row for a connection it completed).
+    if (fromTail) openRows.delete(connectionKey(rec));
+    complete.push(rec);
   };
   let marks = new Map<string, { indexed: number; lines: number }>();
   if (existsSync(indexPath)) {
@@ -74,14 +81,15 @@ function scanDirOrThrow(d: ReporterDirEntry, sel: Selection): DirScan {
       const gaps = ix.gaps();
       const skipped = ix.skipped();
       marks = ix.fileMarks();
-      for (const r of rows) add(JSON.parse(r.record) as FlowRecord);
+      for (const r of rows) add(JSON.parse(r.record) as FlowRecord, false);
       for (const g of gaps) out.gaps.push(JSON.parse(g.record) as GapRecord);
       for (const s of skipped) out.warnings.push(`${join(d.path, s.file)}:${s.line}: ${s.reason}; skipped`);
     } catch (e) {
       // Damage (isCorruption), a bad JSON column, or any other failure to read it (locked, permissions): the files
       // hold every complete record, so they are read instead.
       // Whatever was read before the damage showed is dropped: the files are read whole instead.
-      byConn.clear();
+      openRows.clear();
+      complete.length = 0;
       out.gaps = [];
       out.warnings.length = 0;
       out.warnings.push(
@@ -112,7 +120,7 @@ function scanDirOrThrow(d: ReporterDirEntry, sel: Selection): DirScan {
     for (const l of tail.lines) {
       const p = parseRecordLine(l.text);
       if (p.kind === 'flow') {
-        if (sel.line(p.rec)) add(p.rec);
+        if (sel.line(p.rec)) add(p.rec, true);
       } else if (p.kind === 'gap') out.gaps.push(p.rec);
       else if (p.kind === 'bad') out.warnings.push(`${f.path}:${l.line}: ${p.reason}; skipped`);
     }
@@ -122,7 +130,7 @@ function scanDirOrThrow(d: ReporterDirEntry, sel: Selection): DirScan {
       out.warnings.push(`${f.path}:${tail.partial.line}: truncated line (${tail.partial.bytes} bytes without a final newline, a crash mid-write?); skipped`);
     }
   }
-  out.flows = [...byConn.values()];
+  out.flows = [...complete, ...openRows.values()];
   return out;
 }
 

@@ -129,10 +129,12 @@ class Recorder implements RecorderHandle {
     this.store = this.aggregates ?? store;
     this.tracker = new FlowTracker({ reporter: o.reporter, reporterName: o.reporterName, store: this.store, enrich: o.enrich, ignore: isBarrier });
     if (o.historyPods) this.history = podIPHistory(dir);
+    // (asked before rebase, which gives a first start a ledger too)
+    const previousRun = this.tracker.restarted;
     // a count table made just now counts from here; a previous run's ledger cannot be continued across it
     if (recreated) this.tracker.rebase(0, countFrom);
     const restartLoss: Loss | undefined = this.tracker.restarted ? { reason: 'restart', start: this.tracker.lastCheckAt!, eventsDropped: null } : undefined;
-    o.log?.info('flow recorder starting', { dir, restarted: this.tracker.restarted, open: this.tracker.openCount, countTable: recreated ? 'created' : 'kept' });
+    o.log?.info('flow recorder starting', { dir, restarted: previousRun, open: this.tracker.openCount, countTable: recreated ? 'created' : 'kept' });
     this.startReader();
     this.needResync = { loss: restartLoss };
     try {

@@ -43,9 +43,22 @@ const OBSERVED = 'observed';
 /** How long a completed connection's key is remembered, so a late DESTROY or dump entry is not a second record. */
 const RECENT_MS = 5 * 60_000;
 
+/**
+ * A completed connection's key: when it was completed (for expiry) and the end its record says. The key is not
+ * enough to tell connections apart: a SYN that reopens the tuple of an entry in CLOSE or TIME_WAIT kills that entry
+ * and gets a new one with the same tuple and, often, the same conntrack id (the id is derived from the entry's
+ * memory, which the kernel hands out again at once; seen on this kernel: NEW, DESTROY, NEW with one id, a client
+ * port reused with RST close). A NEW is always a new connection; a DESTROY or dump entry that started at or after
+ * the recorded end is one too; one that started before it is the completed connection seen again.
+ */
+interface Recent {
+  at: number;
+  end: number;
+}
+
 export class FlowTracker {
   private readonly open = new Map<string, { rec: FlowRecord; firstSeen: number }>();
-  private readonly recent = new Map<string, number>();
+  private readonly recent = new Map<string, Recent>();
   private ledger: Ledger | undefined;
   /** Connections first seen since the last check (persisted with every flush: see persist()). */
   private observed = 0;
@@ -85,7 +98,9 @@ export class FlowTracker {
       this.lastEventAt = f.seenAt;
       const key = flowKey(f);
       if (f.type === 'new') {
-        if (this.open.has(key) || this.recent.has(key)) continue;
+        if (this.open.has(key)) continue;
+        // (a completed connection of the same key before it: a reopened tuple, see Recent)
+        this.recent.delete(key);
         this.opened(key, openRecord(this.o, f, this.o.enrich(f), 'event'), f.seenAt, true);
         continue;
       }
@@ -93,7 +108,7 @@ export class FlowTracker {
       if (o) {
         this.open.delete(key);
         this.completed(key, completeRecord(o.rec, f));
-      } else if (!this.recent.has(key)) {
+      } else if (!this.seenBefore(key, f)) {
         // its NEW was lost: the DESTROY alone makes the record; it counts toward the ledger if it began since the last check
         this.completed(key, completeRecord(openRecord(this.o, f, this.o.enrich(f), 'destroy'), f));
         if (this.countable(f.start)) this.observed++;
@@ -112,7 +127,7 @@ export class FlowTracker {
       if (!this.recordable(f)) continue;
       const key = flowKey(f);
       shown.add(key);
-      if (this.open.has(key) || this.recent.has(key)) continue;
+      if (this.open.has(key) || this.seenBefore(key, f)) continue;
       this.opened(key, openRecord(this.o, f, this.o.enrich(f), 'dump'), dumpStart, this.countable(f.start));
     }
     const missing = new Set<string>();
@@ -161,7 +176,7 @@ export class FlowTracker {
     // no count (the table was just made, or is unreadable): the next check starts a new base
     this.ledger = kernel === null ? undefined : { kernel, at, carry };
     this.persist();
-    for (const [k, t] of this.recent) if (t < at - RECENT_MS) this.recent.delete(k);
+    for (const [k, r] of this.recent) if (r.at < at - RECENT_MS) this.recent.delete(k);
     // a loss that cost no connection needs no record (the ledger balanced across it; the recorder logs it)
     if (!gap || gap.connections === 0) return null;
     const rec = gapRecord(this.o, { start: gap.start, end: at, reason: gap.reason, eventsDropped: loss?.eventsDropped ?? null, connections: gap.connections });
@@ -223,7 +238,21 @@ export class FlowTracker {
 
   private completed(key: string, rec: FlowRecord): void {
     this.o.store.complete(rec);
-    this.recent.set(key, this.now());
+    this.recent.set(key, { at: this.now(), end: Date.parse(rec.event.end!) });
     this.stats.records++;
+  }
+
+  /**
+   * Is this DESTROY or dump entry the connection already completed under its key (see Recent)? Without a kernel start
+   * it is taken to be.
+   */
+  private seenBefore(key: string, f: CtFlow): boolean {
+    const r = this.recent.get(key);
+    if (!r) return false;
+    if (f.start !== undefined && f.start >= r.end) {
+      this.recent.delete(key);
+      return false;
+    }
+    return true;
   }
 }

@@ -156,6 +156,30 @@ test('trace: closest when several are live, and why nothing matched (gap, retent
   assert.deepEqual(trace(root, { ip: GW_IP, port: 50002, at: T0 + 6000, now: NOW }).retention, [], 'after the horizon retention is no reason');
 });
 
+test('a reopened tuple: complete records with one conntrack id and tuple are each a connection, indexed or not yet, and an open one beside them', (t) => {
+  const root = tmp(t);
+  const dir = reporterDir(root, 'gateway', 'egw/gw-1');
+  const same = { id: 77, sport: 45000, nat: GW_IP, natPort: 45000, gateway: GW1 };
+  const one = flow({ ...same, start: T0, end: T0 + 100, pod: 'one', uid: 'u-one' });
+  const two = flow({ ...same, start: T0 + 150, end: T0 + 250, pod: 'two', uid: 'u-two' });
+  const three = flow({ ...same, start: T0 + 300, end: null, pod: 'three', uid: 'u-three' });
+  write(dir, { complete: [one, two], open: [three] });
+  const names = () => queryFlows(root, { now: NOW }).records.map((r) => r.orchestrator.resource.name);
+  assert.deepEqual(names(), ['three', 'two', 'one']);
+  for (const [at, pod] of [[T0 + 50, 'one'], [T0 + 200, 'two'], [T0 + 5000, 'three']] as const) {
+    assert.equal(trace(root, { ip: GW_IP, port: 45000, at, now: NOW }).match?.pod.name, pod, `at +${at - T0} ms`);
+  }
+  // a fourth complete line of that key written after the index (a writer's flush under way): it completes the open
+  // row of its connection, and the complete ones stay
+  const four = flow({ ...same, start: T0 + 300, end: T0 + 400, pod: 'three', uid: 'u-three' });
+  const file = listFlowFiles(dir).at(-1)!;
+  appendFileSync(file.path, JSON.stringify(four) + '\n');
+  assert.deepEqual(
+    queryFlows(root, { now: NOW }).records.map((r) => `${r.orchestrator.resource.name} ${r.event.end === null ? 'open' : 'complete'}`),
+    ['three complete', 'two complete', 'one complete'],
+  );
+});
+
 test('damaged files and indexes are warnings with file and line; the rest is still answered', (t) => {
   const root = tmp(t);
   const c = cluster(root);

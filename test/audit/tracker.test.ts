@@ -82,6 +82,35 @@ test('a DESTROY whose NEW was lost still makes a full record (seen: destroy); a 
   assert.equal(store.flows[0]!.egw.complete, true);
 });
 
+test('a reopened tuple (same conntrack id and tuple, as the kernel gives a SYN on a closed entry\'s tuple) is a new connection each time', () => {
+  const { t, store } = tracker();
+  t.check(0, T0);
+  // two connections one after the other from port 42000, each under id 9 (NEW, DESTROY, NEW, DESTROY)
+  t.onFlows([flow('new', 9, 42000, 52000, T0 + 1), destroy(9, 42000, 52000, T0 + 0.5, T0 + 50)]);
+  t.onFlows([flow('new', 9, 42000, 52000, T0 + 61), destroy(9, 42000, 52000, T0 + 60, T0 + 100)]);
+  // a third whose NEW was lost: its DESTROY alone, started after the second ended
+  t.onFlows([destroy(9, 42000, 52000, T0 + 200, T0 + 300)]);
+  // the third's DESTROY again (it started before the recorded end): no record
+  t.onFlows([destroy(9, 42000, 52000, T0 + 200, T0 + 300)]);
+  assert.deepEqual(
+    store.flows.map((r) => [r.event.start, r.event.end, r.egw.seen, r.egw.complete]),
+    [
+      [new Date(T0 + 0.5).toISOString(), new Date(T0 + 50).toISOString(), 'event', true],
+      [new Date(T0 + 60).toISOString(), new Date(T0 + 100).toISOString(), 'event', true],
+      [new Date(T0 + 200).toISOString(), new Date(T0 + 300).toISOString(), 'destroy', true],
+    ],
+  );
+  // a dump after a loss: an entry of that key started before the last end is that connection (no record); one
+  // started after it is a fourth connection, opened from the dump
+  const dumpStart = T0 + 1000;
+  t.applyDump([flow('dump', 9, 42000, 52000, dumpStart, { start: T0 + 200 })], dumpStart);
+  assert.equal(store.openRows.size, 0);
+  t.applyDump([flow('dump', 9, 42000, 52000, dumpStart, { start: T0 + 400 })], dumpStart);
+  assert.equal([...store.openRows.values()].map((r) => r.egw.seen).join(), 'dump');
+  // every one counted: 4 translated, 4 seen
+  assert.equal(t.check(4, T0 + 2000), null);
+});
+
 test('the ledger: balanced intervals write no gap; a shortfall after a loss is a gap of that many connections', () => {
   const { t, store } = tracker();
   assert.equal(t.check(100, T0), null); // first check: the base
