@@ -22,9 +22,9 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { EtcdLeaseInvalidError, type Etcd3, type Lease, type Watcher } from 'etcd3';
+import type { Etcd3, Lease, Watcher } from 'etcd3';
 import type { ObjectKey, Resource } from '../api/meta.js';
-import { EtcdStore } from '../datastore/etcd.js';
+import type { EtcdStore } from '../datastore/etcd.js';
 import { isRaceError } from '../datastore/retry.js';
 import { StoreError, type Store } from '../datastore/types.js';
 import { createLogger, type Logger } from '../log.js';
@@ -109,6 +109,19 @@ export interface ElectorOptions {
   timing?: Partial<ElectionTiming>;
 }
 
+/**
+ * An EtcdStore, told without importing its class (and so the etcd client) at start-up: only open.ts loads it, when
+ * an etcd:// datastore is opened.
+ */
+function isEtcdStore(store: Store): store is EtcdStore {
+  return typeof (store as Partial<EtcdStore>).etcd === 'function' && store.description.startsWith('etcd');
+}
+
+/** etcd3's EtcdLeaseInvalidError, by name for the same reason. */
+function isLeaseInvalid(e: unknown): boolean {
+  return (e as { constructor?: { name?: string } } | null)?.constructor?.name === 'EtcdLeaseInvalidError';
+}
+
 /** The elector that fits the store: the etcd lease on an EtcdStore, the lock record on any other. */
 export function electorFor(store: Store, opts: ElectorOptions = {}): Elector {
   const id = opts.id ?? defaultElectorId();
@@ -116,7 +129,7 @@ export function electorFor(store: Store, opts: ElectorOptions = {}): Elector {
   const timing = checkTiming({ ...ELECTION_TIMING, ...opts.timing });
   const log = opts.log ?? createLogger('controller/leader');
   const instance = randomBytes(6).toString('hex');
-  const backend = store instanceof EtcdStore ? new EtcdLock(store, id, instance, timing, log) : new StoreLock(store, id, instance, timing);
+  const backend = isEtcdStore(store) ? new EtcdLock(store, id, instance, timing, log) : new StoreLock(store, id, instance, timing);
   return new ElectorImpl(id, backend, timing, log);
 }
 
@@ -130,7 +143,7 @@ function checkTiming(t: ElectionTiming): ElectionTiming {
 
 /** Reads who leads from the store (etcd leader key or lock record); undefined when nobody does. */
 export async function readLeader(store: Store, timing: ElectionTiming = ELECTION_TIMING): Promise<LeaderInfo | undefined> {
-  if (store instanceof EtcdStore) {
+  if (isEtcdStore(store)) {
     const { client, prefix } = store.etcd();
     const key = etcdLeaderKey(prefix);
     let res;
@@ -561,7 +574,7 @@ class EtcdLock implements LockBackend {
     try {
       await lease.keepaliveOnce({ deadline: this.deadline(timeoutMs) });
     } catch (e) {
-      if (e instanceof EtcdLeaseInvalidError) throw new LostLeadership(`etcd says the lease has expired (${errText(e)})`);
+      if (isLeaseInvalid(e)) throw new LostLeadership(`etcd says the lease has expired (${errText(e)})`);
       throw e;
     }
     // The key could have been deleted by hand while the lease lives on: then a follower may be leading already.

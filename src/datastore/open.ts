@@ -5,7 +5,7 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { EtcdStore, type EtcdTls } from './etcd.js';
+import type { EtcdTls } from './etcd.js';
 import { MemoryStore } from './memory.js';
 import { SqliteStore, type SqliteStoreOptions } from './sqlite.js';
 import { StoreError, type Store } from './types.js';
@@ -207,7 +207,10 @@ export async function openStore(spec?: string, opts: OpenStoreOptions = {}): Pro
   }
   if (parsed.scheme === 'memory') return new MemoryStore();
   if (parsed.scheme === 'etcd') {
-    return new EtcdStore({ endpoints: parsed.endpoints, prefix: parsed.prefix, tls: loadEtcdTls(opts.etcdTls) });
+    const tls = loadEtcdTls(opts.etcdTls);
+    // loaded only when used: the etcd client and gRPC are a third of every egw command's start-up
+    const { EtcdStore } = await import('./etcd.js');
+    return new EtcdStore({ endpoints: parsed.endpoints, prefix: parsed.prefix, tls });
   }
   try {
     mkdirSync(dirname(parsed.path), { recursive: true });
