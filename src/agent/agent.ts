@@ -145,6 +145,8 @@ class Agent implements AgentHandle {
   /** Pods by IP for the flow records, fed by the same informer as the calculator. */
   private readonly podIndex = new PodIPIndex();
   private recorder: RecorderHandle | null = null;
+  /** Tells the recorder the first list is in. */
+  private podsListed: () => void = () => {};
   private readonly recorderStop = new AbortController();
   private readonly flows: FlowRecordingOptions | false;
   private informer: Informer | null = null;
@@ -264,6 +266,7 @@ class Agent implements AgentHandle {
     }, this.resyncMs);
     this.resyncTimer.unref?.();
     await this.startHeartbeats();
+    this.startRecorder();
     this.informer = this.startInformer();
     try {
       while (!this.aborted) {
@@ -286,7 +289,7 @@ class Agent implements AgentHandle {
         this.st.revision = revision;
         this.rebuildCalc(this.calc.underlayMtu, objects);
         this.podIndex.replace(objects);
-        this.startRecorder();
+        this.podsListed();
         this.wantUnderlay = true;
         this.wantForce = true;
         this.everSynced = true;
@@ -300,10 +303,14 @@ class Agent implements AgentHandle {
     });
   }
 
-  /** The flow recorder starts once the pods are known (so its first records name their clients). */
+  /**
+   * The flow recorder starts with the agent (a restart loses as little recording as it can); it enriches what it
+   * reads once the first list has brought the pods (podsListed).
+   */
   private startRecorder(): void {
     const flows = this.flows;
     if (!flows || this.recorder || this.aborted) return;
+    const podsKnown = new Promise<void>((res) => (this.podsListed = res));
     this.recorder = startRecorder({
       reporter: 'node',
       reporterName: this.node,
@@ -314,6 +321,7 @@ class Agent implements AgentHandle {
       runner: this.runner,
       enrich: nodeEnricher(this.podIndex, { routeOf: (ns, name, dst) => this.calc.routeOf(ns, name, dst) }),
       historyPods: () => this.historyPods(),
+      podsKnown,
       log: this.log?.child('flows'),
       signal: this.recorderStop.signal,
     });

@@ -23,6 +23,9 @@ import { FlowTracker, type Loss } from './tracker.js';
 import type { CtFlow, FlowStore, Reporter } from './types.js';
 
 /** What a gateway or agent is told about recording (the CLI's --flow-dir, --no-flows and limits). */
+/** Events held while the pods are not known yet, at most. */
+const BACKLOG_MAX = 50_000;
+
 export interface FlowRecordingOptions {
   root: string;
   store?: FlowStoreOptions;
@@ -42,6 +45,11 @@ export interface RecorderOptions {
   /** Where kernel commands run: the recorder's network namespace. */
   runner: Runner;
   enrich(f: CtFlow): Enrichment;
+  /**
+   * Resolves when the host process has listed the datastore (its pods are known). The recorder starts at once, so a
+   * restart costs as little recording as possible; the events read before then wait for it (enrichment needs pods).
+   */
+  podsKnown?: Promise<void>;
   /** The node agent: the pods of its node, for the pod-IP history (history.ts). */
   historyPods?(): ObservedPod[];
   log?: Logger;
@@ -91,6 +99,9 @@ class Recorder implements RecorderHandle {
   private barrierSeq = 0;
   private readonly barrierBase = Math.floor(Math.random() * 40000);
   private overflow: Loss | null = null;
+  /** Events read before the host process knew its pods (RecorderOptions.podsKnown); null once it does. */
+  private backlog: CtFlow[][] | null = null;
+  private backlogSize = 0;
   /** A resync is owed, for this loss (none: the first start). */
   private needResync: { loss: Loss | undefined } | null = null;
   private readerDied = false;
@@ -137,6 +148,14 @@ class Recorder implements RecorderHandle {
     o.log?.info('flow recorder starting', { dir, restarted: previousRun, open: this.tracker.openCount, countTable: recreated ? 'created' : 'kept' });
     this.startReader();
     this.needResync = { loss: restartLoss };
+    if (o.podsKnown) {
+      this.backlog = [];
+      void o.podsKnown.then(() => {
+        const held = this.backlog ?? [];
+        this.backlog = null;
+        for (const flows of held) this.onFlows(flows);
+      });
+    }
     try {
       await this.loop();
     } finally {
@@ -172,6 +191,19 @@ class Recorder implements RecorderHandle {
 
   /** Flows in stream order; a barrier's NEW cuts the ledger where it sits. */
   private onFlows(flows: CtFlow[]): void {
+    if (this.backlog) {
+      // the pods are not known yet: keep the events (in order) until they are, so they are enriched, not lost; a
+      // datastore that does not answer must not fill the memory: past BACKLOG_MAX the older ones are dropped (the
+      // first resync's dump and ledger then account for them, in the restart's gap)
+      this.backlogSize += flows.length;
+      if (this.backlogSize > BACKLOG_MAX) {
+        this.o.log?.warn('the pods are still not known; conntrack events held so far are dropped (the first resync accounts for them)', { dropped: this.backlogSize - flows.length });
+        this.backlog = [];
+        this.backlogSize = flows.length;
+      }
+      this.backlog.push(flows);
+      return;
+    }
     let from = 0;
     for (let i = 0; i < flows.length; i++) {
       const f = flows[i]!;
@@ -249,7 +281,8 @@ class Recorder implements RecorderHandle {
   private flush(): void {
     if (!this.store) return;
     try {
-      if (this.history && this.o.historyPods) this.history.observe(this.o.historyPods(), Date.now());
+      // (not before the pods are known: an empty list would end every IP the history holds)
+      if (this.history && this.o.historyPods && !this.backlog) this.history.observe(this.o.historyPods(), Date.now());
       this.aggregates?.tick(Date.now());
       this.tracker.persist();
       this.store.flush();
@@ -271,10 +304,10 @@ class Recorder implements RecorderHandle {
     let nextCheck = Date.now() + checkMs;
     let retryAt = 0;
     while (!o.signal.aborted) {
-      if (this.needResync === null || Date.now() < retryAt) await sleep(flushMs, o.signal);
+      if (this.needResync === null || Date.now() < retryAt || this.backlog) await sleep(flushMs, o.signal);
       if (o.signal.aborted) break;
       this.flush();
-      if (Date.now() < retryAt) continue;
+      if (Date.now() < retryAt || this.backlog) continue;
       try {
         if (this.readerDied) {
           await this.events?.stop();

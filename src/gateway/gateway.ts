@@ -104,6 +104,8 @@ class GatewayProcess {
   /** Pods by IP for the flow records, fed by the same informer as the model. */
   private readonly podIndex = new PodIPIndex();
   private recorder: RecorderHandle | null = null;
+  /** Tells the recorder the first list is in. */
+  private podsListed: () => void = () => {};
 
   constructor(private readonly opts: GatewayOptions) {
     this.log = opts.log ?? createLogger('gateway');
@@ -163,6 +165,7 @@ class GatewayProcess {
     const onAbort = (): void => this.ac.abort();
     outer?.addEventListener('abort', onAbort, { once: true });
     if (outer?.aborted) this.ac.abort();
+    this.startRecorder();
     try {
       const loops = [this.syncLoop(), this.heartbeatLoop(), this.reconcileLoop(), this.resyncLoop(), this.healthLoop()];
       await this.stopped;
@@ -192,7 +195,7 @@ class GatewayProcess {
         for (const item of objects) model.apply('upsert', item);
         this.model = model;
         this.podIndex.replace(objects);
-        this.startRecorder();
+        this.podsListed();
         this.seen();
         // (as the agent's: when it is read again after an outage, docs/behaviour.md §3.4)
         this.log.info('datastore synced', { objects: objects.length, revision });
@@ -212,10 +215,14 @@ class GatewayProcess {
     await informer.done;
   }
 
-  /** The flow recorder starts once the pods are known (so its first records name their clients). */
+  /**
+   * The flow recorder starts with the process (a restart loses as little recording as it can); it enriches what it
+   * reads once the first list has brought the pods (podsListed).
+   */
   private startRecorder(): void {
     const flows = this.opts.flows;
     if (!flows || this.recorder || this.stop.aborted) return;
+    const podsKnown = new Promise<void>((res) => (this.podsListed = res));
     const self = (): FlowGateway => {
       const pod = this.model.pod();
       const g: FlowGateway = { namespace: this.opts.namespace, name: this.opts.name, node: pod?.spec?.nodeName ?? null, ip: (pod && podIPv4(pod)) ?? '' };
@@ -232,6 +239,7 @@ class GatewayProcess {
       aggregateMs: flows.aggregateMs,
       runner: this.runner,
       enrich: gatewayEnricher(this.podIndex, { routeOf: (ns, name, dst) => this.model.calc.routeOf(ns, name, dst) }, self),
+      podsKnown,
       log: this.log.child('flows'),
       signal: this.stop,
     });
