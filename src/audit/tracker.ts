@@ -32,8 +32,8 @@ interface Ledger {
   kernel: number;
   at: number;
   /**
-   * The last interval's surplus (≤ 0): connections egw saw before that check's barrier that the count, read just
-   * before the barrier was inserted, did not include yet; the next interval's count includes them.
+   * The surplus so far (≤ 0): connections egw saw before the last check's barrier that the count, read just before
+   * the barrier was inserted, did not include yet; the next interval's count includes them.
    */
   carry: number;
 }
@@ -98,7 +98,15 @@ export class FlowTracker {
       this.lastEventAt = f.seenAt;
       const key = flowKey(f);
       if (f.type === 'new') {
-        if (this.open.has(key)) continue;
+        const o = this.open.get(key);
+        if (o && o.rec.egw.seen === 'dump') continue; // the dump saw it first: the same connection
+        if (o) {
+          // a second NEW on an open key: the kernel made a new entry of that tuple, so the one egw had open ended and
+          // its DESTROY was lost (conntrack sends NEW, DESTROY, NEW for a reopened tuple)
+          this.open.delete(key);
+          this.completed(key, vanishedRecord(o.rec, f.seenAt));
+          this.stats.vanished++;
+        }
         // (a completed connection of the same key before it: a reopened tuple, see Recent)
         this.recent.delete(key);
         this.opened(key, openRecord(this.o, f, this.o.enrich(f), 'event'), f.seenAt, true);
@@ -152,8 +160,9 @@ export class FlowTracker {
    * Balances the ledger with the kernel's count (null: no count available), read at `at` just before a barrier was
    * inserted, and `observed`, the connections egw saw up to that barrier. Every connection the count includes was
    * confirmed before the barrier, so its NEW came before the barrier's: a shortfall is loss, never events in flight.
-   * Connections made between the read and the barrier are a surplus the next interval's count makes up for (carry,
-   * one interval only). Returns the gap record written, if any.
+   * Connections made between the read and the barrier are a surplus the next interval's count makes up for (carry).
+   * A loss smaller than a surplus still carried shows one interval later, when the surplus has been made up. Returns
+   * the gap record written, if any.
    */
   check(kernel: number | null, at: number, loss?: Loss, observed = this.cut()): GapRecord | null {
     this.cutObserved -= observed;
@@ -170,7 +179,8 @@ export class FlowTracker {
       if (total > 0) gap = { start: loss?.start ?? prev.at, reason: loss?.reason ?? 'unaccounted', connections: total };
       else {
         if (loss) gap = { start: loss.start, reason: loss.reason, connections: 0 };
-        carry = Math.min(0, deficit);
+        // what this interval saw beyond its count: the last interval's surplus made up, plus this one's own
+        carry = total;
       }
     }
     // no count (the table was just made, or is unreadable): the next check starts a new base

@@ -127,7 +127,7 @@ test('the ledger: balanced intervals write no gap; a shortfall after a loss is a
   assert.equal(store.gaps.length, 1);
 });
 
-test('the ledger: a surplus (seen before the barrier, counted after) is carried one interval; a shortfall is a gap at once', () => {
+test('the ledger: a surplus (seen before the barrier, counted after) is carried; a shortfall is a gap at once', () => {
   const { t } = tracker();
   t.check(0, T0);
   t.onFlows([flow('new', 1, 1, 1, T0 + 1), flow('new', 2, 2, 2, T0 + 2)]);
@@ -140,7 +140,7 @@ test('the ledger: a surplus (seen before the barrier, counted after) is carried 
   assert.equal(g.egw.gap.reason, 'unaccounted');
   assert.equal(g.egw.gap.connections, 3);
   assert.equal(g.event.start, new Date(T0 + 30_000).toISOString());
-  // an old surplus does not hide a later loss: it is carried one interval only
+  // a surplus is made up by the next count; a loss after that shows
   t.onFlows([flow('new', 4, 4, 4, T0 + 40_001), flow('new', 5, 5, 5, T0 + 40_002)]);
   assert.equal(t.check(6, T0 + 50_000), null); // surplus 2
   assert.equal(t.check(8, T0 + 60_000), null); // made up
@@ -205,4 +205,36 @@ test('community ID v1 of a known tuple (the spec\'s TCP example)', () => {
     '1:LQU9qZlK+B5F3KDmev6m5PMibrg=',
   );
   assert.equal(UNKNOWN_POD.uid, null);
+});
+
+test('a second NEW of an open key is a new connection: the first one ended unseen (its DESTROY was lost)', () => {
+  const { t, store } = tracker();
+  t.check(0, T0);
+  t.onFlows([flow('new', 9, 9, 9, T0 + 1), flow('new', 9, 9, 9, T0 + 50)]);
+  assert.equal(store.flows.length, 1);
+  assert.equal(store.flows[0]!.egw.complete, false);
+  assert.equal(store.openRows.size, 1);
+  assert.equal(t.check(2, T0 + 10_000), null, 'both were seen');
+  // a dump entry first, then its late NEW: one connection
+  t.applyDump([flow('dump', 10, 10, 10, T0 + 10_001, { start: T0 + 10_000.5 })], T0 + 10_001);
+  t.onFlows([flow('new', 10, 10, 10, T0 + 10_002)]);
+  assert.equal(store.openRows.size, 2);
+  assert.equal(t.check(3, T0 + 20_000), null);
+});
+
+test('the ledger: surpluses of consecutive intervals add up (each is made up by the next count), so steady traffic writes no gap', () => {
+  const { t } = tracker();
+  t.check(0, T0);
+  // every interval: 10 new connections, all seen; w[i] of them come between the count and the barrier (seen now,
+  // counted by the next count)
+  const w = [3, 4, 2, 5, 1, 0];
+  let kernel = 0;
+  let id = 100;
+  for (let i = 0; i < w.length; i++) {
+    t.onFlows(Array.from({ length: 10 }, () => flow('new', ++id, id, id, T0 + (i + 1) * 10_000 - 5)));
+    kernel += 10 - w[i]! + (i > 0 ? w[i - 1]! : 0);
+    assert.equal(t.check(kernel, T0 + (i + 1) * 10_000), null, `interval ${i + 1}`);
+  }
+  // and a real loss still shows
+  assert.equal(t.check(kernel + 2, T0 + 90_000)?.egw.gap.connections, 2);
 });
