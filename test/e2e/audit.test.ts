@@ -32,7 +32,8 @@ import { parseFirewallLog, type FirewallLogLine } from '../../src/lab/firewall.j
 import { stateFiles } from '../../src/lab/names.js';
 import { readRecords, type ProcRecord } from '../../src/lab/procs.js';
 import { EGW_BIN, ROOT } from '../helpers/cli.js';
-import { inNs, LabHarness } from '../helpers/e2e.js';
+import { inNs, LabHarness, logSince } from '../helpers/e2e.js';
+import type { FloodResult } from '../helpers/connflood.js';
 import { KEEP, suiteGate } from '../helpers/env.js';
 import { egressGateway, namespaceNamed } from '../helpers/resources.js';
 import { ConnectionHolder, demoScenario, ECHO, FIXTURES, kernelHops, liveGateways } from '../helpers/scenarios.js';
@@ -188,14 +189,7 @@ async function answers(c: Client, n: number): Promise<{ c: Client; a: Answer }[]
   return (JSON.parse(r.stdout) as Answer[]).map((a) => ({ c, a }));
 }
 
-interface FloodOut {
-  made: number;
-  failed: number;
-  seconds: number;
-  rate: number;
-  firstAt: number | null;
-  lastAt: number | null;
-}
+type FloodOut = FloodResult;
 interface FloodRec {
   port: number;
   start: number;
@@ -307,20 +301,6 @@ function account(dir: string, c: Client, recs: FloodRec[], from: number, to: num
 
 function gapText(gs: GapRecord[]): string {
   return gs.length ? gs.map((g) => `${g.egw.gap.reason} ${g.event.start}..${g.event.end} connections ${g.egw.gap.connections} events_dropped ${g.egw.gap.events_dropped}`).join('; ') : 'none';
-}
-
-/** The lines of a lab log at or after `since` (each line starts with its ISO time). */
-function logSince(file: string, since: number): string[] {
-  let text = '';
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    return [];
-  }
-  return text.split('\n').filter((l) => {
-    const t = Date.parse(l.slice(0, 24));
-    return Number.isFinite(t) && t >= since;
-  });
 }
 
 /** `egw trace … -o json` as a user on the lab host runs it: bin/egw.js, the lab's EGW_DATASTORE, no --flow-dir. */

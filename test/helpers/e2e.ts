@@ -169,3 +169,17 @@ export class LabHarness {
     }, timeoutMs, LAB_POLL);
   }
 }
+
+/** The lines of a lab log at or after `since` (each line starts with its ISO time). */
+export function logSince(file: string, since: number): string[] {
+  let text = '';
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
+  return text.split('\n').filter((l) => {
+    const t = Date.parse(l.slice(0, 24));
+    return Number.isFinite(t) && t >= since;
+  });
+}

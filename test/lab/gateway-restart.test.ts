@@ -11,13 +11,12 @@
 //   the route; link back → the restarted process answers → UP and in the route again.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { readyCondition } from '../../src/api/pod.js';
 import { stateFiles } from '../../src/lab/names.js';
 import { readRecords } from '../../src/lab/procs.js';
-import { inNs, LabHarness } from '../helpers/e2e.js';
+import { inNs, LabHarness, logSince } from '../helpers/e2e.js';
 import { suiteGate } from '../helpers/env.js';
 import { ConnectionHolder, cutGatewayLink, demoManifests, ECHO, FIXTURES, kernelHops, liveGateways, restoreGatewayLink } from '../helpers/scenarios.js';
 import { LAB_POLL, sleep, until } from '../helpers/wait.js';
@@ -32,20 +31,6 @@ const lab = new Lab();
 const CONNECTIONS = 20;
 /** The gateway the first test killed (the second kills another: see "Limit" in src/agent/health.ts). */
 let killedFirst = '';
-
-/** The lines of a lab log written at or after `since` (each line starts with its ISO time). */
-function logSince(file: string, since: number): string[] {
-  let text = '';
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    return [];
-  }
-  return text.split('\n').filter((l) => {
-    const t = Date.parse(l.slice(0, 24));
-    return Number.isFinite(t) && t >= since;
-  });
-}
 
 describe('kill -9 of a gateway process', { skip: root.skip }, () => {
   before(async () => {
