@@ -154,25 +154,31 @@ function flood(lab: NatLab, args: string[], children: Set<ChildProcess>): Promis
   });
 }
 
+/** A child of the bench (tracked in `children` until it closes) whose stdout is handed on line by line. */
+function spawnLines(argv: string[], opts: { cwd?: string }, children: Set<ChildProcess>, onLine: (line: string) => void): ChildProcess {
+  const child = spawn(argv[0]!, argv.slice(1), { ...opts, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  child.on('close', () => children.delete(child));
+  child.on('error', () => {});
+  let buf = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    const lines = (buf + d).split('\n');
+    buf = lines.pop()!;
+    for (const l of lines) onLine(l);
+  });
+  return child;
+}
+
 /** Raw `conntrack -E` in the router namespace, its events counted by type as they arrive. */
 class RawEvents {
   readonly child: ChildProcess;
   news = 0;
   destroys = 0;
   enobufs = 0;
-  private buf = '';
   constructor(lab: NatLab, children: Set<ChildProcess>) {
-    this.child = spawn('ip', ['netns', 'exec', lab.router, CONNTRACK, ...CT_EVENT_ARGS], { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.add(this.child);
-    this.child.on('close', () => children.delete(this.child));
-    this.child.on('error', () => {});
-    this.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      const lines = (this.buf + d).split('\n');
-      this.buf = lines.pop()!;
-      for (const l of lines) {
-        if (l.includes('<flow type="new"')) this.news++;
-        else if (l.includes('<flow type="destroy"')) this.destroys++;
-      }
+    this.child = spawnLines(['ip', 'netns', 'exec', lab.router, CONNTRACK, ...CT_EVENT_ARGS], {}, children, (l) => {
+      if (l.includes('<flow type="new"')) this.news++;
+      else if (l.includes('<flow type="destroy"')) this.destroys++;
     });
     this.child.stderr!.setEncoding('utf8').on('data', (d: string) => {
       if (d.includes(ENOBUFS_TEXT)) this.enobufs++;
@@ -198,20 +204,13 @@ class RecorderProc {
   last: Stats | null = null;
   readonly root: string;
   stderr = '';
-  private buf = '';
   private static runs = 0;
   constructor(lab: NatLab, flowRoot: string, children: Set<ChildProcess>) {
     // a root of its own per start: each one a first start, not a restart owing a gap for the time it was down
     const root = join(flowRoot, `run${RecorderProc.runs++}`);
     this.root = root;
-    this.child = spawn('ip', ['netns', 'exec', lab.router, process.execPath, '--import', 'tsx', RECORDER, '--root', root, '--check-ms', String(CHECK_MS)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.add(this.child);
-    this.child.on('close', () => children.delete(this.child));
-    this.child.on('error', () => {});
-    this.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      const lines = (this.buf + d).split('\n');
-      this.buf = lines.pop()!;
-      for (const l of lines) if (l.startsWith('{')) this.last = JSON.parse(l) as Stats;
+    this.child = spawnLines(['ip', 'netns', 'exec', lab.router, process.execPath, '--import', 'tsx', RECORDER, '--root', root, '--check-ms', String(CHECK_MS)], { cwd: ROOT }, children, (l) => {
+      if (l.startsWith('{')) this.last = JSON.parse(l) as Stats;
     });
     this.child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.stderr = (this.stderr + d).slice(-4000)));
   }
