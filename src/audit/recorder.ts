@@ -81,8 +81,7 @@ export interface RecorderHandle {
 }
 
 export function startRecorder(o: RecorderOptions): RecorderHandle {
-  const r = new Recorder(o);
-  return r;
+  return new Recorder(o);
 }
 
 class Recorder implements RecorderHandle {
@@ -176,8 +175,9 @@ class Recorder implements RecorderHandle {
       onOverflow: (ov) => {
         this.st.overflows++;
         // the loss began after the last event taken (or the last check, if none since)
-        this.overflow ??= { reason: 'overflow', start: Math.max(this.tracker.lastEventAt, this.tracker.lastCheckAt ?? 0) || Date.now(), eventsDropped: ov.dropsDelta };
-        if (this.overflow.eventsDropped !== null && ov.dropsDelta !== null && this.overflow !== null && ov.source === 'drops') this.overflow.eventsDropped = Math.max(this.overflow.eventsDropped, ov.dropsDelta);
+        this.overflow ??= { reason: 'overflow', start: Math.max(this.tracker.lastEventAt, this.tracker.lastCheckAt ?? 0) || Date.now(), eventsDropped: null };
+        // each Drops poll reports what was dropped since the previous one: the loss's total is their sum
+        if (ov.dropsDelta !== null) this.overflow.eventsDropped = (this.overflow.eventsDropped ?? 0) + ov.dropsDelta;
         this.o.log?.warn('conntrack events lost (the event socket overflowed); a dump will recover', { source: ov.source, dropped: ov.dropsDelta });
       },
       onError: (msg) => this.o.log?.warn('conntrack', { message: msg }),
