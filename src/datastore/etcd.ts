@@ -168,6 +168,10 @@ export function explainEtcdError(description: string, e: unknown, secure: boolea
     why = 'TLS: the server refused our client certificate (it wants one its CA signed: check --etcd-cert/--etcd-key)';
   } else if (secure && /before secure TLS connection|wrong version number|packet length too long|EPROTO/i.test(raw)) {
     why = 'TLS: the server does not speak TLS (plain http?): drop --etcd-ca/--etcd-cert/--etcd-key';
+  } else if (secure && /ECONNRESET/.test(raw)) {
+    // A plain-http etcd answers a TLS ClientHello either with an HTTP/2 error (above) or by resetting the connection,
+    // depending on how much of the hello it read first; a reset at this point means the same thing in practice.
+    why = 'TLS: the server reset the connection during the handshake: it most likely does not speak TLS (plain http?): drop --etcd-ca/--etcd-cert/--etcd-key';
   } else if (!secure && /Failed to connect|ECONNRESET|Connection dropped|Protocol error/i.test(raw)) {
     why = 'the connection failed: if the server serves https, give --etcd-ca (and --etcd-cert/--etcd-key if it asks for a client certificate)';
   } else if (/UNAVAILABLE/i.test(raw)) why = 'etcd is unavailable';
