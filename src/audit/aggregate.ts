@@ -23,6 +23,9 @@ export class AggregatingStore implements FlowStore {
   open(rec: FlowRecord): void {
     this.inner.open(rec);
   }
+  completedEnd(rec: FlowRecord): number | undefined {
+    return this.inner.completedEnd(rec);
+  }
   complete(rec: FlowRecord): void {
     this.inner.complete(rec);
     const end = Date.parse(rec.event.end ?? rec.event.start);

@@ -122,6 +122,7 @@ export function isCorruption(e: unknown): boolean {
 
 export class FlowIndex {
   private readonly stmts;
+  private completedEndStmt: Database.Statement | undefined;
 
   private constructor(readonly db: Database.Database, readonly readonly: boolean) {
     this.stmts = readonly ? undefined : this.prepareWrites();
@@ -235,6 +236,16 @@ export class FlowIndex {
   fileMarks(): Map<string, FileMark> {
     const rows = this.db.prepare('SELECT name, indexed, lines FROM files').all() as { name: string; indexed: number; lines: number }[];
     return new Map(rows.map((r) => [r.name, { indexed: r.indexed, lines: r.lines }]));
+  }
+
+  /** See FlowStore.completedEnd: found through the translated source (flows_nat), then the connection's own columns. */
+  completedEnd(r: FlowRecord): number | undefined {
+    const row = (this.completedEndStmt ??= this.db.prepare(
+      'SELECT max(end_ms) AS end FROM flows WHERE nat_ip = ? AND nat_port IS ? AND ct_id = ? AND transport = ? AND src_ip = ? AND src_port IS ? AND dst_ip = ? AND dst_port IS ?',
+    )).get(r.source.nat.ip, r.source.nat.port ?? null, r.egw.conntrack_id, r.network.transport, r.source.ip, r.source.port ?? null, r.destination.ip, r.destination.port ?? null) as
+      | { end: number | null }
+      | undefined;
+    return row?.end ?? undefined;
   }
 
   openRecords(): FlowRecord[] {

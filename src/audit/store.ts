@@ -165,6 +165,11 @@ class JsonlFlowStore implements FlowStore {
     return this.index.openRecords();
   }
 
+  completedEnd(rec: FlowRecord): number | undefined {
+    this.check();
+    return this.index.completedEnd(rec);
+  }
+
   getState(key: string): unknown {
     this.check();
     return this.pendingState.has(key) ? this.pendingState.get(key) : this.index.getState(key);

@@ -68,9 +68,12 @@ export class FlowTracker {
   lastEventAt = 0;
   readonly stats = { records: 0, opened: 0, vanished: 0, gaps: 0, gapConnections: 0 };
   private readonly now: () => number;
+  /** When this run began: a connection that began before it may have been completed by the previous run. */
+  private readonly startedAt: number;
 
   constructor(private readonly o: TrackerOptions) {
     this.now = o.now ?? Date.now;
+    this.startedAt = this.now();
     for (const rec of o.store.openFlows()) this.open.set(recordKey(rec), { rec, firstSeen: Date.parse(rec.event.start) });
     const l = o.store.getState(LEDGER) as Ledger | undefined;
     if (l && Number.isFinite(l.kernel) && Number.isFinite(l.at)) this.ledger = { kernel: l.kernel, at: l.at, carry: Math.min(0, Number(l.carry) || 0) };
@@ -116,9 +119,12 @@ export class FlowTracker {
       if (o) {
         this.open.delete(key);
         this.completed(key, completeRecord(o.rec, f));
-      } else if (!this.seenBefore(key, f)) {
+      } else {
+        let rec: FlowRecord | undefined;
+        const record = (): FlowRecord => (rec ??= openRecord(this.o, f, this.o.enrich(f), 'destroy'));
+        if (this.seenBefore(key, f, record)) continue;
         // its NEW was lost: the DESTROY alone makes the record; it counts toward the ledger if it began since the last check
-        this.completed(key, completeRecord(openRecord(this.o, f, this.o.enrich(f), 'destroy'), f));
+        this.completed(key, completeRecord(record(), f));
         if (this.countable(f.start)) this.observed++;
       }
     }
@@ -135,8 +141,11 @@ export class FlowTracker {
       if (!this.recordable(f)) continue;
       const key = flowKey(f);
       shown.add(key);
-      if (this.open.has(key) || this.seenBefore(key, f)) continue;
-      this.opened(key, openRecord(this.o, f, this.o.enrich(f), 'dump'), dumpStart, this.countable(f.start));
+      if (this.open.has(key)) continue;
+      let rec: FlowRecord | undefined;
+      const record = (): FlowRecord => (rec ??= openRecord(this.o, f, this.o.enrich(f), 'dump'));
+      if (this.seenBefore(key, f, record)) continue;
+      this.opened(key, record(), dumpStart, this.countable(f.start));
     }
     const missing = new Set<string>();
     for (const [key, o] of this.open) if (o.firstSeen < dumpStart && !shown.has(key)) missing.add(key);
@@ -254,15 +263,23 @@ export class FlowTracker {
 
   /**
    * Is this DESTROY or dump entry the connection already completed under its key (see Recent)? Without a kernel start
-   * it is taken to be.
+   * it is taken to be. A connection that began before this run is looked up in the store too: the previous run may
+   * have completed it (closed as ended unseen, say) just before it was killed, and `recent` did not outlive it.
+   * `rec`: the record this entry would make (built only if needed: the lookup goes by its translated source).
    */
-  private seenBefore(key: string, f: CtFlow): boolean {
+  private seenBefore(key: string, f: CtFlow, rec: () => FlowRecord): boolean {
     const r = this.recent.get(key);
-    if (!r) return false;
-    if (f.start !== undefined && f.start >= r.end) {
-      this.recent.delete(key);
-      return false;
+    if (r) {
+      if (f.start !== undefined && f.start >= r.end) {
+        this.recent.delete(key);
+        return false;
+      }
+      return true;
     }
+    if (f.start !== undefined && f.start >= this.startedAt) return false;
+    const end = this.o.store.completedEnd(rec());
+    if (end === undefined || (f.start !== undefined && f.start >= end)) return false;
+    this.recent.set(key, { at: this.now(), end });
     return true;
   }
 }

@@ -193,6 +193,12 @@ export interface FlowStore {
   aggregate(rec: AggregateRecord): void;
   /** Connections left open by a previous run of this reporter (restart recovery), and by this one. */
   openFlows(): FlowRecord[];
+  /**
+   * The end (ms) of the latest committed complete record of this connection (recordKey and translated source of
+   * `rec`), if there is one: after a restart, what the previous run completed, which a late DESTROY or a dump entry
+   * must not record again.
+   */
+  completedEnd(rec: FlowRecord): number | undefined;
   /** Small persisted state of the recorder (its loss ledger), JSON values. */
   getState(key: string): unknown;
   setState(key: string, value: unknown): void;

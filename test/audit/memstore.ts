@@ -20,6 +20,11 @@ export class MemFlowStore implements FlowStore {
   aggregate(rec: AggregateRecord): void {
     this.lines.push(structuredClone(rec));
   }
+  completedEnd(rec: FlowRecord): number | undefined {
+    const k = recordKey(rec);
+    const ends = this.flows.filter((r) => recordKey(r) === k && r.event.end).map((r) => Date.parse(r.event.end!));
+    return ends.length ? Math.max(...ends) : undefined;
+  }
   openFlows(): FlowRecord[] {
     return [...this.openRows.values()].map((r) => structuredClone(r));
   }

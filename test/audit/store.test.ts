@@ -173,6 +173,11 @@ test('crash between the file write and the index commit: the unindexed tail is i
   appendFileSync(file, JSON.stringify(b) + '\n' + JSON.stringify(g) + '\n');
   s = openFlowStore(dir, { log });
   assert.deepEqual(s.openFlows(), [], 'the complete line replaced the open row');
+  // what the previous run completed is found by the connection (the tracker asks, so as not to record it again)
+  assert.equal(s.completedEnd(b), Date.parse(b.event.end!));
+  assert.equal(s.completedEnd(a), Date.parse(a.event.end!));
+  assert.equal(s.completedEnd({ ...b, egw: { ...b.egw, conntrack_id: b.egw.conntrack_id + 1 } }), undefined, 'another conntrack id');
+  assert.equal(s.completedEnd({ ...b, source: { ...b.source, nat: { ip: '192.0.2.10', port: 3 } } }), undefined, 'another translated port');
   s.close();
   assert.deepEqual(indexRows(dir).map((r) => JSON.parse(r.record).source.nat.port), [1, 2]);
   const ix = FlowIndex.openReadonly(join(dir, INDEX_FILE));

@@ -22,13 +22,13 @@ function flow(type: CtFlow['type'], id: number, sport: number, natPort: number, 
 const destroy = (id: number, sport: number, natPort: number, start: number, stop: number) =>
   flow('destroy', id, sport, natPort, stop + 1, { start, stop, origCounters: { packets: 5, bytes: 400 }, replyCounters: { packets: 4, bytes: 900 } });
 
-function tracker(store = new MemFlowStore()) {
+function tracker(store = new MemFlowStore(), now = T0) {
   let enriched = 0;
   const t = new FlowTracker({
     reporter: 'gateway',
     reporterName: 'egw/gw-1',
     store,
-    now: () => T0,
+    now: () => now,
     enrich: () => {
       enriched++;
       return { pod: { namespace: 'app', name: 'client', uid: 'u-1', node: 'n1', labels: { app: 'c' } }, route: { kind: 'policy', policy: 'p', rule: 0 }, gateway: { namespace: 'egw', name: 'gw-1', node: 'n2', ip: '10.10.10.7' } };
@@ -195,6 +195,28 @@ test('a restart: open rows and the ledger come back from the store; the restart 
   const g = b.check(14, dumpStart + 50, { reason: 'restart', start: b.lastCheckAt!, eventsDropped: null });
   assert.equal(g?.egw.gap.connections, 1); // 4 translated since the last check: 1, 2 (before), 5 (dump) → 6 is missing
   assert.equal(store.flows.find((r) => r.egw.conntrack_id === 1)?.egw.complete, false);
+});
+
+test('a restart: what the previous run completed is not recorded again by a late DESTROY or a dump entry', () => {
+  const store = new MemFlowStore();
+  const a = tracker(store).t;
+  a.check(0, T0);
+  a.onFlows([flow('new', 7, 7, 7, T0 + 1, { start: T0 + 1 }), flow('new', 8, 8, 8, T0 + 2, { start: T0 + 2 })]);
+  // a dump that missed 7 (a dump is not atomic under churn): closed as ended unseen; 8 ended and was seen ending
+  a.closeVanished(a.applyDump([flow('dump', 8, 8, 8, T0 + 100, { start: T0 + 2 })], T0 + 100), T0 + 100);
+  a.onFlows([destroy(8, 8, 8, T0 + 2, T0 + 200)]);
+  a.persist();
+  assert.equal(store.flows.length, 2);
+  // killed; the next run starts at T0 + 10 s and meets 7 again: in its first dump, then its real DESTROY
+  const b = tracker(store, T0 + 10_000).t;
+  const missing = b.applyDump([flow('dump', 7, 7, 7, T0 + 10_000, { start: T0 + 1 }), flow('dump', 9, 9, 9, T0 + 10_000, { start: T0 + 9000 })], T0 + 10_000);
+  assert.equal(missing.size, 0);
+  b.onFlows([destroy(7, 7, 7, T0 + 1, T0 + 12_000), destroy(8, 8, 8, T0 + 2, T0 + 200)]);
+  assert.deepEqual(store.flows.map((r) => r.egw.conntrack_id), [7, 8], 'no second record of 7 or 8');
+  assert.deepEqual([...store.openRows.values()].map((r) => r.egw.conntrack_id), [9], 'a connection the previous run never saw is opened');
+  // the same key again, begun after the recorded end: a reopened tuple, a new connection
+  b.onFlows([destroy(8, 8, 8, T0 + 300, T0 + 900), destroy(10, 10, 10, T0 + 5000, T0 + 9500)]);
+  assert.deepEqual(store.flows.map((r) => r.egw.conntrack_id), [7, 8, 8, 10]);
 });
 
 test('community ID v1 of a known tuple (the spec\'s TCP example)', () => {

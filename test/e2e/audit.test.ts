@@ -264,6 +264,8 @@ interface Accounting {
   /** Gap records whose count is unknown (null). */
   unknownGaps: number;
   duplicates: number;
+  /** The records of each duplicated connection, summed up (what a failure needs to be understood). */
+  duplicated: string[];
 }
 
 /**
@@ -275,14 +277,18 @@ function account(dir: string, c: Client, recs: FloodRec[], from: number, to: num
   const { flows, gaps } = readDir(dir);
   const mine = flows.filter((r) => r.source.ip === c.ip && r.destination.ip === ECHO && r.destination.port === 80 && Date.parse(r.event.start) >= from - 1000);
   const byPort = new Map<number, number>();
-  const seen = new Set<string>();
+  const seen = new Map<string, FlowRecord[]>();
   let duplicates = 0;
   for (const r of mine) {
     const k = `${r.source.port}|${r.event.start}`;
-    if (seen.has(k)) duplicates++;
-    seen.add(k);
+    const same = seen.get(k);
+    if (same) duplicates++;
+    seen.set(k, [...(same ?? []), r]);
     byPort.set(r.source.port!, (byPort.get(r.source.port!) ?? 0) + 1);
   }
+  const brief = (r: FlowRecord): string =>
+    `{id ${r.egw.conntrack_id} seen ${r.egw.seen} complete ${r.egw.complete} start ${r.event.start} end ${r.event.end} nat ${r.source.nat?.ip}:${r.source.nat?.port} @${r['@timestamp']}}`;
+  const duplicated = [...seen].filter(([, rs]) => rs.length > 1).map(([k, rs]) => `${k}: ${rs.map(brief).join(' ')}`);
   const made = new Map<number, number>();
   for (const f of recs) if (f.ok) made.set(f.port, (made.get(f.port) ?? 0) + 1);
   let unrecorded = 0;
@@ -296,6 +302,7 @@ function account(dir: string, c: Client, recs: FloodRec[], from: number, to: num
     gapConnections: overlapping.reduce((s, g) => s + (g.egw.gap.connections ?? 0), 0),
     unknownGaps: overlapping.filter((g) => g.egw.gap.connections === null).length,
     duplicates,
+    duplicated,
   };
 }
 
@@ -515,7 +522,7 @@ describe('audit end to end: every connection traced to its pod, none unaccounted
       `flood through ${blue.name} for ${out.seconds.toFixed(1)} s: ${out.made} connections made (${out.rate.toFixed(0)}/s, ${out.failed} failed), ${acc.records} records (${(acc.records / out.seconds).toFixed(0)} records/s sustained), ` +
         `${acc.unrecorded} made without a record; ${acc.gaps.length} gap record(s) counting ${acc.gapConnections} connections (${gapText(acc.gaps)}); ${acc.duplicates} duplicate records; ${ended}`,
     );
-    assert.equal(acc.duplicates, 0, 'one record per connection');
+    assert.equal(acc.duplicates, 0, `one record per connection: ${acc.duplicated.join('; ')}`);
     assert.equal(acc.unknownGaps, 0, `no gap of unknown size: ${gapText(acc.gaps)}`);
     assert.ok(acc.unrecorded <= acc.gapConnections, `${acc.unrecorded} connections without a record, gaps count ${acc.gapConnections}: ${gapText(acc.gaps)}`);
     assert.ok(acc.records + acc.gapConnections >= acc.made, `records ${acc.records} + gap connections ${acc.gapConnections} < made ${acc.made}`);
@@ -590,7 +597,7 @@ describe('audit end to end: every connection traced to its pod, none unaccounted
           `${name} (${c.namespace}/${c.name}, ${t.out.rate.toFixed(0)} connections/s): ${acc.made} connections made across the kill, ${acc.records} records, ${acc.unrecorded} without a record; ` +
             `${acc.gaps.length} gap record(s) counting ${acc.gapConnections} (${gapText(acc.gaps)}); held across it: ${held.filter((r) => r.egw.complete).length}/${HELD} completed; ${ended[i]}`,
         );
-        assert.equal(acc.duplicates, 0, `${name}: one record per connection`);
+        assert.equal(acc.duplicates, 0, `${name}: one record per connection: ${acc.duplicated.join('; ')}`);
         assert.equal(acc.unknownGaps, 0, `${name}: no gap of unknown size: ${gapText(acc.gaps)}`);
         assert.ok(acc.unrecorded <= acc.gapConnections, `${name}: ${acc.unrecorded} connections without a record, gaps count ${acc.gapConnections}: ${gapText(acc.gaps)}`);
         assert.ok(acc.records + acc.gapConnections >= acc.made, `${name}: records ${acc.records} + gap connections ${acc.gapConnections} < made ${acc.made}`);
