@@ -23,7 +23,7 @@
 // restarting) keeps its verdict for `heartbeat.restartGraceMs` (health.ts, docs/behaviour.md §3.4).
 
 import { keyOf, keyString, type Resource } from '../api/meta.js';
-import { FELIX_CONFIGURATION_DEFAULT, FELIX_DEFAULTS, type FelixConfiguration, type Node } from '../api/types.js';
+import { FELIX_CONFIGURATION_DEFAULT, FELIX_DEFAULTS, type FelixConfiguration, type Node, type Pod } from '../api/types.js';
 import { parseGoDuration } from '../api/parse.js';
 import { EgressCalculator } from '../calc/calculator.js';
 import type { NodeEgressState } from '../calc/types.js';
@@ -37,6 +37,9 @@ import type { Store } from '../datastore/types.js';
 import type { Logger } from '../log.js';
 import { Backoff, errText } from '../util.js';
 import { natConfigFromResources } from './nat.js';
+import { agentMetrics, processRegistry, type AgentMetrics } from '../metrics/metrics.js';
+import { serveMetrics, type MetricsListen, type MetricsServer } from '../metrics/server.js';
+import { isPodReady } from '../api/pod.js';
 import { nodeEnricher, PodIPIndex } from '../audit/enrich.js';
 import { startRecorder, type FlowRecordingOptions, type RecorderHandle } from '../audit/recorder.js';
 import type { ObservedPod } from '../audit/history.js';
@@ -95,6 +98,8 @@ export interface AgentOptions {
   stickyMarkMask?: number;
   /** Flow records of the connections this node SNATs itself, and its pods' IP history (docs/audit.md); false or absent = none. */
   flows?: FlowRecordingOptions | false;
+  /** Where to serve `/metrics` (docs/observability.md); absent or false = none (`egw agent` serves :9091). */
+  metrics?: MetricsListen | false;
 }
 
 export interface AgentStatus {
@@ -174,6 +179,9 @@ class Agent implements AgentHandle {
   /** Bumped whenever the calculator's inputs change; the heartbeat targets are recomputed when it moved. */
   private calcGen = 0;
   private targetsGen = -1;
+  private readonly metricsListen: MetricsListen | false;
+  private metrics: (AgentMetrics & { watchLag: (s: number) => void }) | null = null;
+  private metricsServer: MetricsServer | undefined;
 
   constructor(opts: AgentOptions) {
     this.store = opts.store;
@@ -185,6 +193,7 @@ class Agent implements AgentHandle {
     this.log = opts.log;
     this.onReconcile = opts.onReconcile;
     this.flows = opts.flows ?? false;
+    this.metricsListen = opts.metrics ?? false;
     this.reconcileBackoff = new Backoff({ minMs: 100, maxMs: Math.max(1000, Math.min(this.resyncMs, MAX_BACKOFF_MS)) });
     this.dp = new NodeDataplane(this.runner, { log: opts.log?.child('dataplane'), stickyMarkMask: opts.stickyMarkMask });
     this.st = {
@@ -265,6 +274,7 @@ class Agent implements AgentHandle {
       this.wake();
     }, this.resyncMs);
     this.resyncTimer.unref?.();
+    await this.startMetrics();
     await this.startHeartbeats();
     this.startRecorder();
     this.informer = this.startInformer();
@@ -297,6 +307,7 @@ class Agent implements AgentHandle {
         this.wake();
       },
       onEvents: (events) => this.onEvents(events),
+      onLag: (s) => this.metrics?.watchLag(s),
       onError: (err, retryMs) => {
         this.log?.error('datastore list/watch failed; listing again (reconciles go on from the last known state)', { error: errText(err), retryMs });
       },
@@ -357,6 +368,13 @@ class Agent implements AgentHandle {
       restartGraceMs: o.restartGraceMs,
       clock: o.clock,
       log: this.log?.child('health'),
+      observe: {
+        rtt: (ms) => this.metrics?.heartbeatRtt.observe(ms / 1000),
+        down: (_pod, sinceLastReplyMs) => {
+          this.metrics?.failovers.inc();
+          if (sinceLastReplyMs !== null) this.metrics?.detection.observe(sinceLastReplyMs / 1000);
+        },
+      },
       onTransition: (pod, health) => {
         this.calc.setGatewayHealth(pod, health);
         this.wake(); // reconcile now: no debounce for failover
@@ -394,7 +412,30 @@ class Agent implements AgentHandle {
     this.monitor.setTargets(this.calc.candidateGateways(this.node));
   }
 
+  /** `/metrics` (docs/observability.md): gauges read the agent's state at scrape time; the rest is counted as it happens. */
+  private async startMetrics(): Promise<void> {
+    if (!this.metricsListen || this.aborted) return;
+    const { registry, watchLag } = processRegistry();
+    const m = agentMetrics(registry, {
+      gateways: () => this.gatewaysAsSeen(),
+      clients: () => this.st.desired?.clients ?? 0,
+    });
+    this.metrics = { ...m, watchLag: (s) => watchLag.observe(s) };
+    this.metricsServer = await serveMetrics(registry, this.metricsListen, this.log?.child('metrics'));
+  }
+
+  /** Every heartbeated gateway, up as this agent sees it: its verdict, or before the first one its Pod's Ready condition. */
+  private gatewaysAsSeen(): { pod: string; ip: string; up: boolean }[] {
+    return (this.monitor?.status() ?? []).map((g) => {
+      if (g.verdict !== 'unknown') return { pod: g.pod, ip: g.ip, up: g.verdict === 'up' };
+      const [namespace, name] = g.pod.split('/');
+      const pod = this.informer?.get({ kind: 'Pod', namespace: namespace ?? '', name: name ?? '' }) as Pod | undefined;
+      return { pod: g.pod, ip: g.ip, up: !!pod && isPodReady(pod) };
+    });
+  }
+
   private async shutdown(): Promise<void> {
+    await this.metricsServer?.close();
     this.monitor?.stop();
     if (this.transport && this.transport !== this.heartbeatOpts?.transport) await this.transport.close().catch(() => undefined); // ours only
     for (const t of [this.debounceTimer, this.retryTimer]) if (t) clearTimeout(t);
@@ -505,6 +546,8 @@ class Agent implements AgentHandle {
       this.reconcileBackoff.reset();
       this.st.lastSuccess = now;
       this.st.lastReport = { at: now, summary, commands: report.commands.length, durationMs: Math.round(report.durationMs * 10) / 10 };
+      this.metrics?.reconcile.observe(report.durationMs / 1000);
+      this.metrics?.kernelWrites.inc(report.commands.length);
       this.st.desired = { clients: state.rules.length, tables: state.tables.length, gateways: state.gateways.length };
       const fields = { clients: state.rules.length, tables: state.tables.length, gateways: state.gateways.length, ms: Math.round(report.durationMs) };
       if (summary) this.log?.info(`kernel updated: ${summary}`, { ...fields, resync: force && !stateChanged });

@@ -241,6 +241,8 @@ export interface HealthMonitorOptions {
   onTransition: (pod: string, health: GatewayHealth) => void;
   /** A gateway with a verdict is no longer tracked: drop its override. */
   onForget?: (pod: string) => void;
+  /** For metrics (docs/observability.md): every reply's round trip, and every DOWN with the time since its last reply. */
+  observe?: { rtt(ms: number): void; down(pod: string, sinceLastReplyMs: number | null): void };
   log?: Logger;
   clock?: Clock;
   /** Echoed by the gateways; replies with another token are ignored. Default random. */
@@ -458,6 +460,7 @@ export class GatewayHealthMonitor {
       if (t.pending === null || t.pending !== r.seq) continue; // late or stray
       t.pending = null;
       t.rttMs = Math.round((now - t.sentAt) * 10) / 10;
+      this.opts.observe?.rtt(now - t.sentAt);
       t.lastReply = now;
       t.ready = r.ready;
       if (t.refusingSince !== null) {
@@ -539,7 +542,10 @@ export class GatewayHealthMonitor {
     t.verdict = verdict;
     t.since = this.clock.now();
     t.reasons = reasons;
-    if (verdict === 'down') this.log?.warn(`gateway ${t.pod} DOWN: ${reasons.join('; ')}`, { ip: t.ip, was: from });
+    if (verdict === 'down') {
+      this.log?.warn(`gateway ${t.pod} DOWN: ${reasons.join('; ')}`, { ip: t.ip, was: from });
+      if (from !== 'down') this.opts.observe?.down(t.pod, t.lastReply === null ? null : t.since - t.lastReply);
+    }
     else if (from !== 'up') this.log?.info(`gateway ${t.pod} UP: ${t.good} heartbeats answered`, { ip: t.ip, was: from, draining: t.draining });
     else this.log?.info(`gateway ${t.pod} ${t.draining ? 'draining' : 'no longer draining'}`, { ip: t.ip });
     this.opts.onTransition(t.pod, this.healthOf(t));

@@ -9,6 +9,7 @@
 //   every 10 s  check: the kernel's count, then a barrier, then the ledger (an unexplained shortfall is a gap too)
 //   stop        flush, stop conntrack, close the store. The kernel is left as it is.
 // A conntrack reader that dies is started again (backoff 1 s → 30 s) and followed by a resync.
+import type { PortUse } from './ports.js';
 import type { Runner } from '../dataplane/exec.js';
 import type { Logger } from '../log.js';
 import { Backoff, errText, sleep } from '../util.js';
@@ -76,6 +77,8 @@ export interface RecorderStats {
 export interface RecorderHandle {
   readonly done: Promise<void>;
   stats(): RecorderStats;
+  /** SNAT ports in use per egress IP and destination, from the open connections (src/audit/ports.ts). */
+  portUse(): PortUse[];
   /** Resolves once the first resync is done (records flow from then on). */
   readonly ready: Promise<void>;
 }
@@ -113,6 +116,10 @@ class Recorder implements RecorderHandle {
       o.log?.error('flow recorder stopped', { error: errText(e) });
       this.readyResolve();
     });
+  }
+
+  portUse(): PortUse[] {
+    return this.tracker?.ports.snapshot() ?? [];
   }
 
   stats(): RecorderStats {

@@ -9,6 +9,7 @@
 //   whole interval, is a gap record with that many connections; so every translated connection is a record or is
 //   counted in a gap (an upper bound: a connection can be both, never neither).
 import type { CtFlow, FlowRecord, FlowStore, GapRecord } from './types.js';
+import { PortUseCounter } from './ports.js';
 import { completeRecord, flowKey, gapRecord, isTranslated, openRecord, recordKey, vanishedRecord, type Enrichment, type RecordContext } from './record.js';
 
 export interface TrackerOptions extends RecordContext {
@@ -58,6 +59,8 @@ interface Recent {
 
 export class FlowTracker {
   private readonly open = new Map<string, { rec: FlowRecord; firstSeen: number }>();
+  /** SNAT ports the open connections hold, per egress IP and destination (metrics, port pressure). */
+  readonly ports = new PortUseCounter();
   private readonly recent = new Map<string, Recent>();
   private ledger: Ledger | undefined;
   /** Connections first seen since the last check (persisted with every flush: see persist()). */
@@ -74,7 +77,10 @@ export class FlowTracker {
   constructor(private readonly o: TrackerOptions) {
     this.now = o.now ?? Date.now;
     this.startedAt = this.now();
-    for (const rec of o.store.openFlows()) this.open.set(recordKey(rec), { rec, firstSeen: Date.parse(rec.event.start) });
+    for (const rec of o.store.openFlows()) {
+      this.open.set(recordKey(rec), { rec, firstSeen: Date.parse(rec.event.start) });
+      this.ports.add(rec);
+    }
     const l = o.store.getState(LEDGER) as Ledger | undefined;
     if (l && Number.isFinite(l.kernel) && Number.isFinite(l.at)) this.ledger = { kernel: l.kernel, at: l.at, carry: Math.min(0, Number(l.carry) || 0) };
     this.observed = Number(o.store.getState(OBSERVED)) || 0;
@@ -106,7 +112,7 @@ export class FlowTracker {
         if (o) {
           // a second NEW on an open key: the kernel made a new entry of that tuple, so the one egw had open ended and
           // its DESTROY was lost (conntrack sends NEW, DESTROY, NEW for a reopened tuple)
-          this.open.delete(key);
+          this.dropOpen(key, o.rec);
           this.completed(key, vanishedRecord(o.rec, f.seenAt));
           this.stats.vanished++;
         }
@@ -117,7 +123,7 @@ export class FlowTracker {
       }
       const o = this.open.get(key);
       if (o) {
-        this.open.delete(key);
+        this.dropOpen(key, o.rec);
         this.completed(key, completeRecord(o.rec, f));
       } else {
         let rec: FlowRecord | undefined;
@@ -157,7 +163,7 @@ export class FlowTracker {
     for (const key of keys) {
       const o = this.open.get(key);
       if (!o) continue;
-      this.open.delete(key);
+      this.dropOpen(key, o.rec);
       this.completed(key, vanishedRecord(o.rec, end));
       this.stats.vanished++;
       n++;
@@ -250,9 +256,15 @@ export class FlowTracker {
 
   private opened(key: string, rec: FlowRecord, firstSeen: number, count: boolean): void {
     this.open.set(key, { rec, firstSeen });
+    this.ports.add(rec);
     this.o.store.open(rec);
     this.stats.opened++;
     if (count) this.observed++;
+  }
+
+  private dropOpen(key: string, rec: FlowRecord): void {
+    this.open.delete(key);
+    this.ports.remove(rec);
   }
 
   private completed(key: string, rec: FlowRecord): void {

@@ -10,6 +10,8 @@ import { DEFAULT_FLOW_DIR, flowRoot } from '../audit/paths.js';
 import { parseGoDuration } from '../api/parse.js';
 import type { FlowRecordingOptions } from '../audit/recorder.js';
 import { FLOW_STORE_SETTINGS, parseFlowStoreLimits, type FlowStoreLimits } from '../audit/store.js';
+import { METRICS_PORT, type MetricsProcess } from '../metrics/metrics.js';
+import { parseMetricsListen, type MetricsListen } from '../metrics/server.js';
 import {
   formatFirewallTable,
   labDown,
@@ -50,6 +52,17 @@ function flowOptionsFrom(opts: Record<string, unknown>): FlowRecordingOptions | 
     out.aggregateMs = ms;
   }
   return out;
+}
+
+/** --metrics-listen and --no-metrics (docs/observability.md), with the process's default port. */
+function addMetricsOptions(cmd: Command, process: MetricsProcess): Command {
+  return cmd
+    .option('--metrics-listen <[host]:port>', `serve Prometheus metrics on /metrics here (empty host: every address)`, `:${METRICS_PORT[process]}`)
+    .option('--no-metrics', 'serve no metrics');
+}
+
+function metricsFrom(opts: Record<string, unknown>): MetricsListen | false {
+  return opts.metrics === false ? false : parseMetricsListen(String(opts.metricsListen));
 }
 
 function camel(flag: string): string {
@@ -116,16 +129,17 @@ function splitPod(text: string): { namespace: string; name: string } {
 }
 
 export function addProcessCommands(program: Command, ctx: ProcessContext): void {
-  addFlowOptions(program
+  addMetricsOptions(addFlowOptions(program
     .command('agent')
     .description('node agent: datastore → egress calculation → kernel (run inside the node\'s network namespace)')
     .requiredOption('--node <name>', 'this node\'s name (a Node resource)')
     .option('--no-nat-outgoing', 'leave outgoing NAT of pod traffic to another component (e.g. Calico)')
     .option('--resync <ms>', 'full resync period in milliseconds', (v) => Number(v), 10000)
     .option('--sticky-mark-mask <bits>', 'mark bits egw may use to keep connections on their gateway (e.g. 0x00003f00 beside Calico Felix)', parseMask)
-    .option('--gateway-restart-grace <seconds>', 'how long a gateway whose kernel refuses the heartbeats (its process restarting) keeps its verdict; 0 = off', parseSeconds, 30))
+    .option('--gateway-restart-grace <seconds>', 'how long a gateway whose kernel refuses the heartbeats (its process restarting) keeps its verdict; 0 = off', parseSeconds, 30)), 'agent')
     .action(async (opts) => {
       const flows = flowOptionsFrom(opts);
+      const metrics = metricsFrom(opts);
       await ctx.withStore((store) =>
         runAgent({
           store,
@@ -135,38 +149,41 @@ export function addProcessCommands(program: Command, ctx: ProcessContext): void 
           stickyMarkMask: opts.stickyMarkMask,
           heartbeat: { restartGraceMs: opts.gatewayRestartGrace * 1000 },
           flows,
+          metrics,
           log: createLogger(`agent ${opts.node}`),
           signal: untilSignalled(),
         }),
       );
     });
 
-  addFlowOptions(program
+  addMetricsOptions(addFlowOptions(program
     .command('gateway')
     .description('egress gateway: tunnel, SNAT, anti-spoofing and health (run inside the gateway pod\'s network namespace)')
     .requiredOption('--pod <ns/name>', 'this gateway pod')
-    .option('--health-port <port>', 'port of /readiness and /liveness', (v) => Number(v), 8080))
+    .option('--health-port <port>', 'port of /readiness and /liveness', (v) => Number(v), 8080)), 'gateway')
     .action(async (opts) => {
       const pod = splitPod(opts.pod);
       const flows = flowOptionsFrom(opts);
+      const metrics = metricsFrom(opts);
       await ctx.withStore((store) =>
-        runGateway({ store, ...pod, healthPort: opts.healthPort, flows, log: createLogger(`gateway ${opts.pod}`), signal: untilSignalled() }),
+        runGateway({ store, ...pod, healthPort: opts.healthPort, flows, metrics, log: createLogger(`gateway ${opts.pod}`), signal: untilSignalled() }),
       );
     });
 
-  program
+  addMetricsOptions(program
     .command('controller')
     .description('controller: EgressGateway → gateway pods, IP address garbage collection; any number may run, the elected leader acts')
     .option('--id <id>', `this controller's identity in the leader election (default <hostname>/<pid>, here ${defaultElectorId()})`, parseId)
-    .option('--ipam-gc-grace <seconds>', 'release the address of a missing pod after it has been missing this long', parseSeconds, 10)
+    .option('--ipam-gc-grace <seconds>', 'release the address of a missing pod after it has been missing this long', parseSeconds, 10), 'controller')
     .action(async (opts) => {
+      const metrics = metricsFrom(opts);
       const signal = untilSignalled();
       await ctx.withStore(async (store) => {
         const log = createLogger(`controller ${opts.id ?? defaultElectorId()}`);
         const elector = electorFor(store, { id: opts.id, log: log.child('leader') });
         // SQLite's history is egw's own to trim; etcd's is the etcd operator's (--auto-compaction-retention).
         const historyRetentionMs = store.description.startsWith('sqlite:') ? HISTORY_RETENTION_MS : undefined;
-        await runElectedController({ store, elector, log, signal, gcGraceMs: opts.ipamGcGrace * 1000, historyRetentionMs });
+        await runElectedController({ store, elector, log, signal, gcGraceMs: opts.ipamGcGrace * 1000, historyRetentionMs, metrics });
       });
     });
 

@@ -32,6 +32,9 @@ import { fencedStore, type Elector } from './leader.js';
 import { hasMaintenance, maintenanceAnnotations, planMaintenance } from './maintenance.js';
 import { planGatewayPods } from './plan.js';
 import { gatewayStatus, sameStatus } from './status.js';
+import { controllerView, type ControllerView } from './view.js';
+import { controllerMetrics, processRegistry } from '../metrics/metrics.js';
+import { serveMetrics, type MetricsListen, type MetricsServer } from '../metrics/server.js';
 
 export interface ControllerOptions {
   store: Store;
@@ -48,6 +51,10 @@ export interface ControllerOptions {
    * its own retention: --auto-compaction-retention).
    */
   historyRetentionMs?: number;
+  /** After each reconcile: what the metrics show (view.ts). */
+  onView?: (view: ControllerView) => void;
+  /** The informer's watch lag per change (egw_datastore_watch_lag_seconds). */
+  onLag?: (seconds: number) => void;
 }
 
 /** Kinds the calculator reads (which clients may use which gateway). */
@@ -62,6 +69,8 @@ export async function runController(opts: ControllerOptions): Promise<void> {
 
 export interface ElectedControllerOptions extends ControllerOptions {
   elector: Elector;
+  /** Where to serve `/metrics` (docs/observability.md); absent or false = none (`egw controller` serves :9093). */
+  metrics?: MetricsListen | false;
 }
 
 /**
@@ -71,9 +80,32 @@ export interface ElectedControllerOptions extends ControllerOptions {
  */
 export async function runElectedController(opts: ElectedControllerOptions): Promise<void> {
   const signal = opts.signal ?? new AbortController().signal;
-  await opts.elector.run(signal, {
-    onElected: (term) => runController({ ...opts, store: fencedStore(opts.store, term), signal: term.signal }),
-  });
+  // The metrics outlive the terms: a standby serves leader 0 and no cluster view (only the leader reads it all).
+  let leader = false;
+  let view: ControllerView | undefined;
+  let server: MetricsServer | undefined;
+  let lag: ((s: number) => void) | undefined;
+  if (opts.metrics) {
+    const { registry, watchLag } = processRegistry();
+    lag = (s) => watchLag.observe(s);
+    controllerMetrics(registry, { leader: () => leader, gateways: () => view?.gateways ?? [], addresses: () => view?.addresses ?? [] });
+    server = await serveMetrics(registry, opts.metrics, opts.log?.child('metrics'));
+  }
+  try {
+    await opts.elector.run(signal, {
+      onElected: async (term) => {
+        leader = true;
+        try {
+          await runController({ ...opts, store: fencedStore(opts.store, term), signal: term.signal, onView: (v) => (view = v), onLag: lag });
+        } finally {
+          leader = false;
+          view = undefined;
+        }
+      },
+    });
+  } finally {
+    await server?.close();
+  }
 }
 
 class Controller {
@@ -85,6 +117,8 @@ class Controller {
   private readonly random: () => number;
   private readonly ipam: Ipam;
   private readonly history: HistoryRetention | undefined;
+  private readonly onView: ControllerOptions['onView'];
+  private readonly onLag: ControllerOptions['onLag'];
   private dirty = true;
   private wake: (() => void) | undefined;
   /** Fed from the watch: the clients of each gateway pod. */
@@ -101,6 +135,8 @@ class Controller {
     this.resyncMs = opts.resyncMs ?? 10_000;
     this.gcGraceMs = opts.gcGraceMs ?? 10_000;
     this.random = opts.random ?? Math.random;
+    this.onView = opts.onView;
+    this.onLag = opts.onLag;
     this.ipam = new Ipam(this.store, { log: this.log.child('ipam') });
     this.history = opts.historyRetentionMs === undefined ? undefined : new HistoryRetention(opts.historyRetentionMs, Math.min(HISTORY_SAMPLE_MS, opts.historyRetentionMs / 5));
   }
@@ -209,6 +245,7 @@ class Controller {
         }
         this.poke();
       },
+      onLag: this.onLag,
       onError: (err, retryMs) => this.log.error('datastore list/watch failed; listing again', { error: errText(err), retryMs }),
     });
   }
@@ -264,6 +301,7 @@ class Controller {
     }
 
     await this.announceMaintenance([...podsNow.values()]);
+    this.onView?.(controllerView(egws, [...podsNow.values()], pools, records.map((r) => r.ip)));
     return this.collectGarbage(pods, records);
   }
 

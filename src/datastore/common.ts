@@ -23,6 +23,8 @@ export interface StoredEvent {
   name: string;
   /** JSON of the object after the change (for DELETED: as last stored, resourceVersion = the delete revision). */
   object: string;
+  /** When the change was committed (ms since the epoch), where the backend keeps it (WatchEvent.writtenAt). */
+  writtenAt?: number | null;
 }
 
 /** `EgressGateway default/red`, `IPPool pool-a`: how error messages name an object. */
@@ -57,7 +59,9 @@ export function decode(json: string): Resource {
 }
 
 export function eventOf(e: StoredEvent): WatchEvent {
-  return { type: e.type, revision: e.revision, object: decode(e.object) };
+  const ev: WatchEvent = { type: e.type, revision: e.revision, object: decode(e.object) };
+  if (typeof e.writtenAt === 'number') ev.writtenAt = e.writtenAt;
+  return ev;
 }
 
 function invalid(message: string): StoreError {
@@ -222,7 +226,8 @@ export function planTxn(
   const events: StoredEvent[] = [];
   const results: Resource[] = [];
   let rev = revision;
-  const now = new Date().toISOString();
+  const nowMs = Date.now();
+  const now = new Date(nowMs).toISOString();
 
   ops.forEach((op, i) => {
     try {
@@ -257,7 +262,7 @@ export function planTxn(
           const value = JSON.stringify(obj);
           const entry: Entry = { key, value, createRevision: prev ? prev.createRevision : rev, modRevision: rev };
           writes.set(mapKey(key), { key, entry });
-          events.push({ revision: rev, type: prev ? 'MODIFIED' : 'ADDED', ...key, object: value });
+          events.push({ revision: rev, type: prev ? 'MODIFIED' : 'ADDED', ...key, object: value, writtenAt: nowMs });
           results.push(decode(value));
           break;
         }
@@ -273,7 +278,7 @@ export function planTxn(
           obj.metadata.resourceVersion = String(rev);
           const value = JSON.stringify(obj);
           writes.set(mapKey(key), { key, entry: null });
-          events.push({ revision: rev, type: 'DELETED', ...key, object: value });
+          events.push({ revision: rev, type: 'DELETED', ...key, object: value, writtenAt: nowMs });
           results.push(decode(value));
           break;
         }

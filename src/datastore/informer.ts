@@ -37,6 +37,11 @@ export interface InformerOptions {
   onEvents(events: readonly InformerEvent[]): void | Promise<void>;
   /** A failure, and how long the informer waits before it lists again. Default: a warning in `log`. */
   onError?(err: unknown, retryMs: number): void;
+  /**
+   * The watch lag of each delivered change whose commit time the backend keeps (WatchEvent.writtenAt): seconds from
+   * its commit until onEvents took it (egw_datastore_watch_lag_seconds, docs/observability.md).
+   */
+  onLag?(seconds: number): void;
   log?: Logger;
   backoff?: BackoffOptions;
 }
@@ -144,7 +149,13 @@ class InformerImpl implements Informer {
               out.push(previous ? { ...ev, previous } : ev);
             }
             if (events.length > 0) this.revision = Math.max(this.revision, events[events.length - 1].revision);
-            if (out.length > 0) await this.o.onEvents(out);
+            if (out.length > 0) {
+              await this.o.onEvents(out);
+              if (this.o.onLag) {
+                const now = Date.now();
+                for (const ev of out) if (ev.writtenAt !== undefined) this.o.onLag(Math.max(0, now - ev.writtenAt) / 1000);
+              }
+            }
             delivered = true;
           },
         );

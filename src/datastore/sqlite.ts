@@ -33,7 +33,7 @@ export interface SqliteStoreOptions {
 }
 
 /** The schema version this code writes; MIGRATIONS[i] takes a database from version i to i + 1. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 const MIGRATIONS: readonly string[] = [
   `
@@ -61,7 +61,12 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX events_by_kind ON events (kind, revision);
   `,
+  // 2: when each change was committed (ms since the epoch; NULL for events written before): the informers' watch lag.
+  `ALTER TABLE events ADD COLUMN written_at REAL;`,
 ];
+
+/** An events row as a StoredEvent. */
+const EVENT_COLUMNS = 'revision, type, kind, namespace, name, object, written_at AS writtenAt';
 
 interface ObjectRow {
   kind: string;
@@ -106,7 +111,7 @@ export class SqliteStore implements Store {
     listNs: Database.Statement<[string, string], ObjectRow>;
     upsert: Database.Statement<[string, string, string, string, number, number]>;
     remove: Database.Statement<[string, string, string]>;
-    insertEvent: Database.Statement<[number, string, string, string, string, string]>;
+    insertEvent: Database.Statement<[number, string, string, string, string, string, number | null]>;
     events: Database.Statement<[number, number], StoredEvent>;
     eventsKind: Database.Statement<[number, string, number], StoredEvent>;
     eventsNs: Database.Statement<[number, string, number], StoredEvent>;
@@ -142,11 +147,11 @@ export class SqliteStore implements Store {
              value = excluded.value, create_revision = excluded.create_revision, mod_revision = excluded.mod_revision`,
         ),
         remove: db.prepare(`DELETE FROM objects WHERE kind = ? AND namespace = ? AND name = ?`),
-        insertEvent: db.prepare(`INSERT INTO events (revision, type, kind, namespace, name, object) VALUES (?, ?, ?, ?, ?, ?)`),
-        events: db.prepare(`SELECT * FROM events WHERE revision > ? ORDER BY revision LIMIT ?`),
-        eventsKind: db.prepare(`SELECT * FROM events WHERE revision > ? AND kind = ? ORDER BY revision LIMIT ?`),
-        eventsNs: db.prepare(`SELECT * FROM events WHERE revision > ? AND namespace = ? ORDER BY revision LIMIT ?`),
-        eventsKindNs: db.prepare(`SELECT * FROM events WHERE revision > ? AND kind = ? AND namespace = ? ORDER BY revision LIMIT ?`),
+        insertEvent: db.prepare(`INSERT INTO events (revision, type, kind, namespace, name, object, written_at) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+        events: db.prepare(`SELECT ${EVENT_COLUMNS} FROM events WHERE revision > ? ORDER BY revision LIMIT ?`),
+        eventsKind: db.prepare(`SELECT ${EVENT_COLUMNS} FROM events WHERE revision > ? AND kind = ? ORDER BY revision LIMIT ?`),
+        eventsNs: db.prepare(`SELECT ${EVENT_COLUMNS} FROM events WHERE revision > ? AND namespace = ? ORDER BY revision LIMIT ?`),
+        eventsKindNs: db.prepare(`SELECT ${EVENT_COLUMNS} FROM events WHERE revision > ? AND kind = ? AND namespace = ? ORDER BY revision LIMIT ?`),
         compact: db.prepare(`DELETE FROM events WHERE revision <= ?`),
       };
       this.notifier = new RevisionNotifier(this.stmts.revision.get() as number);
@@ -292,7 +297,7 @@ export class SqliteStore implements Store {
             if (entry) s.upsert.run(key.kind, key.namespace, key.name, entry.value, entry.createRevision, entry.modRevision);
             else s.remove.run(key.kind, key.namespace, key.name);
           }
-          for (const e of plan.events) s.insertEvent.run(e.revision, e.type, e.kind, e.namespace, e.name, e.object);
+          for (const e of plan.events) s.insertEvent.run(e.revision, e.type, e.kind, e.namespace, e.name, e.object, e.writtenAt ?? null);
           s.setMeta.run(plan.revision, 'revision');
           return plan;
         })

@@ -27,6 +27,11 @@ export interface WatchEvent {
   revision: number;
   /** The object after the change; for DELETED, the object as it was last stored. */
   object: Resource;
+  /**
+   * When the change was committed (ms since the epoch, the writer's clock): memory and SQLite keep it; etcd does not
+   * (absent). The informer measures its watch lag with it (docs/observability.md).
+   */
+  writtenAt?: number;
 }
 
 export interface WatchOptions {

@@ -25,6 +25,9 @@ import { startRecorder, type FlowRecordingOptions, type RecorderHandle } from '.
 import { podIPv4 } from '../api/pod.js';
 import { ANNOTATION } from '../api/types.js';
 import type { FlowGateway } from '../audit/types.js';
+import { gatewayMetrics, processRegistry } from '../metrics/metrics.js';
+import { serveMetrics, type MetricsListen, type MetricsServer } from '../metrics/server.js';
+import { readFileSync } from 'node:fs';
 
 export interface GatewayOptions {
   store: Store;
@@ -59,6 +62,8 @@ export interface GatewayOptions {
   probes?: { ping?: ProbeFn; httpGet?: ProbeFn };
   /** Flow records of the connections this gateway translates (docs/audit.md); false or absent = none. */
   flows?: FlowRecordingOptions | false;
+  /** Where to serve `/metrics` (docs/observability.md); absent or false = none (`egw gateway` serves :9092). */
+  metrics?: MetricsListen | false;
 }
 
 const DEBOUNCE_MS = 10;
@@ -106,6 +111,7 @@ class GatewayProcess {
   private recorder: RecorderHandle | null = null;
   /** Tells the recorder the first list is in. */
   private podsListed: () => void = () => {};
+  private watchLag: ((s: number) => void) | undefined;
 
   constructor(private readonly opts: GatewayOptions) {
     this.log = opts.log ?? createLogger('gateway');
@@ -166,6 +172,7 @@ class GatewayProcess {
     outer?.addEventListener('abort', onAbort, { once: true });
     if (outer?.aborted) this.ac.abort();
     this.startRecorder();
+    const metrics = await this.startMetrics();
     try {
       const loops = [this.syncLoop(), this.heartbeatLoop(), this.reconcileLoop(), this.resyncLoop(), this.healthLoop()];
       await this.stopped;
@@ -176,6 +183,7 @@ class GatewayProcess {
       outer?.removeEventListener('abort', onAbort);
       this.probes.stop();
       await this.heartbeat?.close();
+      await metrics?.close();
       await health.close();
       this.log.info('stopped (kernel state left in place)', { pod: this.model.podKey });
     }
@@ -210,6 +218,7 @@ class GatewayProcess {
         }
         if (changed) this.request(false);
       },
+      onLag: (s) => this.watchLag?.(s),
       onError: (err, retryMs) => this.log.warn('datastore list/watch failed; listing again', { err: errText(err), retryMs }),
     });
     await informer.done;
@@ -243,6 +252,24 @@ class GatewayProcess {
       log: this.log.child('flows'),
       signal: this.stop,
     });
+  }
+
+  /** `/metrics` (docs/observability.md): every value is read at scrape time from what the process already keeps. */
+  private async startMetrics(): Promise<MetricsServer | undefined> {
+    const listen = this.opts.metrics;
+    if (!listen || this.stop.aborted) return undefined;
+    const { registry, watchLag } = processRegistry();
+    this.watchLag = (s) => watchLag.observe(s);
+    // the conntrack count of this namespace: only when the process runs in it (no runner given)
+    const inNetns = this.opts.runner === undefined;
+    gatewayMetrics(registry, {
+      clients: () => this.model.calc.gatewayClients(this.model.podKey).length,
+      conntrackEntries: () => (inNetns ? conntrackCount() : undefined),
+      ports: () => this.recorder?.portUse() ?? [],
+      records: () => this.recorder?.stats().records ?? 0,
+      gaps: () => this.recorder?.stats().gaps ?? 0,
+    });
+    return serveMetrics(registry, listen, this.log.child('metrics'));
   }
 
   /** Readiness needs to know the datastore answers even when nothing changes in it. */
@@ -417,4 +444,14 @@ class GatewayProcess {
 /** Runs the gateway until `opts.signal` aborts. */
 export async function runGateway(opts: GatewayOptions): Promise<void> {
   await new GatewayProcess(opts).run();
+}
+
+/** Connection tracking entries of this network namespace (per namespace since Linux 4.x), or undefined if unreadable. */
+function conntrackCount(): number | undefined {
+  try {
+    const n = Number(readFileSync('/proc/sys/net/netfilter/nf_conntrack_count', 'utf8').trim());
+    return Number.isFinite(n) ? n : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -6,6 +6,7 @@ import type { LabConfig } from './labfile.js';
 import { ETCD_CLIENT_PORT, ETCD_PEER_PORT, ETCD_SOCKET, ns, stateFiles } from './names.js';
 import { isRunning, readRecord, spawnDetached, withStartLock, type ExitInfo, type ProcRecord } from './procs.js';
 import type { LabState } from './topology.js';
+import { METRICS_PORT } from '../metrics/metrics.js';
 
 export type LabRole = 'etcd' | 'forwarder' | 'kubelet' | 'agent' | 'controller' | 'echo' | 'firewall';
 /** Every role a lab may run, in start order. */
@@ -66,7 +67,9 @@ export function labProcesses(state: LabState, dir: string): ProcSpec[] {
   // Controllers need only the datastore; they run in the router namespace so that even a lab whose state directory
   // was lost can find and stop them (`ip netns pids`).
   for (let i = 1; i <= (cfg.controllers ?? 1); i++) {
-    out.push({ kind: 'controller', role: `controller-${i}`, argv: [...egw, '--datastore', datastore, 'controller', '--id', `controller-${i}`], netns: ns.router(cfg.name) });
+    // (they share the namespace: each its own metrics port, 9093, 9094, …)
+    const metrics = `:${METRICS_PORT.controller + i - 1}`;
+    out.push({ kind: 'controller', role: `controller-${i}`, argv: [...egw, '--datastore', datastore, 'controller', '--id', `controller-${i}`, '--metrics-listen', metrics], netns: ns.router(cfg.name) });
   }
   out.push({ kind: 'echo', role: 'echo', argv: [...egw, 'lab', 'echo'], netns: ns.ext(cfg.name) });
   // The firewall's connection log: its tcpdumps read the ext namespace's NFLOG groups (src/lab/firewall.ts).

@@ -27,7 +27,7 @@ export interface ControllerProc {
 }
 
 export function startController(datastore: string, id: string, extra: string[] = []): ControllerProc {
-  const child = spawn(process.execPath, [EGW_BIN, '--datastore', datastore, 'controller', '--id', id, ...extra], {
+  const child = spawn(process.execPath, [EGW_BIN, '--datastore', datastore, 'controller', '--id', id, '--metrics-listen', '127.0.0.1:0', ...extra], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, EGW_LOG_LEVEL: process.env.EGW_LOG_LEVEL ?? 'info' },
   });

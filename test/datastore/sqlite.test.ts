@@ -80,11 +80,13 @@ describe('SqliteStore', () => {
     await s.create(ippool('p', CIDR));
     const raw = new Database(path, { readonly: true });
     assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
-    assert.deepEqual(raw.prepare('SELECT version FROM schema_version').pluck().all(), [1]);
+    assert.deepEqual(raw.prepare('SELECT version FROM schema_version').pluck().all(), [1, 2]);
     const tables = raw.prepare(`SELECT name FROM sqlite_master WHERE type='table' ORDER BY name`).pluck().all();
     assert.deepEqual(tables, ['events', 'meta', 'objects', 'schema_version']);
     const ev = raw.prepare('SELECT revision, type, kind, namespace, name FROM events').all();
     assert.deepEqual(ev, [{ revision: 1, type: 'ADDED', kind: 'IPPool', namespace: '', name: 'p' }]);
+    const at = raw.prepare('SELECT written_at FROM events').pluck().get() as number;
+    assert.ok(Math.abs(at - Date.now()) < 60_000, `written_at ${at} is the commit time`);
     raw.close();
     await s.close();
   });

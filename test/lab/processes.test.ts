@@ -32,7 +32,7 @@ function state(extra: string, over: Partial<LabState> = {}): LabState {
 test('a lab on SQLite: kubelets in their node (nsenter), agents, two controllers by default, echo; no etcd', () => {
   const ps = labProcesses(state(''), '/state/t1');
   assert.deepEqual(ps.map((p) => p.role), ['kubelet-a', 'kubelet-b', 'agent-a', 'agent-b', 'controller-1', 'controller-2', 'echo']);
-  assert.deepEqual(ps.find((p) => p.role === 'controller-2')?.argv.slice(-3), ['controller', '--id', 'controller-2']);
+  assert.deepEqual(ps.find((p) => p.role === 'controller-2')?.argv.slice(-5), ['controller', '--id', 'controller-2', '--metrics-listen', ':9094']);
   const k = ps[0];
   assert.deepEqual([k.netns, k.netnsMode], ['egw-t1-n-a', 'enter']);
   assert.deepEqual(k.argv, [...EGW, '--datastore', 'sqlite:/x/egw.db', 'lab', 'kubelet', '--lab', 't1', '--node', 'a']);
