@@ -14,12 +14,12 @@ export interface MetricsListen {
   port: number;
 }
 
-/** `[HOST]:PORT` (HOST an IPv4 address; empty for every address) or a bare PORT. `flag` names the flag in errors. */
+/** `[HOST]:PORT` (HOST an IPv4 address; empty for every address) or a bare PORT (0: any free port). `flag` names the flag in errors. */
 export function parseMetricsListen(text: string, flag = '--metrics-listen'): MetricsListen {
   const m = /^(?:(.*):)?(\d{1,5})$/.exec(text.trim());
   const port = m ? Number(m[2]) : NaN;
   const host = m?.[1] ?? '';
-  if (!m || !(port >= 1 && port <= 65535) || (host !== '' && parseIPv4(host) === undefined)) {
+  if (!m || !(port >= 0 && port <= 65535) || (host !== '' && parseIPv4(host) === undefined)) {
     throw new Error(`${flag}: expected [HOST]:PORT such as :9091 or 127.0.0.1:9091, got ${JSON.stringify(text)}`);
   }
   return { host, port };

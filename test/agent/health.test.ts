@@ -6,7 +6,7 @@ import dgram from 'node:dgram';
 import { describe, test } from 'node:test';
 import { startAgent } from '../../src/agent/agent.js';
 import { parseGoDuration } from '../../src/api/parse.js';
-import { GatewayHealthMonitor, REFUSAL_FRESH_MS, udpHeartbeatTransport, type Clock, type HeartbeatTransport } from '../../src/agent/health.js';
+import { GatewayHealthMonitor, REFUSAL_FRESH_MS, udpHeartbeatTransport, type Clock, type HealthMonitorOptions, type HeartbeatTransport } from '../../src/agent/health.js';
 import type { Resource } from '../../src/api/meta.js';
 import { NAMESPACE_NAME_LABEL } from '../../src/api/types.js';
 import type { GatewayHealth, NodeEgressState } from '../../src/calc/types.js';
@@ -93,7 +93,7 @@ class FakeTransport implements HeartbeatTransport {
   async close(): Promise<void> {}
 }
 
-function setup(opts: { interval?: number; count?: number; initial?: Behaviour; grace?: number } = {}) {
+function setup(opts: { interval?: number; count?: number; initial?: Behaviour; grace?: number; observe?: HealthMonitorOptions['observe'] } = {}) {
   const clock = new FakeClock();
   const transport = new FakeTransport(clock);
   transport.behaviour.set('10.10.10.0', opts.initial ?? 'silent');
@@ -107,6 +107,7 @@ function setup(opts: { interval?: number; count?: number; initial?: Behaviour; g
     failureCount: opts.count ?? 3,
     onTransition: (pod, health) => calls.push({ pod, health, at: clock.now() }),
     onForget: (pod) => forgotten.push(pod),
+    observe: opts.observe,
     log,
     ...(opts.grace !== undefined ? { restartGraceMs: opts.grace } : {}),
   });
@@ -124,6 +125,26 @@ describe('agent gateway health (fake clock)', () => {
     assert.equal(parseGoDuration('500us'), 0.5);
     assert.equal(parseGoDuration('10'), undefined);
     assert.equal(parseGoDuration('abc'), undefined);
+  });
+
+  test('metrics hooks: every reply\'s round trip, and each DOWN once with the time since the last good reply', () => {
+    const rtts: number[] = [];
+    const downs: [string, number | null][] = [];
+    const s = setup({ initial: 'ready', observe: { rtt: (ms) => rtts.push(ms), down: (pod, ms) => downs.push([pod, ms]) } });
+    s.clock.advance(1000);
+    assert.deepEqual(rtts, [1, 1, 1, 1, 1], 'five replies so far (0 … 800), 1 ms each on the fake transport');
+    const lastReply = s.clock.now() + 1; // the request at 1000 has left; its reply comes at 1001
+    s.transport.behaviour.set('10.10.10.0', 'silent');
+    s.clock.advance(2000);
+    assert.equal(downs.length, 1, 'one DOWN, however long it stays down');
+    assert.equal(downs[0][0], 'default/red-a');
+    assert.equal(downs[0][1], s.calls.find((c) => !c.health.ready)!.at - lastReply);
+    assert.ok(downs[0][1]! >= 600 && downs[0][1]! <= 800, `detection ${downs[0][1]} ms`);
+    // never answered at all: a DOWN with no last reply
+    const d2: [string, number | null][] = [];
+    const s2 = setup({ observe: { rtt: () => {}, down: (pod, ms) => d2.push([pod, ms]) } });
+    s2.clock.advance(1000);
+    assert.deepEqual(d2, [['default/red-a', null]]);
   });
 
   test('one request per gateway per interval to port 8080; no verdict before replies', () => {

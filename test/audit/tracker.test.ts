@@ -219,6 +219,25 @@ test('a restart: what the previous run completed is not recorded again by a late
   assert.deepEqual(store.flows.map((r) => r.egw.conntrack_id), [7, 8, 8, 10]);
 });
 
+test('SNAT port use: each open connection holds one port toward its destination; ending or vanishing frees it; a restart counts the restored ones', () => {
+  const store = new MemFlowStore();
+  const { t } = tracker(store);
+  const use = () => t.ports.snapshot().map((p) => `${p.egressIp} ${p.destination} ${p.protocol} ${p.inUse}/${p.inUse + p.available}`);
+  t.onFlows([flow('new', 1, 1, 50001, T0), flow('new', 2, 2, 50002, T0), flow('new', 3, 3, 50003, T0)]);
+  assert.deepEqual(use(), ['10.10.10.7 203.0.113.10:80 tcp 3/64512']);
+  t.onFlows([destroy(1, 1, 50001, T0, T0 + 10)]);
+  assert.deepEqual(use(), ['10.10.10.7 203.0.113.10:80 tcp 2/64512']);
+  // a DESTROY whose NEW was lost never held a port here
+  t.onFlows([destroy(9, 9, 50009, T0, T0 + 10)]);
+  assert.deepEqual(use(), ['10.10.10.7 203.0.113.10:80 tcp 2/64512']);
+  t.closeVanished(t.applyDump([flow('dump', 2, 2, 50002, T0 + 100, { start: T0 })], T0 + 100), T0 + 100);
+  assert.deepEqual(use(), ['10.10.10.7 203.0.113.10:80 tcp 1/64512'], '3 ended unseen');
+  const again = tracker(store).t;
+  assert.deepEqual(again.ports.snapshot().map((p) => p.inUse), [1], 'restored from the open rows');
+  t.onFlows([destroy(2, 2, 50002, T0, T0 + 200)]);
+  assert.deepEqual(use(), []);
+});
+
 test('community ID v1 of a known tuple (the spec\'s TCP example)', () => {
   // community-id-spec baseline: 128.232.110.120:34855 → 66.35.250.204:80 tcp, seed 0
   assert.equal(communityId({ src: '128.232.110.120', dst: '66.35.250.204', sport: 34855, dport: 80, proto: 6, protoName: 'tcp' }), '1:LQU9qZlK+B5F3KDmev6m5PMibrg=');
