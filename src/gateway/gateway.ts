@@ -268,7 +268,7 @@ class GatewayProcess {
     const inNetns = this.opts.runner === undefined;
     gatewayMetrics(registry, {
       clients: () => this.model.calc.gatewayClients(this.model.podKey).length,
-      conntrackEntries: () => (inNetns ? conntrackCount() : undefined),
+      ...(inNetns ? { conntrackEntries: conntrackCount } : {}),
       ports: () => this.recorder?.portUse() ?? [],
       records: () => this.recorder?.stats().records ?? 0,
       gaps: () => this.recorder?.stats().gaps ?? 0,
@@ -469,12 +469,11 @@ export async function runGateway(opts: GatewayOptions): Promise<void> {
   await new GatewayProcess(opts).run();
 }
 
-/** Connection tracking entries of this network namespace (per namespace since Linux 4.x), or undefined if unreadable. */
-function conntrackCount(): number | undefined {
+/** Connection tracking entries of this network namespace (per namespace since Linux 4.x); NaN if unreadable. */
+function conntrackCount(): number {
   try {
-    const n = Number(readFileSync('/proc/sys/net/netfilter/nf_conntrack_count', 'utf8').trim());
-    return Number.isFinite(n) ? n : undefined;
+    return Number(readFileSync('/proc/sys/net/netfilter/nf_conntrack_count', 'utf8').trim());
   } catch {
-    return undefined;
+    return NaN;
   }
 }

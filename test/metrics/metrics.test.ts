@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { agentMetrics, controllerMetrics, gatewayMetrics, processRegistry } from '../../src/metrics/metrics.js';
 import { metricsSocketPath, parseMetricsListen, serveMetrics } from '../../src/metrics/server.js';
+import { parseMetrics, valueOf } from '../../src/metrics/scrape.js';
 import http from 'node:http';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -139,4 +140,20 @@ test('controller set: leader, gateway pods per state, addresses per pool', async
   assert.match(text, /^egw_controller_leader 1$/m);
   assert.match(text, /^egw_controller_gateways\{egressgateway="egw\/red",state="ready"\} 2$/m);
   assert.match(text, /^egw_ipam_addresses\{pool="egress-red",state="free"\} 2$/m);
+});
+
+test('parseMetrics reads back what the registry writes (labels with escapes, histograms); a bad line names its number', async () => {
+  const { registry, watchLag } = processRegistry();
+  watchLag.observe(0.2);
+  gatewayMetrics(registry, {
+    clients: () => 1,
+    ports: () => [{ egressIp: '10.10.10.0', destination: 'a"b\\c', protocol: 'tcp', inUse: 2, available: 3 }],
+    records: () => 0,
+    gaps: () => 0,
+  });
+  const samples = parseMetrics(await registry.metrics());
+  assert.equal(valueOf(samples, 'egw_gateway_snat_ports_in_use', { destination: 'a"b\\c' }), 2);
+  assert.equal(valueOf(samples, 'egw_datastore_watch_lag_seconds_bucket', { le: '+Inf' }), 1);
+  assert.equal(valueOf(samples, 'egw_gateway_conntrack_entries'), undefined, 'not in the gateway\'s namespace: no series');
+  assert.throws(() => parseMetrics('# HELP x y\nx 1\nnot a sample line\n'), /^Error: metrics line 3: not a sample/);
 });
