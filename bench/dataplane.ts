@@ -70,7 +70,7 @@ export function benchState(clients: number, tables: number, gateways: number): N
   };
 }
 
-const NAT: NodeNatConfig = { enabled: true, underlayDevice: 'eth0', masqueradePools: ['10.244.0.0/16'], egressPools: ['10.10.0.0/16'], allPools: ['10.10.0.0/16', '10.244.0.0/16'] };
+const NAT: NodeNatConfig = { enabled: true, underlayDevice: 'eth0', masqueradePools: ['10.244.0.0/16'], egressPools: ['10.10.0.0/16'], hostIPPools: [], allPools: ['10.10.0.0/16', '10.244.0.0/16'], nodeAddresses: [] };
 
 /** Exactly the objects of `state`, as raw batch lines (the same builder the reconciler uses). */
 function rawBatches(s: NodeEgressState): { ip: string; bridge: string } {

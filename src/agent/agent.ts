@@ -514,7 +514,8 @@ class Agent implements AgentHandle {
   private natConfig(): NodeNatConfig {
     const pools = this.informer?.list('IPPool') ?? [];
     const gateways = this.informer?.list('EgressGateway') ?? [];
-    return natConfigFromResources(pools, gateways, { enabled: this.natOutgoing, underlayDevice: this.st.underlay?.device ?? '' });
+    const nodes = this.informer?.list('Node') ?? [];
+    return natConfigFromResources(pools, gateways, { enabled: this.natOutgoing, underlayDevice: this.st.underlay?.device ?? '', nodes });
   }
 
   private async reconcileOnce(): Promise<void> {

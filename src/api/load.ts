@@ -140,8 +140,6 @@ function checkBatch(batch: ValidResource[], existing: ExistingObjects): Manifest
           report(v, path, `no IPPool ${ref.name !== undefined ? `named ${ref.name}` : `with cidr ${ref.cidr}`} exists; create the pool first (or in the same input)`);
         } else if (!parseCidr((pool.spec as IPPoolSpec).cidr)) {
           report(v, path, `IPPool ${pool.metadata.name} (${(pool.spec as IPPoolSpec).cidr}) is an IPv6 pool: ${IPV6_EGRESS}`);
-        } else if ((pool.spec as IPPoolSpec).natOutgoing) {
-          report(v, path, `IPPool ${pool.metadata.name} has natOutgoing: true; an egress pool needs natOutgoing: false, or the node rewrites the gateway's source address again`);
         } else if ((pool.spec as IPPoolSpec).disabled) {
           report(v, path, `IPPool ${pool.metadata.name} is disabled; no gateway address can come from it`);
         }
@@ -166,12 +164,6 @@ function checkBatch(batch: ValidResource[], existing: ExistingObjects): Manifest
       const user = gateways.find((g) => !inBatch.has(keyString(keyOf(g))) && resolvePools(g.spec as EgressGatewaySpec).some((r) => r.pool?.metadata.name === v.resource.metadata.name));
       if (user) {
         report(v, ['spec', 'cidr'], `EgressGateway ${user.metadata.namespace}/${user.metadata.name} takes its addresses from this pool: ${IPV6_EGRESS}`);
-      }
-    }
-    if (v.resource.kind === 'IPPool' && (v.resource.spec as IPPoolSpec).natOutgoing) {
-      const user = gateways.find((g) => resolvePools(g.spec as EgressGatewaySpec).some((r) => r.pool?.metadata.name === v.resource.metadata.name));
-      if (user) {
-        report(v, ['spec', 'natOutgoing'], `must be false: EgressGateway ${user.metadata.namespace}/${user.metadata.name} takes its addresses from this pool`);
       }
     }
   }

@@ -140,7 +140,9 @@ function startMs(r: FlowRecord): number {
 
 function gatewayMatches(r: FlowRecord, want: string): boolean {
   const g = r.egw.gateway;
-  if (!g) return want === `node:${r.egw.reporter_name}` || want === r.egw.reporter_name;
+  const byNode = r.egw.reporter === 'node' && (want === `node:${r.egw.reporter_name}` || want === r.egw.reporter_name);
+  // A node's host-IP record (docs/audit.md, "Host-IP mode") answers to its node and to the gateway it SNATed.
+  if (!g || byNode) return byNode;
   return want === g.name || want === gatewayName(r) || want === g.egressGateway || want === `${g.namespace}/${g.egressGateway}`;
 }
 
@@ -199,12 +201,22 @@ export interface TraceQuery {
 }
 
 export interface TraceMatch {
+  /** The record whose translated source is ip:port (what the outside saw). */
   record: FlowRecord;
-  /** The client pod: the record's, or (when the record did not know it) the pod-IP history's at the connection's start. */
+  /**
+   * The client pod: the record's, or (when the record did not know it) the pod-IP history's at the connection's start;
+   * in host-IP mode, the gateway record's client.
+   */
   pod: FlowPod;
   podFrom: 'record' | 'history' | 'unknown';
   /** The reporter directory the record came from. */
   reporterDir: string;
+  /**
+   * Host-IP mode (`record` is a node's `host-ip` record: the node SNATed a gateway's traffic again): the gateway's
+   * record of the same connection, whose translated source is `record`'s source, toward the same destination, live
+   * when `record` began; null when none was found (the gateway's gaps covering that time are in TraceResult.gaps).
+   */
+  hostIP?: { record: FlowRecord; reporterDir: string; others: number } | null;
 }
 
 export interface TraceResult {
@@ -213,7 +225,7 @@ export interface TraceResult {
   others: FlowRecord[];
   /** No match: the connection from ip:port (toward dst) closest in time, if any. */
   nearest?: FlowRecord;
-  /** Gaps of any reporter covering `at`: some connections of that time may have no record. */
+  /** Gaps of any reporter covering `at` (and, host-IP mode, the gateway connection's start): some connections of that time may have no record. */
   gaps: { reporter: string; gap: GapRecord }[];
   /** Reporters whose records before this time were removed by retention (only those at or after `at`). */
   retention: { reporter: string; removedBefore: string }[];
@@ -227,30 +239,58 @@ function distance(r: FlowRecord, at: number, now: number): number {
   return at < s ? s - at : at > e ? at - e : 0;
 }
 
-/** The connection whose translated source was ip:port toward dst, live at `at` (docs/audit.md, "Queries"). */
-export function trace(root: string, q: TraceQuery): TraceResult {
-  const now = q.now ?? Date.now();
+interface Found {
+  rec: FlowRecord;
+  dir: string;
+  dist: number;
+}
+
+/**
+ * Every reporter's connections whose translated source was ip:port (toward dst, of `reporter` when given), ranked by
+ * distance from `at` (then the later start); with the gaps covering `at`, retention and warnings added to `into`.
+ */
+function findByNat(root: string, q: TraceQuery & { reporter?: FlowRecord['egw']['reporter'] }, now: number, into: TraceResult): Found[] {
   const sel = (r: FlowRecord) =>
     r.source.nat.ip === q.ip &&
     r.source.nat.port === q.port &&
+    (q.reporter === undefined || r.egw.reporter === q.reporter) &&
     (!q.dst || (r.destination.ip === q.dst.ip && (q.dst.port === undefined || r.destination.port === q.dst.port)));
   const found: { rec: FlowRecord; dir: string }[] = [];
-  const result: TraceResult = { others: [], gaps: [], retention: [], warnings: [] };
   for (const d of listReporterDirs(root)) {
     const s = scanDir(d, { index: (ix) => ix.byNat(q.ip, q.port), line: sel });
     for (const rec of s.flows) if (sel(rec)) found.push({ rec, dir: d.path });
-    result.warnings.push(...s.warnings);
+    into.warnings.push(...s.warnings);
     for (const g of s.gaps) {
       const gs = msOf(g.event.start) ?? 0;
       const ge = msOf(g.event.end) ?? gs;
-      if (gs - TRACE_SLACK_MS <= q.at && q.at <= ge + TRACE_SLACK_MS) result.gaps.push({ reporter: d.dirName, gap: g });
+      const dup = into.gaps.some((x) => x.reporter === d.dirName && x.gap.event.start === g.event.start && x.gap.event.end === g.event.end);
+      if (!dup && gs - TRACE_SLACK_MS <= q.at && q.at <= ge + TRACE_SLACK_MS) into.gaps.push({ reporter: d.dirName, gap: g });
     }
     const removed = readRetention(d.path);
-    if (removed !== undefined && removed >= q.at) result.retention.push({ reporter: d.dirName, removedBefore: new Date(removed).toISOString() });
+    if (removed !== undefined && removed >= q.at && !into.retention.some((x) => x.reporter === d.dirName)) {
+      into.retention.push({ reporter: d.dirName, removedBefore: new Date(removed).toISOString() });
+    }
   }
-  const ranked = found
+  return found
     .map((f) => ({ ...f, dist: distance(f.rec, q.at, now) }))
     .sort((a, b) => a.dist - b.dist || startMs(b.rec) - startMs(a.rec));
+}
+
+/** The record's client pod, or (the record did not know it) the pod that held its source IP at its start. */
+function clientOf(root: string, rec: FlowRecord, warnings: string[]): { pod: FlowPod; podFrom: TraceMatch['podFrom'] } {
+  if (rec.egw.pod.uid !== null) return { pod: rec.egw.pod, podFrom: 'record' };
+  const h = readPodIPHistory(root);
+  for (const w of h.warnings) warnings.push(`${w.file}:${w.line}: ${w.reason}; skipped`);
+  const e: PodIPEntry | undefined = podIPAt(h.entries, rec.source.ip, startMs(rec));
+  if (!e) return { pod: rec.egw.pod, podFrom: 'unknown' };
+  return { pod: { namespace: e.namespace, name: e.name, uid: e.uid, node: e.node, labels: e.labels }, podFrom: 'history' };
+}
+
+/** The connection whose translated source was ip:port toward dst, live at `at` (docs/audit.md, "Queries"). */
+export function trace(root: string, q: TraceQuery): TraceResult {
+  const now = q.now ?? Date.now();
+  const result: TraceResult = { others: [], gaps: [], retention: [], warnings: [] };
+  const ranked = findByNat(root, q, now, result);
   const live = ranked.filter((f) => f.dist <= TRACE_SLACK_MS);
   if (!live.length) {
     if (ranked.length) result.nearest = ranked[0].rec;
@@ -258,18 +298,22 @@ export function trace(root: string, q: TraceQuery): TraceResult {
   }
   const best = live[0];
   result.others = live.slice(1).map((f) => f.rec);
-  let pod = best.rec.egw.pod;
-  let podFrom: TraceMatch['podFrom'] = 'record';
-  if (pod.uid === null) {
-    const h = readPodIPHistory(root);
-    for (const w of h.warnings) result.warnings.push(`${w.file}:${w.line}: ${w.reason}; skipped`);
-    const e: PodIPEntry | undefined = podIPAt(h.entries, best.rec.source.ip, startMs(best.rec));
-    if (e) {
-      pod = { namespace: e.namespace, name: e.name, uid: e.uid, node: e.node, labels: e.labels };
-      podFrom = 'history';
-    } else podFrom = 'unknown';
+  const rec = best.rec;
+  if (rec.egw.route.kind !== 'host-ip' || rec.source.port === undefined) {
+    result.match = { record: rec, ...clientOf(root, rec, result.warnings), reporterDir: best.dir };
+    return result;
   }
-  result.match = { record: best.rec, pod, podFrom, reporterDir: best.dir };
+  // Host-IP mode: the node's record names the gateway, not the client; the gateway's record of the connection it
+  // translated to rec's source (at rec's start, toward the same destination) does (docs/audit.md, "Host-IP mode").
+  const at = startMs(rec);
+  const inner = findByNat(root, { ip: rec.source.ip, port: rec.source.port, dst: { ip: rec.destination.ip, port: rec.destination.port }, at, reporter: 'gateway' }, now, result)
+    .filter((f) => f.dist <= TRACE_SLACK_MS);
+  if (!inner.length) {
+    result.match = { record: rec, pod: rec.egw.pod, podFrom: 'unknown', reporterDir: best.dir, hostIP: null };
+    return result;
+  }
+  const gw = inner[0];
+  result.match = { record: rec, ...clientOf(root, gw.rec, result.warnings), reporterDir: best.dir, hostIP: { record: gw.rec, reporterDir: gw.dir, others: inner.length - 1 } };
   return result;
 }
 

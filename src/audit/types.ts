@@ -51,8 +51,9 @@ export type Reporter = 'gateway' | 'node';
 /** What routed the connection (docs/behaviour.md §2): a policy's rule, an annotation, or the node's own NAT. */
 export interface FlowRoute {
   /** `policy` (an EgressGatewayPolicy rule), `annotation` (egress.projectcalico.org/selector on pod or namespace),
-   *  `natOutgoing` (node SNAT for a pool with natOutgoing), `no-gateway` (a policy rule without a gateway). */
-  kind: 'policy' | 'annotation' | 'natOutgoing' | 'no-gateway' | 'unknown';
+   *  `natOutgoing` (node SNAT for a pool with natOutgoing), `no-gateway` (a policy rule without a gateway),
+   *  `host-ip` (a node's SNAT of a gateway pod's traffic: its pool is in host-IP mode; docs/audit.md, "Host-IP mode"). */
+  kind: 'policy' | 'annotation' | 'natOutgoing' | 'no-gateway' | 'host-ip' | 'unknown';
   policy?: string;
   /** Index of the rule in the policy's spec.rules. */
   rule?: number;
@@ -60,6 +61,8 @@ export interface FlowRoute {
   on?: 'pod' | 'namespace';
   /** The annotation's selector, as written. */
   selector?: string;
+  /** `host-ip`: the gateway's IP pool (in host-IP mode when the record was made). */
+  pool?: string;
 }
 
 /** The client pod, as known when the record was made. Null fields when egw did not know the IP then. */
@@ -71,7 +74,8 @@ export interface FlowPod {
   labels: Record<string, string>;
 }
 
-/** The gateway pod that translated the connection (null for node SNAT). */
+/** The gateway pod that translated the connection (null for node SNAT; a node's host-IP record: the gateway whose
+ *  traffic the node SNATed again). */
 export interface FlowGateway {
   namespace: string;
   name: string;

@@ -15,6 +15,7 @@
 import { TABLE_ID_BASE, TABLE_ID_RANGE, VXLAN_DEVICE, VXLAN_OVERHEAD } from '../api/dataplane.js';
 import { formatIPv4, type Cidr } from '../api/ipv4.js';
 import { namespaceOf, type ObjectKey, type Resource } from '../api/meta.js';
+import { poolHolding } from '../api/egresspools.js';
 import { FELIX_CONFIGURATION_DEFAULT, type EgressGatewayPolicy, type FelixConfiguration, type IPPool, type Node, type Pod } from '../api/types.js';
 import { CandidateIndex, type CandEntry } from './candidates.js';
 import { addTo, removeFrom } from './collections.js';
@@ -79,6 +80,8 @@ export class EgressCalculator {
   private readonly namespaces = new Map<string, NamespaceRec>();
   private readonly policies = new Map<string, PolicyRec>();
   private readonly internal = new InternalCidrs();
+  /** The IP pools as given (explain reads a gateway's pool: its host-IP mode). */
+  private readonly pools = new Map<string, IPPool>();
   private readonly candidates = new CandidateIndex((ns) => this.nsLabels(ns));
   private readonly configs = new Configs(this.candidates, {
     support: () => this.felix.support,
@@ -131,6 +134,7 @@ export class EgressCalculator {
         if (r.metadata.name === FELIX_CONFIGURATION_DEFAULT) this.setFelix(felixOf(r as FelixConfiguration));
         return;
       case 'IPPool':
+        this.pools.set(r.metadata.name, r as IPPool);
         if (this.internal.setPool(r.metadata.name, poolCidrOf(r as IPPool))) this.internalChanged();
         return;
       case 'Node':
@@ -155,6 +159,7 @@ export class EgressCalculator {
         if (k.name === FELIX_CONFIGURATION_DEFAULT) this.setFelix(felixOf(undefined));
         return;
       case 'IPPool':
+        this.pools.delete(k.name);
         if (this.internal.setPool(k.name, undefined)) this.internalChanged();
         return;
       case 'Node':
@@ -258,6 +263,8 @@ export class EgressCalculator {
         client: (key) => this.clients.get(key),
         node: (name) => ({ state: this.nodeState(name), calc: this.nodeCalc(name) }),
         resolve: (pod, why) => resolve(pod, this.felix.support, this.nsAnnotations(pod.ns), this.policies, why),
+        poolHolding: (ip) => poolHolding(ip, this.pools.values()),
+        nodeIP: (node) => this.internal.local(node),
       },
       podNamespace,
       podName,

@@ -4,15 +4,16 @@
 // lines (src/dataplane/commands.ts, pure string building), so explain shows exactly what the reconciler writes. The
 // text rendering for humans is the CLI's (src/cli/explain.ts).
 
+import { isHostIPPool } from '../api/egresspools.js';
 import { cidrContains, formatCidr, formatIPv4, parseIPv4, parsePrefix, type Cidr } from '../api/ipv4.js';
-import type { EgressIPSupport } from '../api/types.js';
+import type { EgressIPSupport, IPPool } from '../api/types.js';
 import { BRIDGE, IP } from '../dataplane/commands.js';
 import { rendezvousTopK } from './hash.js';
 import type { NodeCalc } from './node.js';
 import { hopsFor, viaOf, type RulePlan } from './plans.js';
 import { byIp, podKeyOf, type ClientRec, type GatewayRec, type PodRec, type RuleRec } from './records.js';
 import type { Resolved } from './resolve.js';
-import type { EgressRoute, ExplainedCandidate, ExplainedRule, Explanation, NodeEgressState } from './types.js';
+import type { EgressRoute, ExplainedCandidate, ExplainedEgress, ExplainedRule, Explanation, NodeEgressState } from './types.js';
 
 /** The parts of the calculation explain reads. */
 export interface ExplainInputs {
@@ -25,6 +26,10 @@ export interface ExplainInputs {
   node(name: string): { state: NodeEgressState; calc: NodeCalc };
   /** Resolution of the pod's configuration, recording each step in `why`. */
   resolve(pod: PodRec, why: string[]): Resolved;
+  /** The IP pool holding an address (a gateway's: its host-IP mode). */
+  poolHolding(ip: string): IPPool | undefined;
+  /** A node's IP (the tunnel's local address: first InternalIP, else ExternalIP), or null. */
+  nodeIP(node: string): string | null;
 }
 
 export function explain(inp: ExplainInputs, podNamespace: string, podName: string, dstIp: string): Explanation {
@@ -42,6 +47,7 @@ export function explain(inp: ExplainInputs, podNamespace: string, podName: strin
     configKind: 'not-client',
     candidates: [],
     hops: [],
+    egress: [],
     verdict: 'normal-routing',
     why: [],
     kernel: { rule: null, table: null, route: null, neighbours: [], fdb: [] },
@@ -156,8 +162,24 @@ export function explain(inp: ExplainInputs, podNamespace: string, podName: strin
   } else {
     e.verdict = 'via-gateway';
     why.push(`next hops: ${e.hops.join(', ')}`);
+    for (const g of hops) {
+      const x = egressOf(inp, g);
+      e.egress.push(x);
+      if (x.hostIP) {
+        const nodeIP = x.hostIP.nodeIP ?? '(its IP is not known)';
+        why.push(`host-IP mode: IPPool ${x.pool} has natOutgoing, so node ${x.hostIP.node} masquerades ${g.key}'s traffic: the outside sees ${nodeIP}, not the egress IP ${g.ip}`);
+      }
+    }
   }
   return finish(inp, e, state);
+}
+
+/** The source the outside sees for traffic through gateway g (docs/behaviour.md §3.3; the rule: src/api/egresspools.ts). */
+function egressOf(inp: ExplainInputs, g: GatewayRec): ExplainedEgress {
+  const pool = inp.poolHolding(g.ip);
+  if (!isHostIPPool(pool)) return { pod: g.key, ip: g.ip, pool: pool?.metadata.name ?? null, hostIP: null, seenAs: g.ip };
+  const nodeIP = g.node ? inp.nodeIP(g.node) : null;
+  return { pod: g.key, ip: g.ip, pool: pool!.metadata.name, hostIP: { node: g.node, nodeIP }, seenAs: nodeIP };
 }
 
 /** The neighbour and FDB entries of the chosen hops. */

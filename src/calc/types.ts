@@ -113,6 +113,20 @@ export interface ExplainedCandidate {
   reasons: string[];
 }
 
+/** A chosen next hop's egress source (docs/behaviour.md §3.3): the egress IP, or in host-IP mode its node's IP. */
+export interface ExplainedEgress {
+  /** Gateway pod `namespace/name`. */
+  pod: string;
+  /** The gateway's address: the egress IP. */
+  ip: string;
+  /** The IP pool holding that address, if known. */
+  pool: string | null;
+  /** Host-IP mode (the pool has natOutgoing): the gateway's node masquerades again; null otherwise. */
+  hostIP: { node: string; nodeIP: string | null } | null;
+  /** The source address the outside sees: nodeIP in host-IP mode (null when the node's IP is unknown), else ip. */
+  seenAs: string | null;
+}
+
 export interface ExplainedRule {
   /** Index in the policy's rules (0-based); absent for a selector annotation's implicit rule. */
   index?: number;
@@ -144,6 +158,8 @@ export interface Explanation {
   candidates: ExplainedCandidate[];
   /** IPs of the chosen next hops. */
   hops: string[];
+  /** Per chosen hop, the source address the outside sees. */
+  egress: ExplainedEgress[];
   /** What happens to a packet from the pod to dst. */
   verdict: 'via-gateway' | 'dropped' | 'normal-routing';
   /** One line per decision step, in order. */

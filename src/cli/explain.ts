@@ -8,6 +8,14 @@ export function formatExplanation(e: Explanation): string {
   lines.push(`pod ${e.pod}${e.podIP ? ` (${e.podIP})` : ''}${e.node ? ` on node ${e.node}` : ''} → ${e.dst}`);
   const verdict = e.verdict === 'via-gateway' ? `via gateway ${e.hops.join(', ')}` : e.verdict === 'dropped' ? 'DROPPED (unreachable)' : 'ordinary routing (no gateway)';
   lines.push(`verdict: ${verdict}`);
+  for (const x of e.egress) {
+    const pool = x.pool ? `, IPPool ${x.pool}` : '';
+    if (!x.hostIP) lines.push(`egress IP: ${x.ip} (gateway ${x.pod}${pool}): the outside sees ${x.ip}`);
+    else {
+      const seen = x.hostIP.nodeIP ? `${x.hostIP.nodeIP} (node ${x.hostIP.node}'s IP)` : `node ${x.hostIP.node}'s IP (not known)`;
+      lines.push(`egress IP: ${x.ip} (gateway ${x.pod}${pool}): host-IP mode, the outside sees ${seen}, not the egress IP (the pool has natOutgoing)`);
+    }
+  }
   lines.push(`decision: ${e.kind}${e.kind !== e.configKind ? ` (configuration: ${e.configKind})` : ''}${e.source ? ` from the ${e.source}` : ''}` + (e.annotation ? ` [${e.annotation.name}=${e.annotation.value}]` : ''));
   if (e.policy) lines.push(`policy: ${e.policy}`);
   if (e.rule) {

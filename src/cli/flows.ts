@@ -4,8 +4,8 @@ import { existsSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseIPv4, parsePrefix, type Cidr } from '../api/ipv4.js';
 import { parseGoDuration } from '../api/parse.js';
-import { queryFlows, resolveFlowRoot, trace, type FlowRootChoice, type TraceResult } from '../audit/query.js';
-import type { FlowRecord, FlowRoute } from '../audit/types.js';
+import { queryFlows, resolveFlowRoot, trace, type FlowRootChoice, type TraceMatch, type TraceResult } from '../audit/query.js';
+import type { FlowGateway, FlowRecord, FlowRoute } from '../audit/types.js';
 
 export interface FlowCommandContext {
   out(s: string): void;
@@ -79,6 +79,8 @@ export function formatRoute(r: FlowRoute): string {
       return 'node SNAT (natOutgoing)';
     case 'no-gateway':
       return `no gateway${r.policy ? ` (policy ${r.policy} rule ${r.rule ?? '?'})` : ''}`;
+    case 'host-ip':
+      return `host-IP mode: node SNAT of gateway traffic${r.pool ? ` (IPPool ${r.pool})` : ''}`;
     default:
       return 'unknown';
   }
@@ -86,6 +88,7 @@ export function formatRoute(r: FlowRoute): string {
 
 function gatewayText(r: FlowRecord): string {
   const g = r.egw.gateway;
+  if (g && r.egw.reporter === 'node') return `${g.namespace}/${g.name},node:${r.egw.reporter_name}`; // host-IP mode
   return g ? `${g.namespace}/${g.name}` : `node:${r.egw.reporter_name}`;
 }
 
@@ -130,50 +133,109 @@ function labelsText(l: Record<string, string>): string {
   return e.length ? e.map(([k, v]) => `${k}=${v}`).join(',') : '<none>';
 }
 
+function gatewayLine(g: FlowGateway): string {
+  return `${g.namespace}/${g.name}${g.egressGateway ? ` (EgressGateway ${g.egressGateway})` : ''}, IP ${g.ip}${g.node ? `, on node ${g.node}` : ''}`;
+}
+
+function podLines(m: TraceMatch): string[] {
+  const from = m.podFrom === 'history' ? ' (from the pod-IP history)' : m.podFrom === 'unknown' ? ' (unknown: not in the record nor the pod-IP history)' : '';
+  return [
+    `Pod:          ${m.pod.namespace ?? '<unknown>'}/${m.pod.name ?? '<unknown>'}${from}`,
+    `  UID:        ${dash(m.pod.uid)}`,
+    `  Node:       ${dash(m.pod.node)}`,
+    `  Labels:     ${labelsText(m.pod.labels)}`,
+  ];
+}
+
+function endText(r: FlowRecord): string {
+  return `${r.event.end ?? 'open (still in conntrack when last recorded)'}${r.event.end !== null && r.egw.complete === false ? ' (end not observed: it ended while egw could not see; counters unknown)' : ''}`;
+}
+
+function recordedBy(r: FlowRecord, dir: string): string {
+  return `${r.egw.reporter} ${r.egw.reporter_name} (conntrack id ${r.egw.conntrack_id}, ${dir})`;
+}
+
+/**
+ * Host-IP mode (docs/audit.md, "Host-IP mode"): the node's record (what the outside saw) and the gateway's (who the
+ * client was), joined by trace.
+ */
+function formatHostIPTrace(t: TraceResult): string {
+  const m = t.match!;
+  const r = m.record;
+  const h = m.hostIP;
+  const g = h?.record.egw.gateway ?? r.egw.gateway;
+  const src = h ? hostPort(h.record.source.ip, h.record.source.port) : '<unknown client>';
+  const lines = [
+    `Connection:   ${r.network.transport} ${src} -> ${hostPort(r.destination.ip, r.destination.port)}, seen outside as ${hostPort(r.source.nat.ip, r.source.nat.port)} (host-IP mode)`,
+    `Start:        ${r.event.start}`,
+    `End:          ${endText(r)}`,
+    ...(h ? podLines(m) : [`Pod:          <unknown>: no record of gateway ${g ? `${g.namespace}/${g.name}` : '?'} translated a connection to ${hostPort(r.source.ip, r.source.port)} then${t.gaps.length ? ' (see the gaps below)' : ''}`]),
+    g ? `Gateway:      ${gatewayLine(g)}` : 'Gateway:      <unknown>',
+    `Egress IP:    ${h?.record.egw.egress_ip ?? r.source.ip}${h ? `:${h.record.source.nat.port ?? '?'}` : ''} (the gateway's; the node translated it again)`,
+    `Node IP:      ${r.source.nat.ip} (node ${r.egw.reporter_name}, host-IP mode: the gateway's pool has natOutgoing${r.egw.route.pool ? `, IPPool ${r.egw.route.pool}` : ''})`,
+    `Route:        ${h ? formatRoute(h.record.egw.route) : 'unknown'}`,
+    `Recorded by:  ${recordedBy(r, m.reporterDir)}`,
+  ];
+  if (h) lines.push(`         and  ${recordedBy(h.record, h.reporterDir)}`);
+  for (const { reporter, gap } of t.gaps) lines.push(`Note:         ${reporter} lost records from ${gap.event.start} to ${gap.event.end} (${gap.egw.gap.reason})`);
+  const others = t.others.length + (h?.others ?? 0);
+  if (others) lines.push(`Note:         ${others} other connection${others > 1 ? 's' : ''} matched too; the closest in time was chosen`);
+  return lines.join('\n') + '\n';
+}
+
 export function formatTrace(t: TraceResult): string {
   const m = t.match!;
+  if (m.hostIP !== undefined) return formatHostIPTrace(t);
   const r = m.record;
   const g = r.egw.gateway;
   const lines = [
     `Connection:   ${r.network.transport} ${hostPort(r.source.ip, r.source.port)} -> ${hostPort(r.destination.ip, r.destination.port)}, seen outside as ${hostPort(r.source.nat.ip, r.source.nat.port)}`,
     `Start:        ${r.event.start}`,
-    `End:          ${r.event.end ?? 'open (still in conntrack when last recorded)'}${r.event.end !== null && r.egw.complete === false ? ' (end not observed: it ended while egw could not see; counters unknown)' : ''}`,
-    `Pod:          ${m.pod.namespace ?? '<unknown>'}/${m.pod.name ?? '<unknown>'}${m.podFrom === 'history' ? ' (from the pod-IP history)' : m.podFrom === 'unknown' ? ' (unknown: not in the record nor the pod-IP history)' : ''}`,
-    `  UID:        ${dash(m.pod.uid)}`,
-    `  Node:       ${dash(m.pod.node)}`,
-    `  Labels:     ${labelsText(m.pod.labels)}`,
-    g
-      ? `Gateway:      ${g.namespace}/${g.name}${g.egressGateway ? ` (EgressGateway ${g.egressGateway})` : ''}, IP ${g.ip}${g.node ? `, on node ${g.node}` : ''}`
-      : `Gateway:      none: node ${r.egw.reporter_name} translated it (node SNAT)`,
+    `End:          ${endText(r)}`,
+    ...podLines(m),
+    g ? `Gateway:      ${gatewayLine(g)}` : `Gateway:      none: node ${r.egw.reporter_name} translated it (node SNAT)`,
     `Egress IP:    ${r.egw.egress_ip}`,
     `Route:        ${formatRoute(r.egw.route)}`,
-    `Recorded by:  ${r.egw.reporter} ${r.egw.reporter_name} (conntrack id ${r.egw.conntrack_id}, ${m.reporterDir})`,
+    `Recorded by:  ${recordedBy(r, m.reporterDir)}`,
   ];
   if (t.others.length) lines.push(`Note:         ${t.others.length} other connection${t.others.length > 1 ? 's' : ''} from this address and port were live then; this one is the closest in time`);
   return lines.join('\n') + '\n';
 }
 
+/**
+ * `egw trace -o json`. In host-IP mode (docs/audit.md): pod is the client (from the gateway's record), gateway and
+ * egressIP are the gateway's, node and nodeIP the node that translated it again; connection.source is the client's
+ * ip:port, connection.gatewayNat what the gateway translated it to, connection.nat what the outside saw; `record` is
+ * the node's record and `hostIP.record` the gateway's (null when it was not found).
+ */
 export function traceJson(t: TraceResult) {
   const m = t.match!;
   const r = m.record;
+  const h = m.hostIP;
+  const hostIP = h !== undefined;
+  const inner = h?.record;
   return {
     pod: { ...m.pod, from: m.podFrom },
-    gateway: r.egw.gateway,
-    node: r.egw.gateway ? null : r.egw.reporter_name,
-    egressIP: r.egw.egress_ip,
-    route: r.egw.route,
+    gateway: inner?.egw.gateway ?? r.egw.gateway,
+    node: r.egw.reporter === 'node' ? r.egw.reporter_name : null,
+    egressIP: hostIP ? (inner?.egw.egress_ip ?? r.source.ip) : r.egw.egress_ip,
+    nodeIP: r.egw.reporter === 'node' ? r.source.nat.ip : null,
+    hostIPMode: hostIP,
+    route: inner?.egw.route ?? r.egw.route,
     connection: {
       start: r.event.start,
       end: r.event.end,
       transport: r.network.transport,
-      source: { ip: r.source.ip, port: r.source.port ?? null },
+      source: inner ? { ip: inner.source.ip, port: inner.source.port ?? null } : { ip: r.source.ip, port: r.source.port ?? null },
+      ...(hostIP ? { gatewayNat: { ip: r.source.ip, port: r.source.port ?? null } } : {}),
       nat: { ip: r.source.nat.ip, port: r.source.nat.port ?? null },
       destination: { ip: r.destination.ip, port: r.destination.port ?? null },
       complete: r.egw.complete,
     },
     reporter: { kind: r.egw.reporter, name: r.egw.reporter_name },
-    others: t.others.length,
+    others: t.others.length + (h?.others ?? 0),
     record: r,
+    ...(hostIP ? { hostIP: { record: inner ?? null, reporter: inner ? { kind: inner.egw.reporter, name: inner.egw.reporter_name } : null } } : {}),
   };
 }
 

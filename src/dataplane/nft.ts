@@ -4,8 +4,9 @@
 //   table ip egw {
 //     chain postrouting {                      # only when NAT is enabled (Calico's natOutgoing)
 //       type nat hook postrouting priority srcnat; policy accept;
-//       ip saddr <egress pools> return                                     # docs/behaviour.md §3.3: never SNAT egress IPs
+//       ip saddr <egress pools, but host-IP ones> return                   # docs/behaviour.md §3.3: never SNAT egress IPs
 //       oifname "<underlay>" ip saddr <natOutgoing pools> ip daddr != <all pools> masquerade
+//       oifname "<underlay>" ip saddr <host-IP pools> ip daddr != <all pools, node IPs> masquerade   # host-IP mode
 //     }
 //     chain forward {                          # MSS clamp for SYNs entering the tunnel
 //       type filter hook forward priority mangle; policy accept;
@@ -36,7 +37,7 @@
 // (for another reason) writes the elements the node wants in the same transaction. The prerouting rule matches only
 // client-pool sources (pitfall 2: a reply carrying the mark would be routed back into the tunnel).
 
-import { aggregatePrefixes, formatIPv4, parseIPv4, parsePrefix, type Cidr } from '../api/ipv4.js';
+import { aggregatePrefixes, formatCidr, formatIPv4, parseIPv4, parsePrefix, type Cidr } from '../api/ipv4.js';
 import { STICKY_MARKS_MAP, type NodeNatConfig } from './types.js';
 
 export interface NftRuleSpec {
@@ -123,15 +124,28 @@ export function prefixesOf(cidrs: readonly string[]): Cidr[] {
 export function natChain(nat: NodeNatConfig): NftChainSpec | null {
   if (!nat.enabled) return null;
   const rules: NftRuleSpec[] = [];
-  const egress = prefixesOf(nat.egressPools);
+  const hostIP = prefixesOf(nat.hostIPPools);
+  // Egress pools in host-IP mode are masqueraded below instead (docs/behaviour.md §3.3).
+  const norm = (c: string) => { const p = parsePrefix(c); return p ? formatCidr(p) : c; };
+  const hostIPText = new Set(nat.hostIPPools.map(norm));
+  const egress = prefixesOf(nat.egressPools.filter((c) => !hostIPText.has(norm(c))));
   if (egress.length) rules.push({ expr: [addrMatch('saddr', '==', egress), { return: null }], comment: 'egress-pool sources are never SNATed' });
+  const all = prefixesOf(nat.allPools);
   const masq = prefixesOf(nat.masqueradePools);
   if (masq.length && nat.underlayDevice) {
-    const all = prefixesOf(nat.allPools);
     const expr: unknown[] = [metaMatch('oifname', '==', nat.underlayDevice), addrMatch('saddr', '==', masq)];
     if (all.length) expr.push(addrMatch('daddr', '!=', all));
     expr.push({ masquerade: null });
     rules.push({ expr, comment: 'natOutgoing' });
+  }
+  if (hostIP.length && nat.underlayDevice) {
+    // Host-IP mode: the gateway's traffic leaves with the node IP. Not toward pools or node addresses: what a gateway
+    // sends to a node (its VXLAN packets back to the client's node) is cluster-internal, as calc's internal CIDRs say.
+    const inside = prefixesOf([...nat.allPools, ...nat.nodeAddresses.map((a) => `${a}/32`)]);
+    const expr: unknown[] = [metaMatch('oifname', '==', nat.underlayDevice), addrMatch('saddr', '==', hostIP)];
+    if (inside.length) expr.push(addrMatch('daddr', '!=', inside));
+    expr.push({ masquerade: null });
+    rules.push({ expr, comment: 'host-IP mode: egress pools with natOutgoing' });
   }
   return { name: 'postrouting', type: 'nat', hook: 'postrouting', prio: PRIO.srcnat, policy: 'accept', rules };
 }

@@ -9,8 +9,15 @@ export interface NodeNatConfig {
   underlayDevice: string;
   /** CIDRs of pools with natOutgoing, minus egress pools: sources that are masqueraded. */
   masqueradePools: string[];
-  /** CIDRs of egress pools: sources that are never SNATed by the node (docs/behaviour.md §3.3). */
+  /** CIDRs of egress pools (docs/behaviour.md §3.3): never SNATed by the node, unless in hostIPPools; never clients. */
   egressPools: string[];
+  /**
+   * CIDRs of the egress pools in host-IP mode (natOutgoing: true; docs/behaviour.md §3.3): their gateways' traffic is
+   * masqueraded to the node IP when it leaves by the underlay for a destination outside the cluster.
+   */
+  hostIPPools: string[];
+  /** The cluster's node addresses (Node InternalIP/ExternalIP): host-IP traffic to them (the tunnel) is not masqueraded. */
+  nodeAddresses: string[];
   /** CIDRs of every pool: destinations that are never masqueraded (cluster-internal). */
   allPools: string[];
 }

@@ -12,7 +12,7 @@ import { MemoryStore } from '../../src/datastore/memory.js';
 import { memoryLogger } from '../../src/log.js';
 import { cannedAnswer, lines } from '../dataplane/helpers.js';
 import { ADDRS } from '../dataplane/samples.js';
-import { egressGateway, ippool, twoNodeCluster } from '../helpers/resources.js';
+import { egressGateway, ippool, node, twoNodeCluster } from '../helpers/resources.js';
 import { sleep, until } from '../helpers/wait.js';
 
 const ADDRS_9000 = ADDRS.replace('"mtu":1500', '"mtu":9000');
@@ -36,7 +36,7 @@ async function storeWith(resources: Resource[]): Promise<MemoryStore> {
 }
 
 describe('NAT configuration from pools', () => {
-  test('egress pools (by name or CIDR) are excluded from masquerade and listed for the return rule', () => {
+  test('egress pools (by name or CIDR) are excluded from masquerade; with natOutgoing they are host-IP pools; node addresses listed', () => {
     const pools = [
       ippool('a', '10.244.0.0/16', { natOutgoing: true }),
       ippool('b', '10.10.0.0/29', { natOutgoing: true }),
@@ -44,13 +44,19 @@ describe('NAT configuration from pools', () => {
       ippool('d', '10.30.0.0/24', { natOutgoing: false }),
     ];
     const gws = [egressGateway('n', 'x', { ipPools: [{ name: 'b' }] }), egressGateway('n', 'y', { ipPools: [{ cidr: '10.20.0.0/30' }, { name: 'missing' }] })];
-    assert.deepEqual(natConfigFromResources(pools, gws, { enabled: true, underlayDevice: 'eth0' }), {
+    const nodes = [node('n2', { ip: '172.31.99.12' }), node('n1', { ip: ['172.31.99.11', 'fd00::1'], hostnameAddress: true }), node('n3')];
+    assert.deepEqual(natConfigFromResources(pools, gws, { enabled: true, underlayDevice: 'eth0', nodes }), {
       enabled: true,
       underlayDevice: 'eth0',
       masqueradePools: ['10.244.0.0/16'],
       egressPools: ['10.10.0.0/29', '10.20.0.0/30'],
+      hostIPPools: ['10.10.0.0/29'],
       allPools: ['10.10.0.0/29', '10.20.0.0/30', '10.30.0.0/24', '10.244.0.0/16'],
+      nodeAddresses: ['172.31.99.11', '172.31.99.12'],
     });
+    // Without a gateway naming it, b is an ordinary natOutgoing pool again.
+    const plain = natConfigFromResources(pools, gws.slice(1), { enabled: true, underlayDevice: 'eth0' });
+    assert.deepEqual([plain.masqueradePools, plain.hostIPPools, plain.nodeAddresses], [['10.10.0.0/29', '10.244.0.0/16'], [], []]);
   });
 });
 

@@ -107,7 +107,6 @@ const CASES: Case[] = [
   { name: 'IPPool bad nodeSelector', text: pool('  cidr: 10.1.0.0/24\n  nodeSelector: "zone = \'a\'"\n'), errors: [`bad.yaml:7:17: IPPool p1: spec.nodeSelector: bad selector "zone = 'a'": unexpected "=" at column 6; expected "==", "!=", "in", "not in", "contains", "starts with" or "ends with"`] },
   { name: 'IPPool bad allowedUses', text: pool('  cidr: 10.1.0.0/24\n  allowedUses: [Workload, Egress]\n'), errors: ['bad.yaml:7:27: IPPool p1: spec.allowedUses[1]: "Egress" is not one of Workload, Tunnel, LoadBalancer'] },
   { name: 'IPPool overlapping a stored pool', text: pool('  cidr: 10.10.10.0/24\n'), errors: ['bad.yaml:6:9: IPPool p1: spec.cidr: 10.10.10.0/24 overlaps IPPool egress-ippool-1 (10.10.10.0/31)'] },
-  { name: 'IPPool natOutgoing on a pool a gateway uses', text: 'apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: egress-ippool-1}\nspec:\n  cidr: 10.10.10.0/31\n  blockSize: 31\n  natOutgoing: true\n', errors: ['bad.yaml:7:16: IPPool egress-ippool-1: spec.natOutgoing: must be false: EgressGateway default/red takes its addresses from this pool'] },
   { name: 'IPPool v1 field', text: pool('  cidr: 10.1.0.0/24\n  nat-outgoing: true\n'), errors: ['bad.yaml:7:3: IPPool p1: spec["nat-outgoing"]: the v1 field nat-outgoing is not accepted in projectcalico.org/v3; use natOutgoing'] },
 
   // ---- EgressGateway
@@ -116,7 +115,6 @@ const CASES: Case[] = [
   { name: 'EgressGateway naming a missing pool', text: egw('  ipPools:\n    - name: no-such-pool\n'), errors: ['bad.yaml:8:7: EgressGateway default/blue: spec.ipPools[0]: no IPPool named no-such-pool exists; create the pool first (or in the same input)'] },
   { name: 'EgressGateway cidr matching no pool', text: egw('  ipPools:\n    - cidr: 10.99.0.0/31\n'), errors: ['bad.yaml:8:7: EgressGateway default/blue: spec.ipPools[0]: no IPPool with cidr 10.99.0.0/31 exists; create the pool first (or in the same input)'] },
   { name: 'EgressGateway pool name and cidr disagree', text: egw('  ipPools:\n    - name: egress-ippool-1\n      cidr: 10.20.0.0/24\n'), errors: ['bad.yaml:9:13: EgressGateway default/blue: spec.ipPools[0].cidr: IPPool egress-ippool-1 has cidr 10.10.10.0/31, not 10.20.0.0/24'] },
-  { name: 'EgressGateway on a natOutgoing pool', text: egw('  ipPools: [{name: nat-pool}]\n'), errors: ['bad.yaml:7:13: EgressGateway default/blue: spec.ipPools[0]: IPPool nat-pool has natOutgoing: true; an egress pool needs natOutgoing: false, or the node rewrites the gateway\'s source address again'] },
   { name: 'EgressGateway on an IPv6 pool', text: `${pool('  cidr: "fd00:10::/126"\n  blockSize: 128\n')}---\n${egw('  ipPools: [{name: p1}]\n')}`, errors: ['bad.yaml:15:13: EgressGateway default/blue: spec.ipPools[0]: IPPool p1 (fd00:10::/126) is an IPv6 pool: IPv6 egress is not supported yet; an EgressGateway takes its addresses from IPv4 pools'] },
   { name: 'EgressGateway negative replicas', text: egw('  replicas: -1\n  ipPools: [{name: egress-ippool-1}]\n'), errors: ['bad.yaml:7:13: EgressGateway default/blue: spec.replicas: must be at least 0, got -1'] },
   { name: 'EgressGateway replicas exceed the pool', text: egw('  replicas: 2\n  ipPools: [{name: egress-ippool-1}]\n'), errors: ['bad.yaml:7:13: EgressGateway default/blue: spec.replicas: 2 gateways do not fit the 1 free address of egress-ippool-1 (1 taken by other gateways)'] },
@@ -195,6 +193,33 @@ for (const c of CASES) {
     assert.deepEqual(await storeDump(db), before, 'the store changed');
   });
 }
+
+// Host-IP mode (Calico Enterprise 3.23; docs/behaviour.md §3.3): natOutgoing on an egress pool is accepted, from
+// either side — a gateway naming a natOutgoing pool, and natOutgoing turned on for a pool a stored gateway uses.
+test('host-IP mode: an EgressGateway on a natOutgoing pool, and natOutgoing on a pool a gateway uses, are accepted', async () => {
+  const hip = mkdtempSync(join(tmpdir(), 'egw-hostip-'));
+  try {
+    const ds = `sqlite:${join(hip, 'egw.db')}`;
+    writeFileSync(join(hip, 'base.yaml'), BASE);
+    assert.equal((await runCli(['--datastore', ds, 'apply', '-f', join(hip, 'base.yaml')])).code, 0);
+    writeFileSync(join(hip, 'blue.yaml'), egw('  ipPools: [{name: nat-pool}]\n'));
+    const blue = await runCli(['--datastore', ds, 'apply', '-f', join(hip, 'blue.yaml')]);
+    assert.equal(blue.code, 0, blue.stderr);
+    writeFileSync(join(hip, 'pool.yaml'), 'apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: egress-ippool-1}\nspec:\n  cidr: 10.10.10.0/31\n  blockSize: 31\n  nodeSelector: "!all()"\n  natOutgoing: true\n');
+    const pool = await runCli(['--datastore', ds, 'apply', '-f', join(hip, 'pool.yaml')]);
+    assert.equal(pool.code, 0, pool.stderr);
+    const store = await openStore(ds);
+    try {
+      const p = await store.get({ kind: 'IPPool', namespace: '', name: 'egress-ippool-1' });
+      assert.equal((p?.spec as { natOutgoing?: boolean }).natOutgoing, true);
+      assert.ok(await store.get({ kind: 'EgressGateway', namespace: 'default', name: 'blue' }));
+    } finally {
+      await store.close();
+    }
+  } finally {
+    rmSync(hip, { recursive: true, force: true });
+  }
+});
 
 async function storeDump(path: string): Promise<string> {
   const store = await openStore(`sqlite:${path}`);

@@ -5,7 +5,7 @@ import { PodIPIndex, gatewayEnricher, nodeEnricher } from '../../src/audit/enric
 import { parseCount } from '../../src/audit/kernel.js';
 import { EgressCalculator } from '../../src/calc/calculator.js';
 import type { CtFlow } from '../../src/audit/types.js';
-import { clientPod, clientNamespace, gatewayPod, pod } from '../helpers/resources.js';
+import { clientPod, clientNamespace, gatewayPod, ippool, pod } from '../helpers/resources.js';
 
 const flow = (src: string, dst: string): CtFlow => ({
   type: 'new',
@@ -57,6 +57,26 @@ test('gateway enrichment names the policy rule by longest prefix; node enrichmen
   const n = nodeEnricher(idx, calc);
   assert.deepEqual(n(flow('10.244.0.9', '203.0.113.10')).route, { kind: 'no-gateway', policy: 'p1', on: 'pod', rule: 1 });
   assert.deepEqual(n(flow('10.244.0.77', '198.51.100.10')), { pod: { namespace: null, name: null, uid: null, node: null, labels: {} }, route: { kind: 'natOutgoing' }, gateway: null });
+});
+
+test('node enrichment of a gateway pod\'s connection (host-IP mode): route host-ip with its pool, the gateway, the client unknown', () => {
+  const gw = gatewayPod('egw', 'gw-1', 'red', { ip: '10.10.10.1', node: 'n2' });
+  const client = pod('tenant', 'c', { ip: '10.244.0.9', node: 'n1' });
+  const calc = new EgressCalculator().load([gw, client]);
+  const idx = new PodIPIndex();
+  idx.replace([gw, client, ippool('egress', '10.10.10.0/30', { natOutgoing: true }), ippool('pods', '10.244.0.0/16', { natOutgoing: true })]);
+  const n = nodeEnricher(idx, calc);
+  const unknown = { namespace: null, name: null, uid: null, node: null, labels: {} };
+  const gateway = { namespace: 'egw', name: 'gw-1', node: 'n2', ip: '10.10.10.1', egressGateway: 'red' };
+  assert.deepEqual(n(flow('10.10.10.1', '198.51.100.10')), { pod: unknown, route: { kind: 'host-ip', pool: 'egress' }, gateway });
+  assert.equal(n(flow('10.244.0.9', '198.51.100.10')).route.kind, 'natOutgoing', 'a client pod is ordinary node SNAT');
+  // The pool switched back (a connection whose DESTROY alone came later): still the gateway's traffic, no pool named.
+  idx.apply('upsert', ippool('egress', '10.10.10.0/30', { natOutgoing: false }));
+  assert.deepEqual(n(flow('10.10.10.1', '198.51.100.10')).route, { kind: 'host-ip' });
+  assert.deepEqual(idx.gatewayAt('10.10.10.1')?.gateway, gateway);
+  assert.equal(idx.gatewayAt('10.244.0.9'), null);
+  idx.apply('delete', gw);
+  assert.equal(idx.gatewayAt('10.10.10.1'), null);
 });
 
 test('parseCount: the count rule\'s packets; anything else in the chain is not a count', () => {

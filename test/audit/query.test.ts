@@ -131,6 +131,55 @@ test('trace: gateway and node records, the right one of a reused port by time, b
   assert.equal(at(T0 + 5500, GW2_IP, 41000, { ip: '203.0.113.50', port: 80 }).match, undefined, 'another destination port');
 });
 
+test('host-IP mode: trace of the node IP follows node record → gateway record → client pod; flows lists both', (t) => {
+  const root = tmp(t);
+  const GWH = { namespace: 'egw', name: 'gw-h', node: 'node-b', ip: '10.10.10.1', egressGateway: 'green' };
+  const NODE_B = '172.18.0.3';
+  const T = T0 + 500_000;
+  const hostIP = { kind: 'host-ip' as const, pool: 'egress-hip' };
+  // The gateway's records: the client's connection, the same translated port reused later by another client, and one
+  // at the same time toward another destination.
+  const g1 = flow({ start: T, end: T + 20_000, src: '10.244.1.7', sport: 5007, nat: GWH.ip, natPort: 40007, gateway: GWH, pod: 'client-7', uid: 'u7' });
+  const gLater = flow({ start: T + 300_000, end: T + 301_000, src: '10.244.1.8', sport: 5008, nat: GWH.ip, natPort: 40007, gateway: GWH, pod: 'client-8', uid: 'u8' });
+  const gOther = flow({ start: T + 100, end: T + 20_000, src: '10.244.1.9', sport: 5009, nat: GWH.ip, natPort: 40007, dst: '198.51.100.1', dport: 80, gateway: GWH, pod: 'client-9', uid: 'u9' });
+  // The node's records of the gateway's traffic (it SNATed it again): the client unknown, the gateway named.
+  const hip = { reporter: 'node' as const, reporterName: 'node-b', gateway: GWH, namespace: null, pod: null, uid: null, node: null, labels: {}, route: hostIP };
+  const n1 = flow({ ...hip, start: T + 2, end: T + 20_001, src: GWH.ip, sport: 40007, nat: NODE_B, natPort: 33007 });
+  const n2 = flow({ ...hip, start: T + 300_001, end: T + 301_001, src: GWH.ip, sport: 40007, nat: NODE_B, natPort: 33008 });
+  // One whose gateway record was lost (the gateway's gap covers it).
+  const n3 = flow({ ...hip, start: T + 600_000, end: T + 601_000, src: GWH.ip, sport: 40010, nat: NODE_B, natPort: 33010 });
+  write(reporterDir(root, 'gateway', 'egw/gw-h'), { complete: [g1, gLater, gOther], gaps: [gap({ start: T + 590_000, end: T + 610_000, reporterName: 'egw/gw-h', connections: 3 })] });
+  write(reporterDir(root, 'node', 'node-b'), { complete: [n1, n2, n3] });
+  // The node's pod-IP history knows the gateway pod at that IP: it must not be taken for the client.
+  const h = podIPHistory(reporterDir(root, 'node', 'node-b'));
+  h.observe([{ ip: GWH.ip, uid: 'u-gw', namespace: 'egw', name: 'gw-h', node: 'node-b', labels: {}, from: iso(T0) }], T0);
+  h.close();
+
+  let r = trace(root, { ip: NODE_B, port: 33007, at: T + 5000, now: NOW });
+  assert.equal(r.match?.record.egw.conntrack_id, n1.egw.conntrack_id, 'the node record is the match');
+  assert.equal(r.match?.hostIP?.record.egw.conntrack_id, g1.egw.conntrack_id, 'joined to the gateway record of the same translated source, destination and time');
+  assert.deepEqual([r.match?.pod.namespace, r.match?.pod.name, r.match?.pod.uid, r.match?.podFrom], ['team-a', 'client-7', 'u7', 'record']);
+  assert.match(r.match!.hostIP!.reporterDir, /gateway-egw\.gw-h$/);
+  assert.equal(r.match!.hostIP!.others, 0);
+
+  r = trace(root, { ip: NODE_B, port: 33008, at: T + 300_500, now: NOW });
+  assert.equal(r.match?.pod.name, 'client-8', 'the gateway port reused later: the client of that time');
+
+  r = trace(root, { ip: NODE_B, port: 33010, at: T + 600_500, now: NOW });
+  assert.equal(r.match?.record.egw.conntrack_id, n3.egw.conntrack_id);
+  assert.equal(r.match?.hostIP, null, 'no gateway record: said, not guessed');
+  assert.deepEqual([r.match?.pod.uid, r.match?.podFrom], [null, 'unknown'], 'the pod-IP history (the gateway pod) is not the client');
+  assert.deepEqual(r.gaps.map((g) => g.reporter), ['gateway-egw.gw-h']);
+
+  // The gateway's own IP:port still traces to the client directly.
+  assert.equal(trace(root, { ip: GWH.ip, port: 40007, at: T + 5000, dst: { ip: '203.0.113.7' }, now: NOW }).match?.pod.name, 'client-7');
+
+  // flows: --gateway names both the gateway's and the node's records; node:node-b the node's.
+  const ids = (f: Parameters<typeof queryFlows>[1]) => queryFlows(root, f).records.map((x) => x.egw.conntrack_id).sort();
+  assert.deepEqual(ids({ now: NOW, gateway: 'gw-h' }), [g1, gLater, gOther, n1, n2, n3].map((x) => x.egw.conntrack_id).sort());
+  assert.deepEqual(ids({ now: NOW, gateway: 'node:node-b' }), [n1, n2, n3].map((x) => x.egw.conntrack_id).sort());
+});
+
 test('trace: closest when several are live, and why nothing matched (gap, retention)', (t) => {
   const root = tmp(t);
   const dir = reporterDir(root, 'gateway', 'egw/gw-1');

@@ -101,6 +101,35 @@ describe('calc: explain', () => {
     assert.match(none, /rule: {2}\(none/);
   });
 
+  it('host-IP mode: a chosen gateway whose pool has natOutgoing is seen outside as its node\'s IP', () => {
+    const c = guide();
+    const before = c.explain('my-namespace', 'my-client', '93.184.216.34');
+    assert.deepEqual(before.egress.map((x) => [x.ip, x.pool, x.hostIP, x.seenAs]), [
+      ['10.10.10.0', 'egress-ippool-1', null, '10.10.10.0'],
+      ['10.10.10.1', 'egress-ippool-1', null, '10.10.10.1'],
+    ]);
+    assert.match(formatExplanation(before), /^egress IP: 10\.10\.10\.0 \(gateway default\/egress-gateway-red-5b8d, IPPool egress-ippool-1\): the outside sees 10\.10\.10\.0$/m);
+    assert.ok(!before.why.some((w) => w.includes('host-IP')));
+
+    c.upsert(ippool('egress-ippool-1', '10.10.10.0/31', { natOutgoing: true }));
+    const e = c.explain('my-namespace', 'my-client', '93.184.216.34');
+    assert.deepEqual(e.hops, ['10.10.10.0', '10.10.10.1'], 'the route is the same: only the source the outside sees changes');
+    assert.deepEqual(e.egress.map((x) => [x.pod, x.hostIP, x.seenAs]), [
+      ['default/egress-gateway-red-5b8d', { node: 'worker-1', nodeIP: '172.18.0.2' }, '172.18.0.2'],
+      ['default/egress-gateway-red-9kq2', { node: 'worker-2', nodeIP: '172.18.0.3' }, '172.18.0.3'],
+    ]);
+    assert.ok(e.why.includes('host-IP mode: IPPool egress-ippool-1 has natOutgoing, so node worker-2 masquerades default/egress-gateway-red-9kq2\'s traffic: the outside sees 172.18.0.3, not the egress IP 10.10.10.1'), e.why.join('\n'));
+    const text = formatExplanation(e);
+    assert.match(text, /^egress IP: 10\.10\.10\.1 \(gateway default\/egress-gateway-red-9kq2, IPPool egress-ippool-1\): host-IP mode, the outside sees 172\.18\.0\.3 \(node worker-2's IP\), not the egress IP \(the pool has natOutgoing\)$/m);
+    // Another pool's gateways are not affected; a node without an address is said to be unknown.
+    assert.deepEqual(c.explain('my-namespace', 'policy-client', '11.1.2.3').egress.map((x) => x.hostIP), [null]);
+    c.upsert(node('worker-2', {}));
+    const unknown = c.explain('my-namespace', 'my-client', '93.184.216.34').egress[1];
+    assert.deepEqual([unknown.hostIP, unknown.seenAs], [{ node: 'worker-2', nodeIP: null }, null]);
+    // Not via a gateway: nothing to say.
+    assert.deepEqual(c.explain('my-namespace', 'policy-client', '10.20.30.40').egress, []);
+  });
+
   it('not-clients and bad input', () => {
     const c = guide();
     assert.equal(c.explain('default', 'egress-gateway-red-5b8d', '1.1.1.1').kind, 'not-client');

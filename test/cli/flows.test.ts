@@ -224,3 +224,50 @@ test('a corrupt record file and a corrupt index are reported and skipped, not a 
   assert.match(r.stderr, /^error: ENOTDIR: not a directory/);
   assert.doesNotMatch(r.stderr, /\n\s+at /);
 });
+
+test('host-IP mode: egw trace of the node IP names the client, the gateway, the egress IP and the node IP; flows shows both records', async () => {
+  const hroot = join(dir, 'hostip');
+  const GWH = { namespace: 'default', name: 'red-x', node: 'node-2', ip: '10.10.10.1', egressGateway: 'red' };
+  const NODE2 = '172.31.0.12';
+  const T = NOW - 1800_000;
+  const gw = flow({ start: T, end: T + 30_000, src: '10.244.1.7', sport: 52000, nat: GWH.ip, natPort: 52000, gateway: GWH, namespace: 'tenant-a', pod: 'client-a', uid: 'uid-a', node: 'node-1', labels: { app: 'a' }, route: { kind: 'annotation', on: 'namespace', selector: "egress-code == 'red'" } });
+  const nd = flow({ start: T + 1, end: T + 30_001, src: GWH.ip, sport: 52000, nat: NODE2, natPort: 61000, gateway: GWH, reporter: 'node', reporterName: 'node-2', namespace: null, pod: null, uid: null, node: null, labels: {}, route: { kind: 'host-ip', pool: 'egress-ippool-1' } });
+  let s = openFlowStore(reporterDir(hroot, 'gateway', 'default/red-x'), { log: memoryLogger() });
+  s.complete(gw);
+  s.close();
+  s = openFlowStore(reporterDir(hroot, 'node', 'node-2'), { log: memoryLogger() });
+  s.complete(nd);
+  s.close();
+
+  let r = await egw(['trace', '--flow-dir', hroot, '--ip', NODE2, '--port', '61000', '--at', iso(T + 10_000)]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^Connection: +tcp 10\.244\.1\.7:52000 -> 203\.0\.113\.7:443, seen outside as 172\.31\.0\.12:61000 \(host-IP mode\)$/m);
+  assert.match(r.stdout, /^Pod: +tenant-a\/client-a$/m);
+  assert.match(r.stdout, /^ +UID: +uid-a$/m);
+  assert.match(r.stdout, /^Gateway: +default\/red-x \(EgressGateway red\), IP 10\.10\.10\.1, on node node-2$/m);
+  assert.match(r.stdout, /^Egress IP: +10\.10\.10\.1:52000 \(the gateway's; the node translated it again\)$/m);
+  assert.match(r.stdout, /^Node IP: +172\.31\.0\.12 \(node node-2, host-IP mode: the gateway's pool has natOutgoing, IPPool egress-ippool-1\)$/m);
+  assert.match(r.stdout, /^Route: +annotation on namespace \(egress-code == 'red'\)$/m);
+  assert.match(r.stdout, /^Recorded by: +node node-2 .*\n +and +gateway default\/red-x /m);
+
+  r = await egw(['trace', '--flow-dir', hroot, '--ip', NODE2, '--port', '61000', '--at', iso(T + 10_000), '-o', 'json']);
+  assert.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  assert.deepEqual(j.pod, { namespace: 'tenant-a', name: 'client-a', uid: 'uid-a', node: 'node-1', labels: { app: 'a' }, from: 'record' });
+  assert.deepEqual(j.gateway, GWH);
+  assert.deepEqual([j.egressIP, j.node, j.nodeIP, j.hostIPMode], [GWH.ip, 'node-2', NODE2, true]);
+  assert.deepEqual([j.connection.start, j.connection.end], [nd.event.start, nd.event.end]);
+  assert.deepEqual([j.connection.source, j.connection.gatewayNat, j.connection.nat], [{ ip: '10.244.1.7', port: 52000 }, { ip: GWH.ip, port: 52000 }, { ip: NODE2, port: 61000 }]);
+  assert.deepEqual(j.route, gw.egw.route);
+  assert.deepEqual(j.record, nd);
+  assert.deepEqual(j.hostIP.record, gw);
+
+  // A plain gateway trace says it is not host-IP mode.
+  r = await egw(['trace', '--flow-dir', hroot, '--ip', GWH.ip, '--port', '52000', '--at', iso(T + 10_000), '-o', 'json']);
+  assert.equal(JSON.parse(r.stdout).hostIPMode, false);
+
+  r = await egw(['flows', '--flow-dir', hroot, '-o', 'wide']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /\s+<none>\s+<none>\s+default\/red-x,node:node-2\s+172\.31\.0\.12:61000\s+203\.0\.113\.7:443\s+tcp\s+<none>\s+<none>\s+<none>\s+host-IP mode: node SNAT of gateway traffic \(IPPool egress-ippool-1\)\n/);
+  assert.match(r.stdout, /\s+tenant-a\s+client-a\s+default\/red-x\s+10\.10\.10\.1:52000\s/);
+});

@@ -46,7 +46,7 @@ export function desiredState(over: Omit<Partial<NodeEgressState>, 'vxlan'> & { v
 }
 
 export function natConfig(over: Partial<NodeNatConfig> = {}): NodeNatConfig {
-  return { enabled: true, underlayDevice: 'eth0', masqueradePools: ['10.244.0.0/16'], egressPools: ['10.10.0.0/24'], allPools: ['10.244.0.0/16', '10.10.0.0/24'], ...over };
+  return { enabled: true, underlayDevice: 'eth0', masqueradePools: ['10.244.0.0/16'], egressPools: ['10.10.0.0/24'], hostIPPools: [], allPools: ['10.244.0.0/16', '10.10.0.0/24'], nodeAddresses: [], ...over };
 }
 
 /** Canned answers; `null` link/nft = absent. */

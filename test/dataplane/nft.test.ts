@@ -79,6 +79,28 @@ describe('node nft table', () => {
     assert.deepEqual(noMasq.chains[0].rules.map((r) => r.comment), ['egress-pool sources are never SNATed']);
   });
 
+  test('host-IP mode: an egress pool with natOutgoing loses its return and is masqueraded, except toward pools and node IPs', () => {
+    // Two egress pools, adjacent (nft would merge them): 10.10.0.0/25 in host-IP mode, 10.10.0.128/25 not.
+    const nat = natConfig({
+      egressPools: ['10.10.0.0/25', '10.10.0.128/25'],
+      hostIPPools: ['10.10.0.0/25'],
+      allPools: ['10.244.0.0/16', '10.10.0.0/25', '10.10.0.128/25'],
+      nodeAddresses: ['172.31.0.11', '172.31.0.12'],
+    });
+    const rules = nodeNftTable(input(nat)).chains[0].rules;
+    assert.deepEqual(rules.map((r) => r.comment), ['egress-pool sources are never SNATed', 'natOutgoing', 'host-IP mode: egress pools with natOutgoing']);
+    const right = (r: { expr: unknown[] }, i: number) => (r.expr[i] as { match: { right: unknown } }).match.right;
+    assert.deepEqual(right(rules[0], 0), { prefix: { addr: '10.10.0.128', len: 25 } }, 'only the pool without natOutgoing returns');
+    assert.deepEqual(right(rules[2], 0), 'eth0');
+    assert.deepEqual(right(rules[2], 1), { prefix: { addr: '10.10.0.0', len: 25 } });
+    assert.deepEqual(right(rules[2], 2), { set: [{ prefix: { addr: '10.10.0.0', len: 24 } }, { prefix: { addr: '10.244.0.0', len: 16 } }, '172.31.0.11', '172.31.0.12'] }, 'pools and node addresses, aggregated');
+    assert.deepEqual(rules[2].expr.at(-1), { masquerade: null });
+    // Every egress pool in host-IP mode: no return rule at all; no underlay device: no masquerade.
+    const all = nodeNftTable(input(natConfig({ ...nat, hostIPPools: ['10.10.0.128/25', '10.10.0.0/25'] }))).chains[0].rules;
+    assert.deepEqual(all.map((r) => r.comment), ['natOutgoing', 'host-IP mode: egress pools with natOutgoing']);
+    assert.deepEqual(nodeNftTable(input(natConfig({ ...nat, underlayDevice: '' }))).chains[0].rules.map((r) => r.comment), ['egress-pool sources are never SNATed']);
+  });
+
   test('overlapping and adjacent pools are aggregated before they reach nft (which rejects overlaps)', () => {
     const t = nodeNftTable(input(natConfig({ masqueradePools: ['10.244.0.0/16', '10.244.1.0/24', '10.245.0.0/16'] })));
     const saddr = (t.chains[0].rules[1].expr[1] as { match: { right: unknown } }).match.right;
