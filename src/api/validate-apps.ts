@@ -50,7 +50,9 @@ function checkCommon(c: Checker, s: Record<string, unknown>, p: FieldPath) {
   const replicas = c.int(s.replicas, [...p, 'replicas'], { min: 0 });
   const minReadySeconds = c.int(s.minReadySeconds, [...p, 'minReadySeconds'], { min: 0 });
   let selector: LabelSelector | undefined;
+  const beforeSelector = c.errors.length;
   if (c.required(s, 'selector', p)) selector = checkLabelSelector(c, s.selector, [...p, 'selector']);
+  if (c.errors.length !== beforeSelector) selector = undefined; // a broken selector is not compared with the labels
   let template: Record<string, unknown> | undefined;
   if (c.required(s, 'template', p)) template = checkPodTemplate(c, s.template, [...p, 'template']);
   const labels = (template?.metadata as { labels?: Record<string, string> } | undefined)?.labels;
