@@ -1,6 +1,6 @@
 // Pure readers of apps/v1 objects shared by validation (validate-apps.ts) and the lab's kube-controller-manager
 // stand-in (src/lab/rollout.ts, src/lab/replicaset.ts): label selectors, maxSurge/maxUnavailable, controller owner
-// references and the pod-template-hash (docs/behaviour.md §9).
+// references and the pod-template-hash (docs/behaviour.md §6).
 import type { OwnerReference, Resource } from './meta.js';
 import type { Labels, LabelSelector } from './types.js';
 

@@ -205,7 +205,7 @@ export interface PodStatus {
 }
 export type Pod = Resource<PodSpec, PodStatus> & { kind: 'Pod'; spec: PodSpec };
 
-// ---- apps/v1 Deployment / ReplicaSet (the fields egw acts on; docs/behaviour.md §9) --------------------------------
+// ---- apps/v1 Deployment / ReplicaSet (the fields egw acts on; docs/behaviour.md §6) --------------------------------
 export interface LabelSelectorRequirement {
   key: string;
   operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';

@@ -1,4 +1,4 @@
-// Validation and defaults of apps/v1 Deployment and ReplicaSet (docs/behaviour.md §9): the fields the lab's
+// Validation and defaults of apps/v1 Deployment and ReplicaSet (docs/behaviour.md §6): the fields the lab's
 // kube-controller-manager stand-in acts on, with Kubernetes' rules and defaults. Pure: no I/O.
 import { matchesLabelSelector, parsePercent } from './apps.js';
 import type { Checker } from './check.js';

@@ -1,4 +1,4 @@
-// `egw lab kcm`: the lab's kube-controller-manager stand-in (docs/behaviour.md §9) — the Deployment and ReplicaSet
+// `egw lab kcm`: the lab's kube-controller-manager stand-in (docs/behaviour.md §6) — the Deployment and ReplicaSet
 // controllers and their garbage collection, which the lab needs because it has no Kubernetes control plane.
 //
 // Thin: the one informer (src/datastore/informer.ts) keeps Deployments, ReplicaSets and Pods; each change wakes a

@@ -1,4 +1,4 @@
-// The ReplicaSet half of the lab's kube-controller-manager stand-in (docs/behaviour.md §9), pure: a ReplicaSet and
+// The ReplicaSet half of the lab's kube-controller-manager stand-in (docs/behaviour.md §6), pure: a ReplicaSet and
 // the pods of its namespace → the pods to create and to delete, and its status. src/lab/kcm.ts applies the plan.
 //
 // As Kubernetes' ReplicaSet controller (Kubernetes documentation, "ReplicaSet"):

@@ -1,4 +1,4 @@
-// The Deployment half of the lab's kube-controller-manager stand-in (docs/behaviour.md §9), pure: a Deployment, the
+// The Deployment half of the lab's kube-controller-manager stand-in (docs/behaviour.md §6), pure: a Deployment, the
 // ReplicaSets and pods of its namespace → the ReplicaSets to create, scale and delete, the Deployment's revision and
 // status. src/lab/kcm.ts applies it; src/lab/replicaset.ts turns each ReplicaSet's replicas into pods.
 //

@@ -1,4 +1,4 @@
-// Deployments in a lab (docs/behaviour.md §9), end to end with the real egw executable and the lab's kcm: the
+// Deployments in a lab (docs/behaviour.md §6), end to end with the real egw executable and the lab's kcm: the
 // maintenance guide's client Deployment (examples/apps/maintenance-client.yaml) on the demo scenario — all three
 // pods leave through the red gateways; a red gateway deleted with a grace period puts the maintenance annotations on
 // all three — then scale 3 → 5 → 2, a rolling update (maxSurge 1, maxUnavailable 0) that never has fewer than 3

@@ -1,5 +1,5 @@
 // The lab's kube-controller-manager stand-in, its pure plans (src/lab/rollout.ts, src/lab/replicaset.ts): every rule of
-// docs/behaviour.md §9 on plain data, and whole rollouts simulated step by step against a small in-memory world.
+// docs/behaviour.md §6 on plain data, and whole rollouts simulated step by step against a small in-memory world.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { podTemplateHash, scaledValue, surgeAndUnavailable } from '../../src/api/apps.js';
@@ -329,4 +329,15 @@ test('a ReplicaSet being deleted or scaled to 0 keeps no pods; status counts Rea
   assert.equal(p.delete.length, 2);
   assert.equal(p.status.readyReplicas, 2);
   assert.equal(p.status.replicas, 2);
+});
+
+test('the lab process `kcm`: every lab runs it, in the router namespace, supervised like the others', async () => {
+  const { ALL_ROLES, labProcesses } = await import('../../src/lab/roles.js');
+  const { parseLabFile } = await import('../../src/lab/labfile.js');
+  assert.ok(ALL_ROLES.includes('kcm'));
+  const config = parseLabFile('name: t1\nnodes: [{name: a}]\n');
+  const egw = ['/usr/bin/node', '/repo/bin/egw.js'];
+  const state = { config, datastore: 'sqlite:/x.db', hostDatastore: 'sqlite:/x.db', roles: [...ALL_ROLES], file: '/x.yaml', egw, firewall: '', createdAt: '' };
+  const spec = labProcesses(state, '/state/t1').find((p) => p.role === 'kcm');
+  assert.deepEqual(spec, { kind: 'kcm', role: 'kcm', argv: [...egw, '--datastore', 'sqlite:/x.db', 'lab', 'kcm'], netns: 'egw-t1-router' });
 });
