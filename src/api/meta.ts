@@ -41,6 +41,8 @@ export type KindName =
   | 'Node'
   | 'Namespace'
   | 'Pod'
+  | 'Deployment'
+  | 'ReplicaSet'
   | 'IPAMBlock';
 
 export interface KindInfo {
@@ -52,6 +54,11 @@ export interface KindInfo {
   aliases: string[];
   /** Written only by egw itself (IPAM state): readable with get, never applied from a manifest. */
   managed?: boolean;
+  /**
+   * metadata.generation counts changes of the spec (as the Kubernetes API server keeps it for apps/v1): apply and
+   * scale bump it, and the lab's kube-controller-manager stand-in reports it as status.observedGeneration.
+   */
+  generation?: boolean;
 }
 
 export const KINDS: readonly KindInfo[] = [
@@ -62,6 +69,8 @@ export const KINDS: readonly KindInfo[] = [
   { kind: 'Node', apiVersion: 'v1', namespaced: false, plural: 'nodes', aliases: ['node', 'nodes', 'no'] },
   { kind: 'Namespace', apiVersion: 'v1', namespaced: false, plural: 'namespaces', aliases: ['namespace', 'namespaces', 'ns'] },
   { kind: 'Pod', apiVersion: 'v1', namespaced: true, plural: 'pods', aliases: ['pod', 'pods', 'po'] },
+  { kind: 'Deployment', apiVersion: 'apps/v1', namespaced: true, plural: 'deployments', aliases: ['deployment', 'deployments', 'deploy'], generation: true },
+  { kind: 'ReplicaSet', apiVersion: 'apps/v1', namespaced: true, plural: 'replicasets', aliases: ['replicaset', 'replicasets', 'rs'], generation: true },
   { kind: 'IPAMBlock', apiVersion: 'egw.dev/v1', namespaced: false, plural: 'ipamblocks', aliases: ['ipamblock', 'ipamblocks'], managed: true },
 ];
 

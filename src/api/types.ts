@@ -205,6 +205,79 @@ export interface PodStatus {
 }
 export type Pod = Resource<PodSpec, PodStatus> & { kind: 'Pod'; spec: PodSpec };
 
+// ---- apps/v1 Deployment / ReplicaSet (the fields egw acts on; docs/behaviour.md §6) --------------------------------
+export interface LabelSelectorRequirement {
+  key: string;
+  operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+  values?: string[];
+}
+export interface LabelSelector {
+  matchLabels?: Labels;
+  matchExpressions?: LabelSelectorRequirement[];
+}
+export interface PodTemplateSpec {
+  metadata: { labels: Labels; annotations?: Record<string, string> };
+  spec: PodSpec;
+}
+/** An absolute number of pods or a percentage of spec.replicas ("25%"), as Kubernetes' IntOrString. */
+export type IntOrPercent = number | string;
+export interface DeploymentStrategy {
+  type: 'RollingUpdate' | 'Recreate';
+  rollingUpdate?: { maxSurge: IntOrPercent; maxUnavailable: IntOrPercent };
+}
+export interface DeploymentSpec {
+  replicas: number;
+  selector: LabelSelector;
+  template: PodTemplateSpec;
+  strategy: DeploymentStrategy;
+  minReadySeconds: number;
+  revisionHistoryLimit: number;
+  paused?: boolean;
+  progressDeadlineSeconds?: number;
+}
+export interface DeploymentCondition extends Condition {
+  lastUpdateTime?: string;
+}
+export interface DeploymentStatus {
+  observedGeneration?: number;
+  replicas?: number;
+  updatedReplicas?: number;
+  readyReplicas?: number;
+  availableReplicas?: number;
+  unavailableReplicas?: number;
+  conditions?: DeploymentCondition[];
+}
+export type Deployment = Resource<DeploymentSpec, DeploymentStatus> & { kind: 'Deployment'; spec: DeploymentSpec };
+
+export interface ReplicaSetSpec {
+  replicas: number;
+  selector: LabelSelector;
+  template: PodTemplateSpec;
+  minReadySeconds: number;
+}
+export interface ReplicaSetStatus {
+  replicas: number;
+  fullyLabeledReplicas?: number;
+  readyReplicas?: number;
+  availableReplicas?: number;
+  observedGeneration?: number;
+}
+export type ReplicaSet = Resource<ReplicaSetSpec, ReplicaSetStatus> & { kind: 'ReplicaSet'; spec: ReplicaSetSpec };
+
+/** Kubernetes' names for what Deployments and ReplicaSets write (Kubernetes documentation, "Deployments"). */
+export const APPS = {
+  /** Label on a Deployment's ReplicaSets and their pods: the hash of the pod template. */
+  podTemplateHash: 'pod-template-hash',
+  /** On a Deployment and its ReplicaSets: the rollout revision (a decimal). */
+  revision: 'deployment.kubernetes.io/revision',
+  desiredReplicas: 'deployment.kubernetes.io/desired-replicas',
+  maxReplicas: 'deployment.kubernetes.io/max-replicas',
+  defaultMaxSurge: '25%',
+  defaultMaxUnavailable: '25%',
+  defaultRevisionHistoryLimit: 10,
+  defaultProgressDeadlineSeconds: 600,
+} as const;
+
 // ---- Annotations egw reads ----------------------------------------------------------------------------------
 export const ANNOTATION = {
   selector: 'egress.projectcalico.org/selector',

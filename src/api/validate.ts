@@ -14,9 +14,12 @@ import {
   parseIPv4,
 } from './ipv4.js';
 import { formatCidr6, hasHostBits6, isLinkLocal6, networkOf6, parseCidr6, parseIPv6 } from './ipv6.js';
-import { ANNOTATION, DEFAULT_ALLOWED_USES, DEFAULT_GATEWAY_LABEL, FELIX_CONFIGURATION_DEFAULT } from './types.js';
-import { parseGoDuration, parseMaxNextHops } from './parse.js';
-import { parseSelector, SelectorError } from '../selector/index.js';
+import { DEFAULT_ALLOWED_USES, DEFAULT_GATEWAY_LABEL, FELIX_CONFIGURATION_DEFAULT } from './types.js';
+import { parseGoDuration } from './parse.js';
+import { checkDeploymentSpec, checkReplicaSetSpec } from './validate-apps.js';
+import { checkEgressAnnotations, checkLabels, checkName, checkPodSpec, checkQualifiedName, checkSelector, dropUndefined } from './validate-common.js';
+
+export { checkEgressAnnotations } from './validate-common.js';
 
 /** Older or alternative apiVersions accepted for a kind (Calico's CRD group), normalised to the canonical one. */
 const API_VERSION_ALIASES: Record<string, string[]> = {
@@ -24,10 +27,6 @@ const API_VERSION_ALIASES: Record<string, string[]> = {
   EgressGatewayPolicy: ['crd.projectcalico.org/v1'],
   FelixConfiguration: ['crd.projectcalico.org/v1'],
 };
-
-const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const LABEL_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 
 export interface ValidationResult {
   resource?: Resource;
@@ -136,58 +135,6 @@ function annotationBytes(annotations: Record<string, string>): number {
   return n;
 }
 
-function checkName(c: Checker, name: string, path: FieldPath, form: 'label' | 'subdomain'): void {
-  const max = form === 'label' ? 63 : 253;
-  if (name.length === 0) c.error(path, 'must not be empty');
-  else if (name.length > max) c.error(path, `must be at most ${max} characters, got ${name.length}`);
-  else if (!(form === 'label' ? DNS1123_LABEL : DNS1123_SUBDOMAIN).test(name)) {
-    c.error(
-      path,
-      `${JSON.stringify(name)} is not a valid name: use lower-case letters, digits and '-'${form === 'subdomain' ? " (and '.')" : ''}, starting and ending with a letter or digit`,
-    );
-  }
-}
-
-function checkQualifiedName(c: Checker, key: string, path: FieldPath, what: string): boolean {
-  const slash = key.indexOf('/');
-  const prefix = slash >= 0 ? key.slice(0, slash) : '';
-  const name = slash >= 0 ? key.slice(slash + 1) : key;
-  if (slash >= 0 && (prefix.length === 0 || prefix.length > 253 || !DNS1123_SUBDOMAIN.test(prefix))) {
-    c.error(path, `${what} ${JSON.stringify(key)}: the prefix must be a DNS subdomain such as example.com`, true);
-    return false;
-  }
-  if (name.length === 0 || name.length > 63 || !LABEL_NAME.test(name)) {
-    c.error(path, `${what} ${JSON.stringify(key)} is not valid: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit`, true);
-    return false;
-  }
-  return true;
-}
-
-function checkLabels(c: Checker, labels: Record<string, string>, path: FieldPath): void {
-  for (const [k, val] of Object.entries(labels)) {
-    checkQualifiedName(c, k, [...path, k], 'label key');
-    if (val.length > 63 || (val.length > 0 && !LABEL_NAME.test(val))) {
-      c.error([...path, k], `label value ${JSON.stringify(val)} is not valid: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit`);
-    }
-  }
-}
-
-function checkSelector(c: Checker, v: unknown, path: FieldPath, opts: { nonEmpty?: boolean; noGlobal?: boolean } = {}): string | undefined {
-  const s = c.string(v, path);
-  if (s === undefined) return undefined;
-  if (opts.nonEmpty && s.trim() === '') return c.error(path, 'must not be empty; use "all()" to select everything');
-  // Calico refuses global() in an IP pool's selectors (it has no meaning for nodes or namespaces of one cluster);
-  // like Calico, the check is on the text, so `global(` anywhere is refused.
-  if (opts.noGlobal && s.includes('global(')) return c.error(path, `${JSON.stringify(s)}: global() is not allowed in an IP pool's selectors`);
-  try {
-    parseSelector(s);
-    return s; // kept as written, as Calico does; the canonical form is computed where it is used
-  } catch (e) {
-    if (e instanceof SelectorError) return c.error(path, `bad ${(e as Error).message}`);
-    throw e;
-  }
-}
-
 // ---- spec of each kind ------------------------------------------------------------------------------------------
 
 type SpecChecker = (c: Checker, v: unknown, path: FieldPath, name: string) => unknown;
@@ -204,6 +151,8 @@ const SPEC_CHECKERS: Record<KindInfo['kind'], SpecChecker> = {
     return s && Object.keys(s).length ? s : undefined;
   },
   Pod: checkPodSpec,
+  Deployment: checkDeploymentSpec,
+  ReplicaSet: checkReplicaSetSpec,
   IPAMBlock: () => undefined, // managed: rejected before its spec is read
 };
 
@@ -551,63 +500,6 @@ function checkNodeSpec(c: Checker, v: unknown, p: FieldPath): unknown {
   return Object.keys(s).length ? s : undefined;
 }
 
-const POD_SPEC_FIELDS = [
-  'volumes', 'initContainers', 'containers', 'ephemeralContainers', 'restartPolicy', 'terminationGracePeriodSeconds',
-  'activeDeadlineSeconds', 'dnsPolicy', 'nodeSelector', 'serviceAccountName', 'serviceAccount',
-  'automountServiceAccountToken', 'nodeName', 'hostNetwork', 'hostPID', 'hostIPC', 'shareProcessNamespace',
-  'securityContext', 'imagePullSecrets', 'hostname', 'subdomain', 'affinity', 'schedulerName', 'tolerations',
-  'hostAliases', 'priorityClassName', 'priority', 'dnsConfig', 'readinessGates', 'runtimeClassName',
-  'enableServiceLinks', 'preemptionPolicy', 'overhead', 'topologySpreadConstraints', 'setHostnameAsFQDN', 'os',
-  'hostUsers', 'schedulingGates', 'resourceClaims', 'resources',
-];
-const CONTAINER_FIELDS = [
-  'name', 'image', 'command', 'args', 'workingDir', 'ports', 'envFrom', 'env', 'resources', 'resizePolicy',
-  'restartPolicy', 'volumeMounts', 'volumeDevices', 'livenessProbe', 'readinessProbe', 'startupProbe', 'lifecycle',
-  'terminationMessagePath', 'terminationMessagePolicy', 'imagePullPolicy', 'securityContext', 'stdin', 'stdinOnce', 'tty',
-];
-
-function checkPodSpec(c: Checker, v: unknown, p: FieldPath): unknown {
-  if (v === undefined) return c.error(p, 'required field is missing (a Pod needs spec.containers)', true);
-  const s = c.object(v, p, POD_SPEC_FIELDS);
-  if (!s) return undefined;
-  c.string(s.nodeName, [...p, 'nodeName']);
-  c.int(s.terminationGracePeriodSeconds, [...p, 'terminationGracePeriodSeconds'], { min: 0 });
-  const ns = c.stringMap(s.nodeSelector, [...p, 'nodeSelector']);
-  if (ns) checkLabels(c, ns, [...p, 'nodeSelector']);
-  if (c.required(s, 'containers', p)) {
-    const arr = c.array(s.containers, [...p, 'containers']);
-    if (arr && arr.length === 0) c.error([...p, 'containers'], 'must have at least one container');
-    const names = new Set<string>();
-    arr?.forEach((item, i) => {
-      const cp = [...p, 'containers', i];
-      const ct = c.object(item, cp, CONTAINER_FIELDS);
-      if (!ct) return;
-      if (c.required(ct, 'name', cp)) {
-        const n = c.string(ct.name, [...cp, 'name']);
-        if (n !== undefined) {
-          checkName(c, n, [...cp, 'name'], 'label');
-          if (names.has(n)) c.error([...cp, 'name'], `container name ${JSON.stringify(n)} is used twice`);
-          names.add(n);
-        }
-      }
-      c.string(ct.image, [...cp, 'image']);
-      c.stringArray(ct.command, [...cp, 'command']);
-      c.stringArray(ct.args, [...cp, 'args']);
-      c.array(ct.ports, [...cp, 'ports'])?.forEach((port, j) => {
-        const pp = [...cp, 'ports', j];
-        const po = c.object(port, pp, ['containerPort', 'name', 'protocol', 'hostPort', 'hostIP']);
-        if (!po) return;
-        if (c.required(po, 'containerPort', pp)) c.int(po.containerPort, [...pp, 'containerPort'], { min: 1, max: 65535 });
-        c.string(po.name, [...pp, 'name']);
-        c.string(po.protocol, [...pp, 'protocol'], { enum: ['TCP', 'UDP', 'SCTP'] });
-        // 0 means "no host port" in Kubernetes; egw does not act on host ports.
-        c.int(po.hostPort, [...pp, 'hostPort'], { min: 0, max: 65535 });
-      });
-    });
-  }
-  return s;
-}
-
 // ---- status ----------------------------------------------------------------------------------------------------
 
 function checkStatus(c: Checker, v: unknown, info: KindInfo): unknown {
@@ -649,25 +541,6 @@ function checkStatus(c: Checker, v: unknown, info: KindInfo): unknown {
   }
 }
 
-// ---- annotations egw reads -------------------------------------------------------------------------------------
-
-/** Checks the egress annotations on a Namespace or Pod (selectors parse, maxNextHops is a decimal). */
-export function checkEgressAnnotations(c: Checker, annotations: Record<string, string> | undefined): void {
-  if (!annotations) return;
-  const base: FieldPath = ['metadata', 'annotations'];
-  for (const key of [ANNOTATION.selector, ANNOTATION.namespaceSelector]) {
-    if (annotations[key] !== undefined) checkSelector(c, annotations[key], [...base, key]);
-  }
-  const hops = annotations[ANNOTATION.maxNextHops];
-  if (hops !== undefined && parseMaxNextHops(hops) === undefined) {
-    c.error([...base, ANNOTATION.maxNextHops], `${JSON.stringify(hops)} is not a whole number of hops (0 = all)`);
-  }
-  const policy = annotations[ANNOTATION.egressGatewayPolicy];
-  if (policy !== undefined && !DNS1123_SUBDOMAIN.test(policy)) {
-    c.error([...base, ANNOTATION.egressGatewayPolicy], `${JSON.stringify(policy)} is not a valid policy name`);
-  }
-}
-
 export function poolCapacity(cidr: string): number {
   const parsed = parseCidr(cidr);
   return parsed ? cidrSize(parsed) : 0;
@@ -675,9 +548,4 @@ export function poolCapacity(cidr: string): number {
 
 function isIPAddress(text: string): boolean {
   return parseIPv4(text) !== undefined || parseIPv6(text) !== undefined;
-}
-
-function dropUndefined<T extends Record<string, unknown>>(o: T): T {
-  for (const k of Object.keys(o)) if (o[k] === undefined) delete o[k];
-  return o;
 }

@@ -28,6 +28,13 @@ import { EgressCalculator } from '../calc/index.js';
 import { formatExplanation } from './explain.js';
 import { describeObject, effectiveEgressText, formatGatewayStatus, formatLeader, gatewayStatusView, printTable } from './print.js';
 import { deletePodGracefully } from '../controller/delete.js';
+import { canonicalJson } from '../api/apps.js';
+import type { Deployment, Pod, ReplicaSet } from '../api/types.js';
+import { updateWithRetry } from '../datastore/retry.js';
+import { dependentsOf } from '../lab/rollout.js';
+
+/** Annotations the lab's Deployment controller writes (src/lab/rollout.ts); apply keeps them. */
+const CONTROLLER_ANNOTATION_PREFIX = 'deployment.kubernetes.io/';
 import { readLeader } from '../controller/leader.js';
 
 /** An error meant for the user: printed as one line, no stack trace. */
@@ -167,8 +174,19 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     )
     .option('--now', 'pods: stop at once (grace period 1)')
     .option('--force', 'pods: with --grace-period 0 (the default with --force), remove at once without waiting for the pod to stop')
+    .addOption(new Option('--cascade <mode>', 'deployments, replicasets: background deletes what they own too (their ReplicaSets, their pods, gracefully); orphan leaves it').choices(['background', 'orphan']).default('background'))
     .action(async (kindArg: string | undefined, names: string[], opts) => {
       exitCode = await withStore((store) => deleteCommand(store, kindArg, names, opts, io));
+    });
+
+  program
+    .command('scale')
+    .description('set spec.replicas of a Deployment, ReplicaSet or EgressGateway (egw scale deploy/web --replicas 5)')
+    .argument('<target...>', 'KIND/NAME, or KIND NAME')
+    .requiredOption('--replicas <n>', 'the new number of replicas', parseReplicas)
+    .option('-n, --namespace <ns>', 'namespace', 'default')
+    .action(async (target: string[], opts) => {
+      exitCode = await withStore((store) => scaleCommand(store, target, opts, io));
     });
 
   program
@@ -263,6 +281,11 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     }
     throw e;
   }
+}
+
+function parseReplicas(v: string): number {
+  if (!/^\d+$/.test(v)) throw new UsageError(`--replicas: "${v}" is not a whole number ≥ 0`);
+  return Number(v);
 }
 
 function parseGrace(v: string): number {
@@ -362,6 +385,7 @@ async function applyCommand(store: Store, opts: { filename: string[]; recursive?
       if (current.metadata.deletionGracePeriodSeconds !== undefined) resource.metadata.deletionGracePeriodSeconds = current.metadata.deletionGracePeriodSeconds;
       io.err(`warning: ${userIdentity(info, resource)} is terminating (until ${current.metadata.deletionTimestamp}); applying does not stop that\n`);
     }
+    if (info.generation) keepControllerFields(resource, current);
     const verdict = !current ? 'created' : userContent(current) === userContent(resource) ? 'unchanged' : 'configured';
     if (verdict !== 'unchanged') {
       if (current) resource.metadata.resourceVersion = current.metadata.resourceVersion;
@@ -383,6 +407,40 @@ async function applyCommand(store: Store, opts: { filename: string[]; recursive?
   return 0;
 }
 
+/**
+ * For kinds whose metadata.generation counts spec changes (KindInfo.generation): 1 when created, one more for each
+ * change of the spec; and the annotations their controllers write (deployment.kubernetes.io/…) stay, as kubectl
+ * apply's merge keeps them.
+ */
+function keepControllerFields(resource: Resource, current: Resource | undefined): void {
+  const gen = current?.metadata.generation ?? (current ? 1 : 0);
+  resource.metadata.generation = !current ? 1 : canonicalJson(current.spec ?? null) === canonicalJson(resource.spec ?? null) ? gen : gen + 1;
+  for (const [k, v] of Object.entries(current?.metadata.annotations ?? {})) {
+    if (k.startsWith(CONTROLLER_ANNOTATION_PREFIX) && resource.metadata.annotations?.[k] === undefined) resource.metadata.annotations = { ...resource.metadata.annotations, [k]: v };
+  }
+}
+
+async function scaleCommand(store: Store, target: string[], opts: { replicas: number; namespace: string }, io: Io): Promise<number> {
+  const [kindText, nameArg] = target.length === 1 && target[0].includes('/') ? (target[0].split('/', 2) as [string, string]) : [target[0], target[1]];
+  if (!kindText || !nameArg || target.length > 2 || (target.length === 2 && target[0].includes('/'))) throw new UsageError('usage: egw scale KIND/NAME --replicas N (or KIND NAME)');
+  const info = kindOrThrow(kindText);
+  if (!['Deployment', 'ReplicaSet', 'EgressGateway'].includes(info.kind)) throw new UsageError(`${info.plural} cannot be scaled; deployments, replicasets and egressgateways can`);
+  const key = { kind: info.kind, namespace: opts.namespace, name: nameArg };
+  let found = false;
+  await updateWithRetry(store, key, (cur) => {
+    found = !!cur;
+    if (!cur) return undefined;
+    const spec = cur.spec as { replicas?: number };
+    if (spec.replicas === opts.replicas) return undefined;
+    cur.spec = { ...spec, replicas: opts.replicas };
+    if (info.generation) cur.metadata.generation = (cur.metadata.generation ?? 1) + 1;
+    return cur;
+  });
+  if (!found) throw new UsageError(`${info.plural} "${nameArg}" not found in namespace ${opts.namespace}`);
+  io.out(`${userIdentity(info, { metadata: { name: nameArg } } as Resource)} scaled\n`);
+  return 0;
+}
+
 /** kubectl's name for an object in delete output: `pod "x"`, `ippool.projectcalico.org "x"`. */
 function deleteIdentity(info: KindInfo, name: string): string {
   const group = info.apiVersion.includes('/') ? '.' + info.apiVersion.split('/')[0] : '';
@@ -393,7 +451,7 @@ async function deleteCommand(
   store: Store,
   kindArg: string | undefined,
   names: string[],
-  opts: { filename?: string[]; namespace: string; ignoreNotFound?: boolean; gracePeriod?: number; now?: boolean; force?: boolean },
+  opts: { filename?: string[]; namespace: string; ignoreNotFound?: boolean; gracePeriod?: number; now?: boolean; force?: boolean; cascade?: string },
   io: Io,
 ): Promise<number> {
   // kubectl's rules: a negative grace means "the pod's own"; --now is 1; 0 without --force becomes 1; --force alone is 0.
@@ -422,9 +480,10 @@ async function deleteCommand(
     const info = kindOrThrow(kindArg);
     for (const name of names) targets.push({ info, key: { kind: info.kind, namespace: info.namespaced ? opts.namespace : '', name } });
   }
-  const present: typeof targets = [];
+  const present: (typeof targets[number] & { obj: Resource })[] = [];
   for (const t of targets) {
-    if (await store.get(t.key)) present.push(t);
+    const obj = await store.get(t.key);
+    if (obj) present.push({ ...t, obj });
     else if (!opts.ignoreNotFound) throw new UsageError(`${t.info.plural} "${t.key.name}" not found${t.info.namespaced ? ` in namespace ${t.key.namespace}` : ''}; nothing deleted`);
   }
   // Other kinds go in one transaction; pods one by one, gracefully (deletePodGracefully: a scheduled pod drains
@@ -437,6 +496,16 @@ async function deleteCommand(
   for (const t of present) {
     if (t.info.kind === 'Pod') await deletePodGracefully(store, { namespace: t.key.namespace, name: t.key.name }, { gracePeriodSeconds: grace });
     io.out(`${deleteIdentity(t.info, t.key.name)} ${immediate && t.info.kind === 'Pod' ? 'force deleted' : 'deleted'}\n`);
+  }
+  // Cascade (kubectl's default, background): what a Deployment or ReplicaSet owns goes too — its ReplicaSets at
+  // once, its pods gracefully. The lab's kcm collects anything left over (src/lab/kcm.ts).
+  const owners = opts.cascade === 'orphan' ? [] : present.filter((t) => t.info.kind === 'Deployment' || t.info.kind === 'ReplicaSet');
+  for (const t of owners) {
+    const rss = (await store.list('ReplicaSet', { namespace: t.key.namespace })).items as ReplicaSet[];
+    const pods = (await store.list('Pod', { namespace: t.key.namespace })).items as Pod[];
+    const dep = dependentsOf(t.obj as Deployment | ReplicaSet, rss, pods);
+    for (const rs of dep.replicaSets) await store.delete(keyOf(rs)).catch((e) => (e instanceof StoreError && e.code === 'NotFound' ? undefined : Promise.reject(e)));
+    for (const p of dep.pods) await deletePodGracefully(store, { namespace: t.key.namespace, name: p.metadata.name }, { gracePeriodSeconds: grace, uid: p.metadata.uid });
   }
   return 0;
 }

@@ -12,6 +12,7 @@ import {
   type PodStatus,
   type Resource,
 } from '../api/index.js';
+import type { DeploymentSpec, DeploymentStatus, LabelSelector, PodTemplateSpec, ReplicaSetSpec, ReplicaSetStatus } from '../api/types.js';
 import type { LeaderInfo } from '../controller/leader.js';
 import type { Resolved } from '../calc/index.js';
 
@@ -57,7 +58,44 @@ export function effectiveEgressText(r: Resolved | null): string {
   }
 }
 
+/** kubectl's SELECTOR text of a LabelSelector: `app=web,tier in (a,b),!gone`. */
+export function labelSelectorText(sel: LabelSelector | undefined): string {
+  const parts = Object.entries(sel?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`);
+  for (const e of sel?.matchExpressions ?? []) {
+    if (e.operator === 'Exists') parts.push(e.key);
+    else if (e.operator === 'DoesNotExist') parts.push(`!${e.key}`);
+    else parts.push(`${e.key} ${e.operator === 'In' ? 'in' : 'notin'} (${(e.values ?? []).join(',')})`);
+  }
+  return parts.join(',') || '<none>';
+}
+
+/** CONTAINERS, IMAGES and SELECTOR, the wide columns of Deployments and ReplicaSets (as kubectl's). */
+function templateColumns(): Column[] {
+  const tmpl = (r: Resource) => (r.spec as { template?: PodTemplateSpec } | undefined)?.template;
+  return [
+    { header: 'CONTAINERS', value: (r) => (tmpl(r)?.spec.containers ?? []).map((c) => c.name).join(',') || '<none>', wide: true },
+    { header: 'IMAGES', value: (r) => (tmpl(r)?.spec.containers ?? []).map((c) => c.image ?? '<none>').join(',') || '<none>', wide: true },
+    { header: 'SELECTOR', value: (r) => labelSelectorText((r.spec as { selector?: LabelSelector }).selector), wide: true },
+  ];
+}
+
 const COLUMNS: Record<string, Column[]> = {
+  Deployment: [
+    { header: 'NAME', value: (r) => r.metadata.name },
+    { header: 'READY', value: (r) => `${(r.status as DeploymentStatus | undefined)?.readyReplicas ?? 0}/${(r.spec as DeploymentSpec).replicas}` },
+    { header: 'UP-TO-DATE', value: (r) => String((r.status as DeploymentStatus | undefined)?.updatedReplicas ?? 0) },
+    { header: 'AVAILABLE', value: (r) => String((r.status as DeploymentStatus | undefined)?.availableReplicas ?? 0) },
+    age,
+    ...templateColumns(),
+  ],
+  ReplicaSet: [
+    { header: 'NAME', value: (r) => r.metadata.name },
+    { header: 'DESIRED', value: (r) => String((r.spec as ReplicaSetSpec).replicas) },
+    { header: 'CURRENT', value: (r) => String((r.status as ReplicaSetStatus | undefined)?.replicas ?? 0) },
+    { header: 'READY', value: (r) => String((r.status as ReplicaSetStatus | undefined)?.readyReplicas ?? 0) },
+    age,
+    ...templateColumns(),
+  ],
   IPPool: [
     { header: 'NAME', value: (r) => r.metadata.name },
     { header: 'CIDR', value: (r) => (r.spec as IPPoolSpec).cidr },
@@ -176,9 +214,39 @@ export function describeObject(r: Resource): string {
     const g = r.metadata.deletionGracePeriodSeconds;
     lines.push(`Terminating:  until ${r.metadata.deletionTimestamp}${g !== undefined ? ` (grace period ${g}s)` : ''}`);
   }
+  lines.push(...appsSummary(r));
   if (r.spec !== undefined) lines.push('Spec:', indent(toYaml(r.spec, { lineWidth: 0 })));
   if (r.status !== undefined) lines.push('Status:', indent(toYaml(r.status, { lineWidth: 0 })));
   return lines.join('\n') + '\n';
+}
+
+/** kubectl describe's summary lines of a Deployment or ReplicaSet (replica counts, selector, strategy). */
+function appsSummary(r: Resource): string[] {
+  if (r.kind === 'Deployment') {
+    const spec = r.spec as DeploymentSpec;
+    const st = (r.status ?? {}) as DeploymentStatus;
+    const out = [
+      `Selector:     ${labelSelectorText(spec.selector)}`,
+      `Replicas:     ${spec.replicas} desired | ${st.updatedReplicas ?? 0} updated | ${st.replicas ?? 0} total | ${st.availableReplicas ?? 0} available | ${st.unavailableReplicas ?? 0} unavailable`,
+      `StrategyType: ${spec.strategy.type}`,
+      `MinReadySeconds: ${spec.minReadySeconds}`,
+    ];
+    if (spec.strategy.rollingUpdate) out.push(`RollingUpdateStrategy: ${spec.strategy.rollingUpdate.maxUnavailable} max unavailable, ${spec.strategy.rollingUpdate.maxSurge} max surge`);
+    for (const c of st.conditions ?? []) out.push(`Condition:    ${c.type} ${c.status} ${c.reason ?? ''}`.trimEnd());
+    return out;
+  }
+  if (r.kind === 'ReplicaSet') {
+    const spec = r.spec as ReplicaSetSpec;
+    const st = (r.status ?? {}) as ReplicaSetStatus;
+    const owner = r.metadata.ownerReferences?.find((o) => o.controller);
+    return [
+      `Selector:     ${labelSelectorText(spec.selector)}`,
+      ...(owner ? [`Controlled By: ${owner.kind}/${owner.name}`] : []),
+      `Replicas:     ${st.replicas ?? 0} current / ${spec.replicas} desired`,
+      `Pods Status:  ${st.readyReplicas ?? 0} Ready / ${st.availableReplicas ?? 0} Available`,
+    ];
+  }
+  return [];
 }
 
 function multiline(m: Record<string, string> | undefined): string {

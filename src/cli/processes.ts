@@ -5,6 +5,7 @@ import type { Store } from '../datastore/types.js';
 import { createLogger } from '../log.js';
 import { runAgent } from '../agent/index.js';
 import { runGateway } from '../gateway/index.js';
+import { runKcm } from '../lab/kcm.js';
 import { defaultElectorId, electorFor, HISTORY_RETENTION_MS, runElectedController } from '../controller/index.js';
 import { DEFAULT_FLOW_DIR, flowRoot } from '../audit/paths.js';
 import { parseGoDuration } from '../api/parse.js';
@@ -250,6 +251,12 @@ export function addProcessCommands(program: Command, ctx: ProcessContext): void 
     .requiredOption('--node <name>')
     .action(async (opts) => {
       await ctx.withStore((store) => runKubelet({ store, lab: opts.lab, node: opts.node, log: createLogger(`kubelet ${opts.node}`), signal: untilSignalled() }));
+    });
+  lab
+    .command('kcm')
+    .description('(started by lab up) the kube-controller-manager stand-in: Deployments → ReplicaSets → pods')
+    .action(async () => {
+      await ctx.withStore((store) => runKcm({ store, log: createLogger('kcm'), signal: untilSignalled() }));
     });
   lab
     .command('supervise')

@@ -116,7 +116,8 @@ export function eligibleNodes(egw: EgressGateway, nodes: readonly Node[]): Node[
     .sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
 }
 
-function randomSuffix(random: () => number): string {
+/** `<name>-` + this: five random characters, for names of pods a controller makes (gateway pods, the lab's ReplicaSets). */
+export function randomSuffix(random: () => number): string {
   let s = '';
   for (let i = 0; i < 5; i++) s += SUFFIX_ALPHABET[Math.floor(random() * SUFFIX_ALPHABET.length) % SUFFIX_ALPHABET.length];
   return s;

@@ -8,9 +8,9 @@ import { isRunning, readRecord, spawnDetached, withStartLock, type ExitInfo, typ
 import type { LabState } from './topology.js';
 import { METRICS_PORT } from '../metrics/metrics.js';
 
-export type LabRole = 'etcd' | 'forwarder' | 'kubelet' | 'agent' | 'controller' | 'echo' | 'firewall';
+export type LabRole = 'etcd' | 'forwarder' | 'kubelet' | 'agent' | 'controller' | 'kcm' | 'echo' | 'firewall';
 /** Every role a lab may run, in start order. */
-export const ALL_ROLES: readonly LabRole[] = ['etcd', 'forwarder', 'kubelet', 'agent', 'controller', 'echo', 'firewall'];
+export const ALL_ROLES: readonly LabRole[] = ['etcd', 'forwarder', 'kubelet', 'agent', 'controller', 'kcm', 'echo', 'firewall'];
 
 export interface ProcSpec {
   kind: LabRole | 'supervisor' | 'watchdog';
@@ -71,6 +71,8 @@ export function labProcesses(state: LabState, dir: string): ProcSpec[] {
     const metrics = `:${METRICS_PORT.controller + i - 1}`;
     out.push({ kind: 'controller', role: `controller-${i}`, argv: [...egw, '--datastore', datastore, 'controller', '--id', `controller-${i}`, '--metrics-listen', metrics], netns: ns.router(cfg.name) });
   }
+  // The kube-controller-manager stand-in (Deployments, ReplicaSets: src/lab/kcm.ts) needs only the datastore too.
+  out.push({ kind: 'kcm', role: 'kcm', argv: [...egw, '--datastore', datastore, 'lab', 'kcm'], netns: ns.router(cfg.name) });
   out.push({ kind: 'echo', role: 'echo', argv: [...egw, 'lab', 'echo'], netns: ns.ext(cfg.name) });
   // The firewall's connection log: its tcpdumps read the ext namespace's NFLOG groups (src/lab/firewall.ts).
   out.push({ kind: 'firewall', role: 'firewall', argv: [...egw, 'lab', 'firewall-logger', '--lab', cfg.name], netns: ns.ext(cfg.name) });

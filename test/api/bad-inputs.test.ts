@@ -65,6 +65,20 @@ const PROBE_OK = `  ipPools: [{name: egress-ippool-1}]
   egressGatewayFailureDetection:
 `;
 
+const deploy = (spec: string, kind = 'Deployment') => `apiVersion: apps/v1
+kind: ${kind}
+metadata:
+  name: web
+  namespace: apps
+spec:
+${spec}`;
+const TEMPLATE = `  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers: [{name: c, image: busybox}]
+`;
+
 interface Case {
   name: string;
   text: string;
@@ -79,7 +93,7 @@ const CASES: Case[] = [
   { name: 'duplicate key', text: pool('  cidr: 10.0.0.0/24\n  cidr: 10.1.0.0/24\n'), errors: ['bad.yaml:7:3: invalid YAML: Map keys must be unique'] },
   { name: 'document is a list', text: '- a\n- b\n', errors: ['bad.yaml:1:1: document: expected a Kubernetes-style object with apiVersion, kind and metadata, got object'] },
   { name: 'missing kind', text: 'apiVersion: v1\nmetadata: {name: x}\n', errors: ['bad.yaml:1:1: object x: kind: required field is missing'] },
-  { name: 'unknown kind', text: 'apiVersion: v1\nkind: Deployment\nmetadata: {name: x}\n', errors: ['bad.yaml:2:7: Deployment x: kind: unknown kind "Deployment"; egw knows IPPool, EgressGateway, EgressGatewayPolicy, FelixConfiguration, Node, Namespace, Pod'] },
+  { name: 'unknown kind', text: 'apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: x}\n', errors: ['bad.yaml:2:7: StatefulSet x: kind: unknown kind "StatefulSet"; egw knows IPPool, EgressGateway, EgressGatewayPolicy, FelixConfiguration, Node, Namespace, Pod, Deployment, ReplicaSet'] },
   { name: 'wrong apiVersion', text: 'apiVersion: projectcalico.org/v3\nkind: EgressGateway\nmetadata: {name: x}\nspec: {ipPools: [{name: egress-ippool-1}]}\n', errors: ['bad.yaml:1:13: EgressGateway default/x: apiVersion: EgressGateway is operator.tigera.io/v1, not "projectcalico.org/v3"'] },
   { name: 'missing name', text: 'apiVersion: v1\nkind: Namespace\nmetadata:\n  labels: {a: b}\n', errors: ['bad.yaml:4:3: Namespace: metadata.name: required field is missing'] },
   { name: 'bad name', text: 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: My_NS\n', errors: [`bad.yaml:4:9: Namespace My_NS: metadata.name: "My_NS" is not a valid name: use lower-case letters, digits and '-', starting and ending with a letter or digit`] },
@@ -157,6 +171,23 @@ const CASES: Case[] = [
   { name: 'pod in a namespace that does not exist', text: 'apiVersion: v1\nkind: Pod\nmetadata: {name: c, namespace: nowhere}\nspec: {containers: [{name: c}]}\n', errors: ['bad.yaml:3:32: Pod nowhere/c: metadata.namespace: namespace "nowhere" does not exist; create it first (or in the same input)'] },
   { name: 'pod with a bad container port', text: 'apiVersion: v1\nkind: Pod\nmetadata: {name: c, namespace: apps}\nspec:\n  containers:\n    - name: c\n      ports: [{containerPort: 70000}]\n', errors: ['bad.yaml:7:31: Pod apps/c: spec.containers[0].ports[0].containerPort: must be between 1 and 65535, got 70000'] },
 
+  // ---- Deployment / ReplicaSet
+  { name: 'deployment selector does not match the template', text: deploy(`  selector:\n    matchLabels: {app: api}\n${TEMPLATE}`), errors: ['bad.yaml:11:15: Deployment apps/web: spec.template.metadata.labels: `selector` does not match template `labels`'] },
+  { name: 'deployment without selector', text: deploy(TEMPLATE), errors: ['bad.yaml:7:3: Deployment apps/web: spec.selector: required field is missing'] },
+  { name: 'deployment with an empty selector', text: deploy(`  selector: {}\n${TEMPLATE}`), errors: ['bad.yaml:7:13: Deployment apps/web: spec.selector: empty selector is invalid for deployment'] },
+  { name: 'deployment maxSurge and maxUnavailable both 0', text: deploy(`  selector:\n    matchLabels: {app: web}\n  strategy:\n    rollingUpdate: {maxSurge: 0, maxUnavailable: "0%"}\n${TEMPLATE}`), errors: ['bad.yaml:10:50: Deployment apps/web: spec.strategy.rollingUpdate.maxUnavailable: may not be 0 when `maxSurge` is 0'] },
+  { name: 'deployment maxSurge not a number or percentage', text: deploy(`  selector:\n    matchLabels: {app: web}\n  strategy:\n    rollingUpdate: {maxSurge: "one"}\n${TEMPLATE}`), errors: ['bad.yaml:10:31: Deployment apps/web: spec.strategy.rollingUpdate.maxSurge: "one" is neither a whole number of pods nor a percentage such as "25%"'] },
+  { name: 'deployment maxUnavailable over 100%', text: deploy(`  selector:\n    matchLabels: {app: web}\n  strategy:\n    rollingUpdate: {maxUnavailable: "150%"}\n${TEMPLATE}`), errors: ['bad.yaml:10:37: Deployment apps/web: spec.strategy.rollingUpdate.maxUnavailable: must not be greater than 100%, got 150%'] },
+  { name: 'deployment Recreate with rollingUpdate', text: deploy(`  selector:\n    matchLabels: {app: web}\n  strategy:\n    type: Recreate\n    rollingUpdate: {maxSurge: 1}\n${TEMPLATE}`), errors: ["bad.yaml:11:20: Deployment apps/web: spec.strategy.rollingUpdate: may not be specified when strategy `type` is 'Recreate'"] },
+  { name: 'deployment unknown strategy', text: deploy(`  selector:\n    matchLabels: {app: web}\n  strategy: {type: BlueGreen}\n${TEMPLATE}`), errors: ['bad.yaml:9:20: Deployment apps/web: spec.strategy.type: "BlueGreen" is not one of RollingUpdate, Recreate'] },
+  { name: 'deployment negative replicas', text: deploy(`  replicas: -1\n  selector:\n    matchLabels: {app: web}\n${TEMPLATE}`), errors: ['bad.yaml:7:13: Deployment apps/web: spec.replicas: must be at least 0, got -1'] },
+  { name: 'deployment template without containers', text: deploy(`  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec: {}\n`), errors: ['bad.yaml:12:11: Deployment apps/web: spec.template.spec.containers: required field is missing'] },
+  { name: 'deployment template with a bad egress annotation', text: deploy(`  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n      annotations:\n        ${ANNOTATION.selector}: "has(x"\n    spec:\n      containers: [{name: c}]\n`), errors: [`bad.yaml:13:44: Deployment apps/web: spec.template.metadata.annotations["${ANNOTATION.selector}"]: bad selector "has(x": unexpected end of selector at column 6; expected ")"`] },
+  { name: 'deployment template restartPolicy Never', text: deploy(`  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      restartPolicy: Never\n      containers: [{name: c}]\n`), errors: ['bad.yaml:13:22: Deployment apps/web: spec.template.spec.restartPolicy: "Never": only "Always" is supported in a pod template'] },
+  { name: 'deployment matchExpressions In without values', text: deploy(`  selector:\n    matchExpressions: [{key: app, operator: In}]\n${TEMPLATE}`), errors: ["bad.yaml:8:24: Deployment apps/web: spec.selector.matchExpressions[0].values: must be specified when `operator` is 'In'"] },
+  { name: 'deployment negative terminationGracePeriodSeconds', text: deploy(`  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      terminationGracePeriodSeconds: -5\n      containers: [{name: c}]\n`), errors: ['bad.yaml:13:38: Deployment apps/web: spec.template.spec.terminationGracePeriodSeconds: must be at least 0, got -5'] },
+  { name: 'replicaset with a deployment field', text: deploy(`  selector:\n    matchLabels: {app: web}\n  strategy: {type: Recreate}\n${TEMPLATE}`, 'ReplicaSet'), errors: ['bad.yaml:9:3: ReplicaSet apps/web: spec.strategy: unknown field'] },
+
   // ---- batches
   { name: 'the same object twice', text: 'apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n', errors: ['bad.yaml:7:18: Namespace x: metadata.name: defined twice in this input (first at bad.yaml:1)'] },
   { name: 'one good and one bad document', text: 'apiVersion: v1\nkind: Namespace\nmetadata: {name: good}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: bad, label: {a: b}}\n', errors: ['bad.yaml:7:23: Namespace bad: metadata.label: unknown field; did you mean labels?'] },
@@ -224,7 +255,7 @@ test('host-IP mode: an EgressGateway on a natOutgoing pool, and natOutgoing on a
 async function storeDump(path: string): Promise<string> {
   const store = await openStore(`sqlite:${path}`);
   try {
-    const kinds = ['IPPool', 'EgressGateway', 'EgressGatewayPolicy', 'FelixConfiguration', 'Node', 'Namespace', 'Pod'];
+    const kinds = ['IPPool', 'EgressGateway', 'EgressGatewayPolicy', 'FelixConfiguration', 'Node', 'Namespace', 'Pod', 'Deployment', 'ReplicaSet'];
     const out: unknown[] = [await store.revision()];
     for (const k of kinds) out.push((await store.list(k)).items);
     return JSON.stringify(out);

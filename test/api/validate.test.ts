@@ -1,7 +1,7 @@
 // Good inputs: defaults, aliases, lists and the positions errors point at.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { validateManifests, parseManifest } from '../../src/api/index.js';
+import { validateManifests, parseManifest, resolveKind } from '../../src/api/index.js';
 import { DEFAULT_GATEWAY_LABEL } from '../../src/api/types.js';
 
 const none = { list: () => [] };
@@ -75,4 +75,37 @@ test('parseManifest locates keys and values', () => {
   assert.deepEqual(o.locate(['a', 'b', 1, 'y']), { line: 4, column: 10 });
   assert.deepEqual(o.locate(['a', 'b', 1, 'y'], true), { line: 4, column: 7 });
   assert.deepEqual(o.locate(['a', 'missing']), { line: 2, column: 3 });
+});
+
+test('Deployment defaults: replicas 1, RollingUpdate 25%/25%, minReadySeconds 0, history 10, deadline 600; aliases', () => {
+  const text = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector:
+    matchExpressions: [{key: app, operator: In, values: [web, api]}]
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: c, image: busybox}]}
+`;
+  const r = validateManifests([{ file: 'd.yaml', text }], none);
+  assert.deepEqual(r.errors, []);
+  assert.deepEqual(r.resources[0].resource.spec, {
+    replicas: 1,
+    selector: { matchExpressions: [{ key: 'app', operator: 'In', values: ['web', 'api'] }] },
+    template: { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'c', image: 'busybox' }] } },
+    strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: '25%', maxUnavailable: '25%' } },
+    minReadySeconds: 0,
+    revisionHistoryLimit: 10,
+    progressDeadlineSeconds: 600,
+  });
+  const rs = validateManifests([{ file: 'r.yaml', text: text.replace('kind: Deployment', 'kind: ReplicaSet').replace('metadata: {name: web}', 'metadata: {name: web, namespace: default}') }], none);
+  assert.deepEqual(rs.errors, []);
+  assert.equal((rs.resources[0].resource.spec as { replicas: number }).replicas, 1);
+  for (const [typed, kind] of [['deploy', 'Deployment'], ['deployments', 'Deployment'], ['rs', 'ReplicaSet'], ['replicaset', 'ReplicaSet'], ['deployments.apps', 'Deployment']]) {
+    assert.equal(resolveKind(typed)?.kind, kind, typed);
+  }
+  const recreate = validateManifests([{ file: 'd.yaml', text: text.replace('spec:\n  selector', 'spec:\n  strategy: {type: Recreate}\n  selector') }], none);
+  assert.deepEqual(recreate.errors, []);
+  assert.deepEqual((recreate.resources[0].resource.spec as { strategy: unknown }).strategy, { type: 'Recreate' });
 });

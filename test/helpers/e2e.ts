@@ -49,7 +49,11 @@ export async function ipJson(netns: string | undefined, args: string[]): Promise
 
 /** A lab brought up with the real `egw` executable (bin/egw.js: `make build` first), torn down by `down()`. */
 export class LabHarness {
-  readonly name = `e${randomBytes(3).toString('hex')}`;
+  readonly name: string;
+  /** `name`: the lab's name (namespaces egw-<name>-…); a random one by default. */
+  constructor(name?: string) {
+    this.name = name ?? `e${randomBytes(3).toString('hex')}`;
+  }
   readonly dir = mkdtempSync(join(tmpdir(), 'egw-e2e-'));
   /** The lab's datastore as this process reaches it: an SQLite file, or (a lab on etcd) what lab up printed. */
   datastore = `sqlite:${join(this.dir, 'egw.db')}`;
