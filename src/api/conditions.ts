@@ -4,6 +4,15 @@
 // properties").
 import type { Condition } from './types.js';
 
+/**
+ * The gateway's SNAT port pressure (docs/observability.md, "Port exhaustion"), as a Pod condition the controller turns
+ * into the EgressGateway's Degraded condition: True while one destination uses more than PORT_PRESSURE.raise of the
+ * port range, until it falls below PORT_PRESSURE.clear (hysteresis: src/gateway/podstatus.ts). Domain-prefixed, as
+ * Kubernetes asks of condition types other components add to a Pod.
+ */
+export const PORT_PRESSURE_CONDITION = 'egw.dev/SNATPortPressure';
+export const PORT_PRESSURE_REASON = { high: 'SNATPortsExhausting', ok: 'SNATPortsAvailable' } as const;
+
 /** A condition to set: everything but lastTransitionTime, which setCondition decides. */
 export type WantedCondition = Omit<Condition, 'lastTransitionTime'>;
 

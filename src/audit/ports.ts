@@ -56,10 +56,11 @@ export class PortUseCounter {
     return out;
   }
 
-  /** The destination using the largest share of the range (undefined: none in use). */
-  busiest(): PortUse | undefined {
-    let best: PortUse | undefined;
-    for (const p of this.snapshot()) if (!best || p.inUse > best.inUse) best = p;
-    return best;
-  }
+}
+
+/** The destination using the most ports (undefined: none in use). */
+export function busiest(uses: readonly PortUse[]): PortUse | undefined {
+  let best: PortUse | undefined;
+  for (const p of uses) if (!best || p.inUse > best.inUse) best = p;
+  return best;
 }

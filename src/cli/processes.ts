@@ -11,7 +11,7 @@ import { parseGoDuration } from '../api/parse.js';
 import type { FlowRecordingOptions } from '../audit/recorder.js';
 import { FLOW_STORE_SETTINGS, parseFlowStoreLimits, type FlowStoreLimits } from '../audit/store.js';
 import { METRICS_PORT, type MetricsProcess } from '../metrics/metrics.js';
-import { parseMetricsListen, type MetricsListen } from '../metrics/server.js';
+import { metricsSocketPath, parseMetricsListen, type MetricsListen } from '../metrics/server.js';
 import {
   formatFirewallTable,
   labDown,
@@ -61,8 +61,12 @@ function addMetricsOptions(cmd: Command, process: MetricsProcess): Command {
     .option('--no-metrics', 'serve no metrics');
 }
 
-function metricsFrom(opts: Record<string, unknown>): MetricsListen | false {
-  return opts.metrics === false ? false : parseMetricsListen(String(opts.metricsListen));
+/** `name`: the process's socket name in the lab (metricsSocketPath): agent-<node>, gateway-<ns>.<pod>, the controller's --id. */
+function metricsFrom(opts: Record<string, unknown>, name: string): MetricsListen | false {
+  if (opts.metrics === false) return false;
+  const listen = parseMetricsListen(String(opts.metricsListen));
+  const socket = metricsSocketPath(name);
+  return socket ? { ...listen, socket } : listen;
 }
 
 function camel(flag: string): string {
@@ -139,7 +143,7 @@ export function addProcessCommands(program: Command, ctx: ProcessContext): void 
     .option('--gateway-restart-grace <seconds>', 'how long a gateway whose kernel refuses the heartbeats (its process restarting) keeps its verdict; 0 = off', parseSeconds, 30)), 'agent')
     .action(async (opts) => {
       const flows = flowOptionsFrom(opts);
-      const metrics = metricsFrom(opts);
+      const metrics = metricsFrom(opts, `agent-${opts.node}`);
       await ctx.withStore((store) =>
         runAgent({
           store,
@@ -164,7 +168,7 @@ export function addProcessCommands(program: Command, ctx: ProcessContext): void 
     .action(async (opts) => {
       const pod = splitPod(opts.pod);
       const flows = flowOptionsFrom(opts);
-      const metrics = metricsFrom(opts);
+      const metrics = metricsFrom(opts, `gateway-${pod.namespace}.${pod.name}`);
       await ctx.withStore((store) =>
         runGateway({ store, ...pod, healthPort: opts.healthPort, flows, metrics, log: createLogger(`gateway ${opts.pod}`), signal: untilSignalled() }),
       );
@@ -176,7 +180,7 @@ export function addProcessCommands(program: Command, ctx: ProcessContext): void 
     .option('--id <id>', `this controller's identity in the leader election (default <hostname>/<pid>, here ${defaultElectorId()})`, parseId)
     .option('--ipam-gc-grace <seconds>', 'release the address of a missing pod after it has been missing this long', parseSeconds, 10), 'controller')
     .action(async (opts) => {
-      const metrics = metricsFrom(opts);
+      const metrics = metricsFrom(opts, opts.id ?? defaultElectorId());
       const signal = untilSignalled();
       await ctx.withStore(async (store) => {
         const log = createLogger(`controller ${opts.id ?? defaultElectorId()}`);

@@ -19,6 +19,7 @@
 // - Scale down removes, in order: pods on nodes that no longer match, pods not Ready, then the newest. The controller
 //   deletes them gracefully (deletePodGracefully: they drain for the template's terminationGracePeriodSeconds).
 // - The pools' capacity bounds how many pods are created: a pod that could never get an address is not made.
+import { PORT_PRESSURE_CONDITION, PORT_PRESSURE_REASON } from '../api/conditions.js';
 import { cidrContains, cidrSize, parseCidr, parseIPv4 } from '../api/ipv4.js';
 import { setCondition } from '../api/conditions.js';
 import { namespaceOf, type OwnerReference } from '../api/meta.js';
@@ -285,7 +286,8 @@ export function planGatewayPods(
  * - else a counted pod's Ready condition is False for a probe reason (isProbeFailure): Ready False and Degraded True,
  *   reason ProbesFailing (the gateway runs but cannot reach what it must);
  * - else Ready True (AllReplicasReady) when every wanted pod exists and is Ready, False (PodsNotReady) otherwise;
- *   Degraded False (AsExpected).
+ *   Degraded True, reason SNATPortsExhausting, when a counted pod says one destination uses most of its source ports
+ *   (its egw.dev/SNATPortPressure condition: src/gateway/podstatus.ts), else Degraded False (AsExpected).
  * Draining pods (plan.terminating) are not counted; the Ready message mentions them. lastTransitionTime is kept from
  * `previous` when a condition's status did not change.
  */
@@ -307,7 +309,12 @@ export function gatewayConditions(plan: GatewayPlan, replicas: number, previous:
   } else {
     const allReady = ready >= replicas && plan.create.length === 0 && plan.delete.length === 0;
     conds.push({ type: 'Ready', status: allReady ? 'True' : 'False', reason: allReady ? 'AllReplicasReady' : 'PodsNotReady', message: counted });
-    conds.push({ type: 'Degraded', status: 'False', reason: 'AsExpected', message: '' });
+    const pressed = plan.result.flatMap((p) => {
+      const c = p.status?.conditions?.find((x) => x.type === PORT_PRESSURE_CONDITION);
+      return c?.status === 'True' ? [`${p.metadata.name}: ${c.message ?? ''}`] : [];
+    });
+    if (pressed.length) conds.push({ type: 'Degraded', status: 'True', reason: PORT_PRESSURE_REASON.high, message: pressed.join('; ') });
+    else conds.push({ type: 'Degraded', status: 'False', reason: 'AsExpected', message: '' });
   }
   return conds.map((c) => setCondition(previous, c, now).conditions.find((x) => x.type === c.type)!);
 }

@@ -18,7 +18,7 @@ import { programGateway } from './dataplane.js';
 import { Readiness, startHealthServer } from './health.js';
 import { startHeartbeatResponder, type HeartbeatResponder } from './heartbeat.js';
 import { GATEWAY_KINDS, GatewayModel } from './model.js';
-import { hasReadyCondition, readyConditionOf, writeReadyCondition, type ReadyCondition } from './podstatus.js';
+import { hasConditions, PORT_PRESSURE_CONDITION, portPressureCondition, readyConditionOf, writePodConditions, type PodCondition, type ReadyCondition } from './podstatus.js';
 import { Probes, type ProbeFn } from './probes.js';
 import { gatewayEnricher, PodIPIndex } from '../audit/enrich.js';
 import { startRecorder, type FlowRecordingOptions, type RecorderHandle } from '../audit/recorder.js';
@@ -28,6 +28,7 @@ import type { FlowGateway } from '../audit/types.js';
 import { gatewayMetrics, processRegistry } from '../metrics/metrics.js';
 import { serveMetrics, type MetricsListen, type MetricsServer } from '../metrics/server.js';
 import { readFileSync } from 'node:fs';
+import { busiest } from '../audit/ports.js';
 
 export interface GatewayOptions {
   store: Store;
@@ -102,8 +103,11 @@ class GatewayProcess {
   private healthSig: string | null = null;
   private wantCondition: ReadyCondition | null = null;
   private condWriting = false;
-  /** The condition last written and the Pod's resourceVersion it was written over (until the watch shows it). */
-  private condWritten: { cond: ReadyCondition; rv: string | undefined } | null = null;
+  /** SNAT port pressure (podstatus.ts portPressureCondition), re-evaluated once a second; null: never raised. */
+  private wantPressure: ReadyCondition | null = null;
+  private pressureAt = 0;
+  /** The conditions last written (their JSON) and the Pod's resourceVersion they were written over (until the watch shows it). */
+  private condWritten: { sig: string; rv: string | undefined } | null = null;
   private condRetryAt = 0;
   private readonly condBackoff = new Backoff({ minMs: BACKOFF_MIN_MS, maxMs: BACKOFF_MAX_MS });
   /** Pods by IP for the flow records, fed by the same informer as the model. */
@@ -264,7 +268,7 @@ class GatewayProcess {
     const inNetns = this.opts.runner === undefined;
     gatewayMetrics(registry, {
       clients: () => this.model.calc.gatewayClients(this.model.podKey).length,
-      conntrackEntries: () => (inNetns ? conntrackCount() : undefined),
+      ...(inNetns ? { conntrackEntries: conntrackCount } : {}),
       ports: () => this.recorder?.portUse() ?? [],
       records: () => this.recorder?.stats().records ?? 0,
       gaps: () => this.recorder?.stats().gaps ?? 0,
@@ -337,27 +341,46 @@ class GatewayProcess {
       this.healthSig = sig;
       this.wantCondition = readyConditionOf(r);
     }
+    this.evaluatePressure();
     this.syncCondition();
   }
 
-  /** Writes the wanted Ready condition unless the Pod (or a write the watch has not shown yet) already has it. */
+  private evaluatePressure(): void {
+    const now = Date.now();
+    if (!this.recorder || now - this.pressureAt < 1000) return;
+    this.pressureAt = now;
+    const was = this.wantPressure ? this.wantPressure.status === 'True' : null;
+    const want = portPressureCondition(busiest(this.recorder.portUse()), was);
+    if (want && (want.status !== this.wantPressure?.status || want.status === 'True')) {
+      if (want.status !== this.wantPressure?.status) this.log[want.status === 'True' ? 'warn' : 'info'](`SNAT port pressure ${want.status === 'True' ? 'raised' : 'cleared'}: ${want.message}`);
+      this.wantPressure = want;
+    }
+  }
+
+  /**
+   * Writes the wanted Ready (and SNAT port pressure) conditions unless the Pod (or a write the watch has not shown
+   * yet) already has them. The pressure message follows the port use only while it is True (a write per second at
+   * most, and only under pressure).
+   */
   private syncCondition(): void {
-    const want = this.wantCondition;
+    const ready = this.wantCondition;
     const pod = this.model.pod();
-    if (!want || !pod || this.condWriting || !(this.opts.podCondition ?? true)) return;
-    if (hasReadyCondition(pod, want)) {
+    if (!ready || !pod || this.condWriting || !(this.opts.podCondition ?? true)) return;
+    const wants: PodCondition[] = [{ type: 'Ready', ...ready }, ...(this.wantPressure ? [{ type: PORT_PRESSURE_CONDITION, ...this.wantPressure }] : [])];
+    if (hasConditions(pod, wants)) {
       this.condWritten = null;
       return;
     }
     const rv = pod.metadata.resourceVersion;
-    if (this.condWritten && this.condWritten.cond === want && this.condWritten.rv === rv) return; // in flight via the watch
+    const sig = JSON.stringify(wants);
+    if (this.condWritten && this.condWritten.sig === sig && this.condWritten.rv === rv) return; // in flight via the watch
     if (Date.now() < this.condRetryAt) return;
     this.condWriting = true;
-    writeReadyCondition(this.opts.store, this.opts.namespace, this.opts.name, pod.metadata.uid, want)
+    writePodConditions(this.opts.store, this.opts.namespace, this.opts.name, pod.metadata.uid, wants)
       .then((res) => {
-        this.condWritten = { cond: want, rv };
+        this.condWritten = { sig, rv };
         this.condBackoff.reset();
-        if (res === 'written') this.log.info('pod Ready condition written', { status: want.status, reason: want.reason });
+        if (res === 'written') this.log.info('pod conditions written', { ready: ready.status, reason: ready.reason, ...(this.wantPressure ? { snatPortPressure: this.wantPressure.status } : {}) });
       })
       .catch((err) => {
         const retryMs = this.condBackoff.next();
@@ -446,12 +469,11 @@ export async function runGateway(opts: GatewayOptions): Promise<void> {
   await new GatewayProcess(opts).run();
 }
 
-/** Connection tracking entries of this network namespace (per namespace since Linux 4.x), or undefined if unreadable. */
-function conntrackCount(): number | undefined {
+/** Connection tracking entries of this network namespace (per namespace since Linux 4.x); NaN if unreadable. */
+function conntrackCount(): number {
   try {
-    const n = Number(readFileSync('/proc/sys/net/netfilter/nf_conntrack_count', 'utf8').trim());
-    return Number.isFinite(n) ? n : undefined;
+    return Number(readFileSync('/proc/sys/net/netfilter/nf_conntrack_count', 'utf8').trim());
   } catch {
-    return undefined;
+    return NaN;
   }
 }

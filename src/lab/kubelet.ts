@@ -646,6 +646,7 @@ class Kubelet {
       // Also when this kubelet was started by hand: its containers (gateways) write flow records into the lab's root
       // (names.ts labChildEnv; docs/dataplane.md, "The lab").
       EGW_FLOW_DIR: stateFiles.flows(this.dir),
+      EGW_METRICS_SOCKET_DIR: stateFiles.metrics(this.dir),
     };
     try {
       c.rec = spawnDetached({

@@ -31,6 +31,11 @@ export const stateFiles = {
   flows: (dir: string) => join(dir, 'flows'),
   /** The lab firewall's log: one JSON line per connection it admits or refuses (docs/audit.md). */
   firewallLog: (dir: string) => join(dir, 'firewall.jsonl'),
+  /**
+   * EGW_METRICS_SOCKET_DIR of every lab process: each serves /metrics on `<name>.sock` here too (agent-<node>,
+   * gateway-<ns>.<pod>, controller-<i>: src/metrics/server.ts metricsSocketPath), which the host reads.
+   */
+  metrics: (dir: string) => join(dir, 'metrics'),
 };
 
 /**
@@ -81,12 +86,13 @@ export function egwCommand(): string[] {
 /**
  * The environment of every process lab `lab` (state under `root`) starts: the caller's, with EGW_LAB_DIR set,
  * EGW_FLOW_DIR = the lab's flow-record root (stateFiles.flows: agents, controllers, the kubelets and the gateways they
- * start write there; docs/dataplane.md, "The lab"), and without the datastore settings meant for the caller's own
+ * start write there; docs/dataplane.md, "The lab"), EGW_METRICS_SOCKET_DIR = its metrics sockets, and without the datastore settings meant for the caller's own
  * CLI (EGW_DATASTORE, EGW_ETCD_CA/CERT/KEY): lab processes are told their datastore by --datastore, and the lab's
  * etcd speaks plain http on the lab network (docs/dataplane.md, "The lab on etcd").
  */
 export function labChildEnv(root: string, lab: string, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  const out: NodeJS.ProcessEnv = { ...env, EGW_LAB_DIR: root, EGW_FLOW_DIR: stateFiles.flows(labStateDir(lab, root)) };
+  const state = labStateDir(lab, root);
+  const out: NodeJS.ProcessEnv = { ...env, EGW_LAB_DIR: root, EGW_FLOW_DIR: stateFiles.flows(state), EGW_METRICS_SOCKET_DIR: stateFiles.metrics(state) };
   for (const k of ['EGW_DATASTORE', 'EGW_ETCD_CA', 'EGW_ETCD_CERT', 'EGW_ETCD_KEY']) delete out[k];
   return out;
 }

@@ -98,13 +98,12 @@ export function agentMetrics(
 /** The gateway's metrics, all read at scrape time from what the gateway and its flow recorder keep. */
 export function gatewayMetrics(
   registry: Registry,
-  read: { clients: () => number; conntrackEntries: () => number | undefined; ports: () => PortUse[]; records: () => number; gaps: () => number },
+  /** conntrackEntries: absent when the process does not run in the gateway's namespace (tests): no such series. */
+  read: { clients: () => number; conntrackEntries?: () => number; ports: () => PortUse[]; records: () => number; gaps: () => number },
 ): void {
   gaugeFrom(registry, 'egw_gateway_clients', 'Client pods that may send their egress traffic through this gateway', [], () => [[{}, read.clients()]]);
-  gaugeFrom(registry, 'egw_gateway_conntrack_entries', 'Connection tracking entries in the gateway pod\'s network namespace', [], () => {
-    const n = read.conntrackEntries();
-    return n === undefined ? [] : [[{}, n]];
-  });
+  const entries = read.conntrackEntries;
+  if (entries) gaugeFrom(registry, 'egw_gateway_conntrack_entries', 'Connection tracking entries in the gateway pod\'s network namespace', [], () => [[{}, entries()]]);
   const labels = ['egress_ip', 'destination', 'protocol'] as const;
   gaugeFrom(registry, 'egw_gateway_snat_ports_in_use', 'Source ports of the egress IP in use toward one destination (each connection to it holds one)', labels, () =>
     read.ports().map((p) => [{ egress_ip: p.egressIp, destination: p.destination, protocol: p.protocol }, p.inUse]),

@@ -47,6 +47,22 @@ describe('gatewayStatus', () => {
     assert.equal(gatewayStatus(withGen, planGatewayPods(withGen, pods, nodes, pools)).observedGeneration, 4);
   });
 
+  it('a pod under SNAT port pressure: still Ready, but Degraded True with SNATPortsExhausting and its message; cleared: AsExpected', () => {
+    const pressure = (status: 'True' | 'False', message: string): Pod['status'] => ({
+      phase: 'Running',
+      conditions: [{ type: 'Ready', status: 'True' }, { type: 'egw.dev/SNATPortPressure', status, reason: status === 'True' ? 'SNATPortsExhausting' : 'SNATPortsAvailable', message }],
+    });
+    const msg = '203.0.113.10:80/tcp from 10.10.10.0: 52000 of 64512 source ports in use (81%)';
+    const pods = [gwPod('red-aaaaa', 'n1', '10.10.10.0', pressure('True', msg)), gwPod('red-bbbbb', 'n2', '10.10.10.1', ready)];
+    const s = gatewayStatus(gw(), planGatewayPods(gw(), pods, nodes, pools), { clients, now: NOW });
+    assert.deepEqual(conds(s), [
+      ['Ready', 'True', 'AllReplicasReady', '2 of 2 gateway pods ready'],
+      ['Degraded', 'True', 'SNATPortsExhausting', `red-aaaaa: ${msg}`],
+    ]);
+    const cleared = [gwPod('red-aaaaa', 'n1', '10.10.10.0', pressure('False', 'every destination below 70%')), gwPod('red-bbbbb', 'n2', '10.10.10.1', ready)];
+    assert.deepEqual(conds(gatewayStatus(gw(), planGatewayPods(gw(), cleared, nodes, pools), { clients, now: NOW }))[1], ['Degraded', 'False', 'AsExpected', '']);
+  });
+
   it('one pod failing its probes: Ready False and Degraded True with ProbesFailing; that pod NotReady with the reasons', () => {
     const pods = [gwPod('red-aaaaa', 'n1', '10.10.10.0', ready), gwPod('red-bbbbb', 'n2', '10.10.10.1', probeFailing)];
     const s = gatewayStatus(gw(), planGatewayPods(gw(), pods, nodes, pools), { clients, now: NOW });

@@ -72,7 +72,7 @@ test('lab up refuses a datastore the lab file contradicts, before creating anyth
   assert.equal(existsSync(join(dir, 's')), false, 'nothing was created');
 });
 
-test('lab processes get EGW_LAB_DIR, the lab\'s EGW_FLOW_DIR (over the caller\'s) and none of the caller CLI datastore settings (they are told --datastore)', () => {
+test('lab processes get EGW_LAB_DIR, the lab\'s EGW_FLOW_DIR (over the caller\'s), its metrics socket dir and none of the caller CLI datastore settings (they are told --datastore)', () => {
   const env = labChildEnv('/run/egw/labs', 't1', { PATH: '/bin', EGW_DATASTORE: 'etcd://10.0.0.1:2379', EGW_ETCD_CA: '/ca.pem', EGW_ETCD_CERT: '/c.pem', EGW_ETCD_KEY: '/k.pem', EGW_LAB_DIR: '/old', EGW_FLOW_DIR: '/elsewhere' });
-  assert.deepEqual(env, { PATH: '/bin', EGW_LAB_DIR: '/run/egw/labs', EGW_FLOW_DIR: '/run/egw/labs/t1/flows' });
+  assert.deepEqual(env, { PATH: '/bin', EGW_LAB_DIR: '/run/egw/labs', EGW_FLOW_DIR: '/run/egw/labs/t1/flows', EGW_METRICS_SOCKET_DIR: '/run/egw/labs/t1/metrics' });
 });

@@ -4,7 +4,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { agentMetrics, controllerMetrics, gatewayMetrics, processRegistry } from '../../src/metrics/metrics.js';
-import { parseMetricsListen, serveMetrics } from '../../src/metrics/server.js';
+import { metricsSocketPath, parseMetricsListen, serveMetrics } from '../../src/metrics/server.js';
+import { parseMetrics, valueOf } from '../../src/metrics/scrape.js';
+import http from 'node:http';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { memoryLogger } from '../../src/log.js';
 
 test('--metrics-listen: [HOST]:PORT or PORT; anything else names the flag', () => {
@@ -27,14 +32,15 @@ test('the server: GET /metrics in the Prometheus text format, 404 elsewhere, 405
   const s = await serveMetrics(registry, { host: '127.0.0.1', port: 0 });
   assert.ok(s);
   try {
-    const m = await get(s.port, '/metrics');
+    const port = s.port!;
+    const m = await get(port, '/metrics');
     assert.equal(m.status, 200);
     assert.match(m.type ?? '', /^text\/plain; version=0\.0\.4/);
     assert.match(m.body, /^egw_datastore_watch_lag_seconds_bucket\{le="0\.005"\} 1$/m);
     assert.match(m.body, /^egw_datastore_watch_lag_seconds_count 1$/m);
     assert.match(m.body, /^process_cpu_seconds_total /m, 'the standard process metrics');
-    assert.equal((await get(s.port, '/')).status, 404);
-    assert.equal((await get(s.port, '/metrics', 'POST')).status, 405);
+    assert.equal((await get(port, '/')).status, 404);
+    assert.equal((await get(port, '/metrics', 'POST')).status, 405);
   } finally {
     await s.close();
   }
@@ -51,6 +57,31 @@ test('a port in use: an error naming it, and no server (the process goes on)', a
     assert.ok(log.lines.some((l) => l.includes(`metrics: cannot listen on 127.0.0.1:${port}`) && l.includes('EADDRINUSE')), log.lines.join('\n'));
   } finally {
     blocker.close();
+  }
+});
+
+test('the lab\'s unix socket: the same text over HTTP on a socket file, which close() removes; a stale file is replaced', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'egw-metrics-'));
+  try {
+    const socket = metricsSocketPath('gateway-egw.red-a', { EGW_METRICS_SOCKET_DIR: join(dir, 'metrics') })!;
+    assert.equal(socket, join(dir, 'metrics', 'gateway-egw.red-a.sock'));
+    assert.equal(metricsSocketPath('x', {}), undefined, 'no socket outside the lab');
+    mkdirSync(join(dir, 'metrics'));
+    writeFileSync(socket, 'left by a killed run');
+    const { registry } = processRegistry();
+    const s = await serveMetrics(registry, { host: '127.0.0.1', port: 0, socket });
+    assert.ok(s);
+    const body = await new Promise<string>((resolve, reject) => {
+      http.get({ socketPath: socket, path: '/metrics' }, (res) => {
+        let b = '';
+        res.setEncoding('utf8').on('data', (d: string) => (b += d)).on('end', () => resolve(b));
+      }).on('error', reject);
+    });
+    assert.match(body, /^# TYPE egw_datastore_watch_lag_seconds histogram$/m);
+    await s.close();
+    assert.equal(existsSync(socket), false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
@@ -109,4 +140,20 @@ test('controller set: leader, gateway pods per state, addresses per pool', async
   assert.match(text, /^egw_controller_leader 1$/m);
   assert.match(text, /^egw_controller_gateways\{egressgateway="egw\/red",state="ready"\} 2$/m);
   assert.match(text, /^egw_ipam_addresses\{pool="egress-red",state="free"\} 2$/m);
+});
+
+test('parseMetrics reads back what the registry writes (labels with escapes, histograms); a bad line names its number', async () => {
+  const { registry, watchLag } = processRegistry();
+  watchLag.observe(0.2);
+  gatewayMetrics(registry, {
+    clients: () => 1,
+    ports: () => [{ egressIp: '10.10.10.0', destination: 'a"b\\c', protocol: 'tcp', inUse: 2, available: 3 }],
+    records: () => 0,
+    gaps: () => 0,
+  });
+  const samples = parseMetrics(await registry.metrics());
+  assert.equal(valueOf(samples, 'egw_gateway_snat_ports_in_use', { destination: 'a"b\\c' }), 2);
+  assert.equal(valueOf(samples, 'egw_datastore_watch_lag_seconds_bucket', { le: '+Inf' }), 1);
+  assert.equal(valueOf(samples, 'egw_gateway_conntrack_entries'), undefined, 'not in the gateway\'s namespace: no series');
+  assert.throws(() => parseMetrics('# HELP x y\nx 1\nnot a sample line\n'), /^Error: metrics line 3: not a sample/);
 });
