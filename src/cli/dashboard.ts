@@ -21,11 +21,6 @@ export interface DashboardContext {
   signal?: AbortSignal;
 }
 
-/** The lab's metrics sockets directory: stateFiles.metricsSocket's directory (docs/dataplane.md, "The lab"). */
-export function labMetricsDir(lab: string): string {
-  return `${labStateDir(lab)}/metrics`;
-}
-
 export function addDashboardCommand(program: Command, ctx: DashboardContext): void {
   program
     .command('dashboard')
@@ -65,7 +60,7 @@ export function addDashboardCommand(program: Command, ctx: DashboardContext): vo
       const signal = ctx.signal ?? untilSignalled();
       const log = createLogger('dashboard');
       await ctx.withStore(async (store) => {
-        const live = new LiveDashboard({ store, signal, targets, metricsDir: lab ? labMetricsDir(lab) : undefined, flowRoot: choice.root, windowMs, log });
+        const live = new LiveDashboard({ store, signal, targets, metricsDir: lab ? stateFiles.metrics(labStateDir(lab)) : undefined, flowRoot: choice.root, windowMs, log });
         const server = await serveDashboard(live, { listen, token, log });
         ctx.out(`dashboard: ${server.url}${lab ? ` (lab ${lab})` : ''}\n`);
         await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));

@@ -48,24 +48,30 @@ export function parseToken(text: string, file: string): string {
   return t;
 }
 
-export type ScrapeTarget = { kind: 'unix'; path: string; name: string } | { kind: 'http'; url: string; name: string };
+/** A /metrics endpoint: what src/metrics/scrape.ts's scrape() takes, and the name the page shows. */
+export interface ScrapeTarget {
+  /** `http://HOST:PORT` or `unix:/PATH`. */
+  target: string;
+  name: string;
+}
 
-/** `--scrape URL|unix:PATH`: an http:// URL (its path, default /metrics) or a unix socket serving GET /metrics. */
+/** `--scrape http://HOST:PORT|unix:/PATH`: a process's metrics endpoint (its /metrics is read). */
 export function parseScrapeTarget(text: string): ScrapeTarget {
   if (text.startsWith('unix:')) {
     const path = text.slice(5);
     if (!path.startsWith('/')) throw new InputError('--scrape', `unix:PATH needs an absolute path, got ${JSON.stringify(text)}`);
-    return { kind: 'unix', path, name: path };
+    return { target: text, name: path };
   }
-  let u: URL;
+  let u: URL | undefined;
   try {
     u = new URL(text);
   } catch {
-    throw new InputError('--scrape', `expected http://HOST:PORT[/PATH] or unix:/PATH, got ${JSON.stringify(text)}`);
+    u = undefined;
   }
-  if (u.protocol !== 'http:') throw new InputError('--scrape', `only http:// URLs and unix:/PATH sockets, got ${JSON.stringify(text)}`);
-  if (u.pathname === '/') u.pathname = '/metrics';
-  return { kind: 'http', url: u.toString(), name: u.host };
+  if (!u || u.protocol !== 'http:' || (u.pathname !== '/' && u.pathname !== '/metrics') || u.search || u.username) {
+    throw new InputError('--scrape', `expected http://HOST:PORT (its /metrics is read) or unix:/PATH, got ${JSON.stringify(text)}`);
+  }
+  return { target: `http://${u.host}`, name: u.host };
 }
 
 /** Runs one of the CLI's option parsers, turning its error into an InputError for `field`. */

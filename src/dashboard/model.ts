@@ -11,7 +11,7 @@ import { namespaceOf } from '../api/meta.js';
 import { gatewayStatusView } from '../cli/print.js';
 import type { Resolved } from '../calc/resolve.js';
 import type { FlowGraph } from './graph.js';
-import type { Sample } from './promtext.js';
+import type { Sample } from '../metrics/scrape.js';
 
 /** What one scrape of one process gave. */
 export interface ScrapeResult {
