@@ -49,13 +49,18 @@ export async function ipJson(netns: string | undefined, args: string[]): Promise
 
 /** A lab brought up with the real `egw` executable (bin/egw.js: `make build` first), torn down by `down()`. */
 export class LabHarness {
-  readonly name = `e${randomBytes(3).toString('hex')}`;
+  /** The lab's name: random unless a test is given one (its namespaces are egw-<name>-*). */
+  readonly name: string;
   readonly dir = mkdtempSync(join(tmpdir(), 'egw-e2e-'));
   /** The lab's datastore as this process reaches it: an SQLite file, or (a lab on etcd) what lab up printed. */
   datastore = `sqlite:${join(this.dir, 'egw.db')}`;
   readonly logs = memoryLogger();
   info!: LabInfo;
   store!: Store;
+
+  constructor(name?: string) {
+    this.name = name ?? `e${randomBytes(3).toString('hex')}`;
+  }
 
   /** Brings the lab up from examples/lab/demo.yaml with this harness's name. */
   async up(labYaml?: string): Promise<this> {
