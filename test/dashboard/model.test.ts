@@ -9,7 +9,7 @@ import { EgressCalculator } from '../../src/calc/index.js';
 import { flowGraph, MAX_DESTINATIONS } from '../../src/dashboard/graph.js';
 import { InputError, isLoopback, parseExplainQuery, parseListen, parseScrapeTarget, parseToken, parseTraceQuery, parseWindow } from '../../src/dashboard/input.js';
 import { buildView, gatewayRolePod, type ScrapeResult } from '../../src/dashboard/model.js';
-import { egressGateway, namespace, pod, policy } from '../helpers/resources.js';
+import { egressGateway, felixConfiguration, gatewayPod, namespace, pod, policy } from '../helpers/resources.js';
 
 const NOW = Date.parse('2026-12-02T09:00:00Z');
 
@@ -76,25 +76,22 @@ describe('flow graph', () => {
 });
 
 describe('view model', () => {
-  const gwPod = (name: string, node: string, ip: string): Resource => {
-    const p = pod('default', name, { labels: { 'egress-code': 'red' }, node, ip });
-    p.metadata.annotations = { ...(p.metadata.annotations ?? {}), [ANNOTATION.gatewayOf]: 'red' };
-    return p;
-  };
+  const gwPod = (name: string, node: string, ip: string): Resource => gatewayPod('default', name, 'red', { node, ip });
   const red = egressGateway('default', 'red', { replicas: 2 });
   red.status = { readyReplicas: 2, conditions: [{ type: 'Ready', status: 'True', reason: 'AllReady' }], replicas: [{ pod: 'red-1', node: 'node-1', ip: '10.10.10.1', health: 'Ready', clients: 7 }, { pod: 'red-2', node: 'node-2', ip: '10.10.10.2', health: 'Ready', clients: 3 }] };
   const objects: Resource[] = [
+    felixConfiguration({ egressIPSupport: 'EnabledPerNamespaceOrPerPod' }),
     red,
     gwPod('red-1', 'node-1', '10.10.10.1'),
     gwPod('red-2', 'node-2', '10.10.10.2'),
-    namespace('tenant-a', { [ANNOTATION.selector]: "egress-code == 'red'" }),
-    namespace('tenant-b', { [ANNOTATION.egressGatewayPolicy]: 'p1' }),
+    namespace('tenant-a', { annotations: { [ANNOTATION.selector]: "egress-code == 'red'" } }),
+    namespace('tenant-b', { annotations: { [ANNOTATION.egressGatewayPolicy]: 'p1' } }),
     policy('p1', [{ destination: { cidr: '203.0.113.0/24' }, description: 'on-prem <b>direct</b>' }, { gateway: { selector: "egress-code == 'red'" } }]),
     pod('tenant-a', 'client-a', { node: 'node-1', ip: '10.0.1.5' }),
     pod('tenant-b', 'client-b', { node: 'node-2', ip: '10.0.2.5' }),
   ];
   const calc = new EgressCalculator().load(objects);
-  const up = (agent: string, gw: string, v: number): ScrapeResult['samples'][number] => ({ name: 'egw_agent_gateway_up', labels: { gateway: gw, ip: '' }, value: v });
+  const up = (_agent: string, gw: string, v: number): ScrapeResult['samples'][number] => ({ name: 'egw_agent_gateway_up', labels: { gateway: gw, ip: '' }, value: v });
   const view = (scrapes: ScrapeResult[]) =>
     buildView({
       now: NOW,
