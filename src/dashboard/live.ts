@@ -50,6 +50,8 @@ export interface LiveOptions {
   flowRoot?: string;
   windowMs: number;
   log?: Logger;
+  /** How the targets are scraped (default scrapeAll; the bench gives synthetic results). */
+  scrape?: (targets: readonly ScrapeTarget[]) => Promise<ScrapeResult[]>;
 }
 
 export class LiveDashboard implements DashboardSource {
@@ -204,7 +206,7 @@ export class LiveDashboard implements DashboardSource {
     while (!this.opts.signal.aborted) {
       const targets = this.targets();
       if (targets.length) {
-        const results = await scrapeAll(targets);
+        const results = await (this.opts.scrape ?? scrapeAll)(targets);
         this.scrapes = results;
         const key = JSON.stringify(results.map((r) => [r.source, r.ok, r.error ?? '', r.samples.filter((s) => s.name.startsWith('egw_agent_gateway_up') || s.name.startsWith('egw_gateway_'))]));
         if (key !== this.scrapeKey) {
