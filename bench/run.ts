@@ -8,6 +8,7 @@ import { benchFailover } from './failover.js';
 import { benchThroughput } from './throughput.js';
 import { benchDatastore } from './datastore.js';
 import { benchFlows } from './flows.js';
+import { benchDashboard } from './dashboard.js';
 
 const only = process.argv.slice(2);
 const benches: Record<string, () => Promise<Record<string, unknown>>> = {
@@ -18,6 +19,8 @@ const benches: Record<string, () => Promise<Record<string, unknown>>> = {
   throughput: benchThroughput,
   datastore: benchDatastore,
   flows: benchFlows,
+  // Issue 12: the dashboard's API (bench/dashboard.ts); the scrape part joins it here.
+  observability: async () => ({ dashboard: await benchDashboard() }),
 };
 
 const results: Record<string, unknown> = {};

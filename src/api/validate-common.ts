@@ -10,16 +10,20 @@ export const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 export const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 export const LABEL_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 
-export function checkName(c: Checker, name: string, path: FieldPath, form: 'label' | 'subdomain'): void {
+/** Why `name` is not a valid Kubernetes name of this form (DNS-1123 label or subdomain), or undefined. */
+export function nameProblem(name: string, form: 'label' | 'subdomain'): string | undefined {
   const max = form === 'label' ? 63 : 253;
-  if (name.length === 0) c.error(path, 'must not be empty');
-  else if (name.length > max) c.error(path, `must be at most ${max} characters, got ${name.length}`);
-  else if (!(form === 'label' ? DNS1123_LABEL : DNS1123_SUBDOMAIN).test(name)) {
-    c.error(
-      path,
-      `${JSON.stringify(name)} is not a valid name: use lower-case letters, digits and '-'${form === 'subdomain' ? " (and '.')" : ''}, starting and ending with a letter or digit`,
-    );
+  if (name.length === 0) return 'must not be empty';
+  if (name.length > max) return `must be at most ${max} characters, got ${name.length}`;
+  if (!(form === 'label' ? DNS1123_LABEL : DNS1123_SUBDOMAIN).test(name)) {
+    return `${JSON.stringify(name)} is not a valid name: use lower-case letters, digits and '-'${form === 'subdomain' ? " (and '.')" : ''}, starting and ending with a letter or digit`;
   }
+  return undefined;
+}
+
+export function checkName(c: Checker, name: string, path: FieldPath, form: 'label' | 'subdomain'): void {
+  const problem = nameProblem(name, form);
+  if (problem) c.error(path, problem);
 }
 
 export function checkQualifiedName(c: Checker, key: string, path: FieldPath, what: string): boolean {

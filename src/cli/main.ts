@@ -21,6 +21,7 @@ import {
 import { openStore, defaultDatastoreSpec, parseDatastoreSpec, ETCD_TLS_SOURCES } from '../datastore/open.js';
 import { addProcessCommands } from './processes.js';
 import { addFlowCommands } from './flows.js';
+import { addDashboardCommand } from './dashboard.js';
 import type { Store, TxnOp } from '../datastore/types.js';
 import { StoreError } from '../datastore/types.js';
 import { runSelectorCheck } from '../selector/check.js';
@@ -259,6 +260,14 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     err: io.err,
     setExitCode: (code) => (exitCode = code),
     datastore: () => program.opts().datastore as string | undefined,
+  });
+
+  addDashboardCommand(program, {
+    withStore,
+    datastore: () => program.opts().datastore as string | undefined,
+    out: io.out,
+    err: io.err,
+    setExitCode: (code) => (exitCode = code),
   });
 
   const selector = program.command('selector').description('the Calico selector engine');
