@@ -10,6 +10,7 @@ import { LiveDashboard } from '../dashboard/live.js';
 import { serveDashboard } from '../dashboard/server.js';
 import { createLogger } from '../log.js';
 import { errText } from '../util.js';
+import { untilSignalled } from './processes.js';
 
 export interface DashboardContext {
   withStore<T>(fn: (store: Store) => Promise<T>): Promise<T>;
@@ -71,10 +72,3 @@ export function addDashboardCommand(program: Command, ctx: DashboardContext): vo
     });
 }
 
-function untilSignalled(): AbortSignal {
-  const ac = new AbortController();
-  const stop = () => ac.abort();
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
-  return ac.signal;
-}

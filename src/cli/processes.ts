@@ -88,7 +88,7 @@ export interface ProcessContext {
 }
 
 /** An AbortSignal that fires on SIGTERM or SIGINT. */
-function untilSignalled(): AbortSignal {
+export function untilSignalled(): AbortSignal {
   const ac = new AbortController();
   const stop = () => ac.abort();
   process.once('SIGTERM', stop);
