@@ -127,6 +127,9 @@ async function crashRounds(t: TestContext, datastore: string, store: Store): Pro
     }
     // The kubelets catch up: every pod without an address gets one.
     await churnRound(datastore, 1, 'settle');
+    // One orphan for certain (the kills leave some only now and then: 0 or 1 per run on SQLite): an address whose pod
+    // was never created, as a kubelet killed between its two writes leaves it. The GC must release it too.
+    assert.ok(await new Ipam(store).allocate({ handle: 'pod:churn/orphan-of-a-crash', node: 'n1', pools: [ippool('churn', '10.50.0.0/26', { blockSize: 29 })] }));
     let last: Audit | undefined;
     await until(
       () => `0 leaked addresses after GC; last audit ${JSON.stringify(last)}\n${logs()}`,
