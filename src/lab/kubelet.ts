@@ -14,8 +14,8 @@
 // Deletion follows Kubernetes: a Pod with a deletionTimestamp keeps running (its drain window) until that moment,
 // then its containers get SIGTERM (SIGKILL 5 s later) and the kubelet deletes the Pod object; once the object is
 // gone the network is removed and the IP released. A Pod deleted outright is stopped and removed at once.
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { setCondition } from '../api/conditions.js';
 import { namespaceOf } from '../api/meta.js';
 import { ANNOTATION, type Node as K8sNode, type IPPool, type Pod } from '../api/types.js';
@@ -29,6 +29,7 @@ import { Kernel } from './kernel.js';
 import { egwCommand, labStateDir, labStateRoot, ns, podNames, stateFiles } from './names.js';
 import { RESTART, exitText, isRunning, nsInode, readRecord, removeFile, restartBackoff, spawnDetached, stopProcess, stopProcessesInNetns, type ExitInfo, type ProcRecord } from './procs.js';
 import { NETNS_ANNOTATION, readLabState } from './topology.js';
+import { PodStateFiles, type PodState } from './podstate.js';
 import { chooseNode, containerArgv, containerStatusesFor, lastExitFromStatus, readyConditionFor, type ContainerView } from './podspec.js';
 
 export interface KubeletOptions {
@@ -47,22 +48,6 @@ export interface KubeletOptions {
   pollMs?: number;
 }
 
-/** What the kubelet keeps about a pod's network, in pods/<node>/<hash>.json. */
-interface PodState {
-  namespace: string;
-  name: string;
-  uid: string;
-  node: string;
-  hash: string;
-  netns: string;
-  veth: string;
-  handle: string;
-  ip?: string;
-  netnsIno?: number;
-  gateway?: boolean;
-  /** terminationGracePeriodSeconds: how long its containers get between SIGTERM and SIGKILL. */
-  grace?: number;
-}
 
 interface ContainerRt {
   name: string;
@@ -114,6 +99,7 @@ class Kubelet {
   private readonly dir: string;
   private readonly nodeNs: string;
   private readonly ipam: Ipam;
+  private readonly states: PodStateFiles;
   private egw: string[] = [];
   private datastore = '';
   private nodeIP = '';
@@ -130,40 +116,7 @@ class Kubelet {
     this.dir = labStateDir(o.lab, o.stateRoot ? resolve(o.stateRoot) : labStateRoot());
     this.nodeNs = ns.node(o.lab, o.node);
     this.ipam = new Ipam(o.store, { log: this.log.child('ipam') });
-  }
-
-  private podDir(): string {
-    return join(stateFiles.pods(this.dir), this.o.node);
-  }
-
-  private podFile(hash: string): string {
-    return join(this.podDir(), `${hash}.json`);
-  }
-
-  private saveState(s: PodState): void {
-    mkdirSync(this.podDir(), { recursive: true });
-    const f = this.podFile(s.hash);
-    writeFileSync(`${f}.tmp`, JSON.stringify(s, null, 2) + '\n');
-    renameSync(`${f}.tmp`, f);
-  }
-
-  private readStates(): PodState[] {
-    let names: string[] = [];
-    try {
-      names = readdirSync(this.podDir()).filter((n) => n.endsWith('.json'));
-    } catch {
-      return [];
-    }
-    const out: PodState[] = [];
-    for (const n of names) {
-      try {
-        const s = JSON.parse(readFileSync(join(this.podDir(), n), 'utf8')) as PodState;
-        if (s.node === this.o.node && s.hash && s.namespace && s.name) out.push(s);
-      } catch {
-        /* unreadable: ignore */
-      }
-    }
-    return out;
+    this.states = new PodStateFiles(this.dir, o.node);
   }
 
   async run(): Promise<void> {
@@ -206,7 +159,7 @@ class Kubelet {
       await sleep(1000);
     }
     this.mtu = (await this.k.link(this.nodeNs, 'eth0'))?.mtu ?? labState?.config.underlay.mtu ?? 1500;
-    for (const d of [stateFiles.pids(this.dir), stateFiles.logs(this.dir), this.podDir()]) mkdirSync(d, { recursive: true });
+    for (const d of [stateFiles.pids(this.dir), stateFiles.logs(this.dir), this.states.podDir()]) mkdirSync(d, { recursive: true });
 
     // One informer on Pods (src/datastore/informer.ts): the first list adopts what a previous run left; every list
     // (the first, and each after a failure) enqueues every pod this kubelet knows or may act on.
@@ -257,7 +210,7 @@ class Kubelet {
   private async adopt(pods: Pod[]): Promise<void> {
     const byKey = new Map(pods.map((p) => [keyOf(namespaceOf(p), p.metadata.name), p]));
     const known = new Set<string>();
-    for (const s of this.readStates()) {
+    for (const s of this.states.read()) {
       const key = keyOf(s.namespace, s.name);
       const p = byKey.get(key);
       if (!p || p.metadata.uid !== s.uid || p.spec.nodeName !== this.o.node) {
@@ -426,7 +379,7 @@ class Kubelet {
         gateway,
         grace: pod.spec.terminationGracePeriodSeconds ?? 30,
       };
-      this.saveState(s); // before anything exists, so a crash in between is cleaned up on restart
+      this.states.save(s); // before anything exists, so a crash in between is cleaned up on restart
       rt = { state: s, containers: new Map() };
       this.pods.set(key, rt);
     }
@@ -442,14 +395,14 @@ class Kubelet {
         throw e;
       }
       s.ip = ip;
-      this.saveState(s);
+      this.states.save(s);
       this.log.info('address allocated', { pod: key, ip });
     }
     const ip = s.ip;
     const created = await this.k.addNetns(s.netns);
     if (created || s.netnsIno === undefined) {
       s.netnsIno = nsInode(`/run/netns/${s.netns}`);
-      this.saveState(s);
+      this.states.save(s);
     }
     const hostLink = await this.k.link(this.nodeNs, s.veth);
     const podLink = await this.k.link(s.netns, 'eth0');
@@ -489,12 +442,12 @@ class Kubelet {
     // Containers: those we know of, and any record left for this pod.
     const recs = new Map<string, ProcRecord>();
     for (const c of rt?.containers.values() ?? []) if (c.rec) recs.set(c.role, c.rec);
-    for (const f of this.podPidFiles(s.hash)) {
+    for (const f of this.states.pidFiles(s.hash)) {
       const r = readRecord(f);
       if (r) recs.set(r.role, r);
     }
     await Promise.all([...recs.values()].map((r) => stopProcess(r, graceMs)));
-    for (const f of this.podPidFiles(s.hash)) removeFile(f);
+    for (const f of this.states.pidFiles(s.hash)) removeFile(f);
     const sameNetns = this.k.netnsExists(s.netns) && (s.netnsIno === undefined || nsInode(`/run/netns/${s.netns}`) === s.netnsIno);
     if (sameNetns) {
       const pids = await this.k.netnsPids(s.netns);
@@ -517,19 +470,8 @@ class Kubelet {
         this.log.warn('releasing the address failed (the controller collects it later)', { pod: key, ip: s.ip, error: errText(e) });
       }
     }
-    removeFile(this.podFile(s.hash));
+    removeFile(this.states.file(s.hash));
     this.log.info('pod removed', { pod: key, ip: s.ip, netns: s.netns });
-  }
-
-  private podPidFiles(hash: string): string[] {
-    const dir = stateFiles.pids(this.dir);
-    try {
-      return readdirSync(dir)
-        .filter((n) => n.startsWith(`pod-${hash}-`) && n.endsWith('.pid'))
-        .map((n) => join(dir, n));
-    } catch {
-      return [];
-    }
   }
 
   // ---- status
