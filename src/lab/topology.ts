@@ -487,6 +487,14 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
     }, 10_000);
     if (rec) processes.push({ role: 'supervisor', pid: rec.pid, started: r.started });
     else log.warn('the supervisor did not start; see its log', { log: stateFiles.logFile(dir, 'supervisor') });
+    // It starts its watchdog on its first round: wait for that record too, so lab up returns with every record made.
+    if (rec) {
+      const dog = await waitFor(async () => {
+        const cur = readRecord(stateFiles.pidFile(dir, 'watchdog'));
+        return cur && isRunning(cur) ? cur : undefined;
+      }, 10_000);
+      if (!dog) log.warn('the watchdog did not start; see its log', { log: stateFiles.logFile(dir, 'watchdog') });
+    }
   }
   if (started.length) {
     await sleep(300);
