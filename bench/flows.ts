@@ -21,7 +21,7 @@
 //   3. CPU       a flood of known size at the highest `allRecorded` step: utime+stime (+ reaped children: dumps, nft)
 //                of the recorder process and its conntrack reader, per 1,000 connections recorded; the same for raw
 //                conntrack -E.
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -32,6 +32,7 @@ import { reporterDir } from '../src/audit/paths.js';
 import type { RecorderStats } from '../src/audit/recorder.js';
 import type { GapRecord } from '../src/audit/types.js';
 import { NatLab } from '../test/audit/natlab.js';
+import { cpuOf, onPath, runTimed, spawnLines, stopChild } from './proc.js';
 
 export interface FlowsBenchOptions {
   /** Seconds of each flood step (default 4). */
@@ -78,15 +79,6 @@ const median = (xs: number[]): number => {
 const r2 = (x: number): number => Math.round(x * 100) / 100;
 const r0 = (x: number): number => Math.round(x);
 
-function onPath(tool: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function canRun(): string | null {
   if (process.platform !== 'linux' || process.getuid?.() !== 0) return 'needs root';
   for (const tool of ['ip', 'nft', CONNTRACK, 'iperf3', 'ss']) if (!onPath(tool)) return `needs ${tool}`;
@@ -94,40 +86,6 @@ function canRun(): string | null {
 }
 
 // ---------------------------------------------------------------------------------------------------- processes
-
-/** CPU seconds from /proc/<pid>/stat: own (utime+stime) and reaped children (cutime+cstime); null when gone. */
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-function cpuOf(pid: number | null | undefined): { own: number; children: number } | null {
-  if (!pid) return null;
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' '); // fields from 3 (state) on
-    const n = (i: number) => Number(f[i - 3]);
-    return { own: (n(14) + n(15)) / CLK_TCK, children: (n(16) + n(17)) / CLK_TCK };
-  } catch {
-    return null;
-  }
-}
-
-/** A command with a time limit (iperf3 must not hang the bench); never throws for its exit code. */
-function runTimed(argv: string[], timeoutMs: number): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((res) => {
-    execFile(argv[0], argv.slice(1), { timeout: timeoutMs, encoding: 'utf8', maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      res({ code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0, stdout, stderr });
-    });
-  });
-}
-
-async function stopChild(c: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', graceMs = 5000): Promise<void> {
-  if (c.pid === undefined || c.exitCode !== null || c.signalCode !== null) return;
-  const gone = new Promise<void>((r) => c.once('close', () => r()));
-  c.kill(signal);
-  await Promise.race([gone, sleep(graceMs)]);
-  if (c.exitCode === null && c.signalCode === null) {
-    c.kill('SIGKILL');
-    await Promise.race([gone, sleep(2000)]);
-  }
-}
 
 interface FloodOut {
   made: number;
@@ -152,21 +110,6 @@ function flood(lab: NatLab, args: string[], children: Set<ChildProcess>): Promis
       res(JSON.parse(stdout) as FloodOut);
     });
   });
-}
-
-/** A child of the bench (tracked in `children` until it closes) whose stdout is handed on line by line. */
-function spawnLines(argv: string[], opts: { cwd?: string }, children: Set<ChildProcess>, onLine: (line: string) => void): ChildProcess {
-  const child = spawn(argv[0]!, argv.slice(1), { ...opts, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  child.on('close', () => children.delete(child));
-  child.on('error', () => {});
-  let buf = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-    const lines = (buf + d).split('\n');
-    buf = lines.pop()!;
-    for (const l of lines) onLine(l);
-  });
-  return child;
 }
 
 /** Raw `conntrack -E` in the router namespace, its events counted by type as they arrive. */
@@ -196,20 +139,20 @@ class RawEvents {
   }
 }
 
-type Stats = RecorderStats & { ready: boolean; at: number; final?: boolean };
+export type Stats = RecorderStats & { ready: boolean; at: number; final?: boolean };
 
-/** bench/flows-recorder.ts in the router namespace; its latest stats line. */
-class RecorderProc {
+/** bench/flows-recorder.ts in the router namespace (`extra`: more of its flags); its latest stats line. */
+export class RecorderProc {
   readonly child: ChildProcess;
   last: Stats | null = null;
   readonly root: string;
   stderr = '';
   private static runs = 0;
-  constructor(lab: NatLab, flowRoot: string, children: Set<ChildProcess>) {
+  constructor(lab: NatLab, flowRoot: string, children: Set<ChildProcess>, extra: string[] = []) {
     // a root of its own per start: each one a first start, not a restart owing a gap for the time it was down
     const root = join(flowRoot, `run${RecorderProc.runs++}`);
     this.root = root;
-    this.child = spawnLines(['ip', 'netns', 'exec', lab.router, process.execPath, '--import', 'tsx', RECORDER, '--root', root, '--check-ms', String(CHECK_MS)], { cwd: ROOT }, children, (l) => {
+    this.child = spawnLines(['ip', 'netns', 'exec', lab.router, process.execPath, '--import', 'tsx', RECORDER, '--root', root, '--check-ms', String(CHECK_MS), ...extra], { cwd: ROOT }, children, (l) => {
       if (l.startsWith('{')) this.last = JSON.parse(l) as Stats;
     });
     this.child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.stderr = (this.stderr + d).slice(-4000)));

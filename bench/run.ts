@@ -9,6 +9,7 @@ import { benchThroughput } from './throughput.js';
 import { benchDatastore } from './datastore.js';
 import { benchFlows } from './flows.js';
 import { benchDashboard } from './dashboard.js';
+import { benchScrape } from './scrape.js';
 
 const only = process.argv.slice(2);
 const benches: Record<string, () => Promise<Record<string, unknown>>> = {
@@ -19,8 +20,8 @@ const benches: Record<string, () => Promise<Record<string, unknown>>> = {
   throughput: benchThroughput,
   datastore: benchDatastore,
   flows: benchFlows,
-  // Issue 12: the dashboard's API (bench/dashboard.ts); the scrape part joins it here.
-  observability: async () => ({ dashboard: await benchDashboard() }),
+  // A gateway's /metrics with 100,000 connections (bench/scrape.ts) and the dashboard's API (bench/dashboard.ts).
+  observability: async () => ({ scrape: await benchScrape(), dashboard: await benchDashboard() }),
 };
 
 const results: Record<string, unknown> = {};

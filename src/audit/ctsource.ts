@@ -350,28 +350,35 @@ export function dumpConntrack(opts: CtDumpOptions = {}): Promise<CtEntry[]> {
   });
 }
 
-/**
- * How many entries the namespace's conntrack table holds: /proc/sys/net/netfilter/nf_conntrack_count of the
- * caller's namespace, or `conntrack -C` through wrap (which reads the same counter there).
- */
-export async function conntrackCount(opts: { wrap?: Wrap } = {}): Promise<number> {
+/** /proc/sys/net/netfilter/nf_conntrack_count of the caller's namespace: what `conntrack -C` reads there. */
+export const CT_COUNT_FILE = '/proc/sys/net/netfilter/nf_conntrack_count';
+
+/** The caller's namespace's conntrack entries (a file read: cheap enough for every scrape, docs/observability.md). */
+export function readConntrackCount(): number {
   let text: string;
-  let what: string;
-  if (opts.wrap && opts.wrap.length) {
-    const argv = [...opts.wrap, CONNTRACK, '-C'];
-    what = argv.join(' ');
-    const r = await run(argv);
-    if (r.code !== 0) throw new Error(`${what} failed (exit ${r.code}): ${r.stderr.trim()}`);
-    text = r.stdout;
-  } else {
-    what = '/proc/sys/net/netfilter/nf_conntrack_count';
-    try {
-      text = readFileSync(what, 'utf8');
-    } catch (e) {
-      throw new Error(`cannot read ${what}: ${(e as Error).message} (no conntrack support in this network namespace?)`);
-    }
+  try {
+    text = readFileSync(CT_COUNT_FILE, 'utf8');
+  } catch (e) {
+    throw new Error(`cannot read ${CT_COUNT_FILE}: ${(e as Error).message} (no conntrack support in this network namespace?)`);
   }
+  return countOf(text, CT_COUNT_FILE);
+}
+
+function countOf(text: string, what: string): number {
   const n = Number(text.trim());
   if (!Number.isSafeInteger(n) || n < 0) throw new Error(`${what}: not a count: ${JSON.stringify(text.trim().slice(0, 80))}`);
   return n;
+}
+
+/**
+ * How many entries the namespace's conntrack table holds: readConntrackCount in the caller's namespace, or
+ * `conntrack -C` through wrap (which reads the same counter there).
+ */
+export async function conntrackCount(opts: { wrap?: Wrap } = {}): Promise<number> {
+  if (!opts.wrap || !opts.wrap.length) return readConntrackCount();
+  const argv = [...opts.wrap, CONNTRACK, '-C'];
+  const what = argv.join(' ');
+  const r = await run(argv);
+  if (r.code !== 0) throw new Error(`${what} failed (exit ${r.code}): ${r.stderr.trim()}`);
+  return countOf(r.stdout, what);
 }

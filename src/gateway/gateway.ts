@@ -27,7 +27,7 @@ import { ANNOTATION } from '../api/types.js';
 import type { FlowGateway } from '../audit/types.js';
 import { gatewayMetrics, processRegistry } from '../metrics/metrics.js';
 import { serveMetrics, type MetricsListen, type MetricsServer } from '../metrics/server.js';
-import { readFileSync } from 'node:fs';
+import { readConntrackCount } from '../audit/ctsource.js';
 import { busiest } from '../audit/ports.js';
 
 export interface GatewayOptions {
@@ -470,9 +470,10 @@ export async function runGateway(opts: GatewayOptions): Promise<void> {
 }
 
 /** Connection tracking entries of this network namespace (per namespace since Linux 4.x); NaN if unreadable. */
+/** The gateway namespace's conntrack entries for the metric: NaN (not a failed scrape) when they cannot be read. */
 function conntrackCount(): number {
   try {
-    return Number(readFileSync('/proc/sys/net/netfilter/nf_conntrack_count', 'utf8').trim());
+    return readConntrackCount();
   } catch {
     return NaN;
   }
