@@ -10,6 +10,7 @@ import { benchDatastore } from './datastore.js';
 import { benchFlows } from './flows.js';
 import { benchDashboard } from './dashboard.js';
 import { benchScrape } from './scrape.js';
+import { benchPaths } from './paths.js';
 
 const only = process.argv.slice(2);
 const benches: Record<string, () => Promise<Record<string, unknown>>> = {
@@ -20,6 +21,8 @@ const benches: Record<string, () => Promise<Record<string, unknown>>> = {
   throughput: benchThroughput,
   datastore: benchDatastore,
   flows: benchFlows,
+  // Issue 14: direct vs through a gateway on the same and on another node (bench/paths.ts).
+  paths: benchPaths,
   // A gateway's /metrics with 100,000 connections (bench/scrape.ts) and the dashboard's API (bench/dashboard.ts).
   observability: async () => ({ scrape: await benchScrape(), dashboard: await benchDashboard() }),
 };
