@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NODE_TESTS = $(shell find test -name '*.test.ts' | sort)
 # Debian packages the project needs (added as the data plane arrives).
-DEB_PACKAGES ?= nftables conntrack iputils-ping iperf3 curl procps etcd-server openssl tcpdump chromium
+DEB_PACKAGES ?= nftables conntrack iputils-ping iperf3 curl procps etcd-server openssl tcpdump chromium ethtool
 
 .PHONY: setup deps build test typecheck bench demo clean
 

@@ -14,12 +14,14 @@ export interface Run {
   stderr: string;
 }
 
-export function run(argv: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
+export function run(argv: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<Run> {
   return new Promise((res) => {
-    execFile(argv[0], argv.slice(1), { timeout: opts.timeoutMs ?? 15_000, encoding: 'utf8', env: opts.env ?? process.env, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+    const child = execFile(argv[0], argv.slice(1), { timeout: opts.timeoutMs ?? 15_000, encoding: 'utf8', env: opts.env ?? process.env, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0;
       res({ code, stdout, stderr });
     });
+    child.stdin?.on('error', () => {}); // a command that exits before reading its input
+    child.stdin?.end(opts.input);
   });
 }
 
@@ -122,7 +124,7 @@ export async function iperf(netns: string, server: IperfServer, dst: string, por
   try {
     j = JSON.parse(r.stdout);
   } catch {
-    throw new Error(`iperf3 from ${netns}: exit ${r.code}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`);
+    throw new Error(`iperf3 -P ${streams} from ${netns}: exit ${r.code}: ${(r.stderr || r.stdout).trim().slice(0, 300) || 'no output'}; server: ${server.output().slice(before).trim().slice(-300)}`);
   }
   if (j.error || !j.end?.sum_received?.bits_per_second) throw new Error(`iperf3 from ${netns}: ${j.error ?? 'no result'}`);
   await sleep(200); // the server's log line for the data connection

@@ -29,7 +29,44 @@ export interface PathsBenchOptions {
   seconds?: number;
   /** Round trips measured per rtt run (default 2000). */
   rttCount?: number;
+  /**
+   * An experiment (docs/benchmarks.md, "Gateway path experiments"): each round measures every path without it and
+   * with it (its nft table added to every node and gateway namespace, removed again), so the two compare in one run.
+   * `EGW_BENCH_PATHS_EXPERIMENT=NAME` chooses one from the command line.
+   */
+  experiment?: string;
 }
+
+/** A command run in every node and gateway namespace, with its input. */
+interface ExpStep {
+  argv: string[];
+  input?: string;
+  /** Exits non-zero when there is nothing to undo: fine. */
+  mayFail?: boolean;
+}
+/** Candidate per-packet changes, tried here before they go into the data plane (src/dataplane, src/gateway). */
+const EXPERIMENTS: Record<string, { on: ExpStep[]; off: ExpStep[] }> = {
+  // the tunnel's outer UDP packets skip conntrack (raw priority, before conntrack sees them)
+  notrack: {
+    on: [
+      {
+        argv: ['nft', '-f', '-'],
+        input: `table ip egwexp {
+  chain pre { type filter hook prerouting priority raw; policy accept; udp dport 4790 notrack; }
+  chain out { type filter hook output priority raw; policy accept; udp dport 4790 notrack; }
+}
+`,
+      },
+    ],
+    // add (a no-op when present) then delete, so it holds whether or not the table is there
+    off: [{ argv: ['nft', '-f', '-'], input: 'table ip egwexp {}\ndelete table ip egwexp\n' }],
+  },
+  // GRO and UDP GRO forwarding on every veth end in the namespace (eth0 and the pods' host ends)
+  gro: {
+    on: [{ argv: ['sh', '-c', 'for d in $(ls /sys/class/net); do case $d in lo|egw.vxlan) ;; *) ethtool -K $d gro on rx-udp-gro-forwarding on 2>/dev/null ;; esac; done; true'] }],
+    off: [{ argv: ['sh', '-c', 'for d in $(ls /sys/class/net); do case $d in lo|egw.vxlan) ;; *) ethtool -K $d gro off rx-udp-gro-forwarding off 2>/dev/null ;; esac; done; true'] }],
+  },
+};
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const LAB_FILE = join(ROOT, 'examples', 'lab', 'demo.yaml');
@@ -154,16 +191,31 @@ export async function benchPaths(opts: PathsBenchOptions = {}): Promise<Record<s
       }
     }
     const results = new Map<PathName, Round[]>(PATHS.map((p) => [p.name, []]));
-    for (let i = 0; i < rounds; i++) {
-      const order = PATHS.map((_, k) => PATHS[(k + i) % PATHS.length]!);
+    const withExp = new Map<PathName, Round[]>(PATHS.map((p) => [p.name, []]));
+    const experiment = opts.experiment ?? process.env.EGW_BENCH_PATHS_EXPERIMENT;
+    if (experiment !== undefined && !(experiment in EXPERIMENTS)) throw new Error(`EGW_BENCH_PATHS_EXPERIMENT=${experiment}: expected one of ${Object.keys(EXPERIMENTS).join(', ')}`);
+    const expNs = [...cfg.nodes.map((n) => labNetns.node(lab, n.name)), ...c.gateways.map((g) => g.metadata.annotations!['egw.dev/netns']!)];
+    const setExperiment = async (on: boolean) => {
+      for (const ns of expNs) {
+        for (const st of EXPERIMENTS[experiment!]![on ? 'on' : 'off']) {
+          const r = await run(['ip', 'netns', 'exec', ns, ...st.argv], st.input === undefined ? {} : { input: st.input });
+          if (r.code !== 0 && !st.mayFail) throw new Error(`experiment ${experiment} ${on ? 'on' : 'off'} in ${ns}: ${st.argv.join(' ')}: ${r.stderr.trim()}`);
+        }
+      }
+    };
+    for (let i = 0; i < rounds * (experiment ? 2 : 1); i++) {
+      const on = experiment !== undefined && i % 2 === 1;
+      if (experiment) await setExperiment(on);
+      const order = PATHS.map((_, k) => PATHS[(k + Math.floor(i / (experiment ? 2 : 1))) % PATHS.length]!);
       for (const p of order) {
         const netns = podNetns(c, p.pod)!;
         const server = servers.get(p.name)!;
-        const g1 = await iperf(netns, server, cfg.external.echo, p.port, seconds, 1);
-        const g4 = await iperf(netns, server, cfg.external.echo, p.port, seconds, 4);
+        const where = `${p.name}, round ${i + 1}${experiment ? ` (${experiment} ${on ? 'on' : 'off'})` : ''}`;
+        const g1 = await iperf(netns, server, cfg.external.echo, p.port, seconds, 1).catch((e: Error) => Promise.reject(new Error(`${where}: ${e.message}`)));
+        const g4 = await iperf(netns, server, cfg.external.echo, p.port, seconds, 4).catch((e: Error) => Promise.reject(new Error(`${where}: ${e.message}`)));
         const rate = await connRate(netns, cfg.external.echo, seconds, tmp);
         const rt = await rtt(netns, cfg.external.echo, rttCount);
-        results.get(p.name)!.push({ goodput1Gbps: r2(g1.gbps), goodput4Gbps: r2(g4.gbps), retransmits1: g1.retransmits, connRate: rate, rtt: { p50Us: rt.p50Us, p99Us: rt.p99Us } });
+        (on ? withExp : results).get(p.name)!.push({ goodput1Gbps: r2(g1.gbps), goodput4Gbps: r2(g4.gbps), retransmits1: g1.retransmits, connRate: rate, rtt: { p50Us: rt.p50Us, p99Us: rt.p99Us } });
       }
     }
     const med = (rs: Round[]) => ({
@@ -195,6 +247,22 @@ export async function benchPaths(opts: PathsBenchOptions = {}): Promise<Record<s
       ratiosToDirect: ratios,
       targets: { goodput1: '>= 0.85', connPerS: '>= 0.8', reqP99: '<= 1.5', met: { 'gw-same': meets(ratios['gw-same']), 'gw-other': meets(ratios['gw-other']) } },
       rounds: Object.fromEntries(PATHS.map((p) => [p.name, results.get(p.name)])),
+      ...(experiment
+        ? {
+            experiment: {
+              name: experiment,
+              steps: EXPERIMENTS[experiment],
+              medians: Object.fromEntries(PATHS.map((p) => [p.name, med(withExp.get(p.name)!)])),
+              ratioWithToWithout: Object.fromEntries(
+                PATHS.map((p) => {
+                  const a = med(withExp.get(p.name)!);
+                  const b = medians[p.name];
+                  return [p.name, { goodput1: r2(a.goodput1Gbps / b.goodput1Gbps), goodput4: r2(a.goodput4Gbps / b.goodput4Gbps), connPerS: r2(a.connPerS / b.connPerS), reqP99: r2(a.reqP99Ms / b.reqP99Ms), rttP50: r2(a.rttP50Us / b.rttP50Us) }];
+                }),
+              ),
+            },
+          }
+        : {}),
     };
   } catch (e) {
     process.stderr.write(`bench paths: ${(e as Error).message}\n`);
