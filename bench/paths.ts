@@ -19,7 +19,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { labDown, labNetns, labUp, loadLabFile } from '../src/lab/index.js';
+import { labDown, labNetns, labUp, loadLabFile, type LabConfig } from '../src/lab/index.js';
 import { createLogger } from '../src/log.js';
 import { canRun, iperf, listening, median, podNetns, r2, readCluster, run, sleep, sourceSeen, startServer, stopServer, type Cluster, type IperfServer } from './lablib.js';
 
@@ -90,6 +90,8 @@ function scenario(): string {
     "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: via\n  annotations:\n    egress.projectcalico.org/selector: \"egress-code == 'paths'\"\n    egress.projectcalico.org/namespaceSelector: \"projectcalico.org/name == 'default'\"\n",
     'apiVersion: v1\nkind: Namespace\nmetadata: {name: plain}\n',
     ...PATHS.map((p) => pod(p.pod.split('/')[0]!, p.pod.split('/')[1]!, p.node)),
+    // a second client beside gw-other, for the connection-scale bench (bench/connscale.ts)
+    pod('via', 'client-extra', 'node-1'),
   ].join('---\n');
 }
 
@@ -158,30 +160,12 @@ export async function benchPaths(opts: PathsBenchOptions = {}): Promise<Record<s
   const rounds = opts.rounds ?? 5;
   const seconds = opts.seconds ?? 3;
   const rttCount = opts.rttCount ?? 2000;
-  const lab = `tp${randomBytes(3).toString('hex')}`;
-  const tmp = mkdtempSync(join(tmpdir(), `egw-bench-${lab}-`));
-  const stateRoot = join(tmp, 'state');
-  const file = join(tmp, 'lab.yaml');
-  writeFileSync(
-    file,
-    readFileSync(LAB_FILE, 'utf8')
-      .replace(/^name:\s*\S+/m, `name: ${lab}`)
-      .replace('- {name: node-2, labels: {kubernetes.io/os: linux}}', `- {name: node-2, labels: {kubernetes.io/os: linux, ${GW_NODE_LABEL}: 'true'}}`),
-  );
-  const cfg = loadLabFile(file);
-  if (cfg.nodes.find((n) => n.name === 'node-2')?.labels[GW_NODE_LABEL] !== 'true') throw new Error(`bench paths: ${LAB_FILE} no longer has the node-2 line this bench labels`);
-  const scenarioFile = join(tmp, 'paths.yaml');
-  writeFileSync(scenarioFile, scenario());
-  const datastore = `sqlite:${join(tmp, 'egw.db')}`;
-  const log = createLogger(`bench paths ${lab}`, { level: 'warn' });
-  const ext = labNetns.ext(lab);
   const servers = new Map<PathName, IperfServer>();
+  let pl: PathsLab | undefined;
   try {
-    await labUp({ file, datastore, stateRoot, log });
-    const env = { ...process.env, EGW_DATASTORE: datastore, EGW_LAB_DIR: stateRoot };
-    const applied = await run([process.execPath, join(ROOT, 'bin', 'egw.js'), 'apply', '-f', scenarioFile], { env, timeoutMs: 30_000 });
-    if (applied.code !== 0) throw new Error(`egw apply -f ${scenarioFile}: ${applied.stderr.trim()}`);
-    const c = await ready(datastore, cfg.external.echo, lab);
+    pl = await pathsLab('tp');
+    const { lab, cfg, c, tmp } = pl;
+    const ext = labNetns.ext(lab);
     for (const p of PATHS) servers.set(p.name, startServer(ext, p.port));
     const listenDeadline = Date.now() + 10_000;
     for (const p of PATHS) {
@@ -269,8 +253,53 @@ export async function benchPaths(opts: PathsBenchOptions = {}): Promise<Record<s
     return { error: (e as Error).message };
   } finally {
     for (const s of servers.values()) await stopServer(s);
-    await labDown({ name: lab, stateRoot, log }).catch((e: Error) => process.stderr.write(`bench paths: lab down ${lab}: ${e.message}\n`));
+    await pl?.down();
+  }
+}
+
+/** The bench's lab, up with the scenario applied and every client's path checked (see the top of this file). */
+export interface PathsLab {
+  lab: string;
+  tmp: string;
+  stateRoot: string;
+  datastore: string;
+  cfg: LabConfig;
+  c: Cluster;
+  down(): Promise<void>;
+}
+
+/** Brings the lab up (`<prefix><hex>`); on failure it is taken down again before the error is thrown. */
+export async function pathsLab(prefix: string): Promise<PathsLab> {
+  const lab = `${prefix}${randomBytes(3).toString('hex')}`;
+  const tmp = mkdtempSync(join(tmpdir(), `egw-bench-${lab}-`));
+  const stateRoot = join(tmp, 'state');
+  const file = join(tmp, 'lab.yaml');
+  writeFileSync(
+    file,
+    readFileSync(LAB_FILE, 'utf8')
+      .replace(/^name:\s*\S+/m, `name: ${lab}`)
+      .replace('- {name: node-2, labels: {kubernetes.io/os: linux}}', `- {name: node-2, labels: {kubernetes.io/os: linux, ${GW_NODE_LABEL}: 'true'}}`),
+  );
+  const cfg = loadLabFile(file);
+  if (cfg.nodes.find((n) => n.name === 'node-2')?.labels[GW_NODE_LABEL] !== 'true') throw new Error(`bench: ${LAB_FILE} no longer has the node-2 line this bench labels`);
+  const scenarioFile = join(tmp, 'paths.yaml');
+  writeFileSync(scenarioFile, scenario());
+  const datastore = `sqlite:${join(tmp, 'egw.db')}`;
+  const log = createLogger(`bench ${lab}`, { level: 'warn' });
+  const down = async () => {
+    await labDown({ name: lab, stateRoot, log }).catch((e: Error) => process.stderr.write(`bench: lab down ${lab}: ${e.message}\n`));
     rmSync(tmp, { recursive: true, force: true });
+  };
+  try {
+    await labUp({ file, datastore, stateRoot, log });
+    const env = { ...process.env, EGW_DATASTORE: datastore, EGW_LAB_DIR: stateRoot };
+    const applied = await run([process.execPath, join(ROOT, 'bin', 'egw.js'), 'apply', '-f', scenarioFile], { env, timeoutMs: 30_000 });
+    if (applied.code !== 0) throw new Error(`egw apply -f ${scenarioFile}: ${applied.stderr.trim()}`);
+    const c = await ready(datastore, cfg.external.echo, lab);
+    return { lab, tmp, stateRoot, datastore, cfg, c, down };
+  } catch (e) {
+    await down();
+    throw e;
   }
 }
 

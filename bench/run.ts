@@ -11,6 +11,7 @@ import { benchFlows } from './flows.js';
 import { benchDashboard } from './dashboard.js';
 import { benchScrape } from './scrape.js';
 import { benchPaths } from './paths.js';
+import { benchConnScale } from './connscale.js';
 
 const only = process.argv.slice(2);
 const benches: Record<string, () => Promise<Record<string, unknown>>> = {
@@ -23,6 +24,8 @@ const benches: Record<string, () => Promise<Record<string, unknown>>> = {
   flows: benchFlows,
   // Issue 14: direct vs through a gateway on the same and on another node (bench/paths.ts).
   paths: benchPaths,
+  // Issue 14: 100,000 connections through one gateway, then past its ports toward one destination (bench/connscale.ts).
+  connscale: benchConnScale,
   // A gateway's /metrics with 100,000 connections (bench/scrape.ts) and the dashboard's API (bench/dashboard.ts).
   observability: async () => ({ scrape: await benchScrape(), dashboard: await benchDashboard() }),
 };
