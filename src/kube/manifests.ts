@@ -8,13 +8,11 @@ import { NODE_SYSCTLS } from '../dataplane/types.js';
 import { METRICS_PORT } from '../metrics/metrics.js';
 import { generateCRDs, policyApiVersion, EGW_API_GROUP, type CalicoMode } from './crds.js';
 import { kindInfo } from '../api/index.js';
+import { DEFAULT_IMAGE, KUBE_DATASTORE_SPEC, SERVICE_ACCOUNTS } from './names.js';
+
+export { DEFAULT_IMAGE, KUBE_DATASTORE_SPEC, SERVICE_ACCOUNTS };
 
 export const DEFAULT_INSTALL_NAMESPACE = LEADER_LEASE_KEY.namespace;
-export const DEFAULT_IMAGE = 'ghcr.io/egw/egw:0.1.0';
-/** The datastore spec every in-cluster process is started with (src/datastore/open.ts). */
-export const KUBE_DATASTORE_SPEC = 'kubernetes:';
-/** ServiceAccount names, one per role. */
-export const SERVICE_ACCOUNTS = { agent: 'egw-agent', controller: 'egw-controller', gateway: 'egw-gateway' } as const;
 const PART_OF = { 'app.kubernetes.io/part-of': 'egw' };
 
 export interface ManifestOptions {
