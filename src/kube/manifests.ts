@@ -137,7 +137,7 @@ function controllerDeployment(o: ManifestOptions): Obj {
           securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532 },
           containers: [{
             name: 'controller', image: o.image,
-            command: ['egw', '--datastore', KUBE_DATASTORE_SPEC, 'controller', '--id', '$(POD_NAME)'],
+            command: ['egw', '--datastore', KUBE_DATASTORE_SPEC, 'controller', '--id', '$(POD_NAME)', '--gateway-image', o.image],
             env: [fieldEnv('POD_NAME', 'metadata.name')],
             ports: [{ name: 'metrics', containerPort: METRICS_PORT.controller, protocol: 'TCP' }],
             securityContext: dropAll([]),

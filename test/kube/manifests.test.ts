@@ -58,6 +58,9 @@ describe('deploy/kubernetes is what the generator makes', () => {
     const ds = docs.find((d) => d?.kind === 'DaemonSet');
     assert.equal(ds.metadata.namespace, 'egress');
     assert.equal(ds.spec.template.spec.containers[0].image, 'reg.example/egw:1');
+    const ctl = docs.find((d) => d?.kind === 'Deployment').spec.template.spec.containers[0];
+    assert.equal(ctl.image, 'reg.example/egw:1');
+    assert.deepEqual(ctl.command.slice(ctl.command.indexOf('--gateway-image'), ctl.command.indexOf('--gateway-image') + 2), ['--gateway-image', 'reg.example/egw:1'], 'gateway pods get the same image');
     const bad = await runCli(['manifests', '--namespace', 'Not_Valid']);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /--namespace/);
