@@ -4,7 +4,7 @@ NODE_TESTS = $(shell find test -name '*.test.ts' | sort)
 # Debian packages the project needs (added as the data plane arrives).
 DEB_PACKAGES ?= nftables conntrack iputils-ping iperf3 curl procps etcd-server openssl tcpdump chromium ethtool
 
-.PHONY: setup deps build test typecheck bench demo clean
+.PHONY: setup deps build test typecheck bench demo clean manifests
 
 setup: deps build
 
@@ -32,6 +32,10 @@ bench: build
 # A two-node cluster of network namespaces with egress gateways and traffic through them (root; KEEP=1 keeps it up).
 demo: setup
 	node --import tsx scripts/demo.ts
+
+# The checked-in install YAML (deploy/kubernetes/), from src/kube/manifests.ts; a test fails when it is stale.
+manifests:
+	node --import tsx scripts/manifests.ts
 
 clean:
 	rm -rf dist

@@ -31,7 +31,8 @@ import { READ } from '../dataplane/commands.js';
 import { localRunner, type Runner } from '../dataplane/exec.js';
 import { findAddressDevice } from '../dataplane/kernel.js';
 import { NodeDataplane } from '../dataplane/node.js';
-import { summarizeReport, type NodeNatConfig, type ReconcileReport } from '../dataplane/types.js';
+import { DEFAULT_STICKY_MARK_MASK, summarizeReport, type NodeNatConfig, type ReconcileReport } from '../dataplane/types.js';
+import { markMaskConflict } from '../dataplane/sticky.js';
 import { startInformer, type Informer, type InformerEvent } from '../datastore/informer.js';
 import type { Store } from '../datastore/types.js';
 import type { Logger } from '../log.js';
@@ -92,8 +93,9 @@ export interface AgentOptions {
   /** Gateway heartbeats; false = off (health from the Pods' Ready conditions only). Default: see the top of the file. */
   heartbeat?: AgentHeartbeatOptions | false;
   /**
-   * Conntrack/packet mark bits egw may use to keep connections on their gateway (default 0x0ff00000). Set it when
-   * another component owns those bits, e.g. 0x00003f00 beside Calico Felix (which uses 0xffff0000).
+   * Conntrack/packet mark bits egw may use to keep connections on their gateway (default DEFAULT_STICKY_MARK_MASK,
+   * 0x00003fc0, outside Felix's 0xffff0000 and kube-proxy's 0xc000). Set it when another component owns those bits;
+   * runAgent refuses a mask that overlaps a FelixConfiguration's mark masks (docs/kubernetes.md).
    */
   stickyMarkMask?: number;
   /** Flow records of the connections this node SNATs itself, and its pods' IP history (docs/audit.md); false or absent = none. */
@@ -572,5 +574,21 @@ export function startAgent(opts: AgentOptions): AgentHandle {
 
 /** Runs the agent until `signal` aborts. Never flushes kernel state on exit. */
 export async function runAgent(opts: AgentOptions): Promise<void> {
+  await checkFelixMarks(opts);
   return startAgent(opts).done;
+}
+
+/**
+ * Refuses to start (a clear error, nothing programmed) when the sticky mark mask overlaps the mark masks of this
+ * node's FelixConfigurations (`default` and `node.<node>`): Felix would rewrite egw's marks (docs/kubernetes.md,
+ * "Coexisting with Felix").
+ */
+export async function checkFelixMarks(opts: Pick<AgentOptions, 'store' | 'node' | 'stickyMarkMask'>): Promise<void> {
+  const felix: { name: string; spec?: Record<string, unknown> }[] = [];
+  for (const name of [FELIX_CONFIGURATION_DEFAULT, `node.${opts.node}`]) {
+    const fc = (await opts.store.get({ kind: 'FelixConfiguration', namespace: '', name })) as FelixConfiguration | undefined;
+    if (fc) felix.push({ name, spec: fc.spec as Record<string, unknown> | undefined });
+  }
+  const problem = markMaskConflict(opts.stickyMarkMask ?? DEFAULT_STICKY_MARK_MASK, felix);
+  if (problem) throw new Error(`agent ${opts.node}: refusing to start: ${problem}`);
 }

@@ -12,3 +12,6 @@ export const GATEWAY_UPLINK = 'eth0';
 /** Routing-table IDs of the shared client tables egw owns on a node: [TABLE_ID_BASE, TABLE_ID_BASE + TABLE_ID_RANGE). */
 export const TABLE_ID_BASE = 1000;
 export const TABLE_ID_RANGE = 2 ** 20;
+/** A gateway pod's health port (HTTP /readiness, /liveness; UDP heartbeats), named `health` as Calico's are. */
+export const GATEWAY_HEALTH_PORT = 8080;
+export const GATEWAY_HEALTH_PORT_NAME = 'health';

@@ -7,3 +7,4 @@ export { validateManifests, formatProblems, BUILTIN_NAMESPACES, type ManifestFil
 export { podIPv4, readyCondition, isPodReady, isPodFinished } from './pod.js';
 export * from './dataplane.js';
 export * from './parse.js';
+export * from './limits.js';

@@ -16,6 +16,10 @@ import {
 import { formatCidr6, hasHostBits6, isLinkLocal6, networkOf6, parseCidr6, parseIPv6 } from './ipv6.js';
 import { DEFAULT_ALLOWED_USES, DEFAULT_GATEWAY_LABEL, FELIX_CONFIGURATION_DEFAULT } from './types.js';
 import { parseGoDuration } from './parse.js';
+import {
+  ALLOWED_USES, BLOCK_SIZE, DEFAULT_GATEWAY_PREFERENCE, DEFAULT_LOG_SEVERITY, EGRESS_IP_SUPPORT, EGW_REPLICAS, ENCAP_MODES, FELIX_RANGES, GATEWAY_PREFERENCES,
+  GRACE_SECONDS_MIN, HEALTH_TIMEOUT_DATASTORE, LOG_SEVERITIES, MAX_NEXT_HOPS_MIN, PROBE_DEFAULTS, PROBE_SECONDS_MIN,
+} from './limits.js';
 import { checkDeploymentSpec, checkReplicaSetSpec } from './validate-apps.js';
 import { checkEgressAnnotations, checkLabels, checkName, checkPodSpec, checkQualifiedName, checkSelector, dropUndefined } from './validate-common.js';
 
@@ -160,11 +164,8 @@ const IPPOOL_FIELDS = [
   'cidr', 'blockSize', 'nodeSelector', 'natOutgoing', 'disabled', 'allowedUses', 'ipipMode', 'vxlanMode',
   'disableBGPExport', 'assignmentMode', 'namespaceSelector', 'awsSubnetID', 'ipip', 'nat-outgoing',
 ];
-const ENCAP_MODES = ['Never', 'Always', 'CrossSubnet'] as const;
-const ALLOWED_USES = ['Workload', 'Tunnel', 'LoadBalancer'] as const;
 
 /** Block sizes and defaults per address family (Calico's; docs/behaviour.md §1). */
-const BLOCK_SIZE = { 4: { min: 20, max: 32, default: 26 }, 6: { min: 116, max: 128, default: 122 } } as const;
 
 /** A pool's CIDR, normalised, with its family: the one reading of spec.cidr that knows IPv6 (for validation only). */
 export function poolCidrFamily(text: string): { family: 4 | 6; cidr: string; prefix: number } | undefined {
@@ -276,14 +277,13 @@ function checkIPPoolSpec(c: Checker, v: unknown, p: FieldPath): unknown {
 export const IPV6_EGRESS = 'IPv6 egress is not supported yet; an EgressGateway takes its addresses from IPv4 pools';
 
 const EGW_FIELDS = ['replicas', 'ipPools', 'logSeverity', 'externalNetworks', 'egressGatewayFailureDetection', 'template', 'aws'];
-const LOG_SEVERITIES = ['Fatal', 'Error', 'Warn', 'Info', 'Debug', 'Trace'] as const;
 const EGW_POD_SPEC_FIELDS = ['nodeSelector', 'affinity', 'tolerations', 'topologySpreadConstraints', 'terminationGracePeriodSeconds', 'priorityClassName'];
 
 function checkEgressGatewaySpec(c: Checker, v: unknown, p: FieldPath, name: string): unknown {
   if (v === undefined) return c.error(p, 'required field is missing (an EgressGateway needs spec.ipPools)', true);
   const s = c.object(v, p, EGW_FIELDS);
   if (!s) return undefined;
-  const replicas = c.int(s.replicas, [...p, 'replicas'], { min: 0 });
+  const replicas = c.int(s.replicas, [...p, 'replicas'], { min: EGW_REPLICAS.min });
   const ipPools: { name?: string; cidr?: string }[] = [];
   if (c.required(s, 'ipPools', p)) {
     const arr = c.array(s.ipPools, [...p, 'ipPools']);
@@ -319,9 +319,9 @@ function checkEgressGatewaySpec(c: Checker, v: unknown, p: FieldPath, name: stri
     c.warn([...p, 'aws'], 'accepted; egw does not act on AWS settings');
   }
   return dropUndefined({
-    replicas: replicas ?? 1,
+    replicas: replicas ?? EGW_REPLICAS.default,
     ipPools,
-    logSeverity: logSeverity ?? 'Info',
+    logSeverity: logSeverity ?? DEFAULT_LOG_SEVERITY,
     externalNetworks,
     egressGatewayFailureDetection: failureDetection,
     template,
@@ -332,7 +332,7 @@ function checkEgressGatewaySpec(c: Checker, v: unknown, p: FieldPath, name: stri
 function checkFailureDetection(c: Checker, v: unknown, p: FieldPath): unknown {
   const f = c.object(v, p, ['healthTimeoutDataStoreSeconds', 'icmpProbe', 'httpProbe']);
   if (!f) return undefined;
-  const healthTimeout = c.int(f.healthTimeoutDataStoreSeconds, [...p, 'healthTimeoutDataStoreSeconds'], { min: 1 });
+  const healthTimeout = c.int(f.healthTimeoutDataStoreSeconds, [...p, 'healthTimeoutDataStoreSeconds'], { min: HEALTH_TIMEOUT_DATASTORE.min });
   const probe = (key: 'icmpProbe' | 'httpProbe', listKey: 'ips' | 'urls', interval: number, timeout: number) => {
     const pp = [...p, key];
     const o = c.object(f[key], pp, [listKey, 'intervalSeconds', 'timeoutSeconds']);
@@ -346,17 +346,17 @@ function checkFailureDetection(c: Checker, v: unknown, p: FieldPath): unknown {
         if (listKey === 'urls' && !isHttpUrl(t)) c.error([...pp, listKey, i], `${JSON.stringify(t)} is not an http:// or https:// URL`);
       });
     }
-    const iv = c.int(o.intervalSeconds, [...pp, 'intervalSeconds'], { min: 1 }) ?? interval;
-    const to = c.int(o.timeoutSeconds, [...pp, 'timeoutSeconds'], { min: 1 }) ?? timeout;
+    const iv = c.int(o.intervalSeconds, [...pp, 'intervalSeconds'], { min: PROBE_SECONDS_MIN }) ?? interval;
+    const to = c.int(o.timeoutSeconds, [...pp, 'timeoutSeconds'], { min: PROBE_SECONDS_MIN }) ?? timeout;
     if (to < iv) c.error([...pp, 'timeoutSeconds'], `must be at least intervalSeconds (${iv}), got ${to}`);
     return { [listKey]: list ?? [], intervalSeconds: iv, timeoutSeconds: to };
   };
-  const icmpProbe = probe('icmpProbe', 'ips', 5, 15);
-  const httpProbe = probe('httpProbe', 'urls', 10, 30);
+  const icmpProbe = probe('icmpProbe', 'ips', PROBE_DEFAULTS.icmpProbe.intervalSeconds, PROBE_DEFAULTS.icmpProbe.timeoutSeconds);
+  const httpProbe = probe('httpProbe', 'urls', PROBE_DEFAULTS.httpProbe.intervalSeconds, PROBE_DEFAULTS.httpProbe.timeoutSeconds);
   if (f.icmpProbe === undefined && f.httpProbe === undefined) {
     c.error(p, 'configure icmpProbe, httpProbe or both (failure detection needs a probe)');
   }
-  return dropUndefined({ healthTimeoutDataStoreSeconds: healthTimeout ?? 90, icmpProbe, httpProbe });
+  return dropUndefined({ healthTimeoutDataStoreSeconds: healthTimeout ?? HEALTH_TIMEOUT_DATASTORE.default, icmpProbe, httpProbe });
 }
 
 function isHttpUrl(s: string): boolean {
@@ -394,7 +394,7 @@ function checkTemplate(c: Checker, v: unknown, p: FieldPath, name: string): unkn
     const affinity = c.object(ps.affinity, [...sp, 'affinity'], ['nodeAffinity', 'podAffinity', 'podAntiAffinity']);
     const tsc = c.array(ps.topologySpreadConstraints, [...sp, 'topologySpreadConstraints']);
     tsc?.forEach((x, i) => c.passthrough(x, [...sp, 'topologySpreadConstraints', i], 'object'));
-    const grace = c.int(ps.terminationGracePeriodSeconds, [...sp, 'terminationGracePeriodSeconds'], { min: 0 });
+    const grace = c.int(ps.terminationGracePeriodSeconds, [...sp, 'terminationGracePeriodSeconds'], { min: GRACE_SECONDS_MIN });
     const priorityClassName = c.string(ps.priorityClassName, [...sp, 'priorityClassName']);
     spec = dropUndefined({ nodeSelector, affinity, tolerations, topologySpreadConstraints: tsc, terminationGracePeriodSeconds: grace, priorityClassName });
   }
@@ -448,16 +448,16 @@ function checkPolicySpec(c: Checker, v: unknown, p: FieldPath): unknown {
       let namespaceSelector: string | undefined;
       if (c.required(g, 'selector', gp)) selector = checkSelector(c, g.selector, [...gp, 'selector'], { nonEmpty: true });
       if (c.required(g, 'namespaceSelector', gp)) namespaceSelector = checkSelector(c, g.namespaceSelector, [...gp, 'namespaceSelector'], { nonEmpty: true });
-      const maxNextHops = c.int(g.maxNextHops, [...gp, 'maxNextHops'], { min: 0 });
+      const maxNextHops = c.int(g.maxNextHops, [...gp, 'maxNextHops'], { min: MAX_NEXT_HOPS_MIN });
       gateway = dropUndefined({ selector, namespaceSelector, maxNextHops });
     }
-    const gatewayPreference = c.string(r.gatewayPreference, [...rp, 'gatewayPreference'], { enum: ['None', 'PreferNodeLocal'] });
+    const gatewayPreference = c.string(r.gatewayPreference, [...rp, 'gatewayPreference'], { enum: GATEWAY_PREFERENCES });
     if (r.destination !== undefined || r.gateway !== undefined) anyEffect = true;
     rules.push(dropUndefined({
       destination: { cidr: dst },
       description,
       gateway,
-      gatewayPreference: gatewayPreference ?? 'None',
+      gatewayPreference: gatewayPreference ?? DEFAULT_GATEWAY_PREFERENCE,
     }));
   });
   if (!anyEffect) c.error([...p, 'rules'], 'no rule sets a destination or a gateway, so the policy would do nothing');
@@ -475,15 +475,15 @@ function checkFelixSpec(c: Checker, v: unknown, p: FieldPath, name: string): unk
   }
   if (v === undefined) return undefined;
   if (!isPlainObject(v)) return c.error(p, 'expected a mapping (object)');
-  c.string(v.egressIPSupport, [...p, 'egressIPSupport'], { enum: ['Disabled', 'EnabledPerNamespace', 'EnabledPerNamespaceOrPerPod'] });
-  c.int(v.egressIPVXLANPort, [...p, 'egressIPVXLANPort'], { min: 1, max: 65535 });
-  c.int(v.egressIPVXLANVNI, [...p, 'egressIPVXLANVNI'], { min: 1, max: 16777215 });
-  c.int(v.egressIPRoutingRulePriority, [...p, 'egressIPRoutingRulePriority'], { min: 1, max: 32765 });
+  c.string(v.egressIPSupport, [...p, 'egressIPSupport'], { enum: EGRESS_IP_SUPPORT });
+  c.int(v.egressIPVXLANPort, [...p, 'egressIPVXLANPort'], FELIX_RANGES.egressIPVXLANPort);
+  c.int(v.egressIPVXLANVNI, [...p, 'egressIPVXLANVNI'], FELIX_RANGES.egressIPVXLANVNI);
+  c.int(v.egressIPRoutingRulePriority, [...p, 'egressIPRoutingRulePriority'], FELIX_RANGES.egressIPRoutingRulePriority);
   const poll = c.string(v.egressGatewayPollInterval, [...p, 'egressGatewayPollInterval']);
   if (poll !== undefined && parseGoDuration(poll) === undefined) {
     c.error([...p, 'egressGatewayPollInterval'], `${JSON.stringify(poll)} is not a duration such as "10s" or "200ms"`);
   }
-  c.int(v.egressGatewayPollFailureCount, [...p, 'egressGatewayPollFailureCount'], { min: 1 });
+  c.int(v.egressGatewayPollFailureCount, [...p, 'egressGatewayPollFailureCount'], FELIX_RANGES.egressGatewayPollFailureCount);
   for (const k of Object.keys(v)) {
     if (!FELIX_EGRESS_FIELDS.includes(k)) c.warn([...p, k], 'accepted; egw acts only on the egress fields of FelixConfiguration');
   }

@@ -22,6 +22,7 @@ import { openStore, defaultDatastoreSpec, parseDatastoreSpec, ETCD_TLS_SOURCES }
 import { addProcessCommands } from './processes.js';
 import { addFlowCommands } from './flows.js';
 import { addDashboardCommand } from './dashboard.js';
+import { addManifestsCommand } from './manifests.js';
 import type { Store, TxnOp } from '../datastore/types.js';
 import { StoreError } from '../datastore/types.js';
 import { runSelectorCheck } from '../selector/check.js';
@@ -269,6 +270,8 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     err: io.err,
     setExitCode: (code) => (exitCode = code),
   });
+
+  addManifestsCommand(program, io.out, (m) => { throw new UsageError(m); });
 
   const selector = program.command('selector').description('the Calico selector engine');
   selector

@@ -179,7 +179,8 @@ export function addProcessCommands(program: Command, ctx: ProcessContext): void 
     .command('controller')
     .description('controller: EgressGateway → gateway pods, IP address garbage collection; any number may run, the elected leader acts')
     .option('--id <id>', `this controller's identity in the leader election (default <hostname>/<pid>, here ${defaultElectorId()})`, parseId)
-    .option('--ipam-gc-grace <seconds>', 'release the address of a missing pod after it has been missing this long', parseSeconds, 10), 'controller')
+    .option('--ipam-gc-grace <seconds>', 'release the address of a missing pod after it has been missing this long', parseSeconds, 10)
+    .option('--gateway-image <ref>', 'on a Kubernetes cluster: the image of the gateway pods, which then get the cluster\'s pod shape (docs/kubernetes.md)'), 'controller')
     .action(async (opts) => {
       const metrics = metricsFrom(opts, opts.id ?? defaultElectorId());
       const signal = untilSignalled();
@@ -188,7 +189,10 @@ export function addProcessCommands(program: Command, ctx: ProcessContext): void 
         const elector = electorFor(store, { id: opts.id, log: log.child('leader') });
         // SQLite's history is egw's own to trim; etcd's is the etcd operator's (--auto-compaction-retention).
         const historyRetentionMs = store.description.startsWith('sqlite:') ? HISTORY_RETENTION_MS : undefined;
-        await runElectedController({ store, elector, log, signal, gcGraceMs: opts.ipamGcGrace * 1000, historyRetentionMs, metrics });
+        await runElectedController({
+          store, elector, log, signal, gcGraceMs: opts.ipamGcGrace * 1000, historyRetentionMs, metrics,
+          kubernetesPods: opts.gatewayImage ? { image: opts.gatewayImage } : undefined,
+        });
       });
     });
 

@@ -16,6 +16,7 @@
 //
 // The clients of each gateway (status `clients`, the maintenance annotations) come from an EgressCalculator fed from
 // the same watch (upsert/remove per event), built from a full list whenever the watch (re)starts.
+import type { KubeGatewayPodOptions } from '../kube/gatewaypod.js';
 import { namespaceOf, type Resource } from '../api/meta.js';
 import { ANNOTATION, type EgressGateway, type IPPool, type Node, type Pod } from '../api/types.js';
 import { EgressCalculator } from '../calc/calculator.js';
@@ -46,6 +47,8 @@ export interface ControllerOptions {
   gcGraceMs?: number;
   /** Source of randomness for pod name suffixes (tests). */
   random?: () => number;
+  /** On a Kubernetes cluster: gateway pods get the cluster's container (planGatewayPods' `kubernetes`; docs/kubernetes.md). */
+  kubernetesPods?: KubeGatewayPodOptions;
   /**
    * Compact the datastore's history older than this (docs/behaviour.md §4.1, item 7); undefined = never (etcd keeps
    * its own retention: --auto-compaction-retention).
@@ -115,6 +118,7 @@ class Controller {
   private readonly resyncMs: number;
   private readonly gcGraceMs: number;
   private readonly random: () => number;
+  private readonly kubernetesPods: KubeGatewayPodOptions | undefined;
   private readonly ipam: Ipam;
   private readonly history: HistoryRetention | undefined;
   private readonly onView: ControllerOptions['onView'];
@@ -135,6 +139,7 @@ class Controller {
     this.resyncMs = opts.resyncMs ?? 10_000;
     this.gcGraceMs = opts.gcGraceMs ?? 10_000;
     this.random = opts.random ?? Math.random;
+    this.kubernetesPods = opts.kubernetesPods;
     this.onView = opts.onView;
     this.onLag = opts.onLag;
     this.ipam = new Ipam(this.store, { log: this.log.child('ipam') });
@@ -315,7 +320,7 @@ class Controller {
     podsNow: Map<string, Pod>,
   ): Promise<void> {
     const id = `${egw.metadata.namespace}/${egw.metadata.name}`;
-    const plan = planGatewayPods(egw, pods, nodes, pools, { allocations, takenNames, random: this.random });
+    const plan = planGatewayPods(egw, pods, nodes, pools, { allocations, takenNames, random: this.random, kubernetes: this.kubernetesPods });
 
     const problemText = plan.problems.map((p) => `${p.reason}: ${p.message}`).join('; ');
     if (problemText !== (this.lastProblems.get(id) ?? '')) {

@@ -5,7 +5,8 @@
 // `<egw>-<5 lowercase alnum>`, the EgressGateway's namespace, labels = template labels, annotations
 // `egw.dev/egress-gateway: <egw>` and `cni.projectcalico.org/ipv4pools: '["<pool>", …]'` (plus any template
 // annotations, which the two egw ones override), spec.nodeName chosen here, one container `egw gateway`,
-// terminationGracePeriodSeconds from the template, and a controller ownerReference to the EgressGateway.
+// terminationGracePeriodSeconds from the template, and a controller ownerReference to the EgressGateway. With the
+// `kubernetes` option the container is the cluster's (src/kube/gatewaypod.ts: image, port `health` 8080, probes).
 //
 // Choices (documented, not Kubernetes-exact):
 // - Placement: nodes whose labels include every template.spec.nodeSelector entry, that are not unschedulable and whose
@@ -36,6 +37,7 @@ import {
   type Toleration,
 } from '../api/types.js';
 import { findPool } from '../ipam/pools.js';
+import { kubeGatewayPodParts, type KubeGatewayPodOptions } from '../kube/gatewaypod.js';
 import { podHandle } from '../ipam/types.js';
 
 export type PlanProblemReason = 'NoMatchingNode' | 'PoolExhausted' | 'PoolNotFound' | 'PoolDisabled';
@@ -69,6 +71,11 @@ export interface PlanOptions {
   takenNames?: Set<string>;
   /** Source of randomness for name suffixes (default Math.random). */
   random?: () => number;
+  /**
+   * On a Kubernetes cluster: the container and pod fields the kubelet needs (image, the `health` port 8080,
+   * probes, flow hostPath; src/kube/gatewaypod.ts). Absent: the lab's pod, whose processes egw runs itself.
+   */
+  kubernetes?: KubeGatewayPodOptions;
 }
 
 const SUFFIX_ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
@@ -249,6 +256,7 @@ export function planGatewayPods(
     const taken = new Set([...(opts.takenNames ?? []), ...mine.map((p) => p.metadata.name)]);
     const grace = egw.spec?.template?.spec?.terminationGracePeriodSeconds;
     const tmplAnn = egw.spec?.template?.metadata?.annotations ?? {};
+    const kube = opts.kubernetes ? kubeGatewayPodParts(opts.kubernetes) : undefined;
     for (let i = 0; i < want; i++) {
       let nodeName = eligible[0].metadata.name;
       for (const n of eligible) if (perNode.get(n.metadata.name)! < perNode.get(nodeName)!) nodeName = n.metadata.name;
@@ -269,7 +277,8 @@ export function planGatewayPods(
         },
         spec: {
           nodeName,
-          containers: [{ name: 'gateway', image: 'egw', command: ['egw', 'gateway'] }],
+          containers: [kube ? structuredClone(kube.container) : { name: 'gateway', image: 'egw', command: ['egw', 'gateway'] }],
+          ...(kube ? structuredClone(kube.pod) : {}),
           ...(grace !== undefined ? { terminationGracePeriodSeconds: grace } : {}),
         },
       };

@@ -31,7 +31,7 @@ export interface NodeDataplaneOptions {
    * true; false removes its marks, rules, tables and nft objects (established connections then follow the ECMP set).
    */
   stickiness?: boolean;
-  /** Contiguous mark bits egw owns in the conntrack and packet marks. Default 0x0ff00000 (255 gateways per node). */
+  /** Contiguous mark bits egw owns in the conntrack and packet marks. Default DEFAULT_STICKY_MARK_MASK, 0x00003fc0 (255 gateways per node). */
   stickyMarkMask?: number;
   /** First per-gateway routing table (table = base + mark index); must not meet [tableBase, tableBase + tableRange). Default 2,000,000. */
   stickyTableBase?: number;

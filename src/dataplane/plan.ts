@@ -42,7 +42,7 @@ export interface PlanOptions {
    */
   clientTables?: { base: number; range: number };
   nftTable?: string;
-  /** Stickiness settings (sticky.ts); default: on, mask 0x0ff00000, tables from 2,000,000. */
+  /** Stickiness settings (sticky.ts); default: on, mask DEFAULT_STICKY_MARK_MASK (0x00003fc0), tables from 2,000,000. */
   sticky?: StickyConfig;
   /** (gateway IP, index) this process gave out before, preferred over the lowest free index when still free. */
   stickyHints?: Iterable<readonly [string, number]>;

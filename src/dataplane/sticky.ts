@@ -1,7 +1,7 @@
 // Per-connection gateway stickiness (docs/dataplane.md, "Connections keep their gateway"; docs/kernel.md §4).
 //
 // Every gateway the node still needs for established connections (in `desired.gateways` and ready or draining) gets
-// a mark: an index 1…capacity stored in the bits of `mask` (default 0x0ff00000 → 255 gateways). The mark decides
+// a mark: an index 1…capacity stored in the bits of `mask` (default 0x00003fc0 → 255 gateways). The mark decides
 // three objects:
 //   - the element `<gwIP> : <mark>` of the nft map `gw_marks` (a new connection's first packet leaving by the tunnel
 //     gets `ct mark` = the mark of the next hop the ECMP route chose);
@@ -19,12 +19,12 @@
 import { aggregatePrefixes, cidrContains, formatCidr, formatIPv4, parseIPv4, parsePrefix, type Cidr } from '../api/ipv4.js';
 import type { EgressTable, NodeEgressState } from '../calc/types.js';
 import type { ActualRoute } from './kernel.js';
-import { DEFAULT_STICKY_MARK_MASK, STICKY_TABLE_BASE, STICKY_TABLE_RANGE, type NodeNatConfig } from './types.js';
+import { DEFAULT_STICKY_MARK_MASK, FELIX_DEFAULT_MARK_MASK, KUBE_PROXY_MARKS, STICKY_TABLE_BASE, STICKY_TABLE_RANGE, type NodeNatConfig } from './types.js';
 
 export interface StickyOptions {
   /** Off: no marks, rules, tables or nft objects (and any that exist are removed). Default on. */
   enabled?: boolean;
-  /** Contiguous bits of the conntrack/packet mark egw owns. Default 0x0ff00000. */
+  /** Contiguous bits of the conntrack/packet mark egw owns. Default DEFAULT_STICKY_MARK_MASK (types.ts). */
   mask?: number;
   /** Per-gateway tables: [tableBase, tableBase + tableRange). Default [2,000,000, 2,000,000 + 2^20). */
   tableBase?: number;
@@ -234,4 +234,33 @@ export function planSticky(
     for (const p of pools) for (const t of tables) rules.push({ src: formatCidr(p), mark: markOf(t.id - cfg.tableBase, cfg), table: t.id });
   }
   return { assigned, marks, tables, rules, priority, clientPools: pools.map(formatCidr), warnings };
+}
+
+/** A FelixConfiguration's mark mask field: a number, or a string such as "0xffff0000" (absent: Felix's default). */
+function felixMask(v: unknown, field: string, name: string): number {
+  if (v === undefined || v === null) return FELIX_DEFAULT_MARK_MASK;
+  const n = typeof v === 'number' ? v : typeof v === 'string' && /^(0x[0-9a-f]+|\d+)$/i.test(v.trim()) ? Number(v.trim()) : NaN;
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new Error(`FelixConfiguration ${name}: spec.${field} ${JSON.stringify(v)} is not a 32-bit mask`);
+  return n >>> 0;
+}
+
+const hex = (n: number) => `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
+
+/**
+ * Why egw's mark mask cannot be used beside Felix (docs/kubernetes.md, "Coexisting with Felix"), or undefined: the
+ * mask must share no bit with any FelixConfiguration's iptablesMarkMask or nftablesMarkMask (Felix's default
+ * 0xffff0000 where a field is absent). With no FelixConfiguration at all (the lab, etcd mode) there is no Felix.
+ */
+export function markMaskConflict(mask: number, felix: readonly { name: string; spec?: Record<string, unknown> }[]): string | undefined {
+  const m = mask >>> 0;
+  for (const f of felix) {
+    for (const field of ['iptablesMarkMask', 'nftablesMarkMask']) {
+      const theirs = felixMask(f.spec?.[field], field, f.name);
+      if ((theirs & m) !== 0) {
+        return `sticky mark mask ${hex(m)} overlaps FelixConfiguration ${f.name}'s ${field} ${hex(theirs)}${f.spec?.[field] === undefined ? ' (Felix\'s default)' : ''} in bits ${hex(theirs & m)}: ` +
+          `choose --sticky-mark-mask outside it and kube-proxy's ${hex(KUBE_PROXY_MARKS)} (the default ${hex(DEFAULT_STICKY_MARK_MASK)} is)`;
+      }
+    }
+  }
+  return undefined;
 }

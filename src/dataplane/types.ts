@@ -27,7 +27,14 @@ export interface NodeNatConfig {
  * and of the packet mark egw owns, and the range of the per-gateway routing tables (one per mark: base + index),
  * which cannot meet calc's range. Every `ip rule` that looks up a table in this range is egw's.
  */
-export const DEFAULT_STICKY_MARK_MASK = 0x0ff00000;
+/**
+ * Mark bits other components own on a Calico node (docs/kubernetes.md, "Coexisting with Felix"): Felix's
+ * iptablesMarkMask/nftablesMarkMask default, and kube-proxy's masquerade (0x4000) and drop (0x8000) marks.
+ */
+export const FELIX_DEFAULT_MARK_MASK = 0xffff0000;
+export const KUBE_PROXY_MARKS = 0x00004000 | 0x00008000;
+/** egw's default: bits 6–13 (i << 6, 255 gateways per node), outside both of the above. */
+export const DEFAULT_STICKY_MARK_MASK = 0x00003fc0;
 export const STICKY_TABLE_BASE = 2_000_000;
 export const STICKY_TABLE_RANGE = 2 ** 20;
 /** The nft map (in `table ip egw`) from gateway IP to its mark: the node's mark assignment, read back on start. */

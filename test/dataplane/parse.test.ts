@@ -27,7 +27,7 @@ describe('parse ip rule', () => {
   });
   test('a stickiness rule: fwmark/mask and a table, nothing else', () => {
     const r = parseRules(RULES_STICKY).filter((x) => x.priority === 99);
-    assert.deepEqual(r[0], { priority: 99, src: '10.244.0.0/16', fwmark: '0x100000', fwmask: '0xff00000', table: 2000001, plain: false, markPlain: true });
+    assert.deepEqual(r[0], { priority: 99, src: '10.244.0.0/16', fwmark: '0x40', fwmask: '0x3fc0', table: 2000001, plain: false, markPlain: true });
     assert.equal(r.length, 2);
     assert.equal(parseRules(RULES)[4].markPlain, false, 'iif makes it something else');
   });
@@ -141,8 +141,8 @@ describe('parse nft', () => {
   test('with stickiness: the map gw_marks and its elements, two more chains; equal to the desired table', () => {
     const t = parseNftTable(NFT_STICKY, 'egw')!;
     assert.deepEqual(t.marks, [
-      { ip: '10.10.0.2', mark: 0x100000 },
-      { ip: '10.10.0.3', mark: 0x200000 },
+      { ip: '10.10.0.2', mark: 0x40 },
+      { ip: '10.10.0.3', mark: 0x80 },
     ]);
     assert.deepEqual(t.foreign, []);
     assert.deepEqual(t.chains.map((c) => [c.name, c.type, c.hook, c.prio]), [
@@ -151,7 +151,7 @@ describe('parse nft', () => {
       ['prerouting', 'filter', 'prerouting', -150],
       ['postrouting_mark', 'filter', 'postrouting', -150],
     ]);
-    const sticky = { mask: 0x0ff00000, clientPools: ['10.244.0.0/16'], marks: [{ ip: '10.10.0.9', mark: 0x500000 }] };
+    const sticky = { mask: 0x00003fc0, clientPools: ['10.244.0.0/16'], marks: [{ ip: '10.10.0.9', mark: 0x140 }] };
     const want = nodeNftTable({ table: 'egw', nat: natConfig(), device: 'egw.vxlan', mss: 1410, sticky });
     assert.equal(canonicalTable(t), canonicalTable(want), 'elements are not part of the shape');
     assert.notEqual(canonicalTable(t), canonicalTable(nodeNftTable({ table: 'egw', nat: natConfig(), device: 'egw.vxlan', mss: 1410 })), 'the map and chains are');
@@ -159,7 +159,7 @@ describe('parse nft', () => {
   });
   test('a gw_marks map of another shape is foreign (the table gets rebuilt)', () => {
     const doc = JSON.parse(NFT_STICKY) as { nftables: Record<string, Record<string, unknown>>[] };
-    for (const change of [{ flags: ['interval'] }, { map: 'verdict' }, { elem: [[{ prefix: { addr: '10.10.0.0', len: 24 } }, 1048576]] }]) {
+    for (const change of [{ flags: ['interval'] }, { map: 'verdict' }, { elem: [[{ prefix: { addr: '10.10.0.0', len: 24 } }, 64]] }]) {
       const bad = { nftables: doc.nftables.map((o) => (o.map ? { map: { ...o.map, ...change } } : o)) };
       const t = parseNftTable(JSON.stringify(bad), 'egw')!;
       assert.equal(t.marks, undefined);

@@ -15,7 +15,7 @@ import { FDB, LINK, LINK_LEARNING_REMOTE_ADDR, LINK_VETH, NEIGH, ROUTES, ROUTES_
 const STICKY_RULES = filterJson(RULES_STICKY, (r) => r.priority === 99);
 const STICKY_ROUTES = filterJson(ROUTES_STICKY, (r) => Number(r.table) >= 2_000_000);
 const concatJson = (a: string, b: string): string => JSON.stringify([...(JSON.parse(a) as unknown[]), ...(JSON.parse(b) as unknown[])]);
-const STICKY_NFT = { mask: 0x0ff00000, clientPools: ['10.244.0.0/16'], marks: [{ ip: '10.10.0.2', mark: 0x100000 }, { ip: '10.10.0.3', mark: 0x200000 }] };
+const STICKY_NFT = { mask: 0x00003fc0, clientPools: ['10.244.0.0/16'], marks: [{ ip: '10.10.0.2', mark: 0x40 }, { ip: '10.10.0.3', mark: 0x80 }] };
 
 
 describe('reconcile from an empty node', () => {
@@ -51,8 +51,8 @@ describe('reconcile from an empty node', () => {
       'rule add from 10.244.0.5/32 lookup 1001 priority 100',
       'rule add from 10.244.0.6/32 lookup 1002 priority 100',
       'rule add from 10.244.0.7/32 lookup 1001 priority 100',
-      'rule add from 10.244.0.0/16 fwmark 0x100000/0xff00000 lookup 2000001 priority 99',
-      'rule add from 10.244.0.0/16 fwmark 0x200000/0xff00000 lookup 2000002 priority 99',
+      'rule add from 10.244.0.0/16 fwmark 0x40/0x3fc0 lookup 2000001 priority 99',
+      'rule add from 10.244.0.0/16 fwmark 0x80/0x3fc0 lookup 2000002 priority 99',
     ]);
     assert.deepEqual(lines(w[2].input), ['fdb append a2:2a:0a:0a:00:02 dev egw.vxlan dst 10.10.0.2', 'fdb append a2:2a:0a:0a:00:03 dev egw.vxlan dst 10.10.0.3']);
     assert.deepEqual(JSON.parse(w[3].input!), nftRebuildDocument(nodeNftTable({ table: 'egw', nat: natConfig(), device: 'egw.vxlan', mss: 1410, sticky: STICKY_NFT })));
@@ -162,8 +162,8 @@ describe('reconcile against a programmed node', () => {
       'route replace 0.0.0.0/0 via 10.10.0.4 dev egw.vxlan onlink table 1002',
       // gw-c gets mark 3, not the mark 1 gw-a gives up in this very reconcile (see assignMarks)
       'route replace 0.0.0.0/0 via 10.10.0.4 dev egw.vxlan onlink table 2000003',
-      'rule add from 10.244.0.0/16 fwmark 0x300000/0xff00000 lookup 2000003 priority 99',
-      'rule del priority 99 from 10.244.0.0/16 fwmark 0x100000/0xff00000 lookup 2000001',
+      'rule add from 10.244.0.0/16 fwmark 0xc0/0x3fc0 lookup 2000003 priority 99',
+      'rule del priority 99 from 10.244.0.0/16 fwmark 0x40/0x3fc0 lookup 2000001',
       'route del 0.0.0.0/0 table 2000001',
       'neigh del 10.10.0.2 dev egw.vxlan',
     ]);
@@ -171,7 +171,7 @@ describe('reconcile against a programmed node', () => {
     assert.deepEqual(JSON.parse(w[2].input!), {
       nftables: [
         { delete: { element: { family: 'ip', table: 'egw', name: 'gw_marks', elem: ['10.10.0.2'] } } },
-        { add: { element: { family: 'ip', table: 'egw', name: 'gw_marks', elem: [['10.10.0.4', 0x300000]] } } },
+        { add: { element: { family: 'ip', table: 'egw', name: 'gw_marks', elem: [['10.10.0.4', 0xc0]] } } },
       ],
     });
     assert.deepEqual(report.nft, { added: 0, changed: 0, removed: 0 });
@@ -243,8 +243,8 @@ describe('the link', () => {
     assert.deepEqual(w.map((c) => c.argv[0]), ['ip', 'nft']);
     assert.deepEqual(JSON.parse(w[1].input!), { nftables: [{ delete: { element: { family: 'ip', table: 'egw', name: 'gw_marks', elem: ['10.10.0.2', '10.10.0.3'] } } }] });
     assert.deepEqual(lines(w[0].input), [
-      'rule del priority 99 from 10.244.0.0/16 fwmark 0x100000/0xff00000 lookup 2000001',
-      'rule del priority 99 from 10.244.0.0/16 fwmark 0x200000/0xff00000 lookup 2000002',
+      'rule del priority 99 from 10.244.0.0/16 fwmark 0x40/0x3fc0 lookup 2000001',
+      'rule del priority 99 from 10.244.0.0/16 fwmark 0x80/0x3fc0 lookup 2000002',
       'rule del priority 100 from 10.244.0.5/32 lookup 1001',
       'rule del priority 100 from 10.244.0.6/32 lookup 1002',
       'rule del priority 100 from 10.244.0.7/32 lookup 1001',
@@ -298,10 +298,10 @@ describe('rules priority, nft, sysctls, errors', () => {
       'rule add from 10.244.0.5/32 lookup 1001 priority 90',
       'rule add from 10.244.0.6/32 lookup 1002 priority 90',
       'rule add from 10.244.0.7/32 lookup 1001 priority 90',
-      'rule add from 10.244.0.0/16 fwmark 0x100000/0xff00000 lookup 2000001 priority 89',
-      'rule add from 10.244.0.0/16 fwmark 0x200000/0xff00000 lookup 2000002 priority 89',
-      'rule del priority 99 from 10.244.0.0/16 fwmark 0x100000/0xff00000 lookup 2000001',
-      'rule del priority 99 from 10.244.0.0/16 fwmark 0x200000/0xff00000 lookup 2000002',
+      'rule add from 10.244.0.0/16 fwmark 0x40/0x3fc0 lookup 2000001 priority 89',
+      'rule add from 10.244.0.0/16 fwmark 0x80/0x3fc0 lookup 2000002 priority 89',
+      'rule del priority 99 from 10.244.0.0/16 fwmark 0x40/0x3fc0 lookup 2000001',
+      'rule del priority 99 from 10.244.0.0/16 fwmark 0x80/0x3fc0 lookup 2000002',
       'rule del priority 100 from 10.244.0.5/32 lookup 1001',
       'rule del priority 100 from 10.244.0.6/32 lookup 1002',
       'rule del priority 100 from 10.244.0.7/32 lookup 1001',
@@ -322,8 +322,8 @@ describe('rules priority, nft, sysctls, errors', () => {
     );
     // the rebuilt table carries the marks the node had
     assert.deepEqual(doc.nftables.find((o) => o.add?.map)!.add.map.elem, [
-      ['10.10.0.2', 0x100000],
-      ['10.10.0.3', 0x200000],
+      ['10.10.0.2', 0x40],
+      ['10.10.0.3', 0x80],
     ]);
   });
 

@@ -31,7 +31,7 @@ const C = '10.10.0.4';
 const NODE_IP = '172.31.0.11';
 const EXT = '198.51.100.10';
 const PORT = 7000;
-const MARK = { 1: 0x100000, 2: 0x200000, 3: 0x300000 } as const;
+const MARK = { 1: 0x40, 2: 0x80, 3: 0xc0 } as const;
 
 const host = localRunner();
 const createdNs: string[] = [];
@@ -281,7 +281,7 @@ describe('per-connection stickiness in network namespaces', { skip: root.skip },
     const t0 = performance.now();
     await reconcile(state([A, B], [entry(A), entry(B)]));
     assert.deepEqual(await marksInKernel(node), { [A]: MARK[1], [B]: MARK[2] });
-    assert.deepEqual(await markRules(node), ['10.244.0.0/16 0x100000/0xff00000 2000001', '10.244.0.0/16 0x200000/0xff00000 2000002']);
+    assert.deepEqual(await markRules(node), ['10.244.0.0/16 0x40/0x3fc0 2000001', '10.244.0.0/16 0x80/0x3fc0 2000002']);
     assert.deepEqual(await stickyTables(node), [`2000001 default via ${A}`, `2000002 default via ${B}`]);
     ids = await holder.open(20);
     base = await holder.ping(ids);
@@ -338,7 +338,7 @@ describe('per-connection stickiness in network namespaces', { skip: root.skip },
     const { report } = await reconcile(state([C], [entry(A, { ready: false }), entry(B, { draining: true }), entry(C)]));
     assert.deepEqual(report.marks, { added: 0, changed: 0, removed: 1 });
     assert.deepEqual(await marksInKernel(node), { [B]: MARK[2], [C]: MARK[3] });
-    assert.deepEqual(await markRules(node), ['10.244.0.0/16 0x200000/0xff00000 2000002', '10.244.0.0/16 0x300000/0xff00000 2000003']);
+    assert.deepEqual(await markRules(node), ['10.244.0.0/16 0x80/0x3fc0 2000002', '10.244.0.0/16 0xc0/0x3fc0 2000003']);
     assert.deepEqual(await stickyTables(node), [`2000002 default via ${B}`, `2000003 default via ${C}`]);
     const now = await holder.ping(ids);
     const onA = now.filter((r) => gatewayOf(r.id) === A);

@@ -43,13 +43,13 @@ const markRules = (ls: string[]) => ls.filter((l) => l.includes('fwmark'));
 const stickyRoutes = (ls: string[]) => ls.filter((l) => /table 2\d{6}$/.test(l));
 
 describe('marks', () => {
-  test('default mask 0x0ff00000: 255 marks, index i ↔ i << 20', () => {
+  test('default mask 0x00003fc0 (outside the Felix and kube-proxy bits): 255 marks, index i ↔ i << 6', () => {
     const c = stickyConfig();
-    assert.deepEqual([c.mask, c.shift, c.capacity, c.tableBase, c.enabled], [0x0ff00000, 20, 255, 2_000_000, true]);
-    assert.equal(markOf(1, c), 0x100000);
-    assert.equal(markOf(255, c), 0x0ff00000);
-    assert.equal(indexOfMark(0x300000, c), 3);
-    assert.equal(indexOfMark(0x300001, c), null, 'bits outside the mask');
+    assert.deepEqual([c.mask, c.shift, c.capacity, c.tableBase, c.enabled], [0x00003fc0, 6, 255, 2_000_000, true]);
+    assert.equal(markOf(1, c), 0x40);
+    assert.equal(markOf(255, c), 0x00003fc0);
+    assert.equal(indexOfMark(0xc0, c), 3);
+    assert.equal(indexOfMark(0xc1, c), null, 'bits outside the mask');
     assert.equal(indexOfMark(0, c), null);
   });
   test('a mask using the top bit stays unsigned; non-contiguous or zero masks are refused', () => {
@@ -147,15 +147,15 @@ describe('stickiness objects in the plan', () => {
       'route replace 0.0.0.0/0 via 10.10.0.3 dev egw.vxlan onlink table 2000002',
     ]);
     assert.deepEqual(markRules(plan.ipLines), [
-      'rule add from 10.244.0.0/16 fwmark 0x100000/0xff00000 lookup 2000001 priority 99',
-      'rule add from 10.244.0.0/16 fwmark 0x200000/0xff00000 lookup 2000002 priority 99',
-      'rule add from 192.168.0.0/24 fwmark 0x100000/0xff00000 lookup 2000001 priority 99',
-      'rule add from 192.168.0.0/24 fwmark 0x200000/0xff00000 lookup 2000002 priority 99',
+      'rule add from 10.244.0.0/16 fwmark 0x40/0x3fc0 lookup 2000001 priority 99',
+      'rule add from 10.244.0.0/16 fwmark 0x80/0x3fc0 lookup 2000002 priority 99',
+      'rule add from 192.168.0.0/24 fwmark 0x40/0x3fc0 lookup 2000001 priority 99',
+      'rule add from 192.168.0.0/24 fwmark 0x80/0x3fc0 lookup 2000002 priority 99',
     ]);
     assert.ok(plan.ipLines.indexOf(stickyRoutes(plan.ipLines)[1]) < plan.ipLines.indexOf(markRules(plan.ipLines)[0]), 'tables before the rules that use them');
     assert.deepEqual(plan.nft!.marks, [
-      { ip: '10.10.0.2', mark: 0x100000 },
-      { ip: '10.10.0.3', mark: 0x200000 },
+      { ip: '10.10.0.2', mark: 0x40 },
+      { ip: '10.10.0.3', mark: 0x80 },
     ]);
     assert.equal(plan.nftElements, null, 'the new table carries the elements');
     assert.deepEqual(plan.report.marks, { added: 2, changed: 0, removed: 0 });
@@ -178,15 +178,15 @@ describe('stickiness objects in the plan', () => {
   test('adoption: marks that are not the lowest ones are kept; missing tables and rules are rebuilt from the map', () => {
     const actual = actualOf({ ...CLEAN, rules: filterJson(RULES_STICKY, (r) => r.priority !== 99), routes: filterJson(ROUTES_STICKY, (r) => Number(r.table) < 2_000_000) });
     actual.nft!.marks = [
-      { ip: '10.10.0.2', mark: 0x500000 },
-      { ip: '10.10.0.3', mark: 0x200000 },
+      { ip: '10.10.0.2', mark: 0x140 },
+      { ip: '10.10.0.3', mark: 0x80 },
     ];
     const plan = planReconcile(desiredState(), natConfig(), actual);
     assert.deepEqual(plan.ipLines, [
       'route replace 0.0.0.0/0 via 10.10.0.3 dev egw.vxlan onlink table 2000002',
       'route replace 0.0.0.0/0 via 10.10.0.2 dev egw.vxlan onlink table 2000005',
-      'rule add from 10.244.0.0/16 fwmark 0x200000/0xff00000 lookup 2000002 priority 99',
-      'rule add from 10.244.0.0/16 fwmark 0x500000/0xff00000 lookup 2000005 priority 99',
+      'rule add from 10.244.0.0/16 fwmark 0x80/0x3fc0 lookup 2000002 priority 99',
+      'rule add from 10.244.0.0/16 fwmark 0x140/0x3fc0 lookup 2000005 priority 99',
     ]);
     assert.equal(plan.nft, null);
     assert.equal(plan.nftElements, null, 'the map is the record: untouched');
@@ -205,19 +205,19 @@ describe('stickiness objects in the plan', () => {
       ['10.10.0.3', 2],
     ]);
     assert.deepEqual(plan.nft!.marks, [
-      { ip: '10.10.0.2', mark: 0x700000 },
-      { ip: '10.10.0.3', mark: 0x200000 },
+      { ip: '10.10.0.2', mark: 0x1c0 },
+      { ip: '10.10.0.3', mark: 0x80 },
     ]);
     assert.deepEqual(plan.ipLines, [
-      'rule add from 10.244.0.0/16 fwmark 0x700000/0xff00000 lookup 2000007 priority 99',
-      'rule del priority 99 from 10.244.0.0/16 fwmark 0x100000/0xff00000 lookup 2000001',
+      'rule add from 10.244.0.0/16 fwmark 0x1c0/0x3fc0 lookup 2000007 priority 99',
+      'rule del priority 99 from 10.244.0.0/16 fwmark 0x40/0x3fc0 lookup 2000001',
     ]);
   });
 
   test('a gateway neither ready nor draining loses mark, rule and table; a draining one keeps them; ECMP routes are calc\'s business', () => {
     const d = desiredState({ gateways: [gw('10.10.0.2', { ready: false }), gw('10.10.0.3', { draining: true })] });
     const plan = planReconcile(d, natConfig(), actualOf(CLEAN));
-    assert.deepEqual(plan.ipLines, ['rule del priority 99 from 10.244.0.0/16 fwmark 0x100000/0xff00000 lookup 2000001', 'route del 0.0.0.0/0 table 2000001']);
+    assert.deepEqual(plan.ipLines, ['rule del priority 99 from 10.244.0.0/16 fwmark 0x40/0x3fc0 lookup 2000001', 'route del 0.0.0.0/0 table 2000001']);
     assert.deepEqual(plan.nftElements, nftMarkElementsDocument('egw', ['10.10.0.2'], []));
     assert.deepEqual(plan.report.marks, { added: 0, changed: 0, removed: 1 });
     assert.deepEqual(plan.report.tables, { added: 0, changed: 0, removed: 1 });
@@ -226,8 +226,8 @@ describe('stickiness objects in the plan', () => {
   test('an inconsistent map (two gateways on one mark) is repaired in place (delete + add, one transaction)', () => {
     const actual = actualOf(CLEAN);
     actual.nft!.marks = [
-      { ip: '10.10.0.2', mark: 0x100000 },
-      { ip: '10.10.0.3', mark: 0x100000 },
+      { ip: '10.10.0.2', mark: 0x40 },
+      { ip: '10.10.0.3', mark: 0x40 },
     ];
     const plan = planReconcile(desiredState(), natConfig(), actual);
     // two IPs on mark 1: every record naming index 1 is dropped; .3 keeps index 2 (its table), .2 gets a fresh one
@@ -245,8 +245,8 @@ describe('stickiness objects in the plan', () => {
               table: 'egw',
               name: 'gw_marks',
               elem: [
-                ['10.10.0.2', 0x300000],
-                ['10.10.0.3', 0x200000],
+                ['10.10.0.2', 0xc0],
+                ['10.10.0.3', 0x80],
               ],
             },
           },
@@ -256,8 +256,8 @@ describe('stickiness objects in the plan', () => {
     assert.deepEqual(plan.report.marks, { added: 0, changed: 2, removed: 0 });
     assert.deepEqual(plan.ipLines, [
       'route replace 0.0.0.0/0 via 10.10.0.2 dev egw.vxlan onlink table 2000003',
-      'rule add from 10.244.0.0/16 fwmark 0x300000/0xff00000 lookup 2000003 priority 99',
-      'rule del priority 99 from 10.244.0.0/16 fwmark 0x100000/0xff00000 lookup 2000001',
+      'rule add from 10.244.0.0/16 fwmark 0xc0/0x3fc0 lookup 2000003 priority 99',
+      'rule del priority 99 from 10.244.0.0/16 fwmark 0x40/0x3fc0 lookup 2000001',
       'route del 0.0.0.0/0 table 2000001',
     ]);
   });
@@ -266,12 +266,12 @@ describe('stickiness objects in the plan', () => {
     const stray = JSON.stringify([
       { priority: 5000, src: '10.1.0.0', srclen: 16, table: '2000009' },
       { priority: 99, src: '10.9.0.0', srclen: 16, table: '77' },
-      { priority: 99, src: '10.244.0.0', srclen: 16, fwmark: '0x100000', fwmask: '0xff00000', iif: 'eth0', table: '2000001' },
+      { priority: 99, src: '10.244.0.0', srclen: 16, fwmark: '0x40', fwmask: '0x3fc0', iif: 'eth0', table: '2000001' },
     ]);
     const actual = actualOf({ ...CLEAN, rules: JSON.stringify([...JSON.parse(RULES_STICKY), ...JSON.parse(stray)]) });
     assert.deepEqual(planReconcile(desiredState(), natConfig(), actual).ipLines, [
       'rule del priority 5000 from 10.1.0.0/16 lookup 2000009',
-      'rule del priority 99 from 10.244.0.0/16 fwmark 0x100000/0xff00000 iif eth0 lookup 2000001',
+      'rule del priority 99 from 10.244.0.0/16 fwmark 0x40/0x3fc0 iif eth0 lookup 2000001',
     ]);
   });
 
@@ -298,8 +298,8 @@ describe('stickiness objects in the plan', () => {
     const report = await new NodeDataplane(runner, { stickiness: false }).reconcile(desiredState(), natConfig());
     const ip = lines(report.commands.find((c) => c.argv[0] === 'ip')!.input);
     assert.deepEqual(ip, [
-      'rule del priority 99 from 10.244.0.0/16 fwmark 0x100000/0xff00000 lookup 2000001',
-      'rule del priority 99 from 10.244.0.0/16 fwmark 0x200000/0xff00000 lookup 2000002',
+      'rule del priority 99 from 10.244.0.0/16 fwmark 0x40/0x3fc0 lookup 2000001',
+      'rule del priority 99 from 10.244.0.0/16 fwmark 0x80/0x3fc0 lookup 2000002',
       'route del 0.0.0.0/0 table 2000001',
       'route del 0.0.0.0/0 table 2000002',
     ]);
@@ -318,8 +318,8 @@ describe('stickiness objects in the plan', () => {
     const report = await dp.reconcile(desiredState(), natConfig());
     assert.deepEqual(report.commands, []);
     assert.deepEqual([...dp.stickyMarks()], [
-      ['10.10.0.2', 0x100000],
-      ['10.10.0.3', 0x200000],
+      ['10.10.0.2', 0x40],
+      ['10.10.0.3', 0x80],
     ]);
   });
 });
