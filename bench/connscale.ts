@@ -24,7 +24,7 @@ import { parseMetrics, scrape } from '../src/metrics/scrape.js';
 import { readRecs } from '../test/audit/natlab.js';
 import { canRun, podNetns, r2, readCluster, run, sleep, type Cluster } from './lablib.js';
 import { pathsLab, type PathsLab } from './paths.js';
-import { cpuOf, stopChild } from './proc.js';
+import { cpuOf, rssMiB, stopChild } from './proc.js';
 
 export interface ConnScaleOptions {
   /** Connections held at once through the gateway (default 100,000). */
@@ -53,16 +53,6 @@ function findPid(pred: (argv: string[]) => boolean): number | undefined {
     }
   }
   return undefined;
-}
-
-function rssMiB(pid: number | undefined): number | null {
-  if (!pid) return null;
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? r2(Number(m[1]) / 1024) : null;
-  } catch {
-    return null;
-  }
 }
 
 interface Flood {

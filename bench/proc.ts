@@ -62,3 +62,14 @@ export function spawnLines(argv: string[], opts: { cwd?: string }, children: Set
   });
   return child;
 }
+
+/** Resident memory of a process in MiB (VmRSS), or null when it is gone. */
+export function rssMiB(pid: number | null | undefined): number | null {
+  if (!pid) return null;
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Math.round((Number(m[1]) / 1024) * 100) / 100 : null;
+  } catch {
+    return null;
+  }
+}

@@ -15,14 +15,13 @@
 //   3. context   one `conntrack -L` of the table (what a scrape that dumped would cost), the recorder's RSS and CPU per
 //                scrape, and the values the scrape reported (entries, ports in use, series) against what was sent.
 import { type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { CONNTRACK, CT_DUMP_ARGS } from '../src/audit/ctsource.js';
 import { parseMetrics, scrape } from '../src/metrics/scrape.js';
 import { NatLab } from '../test/audit/natlab.js';
 import { RecorderProc, type Stats } from './flows.js';
-import { cpuOf, onPath, runTimed, stopChild } from './proc.js';
+import { cpuOf, onPath, rssMiB, runTimed, stopChild } from './proc.js';
 
 export interface ScrapeBenchOptions {
   /** Tracked connections (default 100,000). */
@@ -57,16 +56,6 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   const t = performance.now();
   await fn();
   return performance.now() - t;
-}
-
-function rssMiB(pid: number | undefined): number | null {
-  if (!pid) return null;
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? r2(Number(m[1]) / 1024) : null;
-  } catch {
-    return null;
-  }
 }
 
 /** `conntrack -C` in the router namespace (nsenter execs conntrack: one process, as a count would be asked). */
