@@ -253,7 +253,8 @@ export class KubernetesStore implements Store {
   async watch(opts: WatchOptions, handler: WatchHandler): Promise<Watch> {
     this.check();
     const { from, kind, namespace } = checkWatchArgs(opts, handler);
-    const kinds = kind !== undefined ? [kind] : KINDS.map((k) => k.kind);
+    // Every kind: one watch each; with a namespace, only the namespaced kinds (a cluster-scoped object is in none).
+    const kinds = kind !== undefined ? [kind] : KINDS.filter((k) => namespace === undefined || k.namespaced).map((k) => k.kind);
     const resources = kinds.map((k) => kubeResource(k));
     let stopped = false;
     const parts: KindWatch[] = [];
@@ -264,7 +265,7 @@ export class KubernetesStore implements Store {
         stopped = true;
         for (const p of parts) p.close();
         this.watches.delete(w);
-        await chain.catch(() => {});
+        // Not awaiting the handler chain: close() may be called from inside the handler itself.
       },
     };
     const fail = (err: unknown) => {
