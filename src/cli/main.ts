@@ -58,17 +58,18 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
   let exitCode = 0;
   const program = new Command('egw')
     .description('egress gateways for Kubernetes: fixed, auditable source IPs for traffic that leaves the cluster')
-    .addOption(new Option('--datastore <spec>', `datastore: sqlite:PATH, memory: or etcd://HOST:PORT[,HOST:PORT...][/PREFIX] (default: $EGW_DATASTORE or ${defaultDatastoreSpec()})`))
+    .addOption(new Option('--datastore <spec>', `datastore: sqlite:PATH, memory:, etcd://HOST:PORT[,HOST:PORT...][/PREFIX], kubernetes: or kubernetes:KUBECONFIG (default: $EGW_DATASTORE or ${defaultDatastoreSpec()})`))
     .addOption(new Option('--etcd-ca <file>', `etcd: CA certificate (PEM) the server's certificate must chain to; the endpoints are then https (default: $${ETCD_TLS_SOURCES.ca.env})`))
     .addOption(new Option('--etcd-cert <file>', `etcd: client certificate (PEM), with --etcd-key (default: $${ETCD_TLS_SOURCES.cert.env})`))
     .addOption(new Option('--etcd-key <file>', `etcd: the client certificate's unencrypted private key (PEM) (default: $${ETCD_TLS_SOURCES.key.env})`))
+    .addOption(new Option('--kubeconfig <file>', 'kubernetes: the kubeconfig file (default: the in-cluster service account)'))
     .showHelpAfterError()
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err });
 
   const withStore = async <T>(fn: (store: Store) => Promise<T>): Promise<T> => {
     const o = program.opts();
-    const store = await openStore(o.datastore, { etcdTls: { ca: o.etcdCa, cert: o.etcdCert, key: o.etcdKey } });
+    const store = await openStore(o.datastore, { etcdTls: { ca: o.etcdCa, cert: o.etcdCert, key: o.etcdKey }, kubeconfig: o.kubeconfig });
     try {
       return await fn(store);
     } finally {

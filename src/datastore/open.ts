@@ -17,13 +17,16 @@ export function defaultDatastoreSpec(env: NodeJS.ProcessEnv = process.env): stri
   return `sqlite:${join(base, 'egw', 'egw.db')}`;
 }
 
-export const DATASTORE_FORMS = 'memory:, sqlite:PATH (e.g. sqlite:./egw.db) or etcd://HOST:PORT[,HOST:PORT...][/PREFIX]; a kubernetes: backend is planned';
+export const DATASTORE_FORMS =
+  'memory:, sqlite:PATH (e.g. sqlite:./egw.db), etcd://HOST:PORT[,HOST:PORT...][/PREFIX], kubernetes: (in-cluster, or with --kubeconfig) or kubernetes:PATH-TO-KUBECONFIG';
 
 export type DatastoreSpec =
   | { scheme: 'memory' }
   | { scheme: 'sqlite'; path: string }
   /** prefix: '' or `/a/b` (no trailing slash); keys live under `${prefix}/egw/v1/`. */
-  | { scheme: 'etcd'; endpoints: string[]; prefix: string };
+  | { scheme: 'etcd'; endpoints: string[]; prefix: string }
+  /** kubeconfig: the file (absolute), or undefined for the in-cluster configuration (or --kubeconfig). */
+  | { scheme: 'kubernetes'; kubeconfig?: string };
 
 /** Parses a spec; relative sqlite paths resolve against the current directory, `~/` against $HOME. */
 export function parseDatastoreSpec(spec: string, env: NodeJS.ProcessEnv = process.env): DatastoreSpec {
@@ -43,7 +46,10 @@ export function parseDatastoreSpec(spec: string, env: NodeJS.ProcessEnv = proces
   }
   if (scheme === 'etcd') return parseEtcd(spec, rest);
   if (scheme === 'kubernetes') {
-    throw new StoreError('Invalid', `datastore ${JSON.stringify(spec)}: the ${scheme}: backend is not implemented yet; use ${DATASTORE_FORMS}`);
+    if (rest === '') return { scheme: 'kubernetes' };
+    let p = rest;
+    if (p === '~' || p.startsWith('~/')) p = join(env.HOME || homedir(), p.slice(1));
+    return { scheme: 'kubernetes', kubeconfig: resolve(p) };
   }
   throw new StoreError('Invalid', `unknown datastore ${JSON.stringify(spec)}: expected ${DATASTORE_FORMS}`);
 }
@@ -190,6 +196,10 @@ export interface OpenStoreOptions {
   sqlite?: SqliteStoreOptions;
   /** etcd TLS files from the command line (each unset one: its environment variable). */
   etcdTls?: EtcdTlsFiles;
+  /** --kubeconfig: the kubeconfig for a `kubernetes:` datastore (an error with any other datastore, or with kubernetes:PATH). */
+  kubeconfig?: string;
+  /** Field selectors per kind for a `kubernetes:` datastore (KubernetesStoreOptions.fieldSelectors); ignored elsewhere. */
+  kubeFieldSelectors?: Record<string, string>;
 }
 
 /**
@@ -204,6 +214,16 @@ export async function openStore(spec?: string, opts: OpenStoreOptions = {}): Pro
     for (const f of Object.keys(ETCD_TLS_SOURCES) as TlsField[]) {
       if (opts.etcdTls?.[f] !== undefined) throw tlsInvalid(`${ETCD_TLS_SOURCES[f].flag} is for an etcd:// datastore; the datastore is ${s}`);
     }
+  }
+  if (opts.kubeconfig !== undefined && parsed.scheme !== 'kubernetes') throw new StoreError('Invalid', `--kubeconfig is for a kubernetes: datastore; the datastore is ${s}`);
+  if (parsed.scheme === 'kubernetes') {
+    if (opts.kubeconfig !== undefined && parsed.kubeconfig !== undefined) {
+      throw new StoreError('Invalid', `--kubeconfig ${opts.kubeconfig} and datastore ${s} both name a kubeconfig; give one`);
+    }
+    const kubeconfig = parsed.kubeconfig ?? (opts.kubeconfig !== undefined ? resolve(opts.kubeconfig) : undefined);
+    // loaded only when used, as etcd's client is: client-node is large
+    const { KubernetesStore } = await import('./kubernetes.js');
+    return new KubernetesStore({ kubeconfig, fieldSelectors: opts.kubeFieldSelectors });
   }
   if (parsed.scheme === 'memory') return new MemoryStore();
   if (parsed.scheme === 'etcd') {

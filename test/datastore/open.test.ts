@@ -69,7 +69,15 @@ describe('openStore', () => {
         spec,
       );
     }
-    await assert.rejects(openStore('kubernetes:'), (e: unknown) => e instanceof StoreError && /not implemented yet/.test(e.message));
+    // kubernetes: outside a pod has no in-cluster configuration: the error says what to give instead.
+    const saved = process.env.KUBERNETES_SERVICE_HOST;
+    delete process.env.KUBERNETES_SERVICE_HOST;
+    try {
+      await assert.rejects(openStore('kubernetes:'), (e: unknown) => e instanceof StoreError && e.code === 'Invalid' && /KUBERNETES_SERVICE_HOST/.test(e.message) && /--kubeconfig/.test(e.message));
+    } finally {
+      if (saved !== undefined) process.env.KUBERNETES_SERVICE_HOST = saved;
+    }
+    await assert.rejects(openStore('memory:', { kubeconfig: '/x' }), (e: unknown) => e instanceof StoreError && /--kubeconfig is for a kubernetes: datastore/.test(e.message));
   });
 
   it('parses etcd://HOST:PORT[,HOST:PORT...][/PREFIX]', () => {

@@ -1,0 +1,304 @@
+// A stand-in for the Kubernetes API server, for tests only (docs/kubernetes-datastore.md says what it implements and
+// what it does not). Plain node:http on 127.0.0.1, JSON, Kubernetes' paths: /api/v1/[namespaces/NS/]PLURAL[/NAME
+// [/status]] and /apis/GROUP/VERSION/… for any plural (as if every CRD were installed). One global resourceVersion
+// counter across every resource (as etcd's revision is in practice), list + `?watch=1&resourceVersion=RV` streams of
+// {type, object} lines (BOOKMARK with allowWatchBookmarks=true), 409 Conflict / AlreadyExists, 404, 410 Gone (reason
+// Expired) for a watch from a compacted resourceVersion, fieldSelector (metadata.name, metadata.namespace,
+// spec.nodeName) and labelSelector, and Status error bodies shaped as Kubernetes sends them.
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { labelMatcher } from '../../src/datastore/labelselector.js';
+
+type Obj = { apiVersion?: string; kind?: string; metadata: Record<string, unknown> & { name: string; namespace?: string }; [k: string]: unknown };
+
+interface Target {
+  /** group/version/plural, e.g. `/v1/pods` or `operator.tigera.io/v1/egressgateways`. */
+  resource: string;
+  group: string;
+  plural: string;
+  namespace?: string;
+  name?: string;
+  sub?: string;
+}
+
+interface HistoryEvent {
+  rv: number;
+  type: 'ADDED' | 'MODIFIED' | 'DELETED';
+  resource: string;
+  obj: Obj;
+}
+
+interface Watcher {
+  target: Target;
+  match: (o: Obj) => boolean;
+  res: ServerResponse;
+}
+
+export interface StandInOptions {
+  /** The counter's start (a real API server is never at 0). Default 1000. */
+  startRevision?: number;
+  /** Plurals (`egressgateways`, `pods` …) whose status is written only through /status. */
+  statusSubresource?: Iterable<string>;
+  /** How often a watch with allowWatchBookmarks=true gets a BOOKMARK. Default 200 ms. */
+  bookmarkMs?: number;
+}
+
+function status(code: number, reason: string, message: string, details?: Record<string, unknown>) {
+  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, ...(details ? { details } : {}), code };
+}
+
+export class KubeApiStandIn {
+  private server: Server;
+  private rv: number;
+  private compactedAt = 0;
+  private objects = new Map<string, Map<string, Obj>>();
+  private history: HistoryEvent[] = [];
+  private watchers = new Set<Watcher>();
+  private readonly statusPlurals: Set<string>;
+  private readonly bookmarkMs: number;
+  /** Every watch request's query, for tests of what a client asked for. */
+  readonly watchRequests: URLSearchParams[] = [];
+  /** How many watch events (not bookmarks) were sent, per watch. */
+  eventsSent = 0;
+  url = '';
+
+  constructor(opts: StandInOptions = {}) {
+    this.rv = opts.startRevision ?? 1000;
+    this.statusPlurals = new Set(opts.statusSubresource ?? []);
+    this.bookmarkMs = opts.bookmarkMs ?? 200;
+    this.server = createServer((req, res) => void this.handle(req, res));
+  }
+
+  async start(): Promise<string> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return this.url;
+  }
+
+  async stop(): Promise<void> {
+    this.cutWatches();
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  get revision(): number {
+    return this.rv;
+  }
+
+  /** Drops history at and before `rv`: later watches from there get 410 Gone. */
+  compact(rv: number): void {
+    this.compactedAt = Math.max(this.compactedAt, rv);
+    this.history = this.history.filter((e) => e.rv > rv);
+  }
+
+  /** Ends every running watch stream, as an API server does on a timeout or restart. */
+  cutWatches(): void {
+    for (const w of this.watchers) w.res.end();
+    this.watchers.clear();
+  }
+
+  /**
+   * A kubeconfig pointing at this server (plain http, no auth). client-node 1.4.0 refuses an http server unless the
+   * cluster says insecure-skip-tls-verify, so it does.
+   */
+  kubeconfig(): string {
+    return [
+      'apiVersion: v1',
+      'kind: Config',
+      'clusters:',
+      `- name: standin\n  cluster:\n    server: ${this.url}\n    insecure-skip-tls-verify: true`,
+      'users:',
+      '- name: standin\n  user: {}',
+      'contexts:',
+      '- name: standin\n  context:\n    cluster: standin\n    user: standin',
+      'current-context: standin',
+      '',
+    ].join('\n');
+  }
+
+  private parse(path: string): Target | undefined {
+    const segs = path.split('/').filter((s) => s !== '').map(decodeURIComponent);
+    let group: string;
+    let rest: string[];
+    if (segs[0] === 'api' && segs[1] === 'v1') {
+      group = '';
+      rest = segs.slice(2);
+    } else if (segs[0] === 'apis' && segs.length >= 3) {
+      group = segs[1];
+      rest = segs.slice(3);
+    } else return undefined;
+    const gv = group ? `${group}/${segs[2]}` : '/v1';
+    let namespace: string | undefined;
+    if (rest[0] === 'namespaces' && rest.length >= 3) {
+      namespace = rest[1];
+      rest = rest.slice(2);
+    }
+    if (rest.length < 1 || rest.length > 3) return undefined;
+    return { resource: `${gv}/${rest[0]}`, group, plural: rest[0], namespace, name: rest[1], sub: rest[2] };
+  }
+
+  private send(res: ServerResponse, code: number, body: unknown): void {
+    res.writeHead(code, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(body));
+  }
+
+  private async body(req: IncomingMessage): Promise<unknown> {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const text = Buffer.concat(chunks).toString('utf8');
+    return text ? JSON.parse(text) : undefined;
+  }
+
+  private coll(resource: string): Map<string, Obj> {
+    let m = this.objects.get(resource);
+    if (!m) this.objects.set(resource, (m = new Map()));
+    return m;
+  }
+
+  private matcher(t: Target, q: URLSearchParams): (o: Obj) => boolean {
+    const labels = labelMatcher(q.get('labelSelector') ?? undefined);
+    const fields = (q.get('fieldSelector') ?? '')
+      .split(',')
+      .filter((s) => s !== '')
+      .map((req) => {
+        const m = /^([a-zA-Z.]+)(==|!=|=)(.*)$/.exec(req);
+        if (!m || !['metadata.name', 'metadata.namespace', 'spec.nodeName'].includes(m[1])) {
+          throw Object.assign(new Error(`field label not supported: ${req}`), { status: 400 });
+        }
+        return { path: m[1].split('.'), neg: m[2] === '!=', value: m[3] };
+      });
+    return (o) => {
+      if (t.namespace !== undefined && o.metadata.namespace !== t.namespace) return false;
+      if (!labels(o.metadata.labels as Record<string, string> | undefined)) return false;
+      for (const f of fields) {
+        let v: unknown = o;
+        for (const p of f.path) v = v && typeof v === 'object' ? (v as Record<string, unknown>)[p] : undefined;
+        if (((v ?? '') === f.value) === f.neg) return false;
+      }
+      return true;
+    };
+  }
+
+  private record(type: HistoryEvent['type'], t: Target, obj: Obj): void {
+    const ev: HistoryEvent = { rv: this.rv, type, resource: t.resource, obj: structuredClone(obj) };
+    this.history.push(ev);
+    for (const w of this.watchers) {
+      if (w.target.resource === ev.resource && w.match(ev.obj)) this.line(w.res, ev.type, ev.obj);
+    }
+  }
+
+  private line(res: ServerResponse, type: string, object: unknown): void {
+    if (type !== 'BOOKMARK') this.eventsSent++;
+    res.write(`${JSON.stringify({ type, object })}\n`);
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      const url = new URL(req.url ?? '/', 'http://x');
+      const t = this.parse(url.pathname);
+      if (!t) return this.send(res, 404, status(404, 'NotFound', `the server could not find the requested resource`));
+      const q = url.searchParams;
+      const qualified = t.group ? `${t.plural}.${t.group}` : t.plural;
+      const notFound = (name: string) => status(404, 'NotFound', `${qualified} "${name}" not found`, { name, group: t.group, kind: t.plural });
+      const key = (ns: string | undefined, name: string) => `${ns ?? ''}/${name}`;
+      const coll = this.coll(t.resource);
+      if (req.method === 'GET' && t.name === undefined) {
+        const match = this.matcher(t, q);
+        if (q.get('watch') === '1' || q.get('watch') === 'true') return this.watch(t, q, match, res);
+        let items = [...coll.values()].filter(match).map((o) => {
+          // A list's items carry no kind/apiVersion (the list's own kind says it), as a real API server sends them.
+          const { kind: _k, apiVersion: _a, ...rest } = structuredClone(o);
+          return rest;
+        });
+        const limit = Number(q.get('limit') ?? 0);
+        if (limit > 0) items = items.slice(0, limit);
+        return this.send(res, 200, { kind: 'List', apiVersion: 'v1', metadata: { resourceVersion: String(this.rv) }, items });
+      }
+      if (t.name === undefined && req.method !== 'POST') return this.send(res, 405, status(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource'));
+      const body = (await this.body(req)) as Obj | undefined;
+      if (req.method === 'POST') {
+        if (!body?.metadata?.name) return this.send(res, 422, status(422, 'Invalid', `${qualified} is invalid: metadata.name: Required value`));
+        const k = key(t.namespace, body.metadata.name);
+        if (coll.has(k)) {
+          return this.send(res, 409, status(409, 'AlreadyExists', `${qualified} "${body.metadata.name}" already exists`, { name: body.metadata.name, group: t.group, kind: t.plural }));
+        }
+        this.rv++;
+        const obj: Obj = { ...body, metadata: { ...body.metadata, uid: randomUUID(), creationTimestamp: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'), resourceVersion: String(this.rv) } };
+        if (t.namespace !== undefined) obj.metadata.namespace = t.namespace;
+        coll.set(k, obj);
+        this.record('ADDED', t, obj);
+        return this.send(res, 201, obj);
+      }
+      const k = key(t.namespace, t.name!);
+      const cur = coll.get(k);
+      if (req.method === 'GET') return cur ? this.send(res, 200, cur) : this.send(res, 404, notFound(t.name!));
+      if (!cur) return this.send(res, 404, notFound(t.name!));
+      const conflict = () =>
+        status(409, 'Conflict', `Operation cannot be fulfilled on ${qualified} "${t.name}": the object has been modified; please apply your changes to the latest version and try again`, {
+          name: t.name,
+          group: t.group,
+          kind: t.plural,
+        });
+      if (req.method === 'PUT') {
+        if (!body?.metadata) return this.send(res, 400, status(400, 'BadRequest', 'the request body is not an object'));
+        const given = body.metadata.resourceVersion;
+        if (given !== undefined && given !== '' && given !== cur.metadata.resourceVersion) return this.send(res, 409, conflict());
+        this.rv++;
+        const statusOnly = t.sub === 'status';
+        const hasSub = this.statusPlurals.has(t.plural);
+        const next: Obj = statusOnly ? { ...structuredClone(cur), status: body.status } : { ...body };
+        if (!statusOnly && hasSub) {
+          if (cur.status === undefined) delete next.status;
+          else next.status = structuredClone(cur.status);
+        }
+        next.metadata = { ...(statusOnly ? cur.metadata : body.metadata), uid: cur.metadata.uid, creationTimestamp: cur.metadata.creationTimestamp, resourceVersion: String(this.rv) };
+        if (t.namespace !== undefined) next.metadata.namespace = t.namespace;
+        coll.set(k, next);
+        this.record('MODIFIED', t, next);
+        return this.send(res, 200, next);
+      }
+      if (req.method === 'DELETE') {
+        const pre = (body as { preconditions?: { resourceVersion?: string } } | undefined)?.preconditions?.resourceVersion;
+        if (pre !== undefined && pre !== cur.metadata.resourceVersion) return this.send(res, 409, conflict());
+        this.rv++;
+        coll.delete(k);
+        const gone: Obj = { ...cur, metadata: { ...cur.metadata, resourceVersion: String(this.rv) } };
+        this.record('DELETED', t, gone);
+        return this.send(res, 200, gone);
+      }
+      return this.send(res, 405, status(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource'));
+    } catch (e) {
+      const code = (e as { status?: number }).status ?? 500;
+      this.send(res, code, status(code, code === 400 ? 'BadRequest' : 'InternalError', (e as Error).message));
+    }
+  }
+
+  private watch(t: Target, q: URLSearchParams, match: (o: Obj) => boolean, res: ServerResponse): void {
+    this.watchRequests.push(q);
+    const fromText = q.get('resourceVersion') ?? '';
+    const from = fromText === '' ? 0 : Number(fromText);
+    if (from !== 0 && from < this.compactedAt) {
+      return this.send(res, 410, status(410, 'Expired', `too old resource version: ${from} (${this.compactedAt})`));
+    }
+    res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+    const w: Watcher = { target: t, match, res };
+    if (from === 0) {
+      // resourceVersion unset or "0": the current state as ADDED events, then changes (Kubernetes' "any" semantics).
+      for (const o of this.coll(t.resource).values()) if (match(o)) this.line(res, 'ADDED', o);
+    } else {
+      for (const e of this.history) if (e.rv > from && e.resource === t.resource && match(e.obj)) this.line(res, e.type, e.obj);
+    }
+    this.watchers.add(w);
+    const timers: NodeJS.Timeout[] = [];
+    if (q.get('allowWatchBookmarks') === 'true') {
+      timers.push(setInterval(() => this.line(res, 'BOOKMARK', { kind: 'Bookmark', apiVersion: 'v1', metadata: { resourceVersion: String(this.rv) } }), this.bookmarkMs));
+    }
+    const timeout = Number(q.get('timeoutSeconds') ?? 0);
+    if (timeout > 0) timers.push(setTimeout(() => res.end(), timeout * 1000));
+    res.on('close', () => {
+      for (const x of timers) clearInterval(x);
+      this.watchers.delete(w);
+    });
+  }
+}
