@@ -162,7 +162,7 @@ test('selector check speaks JSON lines', async () => {
 test('a bad datastore spec is a clear error', async () => {
   const r = await spawnEgw(['--datastore', 'postgres://x', 'get', 'egw']);
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /^error: unknown datastore "postgres:\/\/x": expected memory:, sqlite:PATH .* or etcd:\/\/HOST:PORT/);
+  assert.match(r.stderr, /^error: unknown datastore "postgres:\/\/x": expected memory:, sqlite:PATH .*, etcd:\/\/HOST:PORT.* or kubernetes:PATH-TO-KUBECONFIG/);
   assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
 });
 
