@@ -43,7 +43,8 @@ export type KindName =
   | 'Pod'
   | 'Deployment'
   | 'ReplicaSet'
-  | 'IPAMBlock';
+  | 'IPAMBlock'
+  | 'Lease';
 
 export interface KindInfo {
   kind: KindName;
@@ -72,6 +73,8 @@ export const KINDS: readonly KindInfo[] = [
   { kind: 'Deployment', apiVersion: 'apps/v1', namespaced: true, plural: 'deployments', aliases: ['deployment', 'deployments', 'deploy'], generation: true },
   { kind: 'ReplicaSet', apiVersion: 'apps/v1', namespaced: true, plural: 'replicasets', aliases: ['replicaset', 'replicasets', 'rs'], generation: true },
   { kind: 'IPAMBlock', apiVersion: 'egw.dev/v1', namespaced: false, plural: 'ipamblocks', aliases: ['ipamblock', 'ipamblocks'], managed: true },
+  // the controllers' leader lock (src/controller/leader.ts): Kubernetes' own Lease, so the kubernetes: datastore stores it
+  { kind: 'Lease', apiVersion: 'coordination.k8s.io/v1', namespaced: true, plural: 'leases', aliases: ['lease', 'leases'], managed: true },
 ];
 
 const byKind = new Map<string, KindInfo>(KINDS.map((k) => [k.kind, k]));

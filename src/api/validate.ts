@@ -158,6 +158,7 @@ const SPEC_CHECKERS: Record<KindInfo['kind'], SpecChecker> = {
   Deployment: checkDeploymentSpec,
   ReplicaSet: checkReplicaSetSpec,
   IPAMBlock: () => undefined, // managed: rejected before its spec is read
+  Lease: () => undefined, // managed
 };
 
 const IPPOOL_FIELDS = [

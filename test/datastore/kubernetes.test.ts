@@ -247,3 +247,44 @@ describe('kubernetes: datastore', () => {
     }
   });
 });
+
+describe('kubernetes: controller leader election on a coordination.k8s.io/v1 Lease', () => {
+  it('two electors on the stand-in: exactly one leads, on the Lease object; when it stops, the other takes over', async () => {
+    const { store, file } = await fresh();
+    const other = new KubernetesStore({ kubeconfig: file });
+    const { electorFor, LEADER_LEASE_KEY } = await import('../../src/controller/leader.js');
+    const { memoryLogger } = await import('../../src/log.js');
+    const timing = { leaseMs: 600, renewEveryMs: 150, renewDeadlineMs: 400, retryMs: 50 };
+    const leading = new Set<string>();
+    const run = (id: string, s: Store, ac: AbortController) =>
+      electorFor(s, { id, timing, log: memoryLogger() }).run(ac.signal, {
+        onElected: async (term) => {
+          leading.add(id);
+          await new Promise<void>((r) => (term.signal.aborted ? r() : term.signal.addEventListener('abort', () => r(), { once: true })));
+          leading.delete(id);
+        },
+      });
+    const a = new AbortController();
+    const b = new AbortController();
+    const ra = run('a', store, a);
+    const rb = run('b', other, b);
+    try {
+      await until('one leader', async () => leading.size === 1, 10_000, STORE_POLL);
+      await sleep(800); // more than a lease: still one, renewing
+      assert.equal(leading.size, 1);
+      const first = [...leading][0]!;
+      // the lock is a real Lease at its Kubernetes path
+      const lease = await store.get(LEADER_LEASE_KEY);
+      assert.equal(lease?.apiVersion, 'coordination.k8s.io/v1');
+      assert.match(JSON.stringify(lease?.spec), new RegExp(`"holderIdentity":"${first}`));
+      (first === 'a' ? a : b).abort();
+      await until('the other leads', async () => leading.size === 1 && !leading.has(first), 10_000, STORE_POLL);
+    } finally {
+      a.abort();
+      b.abort();
+      await Promise.allSettled([ra, rb]);
+      await other.close();
+      await store.close();
+    }
+  });
+});
