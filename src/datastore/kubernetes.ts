@@ -149,7 +149,9 @@ export class KubernetesStore implements Store {
     const { namespace, match } = checkListArgs(kind, opts);
     const r = kubeResource(kind);
     const label = typeof opts?.labelSelector === 'string' ? opts.labelSelector : undefined;
-    const res = (await this.call('GET', collectionPath(r, namespace) + this.selectorQuery(kind, label), `list ${kind}`)) as {
+    const res = (await this.call('GET', collectionPath(r, namespace) + this.selectorQuery(kind, label), `list ${kind}`).catch((e: unknown) => {
+      throw notServed(e, r);
+    })) as {
       metadata?: { resourceVersion?: string };
       items?: unknown[];
     };
@@ -308,4 +310,16 @@ export class KubernetesStore implements Store {
     for (const w of [...this.watches]) await w.close();
     this.closed = true;
   }
+}
+
+/**
+ * A list answered 404: the API server does not serve the resource at all (a collection that exists answers with an
+ * empty list), so its CRD is not installed. Unavailable (the informer retries: it may be installed later), naming it.
+ */
+function notServed(e: unknown, r: KubeResource): unknown {
+  if (!(e instanceof StoreError) || e.code !== 'NotFound') return e;
+  const [group, version] = r.info.apiVersion.includes('/') ? r.info.apiVersion.split('/') : ['', r.info.apiVersion];
+  const name = group ? `${r.info.plural}.${group}` : r.info.plural;
+  const hint = group && group !== 'apps' && group !== 'coordination.k8s.io' ? `: is the CRD ${name} installed? (egw's CRDs: egw manifests, docs/kubernetes.md)` : '';
+  return new StoreError('Unavailable', `the API server does not serve ${name} ${version}${hint}`);
 }

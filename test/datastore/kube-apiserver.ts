@@ -42,6 +42,8 @@ export interface StandInOptions {
   statusSubresource?: Iterable<string>;
   /** How often a watch with allowWatchBookmarks=true gets a BOOKMARK. Default 200 ms. */
   bookmarkMs?: number;
+  /** Resources (`plural.group`, e.g. `egressgateways.operator.tigera.io`) the server does not serve: a CRD not installed. */
+  notServed?: Iterable<string>;
 }
 
 function status(code: number, reason: string, message: string, details?: Record<string, unknown>) {
@@ -57,6 +59,7 @@ export class KubeApiStandIn {
   private watchers = new Set<Watcher>();
   private readonly statusPlurals: Set<string>;
   private readonly bookmarkMs: number;
+  private readonly notServed: Set<string>;
   /** Every watch request's query, for tests of what a client asked for. */
   readonly watchRequests: URLSearchParams[] = [];
   /** How many watch events (not bookmarks) were sent, per watch. */
@@ -67,6 +70,7 @@ export class KubeApiStandIn {
     this.rv = opts.startRevision ?? 1000;
     this.statusPlurals = new Set(opts.statusSubresource ?? []);
     this.bookmarkMs = opts.bookmarkMs ?? 200;
+    this.notServed = new Set(opts.notServed ?? []);
     this.server = createServer((req, res) => void this.handle(req, res));
   }
 
@@ -200,6 +204,8 @@ export class KubeApiStandIn {
       if (!t) return this.send(res, 404, status(404, 'NotFound', `the server could not find the requested resource`));
       const q = url.searchParams;
       const qualified = t.group ? `${t.plural}.${t.group}` : t.plural;
+      // as a real API server answers for a resource nobody registered
+      if (this.notServed.has(qualified)) return this.send(res, 404, status(404, 'NotFound', 'the server could not find the requested resource'));
       const notFound = (name: string) => status(404, 'NotFound', `${qualified} "${name}" not found`, { name, group: t.group, kind: t.plural });
       const key = (ns: string | undefined, name: string) => `${ns ?? ''}/${name}`;
       const coll = this.coll(t.resource);

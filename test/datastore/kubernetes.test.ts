@@ -24,8 +24,8 @@ let n = 0;
 const statusPlurals = [...STATUS_SUBRESOURCE].map((k) => kubeResource(k).info.plural);
 
 /** A stand-in server and a store on it; closing the store stops the server. */
-async function fresh(opts: { fieldSelectors?: Record<string, string>; bookmarkMs?: number } = {}): Promise<{ srv: KubeApiStandIn; store: KubernetesStore; file: string }> {
-  const srv = new KubeApiStandIn({ statusSubresource: statusPlurals, bookmarkMs: opts.bookmarkMs });
+async function fresh(opts: { fieldSelectors?: Record<string, string>; bookmarkMs?: number; notServed?: string[] } = {}): Promise<{ srv: KubeApiStandIn; store: KubernetesStore; file: string }> {
+  const srv = new KubeApiStandIn({ statusSubresource: statusPlurals, bookmarkMs: opts.bookmarkMs, notServed: opts.notServed });
   await srv.start();
   const file = join(dir, `kubeconfig-${++n}`);
   writeFileSync(file, srv.kubeconfig());
@@ -284,6 +284,18 @@ describe('kubernetes: controller leader election on a coordination.k8s.io/v1 Lea
       b.abort();
       await Promise.allSettled([ra, rb]);
       await other.close();
+      await store.close();
+    }
+  });
+});
+
+describe('kubernetes: a CRD that is not installed', () => {
+  it('a list of its kind is a clear Unavailable error naming the CRD; other kinds are unaffected', async () => {
+    const { store } = await fresh({ notServed: ['egressgateways.operator.tigera.io'] });
+    try {
+      await assert.rejects(store.list('EgressGateway'), isStoreError('Unavailable', 'does not serve egressgateways.operator.tigera.io v1: is the CRD egressgateways.operator.tigera.io installed?'));
+      assert.deepEqual((await store.list('Pod')).items, []);
+    } finally {
       await store.close();
     }
   });
