@@ -1,5 +1,6 @@
 // The lab end to end (root, network namespaces): topology, pods, routing, the restricted service, kubelet restart,
 // pod deletion, lab down after a crash. Skipped (with the reason) without root; EGW_E2E=1 makes that a failure.
+import { updateWithRetry } from '../../src/datastore/retry.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -301,9 +302,11 @@ test('a two-node lab: topology, pods, routing, firewall, kubelet restart, pod de
     const draining = await running(store!, 'default', 'draining');
     const netns = podNames(lab, 'default', 'draining').netns;
     const container = await until('the container record', async () => readRecord(join(stateDir, 'pids', `pod-${podNames(lab, 'default', 'draining').hash}-main.pid`)), 15_000, LAB_POLL);
-    const cur = (await store!.get({ kind: 'Pod', namespace: 'default', name: 'draining' }))!;
     const stopAt = Date.now() + 1500;
-    await store!.update({ ...cur, metadata: { ...cur.metadata, deletionTimestamp: new Date(stopAt).toISOString(), deletionGracePeriodSeconds: 1 } });
+    // read-modify-write with retry: the kubelet may write the pod's status between our read and our write
+    await updateWithRetry(store!, { kind: 'Pod', namespace: 'default', name: 'draining' }, (cur) =>
+      cur ? { ...cur, metadata: { ...cur.metadata, deletionTimestamp: new Date(stopAt).toISOString(), deletionGracePeriodSeconds: 1 } } : undefined,
+    );
     await sleep(700);
     assert.ok(isRunning(container), 'still running inside its grace period');
     assert.ok(existsSync(`/run/netns/${netns}`));
