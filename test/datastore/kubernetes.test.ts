@@ -3,7 +3,7 @@
 // (docs/kubernetes-datastore.md); the cases below are Kubernetes' own: 410 → Compacted → relist, a stream the server
 // cuts, 409, bookmarks, field and label selectors, the status subresource, kubeconfig errors, and the informer.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -20,6 +20,7 @@ import { conformance } from './conformance.js';
 import { KubeApiStandIn } from './kube-apiserver.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'egw-kstore-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 let n = 0;
 const statusPlurals = [...STATUS_SUBRESOURCE].map((k) => kubeResource(k).info.plural);
 
