@@ -18,6 +18,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { conntrackCount } from '../src/audit/ctsource.js';
 import { openStore } from '../src/datastore/open.js';
 import { labNetns } from '../src/lab/index.js';
 import { parseMetrics, scrape } from '../src/metrics/scrape.js';
@@ -80,10 +81,8 @@ const tally = (rec: string) => {
   return { ok: rs.filter((r) => r.ok).length, failed: rs.filter((r) => !r.ok).length, errors };
 };
 
-async function conntrackCount(netns: string): Promise<number> {
-  const r = await run(['ip', 'netns', 'exec', netns, 'cat', '/proc/sys/net/netfilter/nf_conntrack_count']);
-  return Number(r.stdout.trim());
-}
+/** The namespace's conntrack entries, by the one reader of them (src/audit/ctsource.ts). */
+const ctEntries = (netns: string): Promise<number> => conntrackCount({ wrap: ['ip', 'netns', 'exec', netns] });
 
 export async function benchConnScale(opts: ConnScaleOptions = {}): Promise<Record<string, unknown>> {
   const why = await canRun();
@@ -153,7 +152,7 @@ export async function benchConnScale(opts: ConnScaleOptions = {}): Promise<Recor
       wanted: target,
       openedInS,
       failed: floods.map((f) => tally(f.rec)).reduce((a, t) => a + t.failed, 0),
-      gatewayConntrack: await conntrackCount(gwNetns),
+      gatewayConntrack: await ctEntries(gwNetns),
       portsInUse: portUse,
       gateway: { rssMiB: rssMiB(gwPid), cpuS: cpuS(cpu0.gw, cpu1.gw) },
       agents: Object.fromEntries(Object.entries(agentPids).map(([n, p]) => [n, { rssMiB: rssMiB(p), cpuS: cpuS(cpu0.agents[n] ?? null, cpu1.agents[n] ?? null) }])),
@@ -194,7 +193,7 @@ export async function benchConnScale(opts: ConnScaleOptions = {}): Promise<Recor
       toDestination: { inUse: toFirst('egw_gateway_snat_ports_in_use'), available: toFirst('egw_gateway_snat_ports_available') },
       conditions: await egwConditions(datastore),
       gatewayLog: logLines,
-      gatewayConntrack: await conntrackCount(gwNetns),
+      gatewayConntrack: await ctEntries(gwNetns),
       kernelStats: (await run(['ip', 'netns', 'exec', gwNetns, 'conntrack', '-S'])).stdout.trim().split('\n'),
     };
     return { scenario: { lab, gateway: gwKey, egressIp: gw.status?.podIP, destinations: dests, perFlood: per, clients: CLIENTS }, atScale, exhaustion };

@@ -17,7 +17,7 @@
 import { type ChildProcess } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { CONNTRACK, CT_DUMP_ARGS } from '../src/audit/ctsource.js';
+import { CONNTRACK, CT_DUMP_ARGS, conntrackCount } from '../src/audit/ctsource.js';
 import { parseMetrics, scrape } from '../src/metrics/scrape.js';
 import { NatLab } from '../test/audit/natlab.js';
 import { RecorderProc, type Stats } from './flows.js';
@@ -58,12 +58,8 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   return performance.now() - t;
 }
 
-/** `conntrack -C` in the router namespace (nsenter execs conntrack: one process, as a count would be asked). */
-async function conntrackC(lab: NatLab): Promise<number> {
-  const r = await runTimed(['nsenter', `--net=/run/netns/${lab.router}`, CONNTRACK, '-C'], 10_000);
-  if (r.code !== 0) throw new Error(`conntrack -C in ${lab.router}: exit ${r.code}: ${r.stderr.trim()}`);
-  return Number(r.stdout.trim());
-}
+/** `conntrack -C` in the router namespace (src/audit/ctsource.ts; nsenter execs conntrack: one process per count). */
+const conntrackC = (lab: NatLab): Promise<number> => conntrackCount({ wrap: ['nsenter', `--net=/run/netns/${lab.router}`] });
 
 /** Alternating rounds: perRound scrapes, then perRound `conntrack -C`. */
 async function measure(lab: NatLab, rec: RecorderProc, target: string, rounds: number, perRound: number): Promise<{ scrape: number[]; baseline: number[]; body: string; stalls: Stalls }> {
