@@ -62,6 +62,10 @@ interface ContainerRt {
   restartCount: number;
   /** How the last run ended (set by the exit handler when this kubelet started it). */
   exit?: ExitInfo;
+  /** This kubelet spawned the running process, so its exit handler will report how it ended. */
+  ownChild?: boolean;
+  /** When a tick first found the process gone while its exit handler had not yet run (ms since epoch). */
+  goneSince?: number;
   lastExit?: ContainerView['lastExit'];
 }
 
@@ -79,6 +83,8 @@ interface PodRt {
   statusWriting?: boolean;
 }
 
+/** How long a tick waits for its own child's exit handler before recording the end without an exit code. */
+const EXIT_REPORT_WAIT_MS = 2000;
 const LINK_LOCAL_GW = '169.254.1.1';
 
 /** A container's last exit for its record and the log: exit code or signal if known, else when it was found gone. */
@@ -605,6 +611,7 @@ class Kubelet {
           c.exit = e;
         },
       });
+      c.ownChild = true;
       this.log.info('container started', { pod: `${s.namespace}/${s.name}`, container: c.name, pid: c.rec.pid, argv: c.argv.join(' ') });
     } catch (e) {
       this.log.error('container failed to start', { pod: `${s.namespace}/${s.name}`, container: c.name, error: errText(e) });
@@ -639,6 +646,11 @@ class Kubelet {
             continue;
           }
           if (c.rec) {
+            // The process can be reaped (no longer running) a moment before Node runs its 'exit' handler: wait briefly
+            // for the exit code rather than report the end as Unknown (kubelet reports exitCode and reason).
+            if (c.ownChild && !c.exit && now - (c.goneSince ??= now) < EXIT_REPORT_WAIT_MS) continue;
+            c.goneSince = undefined;
+            c.ownChild = false;
             c.nextStart = now + c.restarts.next();
             c.lastExit = c.exit ? { code: c.exit.code, signal: c.exit.signal, at: c.exit.at } : { at: new Date(now).toISOString() };
             c.exit = undefined;
