@@ -1,5 +1,5 @@
 // KubernetesStore through the real @kubernetes/client-node (its KubeConfig, HTTP and Watch) against the stand-in API
-// server (kube-apiserver.ts) over loopback HTTP. The shared conformance cases run with the kubernetes: capabilities
+// server (src/lab/apiserver.ts) over loopback HTTP. The shared conformance cases run with the kubernetes: capabilities
 // (docs/kubernetes-datastore.md); the cases below are Kubernetes' own: 410 → Compacted → relist, a stream the server
 // cuts, 409, bookmarks, field and label selectors, the status subresource, kubeconfig errors, and the informer.
 import assert from 'node:assert/strict';
@@ -17,7 +17,7 @@ import { pod } from '../helpers/resources.js';
 import { sleep, until } from '../helpers/wait.js';
 import { collect, gw, isStoreError, STORE_POLL } from './helpers.js';
 import { conformance } from './conformance.js';
-import { KubeApiStandIn } from './kube-apiserver.js';
+import { KubeApiStandIn } from '../../src/lab/apiserver.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'egw-kstore-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

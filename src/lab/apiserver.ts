@@ -1,5 +1,5 @@
-// A stand-in for the Kubernetes API server, for tests only (docs/kubernetes-datastore.md says what it implements and
-// what it does not). Plain node:http on 127.0.0.1, JSON, Kubernetes' paths: /api/v1/[namespaces/NS/]PLURAL[/NAME
+// A stand-in for the Kubernetes API server, for tests and the lab only, never for a cluster (docs/kubernetes-datastore.md
+// says what it implements and what it does not). Plain node:http on 127.0.0.1, JSON, Kubernetes' paths: /api/v1/[namespaces/NS/]PLURAL[/NAME
 // [/status]] and /apis/GROUP/VERSION/… for any plural (as if every CRD were installed). One global resourceVersion
 // counter across every resource (as etcd's revision is in practice), list + `?watch=1&resourceVersion=RV` streams of
 // {type, object} lines (BOOKMARK with allowWatchBookmarks=true), 409 Conflict / AlreadyExists, 404, 410 Gone (reason
@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { labelMatcher } from '../../src/datastore/labelselector.js';
+import { labelMatcher } from '../datastore/labelselector.js';
 
 type Obj = { apiVersion?: string; kind?: string; metadata: Record<string, unknown> & { name: string; namespace?: string }; [k: string]: unknown };
 
