@@ -2,14 +2,16 @@
 //
 //   node --import tsx scripts/demo.ts        (as root; KEEP=1 leaves the lab up to explore)
 //   DATASTORE=etcd …                         the same lab with `datastore: etcd`: an etcd server inside the lab
+//   DATASTORE=kubernetes …                   `datastore: kubernetes`: every process on --datastore kubernetes,
+//                                            against the lab's stand-in API server (src/lab/apiserver.ts)
 //
 // Builds the lab of examples/lab/demo.yaml, applies the scenario of examples/demo/ (egress pool 10.10.10.0/30, the
 // two "red" gateways, namespaces tenant-a (selector annotation), plain (none) and tenant-b (policy egw-policy1), one
 // client pod in each), waits until the gateways run and every client's traffic behaves as expected, and prints what
 // the external servers saw from each client, then `egw explain` for one flow. Every step runs the `egw` command
 // (bin/egw.js) and prints it, so the output doubles as a tutorial. Datastore: $EGW_DATASTORE, else a fresh
-// sqlite:${EGW_LAB_DIR:-/run/egw/labs}/demo.db; with DATASTORE=etcd the lab's own etcd, reached from here at the
-// EGW_DATASTORE that `egw lab up` prints. Exits non-zero if any client did not behave as expected.
+// sqlite:${EGW_LAB_DIR:-/run/egw/labs}/demo.db; with DATASTORE=etcd (or kubernetes) the lab's own server, reached from
+// here at the EGW_DATASTORE that `egw lab up` prints. Exits non-zero if any client did not behave as expected.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -23,7 +25,7 @@ const SCENARIO = 'examples/demo/';
 const GATEWAY = 'red';
 const TIMEOUT_MS = 30_000;
 const KEEP = process.env.KEEP === '1';
-/** DATASTORE=etcd: the demo lab with `datastore: etcd` (docs/dataplane.md, "The lab on etcd"); default sqlite. */
+/** DATASTORE=etcd|kubernetes: the demo lab with its own datastore server (docs/dataplane.md, "The lab on etcd", "The lab on Kubernetes"); default sqlite. */
 const DATASTORE = process.env.DATASTORE || 'sqlite';
 
 type Want = 'gateway' | 'node' | 'admitted' | 'refused';
@@ -95,7 +97,8 @@ type Probe = { kind: 'source'; ip: string } | { kind: 'refused' } | { kind: 'no 
 
 /** `egw lab exec POD -- curl http://DST/`: what the echo server at DST saw as our source, or why there was none. */
 async function probe(pod: string, dst: string, env: NodeJS.ProcessEnv): Promise<Probe> {
-  const r = await egw(['lab', 'exec', pod, '--', 'curl', '-sS', '--noproxy', '*', '--max-time', '2', `http://${dst}/`], env, 10_000);
+  // 30 s: nine of these run at once, and on kubernetes each egw process first loads client-node (about 1 s of CPU).
+  const r = await egw(['lab', 'exec', pod, '--', 'curl', '-sS', '--noproxy', '*', '--max-time', '2', `http://${dst}/`], env, 30_000);
   if (r.code === 0) {
     try {
       return { kind: 'source', ip: String((JSON.parse(r.stdout) as { sourceIp: string }).sourceIp) };
@@ -203,24 +206,26 @@ async function main(): Promise<number> {
     process.stderr.write('dist/ is missing: run `make setup` (or `make build`) first.\n');
     return 1;
   }
-  if (DATASTORE !== 'sqlite' && DATASTORE !== 'etcd') {
-    process.stderr.write(`DATASTORE=${DATASTORE}: expected sqlite (the default) or etcd\n`);
+  if (DATASTORE !== 'sqlite' && DATASTORE !== 'etcd' && DATASTORE !== 'kubernetes') {
+    process.stderr.write(`DATASTORE=${DATASTORE}: expected sqlite (the default), etcd or kubernetes\n`);
     return 1;
   }
-  const etcd = DATASTORE === 'etcd';
+  /** The lab runs its own datastore server (etcd, or the stand-in API server). */
+  const ownServer = DATASTORE !== 'sqlite';
+  const server = DATASTORE === 'etcd' ? 'etcd server (egw-<name>-etcd)' : 'stand-in Kubernetes API server (egw-<name>-api)';
   const stateRoot = labStateRoot();
   mkdirSync(stateRoot, { recursive: true });
-  // On etcd: the demo lab file plus `datastore: etcd` (the lab then runs its own etcd server).
+  // On etcd or kubernetes: the demo lab file plus `datastore: …` (the lab then runs its own server).
   let labFile = LAB_FILE;
-  if (etcd) {
-    labFile = join(stateRoot, 'demo-etcd.yaml');
-    writeFileSync(labFile, readFileSync(join(ROOT, LAB_FILE), 'utf8') + '\ndatastore: etcd                 # the lab runs an etcd server (egw-<name>-etcd)\n');
+  if (ownServer) {
+    labFile = join(stateRoot, `demo-${DATASTORE}.yaml`);
+    writeFileSync(labFile, readFileSync(join(ROOT, LAB_FILE), 'utf8') + `\ndatastore: ${DATASTORE}           # the lab runs a ${server}\n`);
   }
   const labCfg = loadLabFile(resolve(ROOT, labFile));
   const LAB = labCfg.name;
   const addrs = { echo: labCfg.external.echo, restricted: labCfg.external.restricted.ip, onprem: labCfg.external.networks[0]?.echo ?? '203.0.113.10' };
-  let datastore = etcd ? undefined : process.env.EGW_DATASTORE;
-  if (!datastore && !etcd) datastore = `sqlite:${join(stateRoot, `${LAB}.db`)}`;
+  let datastore = ownServer ? undefined : process.env.EGW_DATASTORE;
+  if (!datastore && !ownServer) datastore = `sqlite:${join(stateRoot, `${LAB}.db`)}`;
   const env: NodeJS.ProcessEnv = { ...process.env };
   delete env.EGW_DATASTORE; // on etcd the lab chooses it; set below once known
   if (datastore) env.EGW_DATASTORE = datastore;
@@ -230,7 +235,7 @@ async function main(): Promise<number> {
     say(`egw is \`node bin/egw.js\` (or \`npx egw\`); every command below uses this datastore:`);
     say(bold(`$ export EGW_DATASTORE=${datastore}`));
   } else {
-    say(`egw is \`node bin/egw.js\` (or \`npx egw\`); the lab runs its own etcd, and \`egw lab up\` prints the EGW_DATASTORE to use`);
+    say(`egw is \`node bin/egw.js\` (or \`npx egw\`); the lab runs its own ${server}, and \`egw lab up\` prints the EGW_DATASTORE to use`);
   }
   say();
 
@@ -250,11 +255,11 @@ async function main(): Promise<number> {
     say('# a cluster: 2 nodes on an underlay, a router, and an external host (echo server, restricted service, on-prem)');
     labStarted = true;
     const up = await step(['lab', 'up', '-f', labFile], env);
-    if (etcd) {
+    if (ownServer) {
       datastore = /^export EGW_DATASTORE=(\S+)$/m.exec(up.stdout)?.[1];
       if (!datastore) throw new Error(`egw lab up printed no EGW_DATASTORE:\n${indent(up.stdout)}`);
       env.EGW_DATASTORE = datastore;
-      say('# every command below uses the lab\'s etcd (inside the lab; this is a loopback relay to it):');
+      say(`# every command below uses the lab's ${DATASTORE === 'etcd' ? 'etcd' : 'API server'} (inside the lab; this is a loopback relay to it):`);
       say(bold(`$ export EGW_DATASTORE=${datastore}`));
     }
     const ds = datastore!;

@@ -4,7 +4,8 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parsePrefix, maskOf, type Cidr } from '../api/ipv4.js';
-import { hostDatastoreOf, normalizeDatastore, readLabState } from '../lab/topology.js';
+import { hostDatastoreOf, normalizeDatastore } from '../lab/labstore.js';
+import { readLabState } from '../lab/topology.js';
 import { labStateRoot, stateFiles, labStateDir } from '../lab/names.js';
 import { DEFAULT_FLOW_DIR } from './paths.js';
 import { listFlowFiles, listReporterDirs, parseRecordLine, readLinesFrom, readRetention, type ReporterDirEntry } from './files.js';

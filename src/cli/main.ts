@@ -1,4 +1,6 @@
 // The `egw` command, kubectl-like. Thin: parsing arguments and printing; the work is in api and datastore.
+import { normalizeDatastore } from '../lab/labstore.js';
+import { PartialWriteError, writeOps } from '../datastore/batch.js';
 import { Command, CommanderError, Option } from 'commander';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -243,9 +245,8 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     datastoreSpec: () => {
       const spec = program.opts().datastore ?? (process.env.EGW_DATASTORE || defaultDatastoreSpec());
       const parsed = parseDatastoreSpec(spec);
-      if (parsed.scheme === 'etcd') return spec;
-      if (parsed.scheme !== 'sqlite') throw new UsageError(`the lab's processes share one datastore; ${spec} cannot be shared, use sqlite:PATH (or a lab on etcd's etcd://…)`);
-      return `sqlite:${parsed.path}`;
+      if (parsed.scheme === 'memory') throw new UsageError(`the lab's processes share one datastore; ${spec} cannot be shared, use sqlite:PATH (or a lab on etcd's etcd://…, a lab on Kubernetes' kubernetes:KUBECONFIG)`);
+      return normalizeDatastore(spec);
     },
     datastoreGiven: () => {
       const flag = program.opts().datastore as string | undefined;
@@ -408,8 +409,9 @@ async function applyCommand(store: Store, opts: { filename: string[]; recursive?
   }
   if (!opts.dryRun && ops.length) {
     try {
-      await store.txn(ops);
+      await writeOps(store, ops);
     } catch (e) {
+      if (e instanceof PartialWriteError) throw new UsageError(`partly applied: ${e.message}; fix that and run apply again`);
       if (e instanceof StoreError && e.code === 'Conflict') {
         throw new UsageError(`nothing applied: an object changed while applying (${e.message}); run apply again`);
       }
@@ -502,7 +504,14 @@ async function deleteCommand(
   // Other kinds go in one transaction; pods one by one, gracefully (deletePodGracefully: a scheduled pod drains
   // until its deletionTimestamp and its kubelet removes it then).
   const others = present.filter((t) => t.info.kind !== 'Pod');
-  if (others.length) await store.txn(others.map((t) => ({ op: 'delete', key: t.key })));
+  if (others.length) {
+    try {
+      await writeOps(store, others.map((t) => ({ op: 'delete', key: t.key })));
+    } catch (e) {
+      if (e instanceof PartialWriteError) throw new UsageError(`partly deleted: ${e.message}`);
+      throw e;
+    }
+  }
   if (immediate && present.some((t) => t.info.kind === 'Pod')) {
     io.err('warning: Immediate deletion does not wait for confirmation that the running resource has been terminated. The resource may continue to run on the cluster indefinitely.\n');
   }

@@ -6,6 +6,7 @@ import { createLogger } from '../log.js';
 import { runAgent } from '../agent/index.js';
 import { runGateway } from '../gateway/index.js';
 import { runKcm } from '../lab/kcm.js';
+import { parseListen, runApiServer } from '../lab/apiserver-run.js';
 import { defaultElectorId, electorFor, HISTORY_RETENTION_MS, runElectedController } from '../controller/index.js';
 import { DEFAULT_FLOW_DIR, flowRoot } from '../audit/paths.js';
 import { parseGoDuration } from '../api/parse.js';
@@ -77,7 +78,7 @@ function camel(flag: string): string {
 export interface ProcessContext {
   /** Opens the datastore chosen by --datastore / EGW_DATASTORE. */
   withStore<T>(fn: (store: Store) => Promise<T>): Promise<T>;
-  /** The datastore spec the other processes of a lab must use (sqlite:PATH, or a lab etcd's etcd://…). */
+  /** The datastore spec the other processes of a lab must use (sqlite:PATH, a lab etcd's etcd://…, kubernetes:PATH). */
   datastoreSpec(): string;
   /** --datastore or $EGW_DATASTORE as given (and which), or undefined. */
   datastoreGiven(): { spec: string; from: 'flag' | 'env' } | undefined;
@@ -115,8 +116,13 @@ function parseSeconds(text: string): number {
 }
 
 function parseLoopbackListenOption(text: string): { host: string; port: number } {
+  return wrapArg(parseLoopbackListen, text);
+}
+
+/** A parser's error as commander's (printed as the flag's error, no stack trace). */
+function wrapArg<T>(parse: (t: string) => T, text: string): T {
   try {
-    return parseLoopbackListen(text);
+    return parse(text);
   } catch (e) {
     throw new InvalidArgumentError((e as Error).message);
   }
@@ -254,7 +260,7 @@ export function addProcessCommands(program: Command, ctx: ProcessContext): void 
     .requiredOption('--lab <name>')
     .requiredOption('--node <name>')
     .action(async (opts) => {
-      await ctx.withStore((store) => runKubelet({ store, lab: opts.lab, node: opts.node, log: createLogger(`kubelet ${opts.node}`), signal: untilSignalled() }));
+      await ctx.withStore((store) => runKubelet({ store, datastore: ctx.datastoreSpec(), lab: opts.lab, node: opts.node, log: createLogger(`kubelet ${opts.node}`), signal: untilSignalled() }));
     });
   lab
     .command('kcm')
@@ -278,6 +284,15 @@ export function addProcessCommands(program: Command, ctx: ProcessContext): void 
     .requiredOption('--to <socket>', 'unix socket to relay to')
     .action(async (opts) => {
       await runForward({ lab: opts.lab, ...opts.listen, socket: opts.to, log: createLogger('forwarder'), signal: untilSignalled() });
+    });
+  lab
+    .command('apiserver')
+    .description('(started by lab up, datastore: kubernetes) the stand-in Kubernetes API server of a lab on Kubernetes')
+    .requiredOption('--listen <ip:port>', 'address in the lab namespace it runs in', (t: string) => wrapArg(parseListen, t))
+    .requiredOption('--socket <path>', 'unix socket for the host-side forwarder')
+    .requiredOption('--journal <file>', 'where its objects are kept across restarts')
+    .action(async (opts) => {
+      await runApiServer({ listen: opts.listen, socket: opts.socket, journal: opts.journal, log: createLogger('apiserver'), signal: untilSignalled() });
     });
   lab
     .command('firewall')

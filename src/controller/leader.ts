@@ -640,6 +640,7 @@ export function fencedStore(store: Store, term: Term): Store {
     get description() {
       return store.description;
     },
+    ...(store.maxTxnOps !== undefined ? { maxTxnOps: store.maxTxnOps } : {}),
     get: (key) => store.get(key),
     list: (kind, opts) => store.list(kind, opts),
     revision: () => store.revision(),

@@ -70,6 +70,8 @@ interface KubeStatus {
 
 export class KubernetesStore implements Store {
   readonly description: string;
+  /** No multi-object transactions (see txn). */
+  readonly maxTxnOps = 1;
   private readonly kc: KubeConfig;
   private readonly server: string;
   private closed = false;

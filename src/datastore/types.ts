@@ -79,6 +79,11 @@ export interface Store {
    * etcd gives the whole batch one revision, and a key written twice in a batch yields one event (its final state).
    */
   txn(ops: TxnOp[]): Promise<Resource[]>;
+  /**
+   * The most ops one txn may hold; undefined = no limit. The kubernetes: datastore has 1 (the Kubernetes API writes
+   * one object at a time): writers of several objects use writeOps (src/datastore/batch.ts).
+   */
+  readonly maxTxnOps?: number;
   /** The current revision of the store. */
   revision(): Promise<number>;
   /**

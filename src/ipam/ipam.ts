@@ -17,6 +17,7 @@
 // guarded release (`onlyIf`) decides on the blocks it read and writes conditioned on them. Whichever write commits
 // first wins; the other re-reads: either the release sees the new claim (or the pod) and keeps the address, or the
 // allocate finds the address gone and allocates afresh. An address is never both released and in use.
+import { writeOps } from '../datastore/batch.js';
 import { cidrContains, cidrSize, formatCidr, formatIPv4, networkOf, parseCidr, parseIPv4 } from '../api/ipv4.js';
 import type { IPPool } from '../api/types.js';
 import type { Store } from '../datastore/types.js';
@@ -137,7 +138,9 @@ export class Ipam {
           }
           return obj;
         });
-        await this.store.txn(objs.map((object) => ({ op: 'update', object }))); // each carries the resourceVersion read
+        // Each carries the resourceVersion read. One txn where the store has them; on kubernetes: one block at a time,
+        // and a block that raced is read again on the next attempt (the others stay released).
+        await writeOps(this.store, objs.map((object) => ({ op: 'update', object })));
         this.log?.debug('released', { handle, ip: freed.join(','), blocks: objs.map((o) => o.spec.cidr).join(',') });
         return true;
       } catch (e) {

@@ -6,6 +6,7 @@
 // Expired) for a watch from a compacted resourceVersion, fieldSelector (metadata.name, metadata.namespace,
 // spec.nodeName) and labelSelector, and Status error bodies shaped as Kubernetes sends them.
 import { randomUUID } from 'node:crypto';
+import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { labelMatcher } from '../datastore/labelselector.js';
@@ -27,6 +28,8 @@ interface HistoryEvent {
   type: 'ADDED' | 'MODIFIED' | 'DELETED';
   resource: string;
   obj: Obj;
+  /** When it happened (ms since epoch): compactOlderThan drops by age, as kube-apiserver's compaction does. */
+  at: number;
 }
 
 interface Watcher {
@@ -44,6 +47,32 @@ export interface StandInOptions {
   bookmarkMs?: number;
   /** Resources (`plural.group`, e.g. `egressgateways.operator.tigera.io`) the server does not serve: a CRD not installed. */
   notServed?: Iterable<string>;
+  /**
+   * A journal file that makes the objects outlive the process (the lab's stand-in: a restarted API server keeps its
+   * objects as one backed by etcd does). Every change is appended as a line; at start the file is replayed, rewritten
+   * as one line per object, and the history starts empty, so a watch from before the restart gets 410 and relists.
+   * A torn last line (the process killed while writing) is dropped and counted in `journalDropped`.
+   */
+  journal?: string;
+}
+
+/**
+ * A kubeconfig for a stand-in at `server` (plain http, no auth). client-node 1.4.0 refuses an http server unless the
+ * cluster says insecure-skip-tls-verify, so it does.
+ */
+export function standInKubeconfig(server: string): string {
+  return [
+    'apiVersion: v1',
+    'kind: Config',
+    'clusters:',
+    `- name: standin\n  cluster:\n    server: ${server}\n    insecure-skip-tls-verify: true`,
+    'users:',
+    '- name: standin\n  user: {}',
+    'contexts:',
+    '- name: standin\n  context:\n    cluster: standin\n    user: standin',
+    'current-context: standin',
+    '',
+  ].join('\n');
 }
 
 function status(code: number, reason: string, message: string, details?: Record<string, unknown>) {
@@ -52,6 +81,10 @@ function status(code: number, reason: string, message: string, details?: Record<
 
 export class KubeApiStandIn {
   private server: Server;
+  private readonly extra: Server[] = [];
+  private journalFd?: number;
+  /** Lines of the journal that could not be read at start (at most the torn last one after a kill). */
+  journalDropped = 0;
   private rv: number;
   private compactedAt = 0;
   private objects = new Map<string, Map<string, Obj>>();
@@ -72,6 +105,63 @@ export class KubeApiStandIn {
     this.bookmarkMs = opts.bookmarkMs ?? 200;
     this.notServed = new Set(opts.notServed ?? []);
     this.server = createServer((req, res) => void this.handle(req, res));
+    if (opts.journal) this.openJournal(opts.journal);
+  }
+
+  private openJournal(file: string): void {
+    if (existsSync(file)) {
+      const lines = readFileSync(file, 'utf8').split('\n');
+      for (const [i, line] of lines.entries()) {
+        if (line.trim() === '') continue;
+        let e: HistoryEvent;
+        try {
+          e = JSON.parse(line) as HistoryEvent;
+          if (typeof e.rv !== 'number' || typeof e.resource !== 'string' || !e.obj?.metadata?.name) throw new Error('not a journal line');
+        } catch {
+          if (i < lines.length - 1 && lines.slice(i + 1).some((l) => l.trim() !== '')) throw new Error(`${file}:${i + 1}: not a journal line (only a torn last line is dropped)`);
+          this.journalDropped++;
+          continue;
+        }
+        const coll = this.coll(e.resource);
+        const k = `${e.obj.metadata.namespace ?? ''}/${e.obj.metadata.name}`;
+        if (e.type === 'DELETED') coll.delete(k);
+        else coll.set(k, e.obj);
+        this.rv = Math.max(this.rv, e.rv);
+      }
+    }
+    // Nothing before this point can be replayed to a watcher: a watch from an older resourceVersion gets 410.
+    this.compactedAt = this.rv;
+    const tmp = `${file}.tmp`;
+    const snapshot: string[] = [];
+    for (const [resource, coll] of this.objects) for (const obj of coll.values()) snapshot.push(JSON.stringify({ rv: Number(obj.metadata.resourceVersion) || this.rv, type: 'ADDED', resource, obj }));
+    writeFileSync(tmp, snapshot.map((l) => l + '\n').join(''));
+    renameSync(tmp, file);
+    this.journalFd = openSync(file, 'a');
+  }
+
+  /**
+   * Also serves on these addresses (the lab's stand-in: its underlay address for the lab's processes, a unix socket in
+   * the state directory for the host's forwarder). A stale socket file left by a killed run is removed first.
+   */
+  async serve(addresses: ({ host: string; port: number } | { path: string })[]): Promise<void> {
+    for (const a of addresses) {
+      const srv = createServer((req, res) => void this.handle(req, res));
+      if ('path' in a) rmSync(a.path, { force: true });
+      await new Promise<void>((resolve, reject) => {
+        srv.once('error', reject);
+        if ('path' in a) srv.listen(a.path, resolve);
+        else srv.listen(a.port, a.host, resolve);
+      });
+      this.extra.push(srv);
+    }
+  }
+
+  /** Drops the history older than `ms` (the lab's stand-in keeps 5 minutes, as kube-apiserver compacts etcd). */
+  compactOlderThan(ms: number): void {
+    const cut = Date.now() - ms;
+    let rv = 0;
+    for (const e of this.history) if (e.at < cut) rv = e.rv;
+    if (rv > 0) this.compact(rv);
   }
 
   async start(): Promise<string> {
@@ -82,8 +172,12 @@ export class KubeApiStandIn {
 
   async stop(): Promise<void> {
     this.cutWatches();
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const srv of [this.server, ...this.extra]) {
+      srv.closeAllConnections();
+      if (srv.listening) await new Promise<void>((resolve) => srv.close(() => resolve()));
+    }
+    if (this.journalFd !== undefined) closeSync(this.journalFd);
+    this.journalFd = undefined;
   }
 
   get revision(): number {
@@ -102,23 +196,9 @@ export class KubeApiStandIn {
     this.watchers.clear();
   }
 
-  /**
-   * A kubeconfig pointing at this server (plain http, no auth). client-node 1.4.0 refuses an http server unless the
-   * cluster says insecure-skip-tls-verify, so it does.
-   */
+  /** A kubeconfig pointing at this server's start() address (standInKubeconfig). */
   kubeconfig(): string {
-    return [
-      'apiVersion: v1',
-      'kind: Config',
-      'clusters:',
-      `- name: standin\n  cluster:\n    server: ${this.url}\n    insecure-skip-tls-verify: true`,
-      'users:',
-      '- name: standin\n  user: {}',
-      'contexts:',
-      '- name: standin\n  context:\n    cluster: standin\n    user: standin',
-      'current-context: standin',
-      '',
-    ].join('\n');
+    return standInKubeconfig(this.url);
   }
 
   private parse(path: string): Target | undefined {
@@ -185,8 +265,9 @@ export class KubeApiStandIn {
   }
 
   private record(type: HistoryEvent['type'], t: Target, obj: Obj): void {
-    const ev: HistoryEvent = { rv: this.rv, type, resource: t.resource, obj: structuredClone(obj) };
+    const ev: HistoryEvent = { rv: this.rv, type, resource: t.resource, obj: structuredClone(obj), at: Date.now() };
     this.history.push(ev);
+    if (this.journalFd !== undefined) writeSync(this.journalFd, JSON.stringify({ rv: ev.rv, type, resource: ev.resource, obj: ev.obj }) + '\n');
     for (const w of this.watchers) {
       if (w.target.resource === ev.resource && w.match(ev.obj)) this.line(w.res, ev.type, ev.obj);
     }

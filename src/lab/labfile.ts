@@ -30,10 +30,15 @@ export interface LabConfig {
     networks: { cidr: string; echo: string }[];
   };
   podPool: { name: string; cidr: string; blockSize: number };
-  /** Where the lab keeps its resources: an SQLite file (default) or an etcd server inside the lab. */
-  datastore: 'sqlite' | 'etcd';
+  /**
+   * Where the lab keeps its resources: an SQLite file (default), an etcd server inside the lab, or the stand-in
+   * Kubernetes API server inside the lab (every process then on `--datastore kubernetes`).
+   */
+  datastore: 'sqlite' | 'etcd' | 'kubernetes';
   /** With datastore etcd: the etcd namespace's underlay address (.2). */
   etcd?: { ip: string };
+  /** With datastore kubernetes: the API server namespace's underlay address (.2). */
+  apiserver?: { ip: string };
   /** How many `egw controller` processes run (controller-1..N). */
   controllers: number;
 }
@@ -43,7 +48,7 @@ export const LAB_DEFAULTS = {
   external: { cidr: '198.51.100.0/24', echoHost: 10, restrictedHost: 20, networks: ['203.0.113.0/24'] },
   podPool: { name: 'default-ipv4-ippool', cidr: '10.244.0.0/16', blockSize: 26 },
   firstNodeHost: 11,
-  /** The etcd server's host number on the underlay (datastore: etcd). */
+  /** The etcd server's (datastore: etcd) or the API server's (datastore: kubernetes) host number on the underlay. */
   etcdHost: 2,
   datastore: 'sqlite',
   /** Two, as a Deployment with 2 replicas: one leads, the other takes over (docs/behaviour.md §4.1). */
@@ -223,11 +228,11 @@ function checkLab(c: Checker, v: unknown): LabConfig | undefined {
   }
 
   // datastore, controllers
-  let datastore: 'sqlite' | 'etcd' = LAB_DEFAULTS.datastore;
+  let datastore: LabConfig['datastore'] = LAB_DEFAULTS.datastore;
   if (top.datastore !== undefined && top.datastore !== null) {
     const d = c.string(top.datastore, ['datastore']);
-    if (d === 'sqlite' || d === 'etcd') datastore = d;
-    else if (d !== undefined) c.error(['datastore'], `${JSON.stringify(d)}: expected sqlite (the default) or etcd`);
+    if (d === 'sqlite' || d === 'etcd' || d === 'kubernetes') datastore = d;
+    else if (d !== undefined) c.error(['datastore'], `${JSON.stringify(d)}: expected sqlite (the default), etcd or kubernetes`);
   }
   const controllers =
     c.int(top.controllers, ['controllers'], { min: 1, max: LAB_DEFAULTS.maxControllers }) ?? (top.controllers === undefined || top.controllers === null ? LAB_DEFAULTS.controllers : undefined);
@@ -249,6 +254,7 @@ function checkLab(c: Checker, v: unknown): LabConfig | undefined {
     podPool: { name: poolName!, cidr: formatCidr(poolCidr!), blockSize: blockSize! },
     datastore,
     ...(datastore === 'etcd' ? { etcd: { ip: formatIPv4(etcdIP!) } } : {}),
+    ...(datastore === 'kubernetes' ? { apiserver: { ip: formatIPv4(etcdIP!) } } : {}),
     controllers: controllers!,
   };
 }

@@ -21,6 +21,13 @@ export const stateFiles = {
   /** Written by `lab down` before it stops anything: from then on nobody restarts anything (docs/dataplane.md). */
   stopping: (dir: string) => join(dir, 'stopping'),
   etcdData: (dir: string) => join(dir, 'etcd'),
+  /** datastore: kubernetes — the stand-in API server's journal (its objects across restarts: src/lab/apiserver.ts). */
+  apiserverJournal: (dir: string) => join(dir, 'apiserver.jsonl'),
+  /** The stand-in API server's unix socket; the host-side forwarder connects to it. */
+  apiserverSocket: (dir: string) => join(dir, 'apiserver.sock'),
+  /** The kubeconfig of the lab's processes (the stand-in on the underlay) and the host's (through the forwarder). */
+  kubeconfig: (dir: string) => join(dir, 'kubeconfig'),
+  hostKubeconfig: (dir: string) => join(dir, 'kubeconfig-host'),
   /**
    * `egw lab stop ROLE` writes held/ROLE: the supervisor, its watchdog and lab up start nothing held until `egw lab
    * start ROLE` removes it (docs/dataplane.md, "Stopping one process for a while").
@@ -47,6 +54,9 @@ export const ETCD_CLIENT_PORT = 2379;
 export const ETCD_PEER_PORT = 2380;
 /** The etcd namespace's port on the underlay bridge. */
 export const ETCD_UNDERLAY_PORT = 'etcd0';
+/** The stand-in API server's port (plain http: docs/dataplane.md, "The lab on Kubernetes") and its underlay port. */
+export const APISERVER_PORT = 6443;
+export const APISERVER_UNDERLAY_PORT = 'api0';
 
 export const ns = {
   prefix: (lab: string) => `egw-${lab}-`,
@@ -54,6 +64,7 @@ export const ns = {
   router: (lab: string) => `egw-${lab}-router`,
   ext: (lab: string) => `egw-${lab}-ext`,
   etcd: (lab: string) => `egw-${lab}-etcd`,
+  apiserver: (lab: string) => `egw-${lab}-api`,
   node: (lab: string, node: string) => `egw-${lab}-n-${node}`,
   nodePrefix: (lab: string) => `egw-${lab}-n-`,
   pod: (lab: string, hash10: string) => `egw-${lab}-p-${hash10}`,
@@ -95,4 +106,14 @@ export function labChildEnv(root: string, lab: string, env: NodeJS.ProcessEnv = 
   const out: NodeJS.ProcessEnv = { ...env, EGW_LAB_DIR: root, EGW_FLOW_DIR: stateFiles.flows(state), EGW_METRICS_SOCKET_DIR: stateFiles.metrics(state) };
   for (const k of ['EGW_DATASTORE', 'EGW_ETCD_CA', 'EGW_ETCD_CERT', 'EGW_ETCD_KEY']) delete out[k];
   return out;
+}
+
+/**
+ * The namespace that serves a lab's datastore on the underlay, if it has one: the lab's etcd (datastore: etcd) or the
+ * stand-in API server (datastore: kubernetes). One member at the underlay's .2; default via the router.
+ */
+export function labServer(cfg: { name: string; etcd?: { ip: string }; apiserver?: { ip: string } }): { netns: string; port: string; ip: string } | undefined {
+  if (cfg.etcd) return { netns: ns.etcd(cfg.name), port: ETCD_UNDERLAY_PORT, ip: cfg.etcd.ip };
+  if (cfg.apiserver) return { netns: ns.apiserver(cfg.name), port: APISERVER_UNDERLAY_PORT, ip: cfg.apiserver.ip };
+  return undefined;
 }

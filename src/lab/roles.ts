@@ -3,14 +3,14 @@
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LabConfig } from './labfile.js';
-import { ETCD_CLIENT_PORT, ETCD_PEER_PORT, ETCD_SOCKET, ns, stateFiles } from './names.js';
+import { APISERVER_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, ETCD_SOCKET, ns, stateFiles } from './names.js';
 import { isRunning, readRecord, spawnDetached, withStartLock, type ExitInfo, type ProcRecord } from './procs.js';
 import type { LabState } from './topology.js';
 import { METRICS_PORT } from '../metrics/metrics.js';
 
-export type LabRole = 'etcd' | 'forwarder' | 'kubelet' | 'agent' | 'controller' | 'kcm' | 'echo' | 'firewall';
+export type LabRole = 'etcd' | 'apiserver' | 'forwarder' | 'kubelet' | 'agent' | 'controller' | 'kcm' | 'echo' | 'firewall';
 /** Every role a lab may run, in start order. */
-export const ALL_ROLES: readonly LabRole[] = ['etcd', 'forwarder', 'kubelet', 'agent', 'controller', 'kcm', 'echo', 'firewall'];
+export const ALL_ROLES: readonly LabRole[] = ['etcd', 'apiserver', 'forwarder', 'kubelet', 'agent', 'controller', 'kcm', 'echo', 'firewall'];
 
 export interface ProcSpec {
   kind: LabRole | 'supervisor' | 'watchdog';
@@ -55,6 +55,14 @@ export function labProcesses(state: LabState, dir: string): ProcSpec[] {
   if (cfg.etcd) {
     out.push({ kind: 'etcd', role: 'etcd', argv: etcdArgv(cfg, dir), netns: ns.etcd(cfg.name), cwd: dir, staleFiles: [join(dir, ETCD_SOCKET)] });
     out.push({ kind: 'forwarder', role: 'forwarder', argv: [...egw, 'lab', 'forward', '--lab', cfg.name, '--listen', `127.0.0.1:${state.forwardPort}`, '--to', join(dir, ETCD_SOCKET)] });
+  }
+  if (cfg.apiserver) {
+    // The stand-in Kubernetes API server (src/lab/apiserver.ts): the underlay address for the lab, a unix socket for
+    // the host's forwarder, its objects in a journal in the state directory (docs/dataplane.md, "The lab on Kubernetes").
+    const listen = `${cfg.apiserver.ip}:${APISERVER_PORT}`;
+    const socket = stateFiles.apiserverSocket(dir);
+    out.push({ kind: 'apiserver', role: 'apiserver', argv: [...egw, 'lab', 'apiserver', '--listen', listen, '--socket', socket, '--journal', stateFiles.apiserverJournal(dir)], netns: ns.apiserver(cfg.name), cwd: dir });
+    out.push({ kind: 'forwarder', role: 'forwarder', argv: [...egw, 'lab', 'forward', '--lab', cfg.name, '--listen', `127.0.0.1:${state.forwardPort}`, '--to', socket] });
   }
   // Kubelets run in their node's network namespace (so they reach an etcd on the underlay) but keep the host's
   // mounts: the pod namespaces they create with `ip netns add` must be visible to everyone (netnsMode 'enter').

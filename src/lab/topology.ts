@@ -6,6 +6,7 @@
 //                      nft table ip egw-lab: only restricted.allow may reach the restricted address; every
 //                      connection admitted or refused is logged (src/lab/firewall.ts)
 //   egw-<lab>-etcd     (datastore: etcd) eth0 on the underlay (.2), default via .1; the lab's etcd server
+//   egw-<lab>-api      (datastore: kubernetes) the same, for the stand-in Kubernetes API server (src/lab/apiserver.ts)
 //   egw-<lab>-n-<node> eth0 on the underlay (.11, .12, …), default via .1, forwarding on; the node's agent and kubelet
 //   egw-<lab>-p-<hash> a pod (made by the lab kubelet)
 //
@@ -17,7 +18,7 @@ import { constants as osConstants } from 'node:os';
 import { resolve } from 'node:path';
 import type { IPPool, Node as K8sNode, Pod } from '../api/types.js';
 import { poolAllows, poolSelectsNode } from '../ipam/pools.js';
-import { defaultDatastoreSpec, openStore, parseDatastoreSpec } from '../datastore/open.js';
+import { openStore } from '../datastore/open.js';
 import { parseNamespacedName } from '../api/meta.js';
 import { updateWithRetry } from '../datastore/retry.js';
 import { StoreError, type Store } from '../datastore/types.js';
@@ -26,8 +27,8 @@ import { netnsRunner } from '../dataplane/exec.js';
 import { Kernel } from './kernel.js';
 import { FIREWALL_TABLE, firewallRules } from './firewall.js';
 import { loadLabFile, type LabConfig } from './labfile.js';
-import { createServer } from 'node:net';
-import { ETCD_CLIENT_PORT, ETCD_UNDERLAY_PORT, egwCommand, labChildEnv, labStateDir, labStateRoot, ns, stateFiles, underlayPort } from './names.js';
+import { chooseLabDatastores, hostDatastoreOf, normalizeDatastore, waitDatastore } from './labstore.js';
+import { egwCommand, labServer, labChildEnv, labStateDir, labStateRoot, ns, stateFiles, underlayPort } from './names.js';
 import {
   isRunning,
   readRecord,
@@ -55,7 +56,7 @@ export interface LabInfo {
   datastore: string;
   /** The datastore as the host reaches it: what a user exports as EGW_DATASTORE. */
   hostDatastore: string;
-  namespaces: { net: string; router: string; ext: string; etcd?: string; nodes: Record<string, string> };
+  namespaces: { net: string; router: string; ext: string; etcd?: string; apiserver?: string; nodes: Record<string, string> };
   nodes: { name: string; ip: string; netns: string }[];
   router: { underlay: string; external: string };
   external: {
@@ -116,17 +117,6 @@ export function readLabState(name: string, stateRoot = labStateRoot()): LabState
   }
 }
 
-/** `sqlite:` specs made absolute, so processes started elsewhere open the same file; etcd specs as they are. */
-export function normalizeDatastore(spec: string): string {
-  const p = parseDatastoreSpec(spec);
-  return p.scheme === 'sqlite' ? `sqlite:${p.path}` : p.scheme === 'etcd' ? spec : 'memory:';
-}
-
-/** The spec the host uses to reach a lab's datastore (lab.json's hostDatastore; older state files: datastore). */
-export function hostDatastoreOf(state: LabState): string {
-  return state.hostDatastore ?? state.datastore;
-}
-
 async function ensureVeth(k: Kernel, ownerNs: string, name: string, peerNs: string, peerName: string, mtu: number): Promise<boolean> {
   const have = await k.link(ownerNs, name);
   const peer = await k.link(peerNs, peerName);
@@ -145,8 +135,8 @@ export async function buildTopology(cfg: LabConfig, k: Kernel, log: Logger): Pro
   const net = ns.net(L);
   const router = ns.router(L);
   const ext = ns.ext(L);
-  const etcdNs = cfg.etcd ? [ns.etcd(L)] : [];
-  for (const n of [net, router, ext, ...etcdNs, ...cfg.nodes.map((n) => ns.node(L, n.name))]) {
+  const server = labServer(cfg);
+  for (const n of [net, router, ext, ...(server ? [server.netns] : []), ...cfg.nodes.map((n) => ns.node(L, n.name))]) {
     if (await k.addNetns(n)) log.debug('netns created', { netns: n });
   }
   // The underlay bridge.
@@ -175,12 +165,12 @@ export async function buildTopology(cfg: LabConfig, k: Kernel, log: Logger): Pro
     `route replace default via ${cfg.external.router} dev eth0`,
   ]);
 
-  // The etcd server's namespace (datastore: etcd): on the underlay, default via the router (which routes to pods).
-  if (cfg.etcd) {
-    const e = ns.etcd(L);
-    await ensureVeth(k, net, ETCD_UNDERLAY_PORT, e, 'eth0', mtu);
-    netLines.push(`link set ${ETCD_UNDERLAY_PORT} master br0 mtu ${mtuS} up`);
-    await k.ipBatch(e, [`link set eth0 mtu ${mtuS} up`, `addr replace ${cfg.etcd.ip}/${cfg.underlay.prefix} dev eth0`, `route replace default via ${cfg.underlay.router} dev eth0`]);
+  // The datastore server's namespace (etcd, or the stand-in API server): on the underlay, default via the router
+  // (which routes to pods).
+  if (server) {
+    await ensureVeth(k, net, server.port, server.netns, 'eth0', mtu);
+    netLines.push(`link set ${server.port} master br0 mtu ${mtuS} up`);
+    await k.ipBatch(server.netns, [`link set eth0 mtu ${mtuS} up`, `addr replace ${server.ip}/${cfg.underlay.prefix} dev eth0`, `route replace default via ${cfg.underlay.router} dev eth0`]);
   }
 
   // Nodes.
@@ -338,37 +328,6 @@ async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs: number
   }
 }
 
-/** A free TCP port on 127.0.0.1 (for the etcd forwarder). */
-function freeLoopbackPort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (typeof a === 'object' && a ? res(a.port) : rej(new Error('no free port'))));
-    });
-  });
-}
-
-/** Waits until the datastore answers a list (the lab's etcd, through the forwarder), up to `timeoutMs`. */
-async function waitDatastore(spec: string, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  while (Date.now() < deadline) {
-    let store: Store | undefined;
-    try {
-      store = await openStore(spec);
-      await store.list('Node');
-      return;
-    } catch (e) {
-      last = (e as Error).message;
-    } finally {
-      await store?.close().catch(() => {});
-    }
-    await sleep(200);
-  }
-  throw new Error(`${what} did not answer within ${timeoutMs / 1000} s (${last})`);
-}
 
 /** True once TCP listeners on every port exist in the namespace (read from its /proc/net/tcp). */
 async function waitListening(k: Kernel, netns: string, ports: number[], timeoutMs: number, alive: () => boolean): Promise<boolean> {
@@ -396,32 +355,12 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
   const start = opts.start ?? true;
   const roles = new Set<LabRole>(start === true ? ALL_ROLES : start === false ? [] : start);
   const supervise = roles.size > 0;
-  let datastore: string;
-  let hostDatastore: string;
-  let forwardPort: number | undefined;
-  if (cfg.etcd) {
-    // The lab runs its own etcd: the lab's processes reach it on the underlay, the host through the forwarder.
-    forwardPort = prev?.forwardPort ?? (await freeLoopbackPort());
-    datastore = `etcd://${cfg.etcd.ip}:${ETCD_CLIENT_PORT}`;
-    hostDatastore = `etcd://127.0.0.1:${forwardPort}`;
-    if (opts.datastore !== undefined && opts.datastore !== hostDatastore && opts.datastoreFrom === 'env') {
-      log.warn(`ignoring EGW_DATASTORE=${opts.datastore}: the lab file says datastore: etcd, and the lab runs its own; export the EGW_DATASTORE printed below`);
-    } else if (opts.datastore !== undefined && opts.datastore !== hostDatastore) {
-      throw new Error(
-        `${opts.file}: datastore: etcd — the lab runs its own etcd, so --datastore/EGW_DATASTORE (${opts.datastore}) cannot choose one; unset it (the lab prints the EGW_DATASTORE to export)`,
-      );
-    }
-    roles.add('etcd').add('forwarder');
-  } else {
-    const given = opts.datastore ?? (process.env.EGW_DATASTORE || defaultDatastoreSpec());
-    if (parseDatastoreSpec(given).scheme === 'etcd') {
-      throw new Error(`lab up: ${given}: a lab on etcd runs its own etcd server; write "datastore: etcd" in ${opts.file} and leave --datastore/EGW_DATASTORE unset`);
-    }
-    datastore = normalizeDatastore(given);
-    hostDatastore = datastore;
-    if (supervise && datastore === 'memory:') throw new Error('lab up: the lab processes share the datastore; use sqlite:PATH, not memory:');
-  }
-  if (!cfg.etcd) for (const r of ['etcd', 'forwarder'] as const) roles.delete(r);
+  const { datastore, hostDatastore, forwardPort } = await chooseLabDatastores(cfg, dir, { ...opts, supervise }, prev, log);
+  if (cfg.etcd) roles.add('etcd').add('forwarder');
+  if (cfg.apiserver) roles.add('apiserver').add('forwarder');
+  if (!cfg.etcd) roles.delete('etcd');
+  if (!cfg.apiserver) roles.delete('apiserver');
+  if (!cfg.etcd && !cfg.apiserver) roles.delete('forwarder');
   const k = new Kernel();
   const existed = prev !== undefined || (await k.listNetns()).some((n) => n.startsWith(ns.prefix(cfg.name)));
   if (prev && prev.datastore !== datastore) {
@@ -465,8 +404,10 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
     }
   };
   // The datastore first: a lab on etcd needs its server (and the host its forwarder) before anything is written.
-  startAll(specs.filter((p) => p.kind === 'etcd' || p.kind === 'forwarder'));
+  const serves = (p: ProcSpec) => p.kind === 'etcd' || p.kind === 'apiserver' || p.kind === 'forwarder';
+  startAll(specs.filter(serves));
   if (cfg.etcd) await waitDatastore(hostDatastore, 20_000, `the lab's etcd (log: ${stateFiles.logFile(dir, 'etcd')})`);
+  if (cfg.apiserver) await waitDatastore(hostDatastore, 20_000, `the lab's stand-in API server (log: ${stateFiles.logFile(dir, 'apiserver')})`);
 
   const store = await openStore(hostDatastore);
   let poolCreated = false;
@@ -476,7 +417,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
     await store.close();
   }
 
-  startAll(specs.filter((p) => p.kind !== 'etcd' && p.kind !== 'forwarder'));
+  startAll(specs.filter((p) => !serves(p)));
   if (supervise) {
     const r = startProcess(dir, supervisorSpec(state, 'supervisor'), env, { selfRecording: true });
     if (r.started) log.info('started', { role: 'supervisor', pid: r.rec!.pid });
@@ -514,7 +455,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
     stateDir: dir,
     datastore,
     hostDatastore,
-    namespaces: { net: ns.net(cfg.name), router: ns.router(cfg.name), ext: ns.ext(cfg.name), ...(cfg.etcd ? { etcd: ns.etcd(cfg.name) } : {}), nodes: Object.fromEntries(cfg.nodes.map((n) => [n.name, ns.node(cfg.name, n.name)])) },
+    namespaces: { net: ns.net(cfg.name), router: ns.router(cfg.name), ext: ns.ext(cfg.name), ...(cfg.etcd ? { etcd: ns.etcd(cfg.name) } : {}), ...(cfg.apiserver ? { apiserver: ns.apiserver(cfg.name) } : {}), nodes: Object.fromEntries(cfg.nodes.map((n) => [n.name, ns.node(cfg.name, n.name)])) },
     nodes: cfg.nodes.map((n) => ({ name: n.name, ip: n.ip, netns: ns.node(cfg.name, n.name) })),
     router: { underlay: cfg.underlay.router, external: cfg.external.router },
     external: { cidr: cfg.external.cidr, echo: cfg.external.echo, restricted: { ...cfg.external.restricted }, networks: cfg.external.networks.map((n) => ({ ...n })) },
@@ -538,7 +479,7 @@ function nsOrder(lab: string, name: string): number {
   if (name.startsWith(ns.nodePrefix(lab))) return 1;
   if (name === ns.router(lab)) return 2;
   if (name === ns.ext(lab)) return 3;
-  if (name === ns.etcd(lab)) return 4;
+  if (name === ns.etcd(lab) || name === ns.apiserver(lab)) return 4;
   return 5;
 }
 
