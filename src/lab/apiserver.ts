@@ -93,6 +93,8 @@ export class KubeApiStandIn {
   private readonly statusPlurals: Set<string>;
   private readonly bookmarkMs: number;
   private readonly notServed: Set<string>;
+  /** Tests: called before each write (POST/PUT/DELETE); a status code returned is answered instead (409: a Conflict). */
+  beforeWrite?: (method: string, path: string) => number | undefined;
   /** Every watch request's query, for tests of what a client asked for. */
   readonly watchRequests: URLSearchParams[] = [];
   /** How many watch events (not bookmarks) were sent, per watch. */
@@ -301,6 +303,10 @@ export class KubeApiStandIn {
         const limit = Number(q.get('limit') ?? 0);
         if (limit > 0) items = items.slice(0, limit);
         return this.send(res, 200, { kind: 'List', apiVersion: 'v1', metadata: { resourceVersion: String(this.rv) }, items });
+      }
+      const injected = req.method !== 'GET' ? this.beforeWrite?.(req.method ?? '', url.pathname) : undefined;
+      if (injected !== undefined) {
+        return this.send(res, injected, status(injected, injected === 409 ? 'Conflict' : 'InternalError', `injected by the test: ${req.method} ${url.pathname} answered ${injected}`));
       }
       if (t.name === undefined && req.method !== 'POST') return this.send(res, 405, status(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource'));
       const body = (await this.body(req)) as Obj | undefined;

@@ -68,8 +68,8 @@ export class LabHarness {
       file,
       labYaml ?? this.labFile(),
     );
-    const etcd = /^datastore: etcd$/m.test(readFileSync(file, 'utf8'));
-    this.info = await labUp({ file, datastore: etcd ? undefined : this.datastore, log: this.logs });
+    const ownServer = /^datastore: (etcd|kubernetes)$/m.test(readFileSync(file, 'utf8'));
+    this.info = await labUp({ file, datastore: ownServer ? undefined : this.datastore, log: this.logs });
     this.datastore = this.info.hostDatastore;
     this.store = await openStore(this.datastore);
     return this;

@@ -110,12 +110,14 @@ test('too many nodes for the underlay', () => {
   assert.match(got[0], /^lab\.yaml:3:\d+: nodes\[4\]\.name: no underlay address left for this node in 10\.0\.0\.0\/28/);
 });
 
-test('datastore and controllers: sqlite and 2 by default; etcd gets the underlay .2; bad values are named', () => {
+test('datastore and controllers: sqlite and 2 by default; etcd and kubernetes get the underlay .2; bad values are named', () => {
   const d = parseLabFile('name: x1\nnodes: [{name: a}]\n');
   assert.deepEqual([d.datastore, d.etcd, d.controllers], ['sqlite', undefined, 2]);
   const e = parseLabFile('name: x1\nunderlay: {cidr: 10.99.0.0/24}\nnodes: [{name: a}]\ndatastore: etcd\ncontrollers: 3\n');
   assert.deepEqual([e.datastore, e.etcd, e.controllers], ['etcd', { ip: '10.99.0.2' }, 3]);
-  assert.deepEqual(problems('name: x1\nnodes: [{name: a}]\ndatastore: mysql\n'), ['lab.yaml:3:12: datastore: "mysql": expected sqlite (the default) or etcd']);
+  const k = parseLabFile('name: x1\nunderlay: {cidr: 10.99.0.0/24}\nnodes: [{name: a}]\ndatastore: kubernetes\n');
+  assert.deepEqual([k.datastore, k.etcd, k.apiserver], ['kubernetes', undefined, { ip: '10.99.0.2' }]);
+  assert.deepEqual(problems('name: x1\nnodes: [{name: a}]\ndatastore: mysql\n'), ['lab.yaml:3:12: datastore: "mysql": expected sqlite (the default), etcd or kubernetes']);
   assert.match(problems('name: x1\nnodes: [{name: a}]\ncontrollers: 0\n')[0], /^lab\.yaml:3:14: controllers: /);
   assert.match(problems('name: x1\nnodes: [{name: a}]\ncontrollers: two\n')[0], /^lab\.yaml:3:14: controllers: /);
 });
