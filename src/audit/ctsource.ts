@@ -17,11 +17,15 @@ import { CtXmlParser, type CtEntry, type CtParseError } from './conntrack.js';
 export type Wrap = readonly string[];
 
 export const CONNTRACK = 'conntrack';
-/** The event reader: NEW and DESTROY only (UPDATEs are not needed for one record per connection), with ids and
- *  kernel timestamps (docs/kernel.md §8). */
-export const CT_EVENT_ARGS: readonly string[] = ['-E', '-e', 'NEW,DESTROY', '-o', 'xml,id,ktimestamp'];
-/** A dump: every family (`-L` without `-f` lists IPv4 and IPv6), the same output format as the events. */
-export const CT_DUMP_ARGS: readonly string[] = ['-L', '-o', 'xml,id,ktimestamp'];
+/**
+ * The event reader: NEW and DESTROY only (UPDATEs are not needed for one record per connection), with ids and kernel
+ * timestamps, and only source-translated connections (`--src-nat`, the only ones recorded: docs/kernel.md §8).
+ * Without the filter every entry of the namespace reached Node to be parsed and dropped — on a gateway's node the
+ * tunnel's outer UDP flows, one per inner connection (docs/benchmarks.md, "Connection scale").
+ */
+export const CT_EVENT_ARGS: readonly string[] = ['-E', '-e', 'NEW,DESTROY', '--src-nat', '-o', 'xml,id,ktimestamp'];
+/** A dump: every family (`-L` without `-f` lists IPv4 and IPv6), translated entries only, the events' format. */
+export const CT_DUMP_ARGS: readonly string[] = ['-L', '--src-nat', '-o', 'xml,id,ktimestamp'];
 /** Per network namespace; without them DESTROY carries no counters and no start/stop (docs/kernel.md §8). */
 export const CT_SYSCTLS: readonly string[] = ['net.netfilter.nf_conntrack_acct', 'net.netfilter.nf_conntrack_timestamp'];
 /** conntrack 1.4.7's stderr when the event socket overflowed ("WARNING: We have hit ENOBUFS! We are losing events."). */

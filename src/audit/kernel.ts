@@ -60,8 +60,12 @@ export function parseCount(json: string): number | null {
   return ok && typeof c?.packets === 'number' ? c.packets : null;
 }
 
-/** Barrier entries: UDP 127.0.0.2:<port> → 127.0.0.3:9, never translated, never sent. */
-export const BARRIER = { src: '127.0.0.2', dst: '127.0.0.3', dport: 9 } as const;
+/**
+ * Barrier entries: UDP 127.0.0.2:<port> → 127.0.0.3:9, never sent. Inserted as source-translated (to 127.0.0.4) so
+ * that the recorder's `--src-nat` event filter lets them through (CT_EVENT_ARGS); no rule counts them (they pass no
+ * hook) and the tracker ignores them.
+ */
+export const BARRIER = { src: '127.0.0.2', dst: '127.0.0.3', dport: 9, nat: '127.0.0.4' } as const;
 
 export function isBarrier(f: CtFlow): boolean {
   return f.orig.src === BARRIER.src && f.orig.dst === BARRIER.dst;
@@ -69,7 +73,7 @@ export function isBarrier(f: CtFlow): boolean {
 
 /** False when an entry with that port is still there (an earlier barrier): take another port. */
 export async function insertBarrier(run: Runner, sport: number): Promise<boolean> {
-  const argv = ['conntrack', '-I', '-p', 'udp', '-s', BARRIER.src, '-d', BARRIER.dst, '--sport', String(sport), '--dport', String(BARRIER.dport), '-t', '2'];
+  const argv = ['conntrack', '-I', '-p', 'udp', '-s', BARRIER.src, '-d', BARRIER.dst, '--sport', String(sport), '--dport', String(BARRIER.dport), '--src-nat', BARRIER.nat, '-t', '2'];
   const r = await run.run(argv, { allowFailure: true });
   if (r.code === 0) return true;
   if (/exists/i.test(r.stderr)) return false;

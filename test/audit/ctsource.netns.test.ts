@@ -99,7 +99,7 @@ exit 3`;
 
 test('a reader that cannot start throws; a dump or a count that fails rejects with the command and its stderr', async () => {
   assert.throws(() => startConntrackEvents({ wrap: ['/nonexistent/egw-wrap'], onFlows() {}, onOverflow() {}, onError() {}, onExit() {} }), /cannot start \/nonexistent\/egw-wrap/);
-  await assert.rejects(dumpConntrack({ wrap: fake('echo boom >&2; exit 3') }), /conntrack -L -o xml,id,ktimestamp failed \(exit 3\): boom/);
+  await assert.rejects(dumpConntrack({ wrap: fake('echo boom >&2; exit 3') }), /conntrack -L --src-nat -o xml,id,ktimestamp failed \(exit 3\): boom/);
   await assert.rejects(dumpConntrack({ wrap: fake(`echo '${FLOW}'; echo '<flow type="new"></flow>'`) }), /: 1 line\(s\) could not be read; line 2: a <meta direction="original\|reply\|independent"> is missing: <flow type="new"><\/flow>$/);
   const ok = await dumpConntrack({ wrap: fake(`echo '${FLOW.replace(' type="new"', '')}'`) });
   assert.deepEqual(ok.map((f) => [f.type, f.id]), [['dump', 2273832333]]);
@@ -156,6 +156,12 @@ describe('conntrack in a masquerading namespace', { skip: gate.skip }, () => {
       // The kernel's CLOCK_REALTIME start is the SYN: inside the client's own connect…answer window (1 s slack).
       assert.ok(Math.abs(ds.start! - recs[0].start) < 1000, `start ${ds.start} vs client ${recs[0].start}`);
       assert.equal(ds.userspace, true);
+      // An untranslated connection (the client to the router itself: no masquerade) gives no event (--src-nat).
+      const local = runFlood(['--to', '10.9.1.1:7', '--duration', '3', '--count', '1'], 'local');
+      await local.done;
+      const seen = await sh([...WRAP_R, 'conntrack', '-L', '-d', '10.9.1.1']).catch(() => '');
+      await sleep(500);
+      assert.equal(w.flows.filter((f) => f.orig.dst === '10.9.1.1').length, 0, `events for an untranslated connection (the table had: ${seen.trim() || 'none left'})`);
       assert.deepEqual(w.errors, []);
     } finally {
       await w.ev.stop();
