@@ -15,6 +15,7 @@ import { LABEL, type Pod } from '../../src/api/types.js';
 import { RecordingRunner } from '../../src/dataplane/exec.js';
 import { startInformer, type InformerEvent } from '../../src/datastore/informer.js';
 import { KubernetesStore } from '../../src/datastore/kubernetes.js';
+import { openStore } from '../../src/datastore/open.js';
 import { STATUS_SUBRESOURCE, kubeResource } from '../../src/datastore/kubernetes-kinds.js';
 import { checkViews, ViewUnion } from '../../src/datastore/kubernetes-views.js';
 import { StoreError } from '../../src/datastore/types.js';
@@ -215,6 +216,14 @@ describe('the agent’s views on a 20-node cluster (stand-in API server)', () =>
       assert.equal(l.revision, srv.revision);
       assert.deepEqual((await agent.list('Pod', { labelSelector: 'egress-code=red' })).items.map((p) => p.metadata.name), ['red-a', 'red-b']);
       assert.deepEqual((await agent.list('Pod', { labelSelector: (x) => x['egress-code'] === undefined })).items.map((p) => p.metadata.name), ['mine']);
+      // openStore passes kubeViews on (what `egw agent` does); other datastores ignore it
+      const opened = await openStore(`kubernetes:${file}`, { kubeViews: agentKubeViews(ME) });
+      assert.deepEqual((await opened.list('Pod')).items.map((p) => p.metadata.name), ['mine', 'red-a', 'red-b']);
+      await opened.close();
+      const mem = await openStore('memory:', { kubeViews: agentKubeViews(ME) });
+      await mem.create(pod('default', 'theirs', { node: 'node-01' }));
+      assert.equal((await mem.list('Pod')).items.length, 1);
+      await mem.close();
     } finally {
       await agent.close();
       await admin.close();
