@@ -56,3 +56,8 @@ export function forbiddenError(verb: KubeVerb, r: KubeResource, namespace: strin
     `forbidden: may not ${verb} ${resource} ${scope}${said}; the account needs RBAC verb "${verb}" on resource "${resource}" — apply the RBAC in deploy/kubernetes/ (docs/kubernetes.md, "RBAC")`,
   );
 }
+
+/** The error for a 401 Unauthorized: the credentials, not the RBAC (which would be a 403). */
+export function unauthorizedError(what: string): StoreError {
+  return new StoreError('Unavailable', `${what}: 401 Unauthorized: the API server did not accept the kubeconfig's or the service account's credentials`);
+}

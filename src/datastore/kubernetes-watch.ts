@@ -7,7 +7,7 @@
 import { Watch, type KubeConfig } from '@kubernetes/client-node';
 import type { Resource } from '../api/meta.js';
 import { Backoff, errText, sleep } from '../util.js';
-import { forbiddenError, type KubeResource } from './kubernetes-kinds.js';
+import { forbiddenError, unauthorizedError, type KubeResource } from './kubernetes-kinds.js';
 import { StoreError, type WatchEvent, type WatchEventType } from './types.js';
 
 export interface KindWatchOptions {
@@ -104,7 +104,7 @@ export class KindWatch {
     if (code === 410) return new StoreError('Compacted', `watch ${this.o.kind} from revision ${this.last}: 410 Gone (too old resource version): list again`);
     // (client-node's Watch keeps only the status code of a refused stream, not the Status body: the message is built from what we asked)
     if (code === 403) return forbiddenError('watch', this.o.resource, this.o.namespace);
-    if (code === 401) return new StoreError('Unavailable', `watch ${this.o.resource.qualified}: 401 Unauthorized: the API server did not accept the kubeconfig's or the service account's credentials`);
+    if (code === 401) return unauthorizedError(`watch ${this.o.resource.qualified}`);
     return err;
   }
 

@@ -22,7 +22,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import fetch from 'node-fetch';
 import { keyOf, keyString, KINDS, type ObjectKey, type Resource } from '../api/meta.js';
 import { checkKey, checkListArgs, checkWatchArgs, closedError, cloneIn, compareKeys, describeKey, reportWatchStop } from './common.js';
-import { collectionPath, forbiddenError, kubeResource, objectPath, STATUS_SUBRESOURCE, type KubeResource, type KubeVerb } from './kubernetes-kinds.js';
+import { collectionPath, forbiddenError, kubeResource, unauthorizedError, objectPath, STATUS_SUBRESOURCE, type KubeResource, type KubeVerb } from './kubernetes-kinds.js';
 import { checkViews, viewQuery, ViewUnion, type KubeView, type KubeViews } from './kubernetes-views.js';
 import { KindWatch } from './kubernetes-watch.js';
 import { StoreError, type ListOptions, type ListResult, type Store, type TxnOp, type Watch, type WatchEvent, type WatchHandler, type WatchOptions } from './types.js';
@@ -131,7 +131,7 @@ export class KubernetesStore implements Store {
     if (res.status === 410) throw new StoreError('Compacted', msg);
     if (res.status === 400 || res.status === 422) throw new StoreError('Invalid', msg);
     if (res.status === 403) throw forbiddenError(access.verb, access.r, access.namespace, st.message, access.sub);
-    if (res.status === 401) throw new StoreError('Unavailable', `${msg} (401 Unauthorized: the API server did not accept the kubeconfig's or the service account's credentials)`);
+    if (res.status === 401) throw unauthorizedError(what);
     throw new StoreError('Unavailable', msg);
   }
 

@@ -11,6 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { KubeVerb } from '../datastore/kubernetes-kinds.js';
 import { labelMatcher } from '../datastore/labelselector.js';
 
 type Obj = { apiVersion?: string; kind?: string; metadata: Record<string, unknown> & { name: string; namespace?: string }; [k: string]: unknown };
@@ -36,7 +37,7 @@ interface HistoryEvent {
 
 /** A verb on a resource the stand-in refuses with 403, e.g. `{ verb: 'list', resource: 'pods' }`. */
 export interface Forbidden {
-  verb: 'get' | 'list' | 'watch' | 'create' | 'update' | 'delete';
+  verb: KubeVerb;
   /** The plural, `/status` for the subresource, then `.group` unless core: `pods`, `pods/status`, `egressgateways.operator.tigera.io`. */
   resource: string;
 }
