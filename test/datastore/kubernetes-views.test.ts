@@ -12,6 +12,7 @@ import { after, describe, it } from 'node:test';
 import { AGENT_KINDS, agentKubeViews, startAgent } from '../../src/agent/agent.js';
 import { keyOf, keyString, type Resource } from '../../src/api/meta.js';
 import { LABEL, type Pod } from '../../src/api/types.js';
+import { runController } from '../../src/controller/controller.js';
 import { RecordingRunner } from '../../src/dataplane/exec.js';
 import { startInformer, type InformerEvent } from '../../src/datastore/informer.js';
 import { KubernetesStore } from '../../src/datastore/kubernetes.js';
@@ -274,7 +275,7 @@ describe('missing RBAC: a 403 names the verb and the resource', () => {
     }
   });
 
-  it('the agent logs that message; `egw get pods` exits non-zero with it and no stack trace', async () => {
+  it('the agent and the controller log that message; `egw get pods` exits non-zero with it and no stack trace', async () => {
     const { srv, file } = await standIn({ forbid: [{ verb: 'list', resource: 'pods' }] });
     const store = new KubernetesStore({ kubeconfig: file, views: agentKubeViews(ME) });
     const ac = new AbortController();
@@ -289,6 +290,16 @@ describe('missing RBAC: a 403 names the verb and the resource', () => {
       assert.equal(agent.status().synced, false);
       ac.abort();
       await agent.done;
+
+      // the controller's informer says the same (its service account lacks list pods as well)
+      const ctl = new AbortController();
+      const clog = memoryLogger();
+      const admin = new KubernetesStore({ kubeconfig: file });
+      const running = runController({ store: admin, log: clog, signal: ctl.signal, resyncMs: 60_000 });
+      await until('the controller logs the failure', () => clog.lines.some((l) => l.includes('may not list pods at the cluster scope')), 5000, STORE_POLL);
+      ctl.abort();
+      await running;
+      await admin.close();
 
       const { code, stdout: out, stderr: err } = await runCli(['--datastore', `kubernetes:${file}`, 'get', 'pods']);
       assert.notEqual(code, 0);
