@@ -3,7 +3,7 @@
 // forgetting what no view holds), then the agent's views (agentKubeViews) through the real client-node against the
 // stand-in API server holding a small cluster (20 nodes × 10 pods + gateway pods): the agent's informer gets exactly
 // its node's pods and the gateway pods, and no event of another node's client pod. Then missing RBAC: a 403 names the
-// verb and the resource, for the store, the informer (which keeps retrying), the agent's log line and `egw get pods`.
+// verb and the resource, for the store, the informer (which keeps retrying), the agent's and the controller's log line and `egw get pods`.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
