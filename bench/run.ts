@@ -12,6 +12,7 @@ import { benchDashboard } from './dashboard.js';
 import { benchScrape } from './scrape.js';
 import { benchPaths } from './paths.js';
 import { benchConnScale } from './connscale.js';
+import { benchKubeScale } from './kubescale.js';
 
 const only = process.argv.slice(2);
 const benches: Record<string, () => Promise<Record<string, unknown>>> = {
@@ -28,6 +29,8 @@ const benches: Record<string, () => Promise<Record<string, unknown>>> = {
   connscale: benchConnScale,
   // A gateway's /metrics with 100,000 connections (bench/scrape.ts) and the dashboard's API (bench/dashboard.ts).
   observability: async () => ({ scrape: await benchScrape(), dashboard: await benchDashboard() }),
+  // Issue 11: one agent's views on a 1,000-node, 50,000-pod stand-in cluster vs the same informer without views (bench/kubescale.ts).
+  kubescale: benchKubeScale,
 };
 
 const results: Record<string, unknown> = {};

@@ -23,7 +23,7 @@
 // restarting) keeps its verdict for `heartbeat.restartGraceMs` (health.ts, docs/behaviour.md §3.4).
 
 import { keyOf, keyString, type Resource } from '../api/meta.js';
-import { FELIX_CONFIGURATION_DEFAULT, FELIX_DEFAULTS, type FelixConfiguration, type Node, type Pod } from '../api/types.js';
+import { FELIX_CONFIGURATION_DEFAULT, FELIX_DEFAULTS, LABEL, type FelixConfiguration, type Node, type Pod } from '../api/types.js';
 import { parseGoDuration } from '../api/parse.js';
 import { EgressCalculator } from '../calc/calculator.js';
 import type { NodeEgressState } from '../calc/types.js';
@@ -34,6 +34,7 @@ import { NodeDataplane } from '../dataplane/node.js';
 import { DEFAULT_STICKY_MARK_MASK, summarizeReport, type NodeNatConfig, type ReconcileReport } from '../dataplane/types.js';
 import { markMaskConflict } from '../dataplane/sticky.js';
 import { startInformer, type Informer, type InformerEvent } from '../datastore/informer.js';
+import type { KubeViews } from '../datastore/kubernetes-views.js';
 import type { Store } from '../datastore/types.js';
 import type { Logger } from '../log.js';
 import { Backoff, errText } from '../util.js';
@@ -133,8 +134,22 @@ export interface AgentHandle {
 }
 
 const MAX_BACKOFF_MS = 10_000;
-/** What calc and the node NAT read. */
-const AGENT_KINDS = ['Pod', 'Namespace', 'EgressGatewayPolicy', 'FelixConfiguration', 'IPPool', 'Node', 'EgressGateway'];
+/** What calc and the node NAT read (exported for the scale bench, bench/kubescale.ts, which runs this informer). */
+export const AGENT_KINDS: readonly string[] = ['Pod', 'Namespace', 'EgressGatewayPolicy', 'FelixConfiguration', 'IPPool', 'Node', 'EgressGateway'];
+
+/**
+ * The agent's views on a `kubernetes:` datastore (SPEC §7, "the agent watches only what it needs"): of the Pods only
+ * its own node's (field selector spec.nodeName) and the gateway pods (label LABEL.gatewayOf, which the controller puts
+ * on every gateway pod: src/controller/plan.ts); every other kind whole. Other datastores ignore it.
+ * Nothing in the agent needs another node's client pods: calc programs one node from that node's clients
+ * (docs/architecture.md, "calc: the calculation graph": node.ts, "per node: the clients"), while routes, heartbeats
+ * (candidateGateways) and explain read the gateway pods; cluster-internal destinations come from IPPools and Nodes
+ * (internal.ts), the node NAT from IPPools (nat.ts), and the flow recorder enriches and keeps the IP history of this
+ * node's own pods only (historyPods below; docs/audit.md).
+ */
+export function agentKubeViews(node: string): KubeViews {
+  return { Pod: [{ fieldSelector: `spec.nodeName=${node}` }, { labelSelector: LABEL.gatewayOf }] };
+}
 
 class Agent implements AgentHandle {
   readonly done: Promise<void>;

@@ -293,6 +293,15 @@ export const ANNOTATION = {
   ipv4Pools: 'cni.projectcalico.org/ipv4pools',
 } as const;
 
+// ---- Labels egw sets ---------------------------------------------------------------------------------------
+export const LABEL = {
+  /**
+   * On a gateway pod, as well as the annotation of the same key: labels can be selected by the API server, annotations
+   * cannot, so the agent's Kubernetes view of the gateway pods is this label's selector (docs/kubernetes-datastore.md).
+   */
+  gatewayOf: ANNOTATION.gatewayOf,
+} as const;
+
 /** Label every namespace carries (as Calico adds it), so namespaceSelectors can pick namespaces by name. */
 export const NAMESPACE_NAME_LABEL = 'projectcalico.org/name';
 /** Default gateway pod label when an EgressGateway's template has none. */

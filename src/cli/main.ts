@@ -20,7 +20,7 @@ import {
   type ManifestFile,
   type Resource,
 } from '../api/index.js';
-import { openStore, defaultDatastoreSpec, parseDatastoreSpec, ETCD_TLS_SOURCES } from '../datastore/open.js';
+import { openStore, defaultDatastoreSpec, parseDatastoreSpec, ETCD_TLS_SOURCES, type OpenStoreOptions } from '../datastore/open.js';
 import { addProcessCommands } from './processes.js';
 import { addFlowCommands } from './flows.js';
 import { addDashboardCommand } from './dashboard.js';
@@ -69,9 +69,9 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err });
 
-  const withStore = async <T>(fn: (store: Store) => Promise<T>): Promise<T> => {
+  const withStore = async <T>(fn: (store: Store) => Promise<T>, open: Pick<OpenStoreOptions, 'kubeViews'> = {}): Promise<T> => {
     const o = program.opts();
-    const store = await openStore(o.datastore, { etcdTls: { ca: o.etcdCa, cert: o.etcdCert, key: o.etcdKey }, kubeconfig: o.kubeconfig });
+    const store = await openStore(o.datastore, { etcdTls: { ca: o.etcdCa, cert: o.etcdCert, key: o.etcdKey }, kubeconfig: o.kubeconfig, ...open });
     try {
       return await fn(store);
     } finally {

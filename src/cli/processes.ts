@@ -1,9 +1,10 @@
 // The long-running egw processes (agent, gateway, controller) and the lab, as `egw` subcommands. Each runs until
 // SIGTERM/SIGINT, then returns without touching kernel state, so a restart disturbs no traffic.
 import { Command, InvalidArgumentError, Option } from 'commander';
+import type { OpenStoreOptions } from '../datastore/open.js';
 import type { Store } from '../datastore/types.js';
 import { createLogger } from '../log.js';
-import { runAgent } from '../agent/index.js';
+import { agentKubeViews, runAgent } from '../agent/index.js';
 import { runGateway } from '../gateway/index.js';
 import { runKcm } from '../lab/kcm.js';
 import { parseListen, runApiServer } from '../lab/apiserver-run.js';
@@ -76,8 +77,8 @@ function camel(flag: string): string {
 }
 
 export interface ProcessContext {
-  /** Opens the datastore chosen by --datastore / EGW_DATASTORE. */
-  withStore<T>(fn: (store: Store) => Promise<T>): Promise<T>;
+  /** Opens the datastore chosen by --datastore / EGW_DATASTORE (`open`: options a kubernetes: datastore uses, e.g. views). */
+  withStore<T>(fn: (store: Store) => Promise<T>, open?: Pick<OpenStoreOptions, 'kubeViews'>): Promise<T>;
   /** The datastore spec the other processes of a lab must use (sqlite:PATH, a lab etcd's etcd://…, kubernetes:PATH). */
   datastoreSpec(): string;
   /** --datastore or $EGW_DATASTORE as given (and which), or undefined. */
@@ -164,6 +165,8 @@ export function addProcessCommands(program: Command, ctx: ProcessContext): void 
           log: createLogger(`agent ${opts.node}`),
           signal: untilSignalled(),
         }),
+        // on kubernetes: only this node's pods and the gateway pods (SPEC §7)
+        { kubeViews: agentKubeViews(opts.node) },
       );
     });
 

@@ -2,7 +2,8 @@
 // which pods to create, delete and relabel (planGatewayPods), and the status conditions that describe the result.
 //
 // Shape of a gateway pod (docs/dataplane.md, "Resources and annotations the processes exchange"): name
-// `<egw>-<5 lowercase alnum>`, the EgressGateway's namespace, labels = template labels, annotations
+// `<egw>-<5 lowercase alnum>`, the EgressGateway's namespace, labels = template labels plus `egw.dev/egress-gateway:
+// <egw>` (LABEL.gatewayOf: selectable, so the agent's Kubernetes view can ask for gateway pods), annotations
 // `egw.dev/egress-gateway: <egw>` and `cni.projectcalico.org/ipv4pools: '["<pool>", …]'` (plus any template
 // annotations, which the two egw ones override), spec.nodeName chosen here, one container `egw gateway`,
 // terminationGracePeriodSeconds from the template, and a controller ownerReference to the EgressGateway. With the
@@ -28,6 +29,7 @@ import { isPodFinished, isPodReady, readyCondition } from '../api/pod.js';
 import {
   ANNOTATION,
   DEFAULT_GATEWAY_LABEL,
+  LABEL,
   type Condition,
   type EgressGateway,
   type IPPool,
@@ -84,6 +86,11 @@ const SUFFIX_ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
 export function templateLabels(egw: EgressGateway): Labels {
   const l = egw.spec?.template?.metadata?.labels;
   return l && Object.keys(l).length > 0 ? { ...l } : { [DEFAULT_GATEWAY_LABEL]: egw.metadata.name };
+}
+
+/** The labels of a gateway's pods: the template's, and LABEL.gatewayOf naming the gateway (it wins over the template). */
+export function gatewayPodLabels(egw: EgressGateway): Labels {
+  return { ...templateLabels(egw), [LABEL.gatewayOf]: egw.metadata.name };
 }
 
 /** True if the pod is one of this EgressGateway's (same namespace, annotation `egw.dev/egress-gateway: <name>`). */
@@ -152,7 +159,7 @@ export function planGatewayPods(
   const name = egw.metadata.name;
   const namespace = namespaceOf(egw);
   const replicas = Number.isInteger(egw.spec?.replicas) && egw.spec.replicas >= 0 ? egw.spec.replicas : 1;
-  const labels = templateLabels(egw);
+  const labels = gatewayPodLabels(egw);
   const owner = ownerReferenceOf(egw);
   const problems: PlanProblem[] = [];
   const random = opts.random ?? Math.random;

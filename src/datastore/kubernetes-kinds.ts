@@ -37,3 +37,27 @@ export function collectionPath(r: KubeResource, namespace?: string): string {
 export function objectPath(r: KubeResource, key: ObjectKey, sub?: 'status'): string {
   return `${collectionPath(r, key.namespace)}/${encodeURIComponent(key.name)}${sub ? `/${sub}` : ''}`;
 }
+
+/** What the store asked for, in RBAC's words: the verb and the (qualified, maybe `/status`) resource. */
+export type KubeVerb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'delete';
+
+/**
+ * The error for a 403 Forbidden: which verb on which resource in which scope was refused, the API server's own message
+ * when it sent one (it names the user: `pods is forbidden: User "…" cannot list resource "pods" in API group "" at
+ * the cluster scope`), and where the needed rules are (docs/kubernetes.md, "RBAC"). Unavailable: the informer keeps
+ * retrying, since RBAC may be fixed while egw runs.
+ */
+export function forbiddenError(verb: KubeVerb, r: KubeResource, namespace: string | undefined, serverMessage?: string, sub?: 'status'): StoreError {
+  const resource = sub ? `${r.info.plural}/${sub}${r.qualified.slice(r.info.plural.length)}` : r.qualified;
+  const scope = r.info.namespaced && namespace ? `in namespace "${namespace}"` : 'at the cluster scope';
+  const said = serverMessage ? `: the API server says: ${serverMessage}` : '';
+  return new StoreError(
+    'Unavailable',
+    `forbidden: may not ${verb} ${resource} ${scope}${said}; the account needs RBAC verb "${verb}" on resource "${resource}" — apply the RBAC in deploy/kubernetes/ (docs/kubernetes.md, "RBAC")`,
+  );
+}
+
+/** The error for a 401 Unauthorized: the credentials, not the RBAC (which would be a 403). */
+export function unauthorizedError(what: string): StoreError {
+  return new StoreError('Unavailable', `${what}: 401 Unauthorized: the API server did not accept the kubeconfig's or the service account's credentials`);
+}

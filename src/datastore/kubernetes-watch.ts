@@ -1,10 +1,13 @@
 // One kind's watch on a Kubernetes API server, through @kubernetes/client-node's Watch (its HTTP and auth): from a
 // resourceVersion, with bookmarks, restarted from the last resourceVersion seen after every stream end or error
 // (client-node's own informer stops on errors other than 410), and stopped with StoreError 'Compacted' on 410 Gone —
-// the caller lists again (docs/kubernetes-datastore.md, SPEC §7 "Kubernetes watch semantics").
+// the caller lists again (docs/kubernetes-datastore.md, SPEC §7 "Kubernetes watch semantics"). A 403 Forbidden (or
+// 401) stops it too, with the error naming the verb (watch) and the resource (forbiddenError): retrying the same
+// stream would fail the same way until RBAC changes, and the informer's relist reports it and backs off.
 import { Watch, type KubeConfig } from '@kubernetes/client-node';
 import type { Resource } from '../api/meta.js';
 import { Backoff, errText, sleep } from '../util.js';
+import { forbiddenError, unauthorizedError, type KubeResource } from './kubernetes-kinds.js';
 import { StoreError, type WatchEvent, type WatchEventType } from './types.js';
 
 export interface KindWatchOptions {
@@ -12,12 +15,17 @@ export interface KindWatchOptions {
   path: string;
   kind: string;
   apiVersion: string;
+  /** The resource and namespace watched: a 403 names them. */
+  resource: KubeResource;
+  namespace?: string;
   from: number;
   labelSelector?: string;
   fieldSelector?: string;
   /** Events of this kind in resourceVersion order (awaited: the next call waits for it). */
   deliver(events: WatchEvent[]): Promise<void>;
-  /** The watch stopped for good (410, or deliver threw). */
+  /** The stream has seen everything up to this resourceVersion (each event and bookmark; the union's progress). */
+  onProgress?(rv: number): void;
+  /** The watch stopped for good (410, 401/403, or deliver threw). */
   fail(err: unknown): void;
   /** Called on each transient error before the restart (logging). */
   onRetry?(err: unknown): void;
@@ -34,6 +42,8 @@ export class KindWatch {
   private draining = false;
   private readonly backoff = new Backoff({ minMs: 50, maxMs: 2000 });
   private stopped = false;
+  /** The last error was 401/403: the stream was refused, not broken. */
+  private refused = false;
 
   constructor(private readonly o: KindWatchOptions) {
     this.last = o.from;
@@ -53,14 +63,14 @@ export class KindWatch {
         const e = this.translate(err);
         if (!settled) {
           settled = true;
-          if (e instanceof StoreError && e.code === 'Compacted') {
+          if (e instanceof StoreError && (e.code === 'Compacted' || this.refused)) {
             resolve(e);
             return;
           }
           resolve(undefined);
         }
         if (this.closed || this.stopped) return;
-        if (e instanceof StoreError && e.code === 'Compacted') return this.stop(e);
+        if (e instanceof StoreError && (e.code === 'Compacted' || this.refused)) return this.stop(e);
         if (e) this.o.onRetry?.(e);
         void this.restart(!!e);
       };
@@ -87,9 +97,14 @@ export class KindWatch {
   }
 
   private translate(err: unknown): unknown {
+    this.refused = false;
     if (err === null || err === undefined) return undefined;
     const code = (err as { statusCode?: number; code?: number }).statusCode ?? (err as { code?: number }).code;
+    this.refused = code === 401 || code === 403;
     if (code === 410) return new StoreError('Compacted', `watch ${this.o.kind} from revision ${this.last}: 410 Gone (too old resource version): list again`);
+    // (client-node's Watch keeps only the status code of a refused stream, not the Status body: the message is built from what we asked)
+    if (code === 403) return forbiddenError('watch', this.o.resource, this.o.namespace);
+    if (code === 401) return unauthorizedError(`watch ${this.o.resource.qualified}`);
     return err;
   }
 
@@ -106,7 +121,10 @@ export class KindWatch {
     if (type === 'BOOKMARK') {
       // A bookmark moves the restart point without an event; a later restart needs nothing before it.
       const rv = Number(o?.metadata?.resourceVersion);
-      if (Number.isSafeInteger(rv) && rv > this.last && this.queue.length === 0 && !this.draining) this.last = rv;
+      if (Number.isSafeInteger(rv) && rv > this.last && this.queue.length === 0 && !this.draining) {
+        this.last = rv;
+        this.o.onProgress?.(rv);
+      }
       this.backoff.reset();
       return;
     }

@@ -12,23 +12,30 @@
 //   streams deliver (the informer skips per kind, so it only needs that).
 // - No compact(): compaction is the API server's; a watch from a compacted resourceVersion fails with Compacted.
 // - Only known kinds (src/api/meta.ts KINDS) can be stored; status goes through /status for the kinds that have it.
+// - Views (option `views`): a kind can be held only partly, as the union of several selector-scoped list+watch
+//   streams (the agent: its node's pods and the gateway pods). list() merges the views by key at the MIN of their
+//   list revisions; the union watch drops an event at or below what it delivered for that key (duplicates, late
+//   streams) and a DELETED while another view still holds the object. The rules: kubernetes-views.ts.
+// - 403 Forbidden names the verb and the resource refused and points at the RBAC (forbiddenError).
 import { readFileSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
 import fetch from 'node-fetch';
-import { keyOf, KINDS, type ObjectKey, type Resource } from '../api/meta.js';
+import { keyOf, keyString, KINDS, type ObjectKey, type Resource } from '../api/meta.js';
 import { checkKey, checkListArgs, checkWatchArgs, closedError, cloneIn, compareKeys, describeKey, reportWatchStop } from './common.js';
-import { collectionPath, kubeResource, objectPath, STATUS_SUBRESOURCE, type KubeResource } from './kubernetes-kinds.js';
+import { collectionPath, forbiddenError, kubeResource, unauthorizedError, objectPath, STATUS_SUBRESOURCE, type KubeResource, type KubeVerb } from './kubernetes-kinds.js';
+import { checkViews, viewQuery, ViewUnion, type KubeView, type KubeViews } from './kubernetes-views.js';
 import { KindWatch } from './kubernetes-watch.js';
-import { StoreError, type ListOptions, type ListResult, type Store, type TxnOp, type Watch, type WatchHandler, type WatchOptions } from './types.js';
+import { StoreError, type ListOptions, type ListResult, type Store, type TxnOp, type Watch, type WatchEvent, type WatchHandler, type WatchOptions } from './types.js';
 
 export interface KubernetesStoreOptions {
   /** A kubeconfig file; undefined = in-cluster (the pod's service account). */
   kubeconfig?: string;
   /**
-   * Field selectors per kind applied to every list and watch of that kind, e.g. `{ Pod: 'spec.nodeName=node-1' }`:
-   * the agent sees only its node's pods (SPEC §7). The store then holds a partial view of that kind.
+   * Per kind, the views whose union the store holds (kubernetes-views.ts), e.g. the agent's
+   * `{ Pod: [{ fieldSelector: 'spec.nodeName=node-1' }, { labelSelector: 'egw.dev/egress-gateway' }] }`
+   * (agentKubeViews in src/agent/agent.ts): it sees only its node's pods and the gateway pods (SPEC §7).
    */
-  fieldSelectors?: Record<string, string>;
+  views?: KubeViews;
 }
 
 /** Loads the client configuration; every failure names the file (or the in-cluster files) and why. */
@@ -61,6 +68,14 @@ export function loadKubeConfig(kubeconfig?: string): KubeConfig {
   return kc;
 }
 
+/** What a call asks for, in RBAC's words (a 403 names it). */
+interface Access {
+  verb: KubeVerb;
+  r: KubeResource;
+  namespace?: string;
+  sub?: 'status';
+}
+
 interface KubeStatus {
   kind?: string;
   code?: number;
@@ -76,8 +91,10 @@ export class KubernetesStore implements Store {
   private readonly server: string;
   private closed = false;
   private readonly watches = new Set<{ close(): Promise<void> }>();
+  private readonly views: KubeViews;
 
-  constructor(private readonly opts: KubernetesStoreOptions = {}) {
+  constructor(opts: KubernetesStoreOptions = {}) {
+    this.views = checkViews(opts.views) ?? {};
     this.kc = loadKubeConfig(opts.kubeconfig);
     this.server = this.kc.getCurrentCluster()!.server.replace(/\/+$/, '');
     this.description = opts.kubeconfig !== undefined ? `kubernetes:${opts.kubeconfig} (${this.server})` : `kubernetes: (in-cluster, ${this.server})`;
@@ -88,7 +105,7 @@ export class KubernetesStore implements Store {
   }
 
   /** One REST call; a Kubernetes Status error becomes the StoreError of the same meaning, naming `what`. */
-  private async call(method: string, path: string, what: string, body?: unknown): Promise<unknown> {
+  private async call(method: string, path: string, what: string, access: Access, body?: unknown): Promise<unknown> {
     this.check();
     const init = await this.kc.applyToFetchOptions({});
     init.method = method;
@@ -115,7 +132,8 @@ export class KubernetesStore implements Store {
     if (res.status === 409) throw new StoreError('Conflict', `${what}: conflict: resourceVersion is stale (${st.message ?? 'the object has been modified'}); read it again and retry`);
     if (res.status === 410) throw new StoreError('Compacted', msg);
     if (res.status === 400 || res.status === 422) throw new StoreError('Invalid', msg);
-    if (res.status === 401 || res.status === 403) throw new StoreError('Unavailable', `${msg} (check the kubeconfig's credentials or the service account's RBAC)`);
+    if (res.status === 403) throw forbiddenError(access.verb, access.r, access.namespace, st.message, access.sub);
+    if (res.status === 401) throw unauthorizedError(what);
     throw new StoreError('Unavailable', msg);
   }
 
@@ -125,13 +143,24 @@ export class KubernetesStore implements Store {
     return { ...x, apiVersion: r.info.apiVersion, kind: r.info.kind };
   }
 
-  private selectorQuery(kind: string, label?: string): string {
-    const q = new URLSearchParams();
-    if (label) q.set('labelSelector', label);
-    const f = this.opts.fieldSelectors?.[kind];
-    if (f) q.set('fieldSelector', f);
-    const s = q.toString();
+  /** The views of a kind: its declared ones, or the whole kind as one view without selectors. */
+  private viewsOf(kind: string): readonly (KubeView | undefined)[] {
+    return this.views[kind] ?? [undefined];
+  }
+
+  private static query(view: KubeView | undefined, label?: string): string {
+    const s = new URLSearchParams(viewQuery(view, label)).toString();
     return s ? `?${s}` : '';
+  }
+
+  /** One list of one view: its items (kind/apiVersion set) and the revision it was read at. */
+  private async listView(r: KubeResource, namespace: string | undefined, view: KubeView | undefined, label?: string): Promise<{ items: Resource[]; revision: number }> {
+    const res = (await this.call('GET', collectionPath(r, namespace) + KubernetesStore.query(view, label), `list ${r.info.kind}`, { verb: 'list', r, namespace }).catch(
+      (e: unknown) => {
+        throw notServed(e, r);
+      },
+    )) as { metadata?: { resourceVersion?: string }; items?: unknown[] };
+    return { items: (res.items ?? []).map((o) => this.out(r, o)), revision: Number(res.metadata?.resourceVersion ?? 0) };
   }
 
   async get(key: ObjectKey): Promise<Resource | undefined> {
@@ -139,7 +168,7 @@ export class KubernetesStore implements Store {
     const k = checkKey(key);
     const r = kubeResource(k.kind);
     try {
-      return this.out(r, await this.call('GET', objectPath(r, k), describeKey(k)));
+      return this.out(r, await this.call('GET', objectPath(r, k), describeKey(k), { verb: 'get', r, namespace: k.namespace }));
     } catch (e) {
       if (e instanceof StoreError && e.code === 'NotFound') return undefined;
       throw e;
@@ -151,15 +180,20 @@ export class KubernetesStore implements Store {
     const { namespace, match } = checkListArgs(kind, opts);
     const r = kubeResource(kind);
     const label = typeof opts?.labelSelector === 'string' ? opts.labelSelector : undefined;
-    const res = (await this.call('GET', collectionPath(r, namespace) + this.selectorQuery(kind, label), `list ${kind}`).catch((e: unknown) => {
-      throw notServed(e, r);
-    })) as {
-      metadata?: { resourceVersion?: string };
-      items?: unknown[];
-    };
-    const items = (res.items ?? []).map((o) => this.out(r, o)).filter((o) => match(o.metadata.labels));
+    // Each view on its own; merged by key, the newest copy winning; the revision is the oldest of the lists'
+    // (kubernetes-views.ts: a watch from there misses none of the changes any view's list missed).
+    const lists = await Promise.all(this.viewsOf(kind).map((v) => this.listView(r, namespace, v, label)));
+    const byKey = new Map<string, Resource>();
+    for (const l of lists) {
+      for (const o of l.items) {
+        const k = keyString(keyOf(o));
+        const had = byKey.get(k);
+        if (!had || Number(o.metadata.resourceVersion) > Number(had.metadata.resourceVersion)) byKey.set(k, o);
+      }
+    }
+    const items = [...byKey.values()].filter((o) => match(o.metadata.labels));
     items.sort((a, b) => compareKeys(keyOf(a), keyOf(b)));
-    return { items, revision: Number(res.metadata?.resourceVersion ?? 0) };
+    return { items, revision: Math.min(...lists.map((l) => l.revision)) };
   }
 
   async create(obj: Resource): Promise<Resource> {
@@ -173,7 +207,7 @@ export class KubernetesStore implements Store {
     delete c.metadata.resourceVersion;
     delete c.metadata.uid;
     delete c.metadata.creationTimestamp;
-    const created = this.out(r, await this.call('POST', collectionPath(r, key.namespace), describeKey(key), c));
+    const created = this.out(r, await this.call('POST', collectionPath(r, key.namespace), describeKey(key), { verb: 'create', r, namespace: key.namespace }, c));
     return this.writeStatus(r, key, c, created);
   }
 
@@ -182,7 +216,7 @@ export class KubernetesStore implements Store {
     if (!STATUS_SUBRESOURCE.has(r.info.kind) || wanted.status === undefined) return stored;
     if (JSON.stringify(wanted.status) === JSON.stringify(stored.status)) return stored;
     const body = { ...stored, status: wanted.status };
-    return this.out(r, await this.call('PUT', objectPath(r, key, 'status'), describeKey(key), body));
+    return this.out(r, await this.call('PUT', objectPath(r, key, 'status'), describeKey(key), { verb: 'update', r, namespace: key.namespace, sub: 'status' }, body));
   }
 
   async update(obj: Resource): Promise<Resource> {
@@ -194,7 +228,7 @@ export class KubernetesStore implements Store {
     const key = keyOf(c);
     const r = kubeResource(c.kind);
     if (c.metadata.resourceVersion === '') delete c.metadata.resourceVersion;
-    const stored = this.out(r, await this.call('PUT', objectPath(r, key), describeKey(key), c));
+    const stored = this.out(r, await this.call('PUT', objectPath(r, key), describeKey(key), { verb: 'update', r, namespace: key.namespace }, c));
     return this.writeStatus(r, key, c, stored);
   }
 
@@ -204,7 +238,7 @@ export class KubernetesStore implements Store {
     const r = kubeResource(k.kind);
     const rv = opts?.resourceVersion;
     const body = { kind: 'DeleteOptions', apiVersion: 'v1', ...(rv ? { preconditions: { resourceVersion: rv } } : {}) };
-    return this.out(r, await this.call('DELETE', objectPath(r, k), describeKey(k), body));
+    return this.out(r, await this.call('DELETE', objectPath(r, k), describeKey(k), { verb: 'delete', r, namespace: k.namespace }, body));
   }
 
   /**
@@ -250,7 +284,7 @@ export class KubernetesStore implements Store {
   }
 
   async revision(): Promise<number> {
-    const res = (await this.call('GET', '/api/v1/namespaces?limit=1', 'revision')) as { metadata?: { resourceVersion?: string } };
+    const res = (await this.call('GET', '/api/v1/namespaces?limit=1', 'revision', { verb: 'list', r: kubeResource('Namespace') })) as { metadata?: { resourceVersion?: string } };
     return Number(res.metadata?.resourceVersion ?? 0);
   }
 
@@ -277,26 +311,43 @@ export class KubernetesStore implements Store {
       void w.close();
       reportWatchStop(opts.onError, err);
     };
-    for (const r of resources) {
-      const part = new KindWatch({
-        kc: this.kc,
-        path: collectionPath(r, namespace),
-        kind: r.info.kind,
-        apiVersion: r.info.apiVersion,
-        from,
-        fieldSelector: this.opts.fieldSelectors?.[r.info.kind],
-        deliver: (events) => {
-          const next = chain.then(async () => {
-            if (!stopped) await handler(events);
-          });
-          chain = next.catch(() => {});
-          return next;
-        },
-        fail,
+    const push = (events: WatchEvent[]): Promise<void> => {
+      const next = chain.then(async () => {
+        if (!stopped && events.length) await handler(events);
       });
-      parts.push(part);
-    }
+      chain = next.catch(() => {});
+      return next;
+    };
     try {
+      for (const r of resources) {
+        const views = this.viewsOf(r.info.kind);
+        // Several views: their union (kubernetes-views.ts), its holders seeded from one list of each view.
+        const union = views.length > 1 ? new ViewUnion(views.length, from) : undefined;
+        if (union) {
+          const lists = await Promise.all(views.map((v) => this.listView(r, namespace, v)));
+          lists.forEach((l, i) => l.items.forEach((o) => union.hold(i, keyString(keyOf(o)))));
+        }
+        views.forEach((view, i) => {
+          const q = viewQuery(view);
+          parts.push(
+            new KindWatch({
+              kc: this.kc,
+              path: collectionPath(r, namespace),
+              resource: r,
+              namespace,
+              kind: r.info.kind,
+              apiVersion: r.info.apiVersion,
+              from,
+              labelSelector: q.labelSelector,
+              fieldSelector: q.fieldSelector,
+              // (the union decides synchronously, in the order each stream delivers; the handler calls are chained)
+              deliver: union ? (events) => push(events.filter((e) => union.accept(i, e.type, keyString(keyOf(e.object)), e.revision))) : push,
+              onProgress: union ? (rv) => union.advance(i, rv) : undefined,
+              fail,
+            }),
+          );
+        });
+      }
       await Promise.all(parts.map((p) => p.start()));
     } catch (e) {
       stopped = true;

@@ -6,6 +6,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { EtcdTls } from './etcd.js';
+import type { KubeViews } from './kubernetes-views.js';
 import { MemoryStore } from './memory.js';
 import { SqliteStore, type SqliteStoreOptions } from './sqlite.js';
 import { StoreError, type Store } from './types.js';
@@ -198,8 +199,8 @@ export interface OpenStoreOptions {
   etcdTls?: EtcdTlsFiles;
   /** --kubeconfig: the kubeconfig for a `kubernetes:` datastore (an error with any other datastore, or with kubernetes:PATH). */
   kubeconfig?: string;
-  /** Field selectors per kind for a `kubernetes:` datastore (KubernetesStoreOptions.fieldSelectors); ignored elsewhere. */
-  kubeFieldSelectors?: Record<string, string>;
+  /** Per kind, the views a `kubernetes:` datastore holds (KubernetesStoreOptions.views, kubernetes-views.ts); ignored elsewhere. */
+  kubeViews?: KubeViews;
 }
 
 /**
@@ -223,7 +224,7 @@ export async function openStore(spec?: string, opts: OpenStoreOptions = {}): Pro
     const kubeconfig = parsed.kubeconfig ?? (opts.kubeconfig !== undefined ? resolve(opts.kubeconfig) : undefined);
     // loaded only when used, as etcd's client is: client-node is large
     const { KubernetesStore } = await import('./kubernetes.js');
-    return new KubernetesStore({ kubeconfig, fieldSelectors: opts.kubeFieldSelectors });
+    return new KubernetesStore({ kubeconfig, views: opts.kubeViews });
   }
   if (parsed.scheme === 'memory') return new MemoryStore();
   if (parsed.scheme === 'etcd') {

@@ -4,11 +4,15 @@
 // counter across every resource (as etcd's revision is in practice), list + `?watch=1&resourceVersion=RV` streams of
 // {type, object} lines (BOOKMARK with allowWatchBookmarks=true), 409 Conflict / AlreadyExists, 404, 410 Gone (reason
 // Expired) for a watch from a compacted resourceVersion, fieldSelector (metadata.name, metadata.namespace,
-// spec.nodeName) and labelSelector, and Status error bodies shaped as Kubernetes sends them.
+// spec.nodeName) and labelSelector, and Status error bodies shaped as Kubernetes sends them. A watch with a selector
+// gets ADDED when an object starts to match it and DELETED (the previous object, at the change's resourceVersion)
+// when it stops, as kube-apiserver's watch cache sends them. `forbid` answers 403 Forbidden for a verb on a resource,
+// with the Status message a real server gives (RBAC is otherwise not modelled).
 import { randomUUID } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { KubeVerb } from '../datastore/kubernetes-kinds.js';
 import { labelMatcher } from '../datastore/labelselector.js';
 
 type Obj = { apiVersion?: string; kind?: string; metadata: Record<string, unknown> & { name: string; namespace?: string }; [k: string]: unknown };
@@ -30,6 +34,15 @@ interface HistoryEvent {
   obj: Obj;
   /** When it happened (ms since epoch): compactOlderThan drops by age, as kube-apiserver's compaction does. */
   at: number;
+  /** For MODIFIED: the object before (a selector's watch turns the change into ADDED or DELETED). */
+  prev?: Obj;
+}
+
+/** A verb on a resource the stand-in refuses with 403, e.g. `{ verb: 'list', resource: 'pods' }`. */
+export interface Forbidden {
+  verb: KubeVerb;
+  /** The plural, `/status` for the subresource, then `.group` unless core: `pods`, `pods/status`, `egressgateways.operator.tigera.io`. */
+  resource: string;
 }
 
 interface Watcher {
@@ -47,6 +60,10 @@ export interface StandInOptions {
   bookmarkMs?: number;
   /** Resources (`plural.group`, e.g. `egressgateways.operator.tigera.io`) the server does not serve: a CRD not installed. */
   notServed?: Iterable<string>;
+  /** Verbs on resources answered 403 Forbidden (a service account without that RBAC rule). */
+  forbid?: Iterable<Forbidden>;
+  /** The user a 403 names. Default `system:serviceaccount:egw-system:egw-agent`. */
+  user?: string;
   /**
    * A journal file that makes the objects outlive the process (the lab's stand-in: a restarted API server keeps its
    * objects as one backed by etcd does). Every change is appended as a line; at start the file is replayed, rewritten
@@ -95,6 +112,8 @@ export class KubeApiStandIn {
   private readonly notServed: Set<string>;
   /** Tests: called before each write (POST/PUT/DELETE); a status code returned is answered instead (409: a Conflict). */
   beforeWrite?: (method: string, path: string) => number | undefined;
+  private readonly forbidden: Set<string>;
+  private readonly user: string;
   /** Every watch request's query, for tests of what a client asked for. */
   readonly watchRequests: URLSearchParams[] = [];
   /** How many watch events (not bookmarks) were sent, per watch. */
@@ -106,6 +125,8 @@ export class KubeApiStandIn {
     this.statusPlurals = new Set(opts.statusSubresource ?? []);
     this.bookmarkMs = opts.bookmarkMs ?? 200;
     this.notServed = new Set(opts.notServed ?? []);
+    this.forbidden = new Set([...(opts.forbid ?? [])].map((f) => `${f.verb} ${f.resource}`));
+    this.user = opts.user ?? 'system:serviceaccount:egw-system:egw-agent';
     this.server = createServer((req, res) => void this.handle(req, res));
     if (opts.journal) this.openJournal(opts.journal);
   }
@@ -266,13 +287,21 @@ export class KubeApiStandIn {
     };
   }
 
-  private record(type: HistoryEvent['type'], t: Target, obj: Obj): void {
-    const ev: HistoryEvent = { rv: this.rv, type, resource: t.resource, obj: structuredClone(obj), at: Date.now() };
+  private record(type: HistoryEvent['type'], t: Target, obj: Obj, prev?: Obj): void {
+    const ev: HistoryEvent = { rv: this.rv, type, resource: t.resource, obj: structuredClone(obj), at: Date.now(), ...(prev ? { prev: structuredClone(prev) } : {}) };
     this.history.push(ev);
     if (this.journalFd !== undefined) writeSync(this.journalFd, JSON.stringify({ rv: ev.rv, type, resource: ev.resource, obj: ev.obj }) + '\n');
-    for (const w of this.watchers) {
-      if (w.target.resource === ev.resource && w.match(ev.obj)) this.line(w.res, ev.type, ev.obj);
-    }
+    for (const w of this.watchers) if (w.target.resource === ev.resource) this.send1(w.res, w.match, ev);
+  }
+
+  /** One event as a watch with `match` sees it: entering its selector is ADDED, leaving it DELETED (the old object). */
+  private send1(res: ServerResponse, match: (o: Obj) => boolean, ev: HistoryEvent): void {
+    const now = match(ev.obj);
+    const before = ev.prev !== undefined && match(ev.prev);
+    if (ev.type !== 'MODIFIED' || ev.prev === undefined) {
+      if (now) this.line(res, ev.type, ev.obj);
+    } else if (now) this.line(res, before ? 'MODIFIED' : 'ADDED', ev.obj);
+    else if (before) this.line(res, 'DELETED', { ...ev.prev!, metadata: { ...ev.prev!.metadata, resourceVersion: String(ev.rv) } });
   }
 
   private line(res: ServerResponse, type: string, object: unknown): void {
@@ -289,6 +318,18 @@ export class KubeApiStandIn {
       const qualified = t.group ? `${t.plural}.${t.group}` : t.plural;
       // as a real API server answers for a resource nobody registered
       if (this.notServed.has(qualified)) return this.send(res, 404, status(404, 'NotFound', 'the server could not find the requested resource'));
+      if (this.forbidden.size > 0) {
+        const isWatch = q.get('watch') === '1' || q.get('watch') === 'true';
+        const verb = req.method === 'POST' ? 'create' : req.method === 'PUT' ? 'update' : req.method === 'DELETE' ? 'delete' : t.name !== undefined ? 'get' : isWatch ? 'watch' : 'list';
+        const rbacResource = t.sub ? `${t.plural}/${t.sub}` : t.plural;
+        if (this.forbidden.has(`${verb} ${t.group ? `${rbacResource}.${t.group}` : rbacResource}`)) {
+          // as kube-apiserver words it (the resource, the user, the verb, resource and group, the scope)
+          const what = t.name !== undefined && req.method !== 'POST' ? `${qualified} "${t.name}"` : qualified;
+          const scope = t.namespace !== undefined ? `in the namespace "${t.namespace}"` : 'at the cluster scope';
+          const msg = `${what} is forbidden: User "${this.user}" cannot ${verb} resource "${rbacResource}" in API group "${t.group}" ${scope}`;
+          return this.send(res, 403, status(403, 'Forbidden', msg, { ...(t.name !== undefined ? { name: t.name } : {}), group: t.group, kind: t.plural }));
+        }
+      }
       const notFound = (name: string) => status(404, 'NotFound', `${qualified} "${name}" not found`, { name, group: t.group, kind: t.plural });
       const key = (ns: string | undefined, name: string) => `${ns ?? ''}/${name}`;
       const coll = this.coll(t.resource);
@@ -348,7 +389,7 @@ export class KubeApiStandIn {
         next.metadata = { ...(statusOnly ? cur.metadata : body.metadata), uid: cur.metadata.uid, creationTimestamp: cur.metadata.creationTimestamp, resourceVersion: String(this.rv) };
         if (t.namespace !== undefined) next.metadata.namespace = t.namespace;
         coll.set(k, next);
-        this.record('MODIFIED', t, next);
+        this.record('MODIFIED', t, next, cur);
         return this.send(res, 200, next);
       }
       if (req.method === 'DELETE') {
@@ -380,7 +421,7 @@ export class KubeApiStandIn {
       // resourceVersion unset or "0": the current state as ADDED events, then changes (Kubernetes' "any" semantics).
       for (const o of this.coll(t.resource).values()) if (match(o)) this.line(res, 'ADDED', o);
     } else {
-      for (const e of this.history) if (e.rv > from && e.resource === t.resource && match(e.obj)) this.line(res, e.type, e.obj);
+      for (const e of this.history) if (e.rv > from && e.resource === t.resource) this.send1(res, match, e);
     }
     this.watchers.add(w);
     const timers: NodeJS.Timeout[] = [];

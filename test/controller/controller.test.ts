@@ -2,7 +2,7 @@
 // (resync is set far out, so only the watch can drive these), and IPAM garbage collection.
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { ANNOTATION, type EgressGateway, type Pod } from '../../src/api/types.js';
+import { ANNOTATION, LABEL, type EgressGateway, type Pod } from '../../src/api/types.js';
 import { runController } from '../../src/controller/index.js';
 import { MemoryStore } from '../../src/datastore/memory.js';
 import { Ipam } from '../../src/ipam/index.js';
@@ -86,7 +86,7 @@ describe('runController', () => {
         {
           name: p.metadata.name,
           namespace: 'prod',
-          labels: { 'egress-code': 'red' },
+          labels: { 'egress-code': 'red', [LABEL.gatewayOf]: 'red' },
           annotations: { [ANNOTATION.gatewayOf]: 'red', [ANNOTATION.ipv4Pools]: '["egress"]' },
           ownerReferences: [{ apiVersion: 'operator.tigera.io/v1', kind: 'EgressGateway', name: 'red', uid, controller: true }],
           spec: { nodeName: p.spec.nodeName, containers: [{ name: 'gateway', image: 'egw', command: ['egw', 'gateway'] }], terminationGracePeriodSeconds: 30 },
@@ -123,7 +123,7 @@ describe('runController', () => {
     const g = await getGateway();
     g.spec.template.metadata.labels = { 'egress-code': 'blue', team: 'a' };
     await store.update(g);
-    await until('relabel', async () => JSON.stringify((await gatewayPods())[0]?.metadata.labels) === JSON.stringify({ 'egress-code': 'blue', team: 'a' }), SOON);
+    await until('relabel', async () => JSON.stringify((await gatewayPods())[0]?.metadata.labels) === JSON.stringify({ 'egress-code': 'blue', team: 'a', [LABEL.gatewayOf]: 'red' }), SOON);
     const [relabelled] = await gatewayPods();
     assert.equal(relabelled.metadata.name, left.metadata.name, 'same pod, not a new one');
     assert.equal(relabelled.spec.nodeName, left.spec.nodeName);

@@ -1,7 +1,7 @@
 // planGatewayPods and gatewayConditions: the pure planning of gateway pods.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ANNOTATION, DEFAULT_GATEWAY_LABEL, type Pod } from '../../src/api/types.js';
+import { ANNOTATION, DEFAULT_GATEWAY_LABEL, LABEL, type Pod } from '../../src/api/types.js';
 import { gatewayConditions, planGatewayPods } from '../../src/controller/index.js';
 import { controllerGatewayPod, egressGateway, ippool, node, seeded } from '../helpers/resources.js';
 
@@ -37,7 +37,7 @@ describe('planGatewayPods', () => {
         metadata: {
           name: p.metadata.name,
           namespace: 'prod',
-          labels: { 'egress-code': 'red', tier: 'gw' },
+          labels: { 'egress-code': 'red', tier: 'gw', [LABEL.gatewayOf]: 'red' },
           annotations: { [ANNOTATION.gatewayOf]: 'red', [ANNOTATION.ipv4Pools]: '["egress"]' },
           ownerReferences: [{ apiVersion: 'operator.tigera.io/v1', kind: 'EgressGateway', name: 'red', uid: 'uid-red', controller: true }],
         },
@@ -62,7 +62,7 @@ describe('planGatewayPods', () => {
     const egw = gw({ replicas: 3, template: { metadata: { labels: {} } }, ipPools: [{ name: 'default' }] });
     const plan = planGatewayPods(egw, [], nodes, pools);
     assert.deepEqual(plan.create.map((p) => p.spec.nodeName), ['n1', 'n2', 'n3']);
-    assert.deepEqual(plan.create[0].metadata.labels, { [DEFAULT_GATEWAY_LABEL]: 'red' });
+    assert.deepEqual(plan.create[0].metadata.labels, { [DEFAULT_GATEWAY_LABEL]: 'red', [LABEL.gatewayOf]: 'red' });
   });
 
   it('places new pods on the node with the fewest pods of this gateway, ties by name', () => {
@@ -115,7 +115,7 @@ describe('planGatewayPods', () => {
     const plan = planGatewayPods(egw, pods, nodes, pools);
     assert.equal(plan.update.length, 1);
     const u = plan.update[0];
-    assert.deepEqual(u, { ...pods[0], metadata: { ...pods[0].metadata, labels: { 'egress-code': 'red' } } });
+    assert.deepEqual(u, { ...pods[0], metadata: { ...pods[0].metadata, labels: { 'egress-code': 'red', [LABEL.gatewayOf]: 'red' } } });
     assert.equal(u.metadata.resourceVersion, '7', 'the update carries the version read');
     assert.deepEqual(pods[0].metadata.labels, { 'egress-code': 'old', extra: 'x' }, 'input not mutated');
   });

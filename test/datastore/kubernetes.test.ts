@@ -11,6 +11,7 @@ import type { Resource } from '../../src/api/meta.js';
 import { startInformer } from '../../src/datastore/informer.js';
 import { KubernetesStore, loadKubeConfig } from '../../src/datastore/kubernetes.js';
 import { STATUS_SUBRESOURCE, kubeResource } from '../../src/datastore/kubernetes-kinds.js';
+import type { KubeViews } from '../../src/datastore/kubernetes-views.js';
 import { openStore } from '../../src/datastore/open.js';
 import { StoreError, type Store } from '../../src/datastore/types.js';
 import { pod } from '../helpers/resources.js';
@@ -25,12 +26,12 @@ let n = 0;
 const statusPlurals = [...STATUS_SUBRESOURCE].map((k) => kubeResource(k).info.plural);
 
 /** A stand-in server and a store on it; closing the store stops the server. */
-async function fresh(opts: { fieldSelectors?: Record<string, string>; bookmarkMs?: number; notServed?: string[] } = {}): Promise<{ srv: KubeApiStandIn; store: KubernetesStore; file: string }> {
+async function fresh(opts: { views?: KubeViews; bookmarkMs?: number; notServed?: string[] } = {}): Promise<{ srv: KubeApiStandIn; store: KubernetesStore; file: string }> {
   const srv = new KubeApiStandIn({ statusSubresource: statusPlurals, bookmarkMs: opts.bookmarkMs, notServed: opts.notServed });
   await srv.start();
   const file = join(dir, `kubeconfig-${++n}`);
   writeFileSync(file, srv.kubeconfig());
-  const store = new KubernetesStore({ kubeconfig: file, fieldSelectors: opts.fieldSelectors });
+  const store = new KubernetesStore({ kubeconfig: file, views: opts.views });
   const close = store.close.bind(store);
   store.close = async () => {
     await close();
@@ -146,7 +147,7 @@ describe('kubernetes: datastore', () => {
     const other = pod('default', 'other', { node: 'node-2' });
     const file = join(dir, `kubeconfig-agent-${n}`);
     writeFileSync(file, srv.kubeconfig());
-    const agent = new KubernetesStore({ kubeconfig: file, fieldSelectors: { Pod: 'spec.nodeName=node-1' } });
+    const agent = new KubernetesStore({ kubeconfig: file, views: { Pod: [{ fieldSelector: 'spec.nodeName=node-1' }] } });
     try {
       const b = await admin.revision();
       const w = await collect(agent, { kind: 'Pod', fromRevision: b });

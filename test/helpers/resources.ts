@@ -7,6 +7,7 @@
 import type { ObjectMeta, Resource } from '../../src/api/meta.js';
 import {
   ANNOTATION,
+  LABEL,
   NAMESPACE_NAME_LABEL,
   type Condition,
   type Container,
@@ -150,14 +151,15 @@ export interface ControllerPodOptions extends PodOptions {
 }
 
 /**
- * A gateway pod as the controller makes it and a store gives it back: owner reference, pools annotation, the gateway
- * container, a uid and a resourceVersion. No status unless given (no kubelet yet).
+ * A gateway pod as the controller makes it and a store gives it back: owner reference, pools annotation, the
+ * LABEL.gatewayOf label, the gateway container, a uid and a resourceVersion. No status unless given (no kubelet yet).
  */
 export function controllerGatewayPod(namespace: string, name: string, egw: string, o: ControllerPodOptions = {}): Pod {
   const { pools, ownerUid, creationTimestamp, ...rest } = o;
   return gatewayPod(namespace, name, egw, {
     containers: [{ ...GATEWAY_CONTAINER }],
     ...rest,
+    labels: { ...(rest.labels ?? { 'egress-code': egw }), [LABEL.gatewayOf]: egw },
     annotations: { [ANNOTATION.gatewayOf]: egw, [ANNOTATION.ipv4Pools]: JSON.stringify(pools ?? ['egress']), ...rest.annotations },
     metadata: {
       ownerReferences: [{ apiVersion: 'operator.tigera.io/v1', kind: 'EgressGateway', name: egw, uid: ownerUid ?? `uid-${egw}`, controller: true }],
