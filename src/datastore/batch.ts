@@ -36,12 +36,13 @@ export async function writeOps(store: Store, ops: TxnOp[]): Promise<Resource[]> 
     try {
       out.push(...(await store.txn([op])));
     } catch (e) {
-      if (!(e instanceof StoreError) || i === 0) throw e;
+      if (i === 0) throw e;
+      // After a write, any failure (a StoreError, or the transport failing mid-answer) leaves a partial write: say so.
       const written = ops.slice(0, i).map(opTarget).join(', ');
       const left = ops.slice(i + 1).map(opTarget);
       throw new PartialWriteError(
-        e.code,
-        `${store.description} writes one object at a time: ${i} of ${ops.length} written (${written}); ${op.op} of ${opTarget(op)} failed: ${e.message}` +
+        e instanceof StoreError ? e.code : 'Unavailable',
+        `${store.description} writes one object at a time: ${i} of ${ops.length} written (${written}); ${op.op} of ${opTarget(op)} failed: ${(e as Error).message ?? String(e)}` +
           (left.length ? `; not written: ${left.join(', ')}` : ''),
         i,
         i,

@@ -20,6 +20,9 @@ import type { Logger } from '../log.js';
 import { aborted, Backoff, errText, sleep, type BackoffOptions } from '../util.js';
 import type { Store, Watch, WatchEvent } from './types.js';
 
+/** Deleted keys whose deletion revision the informer keeps, against a late replay bringing one back. */
+const TOMBSTONES = 100_000;
+
 export interface InformerEvent extends WatchEvent {
   /** The object as the view held it before this change (absent for ADDED, or a change to an unseen object). */
   previous?: Resource;
@@ -118,10 +121,17 @@ class InformerImpl implements Informer {
         for (const l of lists) for (const r of l.items) view.set(keyString(keyOf(r)), r);
         this.view = view;
         this.revision = Math.max(...listRevs.values());
-        let last = 0; // revision of the last event applied: a replayed one is never applied twice
-        // On etcd every op of one txn shares its revision: the keys already applied at `last` (a key appears at most
-        // once per revision), so the rest of a txn is applied and a replay of it is not.
-        const atLast = new Set<string>();
+        // A replayed event is never applied twice, judged per key: the revision the view's copy was written at (its
+        // resourceVersion), or for a deleted key the deletion's (tombstones, the newest TOMBSTONES kept). Not one
+        // revision for the whole watch: the kubernetes: datastore watches each kind (and each view of a kind) on a
+        // stream of its own, so events of different keys may come in any order (docs/kubernetes-datastore.md); each
+        // key's own events come in order. On etcd the ops of one txn share a revision, each key once.
+        const tombstones = new Map<string, number>();
+        const appliedAt = (key: string): number => {
+          const cur = view.get(key);
+          const rv = cur ? Number(cur.metadata.resourceVersion) : NaN;
+          return Number.isFinite(rv) ? rv : (tombstones.get(key) ?? 0);
+        };
         await this.o.onReplace([...view.values()], this.revision);
         if (signal.aborted) break;
         let fail!: (err: unknown) => void;
@@ -137,15 +147,19 @@ class InformerImpl implements Informer {
             const out: InformerEvent[] = [];
             for (const ev of events) {
               const kind = ev.object.kind;
-              if (ev.revision < last || !this.kinds.has(kind) || ev.revision <= (listRevs.get(kind) ?? 0)) continue;
+              if (!this.kinds.has(kind) || ev.revision <= (listRevs.get(kind) ?? 0)) continue;
               const key = keyString(keyOf(ev.object));
-              if (ev.revision === last && atLast.has(key)) continue;
-              if (ev.revision > last) atLast.clear();
-              last = ev.revision;
-              atLast.add(key);
+              if (ev.revision <= appliedAt(key)) continue;
               const previous = view.get(key);
-              if (ev.type === 'DELETED') view.delete(key);
-              else view.set(key, ev.object);
+              if (ev.type === 'DELETED') {
+                view.delete(key);
+                tombstones.delete(key);
+                tombstones.set(key, ev.revision);
+                if (tombstones.size > TOMBSTONES) tombstones.delete(tombstones.keys().next().value!);
+              } else {
+                tombstones.delete(key);
+                view.set(key, ev.object);
+              }
               out.push(previous ? { ...ev, previous } : ev);
             }
             if (events.length > 0) this.revision = Math.max(this.revision, events[events.length - 1].revision);

@@ -12,9 +12,11 @@
 // - The union watch keeps per key the newest resourceVersion delivered and which views hold the object. An event at
 //   or below what was delivered for its key is dropped: two views deliver the same change twice, and a late stream
 //   must not roll an object back (nor bring a deleted one back).
-// - A DELETED from one view while another view still holds the object is not delivered: the object only left that
-//   view (a real API server sends DELETED when an object stops matching a watch's selector); the other view's own
-//   event for that change follows. Only when no view holds it any more is the DELETED delivered.
+// - A DELETED from one view while another view still holds the object is held back: the object may only have left
+//   that view (a real API server sends DELETED when an object stops matching a watch's selector), and the other
+//   view's own event for that change follows. Once no view holds the object any more, a DELETED is delivered: this
+//   one, or the held one when it is newer (a stream running ahead can bring the real deletion before the late
+//   stream's DELETED of an older change; without the held one no DELETED would pass and the object would stay).
 // - Holders are seeded from one list of each view when the watch opens (a list's objects are held), and follow each
 //   view's events after that. A key no view holds is forgotten once every view has passed its last resourceVersion
 //   (events and bookmarks), so the state stays the size of the view, not of the churn.
@@ -68,16 +70,24 @@ export function viewQuery(view: KubeView | undefined, label?: string): { labelSe
   return { ...(labels.length ? { labelSelector: labels.join(',') } : {}), ...(view?.fieldSelector ? { fieldSelector: view.fieldSelector } : {}) };
 }
 
-interface KeyState {
+/** What the union needs of a watch event. */
+export interface UnionEvent {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED';
+  revision: number;
+}
+
+interface KeyState<E> {
   /** resourceVersion of the newest event delivered for the key (0: none yet). */
   rv: number;
   /** The views that hold the object now. */
   holders: Set<number>;
+  /** The newest DELETED held back while another view still held the object (rules above). */
+  held?: E;
 }
 
 /** The union of `views` streams of one kind, all watched from `from`: which events to deliver (rules above). */
-export class ViewUnion {
-  private readonly keys = new Map<string, KeyState>();
+export class ViewUnion<E extends UnionEvent = UnionEvent> {
+  private readonly keys = new Map<string, KeyState<E>>();
   /** Keys no view holds, with the resourceVersion they were last touched at: forgotten once every view passed it. */
   private orphans: { key: string; rv: number }[] = [];
   private readonly progress: number[];
@@ -97,19 +107,28 @@ export class ViewUnion {
     this.state(key).holders.add(view);
   }
 
-  /** An event from `view`'s stream: true = deliver it. Call in the order each stream delivers. */
-  accept(view: number, type: 'ADDED' | 'MODIFIED' | 'DELETED', key: string, rv: number): boolean {
+  /**
+   * An event from `view`'s stream, in the order that stream delivers: the event to deliver for it (this one, or a
+   * DELETED held back earlier), or undefined.
+   */
+  accept(view: number, ev: E, key: string): E | undefined {
     const s = this.state(key);
-    if (type === 'DELETED') s.holders.delete(view);
+    const rv = ev.revision;
+    if (ev.type === 'DELETED') s.holders.delete(view);
     else s.holders.add(view);
-    let deliver = false;
-    if (rv > s.rv && (type !== 'DELETED' || s.holders.size === 0)) {
-      s.rv = rv;
-      deliver = true;
+    let out: E | undefined;
+    if (rv > s.rv) {
+      if (ev.type !== 'DELETED' || s.holders.size === 0) out = ev;
+      else if (!s.held || rv > s.held.revision) s.held = ev;
+    }
+    if (!out && s.holders.size === 0 && s.held && s.held.revision > s.rv) out = s.held;
+    if (out) {
+      s.rv = out.revision;
+      if (s.held && s.held.revision <= s.rv) s.held = undefined;
     }
     if (s.holders.size === 0) this.orphans.push({ key, rv: Math.max(rv, s.rv) });
     this.advance(view, rv);
-    return deliver;
+    return out;
   }
 
   /** The view's stream has seen everything up to `rv` (an event or a bookmark). */
@@ -135,7 +154,7 @@ export class ViewUnion {
     return this.keys.size;
   }
 
-  private state(key: string): KeyState {
+  private state(key: string): KeyState<E> {
     let s = this.keys.get(key);
     if (!s) this.keys.set(key, (s = { rv: 0, holders: new Set() }));
     return s;

@@ -322,7 +322,7 @@ export class KubernetesStore implements Store {
       for (const r of resources) {
         const views = this.viewsOf(r.info.kind);
         // Several views: their union (kubernetes-views.ts), its holders seeded from one list of each view.
-        const union = views.length > 1 ? new ViewUnion(views.length, from) : undefined;
+        const union = views.length > 1 ? new ViewUnion<WatchEvent>(views.length, from) : undefined;
         if (union) {
           const lists = await Promise.all(views.map((v) => this.listView(r, namespace, v)));
           lists.forEach((l, i) => l.items.forEach((o) => union.hold(i, keyString(keyOf(o)))));
@@ -341,7 +341,7 @@ export class KubernetesStore implements Store {
               labelSelector: q.labelSelector,
               fieldSelector: q.fieldSelector,
               // (the union decides synchronously, in the order each stream delivers; the handler calls are chained)
-              deliver: union ? (events) => push(events.filter((e) => union.accept(i, e.type, keyString(keyOf(e.object)), e.revision))) : push,
+              deliver: union ? (events) => push(events.flatMap((e) => union.accept(i, e, keyString(keyOf(e.object))) ?? [])) : push,
               onProgress: union ? (rv) => union.advance(i, rv) : undefined,
               fail,
             }),

@@ -136,10 +136,15 @@ export class KubeApiStandIn {
       const lines = readFileSync(file, 'utf8').split('\n');
       for (const [i, line] of lines.entries()) {
         if (line.trim() === '') continue;
-        let e: HistoryEvent;
+        let e: HistoryEvent | { type: 'REVISION'; rv: number };
         try {
-          e = JSON.parse(line) as HistoryEvent;
-          if (typeof e.rv !== 'number' || typeof e.resource !== 'string' || !e.obj?.metadata?.name) throw new Error('not a journal line');
+          e = JSON.parse(line) as HistoryEvent | { type: 'REVISION'; rv: number };
+          if (typeof e.rv !== 'number') throw new Error('not a journal line');
+          if (e.type === 'REVISION') {
+            this.rv = Math.max(this.rv, e.rv);
+            continue;
+          }
+          if (typeof e.resource !== 'string' || !e.obj?.metadata?.name) throw new Error('not a journal line');
         } catch {
           if (i < lines.length - 1 && lines.slice(i + 1).some((l) => l.trim() !== '')) throw new Error(`${file}:${i + 1}: not a journal line (only a torn last line is dropped)`);
           this.journalDropped++;
@@ -155,7 +160,9 @@ export class KubeApiStandIn {
     // Nothing before this point can be replayed to a watcher: a watch from an older resourceVersion gets 410.
     this.compactedAt = this.rv;
     const tmp = `${file}.tmp`;
-    const snapshot: string[] = [];
+    // The counter first: the newest object may be older than the last change (a deletion), and the counter must never
+    // go back (watchers resume from it).
+    const snapshot: string[] = [JSON.stringify({ type: 'REVISION', rv: this.rv })];
     for (const [resource, coll] of this.objects) for (const obj of coll.values()) snapshot.push(JSON.stringify({ rv: Number(obj.metadata.resourceVersion) || this.rv, type: 'ADDED', resource, obj }));
     writeFileSync(tmp, snapshot.map((l) => l + '\n').join(''));
     renameSync(tmp, file);
@@ -167,15 +174,21 @@ export class KubeApiStandIn {
    * the state directory for the host's forwarder). A stale socket file left by a killed run is removed first.
    */
   async serve(addresses: ({ host: string; port: number } | { path: string })[]): Promise<void> {
-    for (const a of addresses) {
-      const srv = createServer((req, res) => void this.handle(req, res));
-      if ('path' in a) rmSync(a.path, { force: true });
-      await new Promise<void>((resolve, reject) => {
-        srv.once('error', reject);
-        if ('path' in a) srv.listen(a.path, resolve);
-        else srv.listen(a.port, a.host, resolve);
-      });
-      this.extra.push(srv);
+    try {
+      for (const a of addresses) {
+        const srv = createServer((req, res) => void this.handle(req, res));
+        if ('path' in a) rmSync(a.path, { force: true });
+        await new Promise<void>((resolve, reject) => {
+          srv.once('error', reject);
+          if ('path' in a) srv.listen(a.path, resolve);
+          else srv.listen(a.port, a.host, resolve);
+        });
+        this.extra.push(srv);
+      }
+    } catch (e) {
+      // all or none: a server serving the lab but not the host's forwarder would look like a running one
+      for (const srv of this.extra.splice(0)) if (srv.listening) srv.close();
+      throw e;
     }
   }
 
@@ -290,8 +303,13 @@ export class KubeApiStandIn {
   private record(type: HistoryEvent['type'], t: Target, obj: Obj, prev?: Obj): void {
     const ev: HistoryEvent = { rv: this.rv, type, resource: t.resource, obj: structuredClone(obj), at: Date.now(), ...(prev ? { prev: structuredClone(prev) } : {}) };
     this.history.push(ev);
-    if (this.journalFd !== undefined) writeSync(this.journalFd, JSON.stringify({ rv: ev.rv, type, resource: ev.resource, obj: ev.obj }) + '\n');
-    for (const w of this.watchers) if (w.target.resource === ev.resource) this.send1(w.res, w.match, ev);
+    try {
+      if (this.journalFd !== undefined) writeSync(this.journalFd, JSON.stringify({ rv: ev.rv, type, resource: ev.resource, obj: ev.obj }) + '\n');
+    } finally {
+      // The change is made: the watchers are told even if the journal could not take it (the client then gets a 500
+      // naming the failure, and a restart would not have it).
+      for (const w of this.watchers) if (w.target.resource === ev.resource) this.send1(w.res, w.match, ev);
+    }
   }
 
   /** One event as a watch with `match` sees it: entering its selector is ADDED, leaving it DELETED (the old object). */

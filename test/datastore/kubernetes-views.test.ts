@@ -18,7 +18,7 @@ import { startInformer, type InformerEvent } from '../../src/datastore/informer.
 import { KubernetesStore } from '../../src/datastore/kubernetes.js';
 import { openStore } from '../../src/datastore/open.js';
 import { STATUS_SUBRESOURCE, kubeResource } from '../../src/datastore/kubernetes-kinds.js';
-import { checkViews, ViewUnion } from '../../src/datastore/kubernetes-views.js';
+import { checkViews, ViewUnion, type UnionEvent } from '../../src/datastore/kubernetes-views.js';
 import { StoreError } from '../../src/datastore/types.js';
 import { KubeApiStandIn, type StandInOptions } from '../../src/lab/apiserver.js';
 import { memoryLogger } from '../../src/log.js';
@@ -41,25 +41,31 @@ async function standIn(opts: StandInOptions = {}): Promise<{ srv: KubeApiStandIn
   return { srv, file };
 }
 
+/** Feeds one event to the union: true when that very event is to be delivered. */
+function take(u: ViewUnion, view: number, type: UnionEvent['type'], key: string, revision: number): boolean {
+  const ev = { type, revision };
+  return u.accept(view, ev, key) === ev;
+}
+
 describe('ViewUnion: the rules of a kind held as the union of several streams', () => {
   it('the same change from two views is delivered once', () => {
     const u = new ViewUnion(2, 100);
-    assert.equal(u.accept(0, 'ADDED', 'ns/a', 101), true);
-    assert.equal(u.accept(1, 'ADDED', 'ns/a', 101), false, 'the second view’s copy of the change');
-    assert.equal(u.accept(1, 'MODIFIED', 'ns/a', 102), true);
-    assert.equal(u.accept(0, 'MODIFIED', 'ns/a', 102), false);
+    assert.equal(take(u, 0, 'ADDED', 'ns/a', 101), true);
+    assert.equal(take(u, 1, 'ADDED', 'ns/a', 101), false, 'the second view’s copy of the change');
+    assert.equal(take(u, 1, 'MODIFIED', 'ns/a', 102), true);
+    assert.equal(take(u, 0, 'MODIFIED', 'ns/a', 102), false);
   });
 
   it('a late stream does not roll an object back, nor bring a deleted one back', () => {
     const u = new ViewUnion(2, 100);
-    assert.equal(u.accept(0, 'ADDED', 'ns/a', 101), true);
-    assert.equal(u.accept(0, 'MODIFIED', 'ns/a', 105), true);
-    assert.equal(u.accept(1, 'ADDED', 'ns/a', 101), false, 'older than what was delivered');
-    assert.equal(u.accept(1, 'MODIFIED', 'ns/a', 103), false);
-    assert.equal(u.accept(0, 'ADDED', 'ns/b', 106), true);
-    assert.equal(u.accept(0, 'DELETED', 'ns/b', 107), true, 'no other view holds b (view 1 has not seen it yet)');
-    assert.equal(u.accept(1, 'ADDED', 'ns/b', 106), false, 'the late view’s ADDED must not bring b back');
-    assert.equal(u.accept(1, 'DELETED', 'ns/b', 107), false);
+    assert.equal(take(u, 0, 'ADDED', 'ns/a', 101), true);
+    assert.equal(take(u, 0, 'MODIFIED', 'ns/a', 105), true);
+    assert.equal(take(u, 1, 'ADDED', 'ns/a', 101), false, 'older than what was delivered');
+    assert.equal(take(u, 1, 'MODIFIED', 'ns/a', 103), false);
+    assert.equal(take(u, 0, 'ADDED', 'ns/b', 106), true);
+    assert.equal(take(u, 0, 'DELETED', 'ns/b', 107), true, 'no other view holds b (view 1 has not seen it yet)');
+    assert.equal(take(u, 1, 'ADDED', 'ns/b', 106), false, 'the late view’s ADDED must not bring b back');
+    assert.equal(take(u, 1, 'DELETED', 'ns/b', 107), false);
   });
 
   it('a DELETED from one view while another holds the object is not delivered; the last holder’s is', () => {
@@ -67,28 +73,41 @@ describe('ViewUnion: the rules of a kind held as the union of several streams', 
     u.hold(0, 'ns/gw');
     u.hold(1, 'ns/gw');
     // the object leaves view 1 (its label removed) but stays in view 0: view 0 reports the same change as MODIFIED
-    assert.equal(u.accept(1, 'DELETED', 'ns/gw', 110), false);
-    assert.equal(u.accept(0, 'MODIFIED', 'ns/gw', 110), true);
+    assert.equal(take(u, 1, 'DELETED', 'ns/gw', 110), false);
+    assert.equal(take(u, 0, 'MODIFIED', 'ns/gw', 110), true);
     // deleted for real: both views report it; only once no view holds it
-    u.accept(1, 'ADDED', 'ns/gw', 111);
-    assert.equal(u.accept(0, 'DELETED', 'ns/gw', 112), false, 'view 1 still holds it');
-    assert.equal(u.accept(1, 'DELETED', 'ns/gw', 112), true);
+    take(u, 1, 'ADDED', 'ns/gw', 111);
+    assert.equal(take(u, 0, 'DELETED', 'ns/gw', 112), false, 'view 1 still holds it');
+    assert.equal(take(u, 1, 'DELETED', 'ns/gw', 112), true);
+  });
+
+  it('a stream running ahead brings the real deletion first: the held DELETED is delivered once no view holds it', () => {
+    const u = new ViewUnion(2, 100);
+    u.hold(0, 'ns/x');
+    u.hold(1, 'ns/x');
+    // 110: x leaves view 1 (view 0: MODIFIED, view 1: DELETED); 111: x deleted (view 0: DELETED). View 0 runs ahead.
+    assert.equal(take(u, 0, 'MODIFIED', 'ns/x', 110), true);
+    const deletion = { type: 'DELETED' as const, revision: 111 };
+    assert.equal(u.accept(0, deletion, 'ns/x'), undefined, 'view 1 still holds x');
+    // view 1's DELETED of 110 comes late: x is in no view now, and the held deletion of 111 is what goes out
+    assert.equal(u.accept(1, { type: 'DELETED', revision: 110 }, 'ns/x'), deletion);
+    assert.equal(u.accept(1, { type: 'DELETED', revision: 111 }, 'ns/x'), undefined, 'and only once');
   });
 
   it('forgets a key no view holds once every view has passed it (the state stays the size of the view)', () => {
     const u = new ViewUnion(2, 100);
     for (let i = 0; i < 50; i++) {
-      u.accept(0, 'ADDED', `ns/p${i}`, 101 + 2 * i);
-      u.accept(0, 'DELETED', `ns/p${i}`, 102 + 2 * i);
+      take(u, 0, 'ADDED', `ns/p${i}`, 101 + 2 * i);
+      take(u, 0, 'DELETED', `ns/p${i}`, 102 + 2 * i);
     }
-    u.accept(0, 'ADDED', 'ns/kept', 300);
+    take(u, 0, 'ADDED', 'ns/kept', 300);
     assert.equal(u.size, 51);
     u.advance(1, 150); // view 1 is behind: keys deleted after 150 may still come from it
     assert.ok(u.size > 1 && u.size < 51, `some forgotten (${u.size})`);
     u.advance(1, 400);
     u.advance(0, 400);
     assert.equal(u.size, 1, 'only the held key is left');
-    assert.equal(u.accept(1, 'ADDED', 'ns/kept', 300), false, 'a held key is never forgotten');
+    assert.equal(take(u, 1, 'ADDED', 'ns/kept', 300), false, 'a held key is never forgotten');
   });
 
   it('checkViews names the bad field', () => {

@@ -56,11 +56,30 @@ describe('the stand-in API server\'s journal', () => {
       // New writes continue the counter, and a watch from now sees them.
       const c = await b.store.create(pod('tenant-a', 'after', { node: 'node-2' }));
       assert.ok(Number(c.metadata.resourceVersion) > rev);
-      // The journal was rewritten as one line per object at start, then appended to.
+      // The journal was rewritten at start as the counter and one line per object, then appended to.
       const lines = readFileSync(journal, 'utf8').trim().split('\n');
-      assert.equal(lines.length, 3, lines.join('\n'));
+      assert.equal(lines.length, 4, lines.join('\n'));
+      assert.deepEqual(JSON.parse(lines[0]), { type: 'REVISION', rv: rev });
     } finally {
       await b.close();
+    }
+  });
+
+  it('the revision never goes back across restarts, even when the last change was a deletion', async () => {
+    const journal = join(dir, 'j3.jsonl');
+    const a = await serve(journal);
+    await a.store.create(ns('short-lived'));
+    await a.store.delete({ kind: 'Namespace', namespace: '', name: 'short-lived' });
+    const rev = await a.store.revision();
+    await a.close();
+    for (let i = 0; i < 2; i++) {
+      const b = await serve(journal);
+      try {
+        assert.equal(b.srv.revision, rev, `restart ${i + 1}`);
+        assert.deepEqual((await b.store.list('Namespace')).items, []);
+      } finally {
+        await b.close();
+      }
     }
   });
 
