@@ -27,10 +27,10 @@ import { Backoff, errText, sleep } from '../util.js';
 import { createLogger, type Logger } from '../log.js';
 import { Kernel } from './kernel.js';
 import { egwCommand, labStateDir, labStateRoot, ns, podNames, stateFiles } from './names.js';
-import { RESTART, exitText, isRunning, nsInode, readRecord, removeFile, restartBackoff, spawnDetached, stopProcess, stopProcessesInNetns, type ExitInfo, type ProcRecord } from './procs.js';
+import { RESTART, isRunning, nsInode, readRecord, removeFile, restartBackoff, spawnDetached, stopProcess, stopProcessesInNetns, type ExitInfo, type ProcRecord } from './procs.js';
 import { NETNS_ANNOTATION, readLabState } from './topology.js';
 import { PodStateFiles, type PodState } from './podstate.js';
-import { chooseNode, containerArgv, containerStatusesFor, lastExitFromStatus, readyConditionFor, type ContainerView } from './podspec.js';
+import { chooseNode, containerArgv, containerStatusesFor, lastExitFromStatus, lastExitText, readyConditionFor, type ContainerView } from './podspec.js';
 
 export interface KubeletOptions {
   store: Store;
@@ -62,9 +62,8 @@ interface ContainerRt {
   restartCount: number;
   /** How the last run ended (set by the exit handler when this kubelet started it). */
   exit?: ExitInfo;
-  /** This kubelet spawned the running process, so its exit handler will report how it ended. */
+  /** This kubelet spawned the process (its exit handler reports how it ended); when a tick first found it gone. */
   ownChild?: boolean;
-  /** When a tick first found the process gone while its exit handler had not yet run (ms since epoch). */
   goneSince?: number;
   lastExit?: ContainerView['lastExit'];
 }
@@ -87,11 +86,6 @@ interface PodRt {
 const EXIT_REPORT_WAIT_MS = 2000;
 const LINK_LOCAL_GW = '169.254.1.1';
 
-/** A container's last exit for its record and the log: exit code or signal if known, else when it was found gone. */
-function lastExitText(e: NonNullable<ContainerView['lastExit']>): string {
-  if ((e.code === undefined || e.code === null) && !e.signal) return `gone by ${e.at}`;
-  return exitText({ code: e.code ?? null, signal: (e.signal ?? null) as NodeJS.Signals | null, at: e.at });
-}
 const keyOf = (namespace: string, name: string) => `${namespace}/${name}`;
 
 class Kubelet {
@@ -646,11 +640,9 @@ class Kubelet {
             continue;
           }
           if (c.rec) {
-            // The process can be reaped (no longer running) a moment before Node runs its 'exit' handler: wait briefly
-            // for the exit code rather than report the end as Unknown (kubelet reports exitCode and reason).
+            // reaped a moment before Node runs its 'exit' handler: wait for the exit code (kubelet reports it)
             if (c.ownChild && !c.exit && now - (c.goneSince ??= now) < EXIT_REPORT_WAIT_MS) continue;
-            c.goneSince = undefined;
-            c.ownChild = false;
+            [c.goneSince, c.ownChild] = [undefined, false];
             c.nextStart = now + c.restarts.next();
             c.lastExit = c.exit ? { code: c.exit.code, signal: c.exit.signal, at: c.exit.at } : { at: new Date(now).toISOString() };
             c.exit = undefined;

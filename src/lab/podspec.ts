@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { setCondition } from '../api/conditions.js';
 import { ANNOTATION, type Condition, type Node as K8sNode, type Pod } from '../api/types.js';
+import { exitText } from './procs.js';
 
 /** The argv a container runs: `command` + `args`; `egw …` runs this egw against the same datastore. */
 export function containerArgv(c: { command?: string[]; args?: string[] }, pod: { namespace: string; name: string }, egw: string[], datastore: string): string[] | undefined {
@@ -107,4 +108,10 @@ export function lastExitFromStatus(pod: Pod, container: string): ContainerView['
   const signal = t.signal !== undefined ? Object.keys(SIGNALS).find((k) => SIGNALS[k] === t.signal) : undefined;
   if (signal) return { code: null, signal, at: t.finishedAt };
   return t.exitCode !== undefined ? { code: t.exitCode, signal: null, at: t.finishedAt } : { at: t.finishedAt };
+}
+
+/** A container's last exit for its record and the log: exit code or signal if known, else when it was found gone. */
+export function lastExitText(e: NonNullable<ContainerView['lastExit']>): string {
+  if ((e.code === undefined || e.code === null) && !e.signal) return `gone by ${e.at}`;
+  return exitText({ code: e.code ?? null, signal: (e.signal ?? null) as NodeJS.Signals | null, at: e.at });
 }
