@@ -353,7 +353,7 @@ export class KubeApiStandIn {
       const coll = this.coll(t.resource);
       if (req.method === 'GET' && t.name === undefined) {
         const match = this.matcher(t, q);
-        if (q.get('watch') === '1' || q.get('watch') === 'true') return this.watch(t, q, match, res);
+        if (q.get('watch') === '1' || q.get('watch') === 'true') return this.serveWatch(t, q, match, res);
         let items = [...coll.values()].filter(match).map((o) => {
           // A list's items carry no kind/apiVersion (the list's own kind says it), as a real API server sends them.
           const { kind: _k, apiVersion: _a, ...rest } = structuredClone(o);
@@ -426,7 +426,7 @@ export class KubeApiStandIn {
     }
   }
 
-  private watch(t: Target, q: URLSearchParams, match: (o: Obj) => boolean, res: ServerResponse): void {
+  private serveWatch(t: Target, q: URLSearchParams, match: (o: Obj) => boolean, res: ServerResponse): void {
     this.watchRequests.push(q);
     const fromText = q.get('resourceVersion') ?? '';
     const from = fromText === '' ? 0 : Number(fromText);

@@ -601,10 +601,10 @@ class Kubelet {
         meta: { pod: `${s.namespace}/${s.name}`, container: c.name, uid: s.uid },
         restarts: c.restartCount,
         ...(c.lastExit ? { lastExit: lastExitText(c.lastExit) } : {}),
-        onExit: (e) => {
-          c.exit = e;
-        },
+        // (only while this run is the container's: a handler later than EXIT_REPORT_WAIT_MS must not mark the next)
+        onExit: (e) => void (c.rec === rec ? (c.exit = e) : undefined),
       });
+      const rec = c.rec;
       c.ownChild = true;
       this.log.info('container started', { pod: `${s.namespace}/${s.name}`, container: c.name, pid: c.rec.pid, argv: c.argv.join(' ') });
     } catch (e) {

@@ -4,7 +4,6 @@
 // loopback forwarder (src/lab/forward.ts), so nothing is attached to the host's network namespace.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { isAbsolute, resolve } from 'node:path';
 import { defaultDatastoreSpec, openStore, parseDatastoreSpec } from '../datastore/open.js';
 import type { Store } from '../datastore/types.js';
 import type { Logger } from '../log.js';
@@ -18,10 +17,7 @@ export function normalizeDatastore(spec: string): string {
   const p = parseDatastoreSpec(spec);
   if (p.scheme === 'sqlite') return `sqlite:${p.path}`;
   if (p.scheme === 'etcd') return spec;
-  if (p.scheme === 'kubernetes') {
-    const path = spec.slice('kubernetes:'.length);
-    return path === '' || isAbsolute(path) ? spec : `kubernetes:${resolve(path)}`;
-  }
+  if (p.scheme === 'kubernetes') return p.kubeconfig === undefined ? spec : `kubernetes:${p.kubeconfig}`; // made absolute by the parser
   return 'memory:';
 }
 
@@ -83,8 +79,8 @@ export async function chooseLabDatastores(
   return { datastore, hostDatastore: datastore };
 }
 
-/** A free TCP port on 127.0.0.1 (for the forwarder). */
-function freeLoopbackPort(): Promise<number> {
+/** A free TCP port on 127.0.0.1 (for the forwarder; the tests' etcd servers too). */
+export function freeLoopbackPort(): Promise<number> {
   return new Promise((res, rej) => {
     const s = createServer();
     s.once('error', rej);

@@ -3,11 +3,11 @@
 // with a certificate from makeTestPki() and asks every client for a certificate of that CA (client-cert-auth).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { EtcdStore } from '../../src/datastore/etcd.js';
+import { freeLoopbackPort } from '../../src/lab/labstore.js';
 
 export const ETCD_BIN = process.env.EGW_ETCD_BIN || '/usr/bin/etcd';
 
@@ -18,16 +18,6 @@ export function etcdMissing(): string | undefined {
   return undefined;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      s.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 export interface EtcdServer {
   /** host:port of the client URL. */
@@ -98,7 +88,7 @@ export function makeTestPki(): TestPki {
 
 export async function startEtcd(opts: { tls?: TestPki } = {}): Promise<EtcdServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'egw-etcd-test-'));
-  const [client, peer] = [await freePort(), await freePort()];
+  const [client, peer] = [await freeLoopbackPort(), await freeLoopbackPort()];
   const tls = opts.tls;
   const clientUrl = `${tls ? 'https' : 'http'}://127.0.0.1:${client}`;
   const peerUrl = `http://127.0.0.1:${peer}`;
