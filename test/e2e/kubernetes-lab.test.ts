@@ -45,6 +45,10 @@ describe('the lab in Kubernetes mode: the demo on --datastore kubernetes through
       const g = await liveGateways(lab);
       return g.length === 2 && g.every((x) => x.ready) ? g : undefined;
     }, 40_000, LAB_POLL);
+    // As make demo does: running pods are not yet routed pods; wait (bounded) until the agents have programmed them.
+    for (const [ns, name] of [['tenant-a', 'client-a'], ['tenant-b', 'client-b']]) {
+      await until(`${ns}/${name} through a gateway`, async () => inPool((await lab.curl(ns, name, `http://${ECHO}/`))?.sourceIp) || undefined, 40_000, LAB_POLL);
+    }
   });
   after(async () => {
     await lab.down();
