@@ -121,7 +121,16 @@ export class FlowTracker {
         this.opened(key, openRecord(this.o, f, this.o.enrich(f), 'event'), f.seenAt, true);
         continue;
       }
-      const o = this.open.get(key);
+      let o = this.open.get(key);
+      if (o && f.start !== undefined && Math.floor(f.start) > Date.parse(o.rec.event.start)) {
+        // a DESTROY of a connection that began after the open one was first seen (an open record's start is the
+        // kernel's, or the NEW's arrival, never before the kernel's start): a later connection of the tuple, whose
+        // NEW was lost with the open one's DESTROY; the open one ended unseen before it began
+        this.dropOpen(key, o.rec);
+        this.completed(key, vanishedRecord(o.rec, Math.floor(f.start)));
+        this.stats.vanished++;
+        o = undefined;
+      }
       if (o) {
         this.dropOpen(key, o.rec);
         this.completed(key, completeRecord(o.rec, f));

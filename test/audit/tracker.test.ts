@@ -263,6 +263,28 @@ test('a second NEW of an open key is a new connection: the first one ended unsee
   assert.equal(t.check(3, T0 + 20_000), null);
 });
 
+test('a DESTROY of an open key that began after the open connection was seen is a later connection: the open one ended unseen', () => {
+  const { t, store } = tracker();
+  t.check(0, T0);
+  // NEW of connection 1 seen at T0+5 (kernel start T0+4.2); its DESTROY and connection 2's NEW lost; connection 2's DESTROY
+  t.onFlows([flow('new', 7, 7, 7, T0 + 5), destroy(7, 7, 7, T0 + 3000.4, T0 + 3020)]);
+  assert.equal(store.flows.length, 2, JSON.stringify(store.flows.map((r) => [r.event.start, r.event.end, r.egw.complete])));
+  const [first, second] = store.flows;
+  assert.equal(first!.egw.complete, false);
+  assert.equal(first!.event.start, new Date(T0 + 5).toISOString());
+  assert.equal(first!.event.end, new Date(T0 + 3000).toISOString(), 'it ended before the next one began');
+  assert.equal(second!.egw.complete, true);
+  assert.equal(second!.event.start, new Date(T0 + 3000).toISOString());
+  assert.equal(second!.egw.seen, 'destroy');
+  assert.equal(store.openRows.size, 0);
+  assert.equal(t.check(2, T0 + 10_000), null, 'both connections were seen');
+  // the same connection's DESTROY (kernel start before its NEW arrived, in the same millisecond or earlier) completes it
+  t.onFlows([flow('new', 8, 8, 8, T0 + 10_005), destroy(8, 8, 8, T0 + 10_005.9, T0 + 10_050)]);
+  assert.equal(store.flows.length, 3);
+  assert.equal(store.flows[2]!.egw.complete, true);
+  assert.equal(store.flows[2]!.egw.seen, 'event');
+});
+
 test('the ledger: surpluses of consecutive intervals add up (each is made up by the next count), so steady traffic writes no gap', () => {
   const { t } = tracker();
   t.check(0, T0);

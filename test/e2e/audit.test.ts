@@ -297,9 +297,8 @@ function account(dir: string, c: Client, recs: FloodRec[], from: number, to: num
   for (const f of recs) if (f.ok) made.set(f.port, (made.get(f.port) ?? 0) + 1);
   // A port used twice may have one record for both: the kernel reuses an entry in CLOSE for a SYN of its tuple
   // without a DESTROY and a NEW when the entry's last packet came from the server (docs/kernel.md, "A reopened tuple
-  // may keep its entry"). Such a record spans both connections; each one it spans past the first is "merged". A record
-  // spans a connection that ended before it did and that it began at most 5 s after (connflood's connect timeout): the
-  // record of a connection the kernel ended for a reopen ends at the next one's SYN, before that one's end.
+  // may keep its entry"). Such a record began during one connection (the kernel's start, at its SYN) and ends after
+  // the later ones of the port; each later one it spans is "merged".
   let unrecorded = 0;
   let merged = 0;
   const missing: string[] = [];
@@ -308,9 +307,14 @@ function account(dir: string, c: Client, recs: FloodRec[], from: number, to: num
     if (short <= 0) continue;
     const conns = recs.filter((f) => f.ok && f.port === port);
     const spanned = mine
-      .filter((r) => r.source.port === port && r.event.end)
-      .map((r) => conns.filter((f) => Date.parse(r.event.start) <= f.start + 5000 && f.end <= Date.parse(r.event.end!)).length);
-    const extra = Math.min(short, spanned.reduce((s, k) => s + Math.max(0, k - 1), 0));
+      // complete records only: their start and end are the kernel's (a record closed unseen ends at a dump)
+      .filter((r) => r.source.port === port && r.egw.complete && r.event.end)
+      .map((r) => {
+        const [start, end] = [Date.parse(r.event.start), Date.parse(r.event.end!)];
+        const first = conns.find((f) => f.start <= start && start <= f.end);
+        return first ? conns.filter((f) => f.start > first.end && f.end <= end).length : 0;
+      });
+    const extra = Math.min(short, spanned.reduce((s, k) => s + k, 0));
     merged += extra;
     if (short - extra <= 0) continue;
     unrecorded += short - extra;
