@@ -112,9 +112,7 @@ export class FlowTracker {
         if (o) {
           // a second NEW on an open key: the kernel made a new entry of that tuple, so the one egw had open ended and
           // its DESTROY was lost (conntrack sends NEW, DESTROY, NEW for a reopened tuple)
-          this.dropOpen(key, o.rec);
-          this.completed(key, vanishedRecord(o.rec, f.seenAt));
-          this.stats.vanished++;
+          this.vanish(key, o.rec, f.seenAt);
         }
         // (a completed connection of the same key before it: a reopened tuple, see Recent)
         this.recent.delete(key);
@@ -126,9 +124,7 @@ export class FlowTracker {
         // a DESTROY of a connection that began after the open one was first seen (an open record's start is the
         // kernel's, or the NEW's arrival, never before the kernel's start): a later connection of the tuple, whose
         // NEW was lost with the open one's DESTROY; the open one ended unseen before it began
-        this.dropOpen(key, o.rec);
-        this.completed(key, vanishedRecord(o.rec, Math.floor(f.start)));
-        this.stats.vanished++;
+        this.vanish(key, o.rec, Math.floor(f.start));
         o = undefined;
       }
       if (o) {
@@ -172,9 +168,7 @@ export class FlowTracker {
     for (const key of keys) {
       const o = this.open.get(key);
       if (!o) continue;
-      this.dropOpen(key, o.rec);
-      this.completed(key, vanishedRecord(o.rec, end));
-      this.stats.vanished++;
+      this.vanish(key, o.rec, end);
       n++;
     }
     return n;
@@ -274,6 +268,13 @@ export class FlowTracker {
   private dropOpen(key: string, rec: FlowRecord): void {
     this.open.delete(key);
     this.ports.remove(rec);
+  }
+
+  /** An open connection that ended while egw could not see its end: completed at `end`, counters unknown. */
+  private vanish(key: string, rec: FlowRecord, end: number): void {
+    this.dropOpen(key, rec);
+    this.completed(key, vanishedRecord(rec, end));
+    this.stats.vanished++;
   }
 
   private completed(key: string, rec: FlowRecord): void {
