@@ -15,11 +15,12 @@
 // 5 rounds; medians per path, and every figure's ratio to direct. Targets (issue 14): goodput1 ≥ 0.85 of direct,
 // connections/s ≥ 0.8, p99 request latency ≤ 1.5×. The lab is always torn down.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { release, tmpdir } from 'node:os';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, release, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { labDown, labNetns, labUp, loadLabFile, type LabConfig } from '../src/lab/index.js';
+import { labStateDir, stateFiles } from '../src/lab/names.js';
 import { createLogger } from '../src/log.js';
 import { canRun, iperf, listening, median, podNetns, r2, readCluster, run, sleep, sourceSeen, startServer, stopServer, type Cluster, type IperfServer } from './lablib.js';
 
@@ -43,6 +44,8 @@ interface ExpStep {
   input?: string;
   /** Exits non-zero when there is nothing to undo: fine. */
   mayFail?: boolean;
+  /** Only in the gateways' namespaces (default: every node's and every gateway's). */
+  gatewaysOnly?: boolean;
 }
 /** Candidate per-packet changes, tried here before they go into the data plane (src/dataplane, src/gateway). */
 const EXPERIMENTS: Record<string, { on: ExpStep[]; off: ExpStep[] }> = {
@@ -66,7 +69,18 @@ const EXPERIMENTS: Record<string, { on: ExpStep[]; off: ExpStep[] }> = {
     on: [{ argv: ['sh', '-c', 'for d in $(ls /sys/class/net); do case $d in lo|egw.vxlan) ;; *) ethtool -K $d gro on rx-udp-gro-forwarding on 2>/dev/null ;; esac; done; true'] }],
     off: [{ argv: ['sh', '-c', 'for d in $(ls /sys/class/net); do case $d in lo|egw.vxlan) ;; *) ethtool -K $d gro off rx-udp-gro-forwarding off 2>/dev/null ;; esac; done; true'] }],
   },
+  // Receive packet steering on the gateway's devices: a veth hands a packet to the backlog of the CPU that sent it,
+  // so when the sender moves between CPUs one flow's packets wait in two backlogs and arrive out of order (the
+  // receiver's OFO queue, the sender's DSACKed fast retransmits). RPS puts each flow on one CPU by its hash.
+  'rps-gw': { on: [rps(true, true)], off: [rps(false, true)] },
+  // the same on every device of every node and gateway namespace (the lab's veths too, which egw does not own)
+  rps: { on: [rps(true, false)], off: [rps(false, false)] },
 };
+
+function rps(on: boolean, gatewaysOnly: boolean): ExpStep {
+  const mask = on ? ((1n << BigInt(availableParallelism())) - 1n).toString(16) : '0';
+  return { argv: ['sh', '-c', `for f in /sys/class/net/*/queues/rx-*/rps_cpus; do echo ${mask} > $f; done`], gatewaysOnly };
+}
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const LAB_FILE = join(ROOT, 'examples', 'lab', 'demo.yaml');
@@ -178,10 +192,12 @@ export async function benchPaths(opts: PathsBenchOptions = {}): Promise<Record<s
     const withExp = new Map<PathName, Round[]>(PATHS.map((p) => [p.name, []]));
     const experiment = opts.experiment ?? process.env.EGW_BENCH_PATHS_EXPERIMENT;
     if (experiment !== undefined && !(experiment in EXPERIMENTS)) throw new Error(`EGW_BENCH_PATHS_EXPERIMENT=${experiment}: expected one of ${Object.keys(EXPERIMENTS).join(', ')}`);
-    const expNs = [...cfg.nodes.map((n) => labNetns.node(lab, n.name)), ...c.gateways.map((g) => g.metadata.annotations!['egw.dev/netns']!)];
+    const gwNs = c.gateways.map((g) => g.metadata.annotations!['egw.dev/netns']!);
+    const expNs = [...cfg.nodes.map((n) => labNetns.node(lab, n.name)), ...gwNs];
     const setExperiment = async (on: boolean) => {
       for (const ns of expNs) {
         for (const st of EXPERIMENTS[experiment!]![on ? 'on' : 'off']) {
+          if (st.gatewaysOnly && !gwNs.includes(ns)) continue;
           const r = await run(['ip', 'netns', 'exec', ns, ...st.argv], st.input === undefined ? {} : { input: st.input });
           if (r.code !== 0 && !st.mayFail) throw new Error(`experiment ${experiment} ${on ? 'on' : 'off'} in ${ns}: ${st.argv.join(' ')}: ${r.stderr.trim()}`);
         }
@@ -205,6 +221,7 @@ export async function benchPaths(opts: PathsBenchOptions = {}): Promise<Record<s
     const med = (rs: Round[]) => ({
       goodput1Gbps: r2(median(rs.map((r) => r.goodput1Gbps))),
       goodput4Gbps: r2(median(rs.map((r) => r.goodput4Gbps))),
+      retransmits1: median(rs.map((r) => r.retransmits1)),
       connPerS: Math.round(median(rs.map((r) => r.connRate.perS))),
       reqP50Ms: r2(median(rs.map((r) => r.connRate.p50Ms))),
       reqP99Ms: r2(median(rs.map((r) => r.connRate.p99Ms))),
@@ -250,11 +267,32 @@ export async function benchPaths(opts: PathsBenchOptions = {}): Promise<Record<s
     };
   } catch (e) {
     process.stderr.write(`bench paths: ${(e as Error).message}\n`);
+    if (pl) process.stderr.write(healthLines(labStateDir(pl.lab, pl.stateRoot)));
     return { error: (e as Error).message };
   } finally {
     for (const s of servers.values()) await stopServer(s);
     await pl?.down();
   }
+}
+
+/** After a failure: the lab's log lines about gateway health and routes (why a path went unreachable). */
+function healthLines(dir: string): string {
+  const logs = stateFiles.logs(dir);
+  let out = '';
+  let names: string[] = [];
+  try {
+    names = readdirSync(logs).filter((f) => f.endsWith('.log'));
+  } catch {
+    return '';
+  }
+  for (const f of names) {
+    const hits = readFileSync(join(logs, f), 'utf8')
+      .split('\n')
+      .filter((l) => /down|not ready|unreach|heartbeat|WARN|ERROR/i.test(l))
+      .slice(-8);
+    if (hits.length) out += `--- ${f}\n${hits.join('\n')}\n`;
+  }
+  return out;
 }
 
 /** The bench's lab, up with the scenario applied and every client's path checked (see the top of this file). */

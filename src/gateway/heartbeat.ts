@@ -20,7 +20,11 @@
 // rewrites bytes 5 and 6 of the received buffer and sends that same buffer back. Anything that is not a 16-byte
 // version-1 request is ignored without an answer.
 import dgram from 'node:dgram';
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import type { Logger } from '../log.js';
+import { sleep } from '../util.js';
 
 export const HEARTBEAT_MAGIC = 0x45475748; // "EGWH"
 export const HEARTBEAT_VERSION = 1;
@@ -87,8 +91,14 @@ export interface HeartbeatResponder {
   close(): Promise<void>;
 }
 
+/** The cells the main thread and the responder's thread share (heartbeat-worker.ts says what each means). */
+export const CELL = { FLAGS: 0, ANSWERED: 1, TICK: 2, CLOSED: 3 } as const;
+/** How long the main loop may go without a setState before the thread treats the readiness as stale (heartbeat-worker.ts). */
+export const HEARTBEAT_STALE_MS = 2000;
+
 /**
- * Answers heartbeat requests on `host:port`/udp with the state last given to setState. Until the first setState the
+ * Answers heartbeat requests on `host:port`/udp with the state last given to setState, from a thread of its own
+ * (heartbeat-worker.ts), so that nothing the gateway's main loop does can delay a reply. Until the first setState the
  * port stays closed: a gateway process that has just restarted does not know yet whether its (intact) data plane is
  * right, and a "not ready" answer would make every agent drop it at once, cutting the connections pinned to it;
  * silence would do the same after failureCount intervals. A closed port makes the gateway's kernel refuse each
@@ -96,58 +106,64 @@ export interface HeartbeatResponder {
  * keep its verdict meanwhile (src/agent/health.ts, docs/behaviour.md §3.4) — the same as while no process runs at all.
  *
  * So the socket is bound twice: once here, to report a port in use (or learn the port, given 0) at start, and closed
- * at once; then for good at the first setState. A bind that fails then is logged and tried again at a later setState
+ * at once; then for good, by the thread, at the first setState. A bind that fails then is logged and tried again
  * (at most once a second).
  */
-export async function startHeartbeatResponder(opts: { port: number; host: string; log?: Logger }): Promise<HeartbeatResponder> {
+export async function startHeartbeatResponder(opts: { port: number; host: string; log?: Logger; staleMs?: number }): Promise<HeartbeatResponder> {
   const probe = await bindUdp(opts.port, opts.host);
   const port = probe.address().port;
   await new Promise<void>((resolve) => probe.close(() => resolve()));
-  let flags: number | null = null;
-  let answered = 0;
-  let sock: dgram.Socket | null = null;
-  let binding: Promise<void> | null = null;
-  let retryAt = 0;
-  let closed = false;
-  const open = (): void => {
-    binding = bindUdp(port, opts.host).then(
-      (s) => {
-        binding = null;
-        if (closed) {
-          s.close();
-          return;
-        }
-        sock = s;
-        s.on('message', (msg, rinfo) => {
-          if (flags === null || !answerInPlace(msg, flags)) return;
-          answered++;
-          s.send(msg, rinfo.port, rinfo.address);
-        });
-        // Send errors (e.g. an ICMP error for an earlier reply) must not stop the responder.
-        s.on('error', (err) => opts.log?.debug('heartbeat socket error', { err: err.message }));
-      },
-      (err: Error) => {
-        binding = null;
-        retryAt = Date.now() + 1000;
-        opts.log?.error('cannot answer heartbeats; trying again', { port: `${port}/udp`, err: err.message });
-      },
-    );
-  };
+  const shared = new SharedArrayBuffer(4 * Object.keys(CELL).length);
+  const cells = new Int32Array(shared);
+  Atomics.store(cells, CELL.FLAGS, -1);
+  // dist/gateway/heartbeat-worker.js when built; the .ts beside this file when run through tsx (the tests), whose
+  // loader a worker does not inherit on Node 20: the thread registers it before importing the entry
+  const ext = extname(fileURLToPath(import.meta.url));
+  const entry = new URL(`./heartbeat-worker${ext}`, import.meta.url);
+  const workerData = { shared, port, host: opts.host, staleMs: opts.staleMs ?? HEARTBEAT_STALE_MS };
+  const worker =
+    ext === '.ts'
+      ? new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); })`, { eval: true, workerData })
+      : new Worker(entry, { workerData });
+  worker.on('message', (m: { type: string; err?: string; ms?: number }) => {
+    if (m.type === 'bind-error') opts.log?.error('cannot answer heartbeats; trying again', { port: `${port}/udp`, err: m.err });
+    else if (m.type === 'socket-error') opts.log?.debug('heartbeat socket error', { err: m.err });
+    else if (m.type === 'stale') opts.log?.warn('heartbeats refused: the main loop has not set the readiness for a while', { ms: m.ms });
+    else if (m.type === 'fresh') opts.log?.info('heartbeats answered again');
+  });
+  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+  // started, or why not (a thread that cannot load is an error of the start, like a port in use)
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error) => reject(new Error(`heartbeat thread: ${err.message}`));
+    worker.once('error', onError);
+    worker.on('message', function started(m: { type: string }) {
+      if (m.type !== 'started') return;
+      worker.off('message', started);
+      worker.off('error', onError);
+      resolve();
+    });
+  });
+  worker.on('error', (err) => opts.log?.error('heartbeat thread failed; agents see its port refused', { err: err.message }));
+  // the process's lifetime is the main thread's: a responder never keeps it running
+  worker.unref();
+  let woken = false;
   return {
     port,
     setState: (s) => {
-      flags = heartbeatFlags(s);
-      if (!sock && !binding && !closed && Date.now() >= retryAt) open();
+      Atomics.store(cells, CELL.FLAGS, heartbeatFlags(s));
+      Atomics.add(cells, CELL.TICK, 1);
+      if (!woken) worker.postMessage('wake');
+      woken = true;
     },
     get answered() {
-      return answered;
+      return Atomics.load(cells, CELL.ANSWERED);
     },
     close: async () => {
-      closed = true;
-      await binding;
-      const s = sock;
-      sock = null;
-      if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
+      Atomics.store(cells, CELL.CLOSED, 1);
+      const done = new Promise<void>((resolve) => worker.on('message', (m: { type: string }) => m.type === 'closed' && resolve()));
+      await Promise.race([done, exited, sleep(2000)]);
+      await worker.terminate();
+      await exited;
     },
   };
 }

@@ -1,0 +1,78 @@
+// The heartbeat responder answers from a thread of its own (src/gateway/heartbeat-worker.ts): a main loop that is
+// busy (a burst of flow-recorder work) does not delay replies, and a main loop that stopped setting the readiness
+// makes the port refuse requests — as while no process runs — instead of answering with a stale readiness.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { test } from 'node:test';
+import { startHeartbeatResponder } from '../../src/gateway/heartbeat.js';
+import { sleep } from '../../src/util.js';
+
+/** A sender in another process: `count` requests `everyMs` apart; prints each reply's and refusal's time (ms since its start). */
+function sender(host: string, port: number, count: number, everyMs: number): Promise<{ replies: number[]; refused: number[] }> {
+  const code = `
+const dgram = require('node:dgram');
+const s = dgram.createSocket('udp4');
+const t0 = Date.now(); const replies = []; const refused = [];
+s.on('message', () => replies.push(Date.now() - t0));
+s.on('error', () => refused.push(Date.now() - t0));
+s.connect(${port}, ${JSON.stringify(host)}, () => {
+  let i = 0;
+  const req = Buffer.alloc(16); req.writeUInt32BE(0x45475748, 0); req[4] = 1; req[5] = 1; req.writeUInt32BE(7, 12);
+  const tick = setInterval(() => {
+    if (i === ${count}) { clearInterval(tick); setTimeout(() => { console.log(JSON.stringify({ replies, refused })); s.close(); }, 200); return; }
+    req.writeUInt32BE(i++, 8); s.send(req);
+  }, ${everyMs});
+});`;
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.on('error', reject);
+    p.on('exit', (c) => (c === 0 ? resolve(JSON.parse(out) as { replies: number[]; refused: number[] }) : reject(new Error(`sender exit ${c}`))));
+  });
+}
+
+const gaps = (xs: number[]) => xs.slice(1).map((x, i) => x - xs[i]!);
+
+test('replies keep coming while the main loop is blocked for 700 ms', async () => {
+  const r = await startHeartbeatResponder({ port: 0, host: '127.0.0.7' });
+  try {
+    const ready = setInterval(() => r.setState({ ready: true, draining: false, known: true }), 100);
+    r.setState({ ready: true, draining: false, known: true });
+    await sleep(200); // the thread has opened the port
+    const sent = sender('127.0.0.7', r.port, 40, 50); // 2 s of requests
+    await sleep(500);
+    const before = r.answered;
+    const end = Date.now() + 700;
+    while (Date.now() < end) {
+      /* the main loop does nothing else: no timer, no I/O */
+    }
+    const during = r.answered - before;
+    clearInterval(ready);
+    const { replies, refused } = await sent;
+    // 700 ms at one request per 50 ms: ~14 answered while blocked (an answer on the main loop would be 0)
+    assert.ok(during >= 8, `${during} requests answered while the main loop was blocked`);
+    assert.equal(refused.length, 0);
+    assert.ok(replies.length >= 36, `${replies.length} of 40 answered`);
+    assert.ok(Math.max(...gaps(replies)) < 300, `the longest silence between replies: ${Math.max(...gaps(replies))} ms`);
+  } finally {
+    await r.close();
+  }
+});
+
+test('a main loop that stops setting the readiness: the port refuses after staleMs (800 ms), and answers again at the next setState', async () => {
+  const r = await startHeartbeatResponder({ port: 0, host: '127.0.0.8', staleMs: 800 });
+  try {
+    r.setState({ ready: true, draining: false, known: true }); // once, then never until below
+    await sleep(100);
+    const { replies, refused } = await sender('127.0.0.8', r.port, 40, 50); // 2 s, from its start (~0.2 s later)
+    assert.ok(replies.length >= 2, `answered before going stale: ${JSON.stringify(replies)}`);
+    assert.ok(refused.length >= 10, `refused once stale: ${JSON.stringify(refused)}`);
+    assert.ok(Math.max(...replies) < Math.min(...refused), `answers, then only refusals: ${JSON.stringify({ replies, refused })}`);
+    r.setState({ ready: true, draining: false, known: true });
+    const again = await sender('127.0.0.8', r.port, 4, 50);
+    assert.ok(again.replies.length >= 3, `answers again: ${JSON.stringify(again)}`);
+  } finally {
+    await r.close();
+  }
+});
