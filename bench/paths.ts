@@ -44,8 +44,8 @@ interface ExpStep {
   input?: string;
   /** Exits non-zero when there is nothing to undo: fine. */
   mayFail?: boolean;
-  /** Only in the gateways' namespaces (default: every node's and every gateway's). */
-  gatewaysOnly?: boolean;
+  /** Only in the nodes' or only in the gateways' namespaces (default: both). */
+  where?: 'nodes' | 'gateways';
 }
 /** Candidate per-packet changes, tried here before they go into the data plane (src/dataplane, src/gateway). */
 const EXPERIMENTS: Record<string, { on: ExpStep[]; off: ExpStep[] }> = {
@@ -69,17 +69,18 @@ const EXPERIMENTS: Record<string, { on: ExpStep[]; off: ExpStep[] }> = {
     on: [{ argv: ['sh', '-c', 'for d in $(ls /sys/class/net); do case $d in lo|egw.vxlan) ;; *) ethtool -K $d gro on rx-udp-gro-forwarding on 2>/dev/null ;; esac; done; true'] }],
     off: [{ argv: ['sh', '-c', 'for d in $(ls /sys/class/net); do case $d in lo|egw.vxlan) ;; *) ethtool -K $d gro off rx-udp-gro-forwarding off 2>/dev/null ;; esac; done; true'] }],
   },
-  // Receive packet steering on the gateway's devices: a veth hands a packet to the backlog of the CPU that sent it,
-  // so when the sender moves between CPUs one flow's packets wait in two backlogs and arrive out of order (the
-  // receiver's OFO queue, the sender's DSACKed fast retransmits). RPS puts each flow on one CPU by its hash.
-  'rps-gw': { on: [rps(true, true)], off: [rps(false, true)] },
-  // the same on every device of every node and gateway namespace (the lab's veths too, which egw does not own)
-  rps: { on: [rps(true, false)], off: [rps(false, false)] },
+  // Receive packet steering on the gateway's devices (`rps-gw`, measured on 2026-12-03, docs/benchmarks.md) is kept:
+  // the gateway sets it itself now (src/gateway/plan.ts). A veth hands a packet to the backlog of the CPU that sent
+  // it, so when the sender moves between CPUs one flow's packets wait in two backlogs and arrive out of order (the
+  // receiver's OFO queue, the sender's DSACKed fast retransmits); RPS puts each flow on one CPU by its hash.
+  // `rps`: the same on every device of the nodes' namespaces too (the lab's veths, which egw does not own).
+  rps: { on: [rps(true)], off: [rps(false)] },
 };
 
-function rps(on: boolean, gatewaysOnly: boolean): ExpStep {
+function rps(on: boolean): ExpStep {
   const mask = on ? ((1n << BigInt(availableParallelism())) - 1n).toString(16) : '0';
-  return { argv: ['sh', '-c', `for f in /sys/class/net/*/queues/rx-*/rps_cpus; do echo ${mask} > $f; done`], gatewaysOnly };
+  // nodes only: a gateway sets its own devices (and would put them back)
+  return { argv: ['sh', '-c', `for f in /sys/class/net/*/queues/rx-*/rps_cpus; do echo ${mask} > $f; done`], where: 'nodes' };
 }
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -197,7 +198,7 @@ export async function benchPaths(opts: PathsBenchOptions = {}): Promise<Record<s
     const setExperiment = async (on: boolean) => {
       for (const ns of expNs) {
         for (const st of EXPERIMENTS[experiment!]![on ? 'on' : 'off']) {
-          if (st.gatewaysOnly && !gwNs.includes(ns)) continue;
+          if (st.where !== undefined && (st.where === 'gateways') !== gwNs.includes(ns)) continue;
           const r = await run(['ip', 'netns', 'exec', ns, ...st.argv], st.input === undefined ? {} : { input: st.input });
           if (r.code !== 0 && !st.mayFail) throw new Error(`experiment ${experiment} ${on ? 'on' : 'off'} in ${ns}: ${st.argv.join(' ')}: ${r.stderr.trim()}`);
         }

@@ -6,10 +6,10 @@
 //
 // Reads (node):    ip -N -4 -json rule list | ip -N -4 -json route show table all | ip -d -json addr show dev D |
 //                  ip -4 -json neigh show dev D | bridge -json fdb show dev D | nft -j list table ip egw | cat /proc/sys/…
-// Reads (gateway): ip -d -json link show | nft -j list table ip egw-gw | cat /proc/sys/…
+// Reads (gateway): ip -d -json link show | nft -j list table ip egw-gw | cat /proc/sys/… | the RPS masks under /sys
 // Writes: one `ip -force -batch -` (lines below, without the leading `ip`), one `bridge -force -batch -` for FDB
 //         entries (iproute2's `ip` cannot write them; node only), one `nft -j -f -` transaction, and one shell that
-//         writes every wrong sysctl under /proc.
+//         writes every wrong sysctl under /proc (the gateway: and one that writes its wrong RPS masks).
 // `-N` prints table IDs, route types and actions as numbers (no dependence on /etc/iproute2/rt_tables); `-force`
 // lets the rest of a batch apply when one line fails (the reconcile still fails and the next one repairs).
 
@@ -29,7 +29,20 @@ export const READ = {
   nft: (table: string): string[] => ['nft', '-j', 'list', 'table', 'ip', table],
   sysctls: (keys: readonly string[]): string[] => ['cat', ...keys.map(sysctlPath)],
   addresses: (): string[] => ['ip', '-4', '-json', 'addr', 'show'],
+  /**
+   * Every receive queue's RPS mask of the devices, one line each: `<path> <1 if writable, else 0> <mask>`. A device
+   * that does not exist prints nothing; a read-only /sys (a container's usual mount) prints 0. Names are checked by the
+   * caller (SAFE_NAME in src/gateway/dataplane.ts).
+   */
+  rps: (devices: readonly string[]): string[] => [
+    'sh',
+    '-c',
+    `for f in ${devices.map((d) => `${rpsDir(d)}/rx-*/rps_cpus`).join(' ')}; do [ -e "$f" ] || continue; if [ -w "$f" ]; then w=1; else w=0; fi; echo "$f $w $(cat "$f")"; done`,
+  ],
 };
+
+/** Where a device's receive queues are: `<dir>/rx-<n>/rps_cpus` is one queue's RPS mask (docs/dataplane.md). */
+export const rpsDir = (device: string): string => `/sys/class/net/${device}/queues`;
 
 /**
  * The /proc path of a sysctl — the only place egw maps keys to paths. The key is dotted (`net.ipv4.ip_forward`) or,
@@ -54,6 +67,13 @@ export const WRITE = {
       if (!/^[a-z0-9_.\-/]+$/i.test(key) || !/^-?\d+$/.test(value)) throw new Error(`bad sysctl ${key}=${value}`);
     }
     return ['sh', '-c', `r=0; ${pairs.map(([k, v]) => `echo ${v} > ${sysctlPath(k)} || r=1; `).join('')}exit $r`];
+  },
+  /** Sets RPS masks (path from READ.rps, mask as the kernel prints it: hex, comma every 8 digits) in one shell. */
+  rps: (pairs: readonly (readonly [string, string])[]): string[] => {
+    for (const [path, mask] of pairs) {
+      if (!/^\/sys\/class\/net\/[A-Za-z0-9_.-]{1,15}\/queues\/rx-\d+\/rps_cpus$/.test(path) || !/^[0-9a-f]{1,8}(,[0-9a-f]{8})*$/.test(mask)) throw new Error(`bad rps ${path}=${mask}`);
+    }
+    return ['sh', '-c', `r=0; ${pairs.map(([f, m]) => `echo ${m} > ${f} || r=1; `).join('')}exit $r`];
   },
 };
 

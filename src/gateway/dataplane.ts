@@ -3,8 +3,9 @@
 // only the difference — the node's shape (src/dataplane/node.ts), with every command text from
 // src/dataplane/commands.ts and the diff in plan.ts.
 //
-// Reads, in parallel: `ip -d -json link show`, one `cat` of the sysctls, `nft -j list table ip egw-gw`. Writes, only
-// for what differs: one `ip -force -batch -`, one sysctl shell, one `nft -j -f -` transaction.
+// Reads, in parallel: `ip -d -json link show`, one `cat` of the sysctls, `nft -j list table ip egw-gw`, one shell
+// reading the RPS masks. Writes, only for what differs: one `ip -force -batch -`, one sysctl shell, one `nft -j -f -`
+// transaction, one shell writing RPS masks.
 import { formatIPv4, gatewayMac, parseIPv4 } from '../api/ipv4.js';
 import { GATEWAY_UPLINK, VXLAN_DEVICE } from '../api/dataplane.js';
 import { READ } from '../dataplane/commands.js';
@@ -12,7 +13,7 @@ import { CommandError, type Runner } from '../dataplane/exec.js';
 import { parseSysctlsRead } from '../dataplane/kernel.js';
 import type { AppliedCommand } from '../dataplane/types.js';
 import { GW_TABLE, parseTable, type ActualGatewayTable } from './nft.js';
-import { gatewaySysctls, parseGatewayLinks, planGateway, type GatewayActualState, type GatewayDesired, type GatewayPlan } from './plan.js';
+import { gatewaySysctls, parseGatewayLinks, parseRpsRead, planGateway, rpsMask, type GatewayActualState, type GatewayDesired, type GatewayPlan } from './plan.js';
 
 export interface GatewayDataplaneConfig {
   /** The pod's own IPv4: the tunnel's local address, and the source its traffic is masqueraded to. */
@@ -27,6 +28,8 @@ export interface GatewayDataplaneConfig {
   device?: string;
   /** Default `eth0` (GATEWAY_UPLINK). */
   uplink?: string;
+  /** Receive packet steering over this many CPUs (the first ones) on the uplink and the tunnel; 0 or absent: left as it is. */
+  rpsCpus?: number;
 }
 
 export interface ProgramResult {
@@ -37,6 +40,8 @@ export interface ProgramResult {
   mss: number;
   /** The write commands, in the order they ran (at most one per tool); empty when the kernel was already right. */
   commands: AppliedCommand[];
+  /** What could not be done here and is not an error (GatewayPlan.notes). */
+  notes: string[];
 }
 
 function sortedIPs(ips: readonly string[]): string[] {
@@ -68,14 +73,20 @@ export function gatewayDesired(cfg: GatewayDataplaneConfig): GatewayDesired {
     mac: gatewayMac(ownNum),
     nodes: sortedIPs(cfg.nodes),
     clients: sortedIPs(cfg.clients),
+    rps: cfg.rpsCpus ? rpsMask(cfg.rpsCpus) : null,
   };
 }
 
 /** Reads everything the gateway owns in the runner's namespace: one command per tool, in parallel. */
-async function readGatewayState(runner: Runner, device: string = VXLAN_DEVICE): Promise<GatewayActualState> {
-  const keys = gatewaySysctls(device).map(([k]) => k);
+async function readGatewayState(runner: Runner, want: GatewayDesired): Promise<GatewayActualState> {
+  const keys = gatewaySysctls(want.device).map(([k]) => k);
   const soft = { allowFailure: true };
-  const [links, sysctls, nft] = await Promise.all([runner.run(READ.links()), runner.run(READ.sysctls(keys), soft), runner.run(READ.nft(GW_TABLE), soft)]);
+  const [links, sysctls, nft, rps] = await Promise.all([
+    runner.run(READ.links()),
+    runner.run(READ.sysctls(keys), soft),
+    runner.run(READ.nft(GW_TABLE), soft),
+    want.rps === null ? null : runner.run(READ.rps([want.uplink, want.device])),
+  ]);
   // cat fails when a file is missing (the device's rp_filter before the device exists): only that is expected
   const unexpected = sysctls.stderr.split('\n').some((l) => l.trim() !== '' && !/No such file or directory/.test(l));
   if (sysctls.code !== 0 && (unexpected || sysctls.stderr.trim() === '')) throw new CommandError(READ.sysctls(keys), sysctls);
@@ -83,13 +94,13 @@ async function readGatewayState(runner: Runner, device: string = VXLAN_DEVICE): 
   let table: ActualGatewayTable | null = null;
   if (nft.code === 0) table = parseTable(nft.stdout);
   else if (!/No such file or directory/i.test(nft.stderr)) throw new CommandError(READ.nft(GW_TABLE), nft);
-  return { links: parseGatewayLinks(links.stdout), sysctls: values, nft: table };
+  return { links: parseGatewayLinks(links.stdout), sysctls: values, nft: table, rps: rps ? parseRpsRead(rps.stdout) : [] };
 }
 
 /** The diff only (no writes): what programGateway would do now. */
 async function planGatewayNow(runner: Runner, cfg: GatewayDataplaneConfig): Promise<GatewayPlan> {
   const want = gatewayDesired(cfg);
-  return planGateway(want, await readGatewayState(runner, want.device));
+  return planGateway(want, await readGatewayState(runner, want));
 }
 
 /**
@@ -99,7 +110,7 @@ async function planGatewayNow(runner: Runner, cfg: GatewayDataplaneConfig): Prom
 export async function programGateway(runner: Runner, cfg: GatewayDataplaneConfig): Promise<ProgramResult> {
   const plan = await planGatewayNow(runner, cfg);
   for (const c of plan.commands) await runner.run(c.argv, c.input === undefined ? {} : { input: c.input });
-  return { changes: plan.changes, mtu: plan.mtu, mss: plan.mss, commands: plan.commands };
+  return { changes: plan.changes, mtu: plan.mtu, mss: plan.mss, commands: plan.commands, notes: plan.notes };
 }
 
 /** Reads `table ip egw-gw` (null if absent or unreadable). For status and tests. */

@@ -8,6 +8,7 @@
 // every probe result; the result is served on `GET /readiness` (503 + reasons), answered to the node agents'
 // UDP heartbeats on the same port number (heartbeat.ts), and written to the Pod's own Ready condition when it
 // changes (podstatus.ts — in Kubernetes the kubelet's readiness probe does that; in the lab the gateway does).
+import { availableParallelism } from 'node:os';
 import { GATEWAY_UPLINK, VXLAN_DEVICE } from '../api/dataplane.js';
 import { startInformer } from '../datastore/informer.js';
 import type { Store } from '../datastore/types.js';
@@ -53,6 +54,11 @@ export interface GatewayOptions {
   /** Names of the tunnel device and the uplink. Defaults `egw.vxlan`, `eth0`. */
   device?: string;
   uplink?: string;
+  /**
+   * Receive packet steering on the uplink and the tunnel over this many CPUs (docs/dataplane.md, "The gateway pod's
+   * data plane"); default every CPU available to the process; 0 = leave RPS as it is.
+   */
+  rpsCpus?: number;
   /** How often readiness is re-evaluated (probe timeouts, datastore age), ms. Default 100. */
   readinessTickMs?: number;
   /** Answer the agents' UDP heartbeats on the health port number (udp). Default true. */
@@ -94,6 +100,8 @@ class GatewayProcess {
   private notReady: string | null = 'data plane not programmed yet';
   private lastApplied: string | null = null;
   private lastWarnings = '';
+  /** The data plane's last notes (logged when they change). */
+  private lastNotes = '';
   private dirty = false;
   private force = true;
   private wake: (() => void) | null = null;
@@ -452,8 +460,11 @@ class GatewayProcess {
     this.lastWarnings = w;
     const key = JSON.stringify(d.config);
     if (!force && this.programmed && key === this.lastApplied) return;
-    const r = await programGateway(this.runner, { ...d.config, device: this.opts.device ?? VXLAN_DEVICE, uplink: this.opts.uplink ?? GATEWAY_UPLINK });
+    const r = await programGateway(this.runner, { ...d.config, device: this.opts.device ?? VXLAN_DEVICE, uplink: this.opts.uplink ?? GATEWAY_UPLINK, rpsCpus: this.opts.rpsCpus ?? availableParallelism() });
     this.lastApplied = key;
+    const notes = r.notes.join('\n');
+    if (notes !== this.lastNotes) for (const x of r.notes) this.log.warn(x);
+    this.lastNotes = notes;
     if (r.changes.length) this.log.info('data plane programmed', { changes: r.changes, clients: d.config.clients.length, nodes: d.config.nodes.length, mtu: r.mtu });
     // the first programming of this process (a restart over a working data plane) says so at info, as the agent does
     else if (!this.programmed) this.log.info('data plane already right: adopted as it is', { clients: d.config.clients.length, nodes: d.config.nodes.length });

@@ -4,10 +4,11 @@
 // without a kernel; dataplane.ts reads the kernel and runs what this returns.
 //
 // The writes run in this order, each only if it has lines: the link (its rp_filter file exists only once the link
-// does), the sysctls (forwarding, rp_filter), the nft table (anti-spoofing, MSS clamp, masquerade).
+// does), the sysctls (forwarding, rp_filter), the nft table (anti-spoofing, MSS clamp, masquerade), the RPS masks of
+// the uplink's and the tunnel's receive queues.
 
 import { TCP_IP_HEADERS, VXLAN_OVERHEAD } from '../api/dataplane.js';
-import { batchText, IP, WRITE } from '../dataplane/commands.js';
+import { batchText, IP, rpsDir, WRITE } from '../dataplane/commands.js';
 import type { AppliedCommand } from '../dataplane/types.js';
 import { desiredTable, planTable, type ActualGatewayTable } from './nft.js';
 
@@ -27,6 +28,45 @@ export interface GatewayDesired {
   nodes: readonly string[];
   /** Allowed client IPs: sorted, unique. */
   clients: readonly string[];
+  /**
+   * The RPS mask for every receive queue of the uplink and the tunnel (rpsMask), or null: RPS left as it is. Why: a
+   * veth hands a packet to the backlog of the CPU that sent it, so one flow whose sender moves between CPUs waits in
+   * two backlogs and leaves out of order (spurious fast retransmits); RPS keeps each flow on one CPU by its hash
+   * (docs/dataplane.md, "The gateway pod's data plane"; measured in docs/benchmarks.md, "Gateway path experiments").
+   */
+  rps: string | null;
+}
+
+/** The RPS mask of the first `cpus` CPUs as the kernel prints it: hex, a comma between groups of 8 digits. */
+export function rpsMask(cpus: number): string {
+  if (!Number.isInteger(cpus) || cpus < 1 || cpus > 8192) throw new Error(`rps: ${cpus} CPUs`);
+  const hex = ((1n << BigInt(cpus)) - 1n).toString(16);
+  const groups: string[] = [];
+  for (let end = hex.length; end > 0; end -= 8) groups.unshift(hex.slice(Math.max(0, end - 8), end));
+  return groups.map((g, i) => (i === 0 ? g : g.padStart(8, '0'))).join(',');
+}
+
+/** A mask as a number (`00000000,00000003` and `3` are the same mask); null when it is not one. */
+function maskValue(m: string): bigint | null {
+  const t = m.replace(/,/g, '').trim();
+  return /^[0-9a-f]+$/i.test(t) ? BigInt(`0x${t}`) : null;
+}
+
+/** One receive queue's RPS file (READ.rps). */
+export interface RpsQueue {
+  path: string;
+  writable: boolean;
+  mask: string;
+}
+
+/** Parses READ.rps's lines. */
+export function parseRpsRead(stdout: string): RpsQueue[] {
+  const out: RpsQueue[] = [];
+  for (const line of stdout.split('\n')) {
+    const m = /^(\S+) ([01]) (\S*)$/.exec(line.trim());
+    if (m) out.push({ path: m[1]!, writable: m[2] === '1', mask: m[3]! });
+  }
+  return out;
 }
 
 /** One element of `ip -d -json link show`, the fields the gateway looks at. */
@@ -47,6 +87,8 @@ export interface GatewayActualState {
   sysctls: Readonly<Record<string, string | null>>;
   /** `table ip egw-gw`; null when absent. */
   nft: ActualGatewayTable | null;
+  /** The receive queues of the uplink and the tunnel (READ.rps). */
+  rps: readonly RpsQueue[];
 }
 
 export interface GatewayPlan {
@@ -60,6 +102,10 @@ export interface GatewayPlan {
   sysctls: [string, string][];
   /** The `nft -j -f -` document, or null when the table is right. */
   nft: { nftables: Record<string, unknown>[] } | null;
+  /** RPS masks to write (path, mask). */
+  rps: [string, string][];
+  /** What the gateway wants and cannot do here, for the log (not an error): e.g. RPS on a read-only /sys. */
+  notes: string[];
   /** The write commands, in the order they must run: at most one per tool; empty when the kernel is right. */
   commands: AppliedCommand[];
   /** One line per change, in that order: `ip <line>`, `sysctl <key>=<value>`, `nft <change>`. */
@@ -128,19 +174,51 @@ export function planGateway(want: GatewayDesired, actual: GatewayActualState): G
   // 3. nft: anti-spoofing, MSS clamp, masquerade
   const nftPlan = planTable(actual.nft, desiredTable({ device: want.device, uplink: want.uplink, port: want.port, mss, nodes: want.nodes, clients: want.clients }));
 
+  // 4. receive packet steering
+  const { rps, notes } = planRps(want, actual, fresh);
+
   const commands: AppliedCommand[] = [];
   if (ipLines.length) commands.push({ argv: WRITE.ipBatch(), input: batchText(ipLines) });
   if (sysctls.length) commands.push({ argv: WRITE.sysctls(sysctls) });
   if (nftPlan.doc) commands.push({ argv: WRITE.nft(), input: JSON.stringify(nftPlan.doc) });
+  if (rps.length) commands.push({ argv: WRITE.rps(rps) });
   return {
     mtu,
     mss,
     ipLines,
     sysctls,
     nft: nftPlan.doc,
+    rps,
+    notes,
     commands,
-    changes: [...ipLines.map((l) => `ip ${l}`), ...sysctls.map(([k, v]) => `sysctl ${k}=${v}`), ...nftPlan.changes.map((c) => `nft ${c}`)],
+    changes: [...ipLines.map((l) => `ip ${l}`), ...sysctls.map(([k, v]) => `sysctl ${k}=${v}`), ...nftPlan.changes.map((c) => `nft ${c}`), ...rps.map(([f, m]) => `rps ${f}=${m}`)],
   };
+}
+
+/**
+ * The RPS masks to write: every queue of the uplink and the tunnel whose mask differs. A tunnel this plan creates
+ * has one queue (rx-0: `ip link add … type vxlan` makes one) whatever was read. A queue that is not writable (a
+ * container's read-only /sys) is a note, not a write: the data plane works without RPS, only slower.
+ */
+function planRps(want: GatewayDesired, actual: GatewayActualState, freshTunnel: boolean): { rps: [string, string][]; notes: string[] } {
+  const rps: [string, string][] = [];
+  const notes: string[] = [];
+  if (want.rps === null) return { rps, notes };
+  const wanted = maskValue(want.rps);
+  const tunnelDir = `${rpsDir(want.device)}/`;
+  const queues = actual.rps.filter((q) => !(freshTunnel && q.path.startsWith(tunnelDir)));
+  if (freshTunnel) queues.push({ path: `${tunnelDir}rx-0/rps_cpus`, writable: true, mask: '' });
+  const readOnly: string[] = [];
+  for (const q of queues) {
+    if (maskValue(q.mask) === wanted) continue;
+    if (q.writable) rps.push([q.path, want.rps]);
+    else readOnly.push(q.path);
+  }
+  if (readOnly.length) notes.push(`receive packet steering not set (read-only: ${readOnly.join(', ')}): this gateway forwards, with more reordering under load`);
+  if (!actual.rps.some((q) => q.path.startsWith(`${rpsDir(want.uplink)}/`)) && actual.links.some((l) => l.ifname === want.uplink)) {
+    notes.push(`receive packet steering not available on ${want.uplink} (no ${rpsDir(want.uplink)}/rx-*/rps_cpus)`);
+  }
+  return { rps, notes };
 }
 
 /** Parses `ip -d -json link show`. */

@@ -201,14 +201,25 @@ describe('runGateway health with a fake kernel', () => {
     // the heartbeat, on the same port number over UDP
     const sock = dgram.createSocket('udp4');
     await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
+    // sent again every 100 ms until answered, as agents do: the responder's thread opens the port at the first
+    // readiness, a moment after the process is ready (src/gateway/heartbeat.ts)
     const beat = (seq: number) =>
       new Promise<ReturnType<typeof decodeReply>>((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error('no heartbeat reply')), 1000);
-        sock.once('message', (m) => {
+        const send = () => sock.send(encodeRequest(seq, 5), port, '127.0.0.1');
+        const again = setInterval(send, 100);
+        const t = setTimeout(() => {
+          clearInterval(again);
+          reject(new Error('no heartbeat reply'));
+        }, 2000);
+        sock.on('message', function reply(m) {
+          const r = decodeReply(m);
+          if (r?.seq !== seq) return; // a late answer to an earlier request
           clearTimeout(t);
-          resolve(decodeReply(m));
+          clearInterval(again);
+          sock.off('message', reply);
+          resolve(r);
         });
-        sock.send(encodeRequest(seq, 5), port, '127.0.0.1');
+        send();
       });
     try {
       await until('ready', async () => (await ready()).status === 200, 5000, POLL);

@@ -112,7 +112,7 @@ export function isProbe(argv: string[]): boolean {
 
 export function isRead(argv: string[]): boolean {
   const a = argv.join(' ');
-  return a === 'ip -d -json link show' || argv[0] === 'cat' || /^nft -j list /.test(a);
+  return a === 'ip -d -json link show' || argv[0] === 'cat' || /^nft -j list /.test(a) || (argv[0] === 'sh' && /^for f in \/sys\/class\/net\//.test(argv[2] ?? '')); // the last: READ.rps
 }
 
 /** What `nft -j list table ip egw-gw` prints for a table spec (handles numbered in order). */

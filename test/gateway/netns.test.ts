@@ -10,6 +10,7 @@
 //   c2 10.244.0.6 ─┼─ cn 172.31.98.11 ══ ul0 ══ 172.31.98.12 gn ─┤
 //   at 10.244.0.7 ─┘   (egw.vxlan, rules)                    └─ ext0 198.51.100.1 ── ex 198.51.100.10 (server)
 import assert from 'node:assert/strict';
+import { availableParallelism } from 'node:os';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
@@ -226,6 +227,10 @@ describe('gateway in network namespaces', { skip: root.skip }, () => {
     assert.equal(link.mtu, 1450);
     assert.deepEqual([link.linkinfo.info_data.id, link.linkinfo.info_data.port, link.linkinfo.info_data.local, link.linkinfo.info_data.learning], [4097, 4790, IP.gp, false]);
     assert.equal((await sh(NS.gp, 'cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/all/rp_filter /proc/sys/net/ipv4/conf/egw.vxlan/rp_filter')).split('\n').join(' ').trim(), '1 0 0');
+    // receive packet steering over every CPU on the uplink and the tunnel (docs/dataplane.md)
+    const masks = (await sh(NS.gp, 'cat /sys/class/net/eth0/queues/rx-0/rps_cpus /sys/class/net/egw.vxlan/queues/rx-0/rps_cpus')).trim().split('\n');
+    const all = (1n << BigInt(availableParallelism())) - 1n;
+    assert.deepEqual(masks.map((m) => BigInt(`0x${m.replace(/,/g, '')}`)), [all, all], masks.join(' '));
     if (VERBOSE) console.log(await sh(NS.gp, 'nft list table ip egw-gw'));
 
     const r = await curlFrom(NS.c1);
@@ -318,7 +323,7 @@ describe('gateway in network namespaces', { skip: root.skip }, () => {
     assert.deepEqual(tap.writes(), [], 'only reads after a restart');
     assert.deepEqual(
       tap.kernelCalls().map((c) => c.argv.slice(0, 3).join(' ')),
-      ['ip -d -json', 'cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/all/rp_filter', 'nft -j list'],
+      ['ip -d -json', 'cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/all/rp_filter', 'nft -j list', 'sh -c for f in /sys/class/net/eth0/queues/rx-*/rps_cpus /sys/class/net/egw.vxlan/queues/rx-*/rps_cpus; do [ -e "$f" ] || continue; if [ -w "$f" ]; then w=1; else w=0; fi; echo "$f $w $(cat "$f")"; done'],
     );
     const nowSnap = await snapshot();
     assert.deepEqual(nowSnap, before, 'links (ifindex included) and the nft table (handles included) are unchanged');

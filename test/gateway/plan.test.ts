@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { MemoryStore } from '../../src/datastore/index.js';
 import { RecordingRunner, type RunResult } from '../../src/dataplane/exec.js';
+import { READ, WRITE } from '../../src/dataplane/commands.js';
 import { parseSysctlsRead } from '../../src/dataplane/kernel.js';
 import { lines } from '../dataplane/helpers.js';
 import {
@@ -14,11 +15,13 @@ import {
   GatewayModel,
   gatewaySysctls,
   parseGatewayLinks,
+  parseRpsRead,
   parseTable,
   planGateway,
   planLink,
   planTable,
   programGateway,
+  rpsMask,
   Readiness,
   RULE_COMMENT,
   runGateway,
@@ -148,6 +151,7 @@ describe('gateway: the plan (configuration + kernel → batches)', () => {
     links: [ETH0, VXLAN],
     sysctls: { 'net.ipv4.ip_forward': '1', 'net/ipv4/conf/all/rp_filter': '0', 'net/ipv4/conf/egw.vxlan/rp_filter': '0' },
     nft: parseTable(listingOf(desiredTable(PARAMS))),
+    rps: [],
   });
   const tools = (p: GatewayPlan): string[] => p.commands.map((c) => c.argv.join(' '));
 
@@ -161,6 +165,7 @@ describe('gateway: the plan (configuration + kernel → batches)', () => {
       mac: 'a2:2a:0a:0a:0a:00',
       nodes: ['172.31.98.11', '172.31.98.12'],
       clients: ['10.244.0.5'],
+      rps: null,
     });
     assert.deepEqual(gatewayDesired({ ...CFG, nodes: ['172.31.98.11', '172.31.98.11'] }).nodes, ['172.31.98.11']);
     assert.throws(() => gatewayDesired({ ...CFG, device: 'bad name' }), /bad device name/);
@@ -175,7 +180,7 @@ describe('gateway: the plan (configuration + kernel → batches)', () => {
   });
 
   it('an empty netns: one ip batch, one sysctl shell (the new device’s rp_filter included), one nft transaction', () => {
-    const p = planGateway(want, { links: [ETH0], sysctls: { 'net.ipv4.ip_forward': '0', 'net/ipv4/conf/all/rp_filter': '1', 'net/ipv4/conf/egw.vxlan/rp_filter': null }, nft: null });
+    const p = planGateway(want, { links: [ETH0], sysctls: { 'net.ipv4.ip_forward': '0', 'net/ipv4/conf/all/rp_filter': '1', 'net/ipv4/conf/egw.vxlan/rp_filter': null }, nft: null, rps: [] });
     assert.deepEqual(tools(p), ['ip -force -batch -', `sh -c r=0; echo 1 > /proc/sys/net/ipv4/ip_forward || r=1; echo 0 > /proc/sys/net/ipv4/conf/all/rp_filter || r=1; echo 0 > ${DEV_RP} || r=1; exit $r`, 'nft -j -f -']);
     assert.equal(p.commands[0].input, 'link add egw.vxlan type vxlan id 4097 dstport 4790 local 10.10.10.0 nolearning\nlink set dev egw.vxlan address a2:2a:0a:0a:0a:00 mtu 1450 up\n');
     assert.deepEqual(JSON.parse(p.commands[2].input!), p.nft);
@@ -242,6 +247,7 @@ describe('gateway: the plan (configuration + kernel → batches)', () => {
       links: [ETH0, { ...VXLAN, mtu: 1500, flags: [] }],
       sysctls: { 'net.ipv4.ip_forward': '0', 'net/ipv4/conf/all/rp_filter': '1', 'net/ipv4/conf/egw.vxlan/rp_filter': '1' },
       nft: null,
+      rps: [],
     });
     assert.deepEqual(tools(p).map((t) => t.split(' ').slice(0, 2).join(' ')), ['ip -force', 'sh -c', 'nft -j']);
   });
@@ -461,5 +467,64 @@ describe('gateway: runGateway with a fake kernel', () => {
     await done;
     await assert.rejects(httpGet(`http://127.0.0.1:${port}/liveness`), 'the health server is closed');
     assert.ok(log.lines.some((l) => l.includes('stopped (kernel state left in place)')));
+  });
+});
+
+describe('gateway: receive packet steering (RPS) in the plan', () => {
+  const want = gatewayDesired({ ...CFG, rpsCpus: 2 });
+  const q = (dev: string, n: number, mask: string, writable = true) => ({ path: `/sys/class/net/${dev}/queues/rx-${n}/rps_cpus`, writable, mask });
+  const state = (rps: GatewayActualState['rps']): GatewayActualState => ({
+    links: [ETH0, VXLAN],
+    sysctls: { 'net.ipv4.ip_forward': '1', 'net/ipv4/conf/all/rp_filter': '0', 'net/ipv4/conf/egw.vxlan/rp_filter': '0' },
+    nft: parseTable(listingOf(desiredTable(PARAMS))),
+    rps,
+  });
+
+  it('masks as the kernel prints them: a comma between groups of 8 hex digits', () => {
+    assert.deepEqual([rpsMask(1), rpsMask(2), rpsMask(32), rpsMask(33), rpsMask(72)], ['1', '3', 'ffffffff', '1,ffffffff', 'ff,ffffffff,ffffffff']);
+    assert.throws(() => rpsMask(0), /rps: 0 CPUs/);
+    assert.equal(want.rps, '3');
+  });
+
+  it('right (in the kernel\'s zero-padded spelling): nothing to do; wrong queues: one shell with only those', () => {
+    const ok = planGateway(want, state([q('eth0', 0, '00000003'), q('egw.vxlan', 0, '00000000,00000003')]));
+    assert.deepEqual([ok.commands, ok.changes, ok.notes], [[], [], []]);
+    const p = planGateway(want, state([q('eth0', 0, '00000000'), q('eth0', 1, '00000003'), q('egw.vxlan', 0, '00000001')]));
+    assert.deepEqual(p.rps, [
+      ['/sys/class/net/eth0/queues/rx-0/rps_cpus', '3'],
+      ['/sys/class/net/egw.vxlan/queues/rx-0/rps_cpus', '3'],
+    ]);
+    assert.deepEqual(p.commands.map((c) => c.argv.join(' ')), ['sh -c r=0; echo 3 > /sys/class/net/eth0/queues/rx-0/rps_cpus || r=1; echo 3 > /sys/class/net/egw.vxlan/queues/rx-0/rps_cpus || r=1; exit $r']);
+    assert.deepEqual(p.changes, ['rps /sys/class/net/eth0/queues/rx-0/rps_cpus=3', 'rps /sys/class/net/egw.vxlan/queues/rx-0/rps_cpus=3']);
+  });
+
+  it('a tunnel this plan creates gets rx-0 set after it, whatever was read for the old one', () => {
+    const p = planGateway(want, { ...state([q('eth0', 0, '3'), q('egw.vxlan', 0, '3'), q('egw.vxlan', 1, '3')]), links: [ETH0] });
+    assert.deepEqual(p.rps, [['/sys/class/net/egw.vxlan/queues/rx-0/rps_cpus', '3']]);
+    assert.deepEqual(p.commands.map((c) => c.argv[0]), ['ip', 'sh', 'sh'], 'link first, then sysctls, then RPS');
+    assert.match(p.commands.at(-1)!.argv[2]!, /rps_cpus/);
+  });
+
+  it('a read-only /sys (a container): a note, no write, the rest of the plan as always', () => {
+    const p = planGateway(want, state([q('eth0', 0, '0', false), q('egw.vxlan', 0, '0', false)]));
+    assert.deepEqual([p.commands, p.rps], [[], []]);
+    assert.deepEqual(p.notes, ['receive packet steering not set (read-only: /sys/class/net/eth0/queues/rx-0/rps_cpus, /sys/class/net/egw.vxlan/queues/rx-0/rps_cpus): this gateway forwards, with more reordering under load']);
+    const none = planGateway(want, state([]));
+    assert.deepEqual(none.notes, ['receive packet steering not available on eth0 (no /sys/class/net/eth0/queues/rx-*/rps_cpus)']);
+  });
+
+  it('off (rpsCpus 0): RPS is not read or written, whatever the kernel has', () => {
+    const off = gatewayDesired({ ...CFG, rpsCpus: 0 });
+    assert.equal(off.rps, null);
+    const p = planGateway(off, state([q('eth0', 0, '0')]));
+    assert.deepEqual([p.commands, p.notes], [[], []]);
+  });
+
+  it('the read: one line per queue (path, writable, mask); WRITE.rps refuses anything but an RPS path and a mask', () => {
+    assert.deepEqual(parseRpsRead('/sys/class/net/eth0/queues/rx-0/rps_cpus 1 00000003\n/sys/class/net/egw.vxlan/queues/rx-0/rps_cpus 0 0\n\n'), [q('eth0', 0, '00000003'), q('egw.vxlan', 0, '0', false)]);
+    assert.deepEqual(READ.rps(['eth0', 'egw.vxlan']).slice(0, 2), ['sh', '-c']);
+    assert.match(READ.rps(['eth0', 'egw.vxlan'])[2]!, /^for f in \/sys\/class\/net\/eth0\/queues\/rx-\*\/rps_cpus \/sys\/class\/net\/egw\.vxlan\/queues\/rx-\*\/rps_cpus; do/);
+    assert.throws(() => WRITE.rps([['/proc/sys/net/ipv4/ip_forward', '1']]), /bad rps/);
+    assert.throws(() => WRITE.rps([['/sys/class/net/eth0/queues/rx-0/rps_cpus', '3; reboot']]), /bad rps/);
   });
 });
