@@ -50,7 +50,10 @@ function open(): void {
       Atomics.add(cells, CELL.ANSWERED, 1);
       s.send(msg, rinfo.port, rinfo.address);
     });
-    if (Atomics.load(cells, CELL.CLOSED) === 1) return closeSocket();
+    if (Atomics.load(cells, CELL.CLOSED) === 1) {
+      s.close(); // closed while binding: this socket was never the responder's
+      return;
+    }
     sock = s;
     parentPort?.postMessage({ type: 'open' });
   });
