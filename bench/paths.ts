@@ -21,6 +21,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { labDown, labNetns, labUp, loadLabFile, type LabConfig } from '../src/lab/index.js';
 import { labStateDir, stateFiles } from '../src/lab/names.js';
+import { rpsMask } from '../src/gateway/plan.js';
 import { createLogger } from '../src/log.js';
 import { canRun, iperf, listening, median, podNetns, r2, readCluster, run, sleep, sourceSeen, startServer, stopServer, type Cluster, type IperfServer } from './lablib.js';
 
@@ -78,9 +79,9 @@ const EXPERIMENTS: Record<string, { on: ExpStep[]; off: ExpStep[] }> = {
 };
 
 function rps(on: boolean): ExpStep {
-  const mask = on ? ((1n << BigInt(availableParallelism())) - 1n).toString(16) : '0';
+  const mask = on ? rpsMask(availableParallelism()) : '0';
   // nodes only: a gateway sets its own devices (and would put them back)
-  return { argv: ['sh', '-c', `for f in /sys/class/net/*/queues/rx-*/rps_cpus; do echo ${mask} > $f; done`], where: 'nodes' };
+  return { argv: ['sh', '-c', `r=0; for f in /sys/class/net/*/queues/rx-*/rps_cpus; do echo ${mask} > $f || r=1; done; exit $r`], where: 'nodes' };
 }
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');

@@ -175,13 +175,13 @@ export function addProcessCommands(program: Command, ctx: ProcessContext): void 
     .description('egress gateway: tunnel, SNAT, anti-spoofing and health (run inside the gateway pod\'s network namespace)')
     .requiredOption('--pod <ns/name>', 'this gateway pod')
     .option('--health-port <port>', 'port of /readiness and /liveness', (v) => Number(v), 8080)
-    .option('--no-rps', 'leave receive packet steering of eth0 and egw.vxlan as it is (default: spread flows over every CPU available)')), 'gateway')
+    .option('--no-rps', 'leave receive packet steering of eth0 and egw.vxlan as it is (default: spread flows over the CPUs this process may run on)')), 'gateway')
     .action(async (opts) => {
       const pod = splitPod(opts.pod);
       const flows = flowOptionsFrom(opts);
       const metrics = metricsFrom(opts, `gateway-${pod.namespace}.${pod.name}`);
       await ctx.withStore((store) =>
-        runGateway({ store, ...pod, healthPort: opts.healthPort, ...(opts.rps === false ? { rpsCpus: 0 } : {}), flows, metrics, log: createLogger(`gateway ${opts.pod}`), signal: untilSignalled() }),
+        runGateway({ store, ...pod, healthPort: opts.healthPort, rps: opts.rps !== false, flows, metrics, log: createLogger(`gateway ${opts.pod}`), signal: untilSignalled() }),
       );
     });
 

@@ -71,7 +71,7 @@ export const WRITE = {
   /** Sets RPS masks (path from READ.rps, mask as the kernel prints it: hex, comma every 8 digits) in one shell. */
   rps: (pairs: readonly (readonly [string, string])[]): string[] => {
     for (const [path, mask] of pairs) {
-      if (!/^\/sys\/class\/net\/[A-Za-z0-9_.-]{1,15}\/queues\/rx-\d+\/rps_cpus$/.test(path) || !/^[0-9a-f]{1,8}(,[0-9a-f]{8})*$/.test(mask)) throw new Error(`bad rps ${path}=${mask}`);
+      if (!/^\/sys\/class\/net\/[A-Za-z0-9_.-]{1,15}\/queues\/rx-\d+\/rps_cpus$/.test(path) || !/^[0-9a-f]{1,8}(,[0-9a-f]{8})*$/i.test(mask)) throw new Error(`bad rps ${path}=${mask}`);
     }
     return ['sh', '-c', `r=0; ${pairs.map(([f, m]) => `echo ${m} > ${f} || r=1; `).join('')}exit $r`];
   },

@@ -58,6 +58,8 @@ export interface ObjectCounts {
 export interface AppliedCommand {
   argv: string[];
   input?: string;
+  /** A failure is a note, not an error (the gateway's RPS masks: src/gateway/plan.ts). */
+  bestEffort?: true;
 }
 
 export interface ReconcileReport {

@@ -13,7 +13,7 @@ import { CommandError, type Runner } from '../dataplane/exec.js';
 import { parseSysctlsRead } from '../dataplane/kernel.js';
 import type { AppliedCommand } from '../dataplane/types.js';
 import { GW_TABLE, parseTable, type ActualGatewayTable } from './nft.js';
-import { gatewaySysctls, parseGatewayLinks, parseRpsRead, planGateway, rpsMask, type GatewayActualState, type GatewayDesired, type GatewayPlan } from './plan.js';
+import { CPU_MASK, gatewaySysctls, parseGatewayLinks, parseRpsRead, planGateway, type GatewayActualState, type GatewayDesired, type GatewayPlan } from './plan.js';
 
 export interface GatewayDataplaneConfig {
   /** The pod's own IPv4: the tunnel's local address, and the source its traffic is masqueraded to. */
@@ -28,8 +28,8 @@ export interface GatewayDataplaneConfig {
   device?: string;
   /** Default `eth0` (GATEWAY_UPLINK). */
   uplink?: string;
-  /** Receive packet steering over this many CPUs (the first ones) on the uplink and the tunnel; 0 or absent: left as it is. */
-  rpsCpus?: number;
+  /** Receive packet steering on the uplink and the tunnel over these CPUs (CPU_MASK form, plan.ts); absent: left as it is. */
+  rpsMask?: string;
 }
 
 export interface ProgramResult {
@@ -73,8 +73,14 @@ export function gatewayDesired(cfg: GatewayDataplaneConfig): GatewayDesired {
     mac: gatewayMac(ownNum),
     nodes: sortedIPs(cfg.nodes),
     clients: sortedIPs(cfg.clients),
-    rps: cfg.rpsCpus ? rpsMask(cfg.rpsCpus) : null,
+    rps: rpsOf(cfg.rpsMask),
   };
+}
+
+function rpsOf(mask: string | undefined): string | null {
+  if (mask === undefined) return null;
+  if (!CPU_MASK.test(mask) || /^[0,]*$/.test(mask)) throw new Error(`bad RPS mask ${JSON.stringify(mask)}`);
+  return mask.toLowerCase();
 }
 
 /** Reads everything the gateway owns in the runner's namespace: one command per tool, in parallel. */
@@ -109,8 +115,12 @@ async function planGatewayNow(runner: Runner, cfg: GatewayDataplaneConfig): Prom
  */
 export async function programGateway(runner: Runner, cfg: GatewayDataplaneConfig): Promise<ProgramResult> {
   const plan = await planGatewayNow(runner, cfg);
-  for (const c of plan.commands) await runner.run(c.argv, c.input === undefined ? {} : { input: c.input });
-  return { changes: plan.changes, mtu: plan.mtu, mss: plan.mss, commands: plan.commands, notes: plan.notes };
+  const notes = [...plan.notes];
+  for (const c of plan.commands) {
+    const r = await runner.run(c.argv, { ...(c.input === undefined ? {} : { input: c.input }), ...(c.bestEffort ? { allowFailure: true } : {}) });
+    if (c.bestEffort && r.code !== 0) notes.push(`receive packet steering not set (${r.stderr.trim().split('\n')[0] || `exit ${r.code}`}): this gateway forwards, with more reordering under load`);
+  }
+  return { changes: plan.changes, mtu: plan.mtu, mss: plan.mss, commands: plan.commands, notes };
 }
 
 /** Reads `table ip egw-gw` (null if absent or unreadable). For status and tests. */

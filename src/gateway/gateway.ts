@@ -8,6 +8,7 @@
 // every probe result; the result is served on `GET /readiness` (503 + reasons), answered to the node agents'
 // UDP heartbeats on the same port number (heartbeat.ts), and written to the Pod's own Ready condition when it
 // changes (podstatus.ts — in Kubernetes the kubelet's readiness probe does that; in the lab the gateway does).
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { GATEWAY_UPLINK, VXLAN_DEVICE } from '../api/dataplane.js';
 import { startInformer } from '../datastore/informer.js';
@@ -16,6 +17,7 @@ import { localRunner, type Runner } from '../dataplane/exec.js';
 import { createLogger, type Logger } from '../log.js';
 import { aborted, Backoff, errText, sleep } from '../util.js';
 import { programGateway } from './dataplane.js';
+import { parseCpusAllowed, rpsMask } from './plan.js';
 import { Readiness, startHealthServer } from './health.js';
 import { startHeartbeatResponder, type HeartbeatResponder } from './heartbeat.js';
 import { GATEWAY_KINDS, GatewayModel } from './model.js';
@@ -55,10 +57,10 @@ export interface GatewayOptions {
   device?: string;
   uplink?: string;
   /**
-   * Receive packet steering on the uplink and the tunnel over this many CPUs (docs/dataplane.md, "The gateway pod's
-   * data plane"); default every CPU available to the process; 0 = leave RPS as it is.
+   * Receive packet steering on the uplink and the tunnel over the CPUs this process may run on (docs/dataplane.md,
+   * "Why RPS"). Default true; false leaves RPS as it is (`--no-rps`).
    */
-  rpsCpus?: number;
+  rps?: boolean;
   /** How often readiness is re-evaluated (probe timeouts, datastore age), ms. Default 100. */
   readinessTickMs?: number;
   /** Answer the agents' UDP heartbeats on the health port number (udp). Default true. */
@@ -102,6 +104,8 @@ class GatewayProcess {
   private lastWarnings = '';
   /** The data plane's last notes (logged when they change). */
   private lastNotes = '';
+  /** The RPS mask the data plane sets (allowedCpuMask), or undefined: RPS off. */
+  private readonly rpsMask: string | undefined;
   private dirty = false;
   private force = true;
   private wake: (() => void) | null = null;
@@ -128,6 +132,7 @@ class GatewayProcess {
   constructor(private readonly opts: GatewayOptions) {
     this.log = opts.log ?? createLogger('gateway');
     this.runner = opts.runner ?? localRunner();
+    this.rpsMask = opts.rps === false ? undefined : allowedCpuMask();
     this.model = new GatewayModel(opts.namespace, opts.name);
     this.probes = new Probes({
       runner: this.runner,
@@ -460,7 +465,7 @@ class GatewayProcess {
     this.lastWarnings = w;
     const key = JSON.stringify(d.config);
     if (!force && this.programmed && key === this.lastApplied) return;
-    const r = await programGateway(this.runner, { ...d.config, device: this.opts.device ?? VXLAN_DEVICE, uplink: this.opts.uplink ?? GATEWAY_UPLINK, rpsCpus: this.opts.rpsCpus ?? availableParallelism() });
+    const r = await programGateway(this.runner, { ...d.config, device: this.opts.device ?? VXLAN_DEVICE, uplink: this.opts.uplink ?? GATEWAY_UPLINK, ...(this.rpsMask ? { rpsMask: this.rpsMask } : {}) });
     this.lastApplied = key;
     const notes = r.notes.join('\n');
     if (notes !== this.lastNotes) for (const x of r.notes) this.log.warn(x);
@@ -488,4 +493,15 @@ function conntrackCount(): number {
   } catch {
     return NaN;
   }
+}
+
+/** The CPUs this process may run on, as a mask (its Cpus_allowed; every CPU when that cannot be read). */
+function allowedCpuMask(): string {
+  try {
+    const m = parseCpusAllowed(readFileSync('/proc/self/status', 'utf8'));
+    if (m) return m;
+  } catch {
+    /* not Linux's /proc: fall back */
+  }
+  return rpsMask(availableParallelism());
 }

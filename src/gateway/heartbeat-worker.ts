@@ -27,7 +27,8 @@ let sock: dgram.Socket | null = null;
 let binding = false;
 let retryAt = 0;
 let lastTick = Atomics.load(cells, CELL.TICK);
-let tickSeen = Date.now();
+// a monotonic clock: a step of the wall clock must neither close the port nor hide a wedged main loop
+let tickSeen = performance.now();
 let stale = false;
 
 function open(): void {
@@ -35,7 +36,7 @@ function open(): void {
   const s = dgram.createSocket({ type: 'udp4', reuseAddr: false });
   s.once('error', (err) => {
     binding = false;
-    retryAt = Date.now() + 1000;
+    retryAt = performance.now() + 1000;
     s.close();
     parentPort?.postMessage({ type: 'bind-error', err: err.message });
   });
@@ -50,8 +51,8 @@ function open(): void {
       Atomics.add(cells, CELL.ANSWERED, 1);
       s.send(msg, rinfo.port, rinfo.address);
     });
-    if (Atomics.load(cells, CELL.CLOSED) === 1) {
-      s.close(); // closed while binding: this socket was never the responder's
+    if (Atomics.load(cells, CELL.CLOSED) === 1 || stale) {
+      s.close(); // closed, or gone stale, while binding: this socket must not answer
       return;
     }
     sock = s;
@@ -74,19 +75,21 @@ function check(): void {
     parentPort?.postMessage({ type: 'closed' });
     return;
   }
-  const now = Date.now();
+  const now = performance.now();
   const tick = Atomics.load(cells, CELL.TICK);
+  const known = Atomics.load(cells, CELL.FLAGS) >= 0;
   if (tick !== lastTick) {
     lastTick = tick;
     tickSeen = now;
     if (stale) parentPort?.postMessage({ type: 'fresh' });
     stale = false;
-  } else if (!stale && sock && now - tickSeen > staleMs) {
+  } else if (!stale && known && now - tickSeen > staleMs) {
+    // whether or not the socket is open (it may be binding, or retrying a bind): no answer from stale readiness
     stale = true;
     closeSocket();
-    parentPort?.postMessage({ type: 'stale', ms: now - tickSeen });
+    parentPort?.postMessage({ type: 'stale', ms: Math.round(now - tickSeen) });
   }
-  if (!sock && !binding && !stale && Atomics.load(cells, CELL.FLAGS) >= 0 && now >= retryAt) open();
+  if (!sock && !binding && !stale && known && now >= retryAt) open();
 }
 const timer = setInterval(check, 20);
 parentPort?.on('message', check);

@@ -121,31 +121,49 @@ export async function startHeartbeatResponder(opts: { port: number; host: string
   const ext = extname(fileURLToPath(import.meta.url));
   const entry = new URL(`./heartbeat-worker${ext}`, import.meta.url);
   const workerData = { shared, port, host: opts.host, staleMs: opts.staleMs ?? HEARTBEAT_STALE_MS };
-  const worker =
-    ext === '.ts'
-      ? new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); })`, { eval: true, workerData })
-      : new Worker(entry, { workerData });
-  worker.on('message', (m: { type: string; err?: string; ms?: number }) => {
-    if (m.type === 'bind-error') opts.log?.error('cannot answer heartbeats; trying again', { port: `${port}/udp`, err: m.err });
-    else if (m.type === 'socket-error') opts.log?.debug('heartbeat socket error', { err: m.err });
-    else if (m.type === 'stale') opts.log?.warn('heartbeats refused: the main loop has not set the readiness for a while', { ms: m.ms });
-    else if (m.type === 'fresh') opts.log?.info('heartbeats answered again');
-  });
-  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-  // started, or why not (a thread that cannot load is an error of the start, like a port in use)
-  await new Promise<void>((resolve, reject) => {
-    const onError = (err: Error) => reject(new Error(`heartbeat thread: ${err.message}`));
-    worker.once('error', onError);
-    worker.on('message', function started(m: { type: string }) {
-      if (m.type !== 'started') return;
-      worker.off('message', started);
-      worker.off('error', onError);
-      resolve();
+  let closing = false;
+  let worker: Worker;
+  let exited: Promise<void>;
+  /** Starts the thread; resolves once it runs, rejects when it fails or exits before. */
+  const spawnThread = (): Promise<void> => {
+    const w =
+      ext === '.ts'
+        ? new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); })`, { eval: true, workerData })
+        : new Worker(entry, { workerData });
+    worker = w;
+    // the process's lifetime is the main thread's: a responder never keeps it running
+    w.unref();
+    w.on('message', (m: { type: string; err?: string; ms?: number }) => {
+      if (m.type === 'bind-error') opts.log?.error('cannot answer heartbeats; trying again', { port: `${port}/udp`, err: m.err });
+      else if (m.type === 'socket-error') opts.log?.debug('heartbeat socket error', { err: m.err });
+      else if (m.type === 'stale') opts.log?.warn('heartbeats refused: the main loop has not set the readiness for a while', { ms: m.ms });
+      else if (m.type === 'fresh') opts.log?.info('heartbeats answered again');
     });
-  });
-  worker.on('error', (err) => opts.log?.error('heartbeat thread failed; agents see its port refused', { err: err.message }));
-  // the process's lifetime is the main thread's: a responder never keeps it running
-  worker.unref();
+    let started = false;
+    exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
+    return new Promise<void>((resolve, reject) => {
+      w.on('message', (m: { type: string }) => {
+        if (m.type !== 'started') return;
+        started = true;
+        resolve();
+      });
+      w.on('error', (err) => {
+        if (!started) reject(new Error(`heartbeat thread: ${err.message}`));
+        else opts.log?.error('heartbeat thread failed', { err: err.message });
+      });
+      w.once('exit', (code) => {
+        if (!started) return reject(new Error(`heartbeat thread exited (${code}) before it started`));
+        if (closing) return;
+        // Its socket is gone with it, so requests are refused (agents keep the verdict for a while): start another
+        // (a second later: a thread that dies at once must not spin).
+        opts.log?.error('heartbeat thread exited; starting another', { code });
+        setTimeout(() => {
+          if (!closing) spawnThread().then(() => worker.postMessage('wake'), (err: Error) => opts.log?.error('cannot start the heartbeat thread', { err: err.message }));
+        }, 1000).unref();
+      });
+    });
+  };
+  await spawnThread();
   let woken = false;
   return {
     port,
@@ -159,10 +177,19 @@ export async function startHeartbeatResponder(opts: { port: number; host: string
       return Atomics.load(cells, CELL.ANSWERED);
     },
     close: async () => {
+      closing = true;
       Atomics.store(cells, CELL.CLOSED, 1);
-      const done = new Promise<void>((resolve) => worker.on('message', (m: { type: string }) => m.type === 'closed' && resolve()));
-      await Promise.race([done, exited, sleep(2000)]);
-      await worker.terminate();
+      const w = worker;
+      let onMessage: ((m: { type: string }) => void) | undefined;
+      const done = new Promise<void>((resolve) => {
+        onMessage = (m) => m.type === 'closed' && resolve();
+        w.on('message', onMessage);
+      });
+      const wait = new AbortController();
+      await Promise.race([done, exited, sleep(2000, wait.signal)]);
+      wait.abort();
+      w.off('message', onMessage!);
+      await w.terminate();
       await exited;
     },
   };

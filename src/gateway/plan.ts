@@ -29,12 +29,22 @@ export interface GatewayDesired {
   /** Allowed client IPs: sorted, unique. */
   clients: readonly string[];
   /**
-   * The RPS mask for every receive queue of the uplink and the tunnel (rpsMask), or null: RPS left as it is. Why: a
+   * The RPS mask for every receive queue of the uplink and the tunnel (CPU_MASK form: the CPUs the process may run
+   * on), or null: RPS left as it is. Why: a
    * veth hands a packet to the backlog of the CPU that sent it, so one flow whose sender moves between CPUs waits in
    * two backlogs and leaves out of order (spurious fast retransmits); RPS keeps each flow on one CPU by its hash
    * (docs/dataplane.md, "The gateway pod's data plane"; measured in docs/benchmarks.md, "Gateway path experiments").
    */
   rps: string | null;
+}
+
+/** A CPU mask as the kernel prints and takes it: hex, a comma between groups of 8 digits from the right. */
+export const CPU_MASK = /^[0-9a-f]{1,8}(,[0-9a-f]{8})*$/i;
+
+/** `Cpus_allowed:` of /proc/<pid>/status (the CPUs the process may run on, in CPU_MASK form); null if absent. */
+export function parseCpusAllowed(status: string): string | null {
+  const m = /^Cpus_allowed:\s*(\S+)\s*$/m.exec(status);
+  return m && CPU_MASK.test(m[1]!) && maskValue(m[1]!) !== 0n ? m[1]!.toLowerCase() : null;
 }
 
 /** The RPS mask of the first `cpus` CPUs as the kernel prints it: hex, a comma between groups of 8 digits. */
@@ -181,7 +191,8 @@ export function planGateway(want: GatewayDesired, actual: GatewayActualState): G
   if (ipLines.length) commands.push({ argv: WRITE.ipBatch(), input: batchText(ipLines) });
   if (sysctls.length) commands.push({ argv: WRITE.sysctls(sysctls) });
   if (nftPlan.doc) commands.push({ argv: WRITE.nft(), input: JSON.stringify(nftPlan.doc) });
-  if (rps.length) commands.push({ argv: WRITE.rps(rps) });
+  // best effort: a kernel that refuses a mask (EINVAL when none of its CPUs may take packets) costs speed, not service
+  if (rps.length) commands.push({ argv: WRITE.rps(rps), bestEffort: true });
   return {
     mtu,
     mss,
@@ -197,25 +208,31 @@ export function planGateway(want: GatewayDesired, actual: GatewayActualState): G
 
 /**
  * The RPS masks to write: every queue of the uplink and the tunnel whose mask differs. A tunnel this plan creates
- * has one queue (rx-0: `ip link add … type vxlan` makes one) whatever was read. A queue that is not writable (a
- * container's read-only /sys) is a note, not a write: the data plane works without RPS, only slower.
+ * has one queue (rx-0: `ip link add … type vxlan` makes one) whatever was read, writable as the uplink's are. A
+ * queue that is not writable (a container's read-only /sys) is a note, not a write: the data plane works without
+ * RPS, only slower.
  */
 function planRps(want: GatewayDesired, actual: GatewayActualState, freshTunnel: boolean): { rps: [string, string][]; notes: string[] } {
   const rps: [string, string][] = [];
   const notes: string[] = [];
   if (want.rps === null) return { rps, notes };
-  const wanted = maskValue(want.rps);
+  const wanted = maskValue(want.rps)!;
   const tunnelDir = `${rpsDir(want.device)}/`;
+  const uplinkQueues = actual.rps.filter((q) => q.path.startsWith(`${rpsDir(want.uplink)}/`));
   const queues = actual.rps.filter((q) => !(freshTunnel && q.path.startsWith(tunnelDir)));
-  if (freshTunnel) queues.push({ path: `${tunnelDir}rx-0/rps_cpus`, writable: true, mask: '' });
+  // the new tunnel's /sys is the uplink's: writable when the uplink's queues are (a read-only /sys is read-only for both)
+  if (freshTunnel && uplinkQueues.length) queues.push({ path: `${tunnelDir}rx-0/rps_cpus`, writable: uplinkQueues.some((q) => q.writable), mask: '' });
   const readOnly: string[] = [];
   for (const q of queues) {
-    if (maskValue(q.mask) === wanted) continue;
+    // The kernel keeps what it was given ANDed with the online (and housekeeping) CPUs: any non-zero mask within the
+    // wanted one is what a write would leave, so it is right — otherwise a CPU offline would mean a write every resync.
+    const have = maskValue(q.mask);
+    if (have !== null && have !== 0n && (have & ~wanted) === 0n) continue;
     if (q.writable) rps.push([q.path, want.rps]);
     else readOnly.push(q.path);
   }
   if (readOnly.length) notes.push(`receive packet steering not set (read-only: ${readOnly.join(', ')}): this gateway forwards, with more reordering under load`);
-  if (!actual.rps.some((q) => q.path.startsWith(`${rpsDir(want.uplink)}/`)) && actual.links.some((l) => l.ifname === want.uplink)) {
+  if (!uplinkQueues.length && actual.links.some((l) => l.ifname === want.uplink)) {
     notes.push(`receive packet steering not available on ${want.uplink} (no ${rpsDir(want.uplink)}/rx-*/rps_cpus)`);
   }
   return { rps, notes };

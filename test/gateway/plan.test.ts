@@ -22,6 +22,7 @@ import {
   planTable,
   programGateway,
   rpsMask,
+  parseCpusAllowed,
   Readiness,
   RULE_COMMENT,
   runGateway,
@@ -471,7 +472,7 @@ describe('gateway: runGateway with a fake kernel', () => {
 });
 
 describe('gateway: receive packet steering (RPS) in the plan', () => {
-  const want = gatewayDesired({ ...CFG, rpsCpus: 2 });
+  const want = gatewayDesired({ ...CFG, rpsMask: '3' });
   const q = (dev: string, n: number, mask: string, writable = true) => ({ path: `/sys/class/net/${dev}/queues/rx-${n}/rps_cpus`, writable, mask });
   const state = (rps: GatewayActualState['rps']): GatewayActualState => ({
     links: [ETH0, VXLAN],
@@ -480,29 +481,44 @@ describe('gateway: receive packet steering (RPS) in the plan', () => {
     rps,
   });
 
-  it('masks as the kernel prints them: a comma between groups of 8 hex digits', () => {
+  it('masks as the kernel prints them: a comma between groups of 8 hex digits; the process\'s own CPUs from its status', () => {
     assert.deepEqual([rpsMask(1), rpsMask(2), rpsMask(32), rpsMask(33), rpsMask(72)], ['1', '3', 'ffffffff', '1,ffffffff', 'ff,ffffffff,ffffffff']);
     assert.throws(() => rpsMask(0), /rps: 0 CPUs/);
+    assert.equal(parseCpusAllowed('Name:\tegw\nCpus_allowed:\t0000000f,000000F0\nCpus_allowed_list:\t4-7,32-35\n'), '0000000f,000000f0');
+    assert.equal(parseCpusAllowed('Cpus_allowed:\t00000000\n'), null);
+    assert.equal(parseCpusAllowed('Name:\tegw\n'), null);
     assert.equal(want.rps, '3');
+    assert.equal(gatewayDesired({ ...CFG, rpsMask: '0000000F,000000f0' }).rps, '0000000f,000000f0');
+    for (const bad of ['', '0', '00000000,00000000', '123456789', '3;reboot']) assert.throws(() => gatewayDesired({ ...CFG, rpsMask: bad }), /bad RPS mask/, bad);
   });
 
-  it('right (in the kernel\'s zero-padded spelling): nothing to do; wrong queues: one shell with only those', () => {
-    const ok = planGateway(want, state([q('eth0', 0, '00000003'), q('egw.vxlan', 0, '00000000,00000003')]));
+  it('right: nothing to do — the kernel\'s zero-padded spelling, or a part of the mask (what it keeps of a mask with CPUs offline)', () => {
+    const ok = planGateway(want, state([q('eth0', 0, '00000003'), q('egw.vxlan', 0, '00000000,00000003'), q('eth0', 1, '00000001')]));
     assert.deepEqual([ok.commands, ok.changes, ok.notes], [[], [], []]);
-    const p = planGateway(want, state([q('eth0', 0, '00000000'), q('eth0', 1, '00000003'), q('egw.vxlan', 0, '00000001')]));
+  });
+
+  it('wrong (off, or CPUs outside the mask): one shell with only those queues, best effort, last', () => {
+    const p = planGateway(want, state([q('eth0', 0, '00000000'), q('eth0', 1, '00000003'), q('egw.vxlan', 0, '00000007')]));
     assert.deepEqual(p.rps, [
       ['/sys/class/net/eth0/queues/rx-0/rps_cpus', '3'],
       ['/sys/class/net/egw.vxlan/queues/rx-0/rps_cpus', '3'],
     ]);
     assert.deepEqual(p.commands.map((c) => c.argv.join(' ')), ['sh -c r=0; echo 3 > /sys/class/net/eth0/queues/rx-0/rps_cpus || r=1; echo 3 > /sys/class/net/egw.vxlan/queues/rx-0/rps_cpus || r=1; exit $r']);
+    assert.equal(p.commands[0]!.bestEffort, true);
     assert.deepEqual(p.changes, ['rps /sys/class/net/eth0/queues/rx-0/rps_cpus=3', 'rps /sys/class/net/egw.vxlan/queues/rx-0/rps_cpus=3']);
   });
 
-  it('a tunnel this plan creates gets rx-0 set after it, whatever was read for the old one', () => {
+  it('a tunnel this plan creates gets rx-0 set after it, writable as the uplink\'s queues are', () => {
     const p = planGateway(want, { ...state([q('eth0', 0, '3'), q('egw.vxlan', 0, '3'), q('egw.vxlan', 1, '3')]), links: [ETH0] });
     assert.deepEqual(p.rps, [['/sys/class/net/egw.vxlan/queues/rx-0/rps_cpus', '3']]);
     assert.deepEqual(p.commands.map((c) => c.argv[0]), ['ip', 'sh', 'sh'], 'link first, then sysctls, then RPS');
     assert.match(p.commands.at(-1)!.argv[2]!, /rps_cpus/);
+    // a read-only /sys: the new tunnel's queue is not written either (that write would fail the reconcile)
+    const ro = planGateway(want, { ...state([q('eth0', 0, '0', false)]), links: [ETH0] });
+    assert.deepEqual(ro.rps, []);
+    assert.deepEqual(ro.commands.map((c) => c.argv.slice(0, 2).join(' ')), ['ip -force', 'sh -c'], 'the link and its rp_filter, no RPS shell');
+    assert.doesNotMatch(ro.commands[1]!.argv[2]!, /rps_cpus/);
+    assert.match(ro.notes[0]!, /read-only: \/sys\/class\/net\/eth0\/queues\/rx-0\/rps_cpus, \/sys\/class\/net\/egw.vxlan\/queues\/rx-0\/rps_cpus\)/);
   });
 
   it('a read-only /sys (a container): a note, no write, the rest of the plan as always', () => {
@@ -513,11 +529,27 @@ describe('gateway: receive packet steering (RPS) in the plan', () => {
     assert.deepEqual(none.notes, ['receive packet steering not available on eth0 (no /sys/class/net/eth0/queues/rx-*/rps_cpus)']);
   });
 
-  it('off (rpsCpus 0): RPS is not read or written, whatever the kernel has', () => {
-    const off = gatewayDesired({ ...CFG, rpsCpus: 0 });
+  it('off (no rpsMask): RPS is neither read nor written, whatever the kernel has', async () => {
+    const off = gatewayDesired(CFG);
     assert.equal(off.rps, null);
     const p = planGateway(off, state([q('eth0', 0, '0')]));
     assert.deepEqual([p.commands, p.notes], [[], []]);
+    const r = fakeKernel({ links: [ETH0, VXLAN], sysctls: '1\n0\n0\n', nft: listingOf(desiredTable(PARAMS)) });
+    await programGateway(r, CFG);
+    assert.deepEqual(r.calls.filter((c) => c.argv[0] === 'sh'), [], 'no RPS read (nor any shell)');
+  });
+
+  it('programGateway: a refused RPS write is a note and the reconcile succeeds; the read is one shell beside the others', async () => {
+    const answer = fakeAnswer({ links: [ETH0, VXLAN], sysctls: '1\n0\n0\n', nft: listingOf(desiredTable(PARAMS)) });
+    const r = new RecordingRunner((argv) => {
+      if (argv[0] === 'sh' && argv[2]!.startsWith('for f in')) return { code: 0, stdout: '/sys/class/net/eth0/queues/rx-0/rps_cpus 1 00000000\n/sys/class/net/egw.vxlan/queues/rx-0/rps_cpus 1 00000003\n', stderr: '' };
+      if (argv[0] === 'sh') return { code: 1, stdout: '', stderr: 'sh: 1: echo: echo: I/O error: Invalid argument\n' };
+      return answer(argv);
+    });
+    const res = await programGateway(r, { ...CFG, rpsMask: '3' });
+    assert.deepEqual(res.changes, ['rps /sys/class/net/eth0/queues/rx-0/rps_cpus=3']);
+    assert.deepEqual(res.notes, ['receive packet steering not set (sh: 1: echo: echo: I/O error: Invalid argument): this gateway forwards, with more reordering under load']);
+    assert.equal(r.calls.filter((c) => isRead(c.argv)).length, 4);
   });
 
   it('the read: one line per queue (path, writable, mask); WRITE.rps refuses anything but an RPS path and a mask', () => {
@@ -526,5 +558,7 @@ describe('gateway: receive packet steering (RPS) in the plan', () => {
     assert.match(READ.rps(['eth0', 'egw.vxlan'])[2]!, /^for f in \/sys\/class\/net\/eth0\/queues\/rx-\*\/rps_cpus \/sys\/class\/net\/egw\.vxlan\/queues\/rx-\*\/rps_cpus; do/);
     assert.throws(() => WRITE.rps([['/proc/sys/net/ipv4/ip_forward', '1']]), /bad rps/);
     assert.throws(() => WRITE.rps([['/sys/class/net/eth0/queues/rx-0/rps_cpus', '3; reboot']]), /bad rps/);
+    // device names reach READ.rps only through gatewayDesired's name check
+    assert.throws(() => gatewayDesired({ ...CFG, uplink: 'eth0 /etc' }), /bad device name/);
   });
 });
