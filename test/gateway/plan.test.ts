@@ -430,7 +430,9 @@ describe('gateway: runGateway with a fake kernel', () => {
     await until('health server', () => port || undefined, 10_000, POLL);
     const ready = (): Promise<{ status: number; body: string }> => httpGet(`http://127.0.0.1:${port}/readiness`);
     assert.equal((await ready()).status, 503);
-    assert.match((await ready()).body, /dataplane: pod egw\/red-1 has no IPv4 address yet/);
+    // (first "data plane not programmed yet", until the first reconcile has looked: the health server listens first)
+    await until('the reason: no IP', async () => /dataplane: pod egw\/red-1 has no IPv4 address yet/.test((await ready()).body), 10_000, POLL);
+    assert.equal((await ready()).status, 503);
     const kernelCalls = () => kernel.calls.filter((c) => !isProbe(c.argv)); // (the EgressGateway's ICMP probe pings through the runner too)
     assert.equal(kernelCalls().length, 0, 'nothing is programmed before the pod has an IP');
 
