@@ -66,16 +66,24 @@ export const WRITE = {
     for (const [key, value] of pairs) {
       if (!/^[a-z0-9_.\-/]+$/i.test(key) || !/^-?\d+$/.test(value)) throw new Error(`bad sysctl ${key}=${value}`);
     }
-    return ['sh', '-c', `r=0; ${pairs.map(([k, v]) => `echo ${v} > ${sysctlPath(k)} || r=1; `).join('')}exit $r`];
+    return writeFiles(pairs.map(([k, v]) => [sysctlPath(k), v]));
   },
-  /** Sets RPS masks (path from READ.rps, mask as the kernel prints it: hex, comma every 8 digits) in one shell. */
+  /** Sets RPS masks (path from READ.rps, mask in CPU_MASK form) in one shell. */
   rps: (pairs: readonly (readonly [string, string])[]): string[] => {
     for (const [path, mask] of pairs) {
-      if (!/^\/sys\/class\/net\/[A-Za-z0-9_.-]{1,15}\/queues\/rx-\d+\/rps_cpus$/.test(path) || !/^[0-9a-f]{1,8}(,[0-9a-f]{8})*$/i.test(mask)) throw new Error(`bad rps ${path}=${mask}`);
+      if (!/^\/sys\/class\/net\/[A-Za-z0-9_.-]{1,15}\/queues\/rx-\d+\/rps_cpus$/.test(path) || !CPU_MASK.test(mask)) throw new Error(`bad rps ${path}=${mask}`);
     }
-    return ['sh', '-c', `r=0; ${pairs.map(([f, m]) => `echo ${m} > ${f} || r=1; `).join('')}exit $r`];
+    return writeFiles(pairs);
   },
 };
+
+/** A CPU mask as the kernel prints and takes it: hex, a comma between groups of 8 digits from the right. */
+export const CPU_MASK = /^[0-9a-f]{1,8}(,[0-9a-f]{8})*$/i;
+
+/** One shell writing each value to its file (checked by the callers): every write is attempted, any failure fails it. */
+function writeFiles(pairs: readonly (readonly [string, string])[]): string[] {
+  return ['sh', '-c', `r=0; ${pairs.map(([f, v]) => `echo ${v} > ${f} || r=1; `).join('')}exit $r`];
+}
 
 export interface VxlanParams {
   vni: number;

@@ -13,7 +13,7 @@ import { CommandError, type Runner } from '../dataplane/exec.js';
 import { parseSysctlsRead } from '../dataplane/kernel.js';
 import type { AppliedCommand } from '../dataplane/types.js';
 import { GW_TABLE, parseTable, type ActualGatewayTable } from './nft.js';
-import { CPU_MASK, gatewaySysctls, parseGatewayLinks, parseRpsRead, planGateway, type GatewayActualState, type GatewayDesired, type GatewayPlan } from './plan.js';
+import { cpuMask, gatewaySysctls, parseGatewayLinks, parseRpsRead, planGateway, rpsNotSet, type GatewayActualState, type GatewayDesired, type GatewayPlan } from './plan.js';
 
 export interface GatewayDataplaneConfig {
   /** The pod's own IPv4: the tunnel's local address, and the source its traffic is masqueraded to. */
@@ -28,7 +28,7 @@ export interface GatewayDataplaneConfig {
   device?: string;
   /** Default `eth0` (GATEWAY_UPLINK). */
   uplink?: string;
-  /** Receive packet steering on the uplink and the tunnel over these CPUs (CPU_MASK form, plan.ts); absent: left as it is. */
+  /** Receive packet steering on the uplink and the tunnel over these CPUs (CPU_MASK form, src/dataplane/commands.ts); absent: left as it is. */
   rpsMask?: string;
 }
 
@@ -79,8 +79,9 @@ export function gatewayDesired(cfg: GatewayDataplaneConfig): GatewayDesired {
 
 function rpsOf(mask: string | undefined): string | null {
   if (mask === undefined) return null;
-  if (!CPU_MASK.test(mask) || /^[0,]*$/.test(mask)) throw new Error(`bad RPS mask ${JSON.stringify(mask)}`);
-  return mask.toLowerCase();
+  const m = cpuMask(mask);
+  if (m === null) throw new Error(`bad RPS mask ${JSON.stringify(mask)}`);
+  return m;
 }
 
 /** Reads everything the gateway owns in the runner's namespace: one command per tool, in parallel. */
@@ -118,7 +119,7 @@ export async function programGateway(runner: Runner, cfg: GatewayDataplaneConfig
   const notes = [...plan.notes];
   for (const c of plan.commands) {
     const r = await runner.run(c.argv, { ...(c.input === undefined ? {} : { input: c.input }), ...(c.bestEffort ? { allowFailure: true } : {}) });
-    if (c.bestEffort && r.code !== 0) notes.push(`receive packet steering not set (${r.stderr.trim().split('\n')[0] || `exit ${r.code}`}): this gateway forwards, with more reordering under load`);
+    if (c.bestEffort && r.code !== 0) notes.push(rpsNotSet(r.stderr.trim().split('\n')[0] || `exit ${r.code}`));
   }
   return { changes: plan.changes, mtu: plan.mtu, mss: plan.mss, commands: plan.commands, notes };
 }

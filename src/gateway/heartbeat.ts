@@ -133,19 +133,17 @@ export async function startHeartbeatResponder(opts: { port: number; host: string
     worker = w;
     // the process's lifetime is the main thread's: a responder never keeps it running
     w.unref();
-    w.on('message', (m: { type: string; err?: string; ms?: number }) => {
-      if (m.type === 'bind-error') opts.log?.error('cannot answer heartbeats; trying again', { port: `${port}/udp`, err: m.err });
-      else if (m.type === 'socket-error') opts.log?.debug('heartbeat socket error', { err: m.err });
-      else if (m.type === 'stale') opts.log?.warn('heartbeats refused: the main loop has not set the readiness for a while', { ms: m.ms });
-      else if (m.type === 'fresh') opts.log?.info('heartbeats answered again');
-    });
     let started = false;
     exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
     return new Promise<void>((resolve, reject) => {
-      w.on('message', (m: { type: string }) => {
-        if (m.type !== 'started') return;
-        started = true;
-        resolve();
+      w.on('message', (m: { type: string; err?: string; ms?: number }) => {
+        if (m.type === 'started') {
+          started = true;
+          resolve();
+        } else if (m.type === 'bind-error') opts.log?.error('cannot answer heartbeats; trying again', { port: `${port}/udp`, err: m.err });
+        else if (m.type === 'socket-error') opts.log?.debug('heartbeat socket error', { err: m.err });
+        else if (m.type === 'stale') opts.log?.warn('heartbeats refused: the main loop has not set the readiness for a while', { ms: m.ms });
+        else if (m.type === 'fresh') opts.log?.info('heartbeats answered again');
       });
       w.on('error', (err) => {
         if (!started) reject(new Error(`heartbeat thread: ${err.message}`));

@@ -16,7 +16,6 @@ export {
   parseRpsRead,
   parseCpusAllowed,
   rpsMask,
-  CPU_MASK,
   type RpsQueue,
   type GatewayDesired,
   type GatewayActualState,

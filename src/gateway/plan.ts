@@ -8,7 +8,7 @@
 // the uplink's and the tunnel's receive queues.
 
 import { TCP_IP_HEADERS, VXLAN_OVERHEAD } from '../api/dataplane.js';
-import { batchText, IP, rpsDir, WRITE } from '../dataplane/commands.js';
+import { batchText, CPU_MASK, IP, rpsDir, WRITE } from '../dataplane/commands.js';
 import type { AppliedCommand } from '../dataplane/types.js';
 import { desiredTable, planTable, type ActualGatewayTable } from './nft.js';
 
@@ -30,22 +30,27 @@ export interface GatewayDesired {
   clients: readonly string[];
   /**
    * The RPS mask for every receive queue of the uplink and the tunnel (CPU_MASK form: the CPUs the process may run
-   * on), or null: RPS left as it is. Why: a
-   * veth hands a packet to the backlog of the CPU that sent it, so one flow whose sender moves between CPUs waits in
-   * two backlogs and leaves out of order (spurious fast retransmits); RPS keeps each flow on one CPU by its hash
-   * (docs/dataplane.md, "The gateway pod's data plane"; measured in docs/benchmarks.md, "Gateway path experiments").
+   * on), or null: RPS left as it is. Why: a veth hands a packet to the backlog of the CPU that sent it, so one flow
+   * whose sender moves between CPUs waits in two backlogs and leaves out of order (spurious fast retransmits); RPS
+   * keeps each flow on one CPU by its hash (docs/dataplane.md, "Why RPS"; measured in docs/benchmarks.md, "Gateway
+   * path experiments").
    */
   rps: string | null;
 }
 
-/** A CPU mask as the kernel prints and takes it: hex, a comma between groups of 8 digits from the right. */
-export const CPU_MASK = /^[0-9a-f]{1,8}(,[0-9a-f]{8})*$/i;
+/** A mask in CPU_MASK form with at least one CPU, lower-cased; null when it is not one. */
+export function cpuMask(m: string): string | null {
+  return CPU_MASK.test(m) && maskValue(m) !== 0n ? m.toLowerCase() : null;
+}
 
 /** `Cpus_allowed:` of /proc/<pid>/status (the CPUs the process may run on, in CPU_MASK form); null if absent. */
 export function parseCpusAllowed(status: string): string | null {
   const m = /^Cpus_allowed:\s*(\S+)\s*$/m.exec(status);
-  return m && CPU_MASK.test(m[1]!) && maskValue(m[1]!) !== 0n ? m[1]!.toLowerCase() : null;
+  return m ? cpuMask(m[1]!) : null;
 }
+
+/** The note for RPS the gateway could not set, and why. */
+export const rpsNotSet = (why: string): string => `receive packet steering not set (${why}): this gateway forwards, with more reordering under load`;
 
 /** The RPS mask of the first `cpus` CPUs as the kernel prints it: hex, a comma between groups of 8 digits. */
 export function rpsMask(cpus: number): string {
@@ -231,7 +236,7 @@ function planRps(want: GatewayDesired, actual: GatewayActualState, freshTunnel: 
     if (q.writable) rps.push([q.path, want.rps]);
     else readOnly.push(q.path);
   }
-  if (readOnly.length) notes.push(`receive packet steering not set (read-only: ${readOnly.join(', ')}): this gateway forwards, with more reordering under load`);
+  if (readOnly.length) notes.push(rpsNotSet(`read-only: ${readOnly.join(', ')}`));
   if (!uplinkQueues.length && actual.links.some((l) => l.ifname === want.uplink)) {
     notes.push(`receive packet steering not available on ${want.uplink} (no ${rpsDir(want.uplink)}/rx-*/rps_cpus)`);
   }
