@@ -605,6 +605,11 @@ describe('audit end to end: every connection traced to its pod, none unaccounted
       ];
       const ended = [];
       for (const r of reporters) ended.push(await allEnded(r.dir, r.netns, r.c.ip, 80, 12_000));
+      // Ending the traffic's entries can overflow a recorder's event socket (thousands of DESTROYs at once: CI met
+      // one with 2,912); wait until each recorder has checked its ledger after that, so it has recovered and the held
+      // connections' DESTROYs reach a drained socket instead of being lost with the flood's (and closed unseen).
+      const drained = Date.now();
+      for (const r of reporters) await ledgerChecked(r.dir, drained);
       const afterKills = [...(await heldGw.check()), ...(await heldNode.check())];
       assert.deepEqual(afterKills.filter((c) => !c.ok).map((c) => c.id), [], 'the held connections survived the kills');
       await heldGw.close();
