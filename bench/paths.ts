@@ -76,6 +76,8 @@ const EXPERIMENTS: Record<string, { on: ExpStep[]; off: ExpStep[] }> = {
   // receiver's OFO queue, the sender's DSACKed fast retransmits); RPS puts each flow on one CPU by its hash.
   // `rps`: the same on every device of the nodes' namespaces too (the lab's veths, which egw does not own).
   rps: { on: [rps(true)], off: [rps(false)] },
+  // `rps-one` (measured on 2026-12-04) is kept too: each of the gateway's queues on one CPU, not every CPU it may run
+  // on — with several, the flow's hash may pick the sender's CPU, and the forwarding then waits behind the sender.
 };
 
 function rps(on: boolean): ExpStep {

@@ -74,6 +74,7 @@ export function gatewayDesired(cfg: GatewayDataplaneConfig): GatewayDesired {
     nodes: sortedIPs(cfg.nodes),
     clients: sortedIPs(cfg.clients),
     rps: rpsOf(cfg.rpsMask),
+    rpsOffset: ownNum,
   };
 }
 

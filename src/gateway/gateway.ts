@@ -17,7 +17,7 @@ import { localRunner, type Runner } from '../dataplane/exec.js';
 import { createLogger, type Logger } from '../log.js';
 import { aborted, Backoff, errText, sleep } from '../util.js';
 import { programGateway } from './dataplane.js';
-import { parseCpusAllowed, rpsMask } from './plan.js';
+import { intersectMasks, parseCpuList, parseCpusAllowed, rpsMask } from './plan.js';
 import { Readiness, startHealthServer } from './health.js';
 import { startHeartbeatResponder, type HeartbeatResponder } from './heartbeat.js';
 import { GATEWAY_KINDS, GatewayModel } from './model.js';
@@ -495,13 +495,23 @@ function conntrackCount(): number {
   }
 }
 
-/** The CPUs this process may run on, as a mask (its Cpus_allowed; every CPU when that cannot be read). */
+/**
+ * The CPUs RPS may use (GatewayDesired.rps): those this process may run on (its Cpus_allowed) that are online — the
+ * kernel keeps only online CPUs of a mask it is given, and a CPU it dropped would mean a write every resync. Every
+ * CPU when neither can be read.
+ */
 function allowedCpuMask(): string {
-  try {
-    const m = parseCpusAllowed(readFileSync('/proc/self/status', 'utf8'));
-    if (m) return m;
-  } catch {
-    /* not Linux's /proc: fall back */
-  }
-  return rpsMask(availableParallelism());
+  const read = (f: string): string | null => {
+    try {
+      return readFileSync(f, 'utf8');
+    } catch {
+      return null; /* not Linux's /proc or /sys */
+    }
+  };
+  const status = read('/proc/self/status');
+  const allowed = status === null ? null : parseCpusAllowed(status);
+  const onlineList = read('/sys/devices/system/cpu/online');
+  const online = onlineList === null ? null : parseCpuList(onlineList);
+  const both = allowed && online ? intersectMasks(allowed, online) : (allowed ?? online);
+  return both ?? rpsMask(availableParallelism());
 }

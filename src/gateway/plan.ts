@@ -29,13 +29,17 @@ export interface GatewayDesired {
   /** Allowed client IPs: sorted, unique. */
   clients: readonly string[];
   /**
-   * The RPS mask for every receive queue of the uplink and the tunnel (CPU_MASK form: the CPUs the process may run
-   * on), or null: RPS left as it is. Why: a veth hands a packet to the backlog of the CPU that sent it, so one flow
-   * whose sender moves between CPUs waits in two backlogs and leaves out of order (spurious fast retransmits); RPS
-   * keeps each flow on one CPU by its hash (docs/dataplane.md, "Why RPS"; measured in docs/benchmarks.md, "Gateway
-   * path experiments").
+   * The CPUs receive packet steering may send packets to (CPU_MASK form: the CPUs the process may run on that are
+   * online), or null: RPS left as it is. Each receive queue of the uplink and the tunnel goes to one CPU of these
+   * (planRps). Why RPS: a veth hands a packet to the backlog of the CPU that sent it, so one flow whose sender moves
+   * between CPUs waits in two backlogs and leaves out of order (spurious fast retransmits); why one CPU per queue: a
+   * mask of several CPUs lets each flow's hash pick one, and a flow hashed to the CPU its sender runs on is forwarded
+   * behind the sender instead of beside it (docs/dataplane.md, "Why RPS"; measured in docs/benchmarks.md, "Gateway
+   * path experiments": `rps-gw`, `rps-one`).
    */
   rps: string | null;
+  /** Where queue 0 starts in the RPS pool: the pod IP as a number, so the gateways of one node start on different CPUs and a restarted gateway chooses what it chose before. */
+  rpsOffset: number;
 }
 
 /** A mask in CPU_MASK form with at least one CPU, lower-cased; null when it is not one. */
@@ -55,10 +59,42 @@ export const rpsNotSet = (why: string): string => `receive packet steering not s
 /** The RPS mask of the first `cpus` CPUs as the kernel prints it: hex, a comma between groups of 8 digits. */
 export function rpsMask(cpus: number): string {
   if (!Number.isInteger(cpus) || cpus < 1 || cpus > 8192) throw new Error(`rps: ${cpus} CPUs`);
-  const hex = ((1n << BigInt(cpus)) - 1n).toString(16);
+  return formatMask((1n << BigInt(cpus)) - 1n);
+}
+
+/** A mask as the kernel prints it (CPU_MASK form). */
+export function formatMask(v: bigint): string {
+  const hex = v.toString(16);
   const groups: string[] = [];
   for (let end = hex.length; end > 0; end -= 8) groups.unshift(hex.slice(Math.max(0, end - 8), end));
   return groups.map((g, i) => (i === 0 ? g : g.padStart(8, '0'))).join(',');
+}
+
+/** A CPU list as /sys/devices/system/cpu/online prints it (`0-3,8`) as a mask in CPU_MASK form; null when it is not one. */
+export function parseCpuList(list: string): string | null {
+  let v = 0n;
+  for (const part of list.trim().split(',')) {
+    const m = /^(\d{1,4})(?:-(\d{1,4}))?$/.exec(part);
+    if (!m) return null;
+    const lo = Number(m[1]);
+    const hi = m[2] === undefined ? lo : Number(m[2]);
+    if (hi < lo || hi >= 8192) return null;
+    for (let c = lo; c <= hi; c++) v |= 1n << BigInt(c);
+  }
+  return v === 0n ? null : formatMask(v);
+}
+
+/** The CPUs in both masks (CPU_MASK form), or null when none is. */
+export function intersectMasks(a: string, b: string): string | null {
+  const v = (maskValue(a) ?? 0n) & (maskValue(b) ?? 0n);
+  return v === 0n ? null : formatMask(v);
+}
+
+/** The CPU numbers of a mask, ascending. */
+function cpusOf(v: bigint): number[] {
+  const out: number[] = [];
+  for (let c = 0; v >> BigInt(c) !== 0n; c++) if ((v >> BigInt(c)) & 1n) out.push(c);
+  return out;
 }
 
 /** A mask as a number (`00000000,00000003` and `3` are the same mask); null when it is not one. */
@@ -212,16 +248,18 @@ export function planGateway(want: GatewayDesired, actual: GatewayActualState): G
 }
 
 /**
- * The RPS masks to write: every queue of the uplink and the tunnel whose mask differs. A tunnel this plan creates
- * has one queue (rx-0: `ip link add … type vxlan` makes one) whatever was read, writable as the uplink's are. A
- * queue that is not writable (a container's read-only /sys) is a note, not a write: the data plane works without
- * RPS, only slower.
+ * The RPS masks to write: every queue of the uplink and the tunnel whose mask is not its one CPU. Queue `rx-i` of
+ * each device goes to CPU number (rpsOffset + i) mod n of the pool's n CPUs, like a NIC's receive queue with its
+ * interrupt on one CPU: the uplink's and the tunnel's `rx-0` share one, so a decapsulated packet stays where it was.
+ * A tunnel this plan creates has one queue (rx-0: `ip link add … type vxlan` makes one) whatever was read, writable
+ * as the uplink's are. A queue that is not writable (a container's read-only /sys) is a note, not a write: the data
+ * plane works without RPS, only slower.
  */
 function planRps(want: GatewayDesired, actual: GatewayActualState, freshTunnel: boolean): { rps: [string, string][]; notes: string[] } {
   const rps: [string, string][] = [];
   const notes: string[] = [];
   if (want.rps === null) return { rps, notes };
-  const wanted = maskValue(want.rps)!;
+  const pool = cpusOf(maskValue(want.rps)!);
   const tunnelDir = `${rpsDir(want.device)}/`;
   const uplinkQueues = actual.rps.filter((q) => q.path.startsWith(`${rpsDir(want.uplink)}/`));
   const queues = actual.rps.filter((q) => !(freshTunnel && q.path.startsWith(tunnelDir)));
@@ -229,11 +267,11 @@ function planRps(want: GatewayDesired, actual: GatewayActualState, freshTunnel: 
   if (freshTunnel && uplinkQueues.length) queues.push({ path: `${tunnelDir}rx-0/rps_cpus`, writable: uplinkQueues.some((q) => q.writable), mask: '' });
   const readOnly: string[] = [];
   for (const q of queues) {
-    // The kernel keeps what it was given ANDed with the online (and housekeeping) CPUs: any non-zero mask within the
-    // wanted one is what a write would leave, so it is right — otherwise a CPU offline would mean a write every resync.
-    const have = maskValue(q.mask);
-    if (have !== null && have !== 0n && (have & ~wanted) === 0n) continue;
-    if (q.writable) rps.push([q.path, want.rps]);
+    const i = Number(/\/rx-(\d+)\/rps_cpus$/.exec(q.path)?.[1] ?? 0);
+    const cpu = 1n << BigInt(pool[(want.rpsOffset + i) % pool.length]!);
+    // the kernel's zero-padded spelling is the same mask
+    if (maskValue(q.mask) === cpu) continue;
+    if (q.writable) rps.push([q.path, formatMask(cpu)]);
     else readOnly.push(q.path);
   }
   if (readOnly.length) notes.push(rpsNotSet(`read-only: ${readOnly.join(', ')}`));

@@ -16,6 +16,9 @@ import {
   gatewaySysctls,
   parseGatewayLinks,
   parseRpsRead,
+  parseCpuList,
+  intersectMasks,
+  formatMask,
   parseTable,
   planGateway,
   planLink,
@@ -167,6 +170,7 @@ describe('gateway: the plan (configuration + kernel → batches)', () => {
       nodes: ['172.31.98.11', '172.31.98.12'],
       clients: ['10.244.0.5'],
       rps: null,
+      rpsOffset: 0x0a0a0a00,
     });
     assert.deepEqual(gatewayDesired({ ...CFG, nodes: ['172.31.98.11', '172.31.98.11'] }).nodes, ['172.31.98.11']);
     assert.throws(() => gatewayDesired({ ...CFG, device: 'bad name' }), /bad device name/);
@@ -492,27 +496,40 @@ describe('gateway: receive packet steering (RPS) in the plan', () => {
     assert.equal(want.rps, '3');
     assert.equal(gatewayDesired({ ...CFG, rpsMask: '0000000F,000000f0' }).rps, '0000000f,000000f0');
     for (const bad of ['', '0', '00000000,00000000', '123456789', '3;reboot']) assert.throws(() => gatewayDesired({ ...CFG, rpsMask: bad }), /bad RPS mask/, bad);
+    // the pool: the allowed CPUs that are online (/sys/devices/system/cpu/online's list form)
+    assert.deepEqual([parseCpuList('0-1\n'), parseCpuList('0'), parseCpuList('0-3,8'), parseCpuList('32')], ['3', '1', '10f', '1,00000000']);
+    for (const bad of ['', '1-0', 'x', '0-', '0,,1']) assert.equal(parseCpuList(bad), null, bad);
+    assert.deepEqual([intersectMasks('0000000f,000000f0', '1,ffffffff'), intersectMasks('3', '4'), formatMask(1n << 40n)], ['1,000000f0', null, '100,00000000']);
+    assert.equal(want.rpsOffset, 0x0a0a0a00, 'the pod IP as a number');
   });
 
-  it('right: nothing to do — the kernel\'s zero-padded spelling, or a part of the mask (what it keeps of a mask with CPUs offline)', () => {
-    const ok = planGateway(want, state([q('eth0', 0, '00000003'), q('egw.vxlan', 0, '00000000,00000003'), q('eth0', 1, '00000001')]));
+  it('right: each queue on its one CPU of the pool — rx-i on CPU (offset + i) mod n, the uplink\'s and the tunnel\'s rx-0 on the same; the kernel\'s zero-padded spelling', () => {
+    // offset 0x0a0a0a00 (10.10.10.0) is even: rx-0 on CPU 0 of CPUs {0, 1}, rx-1 on CPU 1
+    const ok = planGateway(want, state([q('eth0', 0, '00000001'), q('egw.vxlan', 0, '00000000,00000001'), q('eth0', 1, '00000002')]));
     assert.deepEqual([ok.commands, ok.changes, ok.notes], [[], [], []]);
+    // the next pod IP starts on the next CPU, so two gateways of a node do not share one
+    const next = planGateway(gatewayDesired({ ...CFG, ownIP: '10.10.10.1', rpsMask: '3' }), state([q('eth0', 0, '1'), q('egw.vxlan', 0, '1'), q('eth0', 1, '1')]));
+    assert.deepEqual(next.rps, [['/sys/class/net/eth0/queues/rx-0/rps_cpus', '2'], ['/sys/class/net/egw.vxlan/queues/rx-0/rps_cpus', '2']]);
+    // a pool with gaps (a cpuset): its CPUs in order, 0x0a0a0a00 mod 3 = 0
+    const gaps = planGateway(gatewayDesired({ ...CFG, rpsMask: '0000000f,00000000' }), state([q('eth0', 0, '1,00000000'), q('eth0', 1, '2,00000000'), q('eth0', 2, '4,00000000'), q('eth0', 3, '1,00000000')]));
+    assert.deepEqual([gaps.changes, 0x0a0a0a00 % 4], [['rps /sys/class/net/eth0/queues/rx-3/rps_cpus=8,00000000'], 0]);
   });
 
-  it('wrong (off, or CPUs outside the mask): one shell with only those queues, best effort, last', () => {
-    const p = planGateway(want, state([q('eth0', 0, '00000000'), q('eth0', 1, '00000003'), q('egw.vxlan', 0, '00000007')]));
+  it('wrong (off, several CPUs, another CPU): one shell with only those queues, best effort, last', () => {
+    const p = planGateway(want, state([q('eth0', 0, '00000000'), q('eth0', 1, '00000003'), q('egw.vxlan', 0, '00000002'), q('egw.vxlan', 1, '2')]));
     assert.deepEqual(p.rps, [
-      ['/sys/class/net/eth0/queues/rx-0/rps_cpus', '3'],
-      ['/sys/class/net/egw.vxlan/queues/rx-0/rps_cpus', '3'],
+      ['/sys/class/net/eth0/queues/rx-0/rps_cpus', '1'],
+      ['/sys/class/net/eth0/queues/rx-1/rps_cpus', '2'],
+      ['/sys/class/net/egw.vxlan/queues/rx-0/rps_cpus', '1'],
     ]);
-    assert.deepEqual(p.commands.map((c) => c.argv.join(' ')), ['sh -c r=0; echo 3 > /sys/class/net/eth0/queues/rx-0/rps_cpus || r=1; echo 3 > /sys/class/net/egw.vxlan/queues/rx-0/rps_cpus || r=1; exit $r']);
+    assert.deepEqual(p.commands.map((c) => c.argv.join(' ')), ['sh -c r=0; echo 1 > /sys/class/net/eth0/queues/rx-0/rps_cpus || r=1; echo 2 > /sys/class/net/eth0/queues/rx-1/rps_cpus || r=1; echo 1 > /sys/class/net/egw.vxlan/queues/rx-0/rps_cpus || r=1; exit $r']);
     assert.equal(p.commands[0]!.bestEffort, true);
-    assert.deepEqual(p.changes, ['rps /sys/class/net/eth0/queues/rx-0/rps_cpus=3', 'rps /sys/class/net/egw.vxlan/queues/rx-0/rps_cpus=3']);
+    assert.deepEqual(p.changes, ['rps /sys/class/net/eth0/queues/rx-0/rps_cpus=1', 'rps /sys/class/net/eth0/queues/rx-1/rps_cpus=2', 'rps /sys/class/net/egw.vxlan/queues/rx-0/rps_cpus=1']);
   });
 
   it('a tunnel this plan creates gets rx-0 set after it, writable as the uplink\'s queues are', () => {
-    const p = planGateway(want, { ...state([q('eth0', 0, '3'), q('egw.vxlan', 0, '3'), q('egw.vxlan', 1, '3')]), links: [ETH0] });
-    assert.deepEqual(p.rps, [['/sys/class/net/egw.vxlan/queues/rx-0/rps_cpus', '3']]);
+    const p = planGateway(want, { ...state([q('eth0', 0, '1'), q('egw.vxlan', 0, '1'), q('egw.vxlan', 1, '2')]), links: [ETH0] });
+    assert.deepEqual(p.rps, [['/sys/class/net/egw.vxlan/queues/rx-0/rps_cpus', '1']]);
     assert.deepEqual(p.commands.map((c) => c.argv[0]), ['ip', 'sh', 'sh'], 'link first, then sysctls, then RPS');
     assert.match(p.commands.at(-1)!.argv[2]!, /rps_cpus/);
     // a read-only /sys: the new tunnel's queue is not written either (that write would fail the reconcile)
@@ -544,12 +561,12 @@ describe('gateway: receive packet steering (RPS) in the plan', () => {
   it('programGateway: a refused RPS write is a note and the reconcile succeeds; the read is one shell beside the others', async () => {
     const answer = fakeAnswer({ links: [ETH0, VXLAN], sysctls: '1\n0\n0\n', nft: listingOf(desiredTable(PARAMS)) });
     const r = new RecordingRunner((argv) => {
-      if (argv[0] === 'sh' && argv[2]!.startsWith('for f in')) return { code: 0, stdout: '/sys/class/net/eth0/queues/rx-0/rps_cpus 1 00000000\n/sys/class/net/egw.vxlan/queues/rx-0/rps_cpus 1 00000003\n', stderr: '' };
+      if (argv[0] === 'sh' && argv[2]!.startsWith('for f in')) return { code: 0, stdout: '/sys/class/net/eth0/queues/rx-0/rps_cpus 1 00000000\n/sys/class/net/egw.vxlan/queues/rx-0/rps_cpus 1 00000001\n', stderr: '' };
       if (argv[0] === 'sh') return { code: 1, stdout: '', stderr: 'sh: 1: echo: echo: I/O error: Invalid argument\n' };
       return answer(argv);
     });
     const res = await programGateway(r, { ...CFG, rpsMask: '3' });
-    assert.deepEqual(res.changes, ['rps /sys/class/net/eth0/queues/rx-0/rps_cpus=3']);
+    assert.deepEqual(res.changes, ['rps /sys/class/net/eth0/queues/rx-0/rps_cpus=1']);
     assert.deepEqual(res.notes, ['receive packet steering not set (sh: 1: echo: echo: I/O error: Invalid argument): this gateway forwards, with more reordering under load']);
     assert.equal(r.calls.filter((c) => isRead(c.argv)).length, 4);
   });
