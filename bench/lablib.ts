@@ -1,5 +1,5 @@
 // What the lab benchmarks share (bench/throughput.ts, bench/paths.ts): commands with a time limit, the lab's
-// cluster as the datastore says, the source a pod's traffic is seen from, iperf3 servers tracked by PID and runs.
+// cluster as the datastore says, the source a pod's traffic is seen from, iperf3 and echo servers tracked by PID and runs.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { readClusterSummary, type ClusterSummary } from '../src/lab/index.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const EGW_BIN = join(ROOT, 'bin', 'egw.js');
 
 export interface Run {
   code: number;
@@ -91,6 +92,19 @@ export interface IperfServer {
 export function startServer(netns: string, port: number): IperfServer {
   let out = '';
   const child = spawn('ip', ['netns', 'exec', netns, 'iperf3', '-s', '-p', String(port), '--forceflush'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.on('error', () => {});
+  return { child, output: () => out };
+}
+
+/**
+ * The lab's echo server (`egw lab echo`: HTTP and the line echo) on ports of its own in the external namespace,
+ * tracked by its PID like iperf3 (stopServer stops both).
+ */
+export function startEcho(netns: string, httpPort: number, tcpPort: number): IperfServer {
+  let out = '';
+  const child = spawn('ip', ['netns', 'exec', netns, process.execPath, EGW_BIN, 'lab', 'echo', '--http-port', String(httpPort), '--tcp-port', String(tcpPort)], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
   child.on('error', () => {});

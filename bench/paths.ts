@@ -23,7 +23,7 @@ import { labDown, labNetns, labUp, loadLabFile, type LabConfig } from '../src/la
 import { labStateDir, stateFiles } from '../src/lab/names.js';
 import { rpsMask } from '../src/gateway/plan.js';
 import { createLogger } from '../src/log.js';
-import { canRun, iperf, listening, median, podNetns, r2, readCluster, run, sleep, sourceSeen, startServer, stopServer, type Cluster, type IperfServer } from './lablib.js';
+import { canRun, iperf, listening, median, podNetns, r2, readCluster, run, sleep, sourceSeen, startEcho, startServer, stopServer, type Cluster, type IperfServer } from './lablib.js';
 
 export interface PathsBenchOptions {
   rounds?: number;
@@ -92,10 +92,17 @@ const FLOOD = join(ROOT, 'test', 'helpers', 'connflood.ts');
 const RTT = join(ROOT, 'bench', 'rtt.ts');
 const GW_NODE_LABEL = 'egw.dev/bench-gateway-node';
 
+// Each path has servers of its own in the external namespace: iperf3 on `port`, an echo (HTTP on `http`, the line
+// echo on `line`). Not only for iperf3: the server keeps a closed connection's tuple in TIME_WAIT for 60 s, and the
+// two gateway paths leave from one egress IP. Toward one server port, the second path's new connections met the
+// first one's tuples (the kernel's NAT reuses a source port its conntrack has freed early) with another TCP
+// timestamp clock, and the server refused 0.4–4% of them at once (PAWS: an ACK of the old connection, the client's
+// RST, its SYN again after 1 s: docs/kernel.md, "Sharing an egress IP toward one server"). That is what sharing one
+// egress IP costs, measured there, not what a path costs: the direct path's node IP has one client here.
 const PATHS = [
-  { name: 'direct', pod: 'plain/client-direct', node: 'node-1', port: 5201 },
-  { name: 'gw-same', pod: 'via/client-same', node: 'node-2', port: 5202 },
-  { name: 'gw-other', pod: 'via/client-other', node: 'node-1', port: 5203 },
+  { name: 'direct', pod: 'plain/client-direct', node: 'node-1', port: 5201, http: 8081, line: 7081 },
+  { name: 'gw-same', pod: 'via/client-same', node: 'node-2', port: 5202, http: 8082, line: 7082 },
+  { name: 'gw-other', pod: 'via/client-other', node: 'node-1', port: 5203, http: 8083, line: 7083 },
 ] as const;
 type PathName = (typeof PATHS)[number]['name'];
 
@@ -124,9 +131,9 @@ interface RttResult {
   p99Us: number;
 }
 
-async function connRate(netns: string, echo: string, seconds: number, tmp: string): Promise<RateResult> {
+async function connRate(netns: string, echo: string, port: number, seconds: number, tmp: string): Promise<RateResult> {
   const rec = join(tmp, `flood-${netns}-${Date.now()}.jsonl`);
-  const r = await run(['ip', 'netns', 'exec', netns, process.execPath, '--import', 'tsx', FLOOD, '--to', `${echo}:80`, '--duration', String(seconds), '--concurrency', '8', '--record', rec], { timeoutMs: (seconds + 30) * 1000 });
+  const r = await run(['ip', 'netns', 'exec', netns, process.execPath, '--import', 'tsx', FLOOD, '--to', `${echo}:${port}`, '--duration', String(seconds), '--concurrency', '8', '--record', rec], { timeoutMs: (seconds + 30) * 1000 });
   if (r.code !== 0) throw new Error(`connflood from ${netns}: exit ${r.code}: ${r.stderr.trim().slice(0, 300)}`);
   const out = JSON.parse(r.stdout) as { made: number; failed: number; rate: number };
   const lat = readFileSync(rec, 'utf8')
@@ -141,8 +148,8 @@ async function connRate(netns: string, echo: string, seconds: number, tmp: strin
   return { perS: Math.round(out.rate), p50Ms: q(0.5), p99Ms: q(0.99), failed: out.failed };
 }
 
-async function rtt(netns: string, echo: string, count: number): Promise<RttResult> {
-  const r = await run(['ip', 'netns', 'exec', netns, process.execPath, '--import', 'tsx', RTT, '--to', `${echo}:7`, '--count', String(count)], { timeoutMs: 60_000 });
+async function rtt(netns: string, echo: string, port: number, count: number): Promise<RttResult> {
+  const r = await run(['ip', 'netns', 'exec', netns, process.execPath, '--import', 'tsx', RTT, '--to', `${echo}:${port}`, '--count', String(count)], { timeoutMs: 60_000 });
   if (r.code !== 0) throw new Error(`rtt from ${netns}: exit ${r.code}: ${r.stderr.trim().slice(0, 300)}`);
   return JSON.parse(r.stdout) as RttResult;
 }
@@ -179,17 +186,21 @@ export async function benchPaths(opts: PathsBenchOptions = {}): Promise<Record<s
   const seconds = opts.seconds ?? 3;
   const rttCount = opts.rttCount ?? 2000;
   const servers = new Map<PathName, IperfServer>();
+  const echoes: IperfServer[] = [];
   let pl: PathsLab | undefined;
   try {
     pl = await pathsLab('tp');
     const { lab, cfg, c, tmp } = pl;
     const ext = labNetns.ext(lab);
     for (const p of PATHS) servers.set(p.name, startServer(ext, p.port));
-    const listenDeadline = Date.now() + 10_000;
+    for (const p of PATHS) echoes.push(startEcho(ext, p.http, p.line));
+    const listenDeadline = Date.now() + 15_000;
     for (const p of PATHS) {
-      while (!(await listening(ext, p.port))) {
-        if (Date.now() > listenDeadline) throw new Error(`iperf3 -s -p ${p.port} does not listen in ${ext}`);
-        await sleep(100);
+      for (const [port, what] of [[p.port, `iperf3 -s -p ${p.port}`], [p.http, `egw lab echo --http-port ${p.http}`], [p.line, `egw lab echo --tcp-port ${p.line}`]] as const) {
+        while (!(await listening(ext, port))) {
+          if (Date.now() > listenDeadline) throw new Error(`${what} does not listen in ${ext}`);
+          await sleep(100);
+        }
       }
     }
     const results = new Map<PathName, Round[]>(PATHS.map((p) => [p.name, []]));
@@ -217,8 +228,8 @@ export async function benchPaths(opts: PathsBenchOptions = {}): Promise<Record<s
         const where = `${p.name}, round ${i + 1}${experiment ? ` (${experiment} ${on ? 'on' : 'off'})` : ''}`;
         const g1 = await iperf(netns, server, cfg.external.echo, p.port, seconds, 1).catch((e: Error) => Promise.reject(new Error(`${where}: ${e.message}`)));
         const g4 = await iperf(netns, server, cfg.external.echo, p.port, seconds, 4).catch((e: Error) => Promise.reject(new Error(`${where}: ${e.message}`)));
-        const rate = await connRate(netns, cfg.external.echo, seconds, tmp);
-        const rt = await rtt(netns, cfg.external.echo, rttCount);
+        const rate = await connRate(netns, cfg.external.echo, p.http, seconds, tmp);
+        const rt = await rtt(netns, cfg.external.echo, p.line, rttCount);
         (on ? withExp : results).get(p.name)!.push({ goodput1Gbps: r2(g1.gbps), goodput4Gbps: r2(g4.gbps), retransmits1: g1.retransmits, connRate: rate, rtt: { p50Us: rt.p50Us, p99Us: rt.p99Us } });
       }
     }
@@ -247,7 +258,7 @@ export async function benchPaths(opts: PathsBenchOptions = {}): Promise<Record<s
     const ratios = { 'gw-same': ratio(medians['gw-same']), 'gw-other': ratio(medians['gw-other']) };
     const meets = (r: ReturnType<typeof ratio>) => ({ goodput1: r.goodput1 >= 0.85, connPerS: r.connPerS >= 0.8, reqP99: r.reqP99 <= 1.5 });
     return {
-      scenario: { lab, rounds, seconds, rttCount, server: `${cfg.external.echo} in ${ext}`, kernel: release(), clients: Object.fromEntries(PATHS.map((p) => [p.name, `${p.pod} on ${p.node}`])), gateway: 'default/paths, 1 replica on node-2' },
+      scenario: { lab, rounds, seconds, rttCount, server: `${cfg.external.echo} in ${ext}`, serverPorts: Object.fromEntries(PATHS.map((p) => [p.name, { iperf3: p.port, http: p.http, line: p.line }])), kernel: release(), clients: Object.fromEntries(PATHS.map((p) => [p.name, `${p.pod} on ${p.node}`])), gateway: 'default/paths, 1 replica on node-2' },
       medians,
       ratiosToDirect: ratios,
       targets: { goodput1: '>= 0.85', connPerS: '>= 0.8', reqP99: '<= 1.5', met: { 'gw-same': meets(ratios['gw-same']), 'gw-other': meets(ratios['gw-other']) } },
@@ -274,7 +285,7 @@ export async function benchPaths(opts: PathsBenchOptions = {}): Promise<Record<s
     if (pl) process.stderr.write(healthLines(labStateDir(pl.lab, pl.stateRoot)));
     return { error: (e as Error).message };
   } finally {
-    for (const s of servers.values()) await stopServer(s);
+    for (const s of [...servers.values(), ...echoes]) await stopServer(s);
     await pl?.down();
   }
 }
