@@ -6,9 +6,10 @@
 // Every function takes `wrap`, an argv prefix that runs a command in another network namespace
 // (`['ip', 'netns', 'exec', NS]`). Without it the command runs in the caller's namespace, which is how a gateway or
 // an agent runs (the process already lives in the namespace it records).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { localRunner, type RunResult } from '../dataplane/exec.js';
 import { CtXmlParser, type CtEntry, type CtParseError } from './conntrack.js';
 
@@ -17,6 +18,29 @@ import { CtXmlParser, type CtEntry, type CtParseError } from './conntrack.js';
 export type Wrap = readonly string[];
 
 export const CONNTRACK = 'conntrack';
+/**
+ * The receive buffer wanted for conntrack's event socket. The default (`net.core.rmem_default`, 208 KiB) holds a few
+ * hundred events: at 2,500 new connections/s through a gateway the recorders overflowed within seconds, and every
+ * overflow costs a gap and a dump of the whole table. 16 MiB (the kernel doubles it) held floods of 3,000–4,900/s
+ * with no overflow (docs/benchmarks.md, "Gateway path experiments", `ctbuf`). The kernel takes the memory only while
+ * events wait. conntrack 1.4.7's `--buffer-size` sets its other socket, so scripts/ct-event-buffer.py raises it.
+ */
+export const CT_EVENT_BUFFER_BYTES = 16 * 1024 * 1024;
+const EVENT_BUFFER_HELPER = fileURLToPath(new URL('../../scripts/ct-event-buffer.py', import.meta.url));
+
+/**
+ * Raises the event socket's buffer of the running conntrack `pid` (scripts/ct-event-buffer.py, run with python3):
+ * the size the kernel now gives it, or why it could not (no python3, no ptrace access, no subscribed socket).
+ */
+export function raiseEventBuffer(pid: number, bytes = CT_EVENT_BUFFER_BYTES): Promise<{ bytes: number } | { error: string }> {
+  return new Promise((resolve) => {
+    execFile('python3', [EVENT_BUFFER_HELPER, String(pid), String(bytes)], { timeout: 5000 }, (err, stdout, stderr) => {
+      const got = Number(stdout.trim().split('\n')[0]);
+      if (!err && Number.isFinite(got) && got > 0) resolve({ bytes: got });
+      else resolve({ error: (stderr.trim() || (err ? err.message : 'no size printed')).split('\n').pop()! });
+    });
+  });
+}
 /**
  * The event reader: NEW and DESTROY only (UPDATEs are not needed for one record per connection), with ids and kernel
  * timestamps, and only source-translated connections (`--src-nat`, the only ones recorded: docs/kernel.md §8).
@@ -126,6 +150,10 @@ export interface CtEventsOptions {
   now?: () => number;
   /** How often the Drops counter is read (default DROPS_POLL_MS). */
   dropsPollMs?: number;
+  /** The event socket's buffer, raised once it is subscribed (default CT_EVENT_BUFFER_BYTES); null: left as it is. */
+  eventBufferBytes?: number | null;
+  /** What could not be done and costs only speed (the event buffer left at its default), for the log. */
+  onNote?(msg: string): void;
 }
 
 /** A running `conntrack -E`. */
@@ -235,6 +263,8 @@ export function startConntrackEvents(opts: CtEventsOptions): CtEvents {
   let stderrLine = '';
   let lastDrops: number | null = null;
   let exited = false;
+  let bufferTried = false;
+  const bytes = opts.eventBufferBytes === undefined ? CT_EVENT_BUFFER_BYTES : opts.eventBufferBytes;
   let exitPromise: Promise<void> | undefined;
   let resolveExit!: () => void;
   const exitDone = new Promise<void>((r) => (resolveExit = r));
@@ -289,7 +319,15 @@ export function startConntrackEvents(opts: CtEventsOptions): CtEvents {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         if (exited) throw new Error(`conntrack exited before it was subscribed: ${stderrTail.trim()}`);
-        if (netlinkState(pid)?.subscribed) return;
+        if (netlinkState(pid)?.subscribed) {
+          // once per conntrack: before the first dump, so the flood that follows a resync meets the large buffer
+          if (!bufferTried && bytes !== null) {
+            bufferTried = true;
+            const r = await raiseEventBuffer(pid, bytes);
+            if ('error' in r) opts.onNote?.(`conntrack's event socket left at its default size (${r.error}): floods overflow it sooner`);
+          }
+          return;
+        }
         if (Date.now() > deadline) throw new Error(`conntrack (pid ${pid}) not subscribed to events after ${timeoutMs} ms`);
         await new Promise((r) => setTimeout(r, 20));
       }

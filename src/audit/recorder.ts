@@ -59,6 +59,8 @@ export interface RecorderOptions {
   checkMs?: number;
   /** How long barriers may take to come back before the reader is taken for stuck. Default 6 s. */
   barrierTimeoutMs?: number;
+  /** The conntrack event socket's buffer (ctsource.ts CT_EVENT_BUFFER_BYTES by default); null: the kernel's default. */
+  eventBufferBytes?: number | null;
 }
 
 export interface RecorderStats {
@@ -178,6 +180,7 @@ class Recorder implements RecorderHandle {
   private startReader(): void {
     this.events = startConntrackEvents({
       wrap: this.wrap,
+      ...(this.o.eventBufferBytes !== undefined ? { eventBufferBytes: this.o.eventBufferBytes } : {}),
       onFlows: (flows) => this.onFlows(flows),
       onOverflow: (ov) => {
         this.st.overflows++;
@@ -188,6 +191,7 @@ class Recorder implements RecorderHandle {
         this.o.log?.warn('conntrack events lost (the event socket overflowed); a dump will recover', { source: ov.source, dropped: ov.dropsDelta });
       },
       onError: (msg) => this.o.log?.warn('conntrack', { message: msg }),
+      onNote: (msg) => this.o.log?.info(msg),
       onExit: (code, signal, stderr) => {
         if (this.o.signal.aborted) return;
         this.readerDied = true;

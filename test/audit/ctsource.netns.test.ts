@@ -4,11 +4,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CtEntry } from '../../src/audit/conntrack.js';
-import { conntrackCount, dumpConntrack, enableConntrackAccounting, parseNetlink, startConntrackEvents, type CtEvents, type CtOverflow } from '../../src/audit/ctsource.js';
+import { conntrackCount, CT_EVENT_BUFFER_BYTES, dumpConntrack, enableConntrackAccounting, parseNetlink, raiseEventBuffer, startConntrackEvents, type CtEvents, type CtOverflow } from '../../src/audit/ctsource.js';
 import { suiteGate, VERBOSE } from '../helpers/env.js';
 import { LAB_POLL, sleep, until } from '../helpers/wait.js';
 import { NatLab, readRecs } from './natlab.js';
@@ -27,19 +27,22 @@ const sh = (argv: string[], input?: string) => lab.sh(argv, input);
 const runFlood = (args: string[], name: string) => lab.startFlood(args, name);
 
 /** A reader of the router's events that keeps everything it was told. */
-function watch(): { ev: CtEvents; flows: CtEntry[]; overflows: CtOverflow[]; errors: string[]; exits: { code: number | null; signal: string | null; stderrTail: string }[] } {
+function watch(opts: { eventBufferBytes?: number | null } = {}): { ev: CtEvents; flows: CtEntry[]; overflows: CtOverflow[]; errors: string[]; notes: string[]; exits: { code: number | null; signal: string | null; stderrTail: string }[] } {
+  const notes: string[] = [];
   const flows: CtEntry[] = [];
   const overflows: CtOverflow[] = [];
   const errors: string[] = [];
   const exits: { code: number | null; signal: string | null; stderrTail: string }[] = [];
   const ev = startConntrackEvents({
     wrap: WRAP_R,
+    ...opts,
     onFlows: (f) => flows.push(...f),
     onOverflow: (o) => overflows.push(o),
     onError: (m) => errors.push(m),
+    onNote: (m) => notes.push(m),
     onExit: (code, signal, stderrTail) => exits.push({ code, signal, stderrTail }),
   });
-  return { ev, flows, overflows, errors, exits };
+  return { ev, flows, overflows, errors, notes, exits };
 }
 
 function alive(pid: number): boolean {
@@ -126,6 +129,27 @@ describe('conntrack in a masquerading namespace', { skip: gate.skip }, () => {
     await assert.rejects(enableConntrackAccounting(['ip', 'netns', 'exec', `${TAG}-nope`]), /cannot enable conntrack accounting: .*egw-tc[0-9a-f]{6}-nope/);
   });
 
+  test('ready() raises the event socket\'s buffer (conntrack 1.4.7\'s --buffer-size sets its other socket); a raise that cannot be done says why', async () => {
+    const w = watch();
+    try {
+      await w.ev.ready();
+      assert.deepEqual(w.notes, []);
+      // the event socket: conntrack's NETLINK_NETFILTER socket with groups; its port id, as ss prints it (signed)
+      const fds = new Set(readdirSync(`/proc/${w.ev.pid}/fd`).map((f) => /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${w.ev.pid}/fd/${f}`))?.[1]));
+      const row = readFileSync(`/proc/${w.ev.pid}/net/netlink`, 'utf8').split('\n').map((l) => l.trim().split(/\s+/)).find((c) => c[1] === '12' && fds.has(c[9]) && Number.parseInt(c[3]!, 16) !== 0);
+      assert.ok(row, 'conntrack has a subscribed socket');
+      const port = Number(row[2]) | 0;
+      const ss = await sh([...WRAP_R, 'ss', '-f', 'netlink', '-m']);
+      const rb = new RegExp(`nft:${port}\\s.*\\brb(\\d+)`).exec(ss);
+      assert.ok(rb, ss);
+      assert.equal(Number(rb[1]), 2 * CT_EVENT_BUFFER_BYTES, 'the kernel doubles what it is given');
+      const gone = await raiseEventBuffer(2 ** 22 + 7);
+      assert.ok('error' in gone && /No such file/.test(gone.error), JSON.stringify(gone));
+    } finally {
+      await w.ev.stop();
+    }
+  });
+
   test('a TCP connection: NEW with the translated source, then DESTROY with counters and kernel start/stop', async () => {
     await enableConntrackAccounting(WRAP_R);
     const w = watch();
@@ -189,7 +213,8 @@ describe('conntrack in a masquerading namespace', { skip: gate.skip }, () => {
   });
 
   test('overflow: with conntrack stopped while thousands of connections open, ENOBUFS and a Drops rise are reported', async () => {
-    const w = watch();
+    // the default socket size, which 3,000 connections overflow (the raised one holds tens of thousands of events)
+    const w = watch({ eventBufferBytes: null });
     try {
       await w.ev.ready();
       await until('the first Drops read', () => w.ev.drops() !== null, 10_000, LAB_POLL);
