@@ -129,7 +129,7 @@ class RawEvents {
   }
   async subscribed(): Promise<void> {
     const deadline = Date.now() + 10_000;
-    while (!netlinkState(this.child.pid!)?.subscribed) {
+    while (!netlinkState(this.child.pid!)?.eventFds.length) {
       if (Date.now() > deadline || this.child.exitCode !== null) throw new Error('raw conntrack -E did not subscribe to events within 10 s');
       await sleep(50);
     }

@@ -90,12 +90,7 @@ export interface IperfServer {
 
 /** `iperf3 -s` in the external namespace, tracked by its PID (ip netns exec execs iperf3 in place). */
 export function startServer(netns: string, port: number): IperfServer {
-  let out = '';
-  const child = spawn('ip', ['netns', 'exec', netns, 'iperf3', '-s', '-p', String(port), '--forceflush'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.on('error', () => {});
-  return { child, output: () => out };
+  return startBackground(['ip', 'netns', 'exec', netns, 'iperf3', '-s', '-p', String(port), '--forceflush']);
 }
 
 /**
@@ -103,8 +98,13 @@ export function startServer(netns: string, port: number): IperfServer {
  * tracked by its PID like iperf3 (stopServer stops both).
  */
 export function startEcho(netns: string, httpPort: number, tcpPort: number): IperfServer {
+  return startBackground(['ip', 'netns', 'exec', netns, process.execPath, EGW_BIN, 'lab', 'echo', '--http-port', String(httpPort), '--tcp-port', String(tcpPort)]);
+}
+
+/** A server process with its stdout and stderr kept. */
+function startBackground(argv: string[]): IperfServer {
   let out = '';
-  const child = spawn('ip', ['netns', 'exec', netns, process.execPath, EGW_BIN, 'lab', 'echo', '--http-port', String(httpPort), '--tcp-port', String(tcpPort)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
   child.on('error', () => {});

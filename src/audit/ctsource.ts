@@ -29,12 +29,13 @@ export const CT_EVENT_BUFFER_BYTES = 16 * 1024 * 1024;
 const EVENT_BUFFER_HELPER = fileURLToPath(new URL('../../scripts/ct-event-buffer.py', import.meta.url));
 
 /**
- * Raises the event socket's buffer of the running conntrack `pid` (scripts/ct-event-buffer.py, run with python3):
- * the size the kernel now gives it, or why it could not (no python3, no ptrace access, no subscribed socket).
+ * Raises the buffer of the running conntrack `pid`'s event sockets, its fds `fds` (NetlinkState.eventFds), with
+ * scripts/ct-event-buffer.py (python3): the size the kernel now gives the first, or why it could not (no python3, no
+ * ptrace access, no such fd).
  */
-export function raiseEventBuffer(pid: number, bytes = CT_EVENT_BUFFER_BYTES): Promise<{ bytes: number } | { error: string }> {
+export function raiseEventBuffer(pid: number, fds: readonly number[], bytes = CT_EVENT_BUFFER_BYTES): Promise<{ bytes: number } | { error: string }> {
   return new Promise((resolve) => {
-    execFile('python3', [EVENT_BUFFER_HELPER, String(pid), String(bytes)], { timeout: 5000 }, (err, stdout, stderr) => {
+    execFile('python3', [EVENT_BUFFER_HELPER, String(pid), String(bytes), ...fds.map(String)], { timeout: 5000 }, (err, stdout, stderr) => {
       const got = Number(stdout.trim().split('\n')[0]);
       if (!err && Number.isFinite(got) && got > 0) resolve({ bytes: got });
       else resolve({ error: (stderr.trim() || (err ? err.message : 'no size printed')).split('\n').pop()! });
@@ -176,8 +177,8 @@ export interface CtEvents {
 export interface NetlinkState {
   /** The Drops of those sockets, summed. */
   drops: number;
-  /** Whether one of them is bound to multicast groups (the event subscription is in place). */
-  subscribed: boolean;
+  /** The fds of those bound to multicast groups: the event subscription, once it is in place. */
+  eventFds: number[];
 }
 
 /**
@@ -185,7 +186,7 @@ export interface NetlinkState {
  * `/proc/<pid>/net/netlink` of that process's network namespace. Null when the process (or its sockets) is gone.
  */
 export function netlinkState(pid: number): NetlinkState | null {
-  const inodes = new Set<string>();
+  const inodes = new Map<string, number>();
   let fds: string[];
   try {
     fds = readdirSync(`/proc/${pid}/fd`);
@@ -195,7 +196,7 @@ export function netlinkState(pid: number): NetlinkState | null {
   for (const fd of fds) {
     try {
       const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-      if (m) inodes.add(m[1]);
+      if (m) inodes.set(m[1], Number(fd));
     } catch {
       /* closed meanwhile */
     }
@@ -207,15 +208,16 @@ export function netlinkState(pid: number): NetlinkState | null {
   } catch {
     return null;
   }
-  return parseNetlink(text, inodes);
+  const rows = parseNetlink(text, new Set(inodes.keys()));
+  return rows && { drops: rows.drops, eventFds: rows.eventInodes.map((i) => inodes.get(i)!) };
 }
 
 /**
- * The rows of /proc/net/netlink for NETLINK_NETFILTER sockets whose inode is in `inodes`: Drops summed, and whether
- * one has Groups (hex) set; null when none is there. Columns are found by the header:
+ * The rows of /proc/net/netlink for NETLINK_NETFILTER sockets whose inode is in `inodes`: Drops summed, and the
+ * inodes of those with Groups (hex) set; null when none is there. Columns are found by the header:
  * `sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode`.
  */
-export function parseNetlink(text: string, inodes: ReadonlySet<string>): NetlinkState | null {
+export function parseNetlink(text: string, inodes: ReadonlySet<string>): { drops: number; eventInodes: string[] } | null {
   const lines = text.split('\n');
   const head = lines[0].trim().split(/\s+/);
   const eth = head.indexOf('Eth');
@@ -225,15 +227,15 @@ export function parseNetlink(text: string, inodes: ReadonlySet<string>): Netlink
   if (eth < 0 || groups < 0 || drops < 0 || inode < 0) return null;
   let sum = 0;
   let found = false;
-  let subscribed = false;
+  const eventInodes: string[] = [];
   for (let i = 1; i < lines.length; i++) {
     const f = lines[i].trim().split(/\s+/);
     if (f.length <= inode || Number(f[eth]) !== NETLINK_NETFILTER || !inodes.has(f[inode])) continue;
     found = true;
     sum += Number(f[drops]) || 0;
-    if (/[1-9a-f]/i.test(f[groups])) subscribed = true;
+    if (/[1-9a-f]/i.test(f[groups])) eventInodes.push(f[inode]);
   }
-  return found ? { drops: sum, subscribed } : null;
+  return found ? { drops: sum, eventInodes } : null;
 }
 
 /**
@@ -319,11 +321,12 @@ export function startConntrackEvents(opts: CtEventsOptions): CtEvents {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         if (exited) throw new Error(`conntrack exited before it was subscribed: ${stderrTail.trim()}`);
-        if (netlinkState(pid)?.subscribed) {
+        const eventFds = netlinkState(pid)?.eventFds ?? [];
+        if (eventFds.length) {
           // once per conntrack: before the first dump, so the flood that follows a resync meets the large buffer
           if (!bufferTried && bytes !== null) {
             bufferTried = true;
-            const r = await raiseEventBuffer(pid, bytes);
+            const r = await raiseEventBuffer(pid, eventFds, bytes);
             if ('error' in r) opts.onNote?.(`conntrack's event socket left at its default size (${r.error}): floods overflow it sooner`);
           }
           return;

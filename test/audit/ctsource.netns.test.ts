@@ -66,8 +66,8 @@ const NETLINK = `sk               Eth Pid        Groups   Rmem     Wmem     Dump
 `;
 
 test('parseNetlink sums the Drops of the given NETLINK_NETFILTER sockets only, and sees their subscription', () => {
-  assert.deepEqual(parseNetlink(NETLINK, new Set(['2061342', '2061343'])), { drops: 5835, subscribed: true });
-  assert.deepEqual(parseNetlink(NETLINK, new Set(['2061342'])), { drops: 0, subscribed: false });
+  assert.deepEqual(parseNetlink(NETLINK, new Set(['2061342', '2061343'])), { drops: 5835, eventInodes: ['2061343'] });
+  assert.deepEqual(parseNetlink(NETLINK, new Set(['2061342'])), { drops: 0, eventInodes: [] });
   assert.equal(parseNetlink(NETLINK, new Set(['2061344'])), null, 'not a netfilter socket');
   assert.equal(parseNetlink(NETLINK, new Set(['1'])), null);
   assert.equal(parseNetlink('garbage\n', new Set(['2061343'])), null);
@@ -143,8 +143,10 @@ describe('conntrack in a masquerading namespace', { skip: gate.skip }, () => {
       const rb = new RegExp(`nft:${port}\\s.*\\brb(\\d+)`).exec(ss);
       assert.ok(rb, ss);
       assert.equal(Number(rb[1]), 2 * CT_EVENT_BUFFER_BYTES, 'the kernel doubles what it is given');
-      const gone = await raiseEventBuffer(2 ** 22 + 7);
-      assert.ok('error' in gone && /No such file/.test(gone.error), JSON.stringify(gone));
+      const gone = await raiseEventBuffer(2 ** 22 + 7, [4]);
+      assert.ok('error' in gone && /No such process/.test(gone.error), JSON.stringify(gone));
+      const noFd = await raiseEventBuffer(w.ev.pid, [999]);
+      assert.ok('error' in noFd && /pidfd_getfd of fd 999: Bad file descriptor/.test(noFd.error), JSON.stringify(noFd));
     } finally {
       await w.ev.stop();
     }
