@@ -23,22 +23,33 @@ export const CONNTRACK = 'conntrack';
  * hundred events: at 2,500 new connections/s through a gateway the recorders overflowed within seconds, and every
  * overflow costs a gap and a dump of the whole table. 16 MiB (the kernel doubles it) held floods of 3,000–4,900/s
  * with no overflow (docs/benchmarks.md, "Gateway path experiments", `ctbuf`). The kernel takes the memory only while
- * events wait. conntrack 1.4.7's `--buffer-size` sets its other socket, so scripts/ct-event-buffer.py raises it.
+ * events wait. conntrack 1.4.7's `--buffer-size` sets its other socket, so scripts/ct-event-socket.py raises it.
  */
 export const CT_EVENT_BUFFER_BYTES = 16 * 1024 * 1024;
-const EVENT_BUFFER_HELPER = fileURLToPath(new URL('../../scripts/ct-event-buffer.py', import.meta.url));
+const EVENT_SOCKET_HELPER = fileURLToPath(new URL('../../scripts/ct-event-socket.py', import.meta.url));
+
+/** What scripts/ct-event-socket.py did to a conntrack's event sockets, or why it could not. */
+export type EventSocketTuning = { bytes: number; snatFilter: boolean } | { error: string };
 
 /**
- * Raises the buffer of the running conntrack `pid`'s event sockets, its fds `fds` (NetlinkState.eventFds), with
- * scripts/ct-event-buffer.py (python3): the size the kernel now gives the first, or why it could not (no python3, no
- * ptrace access, no such fd).
+ * Tunes the running conntrack `pid`'s event sockets, its fds `fds` (NetlinkState.eventFds), with
+ * scripts/ct-event-socket.py (python3): the receive buffer set to `bytes` (null: left as it is) and, with
+ * `snatFilter`, a socket filter that drops the events of entries without source NAT in the kernel, before they are
+ * queued and conntrack is woken for them (its `--src-nat` would drop them after; docs/audit.md, "Nothing lost").
+ * Resolves to the first socket's buffer size now, or why it could not (no python3, no ptrace access, no such fd).
  */
-export function raiseEventBuffer(pid: number, fds: readonly number[], bytes = CT_EVENT_BUFFER_BYTES): Promise<{ bytes: number } | { error: string }> {
+export function tuneEventSocket(pid: number, fds: readonly number[], opts: { bytes: number | null; snatFilter: boolean }): Promise<EventSocketTuning> {
   return new Promise((resolve) => {
-    execFile('python3', [EVENT_BUFFER_HELPER, String(pid), String(bytes), ...fds.map(String)], { timeout: 5000 }, (err, stdout, stderr) => {
-      const got = Number(stdout.trim().split('\n')[0]);
-      if (!err && Number.isFinite(got) && got > 0) resolve({ bytes: got });
-      else resolve({ error: (stderr.trim() || (err ? err.message : 'no size printed')).split('\n').pop()! });
+    const args = [EVENT_SOCKET_HELPER, String(pid), String(opts.bytes ?? 0), opts.snatFilter ? 'snat' : 'none', ...fds.map(String)];
+    execFile('python3', args, { timeout: 5000 }, (err, stdout, stderr) => {
+      let out: { rcvbuf?: unknown; filter?: unknown } | undefined;
+      try {
+        out = JSON.parse(stdout.trim().split('\n')[0] ?? '') as typeof out;
+      } catch {
+        out = undefined;
+      }
+      if (!err && out && typeof out.rcvbuf === 'number' && out.rcvbuf > 0) resolve({ bytes: out.rcvbuf, snatFilter: out.filter === 'snat' });
+      else resolve({ error: (stderr.trim() || (err ? err.message : `unexpected output ${JSON.stringify(stdout.trim())}`)).split('\n').pop()! });
     });
   });
 }
@@ -153,7 +164,9 @@ export interface CtEventsOptions {
   dropsPollMs?: number;
   /** The event socket's buffer, raised once it is subscribed (default CT_EVENT_BUFFER_BYTES); null: left as it is. */
   eventBufferBytes?: number | null;
-  /** What could not be done and costs only speed (the event buffer left at its default), for the log. */
+  /** Drop untranslated entries' events in the kernel once subscribed (default true; tuneEventSocket). */
+  snatFilter?: boolean;
+  /** What could not be done and costs only speed (the event socket left as the kernel made it), for the log. */
   onNote?(msg: string): void;
 }
 
@@ -265,8 +278,9 @@ export function startConntrackEvents(opts: CtEventsOptions): CtEvents {
   let stderrLine = '';
   let lastDrops: number | null = null;
   let exited = false;
-  let bufferTried = false;
+  let tuned = false;
   const bytes = opts.eventBufferBytes === undefined ? CT_EVENT_BUFFER_BYTES : opts.eventBufferBytes;
+  const snatFilter = opts.snatFilter ?? true;
   let exitPromise: Promise<void> | undefined;
   let resolveExit!: () => void;
   const exitDone = new Promise<void>((r) => (resolveExit = r));
@@ -324,10 +338,10 @@ export function startConntrackEvents(opts: CtEventsOptions): CtEvents {
         const eventFds = netlinkState(pid)?.eventFds ?? [];
         if (eventFds.length) {
           // once per conntrack: before the first dump, so the flood that follows a resync meets the large buffer
-          if (!bufferTried && bytes !== null) {
-            bufferTried = true;
-            const r = await raiseEventBuffer(pid, eventFds, bytes);
-            if ('error' in r) opts.onNote?.(`conntrack's event socket left at its default size (${r.error}): floods overflow it sooner`);
+          if (!tuned && (bytes !== null || snatFilter)) {
+            tuned = true;
+            const r = await tuneEventSocket(pid, eventFds, { bytes, snatFilter });
+            if ('error' in r) opts.onNote?.(`conntrack's event socket left as the kernel made it (${r.error}): ${bytes !== null ? 'floods overflow it sooner' : ''}${bytes !== null && snatFilter ? ', and ' : ''}${snatFilter ? 'every entry of the namespace wakes conntrack' : ''}`);
           }
           return;
         }

@@ -8,7 +8,7 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CtEntry } from '../../src/audit/conntrack.js';
-import { conntrackCount, CT_EVENT_BUFFER_BYTES, dumpConntrack, enableConntrackAccounting, parseNetlink, raiseEventBuffer, startConntrackEvents, type CtEvents, type CtOverflow } from '../../src/audit/ctsource.js';
+import { CONNTRACK, conntrackCount, CT_EVENT_BUFFER_BYTES, dumpConntrack, enableConntrackAccounting, netlinkState, parseNetlink, startConntrackEvents, tuneEventSocket, type CtEvents, type CtOverflow } from '../../src/audit/ctsource.js';
 import { suiteGate, VERBOSE } from '../helpers/env.js';
 import { LAB_POLL, sleep, until } from '../helpers/wait.js';
 import { NatLab, readRecs } from './natlab.js';
@@ -143,13 +143,43 @@ describe('conntrack in a masquerading namespace', { skip: gate.skip }, () => {
       const rb = new RegExp(`nft:${port}\\s.*\\brb(\\d+)`).exec(ss);
       assert.ok(rb, ss);
       assert.equal(Number(rb[1]), 2 * CT_EVENT_BUFFER_BYTES, 'the kernel doubles what it is given');
-      const gone = await raiseEventBuffer(2 ** 22 + 7, [4]);
+      const gone = await tuneEventSocket(2 ** 22 + 7, [4], { bytes: CT_EVENT_BUFFER_BYTES, snatFilter: true });
       assert.ok('error' in gone && /No such process/.test(gone.error), JSON.stringify(gone));
-      const noFd = await raiseEventBuffer(w.ev.pid, [999]);
+      const noFd = await tuneEventSocket(w.ev.pid, [999], { bytes: CT_EVENT_BUFFER_BYTES, snatFilter: true });
       assert.ok('error' in noFd && /pidfd_getfd of fd 999: Bad file descriptor/.test(noFd.error), JSON.stringify(noFd));
     } finally {
       await w.ev.stop();
     }
+  });
+
+  test('the SNAT filter drops untranslated entries\' events in the kernel and keeps translated ones', async () => {
+    // A reader without --src-nat prints whatever the kernel queues to it: with the filter, only translated entries.
+    const seen = async (filter: boolean, sport: number): Promise<string> => {
+      const ct = spawn('ip', ['netns', 'exec', R, CONNTRACK, '-E', '-e', 'NEW', '-p', 'udp', '-o', 'xml'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      let out = '';
+      ct.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+      try {
+        const fds = await until('the reader subscribed', () => netlinkState(ct.pid!)?.eventFds.length ? netlinkState(ct.pid!)!.eventFds : undefined, 10_000, LAB_POLL);
+        if (filter) {
+          const r = await tuneEventSocket(ct.pid!, fds, { bytes: null, snatFilter: true });
+          assert.ok('bytes' in r && r.snatFilter, JSON.stringify(r));
+        }
+        const ins = (extra: string[], port: number) => sh([...WRAP_R, CONNTRACK, '-I', '-p', 'udp', '-s', '127.0.0.2', '-d', '127.0.0.3', '--sport', String(port), '--dport', '9', ...extra, '-t', '5']);
+        await ins([], sport); // untranslated
+        await ins(['--src-nat', '127.0.0.4'], sport + 1); // translated
+        await until('the translated entry\'s NEW', () => out.includes(`<sport>${sport + 1}</sport>`) || undefined, 10_000, LAB_POLL);
+        await sleep(200);
+        return out;
+      } finally {
+        ct.kill('SIGTERM');
+      }
+    };
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const plain = await seen(false, port);
+    assert.ok(plain.includes(`<sport>${port}</sport>`), 'without the filter the untranslated entry is printed (the check can fail)');
+    const filtered = await seen(true, port + 2);
+    assert.ok(!filtered.includes(`<sport>${port + 2}</sport>`), `with the filter the untranslated entry is not queued: ${filtered}`);
+    assert.ok(filtered.includes(`<sport>${port + 3}</sport>`));
   });
 
   test('a TCP connection: NEW with the translated source, then DESTROY with counters and kernel start/stop', async () => {
