@@ -50,21 +50,9 @@ interface ExpStep {
 }
 /** Candidate per-packet changes, tried here before they go into the data plane (src/dataplane, src/gateway). */
 const EXPERIMENTS: Record<string, { on: ExpStep[]; off: ExpStep[] }> = {
-  // the tunnel's outer UDP packets skip conntrack (raw priority, before conntrack sees them)
-  notrack: {
-    on: [
-      {
-        argv: ['nft', '-f', '-'],
-        input: `table ip egwexp {
-  chain pre { type filter hook prerouting priority raw; policy accept; udp dport 4790 notrack; }
-  chain out { type filter hook output priority raw; policy accept; udp dport 4790 notrack; }
-}
-`,
-      },
-    ],
-    // add (a no-op when present) then delete, so it holds whether or not the table is there
-    off: [{ argv: ['nft', '-f', '-'], input: 'table ip egwexp {}\ndelete table ip egwexp\n' }],
-  },
+  // `notrack` (the tunnel's outer UDP packets skip conntrack at raw priority; measured 2026-12-03 and -04, and by hand
+  // on 2026-12-04 with the recorders' kernel filter) is kept: the agent and the gateway write it themselves now
+  // (src/dataplane/nft.ts tunnelNotrackChains, src/gateway/nft.ts).
   // GRO and UDP GRO forwarding on every veth end in the namespace (eth0 and the pods' host ends)
   gro: {
     on: [{ argv: ['sh', '-c', 'for d in $(ls /sys/class/net); do case $d in lo|egw.vxlan) ;; *) ethtool -K $d gro on rx-udp-gro-forwarding on 2>/dev/null ;; esac; done; true'] }],

@@ -21,6 +21,10 @@
 //       type filter hook postrouting priority mangle; policy accept;
 //       oifname "egw.vxlan" ct state new ct mark set rt ip nexthop map @gw_marks
 //     }
+//     chain tunnel_prerouting {                # the tunnel's outer packets skip conntrack (and tunnel_output,
+//       type filter hook prerouting priority raw; policy accept;        #  the same at hook output)
+//       ip daddr <egress pools> udp dport <tunnel port> notrack
+//     }
 //   }
 //
 // Writes are JSON (`nft -j -f -`), built in the same shape nft lists (so they read back unchanged), as one atomic
@@ -77,7 +81,7 @@ export interface ActualNftTable {
   foreign: unknown[];
 }
 
-export const PRIO = { mangle: -150, srcnat: 100 } as const;
+export const PRIO = { raw: -300, mangle: -150, srcnat: 100 } as const;
 
 export interface NodeNftInput {
   table: string;
@@ -86,6 +90,8 @@ export interface NodeNftInput {
   device: string;
   /** MSS to clamp to: tunnel MTU − 40 (IPv4 + TCP headers). */
   mss: number;
+  /** The tunnel's UDP port: its outer packets to gateways (egress-pool addresses) skip conntrack. */
+  tunnelPort: number;
   /** Stickiness objects; absent: none. */
   sticky?: NodeStickyNft;
 }
@@ -171,6 +177,28 @@ export function mssClampChain(device: string, mss: number): NftChainSpec {
   };
 }
 
+/**
+ * The tunnel's outer packets skip conntrack: `notrack` at raw priority for UDP to the tunnel port of a gateway (an
+ * egress-pool address), where the node sends them (output) and where it forwards them to a local gateway pod
+ * (prerouting). Each inner connection is an outer flow of its own (its source port is the inner flow's hash), so
+ * each one made a conntrack entry, with its events, in every namespace on the way; the tunnel is one-way (replies
+ * go back directly), so the entries were never used (docs/benchmarks.md, "Gateway path
+ * experiments", `notrack`, the third run). Nothing of egw matches the outer packets' conntrack state: the
+ * stickiness marks belong to the inner connection, and no node NAT rule matches a node-sourced packet to a pool.
+ */
+export function tunnelNotrackChains(port: number, egressPools: readonly string[]): NftChainSpec[] {
+  const gws = prefixesOf(egressPools);
+  if (!gws.length) return [];
+  const rule = (): NftRuleSpec => ({
+    expr: [addrMatch('daddr', '==', gws), { match: { op: '==', left: { payload: { protocol: 'udp', field: 'dport' } }, right: port } }, { notrack: null }],
+    comment: "the tunnel's outer packets skip conntrack",
+  });
+  return [
+    { name: 'tunnel_prerouting', type: 'filter', hook: 'prerouting', prio: PRIO.raw, policy: 'accept', rules: [rule()] },
+    { name: 'tunnel_output', type: 'filter', hook: 'output', prio: PRIO.raw, policy: 'accept', rules: [rule()] },
+  ];
+}
+
 const CT_MARK = { ct: { key: 'mark' } };
 
 /**
@@ -225,6 +253,7 @@ export function nodeNftTable(input: NodeNftInput): NftTableSpec {
   if (nat) chains.push(nat);
   chains.push(mssClampChain(input.device, input.mss));
   chains.push(...stickinessChains(input));
+  chains.push(...tunnelNotrackChains(input.tunnelPort, input.nat.egressPools));
   const t: NftTableSpec = { family: 'ip', name: input.table, chains };
   if (input.sticky) t.marks = input.sticky.marks.map((e) => ({ ip: e.ip, mark: e.mark >>> 0 }));
   return t;

@@ -282,6 +282,7 @@ export function planReconcile(desired: NodeEgressState, nat: NodeNatConfig, actu
     nat,
     device: dev,
     mss: v.mtu - TCP_IP_HEADERS,
+    tunnelPort: v.port,
     ...(stCfg.enabled ? { sticky: { mask: stCfg.mask, clientPools: sticky.clientPools, marks: sticky.marks } } : {}),
   });
   let nft: NftTableSpec | null = null;

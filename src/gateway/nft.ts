@@ -22,6 +22,7 @@ export const RULE_COMMENT = {
   mssClamp: 'egw-gw: clamp TCP MSS to the tunnel MTU',
   allowedClient: 'egw-gw: from an allowed client',
   masquerade: 'egw-gw: SNAT to the pod IP',
+  tunnelNotrack: "egw-gw: the tunnel's outer packets skip conntrack",
 } as const;
 
 export interface GatewayNftParams {
@@ -49,7 +50,7 @@ export interface GatewayNftRule {
 export interface GatewayNftChain {
   name: string;
   type: 'filter' | 'nat';
-  hook: 'input' | 'forward' | 'postrouting';
+  hook: 'prerouting' | 'input' | 'forward' | 'postrouting';
   prio: number;
   policy: 'accept';
   rules: GatewayNftRule[];
@@ -74,6 +75,22 @@ export function desiredTable(p: GatewayNftParams): GatewayNftTable {
       { name: CLIENTS_SET, elems: p.clients },
     ],
     chains: [
+      {
+        // The tunnel is one-way (replies leave by the uplink, de-NATed, not through it) and each inner connection is
+        // an outer flow of its own: an entry per connection that nothing uses. The same on the nodes
+        // (src/dataplane/nft.ts tunnelNotrackChains, which says why). The input rule below still drops non-nodes.
+        name: 'raw_prerouting',
+        type: 'filter',
+        hook: 'prerouting',
+        prio: -300,
+        policy: 'accept',
+        rules: [
+          {
+            expr: [match(payload('udp', 'dport'), '==', p.port), match(payload('ip', 'saddr'), '==', `@${NODES_SET}`), { notrack: null }],
+            comment: RULE_COMMENT.tunnelNotrack,
+          },
+        ],
+      },
       {
         name: 'input',
         type: 'filter',

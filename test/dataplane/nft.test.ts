@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import { addressIntervals, canonicalTable, nftRebuildDocument, nodeNftTable, parseNftTable } from '../../src/dataplane/nft.js';
 import { natConfig } from './helpers.js';
 
-const input = (nat = natConfig(), mss = 1410) => ({ table: 'egw', nat, device: 'egw.vxlan', mss });
+const input = (nat = natConfig(), mss = 1410) => ({ table: 'egw', nat, device: 'egw.vxlan', mss, tunnelPort: 4790 });
 
 /** What nft 1.0.6 listed for adjacent pools 10.244.0.0/16 + 10.245.0.0/24 (+ 10.245.1.0/24 in allPools). */
 const LISTED_WITH_RANGES = JSON.stringify({
@@ -13,6 +13,8 @@ const LISTED_WITH_RANGES = JSON.stringify({
     { table: { family: 'ip', name: 'egw', handle: 2 } },
     { chain: { family: 'ip', table: 'egw', name: 'postrouting', handle: 1, type: 'nat', hook: 'postrouting', prio: 100, policy: 'accept' } },
     { chain: { family: 'ip', table: 'egw', name: 'forward', handle: 2, type: 'filter', hook: 'forward', prio: -150, policy: 'accept' } },
+    { chain: { family: 'ip', table: 'egw', name: 'tunnel_prerouting', handle: 3, type: 'filter', hook: 'prerouting', prio: -300, policy: 'accept' } },
+    { chain: { family: 'ip', table: 'egw', name: 'tunnel_output', handle: 4, type: 'filter', hook: 'output', prio: -300, policy: 'accept' } },
     {
       rule: {
         family: 'ip',
@@ -53,6 +55,20 @@ const LISTED_WITH_RANGES = JSON.stringify({
         ],
       },
     },
+    ...['tunnel_prerouting', 'tunnel_output'].map((chain, i) => ({
+      rule: {
+        family: 'ip',
+        table: 'egw',
+        chain,
+        handle: 11 + 2 * i,
+        comment: "the tunnel's outer packets skip conntrack",
+        expr: [
+          { match: { op: '==', left: { payload: { protocol: 'ip', field: 'daddr' } }, right: { prefix: { addr: '10.10.0.0', len: 24 } } } },
+          { match: { op: '==', left: { payload: { protocol: 'udp', field: 'dport' } }, right: 4790 } },
+          { notrack: null },
+        ],
+      },
+    })),
   ],
 });
 
@@ -64,6 +80,8 @@ describe('node nft table', () => {
       [
         ['postrouting', 'nat', 'postrouting', 100, 2],
         ['forward', 'filter', 'forward', -150, 1],
+        ['tunnel_prerouting', 'filter', 'prerouting', -300, 1],
+        ['tunnel_output', 'filter', 'output', -300, 1],
       ],
     );
     assert.deepEqual(t.chains[0].rules[0].expr[1], { return: null });
@@ -71,7 +89,7 @@ describe('node nft table', () => {
   });
 
   test('NAT off: no postrouting chain; no egress pools: no return rule; no natOutgoing pools: no masquerade', () => {
-    assert.deepEqual(nodeNftTable(input(natConfig({ enabled: false }))).chains.map((c) => c.name), ['forward']);
+    assert.deepEqual(nodeNftTable(input(natConfig({ enabled: false }))).chains.map((c) => c.name), ['forward', 'tunnel_prerouting', 'tunnel_output']);
     const noEgress = nodeNftTable(input(natConfig({ egressPools: [] })));
     assert.equal(noEgress.chains[0].rules.length, 1);
     assert.equal(noEgress.chains[0].rules[0].comment, 'natOutgoing');
@@ -141,6 +159,26 @@ describe('node nft table', () => {
       const [verb, body] = Object.entries(o as Record<string, Record<string, unknown>>)[0];
       return `${verb} ${Object.keys(body)[0]}`;
     });
-    assert.deepEqual(ops, ['add table', 'delete table', 'add table', 'add chain', 'add chain', 'add rule', 'add rule', 'add rule']);
+    assert.deepEqual(ops, ['add table', 'delete table', 'add table', ...Array(4).fill('add chain'), ...Array(5).fill('add rule')]);
+  });
+
+  test("the tunnel's outer packets to gateways skip conntrack, sent and forwarded; no egress pools: no such chains", () => {
+    const t = nodeNftTable(input(natConfig({ egressPools: ['10.10.0.0/25', '10.10.0.128/25', '10.20.0.0/24'] })));
+    const tun = t.chains.filter((c) => c.name.startsWith('tunnel_'));
+    assert.deepEqual(tun.map((c) => [c.name, c.type, c.hook, c.prio]), [
+      ['tunnel_prerouting', 'filter', 'prerouting', -300],
+      ['tunnel_output', 'filter', 'output', -300],
+    ]);
+    for (const c of tun) {
+      assert.deepEqual(c.rules.map((r) => r.expr), [
+        [
+          { match: { op: '==', left: { payload: { protocol: 'ip', field: 'daddr' } }, right: { set: [{ prefix: { addr: '10.10.0.0', len: 24 } }, { prefix: { addr: '10.20.0.0', len: 24 } }] } } },
+          { match: { op: '==', left: { payload: { protocol: 'udp', field: 'dport' } }, right: 4790 } },
+          { notrack: null },
+        ],
+      ]);
+    }
+    assert.notEqual(canonicalTable(t), canonicalTable(nodeNftTable({ ...input(natConfig({ egressPools: ['10.10.0.0/24', '10.20.0.0/24'] })), tunnelPort: 4789 })), 'the port is part of the shape');
+    assert.deepEqual(nodeNftTable(input(natConfig({ egressPools: [] }))).chains.map((c) => c.name), ['postrouting', 'forward']);
   });
 });

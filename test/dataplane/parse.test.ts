@@ -132,10 +132,12 @@ describe('parse nft', () => {
       [
         ['postrouting', 'nat', 'postrouting', 100, 'accept', 2],
         ['forward', 'filter', 'forward', -150, 'accept', 1],
+        ['tunnel_prerouting', 'filter', 'prerouting', -300, 'accept', 1],
+        ['tunnel_output', 'filter', 'output', -300, 'accept', 1],
       ],
     );
     assert.deepEqual(t.foreign, []);
-    const want = nodeNftTable({ table: 'egw', nat: natConfig(), device: 'egw.vxlan', mss: 1410 });
+    const want = nodeNftTable({ table: 'egw', nat: natConfig(), device: 'egw.vxlan', mss: 1410, tunnelPort: 4790 });
     assert.equal(canonicalTable(t), canonicalTable(want));
   });
   test('with stickiness: the map gw_marks and its elements, two more chains; equal to the desired table', () => {
@@ -150,12 +152,14 @@ describe('parse nft', () => {
       ['forward', 'filter', 'forward', -150],
       ['prerouting', 'filter', 'prerouting', -150],
       ['postrouting_mark', 'filter', 'postrouting', -150],
+      ['tunnel_prerouting', 'filter', 'prerouting', -300],
+      ['tunnel_output', 'filter', 'output', -300],
     ]);
     const sticky = { mask: 0x00003fc0, clientPools: ['10.244.0.0/16'], marks: [{ ip: '10.10.0.9', mark: 0x140 }] };
-    const want = nodeNftTable({ table: 'egw', nat: natConfig(), device: 'egw.vxlan', mss: 1410, sticky });
+    const want = nodeNftTable({ table: 'egw', nat: natConfig(), device: 'egw.vxlan', mss: 1410, tunnelPort: 4790, sticky });
     assert.equal(canonicalTable(t), canonicalTable(want), 'elements are not part of the shape');
-    assert.notEqual(canonicalTable(t), canonicalTable(nodeNftTable({ table: 'egw', nat: natConfig(), device: 'egw.vxlan', mss: 1410 })), 'the map and chains are');
-    assert.notEqual(canonicalTable(t), canonicalTable(nodeNftTable({ table: 'egw', nat: natConfig(), device: 'egw.vxlan', mss: 1410, sticky: { ...sticky, mask: 0xff000000 } })));
+    assert.notEqual(canonicalTable(t), canonicalTable(nodeNftTable({ table: 'egw', nat: natConfig(), device: 'egw.vxlan', mss: 1410, tunnelPort: 4790 })), 'the map and chains are');
+    assert.notEqual(canonicalTable(t), canonicalTable(nodeNftTable({ table: 'egw', nat: natConfig(), device: 'egw.vxlan', mss: 1410, tunnelPort: 4790, sticky: { ...sticky, mask: 0xff000000 } })));
   });
   test('a gw_marks map of another shape is foreign (the table gets rebuilt)', () => {
     const doc = JSON.parse(NFT_STICKY) as { nftables: Record<string, Record<string, unknown>>[] };

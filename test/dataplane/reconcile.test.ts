@@ -55,7 +55,7 @@ describe('reconcile from an empty node', () => {
       'rule add from 10.244.0.0/16 fwmark 0x80/0x3fc0 lookup 2000002 priority 99',
     ]);
     assert.deepEqual(lines(w[2].input), ['fdb append a2:2a:0a:0a:00:02 dev egw.vxlan dst 10.10.0.2', 'fdb append a2:2a:0a:0a:00:03 dev egw.vxlan dst 10.10.0.3']);
-    assert.deepEqual(JSON.parse(w[3].input!), nftRebuildDocument(nodeNftTable({ table: 'egw', nat: natConfig(), device: 'egw.vxlan', mss: 1410, sticky: STICKY_NFT })));
+    assert.deepEqual(JSON.parse(w[3].input!), nftRebuildDocument(nodeNftTable({ table: 'egw', nat: natConfig(), device: 'egw.vxlan', mss: 1410, tunnelPort: 4790, sticky: STICKY_NFT })));
     assert.equal(
       summarizeReport(report),
       'link +1 ~0 -0, rules +5 ~0 -0, routes +7 ~0 -0, tables +4 ~0 -0, neighbours +2 ~0 -0, fdb +2 ~0 -0, sysctls +0 ~2 -0, nft +1 ~0 -0, marks +2 ~0 -0',
@@ -318,7 +318,7 @@ describe('rules priority, nft, sysctls, errors', () => {
     assert.deepEqual(Object.keys(doc.nftables[1]), ['delete']);
     assert.deepEqual(
       doc.nftables.filter((o) => o.add?.chain).map((o) => o.add.chain.name),
-      ['forward', 'prerouting', 'postrouting_mark'],
+      ['forward', 'prerouting', 'postrouting_mark', 'tunnel_prerouting', 'tunnel_output'],
     );
     // the rebuilt table carries the marks the node had
     assert.deepEqual(doc.nftables.find((o) => o.add?.map)!.add.map.elem, [

@@ -306,7 +306,7 @@ describe('stickiness objects in the plan', () => {
     const doc = JSON.parse(report.commands.find((c) => c.argv[0] === 'nft')!.input!) as { nftables: Record<string, Record<string, Record<string, unknown>>>[] };
     assert.deepEqual(
       doc.nftables.filter((o) => o.add?.chain).map((o) => o.add.chain.name),
-      ['postrouting', 'forward'],
+      ['postrouting', 'forward', 'tunnel_prerouting', 'tunnel_output'],
     );
     assert.ok(!doc.nftables.some((o) => o.add?.map));
     assert.deepEqual(report.marks, { added: 0, changed: 0, removed: 2 });

@@ -15,7 +15,7 @@ const RESTRICTED = '198.51.100.20';
 const ONPREM = '203.0.113.10';
 const NODE_IP: Record<string, string> = { 'node-1': '172.31.0.11', 'node-2': '172.31.0.12' };
 
-const root = suiteGate(['ip', 'nft', 'curl', 'iperf3']);
+const root = suiteGate(['ip', 'nft', 'curl', 'iperf3', 'conntrack']);
 const lab = new LabHarness();
 let gatewayIps: string[] = [];
 
@@ -64,6 +64,13 @@ describe('data plane end to end', { skip: root.skip }, () => {
     assert.deepEqual(Object.keys(counts).sort(), gatewayIps);
     for (const ip of gatewayIps) {
       assert.ok(counts[ip] >= 60 && counts[ip] <= 140, `gateway ${ip} served ${counts[ip]} of 200`);
+    }
+    // 200 connections, 200 outer UDP flows (the source port is the inner flow's hash): none of them made a conntrack
+    // entry on the nodes (raw-priority notrack, src/dataplane/nft.ts tunnelNotrackChains)
+    for (const node of Object.keys(NODE_IP)) {
+      const ct = await inNs(lab.nodeNetns(node), ['conntrack', '-L', '-p', 'udp', '--dport', '4790'], 10_000);
+      assert.equal(ct.code, 0, ct.stderr);
+      assert.equal(ct.stdout.trim(), '', `${node}: ${ct.stdout}`);
     }
   });
 

@@ -242,6 +242,8 @@ describe('gateway in network namespaces', { skip: root.skip }, () => {
     // the path really is the tunnel: the gateway's conntrack has the flow, masqueraded
     const ct = await sh(NS.gp, `conntrack -L -p tcp --orig-src ${IP.c1} --dport 8080 2>/dev/null || true`);
     assert.match(ct, new RegExp(`src=${IP.ex.replace(/\./g, '\\.')} dst=${IP.gp.replace(/\./g, '\\.')}`));
+    // ... and the tunnel's outer packets made no conntrack entry there (raw-priority notrack: src/gateway/nft.ts)
+    assert.equal((await sh(NS.gp, `conntrack -L -p udp --dport 4790 2>/dev/null || true`)).trim(), '');
   });
 
   it('anti-spoofing: a client that is not allowed gets nothing out (inner packets dropped and counted)', async () => {

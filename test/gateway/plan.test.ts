@@ -47,8 +47,18 @@ describe('gateway: nft plan', () => {
     assert.ok(p.doc);
     const ops = p.doc.nftables.map((o) => Object.keys(o)[0] + ' ' + Object.keys(Object.values(o)[0] as object)[0]);
     assert.deepEqual(ops.slice(0, 3), ['add table', 'add set', 'add set']);
-    assert.equal(ops.filter((o) => o === 'add chain').length, 3);
-    assert.equal(ops.filter((o) => o === 'add rule').length, 5);
+    assert.equal(ops.filter((o) => o === 'add chain').length, 4);
+    assert.equal(ops.filter((o) => o === 'add rule').length, 6);
+    // the tunnel's outer packets from nodes skip conntrack, before conntrack sees them (raw priority)
+    const raw = desiredTable(PARAMS).chains.find((c) => c.hook === 'prerouting')!;
+    assert.deepEqual([raw.type, raw.prio], ['filter', -300]);
+    assert.deepEqual(raw.rules.map((r) => r.expr), [
+      [
+        { match: { op: '==', left: { payload: { protocol: 'udp', field: 'dport' } }, right: 4790 } },
+        { match: { op: '==', left: { payload: { protocol: 'ip', field: 'saddr' } }, right: '@nodes' } },
+        { notrack: null },
+      ],
+    ]);
   });
 
   it('does nothing when the kernel matches (counters ignored)', () => {
