@@ -56,8 +56,8 @@ export function tuneEventSocket(pid: number, fds: readonly number[], opts: { byt
 /**
  * The event reader: NEW and DESTROY only (UPDATEs are not needed for one record per connection), with ids and kernel
  * timestamps, and only source-translated connections (`--src-nat`, the only ones recorded: docs/kernel.md §8).
- * Without the filter every entry of the namespace reached Node to be parsed and dropped — on a gateway's node the
- * tunnel's outer UDP flows, one per inner connection (docs/benchmarks.md, "Connection scale").
+ * Without it every entry of the namespace reached Node to be parsed and dropped (docs/benchmarks.md, "Connection
+ * scale"); the kernel filter of tuneEventSocket drops them before conntrack is even woken, and this one still decides.
  */
 export const CT_EVENT_ARGS: readonly string[] = ['-E', '-e', 'NEW,DESTROY', '--src-nat', '-o', 'xml,id,ktimestamp'];
 /** A dump: every family (`-L` without `-f` lists IPv4 and IPv6), translated entries only, the events' format. */
@@ -166,7 +166,7 @@ export interface CtEventsOptions {
   eventBufferBytes?: number | null;
   /** Drop untranslated entries' events in the kernel once subscribed (default true; tuneEventSocket). */
   snatFilter?: boolean;
-  /** What could not be done and costs only speed (the event socket left as the kernel made it), for the log. */
+  /** What could not be done and costs only speed (the event socket not tuned), for the log. */
   onNote?(msg: string): void;
 }
 
@@ -341,7 +341,10 @@ export function startConntrackEvents(opts: CtEventsOptions): CtEvents {
           if (!tuned && (bytes !== null || snatFilter)) {
             tuned = true;
             const r = await tuneEventSocket(pid, eventFds, { bytes, snatFilter });
-            if ('error' in r) opts.onNote?.(`conntrack's event socket left as the kernel made it (${r.error}): ${bytes !== null ? 'floods overflow it sooner' : ''}${bytes !== null && snatFilter ? ', and ' : ''}${snatFilter ? 'every entry of the namespace wakes conntrack' : ''}`);
+            if ('error' in r) {
+              const costs = [...(bytes !== null ? ['the kernel\'s 208 KiB buffer (floods overflow it sooner)'] : []), ...(snatFilter ? ['no kernel filter (every entry of the namespace wakes conntrack)'] : [])];
+              opts.onNote?.(`conntrack's event socket could not be tuned (${r.error}): it may keep ${costs.join(' and ')}`);
+            }
           }
           return;
         }

@@ -33,3 +33,17 @@ test('the image has the kernel tools: iproute2, nftables, conntrack, and sysctl 
   const apt = stages[1].filter((l) => /apt-get install/.test(l)).join(' ');
   for (const pkg of ['iproute2', 'nftables', 'conntrack', 'procps']) assert.match(apt, new RegExp(`\\b${pkg}\\b`), pkg);
 });
+test('the image has a python3 that can run the flow recorders\' helper: every module it imports is installed', () => {
+  // python3-minimal has socket and struct but not ctypes or json (those are in libpython3.11-stdlib: `dpkg -S` of
+  // their files on Debian bookworm): with it alone the helper died on import and no recorder's event socket was
+  // raised or filtered (docs/audit.md, "Nothing lost").
+  const MINIMAL = new Set(['os', 'sys', 'socket', 'struct']);
+  const apt = stages[1].filter((l) => /apt-get install/.test(l)).join(' ');
+  assert.ok(stages[1].some((l) => /^COPY\s+scripts\/ct-event-socket\.py\s/.test(l)), 'the helper is in the image');
+  const script = readFileSync(join(ROOT, 'scripts', 'ct-event-socket.py'), 'utf8');
+  const mods = [...script.matchAll(/^(?:import|from) (\w+)/gm)].map((m) => m[1]!);
+  assert.ok(mods.includes('ctypes'), mods.join(' '));
+  const full = /\bpython3(?![-\w])/.test(apt) || /\blibpython3[.\d]*-stdlib\b/.test(apt);
+  const missing = mods.filter((m) => !MINIMAL.has(m));
+  assert.ok(full || missing.length === 0, `the helper imports ${missing.join(', ')}, which python3-minimal lacks: ${apt}`);
+});
