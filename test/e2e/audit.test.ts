@@ -310,7 +310,9 @@ function account(dir: string, c: Client, recs: FloodRec[], from: number, to: num
       .filter((r) => r.source.port === port && r.egw.complete && r.event.end)
       .map((r) => {
         const [start, end] = [Date.parse(r.event.start), Date.parse(r.event.end!)];
-        const first = conns.find((f) => f.start <= start && start <= f.end);
+        // a record's times are whole milliseconds (ECS strings), the client's are not: the SYN's kernel start may
+        // print up to 1 ms before the client's own start of the same connection (seen: both 04:59:49.054)
+        const first = conns.find((f) => f.start - 1 <= start && start <= f.end);
         return first ? conns.filter((f) => f.start > first.end && f.end <= end).length : 0;
       });
     const extra = Math.min(short, spanned.reduce((s, k) => s + k, 0));
