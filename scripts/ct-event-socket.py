@@ -8,12 +8,11 @@
 # This duplicates each event socket out of conntrack (pidfd_getfd, Linux 5.6+; needs ptrace access to it: root, or
 # CAP_SYS_PTRACE where Yama restricts ptrace), sets SO_RCVBUFFORCE (CAP_NET_ADMIN) and SO_ATTACH_FILTER on it (the
 # socket is shared, so conntrack's own fd gets both) and closes the duplicate.
-# Usage: ct-event-socket.py PID BYTES FILTER FD...
+# Usage: ct-event-socket.py PID BYTES FD...
 #   BYTES  the receive buffer to set; 0 leaves it as it is
-#   FILTER `snat` attaches the filter, `none` leaves the socket's filter as it is
 #   FD     the event sockets' fds in conntrack, which the recorder found in /proc (src/audit/ctsource.ts netlinkState)
-# Prints one JSON line {"rcvbuf": N, "filter": "snat"|null} (rcvbuf: the first socket's size now); exit 1 with the
-# reason on stderr.
+# Prints one JSON line {"rcvbuf": N, "filter": "snat"} (rcvbuf: the first socket's size now); exit 1 with the reason
+# on stderr.
 import ctypes
 import json
 import os
@@ -47,10 +46,10 @@ SNAT_FILTER = [
 
 
 def main() -> int:
-    if len(sys.argv) < 5 or sys.argv[3] not in ('snat', 'none'):
-        print('usage: ct-event-socket.py PID BYTES snat|none FD...', file=sys.stderr)
+    if len(sys.argv) < 4:
+        print('usage: ct-event-socket.py PID BYTES FD...', file=sys.stderr)
         return 1
-    pid, size, want, fds = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], [int(a) for a in sys.argv[4:]]
+    pid, size, fds = int(sys.argv[1]), int(sys.argv[2]), [int(a) for a in sys.argv[3:]]
     libc = ctypes.CDLL(None, use_errno=True)
     code = ctypes.create_string_buffer(b''.join(struct.pack('HBBI', *i) for i in SNAT_FILTER))
     prog = struct.pack('HP', len(SNAT_FILTER), ctypes.addressof(code))  # struct sock_fprog (native alignment pads the pointer)
@@ -65,13 +64,12 @@ def main() -> int:
             with socket.socket(fileno=fd) as s:
                 if size > 0:
                     s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
-                if want == 'snat':
-                    s.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, prog)
+                s.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, prog)
                 if rcvbuf is None:
                     rcvbuf = s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
     finally:
         os.close(pidfd)
-    print(json.dumps({'rcvbuf': rcvbuf, 'filter': want if want == 'snat' else None}))
+    print(json.dumps({'rcvbuf': rcvbuf, 'filter': 'snat'}))
     return 0
 
 

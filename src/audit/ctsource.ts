@@ -28,27 +28,26 @@ export const CONNTRACK = 'conntrack';
 export const CT_EVENT_BUFFER_BYTES = 16 * 1024 * 1024;
 const EVENT_SOCKET_HELPER = fileURLToPath(new URL('../../scripts/ct-event-socket.py', import.meta.url));
 
-/** What scripts/ct-event-socket.py did to a conntrack's event sockets, or why it could not. */
-export type EventSocketTuning = { bytes: number; snatFilter: boolean } | { error: string };
+/** What scripts/ct-event-socket.py did to a conntrack's event sockets (the first one's buffer now), or why it could not. */
+export type EventSocketTuning = { bytes: number } | { error: string };
 
 /**
  * Tunes the running conntrack `pid`'s event sockets, its fds `fds` (NetlinkState.eventFds), with
- * scripts/ct-event-socket.py (python3): the receive buffer set to `bytes` (null: left as it is) and, with
- * `snatFilter`, a socket filter that drops the events of entries without source NAT in the kernel, before they are
- * queued and conntrack is woken for them (its `--src-nat` would drop them after; docs/audit.md, "Nothing lost").
+ * scripts/ct-event-socket.py (python3): a socket filter that drops the events of entries without source NAT in the
+ * kernel, before they are queued and conntrack is woken for them (its `--src-nat` would drop them after;
+ * docs/audit.md, "Nothing lost"), and the receive buffer set to `bytes` (null: left as it is).
  * Resolves to the first socket's buffer size now, or why it could not (no python3, no ptrace access, no such fd).
  */
-export function tuneEventSocket(pid: number, fds: readonly number[], opts: { bytes: number | null; snatFilter: boolean }): Promise<EventSocketTuning> {
+export function tuneEventSocket(pid: number, fds: readonly number[], bytes: number | null): Promise<EventSocketTuning> {
   return new Promise((resolve) => {
-    const args = [EVENT_SOCKET_HELPER, String(pid), String(opts.bytes ?? 0), opts.snatFilter ? 'snat' : 'none', ...fds.map(String)];
-    execFile('python3', args, { timeout: 5000 }, (err, stdout, stderr) => {
+    execFile('python3', [EVENT_SOCKET_HELPER, String(pid), String(bytes ?? 0), ...fds.map(String)], { timeout: 5000 }, (err, stdout, stderr) => {
       let out: { rcvbuf?: unknown; filter?: unknown } | undefined;
       try {
         out = JSON.parse(stdout.trim().split('\n')[0] ?? '') as typeof out;
       } catch {
         out = undefined;
       }
-      if (!err && out && typeof out.rcvbuf === 'number' && out.rcvbuf > 0) resolve({ bytes: out.rcvbuf, snatFilter: out.filter === 'snat' });
+      if (!err && out && typeof out.rcvbuf === 'number' && out.rcvbuf > 0 && out.filter === 'snat') resolve({ bytes: out.rcvbuf });
       else resolve({ error: (stderr.trim() || (err ? err.message : `unexpected output ${JSON.stringify(stdout.trim())}`)).split('\n').pop()! });
     });
   });
@@ -164,8 +163,6 @@ export interface CtEventsOptions {
   dropsPollMs?: number;
   /** The event socket's buffer, raised once it is subscribed (default CT_EVENT_BUFFER_BYTES); null: left as it is. */
   eventBufferBytes?: number | null;
-  /** Drop untranslated entries' events in the kernel once subscribed (default true; tuneEventSocket). */
-  snatFilter?: boolean;
   /** What could not be done and costs only speed (the event socket not tuned), for the log. */
   onNote?(msg: string): void;
 }
@@ -280,7 +277,6 @@ export function startConntrackEvents(opts: CtEventsOptions): CtEvents {
   let exited = false;
   let tuned = false;
   const bytes = opts.eventBufferBytes === undefined ? CT_EVENT_BUFFER_BYTES : opts.eventBufferBytes;
-  const snatFilter = opts.snatFilter ?? true;
   let exitPromise: Promise<void> | undefined;
   let resolveExit!: () => void;
   const exitDone = new Promise<void>((r) => (resolveExit = r));
@@ -338,13 +334,10 @@ export function startConntrackEvents(opts: CtEventsOptions): CtEvents {
         const eventFds = netlinkState(pid)?.eventFds ?? [];
         if (eventFds.length) {
           // once per conntrack: before the first dump, so the flood that follows a resync meets the large buffer
-          if (!tuned && (bytes !== null || snatFilter)) {
+          if (!tuned) {
             tuned = true;
-            const r = await tuneEventSocket(pid, eventFds, { bytes, snatFilter });
-            if ('error' in r) {
-              const costs = [...(bytes !== null ? ['the kernel\'s 208 KiB buffer (floods overflow it sooner)'] : []), ...(snatFilter ? ['no kernel filter (every entry of the namespace wakes conntrack)'] : [])];
-              opts.onNote?.(`conntrack's event socket could not be tuned (${r.error}): it may keep ${costs.join(' and ')}`);
-            }
+            const r = await tuneEventSocket(pid, eventFds, bytes);
+            if ('error' in r) opts.onNote?.(`conntrack's event socket could not be tuned (${r.error}): it may have no kernel filter (every entry of the namespace wakes conntrack)${bytes !== null ? " and the kernel's 208 KiB buffer (floods overflow it sooner)" : ''}`);
           }
           return;
         }

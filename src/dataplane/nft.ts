@@ -81,7 +81,8 @@ export interface ActualNftTable {
   foreign: unknown[];
 }
 
-export const PRIO = { raw: -300, mangle: -150, srcnat: 100 } as const;
+/** nft's named chain priorities (ip family) as numbers, the form `nft -j list` prints; the gateway's table uses them too. */
+export const PRIO = { raw: -300, mangle: -150, filter: 0, srcnat: 100 } as const;
 
 export interface NodeNftInput {
   table: string;

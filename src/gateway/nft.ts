@@ -10,6 +10,8 @@
 // NftRuleSpec of another shape (no sets, a map, canonical comparison), and src/dataplane/kernel.ts's ActualRule is
 // an `ip rule`; one name must not mean two things.
 
+import { PRIO } from '../dataplane/nft.js';
+
 export const GW_TABLE = 'egw-gw';
 export const GW_FAMILY = 'ip';
 export const NODES_SET = 'nodes';
@@ -82,7 +84,7 @@ export function desiredTable(p: GatewayNftParams): GatewayNftTable {
         name: 'raw_prerouting',
         type: 'filter',
         hook: 'prerouting',
-        prio: -300,
+        prio: PRIO.raw,
         policy: 'accept',
         rules: [
           {
@@ -95,7 +97,7 @@ export function desiredTable(p: GatewayNftParams): GatewayNftTable {
         name: 'input',
         type: 'filter',
         hook: 'input',
-        prio: 0,
+        prio: PRIO.filter,
         policy: 'accept',
         rules: [
           {
@@ -108,7 +110,7 @@ export function desiredTable(p: GatewayNftParams): GatewayNftTable {
         name: 'forward',
         type: 'filter',
         hook: 'forward',
-        prio: 0,
+        prio: PRIO.filter,
         policy: 'accept',
         rules: [
           {
@@ -132,7 +134,7 @@ export function desiredTable(p: GatewayNftParams): GatewayNftTable {
         name: 'postrouting',
         type: 'nat',
         hook: 'postrouting',
-        prio: 100,
+        prio: PRIO.srcnat,
         policy: 'accept',
         rules: [
           {
