@@ -22,7 +22,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import type { Etcd3, Lease, Watcher } from 'etcd3';
+import type { Etcd3, Lease } from 'etcd3';
 import type { ObjectKey, Resource } from '../api/meta.js';
 import type { EtcdStore } from '../datastore/etcd.js';
 import { isRaceError } from '../datastore/retry.js';
@@ -492,7 +492,7 @@ class EtcdLock implements LockBackend {
   private readonly ttl: number;
   private lease: Lease | undefined;
   private leaseId: string | undefined;
-  private watcher: Watcher | undefined;
+  private watcher: { cancel(): Promise<void> } | undefined;
   private wake: (() => void) | undefined;
   private closed = false;
 
@@ -522,19 +522,19 @@ class EtcdLock implements LockBackend {
   /** One watch on the leader key for the process' lifetime: a deletion wakes a follower at once. */
   private ensureWatch(): void {
     if (this.watcher || this.closed) return;
-    // watcher(): connects in the background (etcd3 reconnects it), so a down etcd does not hold up the campaign
-    const w = this.client.watch().key(this.key).watcher();
-    w.on('delete', () => {
-      // a key deleted (or a lease revoked) by hand ends our term as soon as we see it, not only at the next renewal
-      if (this.lease) this.onLost?.(`the leader key ${this.key} was deleted`);
-      this.wake?.();
-    });
-    w.on('error', (e) => {
-      // the periodic campaign still notices a free key; the next campaign opens a new watch
-      this.log.debug('leader key watch failed', { error: errText(e) });
-      if (this.watcher === w) this.watcher = undefined;
-      void w.cancel().catch(() => undefined);
-    });
+    const w = this.store.watchKeyDeletion(
+      this.key,
+      () => {
+        // a key deleted (or a lease revoked) by hand ends our term as soon as we see it, not only at the next renewal
+        if (this.lease) this.onLost?.(`the leader key ${this.key} was deleted`);
+        this.wake?.();
+      },
+      (e) => {
+        // the periodic campaign still notices a free key; the next campaign opens a new watch
+        this.log.debug('leader key watch failed', { error: errText(e) });
+        if (this.watcher === w) this.watcher = undefined;
+      },
+    );
     this.watcher = w;
   }
 
@@ -613,7 +613,7 @@ class EtcdLock implements LockBackend {
     const w = this.watcher;
     this.watcher = undefined;
     // (the client belongs to the store, which whoever opened it closes)
-    await w?.cancel().catch(() => undefined);
+    await w?.cancel();
   }
 }
 

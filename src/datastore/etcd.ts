@@ -10,7 +10,7 @@
 // etcd's (a new prefix starts wherever the server is; writes outside the prefix move the revision too); compaction is
 // the server's; a batch is limited by etcd's transaction limits. Connection trouble and TLS mistakes become one clear
 // Unavailable error within seconds (explainEtcdError), never a hang.
-import { Etcd3, isRecoverableError, type IKeyValue, type IRequestOp, type ICompare } from 'etcd3';
+import { Etcd3, isRecoverableError, type IKeyValue, type IRequestOp, type ICompare, type Watcher } from 'etcd3';
 import { keyOf, type ObjectKey, type Resource } from '../api/meta.js';
 import {
   checkKey,
@@ -189,6 +189,8 @@ export class EtcdStore implements Store {
   /** `[prefix]/egw/v1/` */
   private readonly root: string;
   private readonly watches = new Set<EtcdWatch>();
+  /** watchKeyDeletion's watchers, cancelled with the store. */
+  private readonly keyWatchers = new Set<Watcher>();
   private closed = false;
   private readonly secure: boolean;
   /** The last failure that said why (gRPC, reconnecting in the background, often says only "no connection"). */
@@ -545,12 +547,34 @@ export class EtcdStore implements Store {
     if (this.closed) return;
     this.closed = true;
     await Promise.all([...this.watches].map((w) => w.close()));
+    await Promise.all([...this.keyWatchers].map((w) => w.cancel().catch(() => undefined)));
     this.client.close();
   }
 
   /** A failure of the raw client (see etcd()) as this store's own calls report it: one line, what to check. */
   explainError(e: unknown): StoreError {
     return this.unavailable(e);
+  }
+
+  /**
+   * Watches one key that is not an object (the controller's leader key, src/controller/leader.ts) for its deletion:
+   * the store's watches stay in the store, and close with it. It connects in the background (etcd3 reconnects it),
+   * so a down etcd holds nobody up; a watch that fails reports to onError and is cancelled (the caller opens another).
+   */
+  watchKeyDeletion(key: string, onDelete: () => void, onError: (e: Error) => void): { cancel(): Promise<void> } {
+    this.check();
+    const w = this.client.watch().key(key).watcher();
+    this.keyWatchers.add(w);
+    const cancel = async (): Promise<void> => {
+      this.keyWatchers.delete(w);
+      await w.cancel().catch(() => undefined);
+    };
+    w.on('delete', () => onDelete());
+    w.on('error', (e: Error) => {
+      onError(e);
+      void cancel();
+    });
+    return { cancel };
   }
 
   /** The raw client and the prefix ('' or `/a/b`), for state that is not an object: the controller's leader lease (src/controller/leader.ts). */
